@@ -1,0 +1,312 @@
+"""Tenants, who may act for them, their customers and what those customers signed.
+
+Contract history is replayable: a ContractLine is one dated price version (``starts_on`` ..
+``ends_on`` inclusive). An upgrade ends a line and starts a new one the next day; a cancellation
+ends the contract and its lines; a reactivation adds lines after a gap. ``ContractChange`` keeps
+the dated narrative of those changes. Services in ``customers.services`` make them.
+"""
+
+import zoneinfo
+from decimal import Decimal
+
+from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.db.models import F, Q
+from django_countries.fields import CountryField
+from rest_framework_api_key.models import AbstractAPIKey, BaseAPIKeyManager
+from djmoney.models.fields import MoneyField
+from djmoney.settings import CURRENCY_CHOICES
+from simple_history.models import HistoricalRecords
+
+from customers.tenancy import TenantManager, TenantOwned
+
+LANGUAGE_CHOICES = [("en", "English"), ("sv", "Svenska")]
+TIME_ZONE_CHOICES = sorted((tz, tz) for tz in zoneinfo.available_timezones())
+PERCENT_VALIDATORS = [MinValueValidator(Decimal(0)), MaxValueValidator(Decimal(100))]
+
+
+class Tenant(models.Model):
+    """A company running its customer economics here. Not tenant-owned: it is the tenant."""
+
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(unique=True)
+    reporting_currency = models.CharField(max_length=3, choices=CURRENCY_CHOICES)
+    time_zone = models.CharField(max_length=64, choices=TIME_ZONE_CHOICES, default="UTC")
+    locale = models.CharField(max_length=5, choices=LANGUAGE_CHOICES, default="en")
+    invoice_number_prefix = models.CharField(max_length=12, help_text="e.g. INV-")
+    vat_rate = models.DecimalField(
+        max_digits=5, decimal_places=2, default=Decimal(0), validators=PERCENT_VALIDATORS, help_text="percent"
+    )
+    legal_name = models.CharField(max_length=200, blank=True)
+    vat_number = models.CharField(max_length=32, blank=True)
+    address = models.TextField(blank=True)
+    country = CountryField(blank=True)
+    logo = models.FileField(upload_to="tenant-logos/", blank=True)
+    payment_terms_days = models.PositiveSmallIntegerField(default=30)
+    draft_grace_days = models.PositiveSmallIntegerField(
+        default=3, help_text="Days finance has to review drafts before they are finalized automatically."
+    )
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+
+class Role(models.TextChoices):
+    OWNER = "owner", "Owner"
+    ACCOUNT_MANAGER = "account_manager", "Account manager"
+    FINANCE = "finance", "Finance"
+    VIEWER = "viewer", "Viewer"
+
+
+class Membership(TenantOwned):
+    """A staff user acting for a tenant in one role."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=20, choices=Role.choices)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["tenant", "user"], name="membership_unique_user")]
+
+    def __str__(self):
+        return f"{self.user} · {self.get_role_display()}"
+
+
+class TenantAPIKey(TenantOwned, AbstractAPIKey):
+    """A machine credential of one tenant. Only a hash is stored; the key is shown once, on creation."""
+
+    objects = TenantManager(base=BaseAPIKeyManager)
+
+    class Meta(AbstractAPIKey.Meta):
+        verbose_name = "API key"
+        verbose_name_plural = "API keys"
+
+
+class Customer(TenantOwned):
+    name = models.CharField("legal name", max_length=200)
+    external_ref = models.SlugField(
+        "reference", max_length=64, help_text="The tenant's own id for this customer, used by the API."
+    )
+    org_number = models.CharField("organisation number", max_length=32, blank=True)
+    vat_number = models.CharField("VAT number", max_length=32, blank=True)
+    is_business = models.BooleanField(default=True)
+    billing_emails = ArrayField(models.EmailField(), default=list, blank=True)
+    address_line1 = models.CharField(max_length=200, blank=True)
+    address_line2 = models.CharField(max_length=200, blank=True)
+    postal_code = models.CharField(max_length=20, blank=True)
+    city = models.CharField(max_length=100, blank=True)
+    country = CountryField(blank=True)
+    currency = models.CharField(max_length=3, choices=CURRENCY_CHOICES)
+    language = models.CharField(max_length=5, choices=LANGUAGE_CHOICES, default="en")
+    segment = models.CharField(max_length=50, blank=True, help_text="e.g. SMB, mid-market, enterprise")
+    tier = models.CharField(max_length=50, blank=True, help_text="plan or tier name, e.g. Starter")
+    account_manager = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    first_contact_on = models.DateField(null=True, blank=True)
+    acquisition_cost = MoneyField(max_digits=14, decimal_places=2, null=True, blank=True, default_currency=None)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "external_ref"], name="customer_unique_ref"),
+        ]
+        indexes = [models.Index(fields=["tenant", "name"])]
+
+    def __str__(self):
+        return self.name
+
+    def clean(self):
+        if self.acquisition_cost is not None and str(self.acquisition_cost.currency) != self.currency:
+            raise ValidationError({"acquisition_cost": "Acquisition cost must be in the customer's currency."})
+
+
+class PortalAccess(TenantOwned):
+    """Links a customer's own person (a user without staff rights) to exactly one Customer."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="portal_access")
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="portal_accesses")
+
+    class Meta:
+        verbose_name_plural = "portal accesses"
+
+    def __str__(self):
+        return f"{self.user} → {self.customer}"
+
+    def clean(self):
+        if self.customer_id is None:
+            raise ValidationError({"customer": "A portal user must belong to a customer."})
+        if self.tenant_id and self.customer.tenant_id != self.tenant_id:
+            raise ValidationError({"customer": "The customer belongs to another tenant."})
+
+
+class Contact(TenantOwned):
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="contacts")
+    name = models.CharField(max_length=200)
+    email = models.EmailField(blank=True)
+    phone = models.CharField(max_length=40, blank=True)
+    title = models.CharField(max_length=100, blank=True)
+    is_billing_contact = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+
+class BillingInterval(models.IntegerChoices):
+    """Months per billing interval; MRR normalizes a recurring amount by dividing by it."""
+
+    MONTHLY = 1, "Monthly"
+    QUARTERLY = 3, "Quarterly"
+    SEMIANNUAL = 6, "Semi-annual"
+    ANNUAL = 12, "Annual"
+    BIENNIAL = 24, "Two years"
+    TRIENNIAL = 36, "Three years"
+
+
+class Contract(TenantOwned):
+    class Status(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        ACTIVE = "active", "Active"
+        CANCELLED = "cancelled", "Cancelled"
+        ENDED = "ended", "Ended"
+
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="contracts")
+    reference = models.CharField(max_length=40)
+    title = models.CharField(max_length=200)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.DRAFT)
+    currency = models.CharField(max_length=3, choices=CURRENCY_CHOICES)
+    billing_interval = models.PositiveSmallIntegerField(choices=BillingInterval.choices, default=BillingInterval.MONTHLY)
+    start_date = models.DateField()
+    end_date = models.DateField(null=True, blank=True, help_text="Last day of the contract; empty = evergreen.")
+    auto_renew = models.BooleanField(default=False)
+    renewal_term_months = models.PositiveSmallIntegerField(null=True, blank=True)
+    signed_on = models.DateField(null=True, blank=True)
+    notes = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["-start_date", "reference"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "reference"], name="contract_unique_reference"),
+            models.CheckConstraint(
+                condition=Q(end_date__isnull=True) | Q(end_date__gte=F("start_date")),
+                name="contract_end_not_before_start",
+                violation_error_message="The end date cannot be before the start date.",
+            ),
+        ]
+        indexes = [models.Index(fields=["tenant", "customer", "start_date"])]
+
+    def __str__(self):
+        return f"{self.reference} · {self.title}"
+
+    def clean(self):
+        if self.end_date and self.start_date and self.end_date < self.start_date:
+            raise ValidationError({"end_date": "The end date cannot be before the start date."})
+        if self.customer_id and self.tenant_id and self.customer.tenant_id != self.tenant_id:
+            raise ValidationError({"customer": "The customer belongs to another tenant."})
+
+
+class ContractLine(TenantOwned):
+    """One dated version of one thing a contract charges for.
+
+    ``unit_price`` is per billing interval of the contract for recurring and per-seat lines, per unit
+    for usage lines (the billing engine refines usage pricing), and the whole fee for one-time lines.
+    A discount line takes ``discount_percent`` off the contract's recurring lines while it runs.
+    """
+
+    class Kind(models.TextChoices):
+        RECURRING = "recurring", "Recurring fee"
+        PER_SEAT = "per_seat", "Per seat"
+        USAGE = "usage", "Usage-priced"
+        ONE_TIME = "one_time", "One-time fee"
+        DISCOUNT = "discount", "Discount"
+
+    contract = models.ForeignKey(Contract, on_delete=models.CASCADE, related_name="lines")
+    description = models.CharField(max_length=200)
+    kind = models.CharField(max_length=12, choices=Kind.choices)
+    quantity = models.DecimalField(
+        max_digits=18, decimal_places=4, default=Decimal(1), validators=[MinValueValidator(Decimal(0))]
+    )
+    unit_price = MoneyField(max_digits=20, decimal_places=6, default_currency=None)
+    discount_percent = models.DecimalField(
+        max_digits=5, decimal_places=2, null=True, blank=True, validators=PERCENT_VALIDATORS
+    )
+    starts_on = models.DateField()
+    ends_on = models.DateField(null=True, blank=True, help_text="Last day this line applies; empty = open.")
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["starts_on", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(ends_on__isnull=True) | Q(ends_on__gte=F("starts_on")),
+                name="contract_line_end_not_before_start",
+                violation_error_message="A line cannot end before it starts.",
+            ),
+            models.CheckConstraint(condition=Q(quantity__gte=0), name="contract_line_quantity_not_negative"),
+        ]
+        indexes = [models.Index(fields=["tenant", "contract", "starts_on"])]
+
+    def __str__(self):
+        return self.description
+
+    def clean(self):
+        errors = {}
+        contract = self.contract if self.contract_id else None
+        if contract and self.unit_price is not None and str(self.unit_price.currency) != contract.currency:
+            errors["unit_price"] = (
+                f"The line's currency ({self.unit_price.currency}) differs from its contract's ({contract.currency})."
+            )
+        if self.ends_on and self.starts_on and self.ends_on < self.starts_on:
+            errors["ends_on"] = "A line cannot end before it starts."
+        if contract and self.starts_on and self.starts_on < contract.start_date:
+            errors["starts_on"] = "A line cannot start before its contract."
+        if contract and contract.end_date and self.starts_on and self.starts_on > contract.end_date:
+            errors["starts_on"] = "A line cannot start after its contract ends."
+        if self.kind == self.Kind.DISCOUNT and self.discount_percent is None:
+            errors["discount_percent"] = "A discount line needs a percentage."
+        if errors:
+            raise ValidationError(errors)
+
+
+class ContractChange(TenantOwned):
+    """A dated event in a contract's life, as the account manager would tell it."""
+
+    class Kind(models.TextChoices):
+        NEW = "new", "New"
+        UPGRADE = "upgrade", "Upgrade"
+        DOWNGRADE = "downgrade", "Downgrade"
+        CANCELLATION = "cancellation", "Cancellation"
+        REACTIVATION = "reactivation", "Reactivation"
+        RENEWAL = "renewal", "Renewal"
+
+    contract = models.ForeignKey(Contract, on_delete=models.CASCADE, related_name="changes")
+    kind = models.CharField(max_length=14, choices=Kind.choices)
+    effective_on = models.DateField()
+    note = models.CharField(max_length=300, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["effective_on", "id"]
+        indexes = [models.Index(fields=["tenant", "contract", "effective_on"])]
+
+    def __str__(self):
+        return f"{self.get_kind_display()} on {self.effective_on}"

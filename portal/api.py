@@ -1,0 +1,59 @@
+"""The REST API's shared plumbing: API-key authentication and the tenant permission.
+
+The tenant of an API request is decided once, by ``portal.tenancy.TenantMiddleware``; the classes
+here only turn that decision into DRF's terms.
+"""
+
+from rest_framework import exceptions, permissions
+from rest_framework.authentication import BaseAuthentication
+
+from customers.roles import role_can_edit
+from portal.tenancy import API_KEY_PREFIX
+
+
+class APIKeyPrincipal:
+    """The caller of a request authenticated by a tenant API key."""
+
+    is_authenticated = True
+    is_active = True
+    is_staff = False
+    is_superuser = False
+    pk = None
+
+    def __init__(self, api_key):
+        self.api_key = api_key
+        self.tenant = api_key.tenant
+
+    def __str__(self):
+        return f"API key {self.api_key.name}"
+
+
+class TenantAPIKeyAuthentication(BaseAuthentication):
+    def authenticate(self, request):
+        if not request.META.get("HTTP_AUTHORIZATION", "").startswith(API_KEY_PREFIX):
+            return None
+        api_key = getattr(request._request, "api_key", None)
+        if api_key is None:
+            raise exceptions.AuthenticationFailed("The API key is unknown, revoked or expired.")
+        return APIKeyPrincipal(api_key), api_key
+
+    def authenticate_header(self, request):
+        return "Api-Key"
+
+
+class IsTenantMember(permissions.BasePermission):
+    """API keys may do anything in their tenant; staff by their role; nobody else anything."""
+
+    message = "You need a tenant API key or a staff membership in a tenant."
+
+    def has_permission(self, request, view):
+        django_request = request._request
+        if getattr(django_request, "api_key", None) is not None:
+            return True
+        membership = getattr(django_request, "membership", None)
+        if membership is None:
+            return False
+        if request.method in permissions.SAFE_METHODS:
+            return True
+        model = getattr(getattr(view, "queryset", None), "model", None)
+        return model is not None and role_can_edit(membership.role, model)

@@ -1,0 +1,46 @@
+"""Entry pages: where a logged-in person lands, and the tenant switcher."""
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.db import connection
+from django.http import HttpResponseBadRequest, JsonResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_POST
+
+from portal.tenancy import SESSION_TENANT_KEY
+
+
+def health(request):
+    """For load balancers: the database answers."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    return JsonResponse({"status": "ok"})
+
+
+@login_required
+def home(request):
+    if request.user.is_staff:
+        return redirect("admin:index")
+    if request.customer is None:
+        return render(request, "portal/no_access.html", status=403)
+    return render(request, "portal/home.html", {"customer": request.customer})
+
+
+@login_required
+@require_POST
+def switch_tenant(request):
+    """Make another of the user's memberships the active one (kept in the session)."""
+    try:
+        tenant_id = int(request.POST.get("tenant", ""))
+    except ValueError:
+        return HttpResponseBadRequest("Choose a tenant.")
+    if not any(m.tenant_id == tenant_id for m in request.memberships):
+        return HttpResponseBadRequest("You are not a member of that tenant.")
+    request.session[SESSION_TENANT_KEY] = tenant_id
+    messages.success(request, "Switched tenant.")
+    target = request.POST.get("next") or reverse("admin:index")
+    if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
+        target = reverse("admin:index")
+    return redirect(target)
