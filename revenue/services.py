@@ -1,0 +1,102 @@
+"""Writes on the sales pipeline: create, touch, win, lose."""
+
+from datetime import date
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+from django.utils.text import slugify
+
+from customers.models import BillingInterval, Contract, ContractLine, Customer, Tenant
+from customers.services import LineSpec, contract_create, customer_create
+from revenue.models import Opportunity
+
+
+def _save(obj):
+    obj.full_clean()
+    obj.save()
+    return obj
+
+
+def opportunity_create(*, tenant: Tenant, title: str, amount, probability: int, **fields) -> Opportunity:
+    """Create an open opportunity. Raises ValidationError (e.g. probability outside 0–100)."""
+    return _save(Opportunity(tenant=tenant, title=title, amount=amount, probability=probability, **fields))
+
+
+def opportunity_update(*, opportunity: Opportunity, **fields) -> Opportunity:
+    """Change an open opportunity and mark it touched now. Won or lost ones are closed to edits."""
+    if not opportunity.is_open:
+        raise ValidationError("A won or lost opportunity cannot be changed.")
+    for name, value in fields.items():
+        setattr(opportunity, name, value)
+    opportunity.last_touched_at = timezone.now()
+    return _save(opportunity)
+
+
+def _customer_for(opportunity: Opportunity) -> Customer:
+    if opportunity.customer_id:
+        return opportunity.customer
+    base = slugify(opportunity.prospect_name)[:50] or "prospect"
+    ref, n = base, 1
+    while Customer.objects.for_tenant(opportunity.tenant).filter(external_ref=ref).exists():
+        n += 1
+        ref = f"{base}-{n}"
+    return customer_create(
+        tenant=opportunity.tenant,
+        name=opportunity.prospect_name,
+        external_ref=ref,
+        currency=str(opportunity.amount.currency),
+        language=opportunity.tenant.locale,
+    )
+
+
+@transaction.atomic
+def opportunity_win(*, opportunity: Opportunity, start_date: date, closed_on: date | None = None) -> Contract:
+    """Mark the opportunity won and create a draft contract from it.
+
+    A recurring opportunity's amount is its yearly value: the draft is an annual contract with one
+    recurring line of that amount. A one-off becomes a one-time line. A prospect becomes a customer.
+    The contract stays a draft until someone activates it (customers.services.contract_activate).
+    """
+    if not opportunity.is_open:
+        raise ValidationError("Only an open opportunity can be won.")
+    customer = _customer_for(opportunity)
+    recurring = opportunity.kind == Opportunity.Kind.RECURRING
+    contract = contract_create(
+        customer=customer,
+        title=opportunity.title,
+        start_date=start_date,
+        currency=str(opportunity.amount.currency),
+        billing_interval=BillingInterval.ANNUAL if recurring else BillingInterval.MONTHLY,
+        status=Contract.Status.DRAFT,
+        lines=[
+            LineSpec(
+                description=opportunity.title,
+                kind=ContractLine.Kind.RECURRING if recurring else ContractLine.Kind.ONE_TIME,
+                unit_price=opportunity.amount,
+            )
+        ],
+    )
+    opportunity.customer = customer
+    opportunity.stage = Opportunity.Stage.WON
+    opportunity.probability = 100
+    opportunity.won_contract = contract
+    opportunity.closed_on = closed_on or timezone.localdate()
+    opportunity.last_touched_at = timezone.now()
+    _save(opportunity)
+    return contract
+
+
+@transaction.atomic
+def opportunity_lose(*, opportunity: Opportunity, reason: str, closed_on: date | None = None) -> Opportunity:
+    """Mark the opportunity lost with a reason (required)."""
+    if not opportunity.is_open:
+        raise ValidationError("Only an open opportunity can be lost.")
+    if not reason.strip():
+        raise ValidationError({"lost_reason": "Say why the opportunity was lost."})
+    opportunity.stage = Opportunity.Stage.LOST
+    opportunity.probability = 0
+    opportunity.lost_reason = reason.strip()
+    opportunity.closed_on = closed_on or timezone.localdate()
+    opportunity.last_touched_at = timezone.now()
+    return _save(opportunity)

@@ -1,0 +1,39 @@
+"""Shared fixtures. Every test world has two tenants, so a missing tenant filter fails a test."""
+
+import pytest
+
+from customers.models import Role
+from customers.tenancy import platform_scope
+from tests.customers.factories import MembershipFactory, TenantFactory
+
+
+@pytest.fixture
+def tenant_a(db):
+    return TenantFactory(name="Acme Optimizer", slug="acme", reporting_currency="USD", invoice_number_prefix="ACME-")
+
+
+@pytest.fixture
+def tenant_b(db):
+    return TenantFactory(
+        name="Bergström Konsult", slug="bergstrom", reporting_currency="SEK", locale="sv", invoice_number_prefix="BK-"
+    )
+
+
+@pytest.fixture
+def unscoped():
+    """Run a block outside tenant scoping, as fixtures that build several tenants' data must."""
+    return platform_scope
+
+
+@pytest.fixture
+def member_factory(db):
+    """Make a staff user with a role in a tenant: ``member_factory(tenant, Role.FINANCE)``."""
+
+    def make(tenant, role=Role.ACCOUNT_MANAGER, username=None):
+        kwargs = {"tenant": tenant, "role": role}
+        if username:
+            kwargs["user__username"] = username
+        with platform_scope():
+            return MembershipFactory(**kwargs).user
+
+    return make
