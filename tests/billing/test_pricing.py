@@ -269,8 +269,8 @@ def test_per_unit_fractional_quantity():
 
 
 def test_per_unit_rounds_half_up():
-    [line] = per_unit(D(3), unit_price=D("0.125"), currency=USD, description="Calls")
-    assert line.amount == D("0.38")  # 0.375
+    [line] = per_unit(D(5), unit_price=D("0.025"), currency=USD, description="Calls")
+    assert line.amount == D("0.13")  # 0.125; banker's rounding would give 0.12
 
 
 def test_per_unit_rounds_to_whole_yen():
@@ -335,7 +335,10 @@ def test_volume_fractional_quantity_just_above_a_boundary_uses_the_next_tier():
 
 
 def test_volume_adds_the_flat_fee_of_the_tier_used():
-    tiers = [Tier(up_to=D(100), unit_price=D("0.10"), flat_fee=D(7)), Tier(up_to=None, unit_price=D("0.05"), flat_fee=D(20))]
+    tiers = [
+        Tier(up_to=D(100), unit_price=D("0.10"), flat_fee=D(7)),
+        Tier(up_to=None, unit_price=D("0.05"), flat_fee=D(20)),
+    ]
     lines = volume(D(200), tiers=tiers, currency=USD, description="API calls")
     assert amounts(lines) == [D("10.00"), D("20.00")]
 
@@ -389,7 +392,9 @@ def test_package_exact_blocks():
 
 
 def test_package_free_units_come_first():
-    [line] = package(D(250), package_size=D(100), package_price=D(5), free_units=D(50), currency=USD, description="Calls")
+    [line] = package(
+        D(250), package_size=D(100), package_price=D(5), free_units=D(50), currency=USD, description="Calls"
+    )
     assert (line.quantity, line.amount) == (D(2), D("10.00"))
 
 
@@ -511,13 +516,19 @@ def test_starter_overage_beyond_grace_is_billed_in_full():
     assert (line.quantity, line.unit_price, line.amount) == (D(2), D("0.50"), D("1.00"))
 
 
-def test_professional_overage_grace_and_price():
+def test_professional_overage_within_grace_is_forgiven():
     assert job_overage(505, PROFESSIONAL) == []
+
+
+def test_professional_overage_beyond_grace_is_thirty_cents_a_job():
     assert amounts(job_overage(506, PROFESSIONAL)) == [D("1.80")]
 
 
-def test_business_overage_grace_and_price():
+def test_business_overage_within_grace_is_forgiven():
     assert job_overage(2020, BUSINESS) == []
+
+
+def test_business_overage_beyond_grace_is_twenty_cents_a_job():
     assert amounts(job_overage(2021, BUSINESS)) == [D("4.20")]
 
 
@@ -538,7 +549,9 @@ def test_included_quota_fractional_overage():
 
 def test_included_quota_rejects_grace_above_hundred():
     with pytest.raises(PricingError, match="grace_percent"):
-        included_quota(D(1), included=D(1), overage_unit_price=D(1), grace_percent=D(150), currency=USD, description="x")
+        included_quota(
+            D(1), included=D(1), overage_unit_price=D(1), grace_percent=D(150), currency=USD, description="x"
+        )
 
 
 # --- quota utilisation discount ------------------------------------------------
@@ -628,7 +641,8 @@ def test_minimum_commitment_rejects_negative_minimum():
 def test_discount_percent_of_lines_total():
     lines = one_time(amount=D(250), currency=USD, description="x")
     [line] = discount_percent(lines, percent=D(10), currency=USD, description="10% off")
-    assert (line.quantity, line.unit_price, line.amount, line.kind) == (D("250.00"), D("-0.10"), D("-25.00"), "discount")
+    assert (line.quantity, line.unit_price, line.amount) == (D("250.00"), D("-0.10"), D("-25.00"))
+    assert line.kind == LineKind.DISCOUNT
 
 
 def test_discount_percent_rounds_half_away_from_zero():
@@ -711,7 +725,8 @@ def tier_lists(draw):
         )
     )
     up_tos = sorted(bounds) + [None]
-    return [Tier(up_to=up_to, unit_price=draw(prices), flat_fee=draw(st.one_of(st.just(D(0)), fees))) for up_to in up_tos]
+    flat_fees = st.one_of(st.just(D(0)), fees)
+    return [Tier(up_to=up_to, unit_price=draw(prices), flat_fee=draw(flat_fees)) for up_to in up_tos]
 
 
 @st.composite
@@ -800,7 +815,8 @@ def test_volume_prices_every_unit_in_exactly_one_tier(quantity, tiers, currency)
 def test_total_equals_the_sum_of_rounded_lines(priced):
     currency, lines = priced
     for line in lines:
-        assert line.amount == round_money(Fraction(line.quantity) * Fraction(line.unit_price) * line.proration, currency)
+        exact = Fraction(line.quantity) * Fraction(line.unit_price) * line.proration
+        assert line.amount == round_money(exact, currency)
         assert line.amount == round_money(line.amount, currency)
     assert total(lines) == sum((line.amount for line in lines), D(0))
 
@@ -823,7 +839,7 @@ def test_discounts_never_take_charges_below_zero(priced):
     charges = [line for line in lines if line.kind not in ("discount", "credit")]
     for discount in (
         discount_percent(charges, percent=D(100), currency=currency, description="all"),
-        discount_fixed(charges, amount=D(10**9), currency=currency, description="all"),
+        discount_fixed(charges, amount=total(charges) + 1, currency=currency, description="all"),
     ):
         assert total(charges + discount) == 0
 
@@ -832,7 +848,12 @@ dates = st.dates(min_value=date(2020, 1, 1), max_value=date(2030, 12, 31))
 
 
 @FAST
-@given(period_start=dates, days=st.integers(0, 365), active_from=dates, active_days=st.one_of(st.none(), st.integers(0, 800)))
+@given(
+    period_start=dates,
+    days=st.integers(0, 365),
+    active_from=dates,
+    active_days=st.one_of(st.none(), st.integers(0, 800)),
+)
 def test_proration_factor_is_between_zero_and_one(period_start, days, active_from, active_days):
     active_to = None if active_days is None else active_from + timedelta(days=active_days)
     factor = proration_factor(
@@ -845,7 +866,12 @@ def test_proration_factor_is_between_zero_and_one(period_start, days, active_fro
 
 
 @FAST
-@given(period_start=dates, days=st.integers(0, 365), before=st.integers(0, 400), after=st.one_of(st.none(), st.integers(0, 400)))
+@given(
+    period_start=dates,
+    days=st.integers(0, 365),
+    before=st.integers(0, 400),
+    after=st.one_of(st.none(), st.integers(0, 400)),
+)
 def test_proration_factor_is_one_when_active_for_the_whole_period(period_start, days, before, after):
     period_end = period_start + timedelta(days=days)
     factor = proration_factor(
