@@ -16,6 +16,7 @@ from django.db.models import Q
 from djmoney.money import Money
 
 from customers.models import Contract, ContractChange, ContractLine, Customer, Tenant
+from customers.tenancy import tenant_scope
 
 RECURRING_KINDS = {ContractLine.Kind.RECURRING, ContractLine.Kind.PER_SEAT}
 
@@ -33,15 +34,17 @@ class LineSpec:
     discount_percent: Decimal | None = None
 
 
-def _save(obj):
-    obj.full_clean()
-    obj.save()
+def save_validated(obj):
+    """full_clean then save, in the object's tenant scope (constraint checks query the scoped manager)."""
+    with tenant_scope(obj.tenant):
+        obj.full_clean()
+        obj.save()
     return obj
 
 
 def customer_create(*, tenant: Tenant, name: str, external_ref: str, currency: str, **fields) -> Customer:
     """Create a customer of ``tenant``. Raises ValidationError on bad or duplicate data."""
-    return _save(Customer(tenant=tenant, name=name, external_ref=external_ref, currency=currency, **fields))
+    return save_validated(Customer(tenant=tenant, name=name, external_ref=external_ref, currency=currency, **fields))
 
 
 def next_contract_reference(*, tenant: Tenant) -> str:
@@ -80,7 +83,7 @@ def contract_create(
     nothing is saved then.
     """
     tenant = customer.tenant
-    contract = _save(
+    contract = save_validated(
         Contract(
             tenant=tenant,
             customer=customer,
@@ -103,12 +106,17 @@ def contract_create(
 
 
 def _arrival_kind(contract: Contract) -> str:
-    """New for a first contract, upgrade beside a running one, reactivation after a gap."""
+    """New for a first recurring contract, upgrade beside a running one, reactivation after a gap.
+
+    Only earlier contracts with recurring lines count: a one-off project before a first retainer
+    does not make the retainer a reactivation.
+    """
     others = (
         Contract.objects.for_tenant(contract.tenant)
-        .filter(customer=contract.customer, start_date__lt=contract.start_date)
+        .filter(customer=contract.customer, start_date__lte=contract.start_date, lines__kind__in=RECURRING_KINDS)
         .exclude(pk=contract.pk)
         .exclude(status=Contract.Status.DRAFT)
+        .distinct()
     )
     if not others.exists():
         return ContractChange.Kind.NEW
@@ -117,7 +125,7 @@ def _arrival_kind(contract: Contract) -> str:
 
 
 def _add_line(contract: Contract, spec: LineSpec) -> ContractLine:
-    return _save(
+    return save_validated(
         ContractLine(
             tenant=contract.tenant,
             contract=contract,
@@ -160,7 +168,7 @@ def contract_line_change(
         raise ValidationError("Nothing changes: give a new quantity or a new unit price.")
     old_ends_on = line.ends_on
     line.ends_on = effective_on - timedelta(days=1)
-    _save(line)
+    save_validated(line)
     new_line = _add_line(
         line.contract,
         LineSpec(
@@ -173,10 +181,15 @@ def contract_line_change(
             discount_percent=line.discount_percent,
         ),
     )
-    interval = line.contract.billing_interval
-    up = monthly_value(new_line, billing_interval=interval) >= monthly_value(line, billing_interval=interval)
+    # Usage and one-time lines have no monthly value; their price per unit tells the direction.
+    up = new_line.quantity * new_line.unit_price.amount >= line.quantity * line.unit_price.amount
     kind = ContractChange.Kind.UPGRADE if up else ContractChange.Kind.DOWNGRADE
-    _record(line.contract, kind, effective_on, f"{line.description}: {line.quantity} → {new_quantity}", created_by)
+    changes = []
+    if new_quantity != line.quantity:
+        changes.append(f"quantity {line.quantity.normalize()} → {new_quantity.normalize()}")
+    if new_price != line.unit_price:
+        changes.append(f"unit price {line.unit_price} → {new_price}")
+    _record(line.contract, kind, effective_on, f"{line.description}: {', '.join(changes)}", created_by)
     return new_line
 
 
@@ -191,13 +204,13 @@ def contract_cancel(*, contract: Contract, last_day: date, created_by=None) -> C
     contract.end_date = last_day
     contract.auto_renew = False
     contract.status = Contract.Status.CANCELLED
-    _save(contract)
+    save_validated(contract)
     for line in ContractLine.objects.for_tenant(contract.tenant).filter(contract=contract):
         if line.starts_on > last_day:
             line.delete()
         elif line.ends_on is None or line.ends_on > last_day:
             line.ends_on = last_day
-            _save(line)
+            save_validated(line)
     _record(contract, ContractChange.Kind.CANCELLATION, last_day + timedelta(days=1), "Cancelled", created_by)
     return contract
 
@@ -208,6 +221,6 @@ def contract_activate(*, contract: Contract, created_by=None) -> Contract:
     if contract.status != Contract.Status.DRAFT:
         raise ValidationError({"status": "Only a draft contract can be activated."})
     contract.status = Contract.Status.ACTIVE
-    _save(contract)
+    save_validated(contract)
     _record(contract, _arrival_kind(contract), contract.start_date, f"{contract.title} starts", created_by)
     return contract

@@ -8,19 +8,13 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from customers.models import BillingInterval, Contract, ContractLine, Customer, Tenant
-from customers.services import LineSpec, contract_create, customer_create
+from customers.services import LineSpec, contract_create, customer_create, save_validated
 from revenue.models import Opportunity
-
-
-def _save(obj):
-    obj.full_clean()
-    obj.save()
-    return obj
 
 
 def opportunity_create(*, tenant: Tenant, title: str, amount, probability: int, **fields) -> Opportunity:
     """Create an open opportunity. Raises ValidationError (e.g. probability outside 0–100)."""
-    return _save(Opportunity(tenant=tenant, title=title, amount=amount, probability=probability, **fields))
+    return save_validated(Opportunity(tenant=tenant, title=title, amount=amount, probability=probability, **fields))
 
 
 def opportunity_update(*, opportunity: Opportunity, **fields) -> Opportunity:
@@ -30,7 +24,7 @@ def opportunity_update(*, opportunity: Opportunity, **fields) -> Opportunity:
     for name, value in fields.items():
         setattr(opportunity, name, value)
     opportunity.last_touched_at = timezone.now()
-    return _save(opportunity)
+    return save_validated(opportunity)
 
 
 def _customer_for(opportunity: Opportunity) -> Customer:
@@ -83,7 +77,7 @@ def opportunity_win(*, opportunity: Opportunity, start_date: date, closed_on: da
     opportunity.won_contract = contract
     opportunity.closed_on = closed_on or timezone.localdate()
     opportunity.last_touched_at = timezone.now()
-    _save(opportunity)
+    save_validated(opportunity)
     return contract
 
 
@@ -99,4 +93,4 @@ def opportunity_lose(*, opportunity: Opportunity, reason: str, closed_on: date |
     opportunity.lost_reason = reason.strip()
     opportunity.closed_on = closed_on or timezone.localdate()
     opportunity.last_touched_at = timezone.now()
-    return _save(opportunity)
+    return save_validated(opportunity)

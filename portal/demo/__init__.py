@@ -1,0 +1,129 @@
+"""The demo: three tenants with two years of believable history, built through the services.
+
+``demo_load`` is what ``manage.py demo_load`` runs. A tenant whose slug exists is left alone
+("already loaded"); logins are ensured every time. Each tenant is built in one transaction, inside
+its own scope, so a failure leaves no half-built tenant behind.
+"""
+
+import random
+import sys
+from dataclasses import dataclass, field
+from datetime import date
+
+from django.apps import apps
+from django.db import transaction
+from django.db.models import ProtectedError, RestrictedError
+from faker import Faker
+from tqdm import tqdm
+
+from customers.models import Contact, Contract, ContractChange, ContractLine, Customer, Tenant
+from customers.tenancy import platform_scope, tenant_scope
+from portal.demo import jobapi, konsult, optimizer
+from portal.demo.common import DemoContext
+from portal.demo.logins import Logins
+from revenue.models import Opportunity
+
+BUILDERS = [optimizer, jobapi, konsult]
+FAKER_LOCALES = {"en": "en_US", "sv": "sv_SE"}
+
+
+@dataclass
+class TenantReport:
+    slug: str
+    name: str
+    status: str  # "built" or "already loaded"
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class LoadReport:
+    tenants: list[TenantReport]
+    logins: list
+
+
+def _counts(tenant: Tenant) -> dict[str, int]:
+    return {
+        "customers": Customer.objects.for_tenant(tenant).count(),
+        "contacts": Contact.objects.for_tenant(tenant).count(),
+        "contracts": Contract.objects.for_tenant(tenant).count(),
+        "lines": ContractLine.objects.for_tenant(tenant).count(),
+        "changes": ContractChange.objects.for_tenant(tenant).count(),
+        "opportunities": Opportunity.objects.for_tenant(tenant).count(),
+    }
+
+
+def tenant_delete(tenant: Tenant) -> None:
+    """Delete a tenant and every row it owns (its history rows too), whatever app they live in.
+
+    Tenant-owned rows protect each other (a customer with contracts, the tenant itself), so models
+    are emptied in rounds until nothing is left; a round without progress means a cycle and raises.
+    """
+    owned = [
+        model
+        for model in apps.get_models()
+        if any(f.name == "tenant" and f.is_relation and f.related_model is Tenant for f in model._meta.fields)
+    ]
+    with platform_scope(), transaction.atomic():
+        while owned:
+            remaining = []
+            for model in owned:
+                try:
+                    model._base_manager.filter(tenant=tenant).delete()
+                except (ProtectedError, RestrictedError):
+                    remaining.append(model)
+            if len(remaining) == len(owned):
+                raise RuntimeError(f"Cannot delete {tenant.slug}: rows of {remaining} protect each other.")
+            owned = remaining
+        tenant.delete()
+
+
+def _build(builder, tenant: Tenant, *, today: date, seed: int, scale: float, managers: list, progress) -> list:
+    rng = random.Random(f"{seed}:{tenant.slug}")
+    faker = Faker(FAKER_LOCALES[tenant.locale])
+    faker.seed_instance(rng.getrandbits(32))
+    ctx = DemoContext(
+        tenant=tenant, today=today, rng=rng, scale=scale, account_managers=managers, faker=faker, progress=progress
+    )
+    return builder.build(ctx)
+
+
+def demo_load(
+    *, today: date, seed: int = 2026, scale: float = 1.0, reset: bool = False, progress: bool = True
+) -> LoadReport:
+    """Build the demo tenants that do not exist yet and ensure every demo login.
+
+    ``today`` ends the history (24 months up to its month); ``seed`` makes the data reproducible;
+    ``scale`` multiplies the number of generated customers (the scripted showcase ones are always
+    there). ``reset`` deletes the demo tenants first and rebuilds them.
+    """
+    logins = Logins()
+    reports = []
+    with platform_scope():
+        logins.admin()
+    tenants_bar = tqdm(BUILDERS, desc="demo tenants", unit="tenant", file=sys.stderr, disable=not progress)
+    for builder in tenants_bar:
+        spec = builder.TENANT
+        tenants_bar.set_postfix_str(spec["slug"])
+        if reset:
+            with platform_scope():
+                existing = Tenant.objects.filter(slug=spec["slug"]).first()
+            if existing is not None:
+                tenant_delete(existing)
+        with transaction.atomic():
+            tenant = Tenant.objects.filter(slug=spec["slug"]).first()
+            status = "already loaded" if tenant else "built"
+            if tenant is None:
+                tenant = Tenant(**spec)
+                tenant.full_clean()
+                tenant.save()
+            with tenant_scope(tenant):
+                managers = logins.staff(tenant)
+                if status == "built":
+                    with tqdm(
+                        total=builder.planned_customers(scale), desc=spec["slug"], unit="customer",
+                        file=sys.stderr, disable=not progress, leave=False,
+                    ) as bar:
+                        _build(builder, tenant, today=today, seed=seed, scale=scale, managers=managers, progress=bar)
+                logins.portal(tenant, builder.PORTAL_CUSTOMERS)
+                reports.append(TenantReport(tenant.slug, tenant.name, status, _counts(tenant)))
+    return LoadReport(tenants=reports, logins=logins.rows)

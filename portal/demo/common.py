@@ -1,0 +1,196 @@
+"""What every demo tenant is built from: the calendar, the random source, people and contacts.
+
+Everything random comes from one ``random.Random`` per tenant, seeded from the command's seed and
+the tenant's slug, so a tenant looks the same whether or not the others were built in the same run.
+"""
+
+import calendar
+import random
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from zoneinfo import ZoneInfo
+
+from django.contrib.auth.models import AbstractBaseUser
+from djmoney.money import Money
+from faker import Faker
+
+from customers.models import Contact, Customer, Tenant
+from customers.services import customer_create
+from tests.customers.factories import ContactFactory
+
+HISTORY_MONTHS = 24
+
+
+def month_start(day: date, months: int = 0) -> date:
+    """The first day of the month ``months`` after (negative: before) the month of ``day``."""
+    index = day.year * 12 + day.month - 1 + months
+    return date(index // 12, index % 12 + 1, 1)
+
+
+def month_end(day: date) -> date:
+    return day.replace(day=calendar.monthrange(day.year, day.month)[1])
+
+
+def money(amount, currency: str) -> Money:
+    return Money(Decimal(str(amount)), currency)
+
+
+def round_to(amount: Decimal, step: int) -> Decimal:
+    """``amount`` rounded half up to a multiple of ``step`` (prices people actually quote)."""
+    return (Decimal(amount) / step).quantize(Decimal(1), rounding=ROUND_HALF_UP) * step
+
+
+@dataclass
+class DemoContext:
+    """One tenant's build: its calendar, random source, account managers and progress bar."""
+
+    tenant: Tenant
+    today: date
+    rng: random.Random
+    scale: float
+    account_managers: list[AbstractBaseUser]
+    faker: Faker
+    progress: object = None
+    used_names: set = field(default_factory=set)
+
+    @property
+    def history_start(self) -> date:
+        return month_start(self.today, -(HISTORY_MONTHS - 1))
+
+    @property
+    def currency(self) -> str:
+        return self.tenant.reporting_currency
+
+    def price(self, low: int, high: int, step: int) -> Money:
+        """A random amount between ``low`` and ``high`` in the tenant's currency, rounded to ``step``."""
+        return money(round_to(Decimal(self.rng.uniform(low, high)), step), self.currency)
+
+    def count(self, base: int) -> int:
+        """How many of a randomly generated kind of customer to make at this scale (at least one)."""
+        return max(1, round(base * self.scale))
+
+    def months(self, since: date):
+        """First days of the months from the month of ``since`` up to and including the current one."""
+        current = month_start(since)
+        while current <= self.today:
+            yield current
+            current = month_start(current, 1)
+
+    def day_in_month(self, first: date) -> date:
+        """A random day of the month starting ``first``, never after today."""
+        return min(first + timedelta(days=self.rng.randint(0, month_end(first).day - 1)), self.today)
+
+    def start_in_history(self, skew: float = 1.0) -> date:
+        """A random start date in the history; ``skew`` > 1 favours recent months (a growing business)."""
+        offset = int((HISTORY_MONTHS - 1) * self.rng.random() ** (1 / skew))
+        return self.day_in_month(month_start(self.history_start, offset))
+
+    def moment(self, day: date, hour: int = 10) -> datetime:
+        """A timestamp on ``day`` in the tenant's time zone."""
+        return datetime.combine(day, time(hour, self.rng.randint(0, 59)), tzinfo=ZoneInfo(self.tenant.time_zone))
+
+    def unique_name(self, make) -> str:
+        for _ in range(200):
+            name = make()
+            if name not in self.used_names:
+                self.used_names.add(name)
+                return name
+        raise RuntimeError("The name lists are too short for this scale.")
+
+    def manager(self) -> AbstractBaseUser:
+        return self.rng.choice(self.account_managers)
+
+    def tick(self) -> None:
+        if self.progress is not None:
+            self.progress.update(1)
+
+
+def customer_add(
+    ctx: DemoContext,
+    *,
+    name: str,
+    ref: str,
+    first_contact_on: date,
+    acquisition_cost: Decimal,
+    domain: str,
+    contacts: int,
+    titles: list[str],
+    **fields,
+) -> Customer:
+    """Create a customer through the service, then its contacts in bulk (they carry no history)."""
+    customer = customer_create(
+        tenant=ctx.tenant,
+        name=name,
+        external_ref=ref,
+        currency=ctx.currency,
+        language=ctx.tenant.locale,
+        billing_emails=[f"invoices@{domain}"],
+        account_manager=ctx.manager(),
+        first_contact_on=first_contact_on,
+        acquisition_cost=money(acquisition_cost, ctx.currency),
+        **fields,
+    )
+    people = []
+    for index in range(contacts):
+        first, last = ctx.faker.first_name(), ctx.faker.last_name()
+        people.append(
+            ContactFactory.build(
+                tenant=ctx.tenant,
+                customer=customer,
+                name=f"{first} {last}",
+                email=f"{_ascii(first)}.{_ascii(last)}@{domain}",
+                phone=ctx.faker.phone_number(),
+                title=titles[index % len(titles)],
+                is_billing_contact=index == 0,
+            )
+        )
+    Contact.objects.bulk_create(people)
+    return customer
+
+
+def _ascii(text: str) -> str:
+    table = str.maketrans({"å": "a", "ä": "a", "ö": "o", "é": "e", "ü": "u", "Å": "a", "Ä": "a", "Ö": "o"})
+    return "".join(ch for ch in text.translate(table).lower() if ch.isalnum())
+
+
+def domain_for(name: str, tld: str) -> str:
+    words = [w for w in name.split() if w not in {"AB", "Inc.", "LLC", "Ltd", "HB", "&"}]
+    return f"{_ascii(''.join(words[:2]))}.{tld}"
+
+
+US_CITIES = [  # city, postal code, country, a street there
+    ("San Francisco", "94107", "US", "Townsend St"),
+    ("Austin", "78701", "US", "Congress Ave"),
+    ("New York", "10013", "US", "Hudson St"),
+    ("Seattle", "98104", "US", "1st Ave"),
+    ("Boston", "02110", "US", "Summer St"),
+    ("Denver", "80202", "US", "Blake St"),
+    ("Chicago", "60607", "US", "W Fulton Market"),
+    ("Atlanta", "30308", "US", "Peachtree St NE"),
+    ("Toronto", "M5V 2T6", "CA", "King St W"),
+    ("London", "EC2A 4NE", "GB", "Great Eastern St"),
+    ("Berlin", "10115", "DE", "Invalidenstraße"),
+    ("Amsterdam", "1015 CJ", "NL", "Herengracht"),
+]
+US_WORDS = [
+    "Brightline", "Northwind", "Lumen", "Vector", "Quanta", "Helix", "Cobalt", "Driftwood", "Summit", "Arcadia",
+    "Pinecrest", "Bluefin", "Redwood", "Kestrel", "Meridian", "Orbital", "Tandem", "Fathom", "Juniper", "Halcyon",
+    "Ironclad", "Skylark", "Parallax", "Evergreen", "Copperline", "Nimbus", "Atlas", "Sable", "Lattice", "Beacon",
+    "Fernhill", "Tidewater", "Quillon", "Harbor", "Granite", "Saffron", "Wildflower", "Riverbend", "Silverpine",
+]
+
+
+def us_company(ctx: DemoContext, suffixes: list[str]) -> str:
+    return ctx.unique_name(lambda: f"{ctx.rng.choice(US_WORDS)} {ctx.rng.choice(suffixes)}")
+
+
+def us_address(ctx: DemoContext) -> dict:
+    city, postal_code, country, street = ctx.rng.choice(US_CITIES)
+    number = ctx.rng.randint(10, 2400)
+    return {
+        "address_line1": f"{street} {number}" if country in ("DE", "NL") else f"{number} {street}",
+        "city": city,
+        "postal_code": postal_code,
+        "country": country,
+    }

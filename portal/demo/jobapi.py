@@ -1,0 +1,284 @@
+"""The usage-priced job API (seed 003): plans with included jobs and an overage price per job.
+
+Every self-serve customer has one subscription with two lines, the plan fee and the price per job
+over the included quota; a plan change is a dated new version of both. Enterprise accounts come from
+won deals: an annual agreement with unlimited jobs, hence no overage line.
+"""
+
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+
+from django.utils.text import slugify
+
+from customers.models import BillingInterval, ContractLine
+from customers.services import LineSpec
+from portal.demo.common import (
+    DemoContext,
+    customer_add,
+    domain_for,
+    money,
+    month_start,
+    round_to,
+    us_address,
+    us_company,
+)
+from portal.demo.contracts import Subscription, subscribe
+from portal.demo.pipeline import Deal, lost_deal, open_pipeline, won_deal
+
+TENANT = {
+    "slug": "jobapi",
+    "name": "Jobstream API",
+    "legal_name": "Jobstream API, Inc.",
+    "reporting_currency": "USD",
+    "time_zone": "America/New_York",
+    "locale": "en",
+    "invoice_number_prefix": "JS-",
+    "vat_rate": Decimal("0"),
+    "country": "US",
+    "address": "200 Varick St, Suite 610\nNew York, NY 10014",
+    "payment_terms_days": 14,
+}
+
+
+@dataclass(frozen=True)
+class Plan:
+    fee: Decimal  # per month
+    overage: Decimal  # per job over the included quota
+    segment: str
+    cac: tuple[int, int]
+
+
+PLANS = {
+    "Free": Plan(Decimal("0"), Decimal("0.00"), "self-serve", (20, 80)),
+    "Starter": Plan(Decimal("29"), Decimal("0.50"), "SMB", (150, 400)),
+    "Professional": Plan(Decimal("99"), Decimal("0.30"), "SMB", (400, 1200)),
+    "Business": Plan(Decimal("299"), Decimal("0.20"), "mid-market", (1500, 4000)),
+}
+SUBSCRIPTION_TITLE = "Job API subscription"
+ENTERPRISE_DEAL = "Enterprise agreement, unlimited jobs"
+CHURN = "churn"
+# Monthly chances of each move; annual subscribers decide at the anniversary with six times the odds.
+MOVES = {
+    "Free": [("Starter", 0.06), ("Professional", 0.015), (CHURN, 0.04)],
+    "Starter": [("Professional", 0.04), ("Free", 0.015), (CHURN, 0.03)],
+    "Professional": [("Business", 0.03), ("Starter", 0.02), (CHURN, 0.02)],
+    "Business": [("Professional", 0.015), (CHURN, 0.01)],
+}
+RANDOM_CUSTOMERS = {"Free": 38, "Starter": 34, "Professional": 24, "Business": 14}
+ENTERPRISE_CUSTOMERS = 6
+ANNUAL_SHARE = 0.2  # of Professional and Business sign-ups
+REACTIVATION_CHANCE = 0.3
+SUFFIXES = ["Recruiting", "Logistics", "Payroll", "Labs", "Health", "Commerce", "Software", "Media", "Systems",
+            "Robotics", "Freight", "Studio", "Cloud", "Data", "Insurance"]
+CONTACT_TITLES = ["CTO", "Head of Engineering", "Finance Manager", "Developer"]
+LOST_REASONS = [
+    "Chose to build the queue in-house",
+    "Went with a competitor on price",
+    "Budget frozen for the year",
+    "No decision: our champion left the company",
+]
+
+# name, reference, month of sign-up (0 = first month of the history), plan, then (month, move) events
+SHOWCASE = [
+    ("Fernhill Recruiting", "fernhill-recruiting", 1, "Free", [(3, "Starter"), (8, "Professional"), (15, "Business")]),
+    ("Tidewater Logistics", "tidewater-logistics", 2, "Business", [(13, "Professional")]),
+    ("Quillon Payroll", "quillon-payroll", 4, "Starter", [(7, "Professional"), (12, CHURN), (16, "Starter")]),
+]
+PORTAL_CUSTOMERS = [ref for _, ref, *_ in SHOWCASE]
+
+
+def planned_customers(scale: float) -> int:
+    return len(SHOWCASE) + sum(max(1, round(n * scale)) for n in RANDOM_CUSTOMERS.values()) + max(
+        1, round(ENTERPRISE_CUSTOMERS * scale)
+    )
+
+
+def _plan_lines(plan: str, interval: int, currency: str) -> dict[str, LineSpec]:
+    return {
+        "plan": LineSpec(
+            description="Plan fee", kind=ContractLine.Kind.RECURRING, unit_price=_fee(plan, interval, currency)
+        ),
+        "overage": LineSpec(
+            description="Jobs over the included quota",
+            kind=ContractLine.Kind.USAGE,
+            unit_price=money(PLANS[plan].overage, currency),
+        ),
+    }
+
+
+def _fee(plan: str, interval: int, currency: str):
+    # Paying a year up front buys twelve months for the price of ten.
+    return money(PLANS[plan].fee * (10 if interval == BillingInterval.ANNUAL else 1), currency)
+
+
+def _customer(ctx: DemoContext, name: str, ref: str, first_contact_on, plan: str, segment: str, cac: tuple[int, int]):
+    return customer_add(
+        ctx,
+        name=name,
+        ref=ref,
+        first_contact_on=first_contact_on,
+        acquisition_cost=Decimal(ctx.rng.randint(*cac)),
+        domain=domain_for(name, "com"),
+        contacts=ctx.rng.randint(1, 3),
+        titles=CONTACT_TITLES,
+        tier=plan,
+        segment=segment,
+        **us_address(ctx),
+    )
+
+
+def _signed_up(ctx: DemoContext, start):
+    """Self-serve: the first contact is the sign-up for the docs, at most a month before paying."""
+    return start - timedelta(days=ctx.rng.randint(0, 30))
+
+
+def _random_events(ctx: DemoContext, start, plan: str, interval: int) -> list[tuple]:
+    """Dated moves: ("plan", first day, plan), ("churn", last day) and ("return", start, plan)."""
+    events, current, active, returns_on = [], plan, True, None
+    contract_month = month_start(start)
+    month = month_start(start, 1)
+    while month <= ctx.today:
+        if active:
+            months_in = (month.year - contract_month.year) * 12 + month.month - contract_month.month
+            annual = interval == BillingInterval.ANNUAL
+            if not annual or months_in % 12 == 0:
+                roll = ctx.rng.random()
+                for target, chance in MOVES[current]:
+                    chance *= 6 if annual else 1
+                    if roll < chance:
+                        if target == CHURN:
+                            events.append(("churn", month - timedelta(days=1)))
+                            active = False
+                            if ctx.rng.random() < REACTIVATION_CHANCE:
+                                returns_on = month_start(month, ctx.rng.randint(2, 8))
+                        else:
+                            events.append(("plan", month, target))
+                            current = target
+                        break
+                    roll -= chance
+        elif returns_on is not None and month >= returns_on:
+            current = ctx.rng.choice(["Starter", "Starter", "Professional"])
+            contract_month = month
+            events.append(("return", ctx.day_in_month(month), current))
+            active, returns_on = True, None
+        month = month_start(month, 1)
+    return events
+
+
+def _live(ctx: DemoContext, customer, start, plan: str, interval: int, events: list[tuple]) -> str:
+    """Replay the customer's subscription history through the services; return the last plan."""
+    lines = _plan_lines(plan, interval, ctx.currency)
+    sub = subscribe(customer, title=SUBSCRIPTION_TITLE, start=start, lines=lines, billing_interval=interval)
+    for event in events:
+        if event[0] == "plan":
+            _, effective_on, plan = event
+            sub.change("plan", effective_on=effective_on, unit_price=_fee(plan, interval, ctx.currency))
+            sub.change("overage", effective_on=effective_on, unit_price=money(PLANS[plan].overage, ctx.currency))
+        elif event[0] == "churn":
+            sub.cancel(last_day=event[1])
+        else:
+            _, start, plan = event
+            interval = BillingInterval.MONTHLY
+            lines = _plan_lines(plan, interval, ctx.currency)
+            sub = subscribe(customer, title=SUBSCRIPTION_TITLE, start=start, lines=lines)
+    return plan
+
+
+def _showcase(ctx: DemoContext) -> list:
+    customers = []
+    for name, ref, month, plan, moves in SHOWCASE:
+        ctx.used_names.add(name)
+        start = month_start(ctx.history_start, month) + timedelta(days=8)
+        customer = _customer(ctx, name, ref, _signed_up(ctx, start), plan, PLANS[plan].segment, PLANS[plan].cac)
+        events = []
+        for move_month, target in moves:
+            first = month_start(ctx.history_start, move_month)
+            if target == CHURN:
+                events.append(("churn", first - timedelta(days=1)))
+            elif events and events[-1][0] == "churn":
+                events.append(("return", first + timedelta(days=4), target))
+            else:
+                events.append(("plan", first, target))
+        final = _live(ctx, customer, start, plan, BillingInterval.MONTHLY, events)
+        _set_tier(customer, final)
+        customers.append(customer)
+        ctx.tick()
+    return customers
+
+
+def _set_tier(customer, plan: str) -> None:
+    if customer.tier != plan:
+        customer.tier = plan
+        customer.segment = PLANS[plan].segment if plan in PLANS else customer.segment
+        customer.save(update_fields=["tier", "segment", "updated_at"])
+
+
+def _enterprise(ctx: DemoContext) -> list:
+    """Enterprise accounts, each from a won deal: an annual agreement, some expanded at renewal."""
+    customers = []
+    for _ in range(ctx.count(ENTERPRISE_CUSTOMERS)):
+        name = us_company(ctx, SUFFIXES)
+        closed_on = ctx.start_in_history(skew=1.3)
+        start = month_start(closed_on, 1)
+        if start > ctx.today:
+            start = closed_on
+        first_contact_on = closed_on - timedelta(days=ctx.rng.randint(60, 180))
+        customer = _customer(ctx, name, slugify(name), first_contact_on, "Enterprise", "enterprise", (10000, 30000))
+        yearly = round_to(Decimal(ctx.rng.uniform(18000, 60000)), 1000)
+        deal = Deal(ENTERPRISE_DEAL, money(yearly, ctx.currency), customer=customer)
+        contract = won_deal(ctx, deal, closed_on=closed_on, start=start, sales_days=90)
+        sub = Subscription(contract=contract, lines={"plan": contract.lines.get()})
+        renewal = month_start(start, 12)
+        while renewal <= ctx.today:
+            if ctx.rng.random() < 0.5:
+                yearly = round_to(yearly * Decimal(ctx.rng.uniform(1.1, 1.25)), 1000)
+                sub.change("plan", effective_on=renewal, unit_price=money(yearly, ctx.currency))
+            renewal = month_start(renewal, 12)
+        customers.append(customer)
+        ctx.tick()
+    return customers
+
+
+def build(ctx: DemoContext) -> list:
+    """Build the job API's customers, subscriptions and pipeline. Returns the portal customers."""
+    showcase = _showcase(ctx)
+    business = []
+    for plan, base in RANDOM_CUSTOMERS.items():
+        for _ in range(ctx.count(base)):
+            name = us_company(ctx, SUFFIXES)
+            start = ctx.start_in_history(skew=1.6)
+            interval = BillingInterval.MONTHLY
+            if plan in ("Professional", "Business") and ctx.rng.random() < ANNUAL_SHARE:
+                interval = BillingInterval.ANNUAL
+            customer = _customer(ctx, name, slugify(name), _signed_up(ctx, start), plan, PLANS[plan].segment,
+                                 PLANS[plan].cac)
+            final = _live(ctx, customer, start, plan, interval, _random_events(ctx, start, plan, interval))
+            _set_tier(customer, final)
+            if final == "Business":
+                business.append(customer)
+            ctx.tick()
+    enterprise = _enterprise(ctx)
+    _pipeline(ctx, business + [showcase[0]], enterprise)
+    return showcase
+
+
+def _pipeline(ctx: DemoContext, business: list, enterprise: list) -> None:
+    deals = [
+        Deal("Move to Enterprise agreement", ctx.price(15000, 40000, 1000), customer=customer,
+             next_step="Security review with their CTO")
+        for customer in business
+    ]
+    deals += [
+        Deal("Second region and 99.95% SLA", ctx.price(6000, 15000, 500), customer=customer,
+             next_step="Send the SLA draft")
+        for customer in enterprise
+    ]
+    while len(deals) < max(9, ctx.count(16)):
+        deals.append(Deal(ENTERPRISE_DEAL, ctx.price(18000, 72000, 1000), prospect_name=us_company(ctx, SUFFIXES),
+                          next_step="Book a technical deep-dive"))
+    ctx.rng.shuffle(deals)
+    open_pipeline(ctx, deals)
+    for index in range(max(2, ctx.count(6))):
+        deal = Deal(ENTERPRISE_DEAL, ctx.price(18000, 60000, 1000), prospect_name=us_company(ctx, SUFFIXES))
+        lost_deal(ctx, deal, closed_on=ctx.start_in_history(), reason=LOST_REASONS[index % len(LOST_REASONS)])

@@ -1,0 +1,289 @@
+"""The performance-priced AI-spend optimizer (seed 000): a platform fee by tier plus a share of savings.
+
+Each customer has one contract with two lines, the platform fee (recurring) and the share of
+verified savings (usage; its unit price is the rate, 0.20 = 20%, until billing models exist). A tier
+change is a dated new version of the line whose price differs. Enterprise contracts are annual and
+negotiated; their platform fee grows at some renewals.
+"""
+
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+
+from django.utils.text import slugify
+
+from customers.models import BillingInterval, ContractLine
+from customers.services import LineSpec
+from portal.demo.common import (
+    DemoContext,
+    customer_add,
+    domain_for,
+    money,
+    month_start,
+    round_to,
+    us_address,
+    us_company,
+)
+from portal.demo.contracts import project_delivered, subscribe
+from portal.demo.pipeline import Deal, lost_deal, open_pipeline, won_deal
+from revenue.models import Opportunity
+
+TENANT = {
+    "slug": "optimizer",
+    "name": "Netra Apex",
+    "legal_name": "Netra Apex, Inc.",
+    "reporting_currency": "USD",
+    "time_zone": "America/Los_Angeles",
+    "locale": "en",
+    "invoice_number_prefix": "NA-",
+    "vat_rate": Decimal("0"),
+    "country": "US",
+    "address": "548 Market St, Suite 300\nSan Francisco, CA 94104",
+    "payment_terms_days": 30,
+}
+
+
+@dataclass(frozen=True)
+class Tier:
+    platform_fee: Decimal  # per month
+    savings_rate: Decimal  # share of verified savings
+    segment: str
+    cac: tuple[int, int]
+
+
+TIERS = {
+    "Free": Tier(Decimal("0"), Decimal("0.00"), "startup", (50, 200)),
+    "Early": Tier(Decimal("0"), Decimal("0.20"), "SMB", (800, 2500)),
+    "Mid": Tier(Decimal("500"), Decimal("0.20"), "mid-market", (3000, 9000)),
+}
+CHURN = "churn"
+MOVES = {  # monthly chances
+    "Free": [("Early", 0.08), (CHURN, 0.04)],
+    "Early": [("Mid", 0.04), (CHURN, 0.025)],
+    "Mid": [("Early", 0.02), (CHURN, 0.015)],
+}
+RANDOM_CUSTOMERS = {"Free": 14, "Early": 13, "Mid": 10}
+ENTERPRISE_CUSTOMERS = 6
+ENTERPRISE_RATES = [Decimal("0.15"), Decimal("0.16"), Decimal("0.18")]
+REACTIVATION_CHANCE = 0.25
+ENTERPRISE_DEAL = "Enterprise tier: negotiated rate and SLA"
+INTEGRATION_DEAL = "Custom integration project"
+SUFFIXES = ["AI", "Labs", "Analytics", "Health", "Commerce", "Legal", "Learning", "Insights", "Security",
+            "Finance", "Bio", "Media", "Robotics"]
+CONTACT_TITLES = ["VP Engineering", "Head of ML Platform", "FinOps Lead", "Controller"]
+LOST_REASONS = [
+    "Savings in the pilot were below expectations",
+    "Negotiated a discount directly with their model provider",
+    "Security review: needed an on-prem deployment",
+    "Budget moved to an in-house platform team",
+]
+
+# name, reference, month of sign-up, tier, then (month, move) events
+SHOWCASE = [
+    ("Kestrel Commerce", "kestrel-commerce", 0, "Free", [(3, "Early"), (9, "Mid")]),
+    ("Parallax Legal", "parallax-legal", 1, "Early", [(12, CHURN), (17, "Mid")]),
+    ("Cobalt Media", "cobalt-media", 2, "Mid", [(11, "Early")]),
+]
+# name, reference, month it starts, yearly platform fee, share of savings, (month, new yearly fee) renewals
+ENTERPRISE_SHOWCASE = (
+    "Brightline Health", "brightline-health", 2, Decimal("48000"), Decimal("0.18"), [(14, Decimal("60000"))]
+)
+PORTAL_CUSTOMERS = ["brightline-health", "kestrel-commerce", "parallax-legal"]
+
+
+def planned_customers(scale: float) -> int:
+    return 1 + len(SHOWCASE) + sum(max(1, round(n * scale)) for n in RANDOM_CUSTOMERS.values()) + max(
+        1, round(ENTERPRISE_CUSTOMERS * scale)
+    )
+
+
+def _lines(tier: str, currency: str) -> dict[str, LineSpec]:
+    return {
+        "platform": LineSpec(description="Platform fee", kind=ContractLine.Kind.RECURRING,
+                             unit_price=money(TIERS[tier].platform_fee, currency)),
+        "savings": LineSpec(description="Share of verified savings", kind=ContractLine.Kind.USAGE,
+                            unit_price=money(TIERS[tier].savings_rate, currency)),
+    }
+
+
+def _customer(ctx: DemoContext, name: str, ref: str, start, tier: str, segment: str, cac: tuple[int, int]):
+    return customer_add(
+        ctx,
+        name=name,
+        ref=ref,
+        first_contact_on=start - timedelta(days=ctx.rng.randint(7, 90)),
+        acquisition_cost=Decimal(ctx.rng.randint(*cac)),
+        domain=domain_for(name, "ai" if name.endswith(" AI") else "com"),
+        contacts=ctx.rng.randint(1, 3),
+        titles=CONTACT_TITLES,
+        tier=tier,
+        segment=segment,
+        **us_address(ctx),
+    )
+
+
+def _random_events(ctx: DemoContext, start, tier: str) -> list[tuple]:
+    """Dated moves: ("tier", first day, tier), ("churn", last day), ("return", start, tier)."""
+    events, current, active, returns_on = [], tier, True, None
+    month = month_start(start, 1)
+    while month <= ctx.today:
+        if active:
+            roll = ctx.rng.random()
+            for target, chance in MOVES[current]:
+                if roll < chance:
+                    if target == CHURN:
+                        events.append(("churn", month - timedelta(days=1)))
+                        active = False
+                        if ctx.rng.random() < REACTIVATION_CHANCE:
+                            returns_on = month_start(month, ctx.rng.randint(3, 8))
+                    else:
+                        events.append(("tier", month, target))
+                        current = target
+                    break
+                roll -= chance
+        elif returns_on is not None and month >= returns_on:
+            current = ctx.rng.choice(["Early", "Mid"])
+            events.append(("return", ctx.day_in_month(month), current))
+            active, returns_on = True, None
+        month = month_start(month, 1)
+    return events
+
+
+def _live(ctx: DemoContext, customer, start, tier: str, events: list[tuple]) -> str:
+    """Replay the customer's contract history through the services; return the last tier."""
+    sub = subscribe(customer, title="AI spend optimization", start=start, lines=_lines(tier, ctx.currency))
+    for event in events:
+        if event[0] == "tier":
+            _, effective_on, new_tier = event
+            for key, spec in _lines(new_tier, ctx.currency).items():
+                if spec.unit_price != sub.lines[key].unit_price:
+                    sub.change(key, effective_on=effective_on, unit_price=spec.unit_price)
+            tier = new_tier
+        elif event[0] == "churn":
+            sub.cancel(last_day=event[1])
+        else:
+            _, start, tier = event
+            sub = subscribe(customer, title="AI spend optimization", start=start, lines=_lines(tier, ctx.currency))
+    return tier
+
+
+def _set_tier(customer, tier: str) -> None:
+    if customer.tier != tier:
+        customer.tier = tier
+        customer.segment = TIERS[tier].segment
+        customer.save(update_fields=["tier", "segment", "updated_at"])
+
+
+def _showcase(ctx: DemoContext) -> list:
+    customers = [_enterprise_customer(ctx, *ENTERPRISE_SHOWCASE)]
+    for name, ref, month, tier, moves in SHOWCASE:
+        ctx.used_names.add(name)
+        start = month_start(ctx.history_start, month) + timedelta(days=5)
+        customer = _customer(ctx, name, ref, start, tier, TIERS[tier].segment, TIERS[tier].cac)
+        events = []
+        for move_month, target in moves:
+            first = month_start(ctx.history_start, move_month)
+            if target == CHURN:
+                events.append(("churn", first - timedelta(days=1)))
+            elif events and events[-1][0] == "churn":
+                events.append(("return", first + timedelta(days=9), target))
+            else:
+                events.append(("tier", first, target))
+        _set_tier(customer, _live(ctx, customer, start, tier, events))
+        customers.append(customer)
+        ctx.tick()
+    return customers
+
+
+def _enterprise_customer(ctx: DemoContext, name, ref, month, yearly_fee, rate, renewals):
+    """An annual negotiated contract; ``renewals`` are (month, new yearly platform fee)."""
+    ctx.used_names.add(name)
+    start = month_start(ctx.history_start, month)
+    customer = _customer(ctx, name, ref, start - timedelta(days=60), "Enterprise", "enterprise", (15000, 45000))
+    lines = {
+        "platform": LineSpec(description="Platform fee and SLA", kind=ContractLine.Kind.RECURRING,
+                             unit_price=money(yearly_fee, ctx.currency)),
+        "savings": LineSpec(description="Share of verified savings (negotiated)", kind=ContractLine.Kind.USAGE,
+                            unit_price=money(rate, ctx.currency)),
+    }
+    sub = subscribe(customer, title="Enterprise optimization agreement", start=start, lines=lines,
+                    billing_interval=BillingInterval.ANNUAL)
+    for renewal_month, fee in renewals:
+        sub.change("platform", effective_on=month_start(ctx.history_start, renewal_month),
+                   unit_price=money(fee, ctx.currency))
+    ctx.tick()
+    return customer
+
+
+def _random_enterprise(ctx: DemoContext) -> list:
+    customers = []
+    for _ in range(ctx.count(ENTERPRISE_CUSTOMERS)):
+        name = us_company(ctx, SUFFIXES)
+        month = ctx.rng.randint(0, 20)
+        first_yearly = yearly = round_to(Decimal(ctx.rng.uniform(2000, 8000)), 250) * 12
+        renewals = []
+        for renewal_month in range(month + 12, 24, 12):
+            if ctx.rng.random() < 0.5:
+                yearly = round_to(yearly * Decimal(ctx.rng.uniform(1.1, 1.3)), 1200)
+                renewals.append((renewal_month, yearly))
+        rate = ctx.rng.choice(ENTERPRISE_RATES)
+        customers.append(_enterprise_customer(ctx, name, slugify(name), month, first_yearly, rate, renewals))
+    return customers
+
+
+def build(ctx: DemoContext) -> list:
+    """Build the optimizer's customers, contracts and pipeline. Returns the portal customers."""
+    showcase = _showcase(ctx)
+    by_tier = {"Free": [], "Early": [], "Mid": []}
+    for tier, base in RANDOM_CUSTOMERS.items():
+        for _ in range(ctx.count(base)):
+            name = us_company(ctx, SUFFIXES)
+            start = ctx.start_in_history(skew=1.5)
+            customer = _customer(ctx, name, slugify(name), start, tier, TIERS[tier].segment, TIERS[tier].cac)
+            final = _live(ctx, customer, start, tier, _random_events(ctx, start, tier))
+            _set_tier(customer, final)
+            by_tier[final].append(customer)
+            ctx.tick()
+    enterprise = _random_enterprise(ctx) + [showcase[0]]
+    _won_and_lost(ctx, by_tier["Mid"] + enterprise)
+    _pipeline(ctx, by_tier, enterprise)
+    return [c for c in showcase if c.external_ref in PORTAL_CUSTOMERS]
+
+
+def _won_and_lost(ctx: DemoContext, accounts: list) -> None:
+    """Services deals won in the past (integration projects, premium support) and some lost ones."""
+    for customer in ctx.rng.sample(accounts, k=min(len(accounts), max(2, ctx.count(5)))):
+        closed_on = ctx.start_in_history()
+        if ctx.rng.random() < 0.5:
+            deal = Deal(INTEGRATION_DEAL, ctx.price(15000, 40000, 1000), kind=Opportunity.Kind.ONE_OFF,
+                        customer=customer)
+        else:
+            deal = Deal("Premium support and SLA", ctx.price(6000, 18000, 500), customer=customer)
+        start = min(closed_on + timedelta(days=14), ctx.today)
+        contract = won_deal(ctx, deal, closed_on=closed_on, start=start)
+        if deal.kind == Opportunity.Kind.ONE_OFF:
+            project_delivered(contract, last_day=start + timedelta(days=ctx.rng.randint(30, 75)), today=ctx.today)
+    for index in range(max(2, ctx.count(5))):
+        deal = Deal(ENTERPRISE_DEAL, ctx.price(24000, 96000, 1000), prospect_name=us_company(ctx, SUFFIXES))
+        lost_deal(ctx, deal, closed_on=ctx.start_in_history(), reason=LOST_REASONS[index % len(LOST_REASONS)])
+
+
+def _pipeline(ctx: DemoContext, by_tier: dict, enterprise: list) -> None:
+    deals = [
+        Deal(ENTERPRISE_DEAL, ctx.price(24000, 96000, 1000), customer=c, next_step="ROI review with their CFO")
+        for c in by_tier["Mid"]
+    ]
+    deals += [
+        Deal("Upgrade to Mid tier", money("6000", ctx.currency), customer=c, next_step="Show the analytics dashboard")
+        for c in by_tier["Early"][: max(1, len(by_tier["Early"]) // 2)]
+    ]
+    deals += [
+        Deal(INTEGRATION_DEAL, ctx.price(15000, 40000, 1000), kind=Opportunity.Kind.ONE_OFF, customer=c,
+             next_step="Scope the integration")
+        for c in enterprise[:2]
+    ]
+    while len(deals) < max(9, ctx.count(20)):
+        deals.append(Deal(ENTERPRISE_DEAL, ctx.price(24000, 120000, 1000), prospect_name=us_company(ctx, SUFFIXES),
+                          next_step="Baseline their AI spend"))
+    ctx.rng.shuffle(deals)
+    open_pipeline(ctx, deals)

@@ -1,0 +1,57 @@
+"""``manage.py demo_load``: the three demo tenants with 24 months of history, and their logins."""
+
+import time
+from datetime import date
+
+from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
+
+from portal.demo import demo_load
+from portal.demo.logins import DEMO_PASSWORD
+
+
+def _date(value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise CommandError(f"--today must be a date as YYYY-MM-DD, got {value!r}.") from None
+
+
+class Command(BaseCommand):
+    help = (
+        "Create the demo tenants (optimizer, jobapi, konsult) with 24 months of history ending this month, "
+        "and one login per role. Tenants that exist are left as they are; logins are ensured."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--scale", type=float, default=1.0, help="Multiply the number of generated customers.")
+        parser.add_argument("--seed", type=int, default=2026, help="Random seed; the same seed gives the same data.")
+        parser.add_argument("--today", type=str, default=None, help="The day the history ends (YYYY-MM-DD).")
+        parser.add_argument("--reset", action="store_true", help="Delete the demo tenants and build them again.")
+
+    def handle(self, *args, scale, seed, today, reset, verbosity, **options):
+        if not 0 < scale <= 100:
+            raise CommandError(f"--scale must be above 0 and at most 100, got {scale}.")
+        today = _date(today) if today else timezone.localdate()
+        started = time.monotonic()
+        report = demo_load(today=today, seed=seed, scale=scale, reset=reset, progress=verbosity > 0)
+        elapsed = time.monotonic() - started
+        if verbosity == 0:
+            return
+        for tenant in report.tenants:
+            counts = ", ".join(f"{n} {name}" for name, n in tenant.counts.items())
+            style = self.style.SUCCESS if tenant.status == "built" else self.style.WARNING
+            self.stdout.write(style(f"{tenant.name} ({tenant.slug}): {tenant.status}") + f" — {counts}")
+        self.stdout.write(f"History ends {today}; took {elapsed:.1f} s.\n")
+        self._logins_table(report.logins)
+
+    def _logins_table(self, logins):
+        header = ("username", "password", "role", "tenant", "log in at")
+        rows = [(login.username, DEMO_PASSWORD, login.role, login.tenant, login.where) for login in logins]
+        widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
+        line = "  ".join("-" * w for w in widths)
+        self.stdout.write(self.style.MIGRATE_HEADING("Demo logins"))
+        self.stdout.write("  ".join(h.ljust(w) for h, w in zip(header, widths)))
+        self.stdout.write(line)
+        for row in rows:
+            self.stdout.write("  ".join(str(v).ljust(w) for v, w in zip(row, widths)))

@@ -1,0 +1,267 @@
+"""manage.py demo_load: three believable tenants, every login, and a second run that changes nothing.
+
+The demo is loaded once for the module (twice, in fact: the second run must be a no-op) inside a
+transaction that is rolled back at the end, so the other test modules never see it.
+"""
+
+from dataclasses import dataclass
+from datetime import date, datetime, time
+from io import StringIO
+from zoneinfo import ZoneInfo
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import CommandError, call_command
+from django.db import transaction
+
+from customers.models import (
+    Contact,
+    Contract,
+    ContractChange,
+    ContractLine,
+    Customer,
+    Membership,
+    PortalAccess,
+    Role,
+    Tenant,
+)
+from customers.tenancy import platform_scope
+from revenue.models import Band, Opportunity
+
+TODAY = date(2026, 11, 15)
+PASSWORD = "demo-pass-2026"
+SLUGS = ["optimizer", "jobapi", "konsult"]
+ARGS = {"scale": 0.1, "seed": 7, "today": TODAY.isoformat()}
+
+
+def _counts() -> dict[str, int]:
+    with platform_scope():
+        return {
+            "tenants": Tenant.objects.count(),
+            "customers": Customer.objects.count(),
+            "contacts": Contact.objects.count(),
+            "contracts": Contract.objects.count(),
+            "lines": ContractLine.objects.count(),
+            "changes": ContractChange.objects.count(),
+            "opportunities": Opportunity.objects.count(),
+            "users": get_user_model().objects.count(),
+            "memberships": Membership.objects.count(),
+            "portal accesses": PortalAccess.objects.count(),
+        }
+
+
+@dataclass
+class Loaded:
+    after_first: dict
+    after_second: dict
+    second_output: str
+
+
+@pytest.fixture(scope="module")
+def demo(django_db_setup, django_db_blocker):
+    with django_db_blocker.unblock(), transaction.atomic():
+        call_command("demo_load", verbosity=0, **ARGS)
+        after_first = _counts()
+        out = StringIO()
+        call_command("demo_load", verbosity=1, stdout=out, **ARGS)
+        yield Loaded(after_first, _counts(), out.getvalue())
+        transaction.set_rollback(True)
+
+
+@pytest.fixture
+def tenants(demo, db):
+    with platform_scope():
+        return {t.slug: t for t in Tenant.objects.filter(slug__in=SLUGS)}
+
+
+def test_demo_creates_the_three_tenants_with_their_currencies_and_locales(tenants):
+    summary = {slug: (t.reporting_currency, t.locale, t.vat_rate) for slug, t in tenants.items()}
+
+    assert summary == {"optimizer": ("USD", "en", 0), "jobapi": ("USD", "en", 0), "konsult": ("SEK", "sv", 25)}
+
+
+def test_second_run_changes_no_row_counts(demo):
+    assert demo.after_second == demo.after_first
+    assert demo.after_first["customers"] > 20
+
+
+def test_second_run_reports_each_tenant_already_loaded(demo):
+    assert demo.second_output.count("already loaded") == 3
+
+
+def test_login_table_lists_every_login_with_its_password_and_place(demo):
+    table = demo.second_output.split("Demo logins", 1)[1]
+    expected = ["admin", "demo-multi"] + [f"{s}-{r}" for s in SLUGS for r in ("owner", "manager", "finance", "viewer")]
+    expected += [f"{s}-customer{n}" for s in SLUGS for n in (1, 2, 3)]
+
+    assert all(username in table for username in expected)
+    assert table.count(PASSWORD) == len(expected) + 1  # demo-multi has a row per tenant
+    assert "/admin/" in table
+
+
+@pytest.mark.parametrize("slug", SLUGS)
+def test_each_role_login_is_staff_with_that_role_in_its_tenant(tenants, slug):
+    roles = {"owner": Role.OWNER, "manager": Role.ACCOUNT_MANAGER, "finance": Role.FINANCE, "viewer": Role.VIEWER}
+    with platform_scope():
+        found = {
+            m.user.username: (m.role, m.user.is_staff, m.user.check_password(PASSWORD))
+            for m in Membership.objects.filter(tenant=tenants[slug], user__username__startswith=f"{slug}-")
+        }
+
+    assert found == {f"{slug}-{suffix}": (role, True, True) for suffix, role in roles.items()}
+
+
+def test_demo_multi_is_account_manager_in_two_tenants_and_manages_customers(tenants):
+    with platform_scope():
+        memberships = sorted(
+            (m.tenant.slug, m.role) for m in Membership.objects.filter(user__username="demo-multi")
+        )
+        managed = Customer.objects.filter(account_manager__username="demo-multi").values_list("tenant__slug", flat=True)
+
+    assert memberships == [("konsult", Role.ACCOUNT_MANAGER), ("optimizer", Role.ACCOUNT_MANAGER)]
+    assert set(managed) == {"konsult", "optimizer"}
+
+
+@pytest.mark.parametrize("slug", SLUGS)
+def test_portal_users_reach_their_customer_without_staff_rights(tenants, slug):
+    with platform_scope():
+        accesses = PortalAccess.objects.filter(tenant=tenants[slug]).select_related("user", "customer")
+        found = {(a.user.username, a.user.is_staff, a.user.check_password(PASSWORD)) for a in accesses}
+        distinct_customers = {a.customer_id for a in accesses}
+
+    assert found == {(f"{slug}-customer{n}", False, True) for n in (1, 2, 3)}
+    assert len(distinct_customers) == 3
+
+
+def test_admin_is_a_platform_superuser(demo, db):
+    admin = get_user_model().objects.get(username="admin")
+
+    assert (admin.is_superuser, admin.is_staff, admin.check_password(PASSWORD)) == (True, True, True)
+
+
+@pytest.mark.parametrize("slug", SLUGS)
+def test_history_has_upgrades_downgrades_cancellations_and_reactivations(tenants, slug):
+    with platform_scope():
+        kinds = set(ContractChange.objects.filter(tenant=tenants[slug]).values_list("kind", flat=True))
+
+    assert {"new", "upgrade", "downgrade", "cancellation", "reactivation"} <= kinds
+
+
+@pytest.mark.parametrize("slug", SLUGS)
+def test_history_spans_24_months_and_never_passes_today(tenants, slug):
+    with platform_scope():
+        starts = Contract.objects.filter(tenant=tenants[slug]).values_list("start_date", flat=True)
+        changes = ContractChange.objects.filter(tenant=tenants[slug]).values_list("effective_on", flat=True)
+
+    assert min(starts) >= date(2024, 12, 1)
+    assert min(starts) < date(2025, 3, 1)
+    assert max(starts) <= TODAY
+    assert max(changes) <= TODAY
+
+
+@pytest.mark.parametrize("slug", SLUGS)
+def test_pipeline_has_every_band_a_stale_deal_and_one_without_close_date(tenants, slug):
+    now = datetime.combine(TODAY, time(12), tzinfo=ZoneInfo("UTC"))
+    with platform_scope():
+        open_deals = Opportunity.objects.filter(tenant=tenants[slug]).open()
+        bands = {band for band in Band if open_deals.in_band(band).exists()}
+        stale = open_deals.stale(now=now).count()
+        undated = open_deals.filter(expected_close_on__isnull=True).count()
+
+    assert bands == set(Band)
+    assert stale >= 1
+    assert undated >= 1
+
+
+@pytest.mark.parametrize("slug", SLUGS)
+def test_open_pipeline_closes_within_the_next_four_quarters(tenants, slug):
+    with platform_scope():
+        dates = (
+            Opportunity.objects.filter(tenant=tenants[slug], expected_close_on__isnull=False)
+            .open()
+            .values_list("expected_close_on", flat=True)
+        )
+
+    assert min(dates) > TODAY
+    assert max(dates) < date(2027, 10, 1)
+
+
+@pytest.mark.parametrize("slug", SLUGS)
+def test_won_deals_became_active_contracts_and_lost_deals_have_reasons(tenants, slug):
+    with platform_scope():
+        deals = Opportunity.objects.filter(tenant=tenants[slug])
+        won_statuses = set(
+            deals.filter(stage=Opportunity.Stage.WON).values_list("won_contract__status", flat=True)
+        )
+        lost_reasons = list(deals.filter(stage=Opportunity.Stage.LOST).values_list("lost_reason", flat=True))
+
+    assert won_statuses and won_statuses <= {Contract.Status.ACTIVE, Contract.Status.ENDED}
+    assert lost_reasons and all(lost_reasons)
+
+
+def test_consultancy_customers_are_swedish_and_bill_in_sek(tenants):
+    with platform_scope():
+        customers = Customer.objects.filter(tenant=tenants["konsult"])
+        profile = set(customers.values_list("language", "country", "currency"))
+        line_currencies = set(
+            ContractLine.objects.filter(tenant=tenants["konsult"]).values_list("unit_price_currency", flat=True)
+        )
+
+    assert profile == {("sv", "SE", "SEK")}
+    assert line_currencies == {"SEK"}
+
+
+def test_consultancy_seats_change_over_time_at_150_sek(tenants):
+    with platform_scope():
+        seat_lines = ContractLine.objects.filter(tenant=tenants["konsult"], kind=ContractLine.Kind.PER_SEAT)
+        prices = set(seat_lines.values_list("unit_price", flat=True))
+        quantities = set(seat_lines.filter(contract__customer__external_ref="norrsken-logistik").values_list(
+            "quantity", flat=True))
+
+    assert prices == {150}
+    assert quantities == {25, 40, 35}
+
+
+def test_every_customer_has_a_manager_first_contact_acquisition_cost_and_segment(tenants):
+    with platform_scope():
+        incomplete = Customer.objects.filter(tenant__slug__in=SLUGS).filter(
+            account_manager__isnull=True
+        ) | Customer.objects.filter(tenant__slug__in=SLUGS, first_contact_on__isnull=True) | Customer.objects.filter(
+            tenant__slug__in=SLUGS, acquisition_cost__isnull=True
+        ) | Customer.objects.filter(tenant__slug__in=SLUGS, segment="")
+
+        assert list(incomplete) == []
+
+
+def test_job_api_plan_fees_follow_the_price_list(tenants):
+    with platform_scope():
+        monthly_fees = set(
+            ContractLine.objects.filter(
+                tenant=tenants["jobapi"], description="Plan fee", contract__billing_interval=1
+            ).values_list("unit_price", flat=True)
+        )
+
+    assert monthly_fees <= {0, 29, 99, 299}
+
+
+def test_reset_rebuilds_the_same_demo_from_the_same_seed(demo, db):
+    before = _counts()
+    with platform_scope():
+        names_before = sorted(Customer.objects.filter(tenant__slug__in=SLUGS).values_list("name", flat=True))
+
+    call_command("demo_load", verbosity=0, reset=True, **ARGS)
+
+    with platform_scope():
+        names_after = sorted(Customer.objects.filter(tenant__slug__in=SLUGS).values_list("name", flat=True))
+    assert _counts() == before
+    assert names_after == names_before
+
+
+def test_a_badly_written_today_is_a_clear_error():
+    with pytest.raises(CommandError, match="--today must be a date as YYYY-MM-DD"):
+        call_command("demo_load", today="15/11/2026", verbosity=0)
+
+
+def test_a_scale_of_zero_is_refused():
+    with pytest.raises(CommandError, match="--scale must be above 0"):
+        call_command("demo_load", scale=0, verbosity=0)
