@@ -1,5 +1,156 @@
-"""REST endpoints (filled in by the API work)."""
+"""REST endpoints for customers, contacts and contracts, all inside the request's tenant."""
+
+import django_filters
+from django.db import transaction
+from django.db.models import Prefetch
+from drf_spectacular.utils import extend_schema
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from customers import services
+from customers.api_base import TenantModelViewSet, acting_user
+from customers.models import BillingInterval, Contact, Contract, ContractLine, Customer
+from customers.serializers import (
+    ContactSerializer,
+    ContractCancelSerializer,
+    ContractLineChangeSerializer,
+    ContractSerializer,
+    ContractUpdateSerializer,
+    CustomerSerializer,
+)
+
+
+# Every filter is declared: django-filter would otherwise inspect the scoped managers at import
+# time, outside any tenant scope. Ids filter as plain numbers, so another tenant's id simply
+# matches nothing and is never looked up.
+
+
+class CustomerFilter(django_filters.FilterSet):
+    account_manager = django_filters.NumberFilter(field_name="account_manager_id")
+    country = django_filters.CharFilter(field_name="country", lookup_expr="iexact")
+    currency = django_filters.CharFilter(field_name="currency", lookup_expr="iexact")
+    tier = django_filters.CharFilter(field_name="tier", lookup_expr="iexact")
+    segment = django_filters.CharFilter(field_name="segment", lookup_expr="iexact")
+
+    class Meta:
+        model = Customer
+        fields = []
+
+
+class CustomerViewSet(TenantModelViewSet):
+    """Customers of the tenant. Deleting one that still has contracts or opportunities gives 409."""
+
+    queryset = Customer.objects.none()
+    serializer_class = CustomerSerializer
+    filterset_class = CustomerFilter
+    search_fields = ["name", "external_ref"]
+    ordering_fields = ["name", "external_ref", "created_at", "tier", "segment"]
+    ordering = ["name"]
+
+    def create_object(self, data):
+        return services.customer_create(tenant=self.tenant, **data)
+
+
+class ContactFilter(django_filters.FilterSet):
+    customer = django_filters.NumberFilter(field_name="customer_id")
+    is_billing_contact = django_filters.BooleanFilter()
+
+    class Meta:
+        model = Contact
+        fields = []
+
+
+class ContactViewSet(TenantModelViewSet):
+    queryset = Contact.objects.none()
+    serializer_class = ContactSerializer
+    filterset_class = ContactFilter
+    search_fields = ["name", "email", "customer__name"]
+    ordering_fields = ["name", "email"]
+    ordering = ["name"]
+
+
+class ContractFilter(django_filters.FilterSet):
+    customer = django_filters.NumberFilter(field_name="customer_id")
+    status = django_filters.ChoiceFilter(choices=Contract.Status.choices)
+    currency = django_filters.CharFilter(lookup_expr="iexact")
+    billing_interval = django_filters.ChoiceFilter(choices=BillingInterval.choices)
+
+    class Meta:
+        model = Contract
+        fields = []
+
+
+class ContractViewSet(TenantModelViewSet):
+    """Contracts with their line versions.
+
+    Created with their lines in one piece (``customers.services.contract_create``). Dates and prices
+    change through the ``cancel`` and ``change-line`` actions so history stays replayable; a contract
+    is never deleted (cancel it).
+    """
+
+    queryset = Contract.objects.none()
+    serializer_class = ContractSerializer
+    filterset_class = ContractFilter
+    search_fields = ["reference", "title", "customer__name"]
+    ordering_fields = ["start_date", "end_date", "reference", "created_at"]
+    ordering = ["-start_date", "reference"]
+    http_method_names = ["get", "post", "patch", "put", "head", "options"]
+
+    def scope_queryset(self, queryset):
+        lines = ContractLine.objects.for_tenant(self.tenant)
+        return queryset.select_related("customer").prefetch_related(Prefetch("lines", queryset=lines))
+
+    def get_serializer_class(self):
+        if self.action in ("update", "partial_update"):
+            return ContractUpdateSerializer
+        return super().get_serializer_class()
+
+    @transaction.atomic
+    def create_object(self, data):
+        lines = [services.LineSpec(**line) for line in data.pop("lines")]
+        # contract_create does not take these descriptive fields; they are set in the same transaction.
+        extra = {name: data.pop(name) for name in ("notes", "renewal_term_months") if name in data}
+        contract = services.contract_create(lines=lines, created_by=acting_user(self.request), **data)
+        return self.update_object(contract, extra) if extra else contract
+
+    def _reloaded(self, contract):
+        return self.get_queryset().get(pk=contract.pk)
+
+    @extend_schema(request=ContractCancelSerializer, responses=ContractSerializer)
+    @action(detail=True, methods=["post"])
+    def cancel(self, request, pk=None):
+        """End the contract on ``last_day`` (inclusive); its open lines end then too."""
+        contract = self.get_object()
+        params = ContractCancelSerializer(data=request.data, context=self.get_serializer_context())
+        params.is_valid(raise_exception=True)
+        services.contract_cancel(contract=contract, created_by=acting_user(request), **params.validated_data)
+        return Response(ContractSerializer(self._reloaded(contract), context=self.get_serializer_context()).data)
+
+    @extend_schema(request=ContractLineChangeSerializer, responses=ContractSerializer)
+    @action(detail=True, methods=["post"], url_path="change-line")
+    def change_line(self, request, pk=None):
+        """Change a line's quantity and/or unit price from ``effective_on`` (an upgrade or downgrade).
+
+        The current version ends the day before and a new version starts; returns the contract.
+        """
+        contract = self.get_object()
+        context = {**self.get_serializer_context(), "contract": contract}
+        params = ContractLineChangeSerializer(data=request.data, context=context)
+        params.is_valid(raise_exception=True)
+        services.contract_line_change(created_by=acting_user(request), **params.validated_data)
+        return Response(ContractSerializer(self._reloaded(contract), context=context).data)
+
+    @extend_schema(request=None, responses=ContractSerializer)
+    @action(detail=True, methods=["post"])
+    def activate(self, request, pk=None):
+        """Turn a draft contract (e.g. from a won opportunity) into an active one."""
+        contract = self.get_object()
+        services.contract_activate(contract=contract, created_by=acting_user(request))
+        return Response(ContractSerializer(self._reloaded(contract), context=self.get_serializer_context()).data)
 
 
 def register(router):
     """Add this app's viewsets to the API router."""
+    router.register("customers", CustomerViewSet)
+    router.register("contacts", ContactViewSet)
+    router.register("contracts", ContractViewSet)

@@ -4,6 +4,7 @@ The tenant of an API request is decided once, by ``portal.tenancy.TenantMiddlewa
 here only turn that decision into DRF's terms.
 """
 
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import exceptions, permissions
 from rest_framework.authentication import BaseAuthentication
 
@@ -12,9 +13,16 @@ from portal.tenancy import API_KEY_PREFIX
 
 
 class APIKeyPrincipal:
-    """The caller of a request authenticated by a tenant API key."""
+    """The caller of a request authenticated by a tenant API key: a machine, not a Django user.
 
-    is_authenticated = True
+    DRF also sets it as the Django request's ``user``. ``is_authenticated`` is False so that code
+    recording a human user (simple-history's ``history_user``, audit fields) leaves it empty
+    instead of failing on a non-User; DRF tells authenticated from anonymous by
+    ``request.successful_authenticator``, and ``IsTenantMember`` by ``request.api_key``.
+    """
+
+    is_authenticated = False
+    is_anonymous = False
     is_active = True
     is_staff = False
     is_superuser = False
@@ -39,6 +47,19 @@ class TenantAPIKeyAuthentication(BaseAuthentication):
 
     def authenticate_header(self, request):
         return "Api-Key"
+
+
+class TenantAPIKeySchema(OpenApiAuthenticationExtension):
+    target_class = TenantAPIKeyAuthentication
+    name = "tenantApiKey"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "apiKey",
+            "in": "header",
+            "name": "Authorization",
+            "description": "`Api-Key <key>`; the key decides the tenant.",
+        }
 
 
 class IsTenantMember(permissions.BasePermission):

@@ -1,20 +1,43 @@
-"""JSON errors for the API: DRF's handler plus the model-level errors it does not know."""
+"""JSON errors for the API: DRF's handler plus the model-level errors it does not know.
 
+Every error body is JSON: ``{"detail": "…"}`` for authentication, permission, not-found and
+conflicts; ``{"<field>": ["message", …], "non_field_errors": […]}`` for invalid input, whether DRF's
+serializers or a model's ``full_clean`` in a service refused it.
+"""
+
+from django.core.exceptions import NON_FIELD_ERRORS
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import IntegrityError
 from django.db.models import ProtectedError
 from rest_framework import status
 from rest_framework.response import Response
+from rest_framework.settings import api_settings
 from rest_framework.views import exception_handler as drf_exception_handler
 
 
+def validation_error_detail(exc: DjangoValidationError) -> dict[str, list[str]]:
+    """A model ValidationError as DRF shapes serializer errors: messages per field."""
+    if not hasattr(exc, "error_dict"):
+        return {api_settings.NON_FIELD_ERRORS_KEY: exc.messages}
+    return {
+        (api_settings.NON_FIELD_ERRORS_KEY if field == NON_FIELD_ERRORS else field): messages
+        for field, messages in exc.message_dict.items()
+    }
+
+
 def exception_handler(exc, context):
-    """DRF's handler, plus model validation errors as 400 and protected deletes as 409."""
+    """DRF's handler, plus model validation errors as 400 and conflicting writes as 409."""
     if isinstance(exc, DjangoValidationError):
-        detail = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
-        return Response(detail, status=status.HTTP_400_BAD_REQUEST)
+        return Response(validation_error_detail(exc), status=status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, ProtectedError):
         return Response(
             {"detail": "This object is still referenced by other records and cannot be deleted."},
+            status=status.HTTP_409_CONFLICT,
+        )
+    if isinstance(exc, IntegrityError):
+        # full_clean runs before every save, so this is a race with a concurrent write.
+        return Response(
+            {"detail": "This conflicts with a change made at the same time; reload and try again."},
             status=status.HTTP_409_CONFLICT,
         )
     return drf_exception_handler(exc, context)

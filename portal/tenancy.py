@@ -24,7 +24,7 @@ def _api_key_tenant(request):
     raw_key = header[len(API_KEY_PREFIX) :].strip()
     with platform_scope():  # a key identifies its tenant; nothing else is read here
         try:
-            api_key = TenantAPIKey.objects.select_related("tenant").get_from_key(raw_key)
+            api_key = TenantAPIKey.objects.get_from_key(raw_key)  # a manager method: not on querysets
         except TenantAPIKey.DoesNotExist:
             return None, None
     if api_key.has_expired:

@@ -1,0 +1,184 @@
+"""JSON shapes of customers, contacts and contracts (see customers.api_base for the conventions)."""
+
+from django_countries.serializers import CountryFieldMixin
+from rest_framework import serializers
+
+from customers.api_base import (
+    CurrencyField,
+    MoneyField,
+    TenantMemberField,
+    TenantModelSerializer,
+    TenantPrimaryKeyRelatedField,
+)
+from customers.models import Contact, Contract, ContractLine, Customer
+
+
+class CustomerSerializer(CountryFieldMixin, TenantModelSerializer):
+    reference = serializers.SlugField(
+        source="external_ref", max_length=64, help_text="The tenant's own id for this customer, unique per tenant."
+    )
+    currency = CurrencyField()
+    account_manager = TenantMemberField(required=False, allow_null=True)
+    acquisition_cost = MoneyField(max_digits=14, decimal_places=2, required=False, allow_null=True)
+
+    class Meta:
+        model = Customer
+        fields = [
+            "id",
+            "name",
+            "reference",
+            "org_number",
+            "vat_number",
+            "is_business",
+            "billing_emails",
+            "address_line1",
+            "address_line2",
+            "postal_code",
+            "city",
+            "country",
+            "currency",
+            "language",
+            "segment",
+            "tier",
+            "account_manager",
+            "first_contact_on",
+            "acquisition_cost",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = ["created_at", "updated_at"]
+
+    def validate_reference(self, value):
+        # The unique constraint also guards this; checking here names the field in the answer.
+        others = Customer.objects.for_tenant(self.context["request"].tenant).filter(external_ref=value)
+        if self.instance is not None:
+            others = others.exclude(pk=self.instance.pk)
+        if others.exists():
+            raise serializers.ValidationError("A customer with this reference already exists.")
+        return value
+
+
+class ContactSerializer(TenantModelSerializer):
+    customer = TenantPrimaryKeyRelatedField(model=Customer)
+
+    class Meta:
+        model = Contact
+        fields = ["id", "customer", "name", "email", "phone", "title", "is_billing_contact"]
+
+
+class ContractLineSerializer(TenantModelSerializer):
+    """One dated price version of a contract line; written only as part of a new contract."""
+
+    unit_price = MoneyField(max_digits=20, decimal_places=6)
+    starts_on = serializers.DateField(required=False, help_text="Defaults to the contract's start date.")
+    ends_on = serializers.DateField(
+        required=False, allow_null=True, help_text="Last day; defaults to the contract's end date."
+    )
+
+    class Meta:
+        model = ContractLine
+        fields = ["id", "description", "kind", "quantity", "unit_price", "discount_percent", "starts_on", "ends_on"]
+
+
+class ContractSerializer(TenantModelSerializer):
+    """A contract with all its line versions. Created together with its lines, in one piece."""
+
+    customer = TenantPrimaryKeyRelatedField(model=Customer)
+    customer_name = serializers.CharField(source="customer.name", read_only=True)
+    reference = serializers.CharField(
+        max_length=40, required=False, help_text="Defaults to the tenant's next number, C-00001 style."
+    )
+    status = serializers.ChoiceField(
+        choices=Contract.Status.choices,
+        default=Contract.Status.ACTIVE,
+        help_text="A new contract is active or a draft; cancel it with the cancel action.",
+    )
+    currency = CurrencyField(required=False, help_text="Defaults to the customer's currency.")
+    lines = ContractLineSerializer(many=True, allow_empty=False)
+
+    class Meta:
+        model = Contract
+        fields = [
+            "id",
+            "customer",
+            "customer_name",
+            "reference",
+            "title",
+            "status",
+            "currency",
+            "billing_interval",
+            "start_date",
+            "end_date",
+            "auto_renew",
+            "renewal_term_months",
+            "signed_on",
+            "notes",
+            "created_at",
+            "lines",
+        ]
+        read_only_fields = ["created_at"]
+
+    def validate_reference(self, value):
+        if Contract.objects.for_tenant(self.context["request"].tenant).filter(reference=value).exists():
+            raise serializers.ValidationError("A contract with this reference already exists.")
+        return value
+
+    def validate_status(self, value):
+        if value not in (Contract.Status.DRAFT, Contract.Status.ACTIVE):
+            raise serializers.ValidationError("A new contract is active or a draft.")
+        return value
+
+    def validate(self, attrs):
+        start, end = attrs.get("start_date"), attrs.get("end_date")
+        if start and end and end < start:
+            raise serializers.ValidationError({"end_date": "The end date cannot be before the start date."})
+        # customers.services.contract_create refuses such a line too (and saves nothing); checking
+        # here as well says which line is wrong.
+        currency = attrs.get("currency") or attrs["customer"].currency
+        message = "The line's currency ({}) differs from the contract's ({})."
+        line_errors = [
+            {"unit_price": [message.format(line["unit_price"].currency, currency)]}
+            if str(line["unit_price"].currency) != currency
+            else {}
+            for line in attrs.get("lines", [])
+        ]
+        if any(line_errors):
+            raise serializers.ValidationError({"lines": line_errors})
+        return attrs
+
+
+class ContractUpdateSerializer(ContractSerializer):
+    """What a plain update may change; dates and lines change through cancel and change-line."""
+
+    customer = TenantPrimaryKeyRelatedField(model=Customer, read_only=True)
+    lines = ContractLineSerializer(many=True, read_only=True)
+    status = serializers.CharField(read_only=True)
+    currency = serializers.CharField(read_only=True)
+    reference = serializers.CharField(read_only=True)
+
+    class Meta(ContractSerializer.Meta):
+        read_only_fields = ["created_at", "billing_interval", "start_date", "end_date"]
+
+    def validate(self, attrs):
+        return attrs
+
+
+class ContractCancelSerializer(serializers.Serializer):
+    last_day = serializers.DateField(help_text="The contract's last day (inclusive); its open lines end then too.")
+
+
+class ContractLineOfContractField(TenantPrimaryKeyRelatedField):
+    def scope_queryset(self, queryset):
+        return queryset.filter(contract=self.context["contract"])
+
+
+class ContractLineChangeSerializer(serializers.Serializer):
+    line = ContractLineOfContractField(model=ContractLine, help_text="A line of this contract.")
+    effective_on = serializers.DateField(help_text="First day of the new version; the old one ends the day before.")
+    quantity = serializers.DecimalField(max_digits=18, decimal_places=4, min_value=0, required=False)
+    unit_price = MoneyField(max_digits=20, decimal_places=6, required=False)
+
+    def validate(self, attrs):
+        if "quantity" not in attrs and "unit_price" not in attrs:
+            raise serializers.ValidationError("Give a new quantity or a new unit price.")
+        return attrs
