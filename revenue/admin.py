@@ -1,0 +1,168 @@
+"""The pipeline in the admin: account managers keep it current, finance and viewers read it.
+
+Winning and losing go through ``revenue.services``; every save marks the opportunity touched, so
+the stale flag (above 60%, untouched for 7 days) means what it says.
+"""
+
+import re
+from datetime import date
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin.helpers import ActionForm
+from django.core.exceptions import ValidationError
+from django.utils import timezone
+
+from customers.admin_base import TenantAdmin
+from revenue import services
+from revenue.models import Band, Opportunity
+
+QUARTER_RE = re.compile(r"^(\d{4})-Q([1-4])$")
+NO_DATE = "none"
+
+
+class BandFilter(admin.SimpleListFilter):
+    title = "band"
+    parameter_name = "band"
+
+    def lookups(self, request, model_admin):
+        return Band.choices
+
+    def queryset(self, request, queryset):
+        if self.value() in Band.values:
+            return queryset.in_band(self.value())
+        return queryset
+
+
+def quarter_of(day: date) -> str:
+    return f"{day.year}-Q{(day.month - 1) // 3 + 1}"
+
+
+class CloseQuarterFilter(admin.SimpleListFilter):
+    """By the quarter of the expected close date; opportunities without a date are a choice of their own."""
+
+    title = "expected close quarter"
+    parameter_name = "quarter"
+
+    def lookups(self, request, model_admin):
+        months = model_admin.get_queryset(request).dates("expected_close_on", "month")
+        quarters = sorted({quarter_of(month) for month in months})
+        return [(q, q) for q in quarters] + [(NO_DATE, "No date")]
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if value == NO_DATE:
+            return queryset.filter(expected_close_on__isnull=True)
+        match = QUARTER_RE.match(value or "")
+        if not match:
+            return queryset
+        year, quarter = int(match[1]), int(match[2])
+        first_month = 3 * (quarter - 1) + 1
+        return queryset.filter(
+            expected_close_on__year=year,
+            expected_close_on__month__gte=first_month,
+            expected_close_on__month__lte=first_month + 2,
+        )
+
+
+class StaleFilter(admin.SimpleListFilter):
+    title = "stale"
+    parameter_name = "stale"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Stale"), ("no", "Not stale")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return queryset.stale()
+        if self.value() == "no":
+            return queryset.exclude(pk__in=queryset.stale().values("pk"))
+        return queryset
+
+
+class OpportunityActionForm(ActionForm):
+    lost_reason = forms.CharField(required=False, label="Reason (for “mark lost”)", max_length=200)
+
+
+@admin.register(Opportunity)
+class OpportunityAdmin(TenantAdmin):
+    list_display = [
+        "title",
+        "account",
+        "amount",
+        "probability",
+        "band_display",
+        "weighted",
+        "stage",
+        "expected_close_on",
+        "owner",
+        "stale",
+    ]
+    list_editable = ["probability", "stage", "expected_close_on"]
+    list_filter = [BandFilter, CloseQuarterFilter, "stage", "owner", StaleFilter, "kind"]
+    search_fields = ["title", "prospect_name", "customer__name"]
+    list_select_related = ["customer", "owner"]
+    autocomplete_fields = ["customer"]
+    action_form = OpportunityActionForm
+    actions = ["mark_won", "mark_lost"]
+    fieldsets = [
+        (None, {"fields": ["title", "customer", "prospect_name", "kind", "amount"]}),
+        ("Forecast", {"fields": ["probability", "stage", "expected_close_on", "owner", "next_step"]}),
+        ("Outcome", {"fields": ["lost_reason", "won_contract", "closed_on", "last_touched_at"]}),
+    ]
+    readonly_fields = ["won_contract", "closed_on", "last_touched_at"]
+
+    @admin.display(description="account", ordering="customer__name")
+    def account(self, obj):
+        return obj.account_name
+
+    @admin.display(description="band")
+    def band_display(self, obj):
+        return Band(obj.band).label
+
+    @admin.display(description="weighted amount")
+    def weighted(self, obj):
+        return obj.weighted_amount
+
+    @admin.display(description="stale", boolean=True)
+    def stale(self, obj):
+        return obj.is_stale
+
+    def get_changeform_initial_data(self, request):
+        initial = super().get_changeform_initial_data(request)
+        initial.setdefault("owner", request.user.pk)
+        return initial
+
+    def save_model(self, request, obj, form, change):
+        obj.last_touched_at = timezone.now()
+        super().save_model(request, obj, form, change)
+
+    @admin.action(description="Mark won (creates a draft contract starting today)", permissions=["change"])
+    def mark_won(self, request, queryset):
+        won = 0
+        for opportunity in queryset.select_related("customer", "tenant"):
+            try:
+                services.opportunity_win(opportunity=opportunity, start_date=timezone.localdate())
+                won += 1
+            except ValidationError as error:
+                self.message_user(request, f"{opportunity}: {'; '.join(error.messages)}", messages.ERROR)
+        if won:
+            self.message_user(request, f"Marked {won} opportunity(ies) won; their draft contracts await activation.")
+
+    @admin.action(description="Mark lost (give the reason in the field beside the action)", permissions=["change"])
+    def mark_lost(self, request, queryset):
+        reason = request.POST.get("lost_reason", "").strip()
+        if not reason:
+            self.message_user(
+                request, "Say why they were lost: fill in the reason, then run the action.", messages.ERROR
+            )
+            return
+        lost = 0
+        for opportunity in queryset:
+            try:
+                services.opportunity_lose(opportunity=opportunity, reason=reason)
+                lost += 1
+            except ValidationError as error:
+                self.message_user(request, f"{opportunity}: {'; '.join(error.messages)}", messages.ERROR)
+        if lost:
+            self.message_user(request, f"Marked {lost} opportunity(ies) lost.")
