@@ -389,6 +389,23 @@ class ContractAdmin(TenantAdmin):
     inlines = [ContractLineInline, ContractChangeInline]
     actions = ["activate"]
 
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)
+        if obj is None and "reference" in form.base_fields:
+            form.base_fields["reference"].required = False
+            form.base_fields["reference"].help_text = "Leave empty for the next free reference."
+        return form
+
+    def save_model(self, request, obj, form, change):
+        if not change and not obj.reference:
+            obj.reference = services.next_contract_reference(tenant=obj.tenant)
+        super().save_model(request, obj, form, change)
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        if not change and form.instance.status != Contract.Status.DRAFT:
+            services.contract_record_start(contract=form.instance, created_by=request.user)
+
     @admin.action(description="Activate the selected draft contracts", permissions=["change"])
     def activate(self, request, queryset):
         activated = 0

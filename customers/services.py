@@ -101,8 +101,16 @@ def contract_create(
     for spec in lines:
         _add_line(contract, spec)
     if status != Contract.Status.DRAFT:
-        _record(contract, _arrival_kind(contract), start_date, f"{contract.title} starts", created_by)
+        contract_record_start(contract=contract, created_by=created_by)
     return contract
+
+
+def contract_record_start(*, contract: Contract, created_by=None) -> ContractChange:
+    """Record that a (non-draft) contract starts: new, upgrade or reactivation, see ``_arrival_kind``.
+
+    For contracts entered by hand (the admin) after their lines are saved; the other services call it.
+    """
+    return _record(contract, _arrival_kind(contract), contract.start_date, f"{contract.title} starts", created_by)
 
 
 def _arrival_kind(contract: Contract) -> str:
@@ -222,5 +230,5 @@ def contract_activate(*, contract: Contract, created_by=None) -> Contract:
         raise ValidationError({"status": "Only a draft contract can be activated."})
     contract.status = Contract.Status.ACTIVE
     save_validated(contract)
-    _record(contract, _arrival_kind(contract), contract.start_date, f"{contract.title} starts", created_by)
+    contract_record_start(contract=contract, created_by=created_by)
     return contract
