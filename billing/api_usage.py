@@ -1,0 +1,277 @@
+"""The usage API: ingest usage events in bulk, and read a customer's usage for a month.
+
+Authentication and permission come from the REST framework defaults (tenant API key, or a staff
+session whose role may edit billing to post and any membership to read). The ingestion view
+parses the body itself with ``json.loads`` and hands plain dicts to ``usage_ingest``: a DRF
+serializer per event would cost more than the whole database round trip.
+"""
+
+import calendar
+import json
+import re
+from datetime import date
+from decimal import Decimal
+
+from django.http import HttpResponse
+from django.urls import path
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from billing.metering import MAX_BATCH_EVENTS, IngestRefused, usage_ingest, usage_totals
+from billing.models import BillableMetric, UsageEvent
+from customers.models import Customer
+
+# 10 000 events at up to ~3 KB each; bigger bodies are refused before they are read.
+MAX_BODY_BYTES = 32 * 1024 * 1024
+_PERIOD = re.compile(r"(\d{4})-(\d{2})\Z")
+
+
+def _json_response(payload, status_code=200):
+    return HttpResponse(json.dumps(payload, default=str), status=status_code, content_type="application/json")
+
+
+def _error(message, status_code=status.HTTP_400_BAD_REQUEST):
+    return _json_response({"detail": message}, status_code)
+
+
+def _refuse_constant(name):
+    raise ValueError(f"{name} is not valid JSON")
+
+
+_EVENT_EXAMPLE = {
+    "customer": "northwind",
+    "metric": "processed_jobs",
+    "timestamp": "2026-11-05T14:03:00Z",
+    "idempotency_key": "job-8812-processed",
+    "quantity": 1,
+    "properties": {"status": "succeeded", "region": "eu"},
+}
+
+_RESULTS = inline_serializer(
+    "UsageEventResult",
+    {
+        "idempotency_key": serializers.CharField(allow_null=True),
+        "status": serializers.ChoiceField(choices=["accepted", "duplicate", "rejected"]),
+        "reason": serializers.CharField(allow_null=True),
+    },
+    many=True,
+)
+_INGEST_RESPONSE = inline_serializer(
+    "UsageIngestResponse",
+    {
+        "accepted": serializers.IntegerField(),
+        "duplicates": serializers.IntegerField(),
+        "rejected": serializers.IntegerField(),
+        "results": _RESULTS,
+    },
+)
+_ERROR = inline_serializer("UsageError", {"detail": serializers.CharField()})
+
+
+class UsageEventIngestView(APIView):
+    """POST usage events: one event object, or ``{"events": [...]}`` with up to 10 000."""
+
+    queryset = UsageEvent.objects.none()  # names the model whose area (billing) staff roles must edit
+
+    @extend_schema(
+        operation_id="usage_events_ingest",
+        tags=["usage"],
+        summary="Ingest usage events (exactly once per idempotency key)",
+        description=(
+            "Send one event object, or `{\"events\": [...]}` with at most 10 000 events. Each event: "
+            "`customer` (your customer reference), `metric` (a billable metric code), `timestamp` "
+            "(ISO-8601 with a UTC offset), `idempotency_key` (required, at most 128 characters), "
+            "`quantity` (number or numeric string, default 1, at most 6 decimals), `properties` (object). "
+            "The answer is always 200 with one result per event in request order: `accepted`, "
+            "`duplicate` (the key was already stored: retries are safe) or `rejected` with a reason "
+            "(`unknown customer`, `unknown metric`, `bad timestamp`, `missing idempotency key`, "
+            "`non-numeric quantity`, `period already invoiced`, ...). A rejected event never blocks the "
+            "others. Malformed JSON, a body that is not an object, or more than 10 000 events: 400."
+        ),
+        request=OpenApiTypes.OBJECT,
+        responses={
+            200: _INGEST_RESPONSE,
+            400: OpenApiResponse(_ERROR, description="Malformed JSON, not an object, or over 10 000 events."),
+            401: OpenApiResponse(_ERROR, description="No or unknown API key."),
+            403: OpenApiResponse(_ERROR, description="Not allowed to post usage."),
+            413: OpenApiResponse(_ERROR, description="Body larger than 32 MiB."),
+        },
+        examples=[
+            OpenApiExample("One event", value=_EVENT_EXAMPLE, request_only=True),
+            OpenApiExample(
+                "A batch",
+                value={
+                    "events": [
+                        _EVENT_EXAMPLE,
+                        {**_EVENT_EXAMPLE, "idempotency_key": "job-8813-processed", "customer": "nobody"},
+                    ]
+                },
+                request_only=True,
+            ),
+            OpenApiExample(
+                "Batch result",
+                value={
+                    "accepted": 1,
+                    "duplicates": 0,
+                    "rejected": 1,
+                    "results": [
+                        {"idempotency_key": "job-8812-processed", "status": "accepted", "reason": None},
+                        {"idempotency_key": "job-8813-processed", "status": "rejected", "reason": "unknown customer"},
+                    ],
+                },
+                response_only=True,
+                status_codes=["200"],
+            ),
+            OpenApiExample(
+                "Too many events",
+                value={"detail": "A request may carry at most 10 000 events; this one has 10 001."},
+                response_only=True,
+                status_codes=["400"],
+            ),
+        ],
+    )
+    def post(self, request):
+        django_request = request._request
+        try:
+            declared_length = int(django_request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            declared_length = 0
+        if declared_length > MAX_BODY_BYTES:
+            return _error("The body is larger than 32 MiB; send fewer events per request.", 413)
+        body = django_request.read(MAX_BODY_BYTES + 1)
+        if len(body) > MAX_BODY_BYTES:
+            return _error("The body is larger than 32 MiB; send fewer events per request.", 413)
+        try:
+            # Exact decimals for quantities; NaN and Infinity are not JSON.
+            payload = json.loads(body, parse_float=Decimal, parse_constant=_refuse_constant)
+        except (ValueError, RecursionError) as exc:
+            return _error(f"The body is not valid JSON: {exc}")
+        if not isinstance(payload, dict):
+            return _error('The body must be one event object or {"events": [...]}.')
+        events = payload["events"] if "events" in payload else [payload]
+        if not isinstance(events, list):
+            return _error('"events" must be a list of event objects.')
+        if len(events) > MAX_BATCH_EVENTS:
+            return _error(
+                f"A request may carry at most {MAX_BATCH_EVENTS:,} events; this one has {len(events):,}.".replace(
+                    ",", " "
+                )
+            )
+        try:
+            result = usage_ingest(tenant=django_request.tenant, events=events)
+        except IngestRefused as exc:
+            return _error(str(exc))
+        return _json_response(result.as_dict())
+
+
+class UsageSummaryView(APIView):
+    """GET one customer's usage per billable metric for one calendar month."""
+
+    queryset = UsageEvent.objects.none()
+
+    @extend_schema(
+        operation_id="usage_summary",
+        tags=["usage"],
+        summary="A customer's usage per metric for a month",
+        description=(
+            "Totals each billable metric of the tenant for the customer over the calendar month (in the "
+            "tenant's time zone), with the metric's own aggregation and filters. Quantities are decimal "
+            "strings; a metric without usage shows `0`."
+        ),
+        parameters=[
+            OpenApiParameter("customer", str, required=True, description="The customer's reference."),
+            OpenApiParameter("period", str, required=True, description="The month, `YYYY-MM`."),
+        ],
+        responses={
+            200: inline_serializer(
+                "UsageSummary",
+                {
+                    "customer": serializers.CharField(),
+                    "period": serializers.CharField(),
+                    "period_start": serializers.DateField(),
+                    "period_end": serializers.DateField(),
+                    "metrics": inline_serializer(
+                        "UsageSummaryMetric",
+                        {
+                            "code": serializers.CharField(),
+                            "name": serializers.CharField(),
+                            "unit": serializers.CharField(),
+                            "aggregation": serializers.CharField(),
+                            "quantity": serializers.DecimalField(max_digits=30, decimal_places=6),
+                        },
+                        many=True,
+                    ),
+                },
+            ),
+            400: OpenApiResponse(_ERROR, description="Missing customer or a period that is not YYYY-MM."),
+            404: OpenApiResponse(_ERROR, description="No such customer in this tenant."),
+        },
+        examples=[
+            OpenApiExample(
+                "November usage",
+                value={
+                    "customer": "northwind",
+                    "period": "2026-11",
+                    "period_start": "2026-11-01",
+                    "period_end": "2026-11-30",
+                    "metrics": [
+                        {
+                            "code": "processed_jobs",
+                            "name": "Processed jobs",
+                            "unit": "jobs",
+                            "aggregation": "count",
+                            "quantity": "412",
+                        }
+                    ],
+                },
+                response_only=True,
+            )
+        ],
+    )
+    def get(self, request):
+        tenant = request._request.tenant
+        ref = request.query_params.get("customer", "")
+        match = _PERIOD.match(request.query_params.get("period", ""))
+        if not ref:
+            return Response({"detail": "Name the customer: ?customer=<reference>."}, status=400)
+        if not match or not 1 <= int(match.group(2)) <= 12 or int(match.group(1)) < 1:
+            return Response({"detail": "The period must be a month, YYYY-MM (e.g. 2026-11)."}, status=400)
+        customer = Customer.objects.for_tenant(tenant).filter(external_ref=ref).first()
+        if customer is None:
+            return Response({"detail": "No customer with that reference."}, status=404)
+        year, month = int(match.group(1)), int(match.group(2))
+        period_start = date(year, month, 1)
+        period_end = date(year, month, calendar.monthrange(year, month)[1])
+        totals = usage_totals(
+            tenant=tenant, period_start=period_start, period_end=period_end, customer_ids=[customer.pk]
+        )
+        metrics = [
+            {
+                "code": metric.code,
+                "name": metric.name,
+                "unit": metric.unit,
+                "aggregation": metric.aggregation,
+                "quantity": format(totals.get((customer.pk, metric.code), Decimal(0)).normalize(), "f"),
+            }
+            for metric in BillableMetric.objects.for_tenant(tenant)
+        ]
+        return Response(
+            {
+                "customer": customer.external_ref,
+                "period": f"{year:04d}-{month:02d}",
+                "period_start": period_start.isoformat(),
+                "period_end": period_end.isoformat(),
+                "metrics": metrics,
+            }
+        )
+
+
+def url_patterns():
+    """The usage endpoints, to include under ``api/v1/``."""
+    return [
+        path("usage-events/", UsageEventIngestView.as_view(), name="usage-events"),
+        path("usage-summary/", UsageSummaryView.as_view(), name="usage-summary"),
+    ]

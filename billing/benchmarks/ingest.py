@@ -1,0 +1,391 @@
+"""End-to-end throughput of usage ingestion, against a raw PostgreSQL COPY of the same rows.
+
+``run_ingest_benchmark`` posts generated usage events through the real HTTP stack and reports
+events per second. With ``client="gunicorn"`` (the default, and the honest figure) it starts
+``gunicorn portal.wsgi`` with 2 sync workers on 127.0.0.1 and posts from 2 threads with
+``http.client``: HTTP parsing, middleware, API-key authentication, JSON in and out, validation and
+the database all count. ``client="django"`` posts with Django's test Client in this process
+instead (no sockets, no WSGI server), which is useful where no port may be opened.
+
+Request bodies are generated (deterministically from ``seed``) before the clock starts, because a
+real producer is another machine: the timed part is the server's work. Every figure is checked:
+the accepted count must equal the number of distinct keys, and so must the rows stored.
+The run's API key is always deleted afterwards; its events and any metric it created are removed
+too with ``cleanup=True`` (the invoicing benchmark keeps them to price them).
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from datetime import date, datetime, timedelta
+from datetime import timezone as dt_timezone
+from urllib.parse import quote
+
+from django.conf import settings
+from django.db import connection
+from django.test import Client
+
+from billing.models import BillableMetric, UsageEvent
+from customers.models import Customer, Tenant, TenantAPIKey
+from customers.tenancy import platform_scope
+
+INGEST_PATH = "/api/v1/usage-events/"
+BENCHMARK_METRIC = "bench_processed_jobs"
+STATUSES = ["succeeded"] * 9 + ["failed"]
+REGIONS = ["eu-north-1", "eu-west-1", "us-east-1", "ap-south-1"]
+
+
+class _EventSource:
+    """Event ``j`` of the run is a pure function of ``j``: a retry re-sends exactly the same event."""
+
+    def __init__(self, *, run_id: str, refs: list[str], metric: str, month: date, seed: int):
+        self.prefix = f"bench-{run_id}-"
+        self.refs = refs
+        self.metric = metric
+        self.start = datetime(month.year, month.month, 1, tzinfo=dt_timezone.utc)
+        next_month = date(month.year + month.month // 12, month.month % 12 + 1, 1)
+        end = datetime(next_month.year, next_month.month, 1, tzinfo=dt_timezone.utc)
+        self.seconds = int((end - self.start).total_seconds())
+        self.seed = seed
+
+    def fields(self, j: int):
+        h = (j * 2654435761 + self.seed * 40503) & 0xFFFFFFFF
+        when = self.start + timedelta(seconds=h % self.seconds)
+        return (
+            self.refs[h % len(self.refs)],
+            when,
+            f"{self.prefix}{j:09d}",
+            1 + (h >> 7) % 5000,
+            {"status": STATUSES[(h >> 3) % 10], "region": REGIONS[(h >> 11) % 4], "job_id": f"job-{j}"},
+        )
+
+    def event(self, j: int) -> dict:
+        ref, when, key, quantity, properties = self.fields(j)
+        return {
+            "customer": ref,
+            "metric": self.metric,
+            "timestamp": when.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "idempotency_key": key,
+            "quantity": quantity,
+            "properties": properties,
+        }
+
+
+def _plan(events_total: int, duplicate_ratio: float, seed: int) -> tuple[list[int], int]:
+    """The event index sent at each position: new keys in order, and retries of earlier ones."""
+    rng = random.Random(seed)
+    distinct = max(1, round(events_total * (1 - duplicate_ratio)))
+    retries = [True] * (events_total - distinct) + [False] * (distinct - 1)
+    rng.shuffle(retries)
+    plan, new = [0], 1
+    for is_retry in retries:
+        if is_retry:
+            plan.append(rng.randrange(new))
+        else:
+            plan.append(new)
+            new += 1
+    return plan, distinct
+
+
+def _database_url(settings_dict: dict) -> str:
+    user = quote(settings_dict.get("USER") or "", safe="")
+    password = settings_dict.get("PASSWORD") or ""
+    credentials = f"{user}:{quote(password, safe='')}@" if password else (f"{user}@" if user else "")
+    host = settings_dict.get("HOST") or ""
+    port = settings_dict.get("PORT") or ""
+    host_part = quote(host, safe="") + (f":{port}" if port else "")
+    return f"postgres://{credentials}{host_part}/{quote(settings_dict['NAME'], safe='')}"
+
+
+def _server_database_env(settings_dict: dict) -> dict:
+    """DATABASE_URL for the server process, naming the database this process is connected to."""
+    if (settings_dict.get("HOST") or "").startswith("/"):
+        # A socket directory (the embedded PostgreSQL): the server finds it as this process did.
+        return {}
+    return {"DATABASE_URL": _database_url(settings_dict)}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class _Gunicorn:
+    """``gunicorn portal.wsgi`` on 127.0.0.1, on the caller's database and settings module."""
+
+    def __init__(self, workers: int):
+        self.port = _free_port()
+        self.log = tempfile.NamedTemporaryFile(prefix="ingest-bench-gunicorn-", suffix=".log", delete=False)
+        env = {
+            **os.environ,
+            **_server_database_env(connection.settings_dict),
+            "DJANGO_SETTINGS_MODULE": os.environ.get("DJANGO_SETTINGS_MODULE", "portal.settings"),
+            "DJANGO_DEBUG": "false",
+            "DJANGO_SECRET_KEY": os.environ.get("DJANGO_SECRET_KEY") or uuid.uuid4().hex * 2,
+            "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
+            "DJANGO_SECURE_SSL_REDIRECT": "false",
+            "LOG_LEVEL": "WARNING",
+        }
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "portal.wsgi", "-w", str(workers), "-b", f"127.0.0.1:{self.port}",
+             "--timeout", "120", "--log-level", "warning"],
+            cwd=str(settings.BASE_DIR),
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def wait_until_up(self, timeout: float = 60.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"gunicorn exited early; see {self.log.name}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                    return
+            except OSError:
+                time.sleep(0.2)
+        raise RuntimeError(f"gunicorn did not listen within {timeout:.0f}s; see {self.log.name}")
+
+    def stop(self):
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.log.close()
+
+
+def _post_http(port: int, api_key: str, body: bytes) -> tuple[int, bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
+    try:
+        conn.request(
+            "POST",
+            INGEST_PATH,
+            body=body,
+            headers={"Content-Type": "application/json", "Authorization": f"Api-Key {api_key}", "Host": "127.0.0.1"},
+        )
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+def _copy_baseline(source: _EventSource, plan: list[int], batch_size: int) -> float:
+    """Seconds for a raw COPY of the same rows into a scratch table without indexes or constraints."""
+    table = f"bench_usage_copy_{uuid.uuid4().hex[:8]}"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"CREATE UNLOGGED TABLE {table} (customer_ref varchar(64), metric_code varchar(64), ts timestamptz,"
+            " idempotency_key varchar(128), quantity numeric(24, 6), properties jsonb)"
+        )
+        try:
+            blocks = []
+            for offset in range(0, len(plan), batch_size):
+                lines = []
+                for j in plan[offset : offset + batch_size]:
+                    ref, when, key, quantity, properties = source.fields(j)
+                    properties_json = json.dumps(properties)
+                    lines.append(f"{ref}\t{source.metric}\t{when.isoformat()}\t{key}\t{quantity}\t{properties_json}\n")
+                blocks.append("".join(lines))
+            started = time.perf_counter()
+            with cursor.cursor.copy(
+                f"COPY {table} (customer_ref, metric_code, ts, idempotency_key, quantity, properties) FROM STDIN"
+            ) as copy:
+                for block in blocks:
+                    copy.write(block)
+            return time.perf_counter() - started
+        finally:
+            cursor.execute(f"DROP TABLE {table}")
+
+
+def _post_all(bodies: list[bytes], *, api_key: str, client: str, workers: int, threads: int):
+    """Post every body from ``threads`` threads; (seconds, summed counts, per-request seconds)."""
+    server = None
+    totals = {"accepted": 0, "duplicates": 0, "rejected": 0}
+    latencies: list[float] = []
+    errors: list[str] = []
+    lock = threading.Lock()
+    next_batch = iter(range(len(bodies)))
+
+    if client == "gunicorn":
+        server = _Gunicorn(workers)
+
+        def send(body: bytes) -> tuple[int, bytes]:
+            return _post_http(server.port, api_key, body)
+
+    else:
+        host = next((h for h in settings.ALLOWED_HOSTS if h not in {"*", ""} and not h.startswith(".")), "localhost")
+
+        def send(body: bytes) -> tuple[int, bytes]:
+            response = Client().post(
+                INGEST_PATH,
+                data=body,
+                content_type="application/json",
+                headers={"Authorization": f"Api-Key {api_key}", "Host": host},
+                secure=True,  # as behind the TLS-terminating proxy; no SSL redirect
+            )
+            return response.status_code, response.content
+
+    def worker():
+        try:
+            while True:
+                with lock:
+                    index = next(next_batch, None)
+                if index is None:
+                    return
+                started = time.perf_counter()
+                status_code, content = send(bodies[index])
+                elapsed = time.perf_counter() - started
+                if status_code != 200:
+                    raise RuntimeError(f"batch {index}: HTTP {status_code}: {content[:300]!r}")
+                answer = json.loads(content)
+                with lock:
+                    latencies.append(elapsed)
+                    for name in totals:
+                        totals[name] += answer[name]
+        except Exception as exc:  # reported after the run; the other thread keeps going
+            with lock:
+                errors.append(str(exc))
+        finally:
+            if client == "django":
+                connection.close()
+
+    try:
+        if server is not None:
+            server.wait_until_up()
+        for _ in range(max(workers, threads) * 2):  # warm every worker: imports, DB connection
+            status_code, content = send(b'{"events": []}')
+            if status_code != 200:
+                raise RuntimeError(f"warm-up: HTTP {status_code}: {content[:300]!r}")
+        started = time.perf_counter()
+        pool = [threading.Thread(target=worker) for _ in range(threads)]
+        for thread in pool:
+            thread.start()
+        for thread in pool:
+            thread.join()
+        seconds = time.perf_counter() - started
+    finally:
+        if server is not None:
+            server.stop()
+    if errors:
+        raise RuntimeError(f"{len(errors)} request(s) failed, first: {errors[0]}")
+    return seconds, totals, latencies
+
+
+def run_ingest_benchmark(
+    *,
+    tenant: Tenant,
+    customers: list[Customer],
+    events_total: int = 2_000_000,
+    batch_size: int = 10_000,
+    duplicate_ratio: float = 0.30,
+    client: str = "gunicorn",
+    workers: int = 2,
+    threads: int = 2,
+    month: date = date(2026, 11, 1),
+    seed: int = 20261101,
+    cleanup: bool = True,
+) -> dict:
+    """Post ``events_total`` usage events for ``customers`` of ``tenant`` and measure events/s.
+
+    ``duplicate_ratio`` of the events re-send an earlier event (same key and content), mostly from
+    earlier batches. ``client`` is ``"gunicorn"`` (real server, ``workers`` sync workers, ``threads``
+    posting threads) or ``"django"`` (in-process test Client, ``threads`` threads). Then COPYs the
+    same rows into a scratch table as the baseline. Returns a dict of figures (see print_figures).
+    Raises RuntimeError when a request fails or the counts do not add up.
+    """
+    if client not in {"gunicorn", "django"}:
+        raise ValueError('client must be "gunicorn" or "django".')
+    if not customers:
+        raise ValueError("The benchmark needs at least one customer.")
+    run_id = uuid.uuid4().hex[:10]
+    with platform_scope():
+        metric, metric_created = BillableMetric.objects.get_or_create(
+            tenant=tenant, code=BENCHMARK_METRIC, defaults={"name": "Benchmark processed jobs", "unit": "jobs"}
+        )
+    refs = [customer.external_ref for customer in customers]
+    source = _EventSource(run_id=run_id, refs=refs, metric=metric.code, month=month, seed=seed)
+
+    prepare_started = time.perf_counter()
+    plan, distinct = _plan(events_total, duplicate_ratio, seed)
+    bodies = [
+        json.dumps({"events": [source.event(j) for j in plan[offset : offset + batch_size]]}).encode()
+        for offset in range(0, events_total, batch_size)
+    ]
+    prepare_seconds = time.perf_counter() - prepare_started
+
+    with platform_scope():
+        api_key_row, api_key = TenantAPIKey.objects.create_key(name=f"ingest benchmark {run_id}", tenant=tenant)
+    try:
+        seconds, totals, latencies = _post_all(bodies, api_key=api_key, client=client, workers=workers, threads=threads)
+    finally:
+        with platform_scope():
+            api_key_row.delete()  # a credential never outlives its run
+
+    with platform_scope():
+        stored = UsageEvent.objects.filter(tenant=tenant, idempotency_key__startswith=source.prefix).count()
+    if not (totals["accepted"] == distinct == stored and totals["rejected"] == 0):
+        raise RuntimeError(f"Counts do not add up: distinct {distinct}, stored {stored}, answers {totals}.")
+
+    copy_seconds = _copy_baseline(source, plan, batch_size)
+
+    if cleanup:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"DELETE FROM {UsageEvent._meta.db_table} WHERE tenant_id = %s AND idempotency_key LIKE %s",
+                [tenant.pk, source.prefix + "%"],
+            )
+        if metric_created:
+            with platform_scope():
+                metric.delete()
+
+    body_bytes = sum(len(b) for b in bodies)
+    return {
+        "client": (
+            f"gunicorn portal.wsgi, {workers} sync workers, {threads} http.client threads on 127.0.0.1"
+            if client == "gunicorn"
+            else f"Django test Client in-process, {threads} threads"
+        ),
+        "events_total": events_total,
+        "batch_size": batch_size,
+        "batches": len(bodies),
+        "duplicate_ratio": duplicate_ratio,
+        "distinct_events": distinct,
+        "accepted": totals["accepted"],
+        "duplicates": totals["duplicates"],
+        "rejected": totals["rejected"],
+        "stored_rows": stored,
+        "request_megabytes": round(body_bytes / 1e6, 1),
+        "prepare_seconds": round(prepare_seconds, 2),
+        "seconds": round(seconds, 3),
+        "events_per_second": round(events_total / seconds),
+        "batch_ms_median": round(statistics.median(latencies) * 1000, 1),
+        "batch_ms_max": round(max(latencies) * 1000, 1),
+        "copy_baseline_seconds": round(copy_seconds, 3),
+        "copy_baseline_events_per_second": round(events_total / copy_seconds),
+        "ingest_share_of_copy_speed": round(copy_seconds / seconds, 3),
+    }
+
+
+def print_figures(figures: dict, stdout=None) -> None:
+    """Print the figures of ``run_ingest_benchmark`` as aligned ``name: value`` lines."""
+    out = stdout or sys.stdout
+    out.write("Usage ingestion benchmark\n")
+    width = max(len(name) for name in figures)
+    for name, value in figures.items():
+        shown = f"{value:,}".replace(",", " ") if isinstance(value, int) and not isinstance(value, bool) else value
+        out.write(f"  {name.ljust(width)}  {shown}\n")

@@ -1,0 +1,142 @@
+"""Emailing a finalized invoice to the customer's billing addresses, with its PDF attached.
+
+Each recipient has one ``InvoiceDelivery`` row (unique per tenant, invoice and recipient) that
+records the outcome, so sending twice sends once unless ``resend=True``. Callers queue the send
+after their own transaction commits (``invoice_send_on_commit``): an email cannot be taken back,
+so it must never go out for an invoice whose finalization later rolls back.
+"""
+
+import logging
+import smtplib
+from email.utils import formataddr
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.files.storage import default_storage
+from django.core.mail import EmailMultiAlternatives, get_connection
+from django.db import transaction
+from django.template.loader import render_to_string
+from django.utils import timezone, translation
+
+from billing import formatting
+from billing.documents import invoice_render_pdf
+from billing.models import Invoice, InvoiceDelivery
+from customers.tenancy import tenant_scope
+
+logger = logging.getLogger(__name__)
+
+MAX_ERROR_LENGTH = 2000
+SENDABLE_STATUSES = {Invoice.Status.FINALIZED, Invoice.Status.PAID}
+
+
+def _recipients(emails: list[str]) -> list[str]:
+    # The same address twice (in any case) is one recipient.
+    seen, recipients = set(), []
+    for email in emails or []:
+        address = (email or "").strip()
+        if address and address.lower() not in seen:
+            seen.add(address.lower())
+            recipients.append(address)
+    return recipients
+
+
+def _message(invoice: Invoice, recipient: str, pdf_name: str, pdf: bytes, connection) -> EmailMultiAlternatives:
+    customer, tenant = invoice.customer, invoice.tenant
+    language = customer.language if customer.language in formatting.LOCALES else formatting.DEFAULT_LANGUAGE
+    context = {
+        "invoice": invoice,
+        "tenant": tenant,
+        "customer": customer,
+        "amount_due": formatting.format_money(invoice.amount_due, invoice.currency, language),
+        "total": formatting.format_money(invoice.total, invoice.currency, language),
+        "due_date": formatting.format_day(invoice.due_date, language),
+        "period_start": formatting.format_day(invoice.period_start, language),
+        "period_end": formatting.format_day(invoice.period_end, language),
+    }
+    with translation.override(language):
+        subject = translation.gettext("Invoice %(number)s from %(tenant)s") % {
+            "number": invoice.number,
+            "tenant": tenant.name,
+        }
+        text = render_to_string("billing/email/invoice.txt", context)
+        html = render_to_string("billing/email/invoice.html", context)
+    message = EmailMultiAlternatives(
+        subject=subject,
+        body=text,
+        from_email=formataddr((tenant.name, settings.DEFAULT_FROM_EMAIL)),
+        to=[recipient],
+        connection=connection,
+    )
+    message.attach_alternative(html, "text/html")
+    message.attach(pdf_name.rsplit("/", 1)[-1], pdf, "application/pdf")
+    return message
+
+
+def invoice_send(*, invoice: Invoice, resend: bool = False) -> list[InvoiceDelivery]:
+    """Email a finalized (or paid) invoice, PDF attached, to each of the customer's billing emails.
+
+    Bodies (HTML and plain text) and subject are in the customer's language; the PDF is the
+    stored one (rendered now if it is not yet). Each recipient's ``InvoiceDelivery`` row records
+    the outcome: ``sent`` with ``sent_at``, or ``failed`` with the server's error; ``attempts``
+    counts tries. A recipient already ``sent`` is skipped unless ``resend``. Returns the rows, by
+    recipient. Raises ValidationError for a draft or void invoice, or a customer without billing
+    emails; a mail server failure is recorded on the row, not raised.
+
+    Transactions: the rows are created in one; then each recipient is sent under a lock on its
+    own row and recorded in its own transaction, because a sent email cannot be rolled back with
+    a later failure, and a concurrent caller must wait and then see ``sent``.
+    """
+    tenant = invoice.tenant
+    invoice = Invoice.objects.for_tenant(tenant).select_related("tenant", "customer").get(pk=invoice.pk)
+    if invoice.status not in SENDABLE_STATUSES:
+        raise ValidationError(f"Invoice {invoice} is {invoice.status}; only finalized invoices are emailed.")
+    recipients = _recipients(invoice.customer.billing_emails)
+    if not recipients:
+        raise ValidationError(f"{invoice.customer} has no billing email address.")
+    pdf_name = invoice_render_pdf(invoice=invoice)
+    with default_storage.open(pdf_name, "rb") as handle:
+        pdf = handle.read()
+
+    with transaction.atomic(), tenant_scope(tenant):
+        rows = [InvoiceDelivery(tenant=tenant, invoice=invoice, recipient=address) for address in recipients]
+        for row in rows:
+            row.full_clean(exclude=["tenant", "invoice"], validate_unique=False, validate_constraints=False)
+        InvoiceDelivery.objects.for_tenant(tenant).bulk_create(rows, ignore_conflicts=True)
+
+    connection = get_connection()
+    deliveries = []
+    for address in recipients:
+        with transaction.atomic():
+            row = InvoiceDelivery.objects.for_tenant(tenant).select_for_update().get(invoice=invoice, recipient=address)
+            if row.status == InvoiceDelivery.Status.SENT and not resend:
+                deliveries.append(row)
+                continue
+            row.attempts += 1
+            try:
+                _message(invoice, address, pdf_name, pdf, connection).send()
+            except (smtplib.SMTPException, OSError) as exc:
+                logger.warning("Invoice %s to %s failed: %s", invoice.number, address, exc)
+                row.status, row.error = InvoiceDelivery.Status.FAILED, str(exc)[:MAX_ERROR_LENGTH] or type(exc).__name__
+            else:
+                row.status, row.error, row.sent_at = InvoiceDelivery.Status.SENT, "", timezone.now()
+            with tenant_scope(tenant):
+                row.full_clean()
+            row.save()
+            deliveries.append(row)
+    return deliveries
+
+
+def invoice_send_on_commit(*, invoice: Invoice, resend: bool = False) -> None:
+    """Send ``invoice`` once the caller's transaction commits (at once outside a transaction).
+
+    For ``invoice_finalize``'s callers: a rollback sends nothing. Errors of the send itself are
+    recorded on the delivery rows; a refused invoice (draft, no email) is logged.
+    """
+
+    def send():
+        try:
+            invoice_send(invoice=invoice, resend=resend)
+        except ValidationError as exc:
+            logger.warning("Invoice %s not sent: %s", invoice.pk, "; ".join(exc.messages))
+
+    transaction.on_commit(send)

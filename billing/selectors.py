@@ -1,0 +1,104 @@
+"""Reads for billing that are more than a filter: usage aggregates, what is creditable, credit balances.
+
+Every selector takes ``tenant=`` explicitly and returns only that tenant's rows.
+"""
+
+import json
+import zoneinfo
+from collections import defaultdict
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+
+from django.db.models import DecimalField, F, Q, Sum
+from django.db.models.fields.json import KT
+from django.db.models.functions import Cast, Coalesce
+
+from billing.metering import usage_totals
+from billing.models import BillableMetric, CreditNote, CreditRequest, Invoice, UsageEvent
+from customers.models import Tenant
+
+ZERO = Decimal(0)
+
+
+def metric_totals(
+    *, tenant: Tenant, metrics: list[BillableMetric], period_start: date, period_end: date
+) -> dict[tuple[int, str], Decimal]:
+    """Each customer's billable quantity of ``metrics`` over the inclusive dates.
+
+    ``{(customer_id, metric_code): Decimal}`` without zero entries, from
+    ``billing.metering.usage_totals`` (one aggregate query per metric, grouped by customer).
+    """
+    if not metrics:
+        return {}
+    wanted = {metric.code for metric in metrics}
+    totals = usage_totals(tenant=tenant, period_start=period_start, period_end=period_end)
+    return {key: value for key, value in totals.items() if key[1] in wanted and value}
+
+
+def metric_event_amounts(
+    *, tenant: Tenant, metric: BillableMetric, period_start: date, period_end: date
+) -> dict[int, list[Decimal]]:
+    """Every customer's measured amounts of one metric, event by event in time order (one query).
+
+    For percentage pricing with per-event fees, minimums or maximums, where a sum is not enough.
+    The metric's filters and time window read events as ``usage_totals`` does; an event without
+    a numeric value measures 0.
+    """
+    zone = zoneinfo.ZoneInfo(tenant.time_zone)
+    start = datetime.combine(period_start, time.min, tzinfo=zone)
+    end = datetime.combine(period_end + timedelta(days=1), time.min, tzinfo=zone)
+    events = UsageEvent.objects.for_tenant(tenant).filter(
+        metric_code=metric.source_code, timestamp__gte=start, timestamp__lt=end
+    )
+    for index, (key, wanted) in enumerate(sorted((metric.filters or {}).items())):
+        values = wanted if isinstance(wanted, list) else [wanted]
+        texts = ["true" if v is True else "false" if v is False else v if isinstance(v, str) else json.dumps(v) for v in values]
+        events = events.alias(**{f"filter_{index}": KT(f"properties__{key}")}).filter(**{f"filter_{index}__in": texts})
+    if metric.field == "quantity":
+        measured = F("quantity")
+    else:
+        measured = Cast(KT(f"properties__{metric.field}"), DecimalField(max_digits=24, decimal_places=6))
+    amounts: dict[int, list[Decimal]] = defaultdict(list)
+    rows = events.annotate(measured=Coalesce(measured, ZERO, output_field=DecimalField())).order_by(
+        "customer_id", "timestamp", "id"
+    )
+    for customer_id, value in rows.values_list("customer_id", "measured"):
+        amounts[customer_id].append(Decimal(value))
+    return amounts
+
+
+def invoice_credited_total(*, invoice: Invoice) -> Decimal:
+    """What credit notes have given back on ``invoice`` so far (VAT included)."""
+    credited = CreditNote.objects.for_tenant(invoice.tenant).filter(invoice=invoice).aggregate(s=Sum("total"))["s"]
+    return credited or ZERO
+
+
+def invoice_creditable_amount(*, invoice: Invoice) -> Decimal:
+    """What a new credit note on ``invoice`` may still give back: its total less earlier credit notes.
+
+    Zero for drafts and void invoices, which cannot be credited.
+    """
+    if invoice.status not in (Invoice.Status.FINALIZED, Invoice.Status.PAID):
+        return ZERO
+    return max(ZERO, invoice.total - invoice_credited_total(invoice=invoice))
+
+
+def balance_credit_remaining(*, tenant: Tenant, exclude_draft_period_start: date | None = None) -> dict[int, Decimal]:
+    """Approved balance credits (no invoice) still unused, by credit request id.
+
+    Used means taken off a non-void invoice; the drafts of ``exclude_draft_period_start`` are left
+    out because the draft run is about to rebuild them.
+    """
+    requests = CreditRequest.objects.for_tenant(tenant).filter(
+        status=CreditRequest.Status.APPROVED, invoice__isnull=True
+    )
+    used = Q(applications__invoice__status__in=[Invoice.Status.DRAFT, Invoice.Status.FINALIZED, Invoice.Status.PAID])
+    if exclude_draft_period_start is not None:
+        used &= ~Q(
+            applications__invoice__status=Invoice.Status.DRAFT,
+            applications__invoice__period_start=exclude_draft_period_start,
+        )
+    rows = requests.annotate(used=Coalesce(Sum("applications__amount", filter=used), ZERO)).values_list(
+        "id", "amount", "used"
+    )
+    return {request_id: amount - used for request_id, amount, used in rows if amount > used}

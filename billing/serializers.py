@@ -1,0 +1,97 @@
+"""Read shapes of invoices and credit notes for the API. Money is ``{"amount", "currency"}``."""
+
+from rest_framework import serializers
+
+from billing.models import CreditNote, CreditNoteLine, Invoice, InvoiceLine
+from customers.api_base import MoneyFieldSchema, format_amount
+
+
+class DocumentMoneyField(serializers.Field):
+    """An amount column of a document (or of its line) with the document's currency."""
+
+    def __init__(self, attribute: str, currency_of=lambda obj: obj.currency, **kwargs):
+        self.attribute = attribute
+        self.currency_of = currency_of
+        kwargs.update(source="*", read_only=True)
+        super().__init__(**kwargs)
+
+    def to_representation(self, obj):
+        currency = self.currency_of(obj)
+        return {"amount": format_amount(getattr(obj, self.attribute), currency), "currency": currency}
+
+
+def _invoice_currency(line):
+    return line.invoice.currency
+
+
+class InvoiceLineSerializer(serializers.ModelSerializer):
+    unit_price = DocumentMoneyField("unit_price", _invoice_currency)
+    amount = DocumentMoneyField("amount", _invoice_currency)
+
+    class Meta:
+        model = InvoiceLine
+        fields = ["position", "description", "kind", "quantity", "unit_price", "proration", "amount", "contract_line"]
+        read_only_fields = fields
+
+
+class InvoiceSerializer(serializers.ModelSerializer):
+    customer_name = serializers.CharField(source="customer.name", read_only=True)
+    subtotal = DocumentMoneyField("subtotal")
+    discount_total = DocumentMoneyField("discount_total")
+    vat_amount = DocumentMoneyField("vat_amount")
+    total = DocumentMoneyField("total")
+    credit_applied = DocumentMoneyField("credit_applied")
+    amount_due = DocumentMoneyField("amount_due")
+
+    class Meta:
+        model = Invoice
+        fields = [
+            "id", "number", "status", "customer", "customer_name", "contract", "period_start", "period_end",
+            "currency", "issue_date", "due_date", "subtotal", "discount_total", "vat_rate", "vat_amount", "total",
+            "credit_applied", "amount_due", "reverse_charge", "vat_note", "finalized_at", "paid_at", "voided_at",
+        ]
+        read_only_fields = fields
+
+
+class InvoiceDetailSerializer(InvoiceSerializer):
+    lines = InvoiceLineSerializer(many=True, read_only=True)
+
+    class Meta(InvoiceSerializer.Meta):
+        fields = InvoiceSerializer.Meta.fields + ["lines"]
+        read_only_fields = fields
+
+
+def _credit_note_currency(line):
+    return line.credit_note.currency
+
+
+class CreditNoteLineSerializer(serializers.ModelSerializer):
+    unit_price = DocumentMoneyField("unit_price", _credit_note_currency)
+    amount = DocumentMoneyField("amount", _credit_note_currency)
+
+    class Meta:
+        model = CreditNoteLine
+        fields = ["position", "description", "quantity", "unit_price", "amount", "invoice_line"]
+        read_only_fields = fields
+
+
+class CreditNoteSerializer(serializers.ModelSerializer):
+    invoice_number = serializers.CharField(source="invoice.number", read_only=True)
+    subtotal = DocumentMoneyField("subtotal")
+    vat_amount = DocumentMoneyField("vat_amount")
+    total = DocumentMoneyField("total")
+    lines = CreditNoteLineSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = CreditNote
+        fields = [
+            "id", "number", "invoice", "invoice_number", "customer", "currency", "reason", "issue_date",
+            "subtotal", "vat_rate", "vat_amount", "total", "lines",
+        ]
+        read_only_fields = fields
+
+
+class DocumentMoneyFieldSchema(MoneyFieldSchema):
+    """Documents' amounts have the same shape in the schema as every other money value."""
+
+    target_class = DocumentMoneyField

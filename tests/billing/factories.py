@@ -1,0 +1,115 @@
+"""Factories for billing: metering (metrics, usage events). Tests, the demo and the benchmarks use them."""
+
+from datetime import datetime, timezone
+from decimal import Decimal
+
+import factory
+
+from billing.models import BillableMetric, UsageEvent
+from tests.customers.factories import CustomerFactory, TenantFactory
+
+
+class BillableMetricFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = BillableMetric
+
+    tenant = factory.SubFactory(TenantFactory)
+    code = "processed_jobs"
+    name = factory.LazyAttribute(lambda m: m.code.replace("_", " ").capitalize())
+    aggregation = BillableMetric.Aggregation.COUNT
+    field = "quantity"
+    filters = factory.LazyFunction(dict)
+    unit = "jobs"
+
+
+class UsageEventFactory(factory.django.DjangoModelFactory):
+    """One stored event. Bulk data should go through ``usage_ingest``, as production does."""
+
+    class Meta:
+        model = UsageEvent
+
+    customer = factory.SubFactory(CustomerFactory)
+    tenant = factory.SelfAttribute("customer.tenant")
+    metric_code = "processed_jobs"
+    timestamp = datetime(2026, 11, 5, 12, 0, tzinfo=timezone.utc)
+    idempotency_key = factory.Sequence(lambda n: f"evt-{n:08d}")
+    quantity = Decimal(1)
+    properties = factory.LazyFunction(dict)
+
+
+# --- invoicing: price terms, plans of the job API, settings ---------------------------------
+
+from datetime import date  # noqa: E402
+
+from djmoney.money import Money  # noqa: E402
+
+from billing.models import BillingSettings, ChargeModel, PriceTerms  # noqa: E402
+from customers.models import ContractLine  # noqa: E402
+from tests.customers.factories import ContractFactory, ContractLineFactory  # noqa: E402
+
+
+class BillingSettingsFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = BillingSettings
+
+    tenant = factory.SubFactory(TenantFactory)
+    minimum_invoice_amount = Decimal("0")
+
+
+class PriceTermsFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = PriceTerms
+
+    contract_line = factory.SubFactory(
+        ContractLineFactory,
+        kind=ContractLine.Kind.USAGE,
+        description="Jobs",
+        unit_price=factory.LazyAttribute(lambda line: Money("0.10", line.contract.currency)),
+    )
+    tenant = factory.SelfAttribute("contract_line.tenant")
+    charge_model = ChargeModel.PER_UNIT
+    metric = "processed_jobs"
+    terms = factory.LazyFunction(dict)
+
+
+# Job API plans (DOMAIN.md, seed 003): monthly fee, included jobs, price per extra job, and the
+# discount on the fee for 80–100 % quota use. Free has no overage price: the product stops at 10.
+JOB_API_PLANS = {
+    "Free": {"fee": "0.00", "included": 10, "overage": "0.00", "utilisation_discount": 0},
+    "Starter": {"fee": "29.00", "included": 100, "overage": "0.50", "utilisation_discount": 2},
+    "Professional": {"fee": "99.00", "included": 500, "overage": "0.30", "utilisation_discount": 3},
+    "Business": {"fee": "299.00", "included": 2000, "overage": "0.20", "utilisation_discount": 4},
+}
+
+
+def job_api_terms(plan: str, *, failed_metric: str | None = None) -> dict:
+    """The included-quota terms of a job API plan (1 % grace), as PriceTerms.terms."""
+    spec = JOB_API_PLANS[plan]
+    terms = {"included": spec["included"], "overage_unit_price": spec["overage"], "grace_percent": 1}
+    if spec["utilisation_discount"]:
+        terms["utilisation_discount_percent"] = spec["utilisation_discount"]
+    if failed_metric:
+        terms["failed_metric"] = failed_metric
+    return terms
+
+
+def job_api_subscription(
+    customer, plan: str, *, start_date: date = date(2026, 11, 1), metric: str = "processed_jobs", failed_metric=None
+) -> PriceTerms:
+    """A monthly contract on a job API plan: a recurring plan-fee line priced with an included quota."""
+    contract = ContractFactory(customer=customer, tenant=customer.tenant, start_date=start_date, title=f"{plan} plan")
+    line = ContractLineFactory(
+        contract=contract,
+        tenant=customer.tenant,
+        description=f"{plan} plan",
+        kind=ContractLine.Kind.RECURRING,
+        unit_price=Money(JOB_API_PLANS[plan]["fee"], customer.currency),
+        starts_on=start_date,
+    )
+    return PriceTermsFactory(
+        contract_line=line,
+        tenant=customer.tenant,
+        charge_model=ChargeModel.INCLUDED_QUOTA,
+        metric=metric,
+        terms=job_api_terms(plan, failed_metric=failed_metric),
+    )

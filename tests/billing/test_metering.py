@@ -1,0 +1,517 @@
+import calendar
+from datetime import date, datetime, timezone
+from decimal import Decimal
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.db.models import ProtectedError
+
+from billing import metering
+from billing.metering import IngestRefused, usage_ingest, usage_totals
+from billing.models import BillableMetric, Invoice, UsageEvent
+from customers.tenancy import platform_scope, tenant_scope
+from tests.billing.factories import BillableMetricFactory, UsageEventFactory
+from tests.customers.factories import CustomerFactory
+
+NOW = datetime(2026, 11, 20, 9, 0, tzinfo=timezone.utc)
+
+
+@pytest.fixture
+def world(tenant_a, tenant_b):
+    """Tenant A with two customers and two metrics; tenant B with one customer of its own."""
+    return {
+        "northwind": CustomerFactory(tenant=tenant_a, external_ref="northwind"),
+        "contoso": CustomerFactory(tenant=tenant_a, external_ref="contoso"),
+        "bergen": CustomerFactory(tenant=tenant_b, external_ref="bergen"),
+        "jobs": BillableMetricFactory(tenant=tenant_a, code="processed_jobs"),
+        "compute": BillableMetricFactory(tenant=tenant_a, code="compute_ms", aggregation="sum", unit="ms"),
+        "jobs_b": BillableMetricFactory(tenant=tenant_b, code="processed_jobs"),
+    }
+
+
+def event(key, **overrides):
+    raw = {
+        "customer": "northwind",
+        "metric": "processed_jobs",
+        "timestamp": "2026-11-05T14:03:00Z",
+        "idempotency_key": key,
+        "quantity": 1,
+        "properties": {"status": "succeeded"},
+    }
+    raw.update(overrides)
+    return raw
+
+
+def stored(tenant):
+    return list(
+        UsageEvent.objects.for_tenant(tenant)
+        .order_by("idempotency_key")
+        .values_list("idempotency_key", "customer__external_ref", "metric_code", "quantity")
+    )
+
+
+def statuses(result):
+    return [(r.idempotency_key, r.status, r.reason) for r in result.results]
+
+
+# --- ingestion ------------------------------------------------------------------------------------
+
+
+def test_valid_events_are_accepted_and_stored_with_every_field(world, tenant_a):
+    result = usage_ingest(
+        tenant=tenant_a,
+        events=[
+            event("k1"),
+            event(
+                "k2", customer="contoso", metric="compute_ms", quantity="1250.5", timestamp="2026-11-06T10:00:00+02:00"
+            ),
+        ],
+        now=NOW,
+    )
+
+    assert (result.accepted, result.duplicates, result.rejected) == (2, 0, 0)
+    assert statuses(result) == [("k1", "accepted", None), ("k2", "accepted", None)]
+    second = UsageEvent.objects.for_tenant(tenant_a).get(idempotency_key="k2")
+    assert second.customer == world["contoso"]
+    assert second.metric_code == "compute_ms"
+    assert second.quantity == Decimal("1250.5")
+    assert second.timestamp == datetime(2026, 11, 6, 8, 0, tzinfo=timezone.utc)
+    assert second.properties == {"status": "succeeded"}
+    assert second.received_at == NOW
+
+
+def test_quantity_defaults_to_one_and_decimals_stay_exact(world, tenant_a):
+    events = [
+        event("no-qty"),
+        event("str", quantity=" 0.000001 "),
+        event("dec", quantity=Decimal("2.1")),
+        event("flt", quantity=0.1),
+    ]
+    del events[0]["quantity"]
+
+    usage_ingest(tenant=tenant_a, events=events)
+
+    assert dict(UsageEvent.objects.for_tenant(tenant_a).values_list("idempotency_key", "quantity")) == {
+        "no-qty": Decimal("1"),
+        "str": Decimal("0.000001"),
+        "dec": Decimal("2.1"),
+        "flt": Decimal("0.1"),
+    }
+
+
+@pytest.mark.parametrize(
+    ("overrides", "reason"),
+    [
+        ({"customer": "nobody"}, "unknown customer"),
+        ({"customer": None}, "unknown customer"),
+        ({"customer": 42}, "unknown customer"),
+        ({"metric": "gpu_hours"}, "unknown metric"),
+        ({"metric": None}, "unknown metric"),
+        ({"timestamp": "2026-11-05T14:03:00"}, "bad timestamp"),
+        ({"timestamp": "2026-11-05"}, "bad timestamp"),
+        ({"timestamp": "yesterday"}, "bad timestamp"),
+        ({"timestamp": 1793000000}, "bad timestamp"),
+        ({"timestamp": None}, "bad timestamp"),
+        ({"timestamp": "9999-12-31T23:00:00-12:00"}, "bad timestamp"),
+        ({"quantity": "ten"}, "non-numeric quantity"),
+        ({"quantity": "1_000"}, "non-numeric quantity"),
+        ({"quantity": "NaN"}, "non-numeric quantity"),
+        ({"quantity": Decimal("Infinity")}, "non-numeric quantity"),
+        ({"quantity": True}, "non-numeric quantity"),
+        ({"quantity": [1]}, "non-numeric quantity"),
+        ({"quantity": -1}, "negative quantity"),
+        ({"quantity": "1e18"}, "quantity out of range"),
+        ({"quantity": "0.0000001"}, "quantity has more than 6 decimal places"),
+        ({"properties": ["a"]}, "properties must be an object"),
+        ({"properties": {"note": "nul\x00byte"}}, "properties contain values that cannot be stored"),
+        ({"properties": {"note": "lone \ud800 surrogate"}}, "properties contain values that cannot be stored"),
+        ({"properties": {"size": Decimal("1e400")}}, "properties contain values that cannot be stored"),
+        ({"idempotency_key": "x" * 129}, "idempotency key longer than 128 characters"),
+        ({"idempotency_key": 7}, "idempotency key must be a string"),
+    ],
+)
+def test_invalid_event_is_rejected_with_its_reason_and_not_stored(world, tenant_a, overrides, reason):
+    result = usage_ingest(tenant=tenant_a, events=[event("bad", **overrides)])
+
+    assert [(r.status, r.reason) for r in result.results] == [("rejected", reason)]
+    assert (result.accepted, result.duplicates, result.rejected) == (0, 0, 1)
+    assert stored(tenant_a) == []
+
+
+@pytest.mark.parametrize("key", [None, ""])
+def test_event_without_idempotency_key_is_rejected(world, tenant_a, key):
+    missing = event("unused")
+    if key is None:
+        del missing["idempotency_key"]
+    else:
+        missing["idempotency_key"] = key
+
+    result = usage_ingest(tenant=tenant_a, events=[missing])
+
+    assert statuses(result) == [(None, "rejected", "missing idempotency key")]
+    assert stored(tenant_a) == []
+
+
+def test_keys_and_properties_with_copy_special_characters_are_stored_exactly(world, tenant_a):
+    key = "tab\there\\back\nslash\rend"
+    properties = {"path": "C:\\jobs\\new", "note": "line one\nline\ttwo \"quoted\"", "city": "Malmö 🚀", "n": 2.5}
+
+    result = usage_ingest(tenant=tenant_a, events=[event(key, properties=properties)])
+
+    assert statuses(result) == [(key, "accepted", None)]
+    stored_event = UsageEvent.objects.for_tenant(tenant_a).get()
+    assert stored_event.idempotency_key == key
+    assert stored_event.properties == properties
+
+
+def test_timestamps_are_stored_as_the_instant_they_name(world, tenant_a):
+    usage_ingest(tenant=tenant_a, events=[event("k1", timestamp="2026-11-05T14:03:00.25+05:30")])
+
+    stored_at = UsageEvent.objects.for_tenant(tenant_a).get().timestamp
+    assert stored_at == datetime(2026, 11, 5, 8, 33, 0, 250000, tzinfo=timezone.utc)
+
+
+def test_event_that_is_not_an_object_is_rejected(world, tenant_a):
+    result = usage_ingest(tenant=tenant_a, events=["k1", event("k2")])
+
+    assert statuses(result) == [(None, "rejected", "event must be an object"), ("k2", "accepted", None)]
+
+
+def test_repeating_a_batch_reports_every_event_duplicate_and_stores_nothing_new(world, tenant_a):
+    batch = [event("k1"), event("k2", quantity=3), event("k3", customer="contoso")]
+    usage_ingest(tenant=tenant_a, events=batch)
+
+    again = usage_ingest(tenant=tenant_a, events=batch)
+
+    assert statuses(again) == [("k1", "duplicate", None), ("k2", "duplicate", None), ("k3", "duplicate", None)]
+    assert (again.accepted, again.duplicates, again.rejected) == (0, 3, 0)
+    assert stored(tenant_a) == [
+        ("k1", "northwind", "processed_jobs", Decimal("1")),
+        ("k2", "northwind", "processed_jobs", Decimal("3")),
+        ("k3", "contoso", "processed_jobs", Decimal("1")),
+    ]
+
+
+def test_duplicate_key_within_a_batch_keeps_the_first_event(world, tenant_a):
+    batch = [event("k1", quantity=5), event("k1", quantity=7), event("k1", quantity=9)]
+
+    result = usage_ingest(tenant=tenant_a, events=batch)
+
+    assert statuses(result) == [("k1", "accepted", None), ("k1", "duplicate", None), ("k1", "duplicate", None)]
+    assert stored(tenant_a) == [("k1", "northwind", "processed_jobs", Decimal("5"))]
+
+
+def test_rejected_event_does_not_claim_its_key_within_the_batch(world, tenant_a):
+    result = usage_ingest(tenant=tenant_a, events=[event("k1", metric="nope"), event("k1", quantity=2)])
+
+    assert statuses(result) == [("k1", "rejected", "unknown metric"), ("k1", "accepted", None)]
+    assert stored(tenant_a) == [("k1", "northwind", "processed_jobs", Decimal("2"))]
+
+
+def test_mixed_batch_stores_exactly_the_good_events_in_request_order(world, tenant_a):
+    batch = [
+        event("good-1"),
+        event("bad-customer", customer="ghost"),
+        event("good-2", customer="contoso", quantity="4"),
+        event("bad-time", timestamp="not a time"),
+        event("good-1"),
+        event("bad-qty", quantity="many"),
+        event("good-3", metric="compute_ms", quantity=12),
+    ]
+
+    result = usage_ingest(tenant=tenant_a, events=batch)
+
+    assert statuses(result) == [
+        ("good-1", "accepted", None),
+        ("bad-customer", "rejected", "unknown customer"),
+        ("good-2", "accepted", None),
+        ("bad-time", "rejected", "bad timestamp"),
+        ("good-1", "duplicate", None),
+        ("bad-qty", "rejected", "non-numeric quantity"),
+        ("good-3", "accepted", None),
+    ]
+    assert (result.accepted, result.duplicates, result.rejected) == (3, 1, 3)
+    assert stored(tenant_a) == [
+        ("good-1", "northwind", "processed_jobs", Decimal("1")),
+        ("good-2", "contoso", "processed_jobs", Decimal("4")),
+        ("good-3", "northwind", "compute_ms", Decimal("12")),
+    ]
+
+
+def test_customer_of_another_tenant_is_an_unknown_customer(world, tenant_a, tenant_b):
+    result = usage_ingest(tenant=tenant_a, events=[event("k1", customer="bergen")])
+
+    assert statuses(result) == [("k1", "rejected", "unknown customer")]
+    assert stored(tenant_a) == [] and stored(tenant_b) == []
+
+
+def test_the_same_key_in_two_tenants_is_stored_once_for_each(world, tenant_a, tenant_b):
+    a = usage_ingest(tenant=tenant_a, events=[event("shared")])
+    b = usage_ingest(tenant=tenant_b, events=[event("shared", customer="bergen")])
+
+    assert statuses(a) == statuses(b) == [("shared", "accepted", None)]
+    assert stored(tenant_a) == [("shared", "northwind", "processed_jobs", Decimal("1"))]
+    assert stored(tenant_b) == [("shared", "bergen", "processed_jobs", Decimal("1"))]
+
+
+def test_more_than_ten_thousand_events_are_refused_whole(world, tenant_a):
+    with pytest.raises(IngestRefused, match="at most 10 000 events; this one has 10 001"):
+        usage_ingest(tenant=tenant_a, events=[event(f"k{i}") for i in range(10_001)])
+
+    assert stored(tenant_a) == []
+
+
+def test_ten_thousand_events_are_ingested_in_one_call(world, tenant_a, django_assert_max_num_queries):
+    batch = [event(f"k{i:05d}", customer="contoso" if i % 2 else "northwind") for i in range(10_000)]
+
+    with django_assert_max_num_queries(10):
+        result = usage_ingest(tenant=tenant_a, events=batch)
+
+    assert (result.accepted, result.duplicates, result.rejected) == (10_000, 0, 0)
+    assert UsageEvent.objects.for_tenant(tenant_a).count() == 10_000
+
+
+def _invoice(customer, month_start, status, number=None):
+    return Invoice.objects.create(
+        tenant=customer.tenant,
+        customer=customer,
+        period_start=month_start,
+        period_end=month_start.replace(day=calendar.monthrange(month_start.year, month_start.month)[1]),
+        currency="USD",
+        status=status,
+        number=number,
+    )
+
+
+def test_event_in_an_invoiced_month_of_the_tenant_time_zone_is_rejected(world, tenant_a):
+    tenant_a.time_zone = "Europe/Stockholm"
+    tenant_a.save()
+    _invoice(world["northwind"], date(2026, 10, 1), "finalized", "ACME-0001")
+
+    result = usage_ingest(
+        tenant=tenant_a,
+        events=[
+            event("oct-utc", timestamp="2026-10-31T22:30:00Z"),  # 23:30 in Stockholm: October, invoiced
+            event("nov-local", timestamp="2026-10-31T23:30:00Z"),  # 00:30 on 1 November in Stockholm
+            event("other-customer", customer="contoso", timestamp="2026-10-15T12:00:00Z"),
+        ],
+    )
+
+    assert statuses(result) == [
+        ("oct-utc", "rejected", "period already invoiced"),
+        ("nov-local", "accepted", None),
+        ("other-customer", "accepted", None),
+    ]
+    assert [key for key, *_ in stored(tenant_a)] == ["nov-local", "other-customer"]
+
+
+def test_paid_invoices_close_their_month_but_drafts_and_void_ones_do_not(world, tenant_a):
+    _invoice(world["northwind"], date(2026, 8, 1), "paid", "ACME-0001")
+    _invoice(world["northwind"], date(2026, 9, 1), "void")
+    _invoice(world["northwind"], date(2026, 10, 1), "draft")
+
+    result = usage_ingest(
+        tenant=tenant_a,
+        events=[
+            event("aug", timestamp="2026-08-10T10:00:00Z"),
+            event("sep", timestamp="2026-09-10T10:00:00Z"),
+            event("oct", timestamp="2026-10-10T10:00:00Z"),
+        ],
+    )
+
+    assert statuses(result) == [
+        ("aug", "rejected", "period already invoiced"),
+        ("sep", "accepted", None),
+        ("oct", "accepted", None),
+    ]
+
+
+def test_retry_of_a_stored_event_after_its_month_was_invoiced_is_a_duplicate(world, tenant_a):
+    usage_ingest(tenant=tenant_a, events=[event("k1", timestamp="2026-10-10T10:00:00Z")])
+    _invoice(world["northwind"], date(2026, 10, 1), "finalized", "ACME-0001")
+
+    result = usage_ingest(
+        tenant=tenant_a,
+        events=[event("k1", timestamp="2026-10-10T10:00:00Z"), event("k2", timestamp="2026-10-11T10:00:00Z")],
+    )
+
+    assert statuses(result) == [("k1", "duplicate", None), ("k2", "rejected", "period already invoiced")]
+    assert [key for key, *_ in stored(tenant_a)] == ["k1"]
+
+
+def test_invoiced_periods_are_empty_while_there_is_no_invoice_model(world, tenant_a, monkeypatch):
+    def no_invoice(app_label, model_name):
+        raise LookupError(model_name)
+
+    monkeypatch.setattr(metering.apps, "get_model", no_invoice)
+
+    assert metering._invoiced_periods(tenant_a, [world["northwind"].pk]) == set()
+
+
+# --- totals ---------------------------------------------------------------------------------------
+
+
+def _event(customer, metric, when, quantity="1", **properties):
+    return UsageEventFactory(
+        customer=customer,
+        tenant=customer.tenant,
+        metric_code=metric,
+        timestamp=datetime.fromisoformat(when),
+        quantity=Decimal(quantity),
+        properties=properties,
+    )
+
+
+def _totals(tenant, **kwargs):
+    return usage_totals(tenant=tenant, period_start=date(2026, 11, 1), period_end=date(2026, 11, 30), **kwargs)
+
+
+@pytest.fixture
+def november(world, tenant_a, tenant_b):
+    """Usage of November 2026 (and its edges) for both tenants."""
+    n, c, b = world["northwind"], world["contoso"], world["bergen"]
+    with platform_scope():
+        for code, aggregation, field, filters in [
+            ("created_jobs", "count", "quantity", {}),
+            ("compute_ms", "sum", "quantity", {}),
+            ("data_gb", "sum", "gb", {}),
+            ("peak_seats", "max", "quantity", {}),
+            ("unique_jobs", "unique_count", "job_id", {}),
+            ("plan_seats", "latest", "quantity", {}),
+            ("failed_jobs", "count", "quantity", {"status": ["failed", "crashed"]}),
+        ]:
+            BillableMetric.objects.update_or_create(
+                tenant=tenant_a,
+                code=code,
+                defaults={"name": code, "aggregation": aggregation, "field": field, "filters": filters},
+            )
+        BillableMetricFactory(tenant=tenant_b, code="created_jobs")
+        _event(n, "created_jobs", "2026-11-01T00:00:00+00:00")
+        _event(n, "created_jobs", "2026-11-15T12:00:00+00:00")
+        _event(n, "created_jobs", "2026-11-30T23:59:59+00:00")
+        _event(n, "created_jobs", "2026-10-31T23:59:59+00:00")  # October
+        _event(n, "created_jobs", "2026-12-01T00:00:00+00:00")  # December
+        _event(c, "created_jobs", "2026-11-02T08:00:00+00:00")
+        _event(b, "created_jobs", "2026-11-02T08:00:00+00:00")  # tenant B
+        _event(n, "compute_ms", "2026-11-03T08:00:00+00:00", "1200.25")
+        _event(n, "compute_ms", "2026-11-04T08:00:00+00:00", "0.5")
+        _event(c, "compute_ms", "2026-11-04T08:00:00+00:00", "7")
+        _event(n, "data_gb", "2026-11-03T08:00:00+00:00", gb=1.25)
+        _event(n, "data_gb", "2026-11-04T08:00:00+00:00", gb=2)
+        _event(n, "data_gb", "2026-11-05T08:00:00+00:00", gb="lots")  # not a number: ignored
+        _event(n, "data_gb", "2026-11-05T09:00:00+00:00", gb=" 0.5")  # a numeric string counts
+        _event(n, "data_gb", "2026-11-06T08:00:00+00:00")  # no gb: ignored
+        _event(n, "peak_seats", "2026-11-03T08:00:00+00:00", "12")
+        _event(n, "peak_seats", "2026-11-04T08:00:00+00:00", "40")
+        _event(n, "peak_seats", "2026-11-05T08:00:00+00:00", "9")
+        _event(n, "unique_jobs", "2026-11-03T08:00:00+00:00", job_id="j1")
+        _event(n, "unique_jobs", "2026-11-04T08:00:00+00:00", job_id="j2")
+        _event(n, "unique_jobs", "2026-11-05T08:00:00+00:00", job_id="j1")
+        _event(n, "unique_jobs", "2026-11-06T08:00:00+00:00")
+        _event(n, "plan_seats", "2026-11-20T08:00:00+00:00", "25")  # latest, stored first
+        _event(n, "plan_seats", "2026-11-03T08:00:00+00:00", "10")
+        _event(n, "plan_seats", "2026-11-10T08:00:00+00:00", "30")
+        _event(n, "failed_jobs", "2026-11-03T08:00:00+00:00", status="failed")
+        _event(n, "failed_jobs", "2026-11-04T08:00:00+00:00", status="crashed")
+        _event(n, "failed_jobs", "2026-11-05T08:00:00+00:00", status="succeeded")
+        _event(n, "failed_jobs", "2026-11-06T08:00:00+00:00")
+        _event(c, "failed_jobs", "2026-11-06T08:00:00+00:00", status="failed")
+    return world
+
+
+def test_usage_totals_apply_each_metric_aggregation_exactly(november, tenant_a):
+    n, c = november["northwind"].pk, november["contoso"].pk
+
+    assert _totals(tenant_a) == {
+        (n, "created_jobs"): Decimal(3),
+        (c, "created_jobs"): Decimal(1),
+        (n, "compute_ms"): Decimal("1200.75"),
+        (c, "compute_ms"): Decimal("7"),
+        (n, "data_gb"): Decimal("3.75"),
+        (n, "peak_seats"): Decimal("40"),
+        (n, "unique_jobs"): Decimal(2),
+        (n, "plan_seats"): Decimal("25"),
+        (n, "failed_jobs"): Decimal(2),
+        (c, "failed_jobs"): Decimal(1),
+    }
+
+
+def test_usage_totals_of_one_tenant_never_include_another_tenants_events(november, tenant_b):
+    assert _totals(tenant_b) == {(november["bergen"].pk, "created_jobs"): Decimal(1)}
+
+
+def test_usage_totals_can_be_limited_to_some_customers(november, tenant_a):
+    c = november["contoso"].pk
+
+    assert _totals(tenant_a, customer_ids=[c]) == {
+        (c, "created_jobs"): Decimal(1),
+        (c, "compute_ms"): Decimal("7"),
+        (c, "failed_jobs"): Decimal(1),
+    }
+    assert _totals(tenant_a, customer_ids=[]) == {}
+
+
+def test_usage_totals_read_the_month_in_the_tenant_time_zone(november, tenant_a):
+    tenant_a.time_zone = "Europe/Stockholm"  # UTC+1 in November
+    tenant_a.save()
+    n = november["northwind"].pk
+
+    totals = _totals(tenant_a, customer_ids=[n])
+
+    # 2026-10-31T23:59:59Z is 1 November in Stockholm; 2026-11-30T23:59:59Z is already 1 December.
+    assert totals[(n, "created_jobs")] == Decimal(3)
+
+
+def test_usage_totals_run_one_query_per_metric(november, tenant_a, django_assert_num_queries):
+    metrics = BillableMetric.objects.for_tenant(tenant_a).count()
+
+    with django_assert_num_queries(1 + metrics):
+        _totals(tenant_a)
+
+
+def test_usage_totals_refuse_datetimes_and_reversed_periods(world, tenant_a):
+    with pytest.raises(ValueError, match="must be dates"):
+        usage_totals(tenant=tenant_a, period_start=NOW, period_end=date(2026, 11, 30))
+    with pytest.raises(ValueError, match="before period_start"):
+        usage_totals(tenant=tenant_a, period_start=date(2026, 11, 30), period_end=date(2026, 11, 1))
+
+
+def test_metric_filters_must_be_plain_values(tenant_a):
+    metric = BillableMetric(tenant=tenant_a, code="bad", name="Bad", filters={"status": []})
+
+    with tenant_scope(tenant_a), pytest.raises(ValidationError, match="non-empty list"):
+        metric.full_clean()
+
+
+def test_a_customer_with_usage_cannot_be_deleted(world, tenant_a):
+    usage_ingest(tenant=tenant_a, events=[event("k1")])
+
+    with tenant_scope(tenant_a), pytest.raises(ProtectedError):
+        world["northwind"].delete()
+
+
+def test_two_metrics_can_read_the_same_events(world, tenant_a):
+    """All processed jobs are billed; the failed ones among them are credited: one event stream."""
+    n = world["northwind"]
+    with platform_scope():
+        BillableMetricFactory(tenant=tenant_a, code="job_runs")
+        BillableMetricFactory(
+            tenant=tenant_a, code="failed_job_runs", event_code="job_runs", filters={"status": ["failed"]}
+        )
+    _event(n, "job_runs", "2026-11-03T08:00:00+00:00", status="succeeded")
+    _event(n, "job_runs", "2026-11-04T08:00:00+00:00", status="failed")
+    _event(n, "job_runs", "2026-11-05T08:00:00+00:00", status="succeeded")
+
+    totals = _totals(tenant_a)
+    assert (totals[(n.pk, "job_runs")], totals[(n.pk, "failed_job_runs")]) == (Decimal(3), Decimal(1))
+
+
+def test_events_may_name_a_metric_by_its_event_code(world, tenant_a):
+    with platform_scope():
+        BillableMetricFactory(tenant=tenant_a, code="failures", event_code="job_events", filters={"status": ["failed"]})
+    result = usage_ingest(
+        tenant=tenant_a,
+        events=[{"customer": world["northwind"].external_ref, "metric": "job_events", "idempotency_key": "k1",
+                 "timestamp": "2026-11-03T08:00:00+00:00", "properties": {"status": "failed"}}],
+    )
+    assert [r.status for r in result.results] == ["accepted"]

@@ -1,0 +1,307 @@
+import io
+import json
+import threading
+from datetime import datetime, timezone
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+from django.test import Client
+from drf_spectacular.generators import SchemaGenerator
+
+from billing.api_usage import url_patterns
+from billing.benchmarks.ingest import print_figures, run_ingest_benchmark
+from billing.models import BillableMetric, UsageEvent
+from customers.models import Customer, Role, TenantAPIKey
+from customers.tenancy import platform_scope
+from tests.billing.factories import BillableMetricFactory, UsageEventFactory
+from tests.customers.factories import CustomerFactory
+
+INGEST_URL = "/api/v1/usage-events/"
+SUMMARY_URL = "/api/v1/usage-summary/"
+
+
+def make_key(tenant):
+    with platform_scope():
+        return TenantAPIKey.objects.create_key(name=f"{tenant.slug} ingest", tenant=tenant)[1]
+
+
+@pytest.fixture
+def setup(tenant_a, tenant_b):
+    CustomerFactory(tenant=tenant_a, external_ref="northwind")
+    CustomerFactory(tenant=tenant_b, external_ref="bergen")
+    BillableMetricFactory(tenant=tenant_a, code="processed_jobs")
+    BillableMetricFactory(tenant=tenant_a, code="compute_ms", aggregation="sum", unit="ms")
+    BillableMetricFactory(tenant=tenant_b, code="processed_jobs")
+    return {"key_a": make_key(tenant_a), "key_b": make_key(tenant_b)}
+
+
+def event(key, **overrides):
+    raw = {
+        "customer": "northwind",
+        "metric": "processed_jobs",
+        "timestamp": "2026-11-05T14:03:00Z",
+        "idempotency_key": key,
+    }
+    raw.update(overrides)
+    return raw
+
+
+def auth(key):
+    return {"Authorization": f"Api-Key {key}"}
+
+
+def post(client, body, key=None, raw=False):
+    headers = auth(key) if key else {}
+    data = body if raw else json.dumps(body)
+    return client.post(INGEST_URL, data=data, content_type="application/json", headers=headers)
+
+
+def keys_of(tenant):
+    return sorted(UsageEvent.objects.for_tenant(tenant).values_list("idempotency_key", flat=True))
+
+
+def test_single_event_object_is_accepted(client, setup, tenant_a):
+    response = post(client, event("k1", quantity=2.5), setup["key_a"])
+
+    assert response.status_code == 200
+    assert response.json() == {
+        "accepted": 1,
+        "duplicates": 0,
+        "rejected": 0,
+        "results": [{"idempotency_key": "k1", "status": "accepted", "reason": None}],
+    }
+    assert UsageEvent.objects.for_tenant(tenant_a).get().quantity == Decimal("2.5")
+
+
+def test_batch_reports_every_event_in_request_order(client, setup, tenant_a):
+    batch = {"events": [event("k1"), event("k2", metric="gpu"), event("k1"), event("k3", quantity="3")]}
+
+    response = post(client, batch, setup["key_a"])
+
+    assert response.status_code == 200
+    assert response.json() == {
+        "accepted": 2,
+        "duplicates": 1,
+        "rejected": 1,
+        "results": [
+            {"idempotency_key": "k1", "status": "accepted", "reason": None},
+            {"idempotency_key": "k2", "status": "rejected", "reason": "unknown metric"},
+            {"idempotency_key": "k1", "status": "duplicate", "reason": None},
+            {"idempotency_key": "k3", "status": "accepted", "reason": None},
+        ],
+    }
+    assert keys_of(tenant_a) == ["k1", "k3"]
+
+
+def test_resending_a_batch_answers_duplicate_for_each_event(client, setup, tenant_a):
+    batch = {"events": [event("k1"), event("k2")]}
+    post(client, batch, setup["key_a"])
+
+    response = post(client, batch, setup["key_a"])
+
+    assert response.json()["accepted"] == 0
+    assert response.json()["duplicates"] == 2
+    assert keys_of(tenant_a) == ["k1", "k2"]
+
+
+def test_posting_without_an_api_key_is_401(client, setup, tenant_a):
+    response = post(client, event("k1"))
+
+    assert response.status_code == 401
+    assert keys_of(tenant_a) == []
+
+
+def test_posting_with_an_unknown_api_key_is_401(client, setup, tenant_a):
+    response = post(client, event("k1"), "not.a-real-key")
+
+    assert response.status_code == 401
+    assert keys_of(tenant_a) == []
+
+
+def test_tenant_a_key_with_tenant_b_customer_refs_is_an_unknown_customer(client, setup, tenant_a, tenant_b):
+    response = post(client, event("k1", customer="bergen"), setup["key_a"])
+
+    assert response.status_code == 200
+    assert response.json()["results"] == [{"idempotency_key": "k1", "status": "rejected", "reason": "unknown customer"}]
+    assert keys_of(tenant_a) == [] and keys_of(tenant_b) == []
+
+
+def test_more_than_ten_thousand_events_is_400(client, setup, tenant_a):
+    response = post(client, {"events": [event(f"k{i}") for i in range(10_001)]}, setup["key_a"])
+
+    assert response.status_code == 400
+    assert response.json() == {"detail": "A request may carry at most 10 000 events; this one has 10 001."}
+    assert keys_of(tenant_a) == []
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ('{"customer": "northwind", ', "The body is not valid JSON"),
+        ('{"quantity": NaN}', "The body is not valid JSON"),
+        ("", "The body is not valid JSON"),
+        ('[{"idempotency_key": "k1"}]', 'The body must be one event object or {"events": [...]}.'),
+        ('"hello"', 'The body must be one event object or {"events": [...]}.'),
+        ('{"events": {"idempotency_key": "k1"}}', '"events" must be a list of event objects.'),
+    ],
+)
+def test_malformed_body_is_400_with_a_message(client, setup, tenant_a, body, message):
+    response = post(client, body, setup["key_a"], raw=True)
+
+    assert response.status_code == 400
+    assert response.json()["detail"].startswith(message)
+    assert keys_of(tenant_a) == []
+
+
+@pytest.mark.parametrize(
+    ("role", "status"), [(Role.OWNER, 200), (Role.FINANCE, 200), (Role.ACCOUNT_MANAGER, 403), (Role.VIEWER, 403)]
+)
+def test_staff_may_post_only_with_a_role_that_edits_billing(setup, tenant_a, member_factory, role, status):
+    client = Client()
+    client.force_login(member_factory(tenant_a, role))
+
+    response = post(client, event("k1"))
+
+    assert response.status_code == status
+    assert keys_of(tenant_a) == (["k1"] if status == 200 else [])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_overlapping_batches_store_each_key_once(tenant_a, tenant_b):
+    CustomerFactory(tenant=tenant_a, external_ref="northwind")
+    BillableMetricFactory(tenant=tenant_a, code="processed_jobs")
+    api_key = make_key(tenant_a)
+    # Both requests carry keys 1000..2999; each also has keys of its own.
+    first = [event(f"k{i:05d}") for i in range(0, 3000)]
+    second = [event(f"k{i:05d}") for i in range(1000, 4000)][::-1]
+    start = threading.Barrier(2)
+    answers = {}
+
+    def send(name, events):
+        try:
+            start.wait()
+            answers[name] = post(Client(), {"events": events}, api_key).json()
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=send, args=args) for args in [("first", first), ("second", second)]]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert UsageEvent.objects.for_tenant(tenant_a).count() == 4000
+    assert answers["first"]["accepted"] + answers["second"]["accepted"] == 4000
+    assert answers["first"]["duplicates"] + answers["second"]["duplicates"] == 2000
+    accepted_keys = [
+        r["idempotency_key"] for answer in answers.values() for r in answer["results"] if r["status"] == "accepted"
+    ]
+    assert len(accepted_keys) == len(set(accepted_keys)) == 4000
+
+
+# --- summary --------------------------------------------------------------------------------------
+
+
+def test_usage_summary_totals_each_metric_for_the_month(client, setup, tenant_a):
+    northwind = Customer.objects.for_tenant(tenant_a).get(external_ref="northwind")
+    usage = [(3, "processed_jobs", 1), (4, "processed_jobs", 1), (4, "compute_ms", "1500.5"), (4, "compute_ms", "0.25")]
+    for day, metric, quantity in usage:
+        UsageEventFactory(
+            customer=northwind,
+            tenant=tenant_a,
+            metric_code=metric,
+            quantity=Decimal(quantity),
+            timestamp=datetime(2026, 11, day, tzinfo=timezone.utc),
+        )
+    UsageEventFactory(customer=northwind, tenant=tenant_a, timestamp=datetime(2026, 12, 1, tzinfo=timezone.utc))
+
+    response = client.get(SUMMARY_URL, {"customer": "northwind", "period": "2026-11"}, headers=auth(setup["key_a"]))
+
+    assert response.status_code == 200
+    assert response.json() == {
+        "customer": "northwind",
+        "period": "2026-11",
+        "period_start": "2026-11-01",
+        "period_end": "2026-11-30",
+        "metrics": [
+            {"code": "compute_ms", "name": "Compute ms", "unit": "ms", "aggregation": "sum", "quantity": "1500.75"},
+            {
+                "code": "processed_jobs",
+                "name": "Processed jobs",
+                "unit": "jobs",
+                "aggregation": "count",
+                "quantity": "2",
+            },
+        ],
+    }
+
+
+def test_usage_summary_of_another_tenants_customer_is_404(client, setup):
+    response = client.get(SUMMARY_URL, {"customer": "bergen", "period": "2026-11"}, headers=auth(setup["key_a"]))
+
+    assert response.status_code == 404
+
+
+@pytest.mark.parametrize(
+    "query", [{"customer": "northwind"}, {"customer": "northwind", "period": "2026-13"}, {"period": "2026-11"}]
+)
+def test_usage_summary_needs_a_customer_and_a_month(client, setup, query):
+    response = client.get(SUMMARY_URL, query, headers=auth(setup["key_a"]))
+
+    assert response.status_code == 400
+
+
+def test_usage_summary_without_credentials_is_401(client, setup):
+    assert client.get(SUMMARY_URL, {"customer": "northwind", "period": "2026-11"}).status_code == 401
+
+
+def test_usage_endpoints_are_documented_in_the_schema():
+    schema = SchemaGenerator(patterns=url_patterns()).get_schema(request=None, public=True)
+
+    assert schema["paths"]["/usage-events/"]["post"]["operationId"] == "usage_events_ingest"
+    assert schema["paths"]["/usage-summary/"]["get"]["operationId"] == "usage_summary"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_ingest_benchmark_posts_every_event_and_cleans_up(tenant_a, tenant_b):
+    customers = [CustomerFactory(tenant=tenant_a, external_ref=f"bench-{i}") for i in range(3)]
+    out = io.StringIO()
+
+    figures = run_ingest_benchmark(
+        tenant=tenant_a, customers=customers, events_total=2_000, batch_size=500, duplicate_ratio=0.30, client="django"
+    )
+    print_figures(figures, stdout=out)
+
+    counted = (figures["batches"], figures["distinct_events"], figures["accepted"], figures["duplicates"])
+    assert counted == (4, 1400, 1400, 600)
+    assert figures["stored_rows"] == 1400 and figures["rejected"] == 0
+    assert "events_per_second" in out.getvalue()
+    assert UsageEvent.objects.for_tenant(tenant_a).count() == 0
+    assert not TenantAPIKey.objects.for_tenant(tenant_a).exists()
+    assert not BillableMetric.objects.for_tenant(tenant_a).exists()
+
+
+def test_a_full_batch_larger_than_djangos_upload_limit_is_accepted(client, setup, tenant_a, settings):
+    padding = "x" * 200
+    body = {"events": [event(f"k{i:05d}", properties={"note": padding}) for i in range(10_000)]}
+    assert len(json.dumps(body)) > settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+
+    response = post(client, body, setup["key_a"])
+
+    assert response.status_code == 200
+    assert response.json()["accepted"] == 10_000
+    assert UsageEvent.objects.for_tenant(tenant_a).count() == 10_000
+
+
+def test_a_body_over_32_mib_is_refused_unread_with_413(client, setup, tenant_a):
+    response = client.post(
+        INGEST_URL,
+        data=json.dumps(event("k1")),
+        content_type="application/json",
+        headers=auth(setup["key_a"]),
+        CONTENT_LENGTH=str(33 * 1024 * 1024),
+    )
+
+    assert response.status_code == 413
+    assert keys_of(tenant_a) == []
