@@ -9,7 +9,7 @@ from django.utils.text import slugify
 
 from customers.models import BillingInterval, Contract, ContractLine, Customer, Tenant
 from customers.services import LineSpec, contract_create, customer_create, save_validated
-from revenue.models import Opportunity
+from revenue.models import MetricSnapshot, Opportunity
 
 
 def opportunity_create(*, tenant: Tenant, title: str, amount, probability: int, **fields) -> Opportunity:
@@ -94,3 +94,31 @@ def opportunity_lose(*, opportunity: Opportunity, reason: str, closed_on: date |
     opportunity.closed_on = closed_on or timezone.localdate()
     opportunity.last_touched_at = timezone.now()
     return save_validated(opportunity)
+
+
+@transaction.atomic
+def snapshot_month(*, tenant: Tenant, month: date, segment: str = "") -> MetricSnapshot:
+    """Freeze one closed month's MRR, movements and retention figures for ``tenant`` (and ``segment``,
+    ``dimension:value`` or ``""`` for all customers) into MetricSnapshot.
+
+    Idempotent: a second run for the same (tenant, month, segment) replaces the figures. Raises
+    ValidationError for a month that has not ended yet in the tenant's time zone or a bad segment,
+    and MissingExchangeRate when a rate is missing.
+    """
+    from revenue.selectors.common import MetricError, Segment, last_closed_month, month_start
+    from revenue.selectors.retention import retention_series
+
+    month = month_start(month)
+    if month > last_closed_month(tenant):
+        raise ValidationError({"month": f"{month:%Y-%m} has not ended yet; only closed months are frozen."})
+    try:
+        parsed = Segment.parse(segment)
+    except MetricError as exc:
+        raise ValidationError({"segment": str(exc)}) from None
+    figures = retention_series(tenant=tenant, first=month, last=month, segment=parsed)[0]
+    stored = {key: (None if value is None else str(value)) for key, value in figures.items() if key not in ("month", "segment")}
+    snapshot = MetricSnapshot.objects.for_tenant(tenant).filter(month=month, segment=segment).first()
+    snapshot = snapshot or MetricSnapshot(tenant=tenant, month=month, segment=segment)
+    snapshot.figures = stored
+    snapshot.computed_at = timezone.now()
+    return save_validated(snapshot)

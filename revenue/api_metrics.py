@@ -1,0 +1,290 @@
+"""Read-only metric endpoints under /api/v1/metrics/, inside the request's tenant.
+
+Query parameters (all optional): ``from`` and ``to`` as ``YYYY-MM`` (default: the twelve months
+ending with the last closed month), ``segment`` as ``dimension:value`` (tier, segment, country,
+account_manager), and per endpoint ``month``, ``group_by``, ``seed``, ``runs``. Bad input → 400
+``{"detail": "..."}``; a missing exchange rate → 409 naming currency and date.
+
+Amounts are decimal strings in the tenant's reporting currency rounded to cents (ROUND_HALF_UP);
+ratios are rounded to 4 decimals. Rounding happens here only: selectors keep exact Decimals.
+Closed months with a MetricSnapshot (whole tenant or the same segment) are read from it; anything
+else is computed live.
+"""
+
+from datetime import date
+from decimal import ROUND_HALF_UP, Decimal
+
+from django.urls import path
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from revenue.models import MetricSnapshot
+from revenue.selectors.clv import unit_economics
+from revenue.selectors.common import (
+    MetricError,
+    MissingExchangeRate,
+    Segment,
+    add_months,
+    last_closed_month,
+    months_between,
+    parse_month,
+)
+from revenue.selectors.concentration import revenue_concentration
+from revenue.selectors.forecast import revenue_forecast
+from revenue.selectors.movements import mrr_movements
+from revenue.selectors.mrr import mrr_series
+from revenue.selectors.pipeline import pipeline_summary
+from revenue.selectors.retention import retention_series
+
+RATIO_KEYS = {
+    "nrr", "grr", "customer_churn_rate", "gross_mrr_churn", "net_mrr_churn", "quick_ratio", "top5_share", "gini",
+    "share", "win_rate", "win_rate_by_value", "coverage", "weighted_coverage", "average_days_to_close",
+    "gross_margin", "churn_rate", "lifetime_months", "cac_payback_months", "recurring_ratio", "expansion_rate",
+    "time_to_revenue_months", "lorenz",
+}
+MAX_MONTHS = 120
+MAX_RUNS = 100_000
+
+
+def jsonable(value, key=""):
+    """Decimals to rounded strings (cents, or 4 places for ratios), dates to ISO, recursively."""
+    if isinstance(value, Decimal):
+        places = Decimal("0.0001") if key in RATIO_KEYS else Decimal("0.01")
+        return str(value.quantize(places, rounding=ROUND_HALF_UP))
+    if isinstance(value, date):
+        return value.isoformat()[:7] if key == "month" else value.isoformat()
+    if isinstance(value, dict):
+        return {str(k): jsonable(v, str(k)) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v, key) for v in value]
+    return value
+
+
+COMMON_PARAMETERS = [
+    OpenApiParameter("from", OpenApiTypes.STR, description="First month, YYYY-MM"),
+    OpenApiParameter("to", OpenApiTypes.STR, description="Last month, YYYY-MM"),
+    OpenApiParameter("segment", OpenApiTypes.STR, description="dimension:value, e.g. tier:Starter"),
+]
+
+
+class MetricView(APIView):
+    """Parses the shared parameters; subclasses implement ``compute(request, tenant)``."""
+
+    def get(self, request):
+        tenant = request.tenant
+        try:
+            return Response(jsonable(self.compute(request, tenant)))
+        except MissingExchangeRate as exc:
+            return Response({"detail": str(exc)}, status=409)
+        except MetricError as exc:
+            return Response({"detail": str(exc)}, status=400)
+
+    def window(self, request, tenant) -> tuple[date, date]:
+        last_closed = last_closed_month(tenant)
+        last = parse_month(request.query_params["to"]) if "to" in request.query_params else last_closed
+        first = parse_month(request.query_params["from"]) if "from" in request.query_params else add_months(last, -11)
+        if first > last:
+            raise MetricError("'from' must not be after 'to'.")
+        if len(months_between(first, last)) > MAX_MONTHS:
+            raise MetricError(f"Ask for at most {MAX_MONTHS} months at once.")
+        return first, last
+
+    def month(self, request, tenant) -> date:
+        return parse_month(request.query_params["month"]) if "month" in request.query_params else last_closed_month(tenant)
+
+    def segment(self, request):
+        return Segment.parse(request.query_params.get("segment"))
+
+    def integer(self, request, name, default, low, high):
+        raw = request.query_params.get(name)
+        if raw is None:
+            return default
+        if not raw.isdigit() or not low <= int(raw) <= high:
+            raise MetricError(f"{name} must be a whole number from {low} to {high} (got {raw!r}).")
+        return int(raw)
+
+
+def snapshots_for(tenant, months, segment, closed) -> list[dict] | None:
+    """The snapshot figures of every month when all of them are closed and frozen, else None."""
+    if not months or months[-1] > closed:
+        return None
+    rows = {
+        s.month: s.figures
+        for s in MetricSnapshot.objects.for_tenant(tenant).filter(month__in=months, segment=str(segment or ""))
+    }
+    if len(rows) != len(months):
+        return None
+    return [{"month": month, **{k: (None if v is None else Decimal(v)) for k, v in rows[month].items()}} for month in months]
+
+
+MRR_EXAMPLE = OpenApiExample(
+    "Two months",
+    value={"currency": "USD", "source": "live", "months": [
+        {"month": "2025-01", "segment": "", "mrr": "12400.00", "arr": "148800.00", "customers": 31, "arpa": "400.00"},
+        {"month": "2025-02", "segment": "", "mrr": "12990.00", "arr": "155880.00", "customers": 32, "arpa": "405.94"},
+    ]},
+)
+
+
+class MRRView(MetricView):
+    @extend_schema(
+        summary="MRR, ARR, customers and ARPA at each month end",
+        parameters=[*COMMON_PARAMETERS, OpenApiParameter("group_by", OpenApiTypes.STR, description="tier|segment|country|account_manager")],
+        responses={200: OpenApiTypes.OBJECT},
+        examples=[MRR_EXAMPLE],
+    )
+    def get(self, request):
+        return super().get(request)
+
+    def compute(self, request, tenant):
+        first, last = self.window(request, tenant)
+        segment, group_by = self.segment(request), request.query_params.get("group_by")
+        if group_by is None:
+            frozen = snapshots_for(tenant, months_between(first, last), segment, last_closed_month(tenant))
+            if frozen:
+                rows = [
+                    {"month": f["month"], "segment": str(segment or ""), "mrr": f["mrr_end"], "arr": 12 * f["mrr_end"],
+                     "customers": int(f["customers_end"]), "arpa": f["arpa"]}
+                    for f in frozen
+                ]
+                return {"currency": tenant.reporting_currency, "source": "snapshot", "months": rows}
+        rows = mrr_series(tenant=tenant, first=first, last=last, segment=segment, group_by=group_by)
+        return {"currency": tenant.reporting_currency, "source": "live", "months": rows}
+
+
+class MovementsView(MetricView):
+    @extend_schema(
+        summary="MRR movements per month: new, reactivation, expansion, contraction, churn",
+        parameters=[*COMMON_PARAMETERS, OpenApiParameter("group_by", OpenApiTypes.STR)],
+        responses={200: OpenApiTypes.OBJECT},
+        examples=[OpenApiExample("One month", value={"currency": "USD", "source": "live", "months": [
+            {"month": "2025-04", "segment": "", "mrr_start": "90.00", "new": "0.00", "reactivation": "0.00",
+             "expansion": "10.00", "contraction": "0.00", "churn": "0.00", "mrr_end": "100.00", "customers_start": 1,
+             "new_customers": 0, "reactivated_customers": 0, "churned_customers": 0, "customers_end": 1}]})],
+    )
+    def get(self, request):
+        return super().get(request)
+
+    def compute(self, request, tenant):
+        first, last = self.window(request, tenant)
+        segment, group_by = self.segment(request), request.query_params.get("group_by")
+        rows = mrr_movements(tenant=tenant, first=first, last=last, segment=segment, group_by=group_by)
+        return {"currency": tenant.reporting_currency, "source": "live", "months": rows}
+
+
+class RetentionView(MetricView):
+    @extend_schema(
+        summary="Churn rates, quick ratio, ARPA, NRR and GRR (12 months) per month",
+        parameters=COMMON_PARAMETERS,
+        responses={200: OpenApiTypes.OBJECT},
+        examples=[OpenApiExample("One month", value={"currency": "USD", "source": "snapshot", "months": [
+            {"month": "2025-03", "customer_churn_rate": "0.5000", "gross_mrr_churn": "0.5000",
+             "net_mrr_churn": "0.5000", "quick_ratio": "0.0000", "arpa": "100.00", "nrr": "0.7500", "grr": "0.5000"}]})],
+    )
+    def get(self, request):
+        return super().get(request)
+
+    def compute(self, request, tenant):
+        first, last = self.window(request, tenant)
+        segment = self.segment(request)
+        frozen = snapshots_for(tenant, months_between(first, last), segment, last_closed_month(tenant))
+        if frozen:
+            return {"currency": tenant.reporting_currency, "source": "snapshot", "months": frozen}
+        rows = retention_series(tenant=tenant, first=first, last=last, segment=segment)
+        return {"currency": tenant.reporting_currency, "source": "live", "months": rows}
+
+
+class ConcentrationView(MetricView):
+    @extend_schema(
+        summary="Trailing-12-month revenue concentration: top-5 share, HHI, Gini, flags, Lorenz curve",
+        parameters=[OpenApiParameter("month", OpenApiTypes.STR, description="Last month of the window, YYYY-MM"),
+                    COMMON_PARAMETERS[2]],
+        responses={200: OpenApiTypes.OBJECT},
+        examples=[OpenApiExample("Four equal customers", value={
+            "currency": "USD", "month": "2025-12", "total_revenue": "4800.00", "customers": 4, "top5_share": "1.0000",
+            "hhi": "2500.00", "hhi_band": "moderate", "gini": "0.0000", "flagged": [],
+            "lorenz": [["0.0000", "0.0000"], ["0.2500", "0.2500"]]})],
+    )
+    def get(self, request):
+        return super().get(request)
+
+    def compute(self, request, tenant):
+        result = revenue_concentration(tenant=tenant, month=self.month(request, tenant), segment=self.segment(request))
+        return {"currency": tenant.reporting_currency, **result}
+
+
+class CLVView(MetricView):
+    @extend_schema(
+        summary="Unit economics: ARPA, predictive and historical CLV, TCV, CAC payback, time to revenue",
+        parameters=[OpenApiParameter("month", OpenApiTypes.STR), OpenApiParameter("gross_margin", OpenApiTypes.STR)],
+        responses={200: OpenApiTypes.OBJECT},
+        examples=[OpenApiExample("Capped lifetime", value={
+            "currency": "USD", "month": "2025-12", "arpa": "100.00", "gross_margin": "1.0000",
+            "gross_margin_assumed": True, "churn_rate": "0.0000", "lifetime_months": "60.0000",
+            "lifetime_capped": True, "predictive_clv": "6000.00"})],
+    )
+    def get(self, request):
+        return super().get(request)
+
+    def compute(self, request, tenant):
+        margin = request.query_params.get("gross_margin")
+        if margin is not None:
+            try:
+                margin = Decimal(margin)
+            except ArithmeticError:
+                raise MetricError(f"gross_margin must be a decimal between 0 and 1 (got {margin!r}).") from None
+            if not margin.is_finite() or not Decimal(0) <= margin <= Decimal(1):
+                raise MetricError("gross_margin must be a decimal between 0 and 1.")
+        return {"currency": tenant.reporting_currency,
+                **unit_economics(tenant=tenant, month=self.month(request, tenant), gross_margin=margin)}
+
+
+class PipelineView(MetricView):
+    @extend_schema(
+        summary="Open pipeline by quarter/half-year, band and owner; undated apart; coverage; stale; win rate",
+        responses={200: OpenApiTypes.OBJECT},
+        examples=[OpenApiExample("Summary", value={
+            "currency": "USD", "open": {"count": 3, "amount": "6000.00", "weighted": "3300.00"},
+            "by_period": {"2026-Q4": {"count": 2, "amount": "4000.00", "weighted": "1700.00"}},
+            "undated": {"count": 1, "amount": "2000.00", "weighted": "1600.00"},
+            "coverage": {"quarter": "2026-Q4", "coverage": None, "reason": "No target is set for 2026-Q4."}})],
+    )
+    def get(self, request):
+        return super().get(request)
+
+    def compute(self, request, tenant):
+        return pipeline_summary(tenant=tenant)
+
+
+class ForecastView(MetricView):
+    @extend_schema(
+        summary="12-month forecast: committed MRR plus Monte-Carlo pipeline P10/P50/P90",
+        parameters=[OpenApiParameter("seed", OpenApiTypes.INT), OpenApiParameter("runs", OpenApiTypes.INT)],
+        responses={200: OpenApiTypes.OBJECT},
+        examples=[OpenApiExample("One month", value={"currency": "USD", "runs": 10000, "seed": 7,
+            "undated": {"count": 1, "amount": "7777.00"}, "months": [
+                {"month": "2026-11", "committed_mrr": "150.00", "pipeline_expected": "40.00", "pipeline_p10": "0.00",
+                 "pipeline_p50": "0.00", "pipeline_p90": "200.00", "total_p10": "150.00", "total_p50": "150.00",
+                 "total_p90": "350.00"}]})],
+    )
+    def get(self, request):
+        return super().get(request)
+
+    def compute(self, request, tenant):
+        seed = self.integer(request, "seed", None, 0, 2**32 - 1)
+        runs = self.integer(request, "runs", 10_000, 1, MAX_RUNS)
+        return revenue_forecast(tenant=tenant, seed=seed, runs=runs)
+
+
+def url_patterns():
+    return [
+        path("metrics/mrr/", MRRView.as_view(), name="metrics-mrr"),
+        path("metrics/movements/", MovementsView.as_view(), name="metrics-movements"),
+        path("metrics/retention/", RetentionView.as_view(), name="metrics-retention"),
+        path("metrics/concentration/", ConcentrationView.as_view(), name="metrics-concentration"),
+        path("metrics/clv/", CLVView.as_view(), name="metrics-clv"),
+        path("metrics/pipeline/", PipelineView.as_view(), name="metrics-pipeline"),
+        path("metrics/forecast/", ForecastView.as_view(), name="metrics-forecast"),
+    ]

@@ -1,0 +1,1 @@
+"""Revenue metrics, computed set-wise in PostgreSQL. Every selector takes ``tenant=`` explicitly."""

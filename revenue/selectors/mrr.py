@@ -1,0 +1,121 @@
+"""MRR, ARR and ARPA per month, per customer, and usage revenue reported beside MRR.
+
+Definitions (DOMAIN.md "Metric definitions"; the choices made here are stated once):
+- A month's MRR is measured on its last day. A line is active on day d when starts_on ≤ d ≤ ends_on
+  (open = ∞), its contract is not a draft, and d ≤ contract.end_date when set: a contract ending
+  mid-month counts 0 at that month's end (it churns in that month).
+- MRR(customer, month) = Σ active recurring and per-seat lines of quantity × unit_price /
+  billing_interval (months), less each active discount line's percent (summed per contract, capped
+  at 100 %) of that contract's recurring + per-seat total; usage and one-time lines never count.
+- Amounts convert to the tenant's reporting currency with the latest ExchangeRate on or before the
+  month's last day (1 for the reporting currency). A missing rate raises MissingExchangeRate naming
+  the currency and the date.
+- A customer whose month-end total is ≤ 0 has no MRR that month (counts 0, not negative).
+- ARR = 12 × MRR. ARPA = MRR / customers with MRR (None when there are none).
+- Units: the reporting currency. Decimals are exact except the division by the billing interval,
+  which PostgreSQL carries to at least 16 decimal places; round for display only (``display``).
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+
+from customers.models import Tenant
+from revenue.selectors import sql
+from revenue.selectors.common import RateBook, Segment, group_column, month_end, month_start, months_between
+
+ZERO = Decimal(0)
+
+
+def mrr_series(
+    *, tenant: Tenant, first: date, last: date, segment: Segment | None = None, group_by: str | None = None
+) -> list[dict]:
+    """MRR at the end of every month ``first``..``last`` (month starts), in one SQL statement.
+
+    Returns one dict per month (and per value of ``group_by`` when given, a Customer dimension:
+    tier, segment, country, account_manager) with ``month``, ``segment``, ``mrr``, ``arr``,
+    ``customers`` and ``arpa`` as exact Decimals. Months without revenue are present with zeros.
+    Raises MissingExchangeRate.
+    """
+    first, last = month_start(first), month_start(last)
+    group = group_column(group_by)
+    query = f"""
+        WITH {sql.customer_month_cte(segment=segment, from_history=False)}
+        SELECT m.month_start, {f"{group}" if group else "''"} AS seg,
+               COALESCE(SUM(p.mrr), 0), COUNT(p.customer_id) FILTER (WHERE p.mrr > 0), MIN(p.missing)
+        FROM months m
+        LEFT JOIN positive p ON p.month_start = m.month_start
+        {"LEFT JOIN customers_customer cu ON cu.id = p.customer_id" if group else ""}
+        GROUP BY 1, 2 ORDER BY 1, 2
+    """
+    rows = sql.fetch(query, sql.params(tenant=tenant, first=first, last=last, segment=segment))
+    result = []
+    for month, seg, mrr, customers, missing in rows:
+        sql.raise_if_missing(tenant, missing)
+        if group and seg is None:
+            continue  # the empty month's placeholder row when grouping
+        result.append(_figures(month, seg, mrr, customers))
+    return result
+
+
+def _figures(month: date, seg: str, mrr: Decimal, customers: int) -> dict:
+    return {
+        "month": month,
+        "segment": seg,
+        "mrr": mrr,
+        "arr": 12 * mrr,
+        "customers": customers,
+        "arpa": mrr / customers if customers else None,
+    }
+
+
+def customer_mrr(*, tenant: Tenant, month: date, segment: Segment | None = None) -> dict[int, Decimal]:
+    """Each customer's MRR (> 0) at the end of ``month``: ``{customer_id: Decimal}``. Raises MissingExchangeRate."""
+    return customer_mrr_range(tenant=tenant, first=month, last=month, segment=segment).get(month_start(month), {})
+
+
+def customer_mrr_range(
+    *, tenant: Tenant, first: date, last: date, segment: Segment | None = None
+) -> dict[date, dict[int, Decimal]]:
+    """``{month: {customer_id: MRR}}`` for customers with MRR > 0 at each month end of ``first``..``last``."""
+    query = f"""
+        WITH {sql.customer_month_cte(segment=segment, from_history=False)}
+        SELECT month_start, customer_id, mrr, missing FROM positive ORDER BY 1, 2
+    """
+    rows = sql.fetch(query, sql.params(tenant=tenant, first=month_start(first), last=month_start(last), segment=segment))
+    result: dict[date, dict[int, Decimal]] = {month: {} for month in months_between(first, last)}
+    for month, customer_id, mrr, missing in rows:
+        sql.raise_if_missing(tenant, missing)
+        result[month][customer_id] = mrr
+    return result
+
+
+def usage_revenue(*, tenant: Tenant, month: date) -> dict:
+    """Invoiced usage revenue of ``month``, reported beside MRR and never added to it.
+
+    Source: lines of finalized or paid invoices (not drafts, not void) whose period starts in the
+    month and whose contract line is usage-priced (``billing.models.InvoiceLine.contract_line.kind
+    == usage``), net amounts before VAT, converted at the rate on the month's last day. Returns
+    ``{"month", "usage_revenue", "invoices"}``; 0 when nothing was invoiced. Raises MissingExchangeRate.
+    """
+    from billing.models import Invoice, InvoiceLine
+    from customers.models import ContractLine
+
+    first, last = month_start(month), month_end(month)
+    rows = (
+        InvoiceLine.objects.for_tenant(tenant)
+        .filter(
+            invoice__status__in=[Invoice.Status.FINALIZED, Invoice.Status.PAID],
+            invoice__period_start__gte=first,
+            invoice__period_start__lte=last,
+            contract_line__kind=ContractLine.Kind.USAGE,
+        )
+        .values_list("invoice__currency", "amount", "invoice_id")
+    )
+    book = RateBook(tenant)
+    total, invoices = ZERO, set()
+    for currency, amount, invoice_id in rows:
+        total += book.convert(amount, currency, last)
+        invoices.add(invoice_id)
+    return {"month": first, "usage_revenue": total, "invoices": len(invoices)}
