@@ -1,10 +1,10 @@
-"""Entry pages: where a logged-in person lands, and the tenant switcher."""
+"""Health check and the staff tenant switcher (the customer portal's pages are in views_portal)."""
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db import connection
 from django.http import HttpResponseBadRequest, JsonResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
@@ -17,15 +17,6 @@ def health(request):
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1")
     return JsonResponse({"status": "ok"})
-
-
-@login_required
-def home(request):
-    if request.user.is_staff:
-        return redirect("admin:index")
-    if request.customer is None:
-        return render(request, "portal/no_access.html", status=403)
-    return render(request, "portal/home.html", {"customer": request.customer})
 
 
 @login_required

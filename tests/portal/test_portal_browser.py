@@ -1,0 +1,80 @@
+"""The portal in a real headless Chromium (Debian's, never a downloaded one) against the live server."""
+
+import io
+import os
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from pypdf import PdfReader
+
+from customers.tenancy import platform_scope
+from tests.billing.document_builders import build_invoice
+from tests.customers.factories import CustomerFactory, PortalAccessFactory, UserFactory
+
+# Playwright's sync API runs an event loop in this thread; Django refuses ORM calls there otherwise.
+os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+
+playwright_sync = pytest.importorskip("playwright.sync_api")
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian's chromium is not installed (bin/setup installs it)"),
+]
+
+
+@contextmanager
+def chromium_page():
+    # Started only after the test data is written: ORM calls made while Playwright's sync API runs
+    # use another database connection (its greenlet has its own context), which then outlives the test.
+    with playwright_sync.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        context = browser.new_context(accept_downloads=True)
+        try:
+            yield context.new_page()
+        finally:
+            context.close()
+            browser.close()
+
+
+@pytest.fixture
+def media_root(settings, tmp_path):
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+
+
+def test_customer_logs_in_downloads_a_pdf_and_cannot_open_anothers_invoice(live_server, media_root, tenant_a, tenant_b):
+    with platform_scope():
+        mine = CustomerFactory(tenant=tenant_a, name="Northwind Analytics LLC", language="en")
+        PortalAccessFactory(customer=mine, tenant=tenant_a, user=UserFactory(username="northwind"))
+        theirs = CustomerFactory(tenant=tenant_b, name="Sjöberg AB", language="sv", currency="SEK")
+    invoice = build_invoice(mine, lines=[("Platform fee", "1", "500.00")])
+    other = build_invoice(theirs)
+
+    with chromium_page() as page:
+        page.goto(f"{live_server.url}/accounts/login/")
+        page.fill("#id_username", "northwind")
+        page.fill("#id_password", "pass-word-123")
+        page.click("button[type=submit]")
+        page.click("text=Invoices")
+        page.click(f"text={invoice.number}")
+        with page.expect_download() as download_info:
+            page.click("text=Download PDF")
+        data = Path(download_info.value.path()).read_bytes()
+        response = page.goto(f"{live_server.url}/invoices/{other.pk}/")
+        other_page = page.content()
+
+    assert data.startswith(b"%PDF")
+    text = PdfReader(io.BytesIO(data)).pages[0].extract_text()
+    assert invoice.number in text and "Northwind Analytics LLC" in text and "$500.00" in text
+    assert response.status == 404
+    assert other.number not in other_page
