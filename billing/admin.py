@@ -13,6 +13,7 @@ from django.shortcuts import redirect
 
 from billing import services
 from billing.models import (
+    BillableMetric,
     BillingSettings,
     CreditAuditEntry,
     CreditNote,
@@ -21,6 +22,7 @@ from billing.models import (
     Invoice,
     InvoiceLine,
     PriceTerms,
+    UsageEvent,
 )
 from customers.admin_base import TenantAdmin, TenantInline, is_platform_admin, request_role
 from customers.roles import role_can_edit
@@ -198,11 +200,36 @@ class CreditRequestAdmin(TenantAdmin):
              lambda r: services.credit_request_reject(credit_request=r, approver=request.user), "rejected")
 
 
+class PriceTermsContractFilter(admin.SimpleListFilter):
+    """Price terms by contract. Contract lines are in another app, so there is no inline there;
+    the choices come from the admin's own (tenant-scoped) rows, never from every tenant's contracts."""
+
+    title = "contract"
+    parameter_name = "contract"
+
+    def lookups(self, request, model_admin):
+        rows = (
+            model_admin.get_queryset(request)
+            .order_by("contract_line__contract__reference")
+            .values_list("contract_line__contract_id", "contract_line__contract__reference",
+                         "contract_line__contract__title")
+            .distinct()
+        )
+        return [(str(pk), f"{reference} · {title}") for pk, reference, title in rows]
+
+    def queryset(self, request, queryset):
+        if self.value() is None:
+            return queryset
+        if not self.value().isdigit():
+            return queryset.none()
+        return queryset.filter(contract_line__contract_id=int(self.value()))
+
+
 @admin.register(PriceTerms)
 class PriceTermsAdmin(TenantAdmin):
     list_display = ["__str__", "contract_line", "charge_model", "metric"]
-    list_filter = ["charge_model"]
-    list_select_related = ["contract_line"]
+    list_filter = ["charge_model", "metric", PriceTermsContractFilter]
+    list_select_related = ["contract_line", "contract_line__contract"]
     fields = ["contract_line", "charge_model", "metric", "terms"]
 
 
@@ -210,3 +237,29 @@ class PriceTermsAdmin(TenantAdmin):
 class BillingSettingsAdmin(TenantAdmin):
     list_display = ["__str__", "minimum_invoice_amount"]
     fields = ["minimum_invoice_amount"]
+
+
+@admin.register(BillableMetric)
+class BillableMetricAdmin(TenantAdmin):
+    """What usage events count for: kept by owners and finance (the billing area), read by all."""
+
+    list_display = ["code", "name", "aggregation", "field", "event_code", "filters", "unit"]
+    list_filter = ["aggregation"]
+    search_fields = ["code", "name"]
+    fields = ["code", "name", "event_code", "aggregation", "field", "filters", "unit"]
+
+
+@admin.register(UsageEvent)
+class UsageEventAdmin(ReadOnlyMixin, TenantAdmin):
+    """Metered events as ingested: read-only (only ``usage_ingest`` writes them, exactly once)."""
+
+    list_display = ["timestamp", "customer", "metric_code", "quantity", "idempotency_key", "properties"]
+    list_filter = ["metric_code", "customer", "timestamp"]
+    search_fields = ["idempotency_key"]
+    list_select_related = ["customer"]
+    ordering = ["-timestamp", "-id"]
+    list_per_page = 100
+    show_full_result_count = False  # the biggest table: no second COUNT(*) per page
+
+
+from billing import admin_month_end  # noqa: E402,F401  (runs, items and deliveries)

@@ -12,8 +12,11 @@
   through fontconfig, never downloaded.
 """
 
+import functools
 import mimetypes
+import os
 import re
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +28,7 @@ from django.db import transaction
 from django.template.loader import render_to_string
 from django.utils import translation
 from weasyprint import HTML
+from weasyprint.text.fonts import FontConfiguration
 from weasyprint.urls import URLFetcher, URLFetcherResponse
 
 from billing import formatting
@@ -175,10 +179,18 @@ def _credit_note_context(note: CreditNote, language: str) -> dict:
     }
 
 
+@functools.cache
+def _font_config(pid: int, thread: int) -> FontConfiguration:
+    # One font configuration per process and thread, reused: a new one per document (WeasyPrint's
+    # default) is never freed, so a worker grew ~250 KB per invoice, and costs ~25 ms to build.
+    return FontConfiguration()
+
+
 def _render(template: str, context: dict, *, tenant: Tenant, language: str) -> bytes:
     with translation.override(language):
         html = render_to_string(template, {**context, "language": language})
-    return HTML(string=html, url_fetcher=_LogoFetcher(tenant)).write_pdf()
+    fonts = _font_config(os.getpid(), threading.get_ident())
+    return HTML(string=html, url_fetcher=_LogoFetcher(tenant)).write_pdf(font_config=fonts)
 
 
 def _language(customer) -> str:

@@ -34,6 +34,7 @@ from django.db.models import Q, Sum
 from django.utils import timezone
 
 from billing import pricing
+from billing.metering import usage_totals
 from billing.models import (
     BillableMetric,
     BillingSettings,
@@ -89,7 +90,7 @@ class PricedLine:
 
 
 @dataclass
-class _Period:
+class Period:
     start: date
     end: date
 
@@ -100,7 +101,7 @@ def _active_range(line: ContractLine, contract: Contract) -> tuple[date, date | 
     return start, (min(ends) if ends else None)
 
 
-def _recurring_proration(line: ContractLine, contract: Contract, period: _Period) -> Fraction:
+def _recurring_proration(line: ContractLine, contract: Contract, period: Period) -> Fraction:
     active_from, active_to = _active_range(line, contract)
     if active_to is not None and active_to < active_from:
         return Fraction(0)
@@ -136,7 +137,7 @@ def _base_fee(line: ContractLine, proration: Fraction, currency: str) -> list[pr
     return pricing.flat_fee(amount=price, currency=currency, description=line.description, proration=proration)
 
 
-class _Context:
+class PricingContext:
     """Everything the draft run loaded once, shared by every customer it prices."""
 
     def __init__(self, *, tenant, period, usage, event_amounts, metrics, terms):
@@ -148,7 +149,7 @@ class _Context:
         self.terms = terms  # PriceTerms id -> parsed terms
 
 
-def _metered(terms: PriceTerms, parsed: dict, line: ContractLine, customer_id: int, ctx: _Context, currency: str):
+def _metered(terms: PriceTerms, parsed: dict, line: ContractLine, customer_id: int, ctx: PricingContext, currency: str):
     """A function quantity -> usage lines for one metered contract line."""
     description = line.description
     model = terms.charge_model
@@ -201,8 +202,13 @@ def _metered(terms: PriceTerms, parsed: dict, line: ContractLine, customer_id: i
     return price
 
 
-def _price_line(line, contract, customer_id, usage_owner, ctx: _Context, currency):
-    """(base fee lines, every other line) of one contract line for the period."""
+def price_line(line, contract, customer_id, usage_owner, ctx: PricingContext, currency, contract_base=()):
+    """(base fee lines, every other line) of one contract line for the period.
+
+    ``contract_base`` is the contract's recurring fees this period: a quota utilisation discount
+    on a usage line without a fee of its own is taken off them (the job-API plans: the plan fee is
+    a recurring line, the included jobs and overage are terms on the usage line).
+    """
     period = ctx.period
     if line.kind == ContractLine.Kind.ONE_TIME:
         if not period.start <= line.starts_on <= period.end:
@@ -224,9 +230,10 @@ def _price_line(line, contract, customer_id, usage_owner, ctx: _Context, currenc
     metered = price(used)
     rest = list(metered)
     discount_percent = parsed.get("utilisation_discount_percent")
-    if terms.charge_model == ChargeModel.INCLUDED_QUOTA and discount_percent and base:
+    fee = base or list(contract_base)
+    if terms.charge_model == ChargeModel.INCLUDED_QUOTA and discount_percent and fee:
         rest += pricing.quota_utilisation_discount(
-            base_fee=pricing.total(base),
+            base_fee=pricing.total(fee),
             used=used,
             included=parsed["included"],
             percent=discount_percent,
@@ -259,18 +266,22 @@ def _commitment(lines, parsed, line, currency):
 
 
 def _price_contract(contract, lines, customer_id, usage_owners, ctx, currency) -> list[PricedLine]:
-    priced: list[PricedLine] = []
     recurring_base: list[pricing.Line] = []
-    discounts = []
-    for line in lines:
-        if line.kind == ContractLine.Kind.DISCOUNT:
-            discounts.append(line)
-            continue
-        owner = usage_owners.get((customer_id, getattr(getattr(line, "price_terms", None), "metric", None))) == line.pk
-        base, rest = _price_line(line, contract, customer_id, owner, ctx, currency)
-        if line.kind in RECURRING_KINDS:
-            recurring_base += base
-        priced += [PricedLine(priced_line, line.pk) for priced_line in base + rest]
+    discounts = [line for line in lines if line.kind == ContractLine.Kind.DISCOUNT]
+    by_position: dict[int, list[pricing.Line]] = {}
+    # Recurring lines first, so usage lines can discount the contract's fees; the invoice keeps
+    # the contract's line order.
+    for recurring in (True, False):
+        for position, line in enumerate(lines):
+            if line.kind == ContractLine.Kind.DISCOUNT or (line.kind in RECURRING_KINDS) != recurring:
+                continue
+            metric = getattr(getattr(line, "price_terms", None), "metric", None)
+            owner = usage_owners.get((customer_id, metric)) == line.pk
+            base, rest = price_line(line, contract, customer_id, owner, ctx, currency, contract_base=recurring_base)
+            if recurring:
+                recurring_base += base
+            by_position[position] = base + rest
+    priced = [PricedLine(priced_line, lines[p].pk) for p in sorted(by_position) for priced_line in by_position[p]]
     for line in discounts:
         active_from, active_to = _active_range(line, contract)
         share = pricing.proration_factor(
@@ -299,7 +310,9 @@ def _reverse_charge(tenant: Tenant, customer: Customer) -> bool:
 
 
 @dataclass
-class _Draft:
+class PricedInvoice:
+    """One customer's invoice for a period as pricing computed it, before anything is written."""
+
     customer: Customer
     contract_id: int | None
     lines: list[PricedLine]
@@ -315,7 +328,7 @@ class _Draft:
     inputs_hash: str = ""
 
 
-def _build_draft(customer, priced, contract_ids, settings, remaining_credits, ctx, currency) -> _Draft:
+def _build_draft(customer, priced, contract_ids, settings, remaining_credits, ctx, currency) -> PricedInvoice:
     tenant = ctx.tenant
     if settings.minimum_invoice_amount > 0:
         minimum = pricing.minimum_charge(
@@ -336,7 +349,7 @@ def _build_draft(customer, priced, contract_ids, settings, remaining_credits, ct
         credits.append((request_id, applied))
         left -= applied
     credit_applied = sum((amount for _, amount in credits), ZERO)
-    draft = _Draft(
+    draft = PricedInvoice(
         customer=customer,
         contract_id=next(iter(contract_ids)) if len(contract_ids) == 1 else None,
         lines=priced,
@@ -359,7 +372,7 @@ def _canonical(value) -> str:
     return format(Decimal(value).normalize(), "f")
 
 
-def _fingerprint(draft: _Draft, period: _Period, currency: str) -> str:
+def _fingerprint(draft: PricedInvoice, period: Period, currency: str) -> str:
     payload = [
         str(period.end),
         currency,
@@ -379,7 +392,7 @@ def _fingerprint(draft: _Draft, period: _Period, currency: str) -> str:
 # --- the draft run ---------------------------------------------------------------------------
 
 
-def _load_context(tenant, period, contract_lines):
+def _load_context(tenant, period, contract_lines, customer_ids=None):
     terms = {}
     metric_codes = set()
     for line in contract_lines:
@@ -392,9 +405,16 @@ def _load_context(tenant, period, contract_lines):
         if terms[line_terms.pk].get("failed_metric"):
             metric_codes.add(terms[line_terms.pk]["failed_metric"])
     metrics = {m.code: m for m in BillableMetric.objects.for_tenant(tenant).filter(code__in=metric_codes)}
-    usage = metric_totals(
-        tenant=tenant, metrics=list(metrics.values()), period_start=period.start, period_end=period.end
-    )
+    if customer_ids is None:
+        usage = metric_totals(
+            tenant=tenant, metrics=list(metrics.values()), period_start=period.start, period_end=period.end
+        )
+    else:
+        # A few customers (a projection): aggregate only their events, not the whole tenant's.
+        totals = usage_totals(
+            tenant=tenant, period_start=period.start, period_end=period.end, customer_ids=customer_ids
+        )
+        usage = {key: value for key, value in totals.items() if key[1] in metrics and value}
     per_event_metrics = {
         line.price_terms.metric
         for line in contract_lines
@@ -407,37 +427,52 @@ def _load_context(tenant, period, contract_lines):
         for code in per_event_metrics
         if code in metrics
     }
-    return _Context(tenant=tenant, period=period, usage=usage, event_amounts=event_amounts, metrics=metrics, terms=terms)
+    return PricingContext(tenant=tenant, period=period, usage=usage, event_amounts=event_amounts, metrics=metrics, terms=terms)
 
 
-@transaction.atomic
-def invoice_compute_drafts(*, tenant: Tenant, period_start: date, period_end: date) -> dict:
-    """Build or refresh the DRAFT invoice of every customer with a billed contract line in the period.
+@dataclass
+class PricedPeriod:
+    """What pricing one period produced: a PricedInvoice per customer it could price, and why the
+    others were skipped. ``billed_customer_ids`` holds every customer with a billed line (skipped too)."""
 
-    Dates are inclusive. Set-wise: one query for the period's contract lines (with contracts,
-    customers and price terms), one per metric for usage, then bulk writes. A draft whose inputs
-    are unchanged is left alone (so a second run writes nothing); a changed one gets new lines and
-    totals; a finalized or paid invoice is never touched; a draft whose customer no longer has
-    anything to bill is deleted. Concurrent runs of one tenant are serialized.
+    drafts: dict[int, PricedInvoice]
+    billed_customer_ids: set[int]
+    skipped: int
+    problems: list[str]
 
-    Returns counts: ``created``, ``updated``, ``unchanged``, ``final`` (left as issued), ``removed``,
-    ``lines`` (written), ``skipped`` and ``problems`` (why customers were skipped).
-    Raises ValidationError for a period that ends before it starts.
+
+def price_period(
+    *,
+    tenant: Tenant,
+    period_start: date,
+    period_end: date,
+    settings: BillingSettings,
+    customer_ids: Sequence[int] | None = None,
+) -> PricedPeriod:
+    """Price the invoices of a period (dates inclusive) for every customer, or only ``customer_ids``.
+
+    The one pricing path behind ``invoice_compute_drafts`` (which writes what this returns) and
+    ``billing.projection.invoice_project`` (which only shows it). Reads, never writes: contract
+    lines active in the period with their price terms, usage totals, unused balance credits
+    (leaving out the drafts of this period, which the result replaces) and ``settings``
+    (the minimum invoice amount). A customer whose contracts are in another currency than theirs,
+    or whose terms the pricing engine refuses, is skipped and reported in ``problems``.
     """
-    if period_end < period_start:
-        raise ValidationError({"period_end": "The period cannot end before it starts."})
-    settings = billing_settings_for(tenant=tenant, lock=True)
-    period = _Period(period_start, period_end)
-    contract_lines = list(
+    period = Period(period_start, period_end)
+    rows = (
         ContractLine.objects.for_tenant(tenant)
         .filter(contract__status__in=BILLED_CONTRACT_STATUSES, starts_on__lte=period_end, contract__start_date__lte=period_end)
         .filter(Q(ends_on__isnull=True) | Q(ends_on__gte=period_start))
         .filter(Q(contract__end_date__isnull=True) | Q(contract__end_date__gte=period_start))
-        .select_related("contract", "contract__customer", "price_terms")
+    )
+    if customer_ids is not None:
+        rows = rows.filter(contract__customer_id__in=list(customer_ids))
+    contract_lines = list(
+        rows.select_related("contract", "contract__customer", "price_terms")
         .only(*_PRICED_LINE_COLUMNS)
         .order_by("contract__customer_id", "contract__start_date", "contract_id", "starts_on", "id")
     )
-    ctx = _load_context(tenant, period, contract_lines)
+    ctx = _load_context(tenant, period, contract_lines, None if customer_ids is None else list(customer_ids))
 
     by_customer: dict[int, list[ContractLine]] = defaultdict(list)
     usage_owners: dict[tuple[int, str], int] = {}
@@ -461,15 +496,15 @@ def invoice_compute_drafts(*, tenant: Tenant, period_start: date, period_end: da
         ):
             remaining_credits[customer_id].append((request_id, currency, remaining[request_id]))
 
-    counts = {"created": 0, "updated": 0, "unchanged": 0, "final": 0, "removed": 0, "lines": 0, "skipped": 0}
+    skipped = 0
     problems: list[str] = []
-    drafts: dict[int, _Draft] = {}
+    drafts: dict[int, PricedInvoice] = {}
     for customer_id, lines in by_customer.items():
         customer = lines[0].contract.customer
         currency = customer.currency
         foreign = {line.contract.currency for line in lines} - {currency}
         if foreign:
-            counts["skipped"] += 1
+            skipped += 1
             problems.append(f"{customer}: contracts in {', '.join(sorted(foreign))}, invoices in {currency}.")
             continue
         try:
@@ -479,10 +514,36 @@ def invoice_compute_drafts(*, tenant: Tenant, period_start: date, period_end: da
                 contract_ids.append(contract_id)
                 priced += _price_contract(contract_lines_of[0].contract, contract_lines_of, customer_id, usage_owners, ctx, currency)
         except pricing.PricingError as exc:
-            counts["skipped"] += 1
+            skipped += 1
             problems.append(f"{customer}: {exc}")
             continue
         drafts[customer_id] = _build_draft(customer, priced, set(contract_ids), settings, remaining_credits, ctx, currency)
+    return PricedPeriod(drafts=drafts, billed_customer_ids=set(by_customer), skipped=skipped, problems=problems)
+
+
+@transaction.atomic
+def invoice_compute_drafts(*, tenant: Tenant, period_start: date, period_end: date) -> dict:
+    """Build or refresh the DRAFT invoice of every customer with a billed contract line in the period.
+
+    Dates are inclusive. Set-wise: one query for the period's contract lines (with contracts,
+    customers and price terms), one per metric for usage, then bulk writes. A draft whose inputs
+    are unchanged is left alone (so a second run writes nothing); a changed one gets new lines and
+    totals; a finalized or paid invoice is never touched; a draft whose customer no longer has
+    anything to bill is deleted. Concurrent runs of one tenant are serialized. Pricing is
+    ``price_period``'s, shared with the customer portal's projection.
+
+    Returns counts: ``created``, ``updated``, ``unchanged``, ``final`` (left as issued), ``removed``,
+    ``lines`` (written), ``skipped`` and ``problems`` (why customers were skipped).
+    Raises ValidationError for a period that ends before it starts.
+    """
+    if period_end < period_start:
+        raise ValidationError({"period_end": "The period cannot end before it starts."})
+    settings = billing_settings_for(tenant=tenant, lock=True)
+    priced_period = price_period(tenant=tenant, period_start=period_start, period_end=period_end, settings=settings)
+    drafts = priced_period.drafts
+    counts = {"created": 0, "updated": 0, "unchanged": 0, "final": 0, "removed": 0, "lines": 0,
+              "skipped": priced_period.skipped}
+    problems = priced_period.problems
 
     existing = {
         invoice.customer_id: invoice
@@ -517,7 +578,7 @@ def invoice_compute_drafts(*, tenant: Tenant, period_start: date, period_end: da
     removed_ids = [
         invoice.pk
         for customer_id, invoice in existing.items()
-        if customer_id not in by_customer and invoice.status == Invoice.Status.DRAFT
+        if customer_id not in priced_period.billed_customer_ids and invoice.status == Invoice.Status.DRAFT
     ]
     if stale_ids or removed_ids:
         InvoiceLine.objects.for_tenant(tenant).filter(invoice_id__in=stale_ids + removed_ids).delete()
@@ -569,7 +630,7 @@ def _group_by_contract(lines):
     return groups.items()
 
 
-def _fill(invoice: Invoice, draft: _Draft, period_end: date) -> None:
+def _fill(invoice: Invoice, draft: PricedInvoice, period_end: date) -> None:
     invoice.period_end = period_end
     invoice.currency = draft.customer.currency
     invoice.contract_id = draft.contract_id
@@ -623,14 +684,16 @@ def _locked(invoice: Invoice) -> Invoice:
 
 
 @transaction.atomic
-def invoice_finalize(*, invoice: Invoice, issue_date: date | None = None) -> Invoice:
+def invoice_finalize(*, invoice: Invoice, issue_date: date | None = None, deliver: bool = True) -> Invoice:
     """Freeze a draft: number it, date it, and mark its fully used balance credits applied.
 
     The number is ``{prefix}{year}-{n:05d}`` with ``n`` the next value of the tenant's gapless
     invoice sequence (taken under a row lock in this transaction). ``issue_date`` defaults to
     today in the tenant's time zone; the due date adds the tenant's payment terms. Returns the
     finalized invoice. Once the transaction commits, ``billing.tasks.invoice_deliver`` renders
-    its PDF and emails it. Raises ValidationError if the invoice is not a draft.
+    its PDF and emails it; ``deliver=False`` queues nothing (an invoice delivered outside the
+    portal, e.g. historical ones loaded later: its PDF is rendered when first downloaded).
+    Raises ValidationError if the invoice is not a draft.
     """
     invoice = _locked(invoice)
     if invoice.status != Invoice.Status.DRAFT:
@@ -646,7 +709,8 @@ def invoice_finalize(*, invoice: Invoice, issue_date: date | None = None) -> Inv
     invoice.finalized_at = timezone.now()
     _save(invoice)
     _mark_used_credits_applied(invoice)
-    transaction.on_commit(partial(invoice_deliver.delay, tenant.pk, invoice.pk))
+    if deliver:
+        transaction.on_commit(partial(invoice_deliver.delay, tenant.pk, invoice.pk))
     return invoice
 
 

@@ -4,3 +4,8 @@ from django.apps import AppConfig
 class PortalConfig(AppConfig):
     name = "portal"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self):
+        from portal.schedule import connect_month_end_hooks
+
+        connect_month_end_hooks()

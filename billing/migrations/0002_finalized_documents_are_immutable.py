@@ -1,6 +1,7 @@
 """Finalized invoices, their lines and credit notes cannot be changed, even by raw SQL or .update().
 
-The one change allowed after finalization besides paid/void is naming the rendered PDF once.
+The one change allowed after finalization besides paid/void is naming the rendered PDF once; the
+one delete allowed is purging a whole tenant (the setting portal.purging_tenant, per transaction).
 The SQL is copied from billing/models/invoicing.py at the time of writing, so this migration stays
 what it was if that constant changes later (a later change gets a migration of its own).
 """
@@ -10,6 +11,10 @@ from django.db import migrations
 FORWARD = """
 CREATE OR REPLACE FUNCTION billing_invoice_guard() RETURNS trigger AS $$
 BEGIN
+    -- Deleting a whole tenant (platform_purge_tenant) is the one delete issued documents allow.
+    IF TG_OP = 'DELETE' AND current_setting('portal.purging_tenant', true) = OLD.tenant_id::text THEN
+        RETURN OLD;
+    END IF;
     IF TG_OP = 'DELETE' THEN
         IF OLD.status <> 'draft' THEN
             RAISE EXCEPTION 'invoice % is % and cannot be deleted', OLD.number, OLD.status
@@ -37,6 +42,10 @@ CREATE OR REPLACE FUNCTION billing_invoiceline_guard() RETURNS trigger AS $$
 DECLARE
     parent_status text;
 BEGIN
+    -- Deleting a whole tenant (platform_purge_tenant) is the one delete issued documents allow.
+    IF TG_OP = 'DELETE' AND current_setting('portal.purging_tenant', true) = OLD.tenant_id::text THEN
+        RETURN OLD;
+    END IF;
     SELECT status INTO parent_status FROM billing_invoice
         WHERE id = CASE WHEN TG_OP = 'INSERT' THEN NEW.invoice_id ELSE OLD.invoice_id END;
     IF parent_status IS NOT NULL AND parent_status <> 'draft' THEN
@@ -60,6 +69,10 @@ CREATE TRIGGER billing_invoiceline_guard BEFORE INSERT OR UPDATE OR DELETE ON bi
 
 CREATE OR REPLACE FUNCTION billing_issued_document_guard() RETURNS trigger AS $$
 BEGIN
+    -- Deleting a whole tenant (platform_purge_tenant) is the one delete issued documents allow.
+    IF TG_OP = 'DELETE' AND current_setting('portal.purging_tenant', true) = OLD.tenant_id::text THEN
+        RETURN OLD;
+    END IF;
     RAISE EXCEPTION '% rows are issued documents and cannot be changed or deleted', TG_TABLE_NAME
         USING ERRCODE = 'integrity_constraint_violation';
 END;

@@ -17,3 +17,4 @@ from billing.models.invoicing import (  # noqa: F401
 )
 from billing.models.metering import BillableMetric, UsageEvent  # noqa: F401
 from billing.models.delivery import InvoiceDelivery  # noqa: F401,E402
+from billing.models.runs import BillingRun, BillingRunItem, TransientItemFailures  # noqa: F401,E402

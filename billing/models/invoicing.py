@@ -572,6 +572,10 @@ class CreditAuditEntry(TenantOwned):
 FINALIZED_INVOICE_TRIGGER_SQL = """
 CREATE OR REPLACE FUNCTION billing_invoice_guard() RETURNS trigger AS $$
 BEGIN
+    -- Deleting a whole tenant (platform_purge_tenant) is the one delete issued documents allow.
+    IF TG_OP = 'DELETE' AND current_setting('portal.purging_tenant', true) = OLD.tenant_id::text THEN
+        RETURN OLD;
+    END IF;
     IF TG_OP = 'DELETE' THEN
         IF OLD.status <> 'draft' THEN
             RAISE EXCEPTION 'invoice % is % and cannot be deleted', OLD.number, OLD.status
@@ -599,6 +603,10 @@ CREATE OR REPLACE FUNCTION billing_invoiceline_guard() RETURNS trigger AS $$
 DECLARE
     parent_status text;
 BEGIN
+    -- Deleting a whole tenant (platform_purge_tenant) is the one delete issued documents allow.
+    IF TG_OP = 'DELETE' AND current_setting('portal.purging_tenant', true) = OLD.tenant_id::text THEN
+        RETURN OLD;
+    END IF;
     SELECT status INTO parent_status FROM billing_invoice
         WHERE id = CASE WHEN TG_OP = 'INSERT' THEN NEW.invoice_id ELSE OLD.invoice_id END;
     IF parent_status IS NOT NULL AND parent_status <> 'draft' THEN
@@ -622,6 +630,10 @@ CREATE TRIGGER billing_invoiceline_guard BEFORE INSERT OR UPDATE OR DELETE ON bi
 
 CREATE OR REPLACE FUNCTION billing_issued_document_guard() RETURNS trigger AS $$
 BEGIN
+    -- Deleting a whole tenant (platform_purge_tenant) is the one delete issued documents allow.
+    IF TG_OP = 'DELETE' AND current_setting('portal.purging_tenant', true) = OLD.tenant_id::text THEN
+        RETURN OLD;
+    END IF;
     RAISE EXCEPTION '% rows are issued documents and cannot be changed or deleted', TG_TABLE_NAME
         USING ERRCODE = 'integrity_constraint_violation';
 END;

@@ -15,6 +15,7 @@ from tests.billing.factories import (
     BillingSettingsFactory,
     PriceTermsFactory,
     job_api_subscription,
+    job_api_terms,
 )
 from tests.customers.factories import ContractFactory, ContractLineFactory, CustomerFactory
 
@@ -102,6 +103,33 @@ def test_starter_with_90_jobs_gets_two_percent_off_the_fee(job_api):
         ("Starter plan: quota utilisation discount 2%", "discount", D("29.00"), D("-0.02"), D("-0.58")),
     ]
     assert (invoice.subtotal, invoice.discount_total, invoice.total) == (D("29.00"), D("0.58"), D("28.42"))
+
+
+def test_a_usage_line_takes_its_utilisation_discount_off_the_contracts_plan_fee(job_api):
+    """The demo's shape: the plan fee is a recurring line, the quota and overage sit on a usage line."""
+    customer = CustomerFactory(tenant=job_api, tier="Professional")
+    contract = ContractFactory(customer=customer, tenant=job_api, start_date=NOV_START, title="Professional plan")
+    usage = ContractLineFactory(
+        contract=contract, tenant=job_api, description="Processed jobs", kind=ContractLine.Kind.USAGE,
+        unit_price=Money("0.30", "USD"), starts_on=NOV_START,
+    )
+    ContractLineFactory(
+        contract=contract, tenant=job_api, description="Professional plan", kind=ContractLine.Kind.RECURRING,
+        unit_price=Money("99.00", "USD"), starts_on=NOV_START,
+    )
+    PriceTermsFactory(
+        contract_line=usage, tenant=job_api, charge_model=ChargeModel.INCLUDED_QUOTA,
+        terms=job_api_terms("Professional"),
+    )
+    add_events(customer, 450)
+
+    invoice_compute_drafts(tenant=job_api, period_start=NOV_START, period_end=NOV_END)
+
+    assert lines_of(draft_of(customer)) == [
+        ("Processed jobs: quota utilisation discount 3%", "discount", D("99.00"), D("-0.03"), D("-2.97")),
+        ("Professional plan", "charge", D(1), D("99.00"), D("99.00")),
+    ]
+    assert draft_of(customer).total == D("96.03")
 
 
 def test_failed_jobs_are_credited_at_the_price_they_were_billed(job_api):

@@ -5,6 +5,8 @@ Every admin of a tenant-owned model registered by the customers and revenue apps
 extending it fails loudly. (Billing's admins are checked in tests/billing/test_billing_admin.py.)
 """
 
+from datetime import date
+from decimal import Decimal
 from urllib.parse import urlencode
 
 import pytest
@@ -12,6 +14,7 @@ from django.contrib import admin
 from django.contrib.admin.utils import quote
 from django.contrib.auth import get_user_model
 from django.urls import reverse
+from djmoney.money import Money
 
 from customers.models import (
     Contract,
@@ -22,7 +25,8 @@ from customers.models import (
     TenantAPIKey,
 )
 from customers.tenancy import TenantOwned, platform_scope
-from revenue.models import Opportunity
+from revenue.economics.models import AnomalyAlert, AnomalyRule, CustomerCost, ModelPrice, PricePlan
+from revenue.models import ExchangeRate, Opportunity, QuarterTarget
 from tests.customers.factories import (
     ContactFactory,
     ContractFactory,
@@ -67,7 +71,36 @@ def build_world(tenant, prefix):
             customer=customer, tenant=tenant, title=f"{prefix} Deal Secret", probability=70, owner=owner
         )
         api_key, _ = TenantAPIKey.objects.create_key(tenant=tenant, name=f"{prefix} Key Secret")
+        # Values unique to the tenant, so a leaked row is recognizable in a page.
+        alpha = prefix == "Alpha"
+        rate = ExchangeRate.objects.create(
+            tenant=tenant, currency="EUR", rate=Decimal("1.2345" if alpha else "7.6543"), effective_on=date(2026, 1, 1)
+        )
+        target = QuarterTarget.objects.create(
+            tenant=tenant, year=2031 if alpha else 2032, quarter=1, target=Money("1000.00", "USD")
+        )
+        model_price = ModelPrice.objects.create(
+            tenant=tenant, provider="openai", model=f"{prefix.lower()}-model-secret",
+            input_price_per_million=Decimal("1"), output_price_per_million=Decimal("2"), effective_on=date(2026, 1, 1),
+        )
+        cost = CustomerCost.objects.create(tenant=tenant, customer=customer, month=date(2026, 10, 1), amount=Decimal("10"))
+        rule = AnomalyRule.objects.create(tenant=tenant, name=f"{prefix} Rule Secret", metric="spend", threshold=Decimal("5"))
+        alert = AnomalyAlert.objects.create(
+            tenant=tenant, customer=customer, rule=rule, kind="threshold", measure="spend",
+            period_start=date(2026, 10, 1), period_end=date(2026, 10, 1), observed=Decimal("9"), baseline=Decimal("5"),
+        )
+        plan = PricePlan.objects.create(
+            tenant=tenant, code=f"{prefix.lower()}-plan", name=f"{prefix} Plan Secret", currency="USD",
+            charge_model="flat",
+        )
     objects = {
+        ExchangeRate: rate,
+        QuarterTarget: target,
+        ModelPrice: model_price,
+        CustomerCost: cost,
+        AnomalyRule: rule,
+        AnomalyAlert: alert,
+        PricePlan: plan,
         Customer: customer,
         Contract: contract,
         Membership: membership,
@@ -77,7 +110,8 @@ def build_world(tenant, prefix):
     }
     markers = [
         customer.name, f"{prefix} Contact Secret", contract.title, f"{prefix} Line Secret", owner.username,
-        portal_user.username, opportunity.title, api_key.name,
+        portal_user.username, opportunity.title, api_key.name, str(rate.rate), f"{target.year}-Q",
+        model_price.model, rule.name, plan.name,
     ]
     return objects, markers
 
@@ -95,6 +129,16 @@ def listed_name(obj):
         return obj.user.username
     if isinstance(obj, Contract):
         return obj.title
+    if isinstance(obj, ExchangeRate):
+        return str(obj.rate)
+    if isinstance(obj, QuarterTarget):
+        return f"{obj.year}-Q{obj.quarter}"
+    if isinstance(obj, ModelPrice):
+        return obj.model
+    if isinstance(obj, (CustomerCost, AnomalyAlert)):
+        return obj.customer.name
+    if isinstance(obj, (AnomalyRule, PricePlan)):
+        return obj.name
     return str(obj)
 
 

@@ -1,0 +1,236 @@
+"""Month-end in the admin: runs and their items (read-only, with retry), starting a run, resending emails.
+
+Runs and items are written by ``billing.month_end`` only. Finance and owners (whoever may edit
+billing) start a run for a past or the current month from the run list's "Start a month-end run"
+page, finalize a run's drafts before the grace period ends, and retry failed items; the work
+itself is queued to the workers. Every member may look. ``InvoiceDelivery`` rows (one per
+invoice and recipient) can be resent.
+"""
+
+from functools import partial
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
+
+from billing import month_end, tasks
+from billing.admin import ReadOnlyMixin, _may_bill
+from billing.delivery import invoice_send
+from billing.models import BillingRun, BillingRunItem, InvoiceDelivery
+from customers.admin_base import TenantAdmin, TenantInline, is_platform_admin, request_tenant
+from customers.models import Tenant
+from customers.tenancy import tenant_scope
+
+
+class StartRunForm(forms.Form):
+    tenant = forms.ModelChoiceField(queryset=Tenant.objects.none(), required=False)
+    period = forms.CharField(label="Month", max_length=7, help_text="YYYY-MM, e.g. 2026-11: a past or the current month.")
+    finalize = forms.BooleanField(
+        required=False, help_text="Finalize and send the invoices at once, without the review period for drafts."
+    )
+
+    def __init__(self, *args, tenant=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fixed_tenant = tenant
+        if tenant is None:
+            self.fields["tenant"].queryset = Tenant.objects.order_by("name")
+            self.fields["tenant"].required = True
+        else:
+            del self.fields["tenant"]
+
+    def clean(self):
+        cleaned = super().clean()
+        tenant = self.fixed_tenant or cleaned.get("tenant")
+        if tenant is None or "period" not in cleaned:
+            return cleaned
+        try:
+            cleaned["period_start"] = month_end.parse_period(cleaned["period"])
+            month_end.validate_run_period(tenant=tenant, period_start=cleaned["period_start"])
+        except ValidationError as exc:
+            self.add_error("period", exc)
+        cleaned["tenant"] = tenant
+        return cleaned
+
+
+def _queue_start(tenant, period_start, finalize: bool, user) -> None:
+    transaction.on_commit(
+        partial(tasks.month_end_start.delay, tenant.pk, period_start.isoformat(), finalize, getattr(user, "pk", None))
+    )
+
+
+class BillingRunItemInline(ReadOnlyMixin, TenantInline):
+    """The run's failed items, the ones finance must look at (all items are on the item list)."""
+
+    model = BillingRunItem
+    fields = ["customer", "invoice", "status", "attempts", "error"]
+    readonly_fields = fields
+    verbose_name_plural = "failed items"
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).filter(status=BillingRunItem.Status.FAILED).select_related("customer", "invoice")
+
+
+@admin.register(BillingRun)
+class BillingRunAdmin(ReadOnlyMixin, TenantAdmin):
+    list_display = [
+        "__str__", "status", "customers", "drafted", "finalized", "emailed", "failed_items", "finalize_on",
+        "started_at", "finished_at",
+    ]
+    list_filter = ["status", "period_start"]
+    date_hierarchy = "period_start"
+    actions = ["finalize_now", "retry_failed", "resume"]
+    fields = [
+        "period_start", "period_end", "status", "finalize_on", "customers", "drafted", "finalized", "emailed",
+        "failed", "problems", "error", "started_by", "created_at", "started_at", "drafted_at", "finalizing_at",
+        "finished_at", "chunk_size",
+    ]
+    readonly_fields = fields
+    change_list_template = "admin/billing/billingrun/change_list.html"
+
+    def get_inlines(self, request, obj):
+        return [BillingRunItemInline] if obj is not None else []
+
+    @admin.display(description="failed", ordering="failed")
+    def failed_items(self, obj):
+        if not obj.failed:
+            return 0
+        link = reverse("admin:billing_billingrunitem_changelist") + f"?run__id__exact={obj.pk}&status__exact=failed"
+        return format_html('<a href="{}">{}</a>', link, obj.failed)
+
+    def has_billing_permission(self, request):
+        return _may_bill(request)
+
+    def get_urls(self):
+        return [
+            path("start/", self.admin_site.admin_view(self.start_view), name="billing_billingrun_start"),
+            *super().get_urls(),
+        ]
+
+    def start_view(self, request):
+        """Start a month-end run for a past or the current month; the workers do the rest."""
+        if not _may_bill(request):
+            raise PermissionDenied
+        tenant = None if is_platform_admin(request) else request_tenant(request)
+        form = StartRunForm(request.POST or None, tenant=tenant)
+        if request.method == "POST" and form.is_valid():
+            data = form.cleaned_data
+            _queue_start(data["tenant"], data["period_start"], data["finalize"], request.user)
+            what = "drafted, finalized and sent" if data["finalize"] else "drafted for review"
+            self.message_user(
+                request, f"Month-end {data['period_start']:%Y-%m} of {data['tenant']} started: invoices are being {what}.",
+                messages.SUCCESS,
+            )
+            return redirect("admin:billing_billingrun_changelist")
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": "Start a month-end run",
+            "form": form,
+        }
+        return TemplateResponse(request, "admin/billing/billingrun/start.html", context)
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = {**(extra_context or {}), "may_start_run": _may_bill(request)}
+        return super().changelist_view(request, extra_context)
+
+    @admin.action(description="Finalize and send the drafts now (skip the rest of the review period)", permissions=["billing"])
+    def finalize_now(self, request, queryset):
+        started = 0
+        for run in queryset.select_related("tenant"):
+            if run.status != BillingRun.Status.DRAFTED:
+                self.message_user(request, f"{run} is {run.get_status_display().lower()}: nothing to finalize.", messages.WARNING)
+                continue
+            _queue_start(run.tenant, run.period_start, True, request.user)
+            started += 1
+        if started:
+            self.message_user(request, f"{started} run(s) are being finalized.", messages.SUCCESS)
+
+    @admin.action(description="Retry the failed items", permissions=["billing"])
+    def retry_failed(self, request, queryset):
+        retried = 0
+        for run in queryset.select_related("tenant"):
+            try:
+                with tenant_scope(run.tenant):
+                    retried += month_end.billing_run_retry_failed(run=run)
+            except ValidationError as exc:
+                self.message_user(request, f"{run}: {' '.join(exc.messages)}", messages.ERROR)
+        self.message_user(request, f"{retried} failed item(s) queued again.", messages.SUCCESS if retried else messages.INFO)
+
+    @admin.action(description="Resume (queue the items not yet done again)", permissions=["billing"])
+    def resume(self, request, queryset):
+        for run in queryset.select_related("tenant"):
+            transaction.on_commit(partial(tasks.month_end_advance.delay, run.tenant_id, run.pk))
+        self.message_user(request, f"{queryset.count()} run(s) resumed.", messages.SUCCESS)
+
+
+@admin.register(BillingRunItem)
+class BillingRunItemAdmin(ReadOnlyMixin, TenantAdmin):
+    list_display = ["customer", "run", "invoice", "status", "emails_sent", "attempts", "short_error", "updated_at"]
+    list_filter = ["status", "run"]
+    list_select_related = ["customer", "run", "invoice"]
+    search_fields = ["customer__name", "invoice__number", "error"]
+    fields = ["run", "customer", "invoice", "status", "was_draft", "emails_sent", "attempts", "error",
+              "finalized_at", "delivered_at", "updated_at"]
+    readonly_fields = fields
+    actions = ["retry"]
+
+    @admin.display(description="error")
+    def short_error(self, obj):
+        return obj.error[:120] + ("…" if len(obj.error) > 120 else "")
+
+    def has_billing_permission(self, request):
+        return _may_bill(request)
+
+    @admin.action(description="Retry the selected failed items", permissions=["billing"])
+    def retry(self, request, queryset):
+        by_run: dict[int, list[int]] = {}
+        runs = {}
+        for item in queryset.filter(status=BillingRunItem.Status.FAILED).select_related("run", "run__tenant"):
+            runs[item.run_id] = item.run
+            by_run.setdefault(item.run_id, []).append(item.pk)
+        retried = 0
+        for run_id, item_ids in by_run.items():
+            with tenant_scope(runs[run_id].tenant):
+                retried += month_end.billing_run_retry_failed(run=runs[run_id], item_ids=item_ids)
+        self.message_user(request, f"{retried} failed item(s) queued again.", messages.SUCCESS if retried else messages.INFO)
+
+
+@admin.register(InvoiceDelivery)
+class InvoiceDeliveryAdmin(ReadOnlyMixin, TenantAdmin):
+    list_display = ["invoice", "recipient", "status", "attempts", "sent_at", "short_error"]
+    list_filter = ["status"]
+    list_select_related = ["invoice"]
+    search_fields = ["recipient", "invoice__number"]
+    fields = ["invoice", "recipient", "status", "attempts", "sent_at", "error", "created_at", "updated_at"]
+    readonly_fields = fields
+    actions = ["resend"]
+
+    @admin.display(description="error")
+    def short_error(self, obj):
+        return obj.error[:120]
+
+    def has_billing_permission(self, request):
+        return _may_bill(request)
+
+    @admin.action(description="Resend the invoice email to all its billing addresses", permissions=["billing"])
+    def resend(self, request, queryset):
+        invoices = {delivery.invoice_id: delivery.invoice for delivery in queryset.select_related("invoice", "invoice__tenant")}
+        sent = 0
+        for invoice in invoices.values():
+            try:
+                with tenant_scope(invoice.tenant):
+                    rows = invoice_send(invoice=invoice, resend=True)
+            except ValidationError as exc:
+                self.message_user(request, f"{invoice}: {' '.join(exc.messages)}", messages.ERROR)
+                continue
+            sent += sum(row.status == InvoiceDelivery.Status.SENT for row in rows)
+            for row in rows:
+                if row.status != InvoiceDelivery.Status.SENT:
+                    self.message_user(request, f"{invoice} to {row.recipient}: {row.error}", messages.ERROR)
+        if sent:
+            self.message_user(request, f"{sent} email(s) sent again.", messages.SUCCESS)

@@ -1,0 +1,43 @@
+"""The Celery beat schedule, in code. Each entry fans out per tenant inside its task."""
+
+from celery.schedules import crontab
+
+BEAT_SCHEDULE = {
+    # Month-end in each tenant's own time zone: hourly, so each zone's first of the month is seen within
+    # the hour; the same task finalizes the drafts whose review period (draft_grace_days) is over.
+    "billing-month-end": {"task": "billing.tasks.month_end_tick", "schedule": crontab(minute=5)},
+    # Usage anomalies of yesterday (each tenant's own calendar day), after every zone's midnight has passed.
+    "revenue-anomalies": {"task": "revenue.tasks.detect_anomalies_all_tenants", "schedule": crontab(hour=11, minute=15)},
+    # The revenue report of the last closed month, for tenants whose month-end run has finished; a run
+    # finishing later queues its tenant's report itself (MONTH_END_COMPLETED_TASKS). Sent once either way.
+    "revenue-monthly-report": {
+        "task": "revenue.tasks.send_monthly_reports",
+        "schedule": crontab(minute=0, hour=6, day_of_month=2),
+    },
+    # Closed months' metric snapshots re-frozen daily, so late contract edits reach the dashboards.
+    "revenue-snapshots": {"task": "revenue.tasks.refresh_all_recent_snapshots", "schedule": crontab(hour=2, minute=30)},
+    "revenue-weekly-digest": {
+        "task": "revenue.tasks.send_weekly_digests",
+        "schedule": crontab(minute=0, hour=7, day_of_week="mon"),
+    },
+}
+
+# Reporting jobs queued, with the tenant's id, when its month-end run completes (those installed).
+MONTH_END_COMPLETED_TASKS = ("revenue.tasks.snapshot_closed_month", "revenue.tasks.send_monthly_report")
+
+
+def month_end_completed(sender, run, **kwargs):
+    """Receiver of ``billing.month_end.billing_run_completed``: queue the tenant's reporting jobs."""
+    from portal.celery import app
+
+    for name in MONTH_END_COMPLETED_TASKS:
+        task = app.tasks.get(name)
+        if task is not None:
+            task.delay(run.tenant_id)
+
+
+def connect_month_end_hooks() -> None:
+    """Hook the reporting jobs on month-end (called from PortalConfig.ready: billing never imports upwards)."""
+    from billing.month_end import billing_run_completed
+
+    billing_run_completed.connect(month_end_completed, dispatch_uid="portal.schedule.month_end_completed")
