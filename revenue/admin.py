@@ -13,9 +13,10 @@ from django.contrib.admin.helpers import ActionForm
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from customers.admin_base import TenantAdmin
+from customers.admin_base import TenantAdmin, request_role
+from customers.models import Role
 from revenue import services
-from revenue.models import Band, Opportunity
+from revenue.models import Band, ExchangeRate, Opportunity, QuarterTarget
 
 QUARTER_RE = re.compile(r"^(\d{4})-Q([1-4])$")
 NO_DATE = "none"
@@ -166,3 +167,28 @@ class OpportunityAdmin(TenantAdmin):
                 self.message_user(request, f"{opportunity}: {'; '.join(error.messages)}", messages.ERROR)
         if lost:
             self.message_user(request, f"Marked {lost} opportunity(ies) lost.")
+
+
+@admin.register(ExchangeRate)
+class ExchangeRateAdmin(TenantAdmin):
+    """Stored rates into the reporting currency; metrics never fetch one. Money, so kept by owners and
+    finance (not the pipeline's account managers); everyone reads them."""
+
+    list_display = ["currency", "rate", "effective_on"]
+    list_filter = ["currency"]
+    fields = ["currency", "rate", "effective_on"]
+    ordering = ["currency", "-effective_on"]
+
+    def _role_may_edit(self, request, obj=None) -> bool:
+        return request_role(request) in (Role.OWNER, Role.FINANCE) and self._owns(request, obj)
+
+
+@admin.register(QuarterTarget)
+class QuarterTargetAdmin(TenantAdmin):
+    """The revenue to close each quarter, which pipeline coverage is measured against."""
+
+    list_display = ["__str__", "year", "quarter", "target"]
+    list_filter = ["year"]
+    fields = ["year", "quarter", "target"]
+
+import revenue.economics.admin  # noqa: E402,F401

@@ -201,3 +201,47 @@ def unit_economics(*, tenant: Tenant, month: date, gross_margin: Decimal | None 
         "revenue_by_category": {"recurring": recurring, "one_off": one_off, "usage": usage, "weighted_pipeline": weighted},
         "recurring_ratio": recurring / earned if earned else None,
     }
+
+
+def clv_by_segment(
+    *, tenant: Tenant, month: date, group_by: str = "segment", gross_margin: Decimal | None = None
+) -> list[dict]:
+    """Predictive CLV per value of a customer dimension (tier, segment, country, account_manager).
+
+    The rules of ``unit_economics`` within each group, in one SQL statement (mrr_movements grouped):
+    ARPA = the group's MRR / its customers with MRR at the end of ``month``; churn = the average of
+    the group's monthly customer churn rates over the six months ending with ``month`` (months when
+    the group had no customer at the start are skipped); lifetime = 1 / churn, capped at 60 months
+    when churn is 0. A customer's group is its *current* value. Returns one dict per group with MRR
+    at the month's end or churn in the window, sorted by MRR descending then name: ``segment``,
+    ``mrr``, ``customers``, ``arpa``, ``churn_rate``, ``lifetime_months``, ``lifetime_capped``,
+    ``predictive_clv`` (None where undefined). Raises MetricError (bad ``group_by``), MissingExchangeRate.
+    """
+    from revenue.selectors.movements import mrr_movements
+
+    month = month_start(month)
+    margin = gross_margin if gross_margin is not None else Decimal(1)
+    groups: dict[str, dict] = {}
+    for row in mrr_movements(tenant=tenant, first=add_months(month, -5), last=month, group_by=group_by):
+        group = groups.setdefault(row["segment"], {"rates": [], "mrr": ZERO, "customers": 0})
+        if row["customers_start"]:
+            group["rates"].append(Decimal(row["churned_customers"]) / row["customers_start"])
+        if row["month"] == month:
+            group["mrr"], group["customers"] = row["mrr_end"], row["customers_end"]
+    result = []
+    for name, group in groups.items():
+        churn = sum(group["rates"], ZERO) / len(group["rates"]) if group["rates"] else None
+        arpa = group["mrr"] / group["customers"] if group["customers"] else None
+        capped = churn == 0
+        lifetime = None if churn is None else (LIFETIME_CAP if capped else 1 / churn)
+        result.append({
+            "segment": name,
+            "mrr": group["mrr"],
+            "customers": group["customers"],
+            "arpa": arpa,
+            "churn_rate": churn,
+            "lifetime_months": lifetime,
+            "lifetime_capped": capped,
+            "predictive_clv": arpa * margin * lifetime if arpa is not None and lifetime is not None else None,
+        })
+    return sorted(result, key=lambda g: (-g["mrr"], g["segment"]))

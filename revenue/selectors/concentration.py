@@ -3,15 +3,20 @@
 Revenue per customer over the twelve months ending with ``month`` (inclusive) is *recognized
 contract revenue*: the customer's MRR at each of the twelve month ends (revenue.selectors.mrr) plus
 one-time lines starting in the window (converted at the rate of their month's end). Usage is not
-included (it is reported beside MRR). Computed in one SQL statement; the indices in Python.
+included (it is reported beside MRR). Set-wise in one SQL statement: a customer's MRR is constant
+between its change months, so its recurring revenue is Σ MRR × months until the next change.
 
 - top-5 share = revenue of the five largest customers / total;
-- HHI = Σ (100 × share)², 0–10 000: < 1 500 unconcentrated, 1 500–2 500 moderate, > 2 500 high;
-- Gini = Σ (2i − n − 1) xᵢ / (n Σ x) over customers sorted ascending (0 = all equal);
+- HHI = Σ (100 × share)² = 10 000 × Σ revenue² / total², 0–10 000: < 1 500 unconcentrated,
+  1 500–2 500 moderate, > 2 500 high;
+- Gini = Σ (2i − n − 1) xᵢ / (n Σ x) over customers sorted ascending (0 = all equal), computed as
+  (2 Σ i·xᵢ − (n + 1) Σ x) / (n Σ x);
 - customers above 10 % of revenue are flagged;
 - Lorenz curve: (cumulative share of customers, cumulative share of revenue), ascending, from (0, 0),
   at most 101 points (every percent of customers when there are more than 100 customers).
-Shares are exact Decimals (fractions, not percents, except HHI). Raises MissingExchangeRate.
+The sums (Σ x, Σ x², Σ i·x, the Lorenz points, the top five and the flag candidates) are exact in
+SQL; the few divisions are Python Decimals. Shares are fractions, not percents, except HHI.
+Raises MissingExchangeRate.
 """
 
 from __future__ import annotations
@@ -28,26 +33,71 @@ LORENZ_POINTS = 100
 
 REVENUE_SQL = """
 WITH {cte},
+recurring AS (
+    SELECT c.customer_id,
+           c.mrr * {months} AS amount, c.missing
+    FROM changes c CROSS JOIN bounds b
+    WHERE c.mrr > 0 OR c.missing IS NOT NULL
+),
 one_time AS (
-    SELECT c.customer_id, c.currency, date_trunc('month', l.starts_on)::date AS month_start,
-           l.quantity * l.unit_price AS amount
+    SELECT c.customer_id, l.quantity * l.unit_price * CASE WHEN c.currency = %(reporting)s THEN 1 ELSE r.rate END,
+           CASE WHEN c.currency <> %(reporting)s AND r.rate IS NULL
+                THEN c.currency || ' ' || (date_trunc('month', l.starts_on) + interval '1 month - 1 day')::date END
     FROM customers_contractline l
     JOIN customers_contract c ON c.id = l.contract_id AND c.tenant_id = %(tenant)s
     {segment_join}
+    LEFT JOIN LATERAL (
+        SELECT x.rate FROM revenue_exchangerate x
+        WHERE x.tenant_id = %(tenant)s AND x.currency = c.currency
+          AND x.effective_on <= (date_trunc('month', l.starts_on) + interval '1 month - 1 day')::date
+        ORDER BY x.effective_on DESC LIMIT 1
+    ) r ON c.currency <> %(reporting)s
     WHERE l.tenant_id = %(tenant)s AND c.status <> 'draft' AND l.kind = 'one_time'
       AND l.starts_on >= %(first)s AND l.starts_on < (%(last)s::date + interval '1 month')
       AND (c.end_date IS NULL OR l.starts_on <= c.end_date) {segment_where}
 ),
 revenue AS (
-    SELECT customer_id, mrr AS amount, missing FROM positive
-    UNION ALL
-    SELECT o.customer_id, o.amount * r.rate,
-           CASE WHEN r.rate IS NULL THEN o.currency || ' ' || (o.month_start + interval '1 month - 1 day')::date END
-    FROM one_time o JOIN rates r ON r.currency = o.currency AND r.month_start = o.month_start
+    SELECT customer_id, SUM(amount) AS amount, MIN(missing) AS missing
+    FROM (SELECT * FROM recurring UNION ALL SELECT * FROM one_time) r
+    GROUP BY customer_id HAVING SUM(amount) > 0 OR MIN(missing) IS NOT NULL
 )
-SELECT customer_id, SUM(amount), MIN(missing) FROM revenue
-GROUP BY customer_id HAVING SUM(amount) > 0 OR MIN(missing) IS NOT NULL
 """
+
+CUSTOMERS_SQL = REVENUE_SQL + "SELECT customer_id, amount, missing FROM revenue"
+
+# Ranks ascending (ties: the higher id first, as the reverse of largest-first by id); returns the
+# summary row (rank 0) and the ranked rows any index needs: Lorenz points, the top five, and
+# every customer with at least a tenth of the total (the flag test itself is the Python one).
+INDICES_SQL = REVENUE_SQL + """,
+ranked AS (
+    SELECT customer_id, amount, ROW_NUMBER() OVER w AS i, SUM(amount) OVER (w ROWS UNBOUNDED PRECEDING) AS running
+    FROM revenue WHERE missing IS NULL WINDOW w AS (ORDER BY amount, customer_id DESC)
+),
+summary AS (
+    SELECT COUNT(*) AS n, SUM(amount) AS total, SUM(amount * amount) AS squares, SUM(i * amount) AS weighted,
+           (SELECT MIN(missing) FROM revenue) AS missing
+    FROM ranked
+)
+SELECT 0, NULL::bigint, s.n, s.total, s.squares, s.weighted, s.missing FROM summary s
+UNION ALL
+SELECT r.i, r.customer_id, NULL, r.amount, r.running, NULL, NULL
+FROM ranked r CROSS JOIN summary s
+WHERE r.i %% GREATEST(1, s.n / {points}) = 0 OR r.i = s.n OR r.i > s.n - 5 OR r.amount * 10 >= s.total
+ORDER BY 1
+"""
+
+
+def _query(template: str, *, segment: Segment | None, convert: bool) -> str:
+    segment_join, segment_where = sql.segment_sql(segment)
+    return template.format(
+        cte=sql.customer_month_cte(segment=segment, from_history=False, convert=convert),
+        months=sql.MONTHS_BETWEEN.format(
+            a="c.month_start", b="COALESCE(c.next_month, (b.last_month + interval '1 month')::date)"
+        ),
+        segment_join=segment_join,
+        segment_where=segment_where,
+        points=LORENZ_POINTS,
+    )
 
 
 def trailing_revenue(*, tenant: Tenant, month: date, segment: Segment | None = None) -> dict[int, Decimal]:
@@ -59,13 +109,9 @@ def recognized_revenue(
     *, tenant: Tenant, first: date, last: date, segment: Segment | None = None
 ) -> dict[int, Decimal]:
     """``{customer_id: revenue}`` recognized from contracts over months ``first``..``last`` (see module)."""
-    last = month_start(last)
-    query = REVENUE_SQL.format(
-        cte=sql.customer_month_cte(segment=segment, from_history=False),
-        segment_join="JOIN customers_customer cu ON cu.id = c.customer_id" if segment else "",
-        segment_where=f"AND {segment.column} = %(segment_value)s" if segment else "",
-    )
-    rows = sql.fetch(query, sql.params(tenant=tenant, first=month_start(first), last=last, segment=segment))
+    query = _query(CUSTOMERS_SQL, segment=segment, convert=sql.converts(tenant))
+    values = sql.params(tenant=tenant, first=month_start(first), last=month_start(last), segment=segment)
+    rows = sql.fetch(query, values)
     result = {}
     for customer_id, amount, missing in rows:
         sql.raise_if_missing(tenant, missing)
@@ -81,38 +127,54 @@ def hhi_band(hhi: Decimal) -> str:
 
 def concentration_indices(revenue: dict[int, Decimal]) -> dict:
     """The indices of the module docstring from ``{customer_id: revenue}`` (all > 0)."""
+    ranked = sorted(revenue.items(), key=lambda item: (item[1], -item[0]))
     total = sum(revenue.values(), Decimal(0))
-    n = len(revenue)
+    rows, running = [], Decimal(0)
+    for i, (customer_id, amount) in enumerate(ranked, start=1):
+        running += amount
+        rows.append((i, customer_id, amount, running))
+    squares = sum((amount * amount for amount in revenue.values()), Decimal(0))
+    weighted = sum((i * amount for i, _, amount, _ in rows), Decimal(0))
+    return _indices(len(ranked), total, squares, weighted, rows)
+
+
+def _indices(n: int, total: Decimal, squares: Decimal, weighted: Decimal, rows: list[tuple]) -> dict:
+    """The indices from the sums and the ranked rows ``(i, customer_id, amount, running)``, ascending.
+
+    ``rows`` holds at least the Lorenz points, the top five and every customer above 10 %.
+    """
     if not n:
         return {
-            "total_revenue": total, "customers": 0, "top5_share": None, "hhi": None, "hhi_band": None,
+            "total_revenue": Decimal(0), "customers": 0, "top5_share": None, "hhi": None, "hhi_band": None,
             "gini": None, "flagged": [], "lorenz": [],
         }
-    ranked = sorted(revenue.items(), key=lambda item: (-item[1], item[0]))
-    ascending = [amount for _, amount in reversed(ranked)]
-    hhi = sum(((100 * amount / total) ** 2 for amount in ascending), Decimal(0))
-    gini = sum(((2 * i - n - 1) * amount for i, amount in enumerate(ascending, start=1)), Decimal(0)) / (n * total)
-    lorenz, running, step = [(Decimal(0), Decimal(0))], Decimal(0), max(1, n // LORENZ_POINTS)
-    for i, amount in enumerate(ascending, start=1):
-        running += amount
-        if i % step == 0 or i == n:
-            lorenz.append((Decimal(i) / n, running / total))
+    hhi = 10000 * squares / (total * total)
+    step = max(1, n // LORENZ_POINTS)
+    largest = sorted(rows, key=lambda row: (-row[2], row[1]))
     return {
         "total_revenue": total,
         "customers": n,
-        "top5_share": sum((amount for _, amount in ranked[:5]), Decimal(0)) / total,
+        "top5_share": sum((row[2] for row in largest[:5]), Decimal(0)) / total,
         "hhi": hhi,
         "hhi_band": hhi_band(hhi),
-        "gini": gini,
+        "gini": (2 * weighted - (n + 1) * total) / (n * total),
         "flagged": [
             {"customer_id": customer_id, "revenue": amount, "share": amount / total}
-            for customer_id, amount in ranked
+            for _, customer_id, amount, _ in largest
             if amount / total > FLAG_ABOVE
         ],
-        "lorenz": lorenz,
+        "lorenz": [(Decimal(0), Decimal(0))] + [
+            (Decimal(i) / n, running / total) for i, _, _, running in rows if i % step == 0 or i == n
+        ],
     }
 
 
 def revenue_concentration(*, tenant: Tenant, month: date, segment: Segment | None = None) -> dict:
-    """Concentration of the twelve months ending with ``month`` (see module). Adds ``month``."""
-    return {"month": month_start(month), **concentration_indices(trailing_revenue(tenant=tenant, month=month, segment=segment))}
+    """Concentration of the twelve months ending with ``month`` (see module), in one SQL statement. Adds ``month``."""
+    month = month_start(month)
+    query = _query(INDICES_SQL, segment=segment, convert=sql.converts(tenant))
+    rows = sql.fetch(query, sql.params(tenant=tenant, first=add_months(month, -11), last=month, segment=segment))
+    _, _, n, total, squares, weighted, missing = rows[0]
+    sql.raise_if_missing(tenant, missing)
+    ranked = [(i, customer_id, amount, running) for i, customer_id, _, amount, running, _, _ in rows[1:]]
+    return {"month": month, **_indices(n, total or Decimal(0), squares, weighted, ranked)}

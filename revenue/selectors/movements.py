@@ -12,8 +12,10 @@ appears in no movement. The identity MRR(end) = MRR(start) + new + reactivation 
 contraction − churn holds per customer, hence for every month, tenant and segment.
 A customer's segment is its *current* value for all months (history is not re-segmented).
 
-One SQL statement: LAG/LEAD over each customer's months with MRR; churn rows are emitted for the
-month after a customer's last month with MRR. Units: reporting currency, exact Decimals.
+One SQL statement over each customer's change months (revenue.selectors.sql): a customer's MRR only
+moves at those months, so LAG gives the MRR at the previous month's end and a running bool_or whether
+it had MRR at any earlier month end; the month's levels (MRR and customers at its start and end) are
+running sums of the changes. Units: reporting currency, exact Decimals.
 """
 
 from __future__ import annotations
@@ -23,40 +25,56 @@ from decimal import Decimal
 
 from customers.models import Tenant
 from revenue.selectors import sql
-from revenue.selectors.common import Segment, group_column, month_start, months_between
+from revenue.selectors.common import Segment, add_months, group_column, month_start, months_between
 
-ZERO = Decimal(0)
 AMOUNTS = ["mrr_start", "new", "reactivation", "expansion", "contraction", "churn", "mrr_end"]
 COUNTS = ["customers_start", "new_customers", "reactivated_customers", "churned_customers", "customers_end"]
 
 MOVES_SQL = """
-flow AS (
-    SELECT customer_id, month_start, mrr, missing,
-           LAG(month_start) OVER w AS prev_month, LAG(mrr) OVER w AS prev_mrr, LAG(missing) OVER w AS prev_missing,
-           LEAD(month_start) OVER w AS next_month, ROW_NUMBER() OVER w AS nth
-    FROM positive WINDOW w AS (PARTITION BY customer_id ORDER BY month_start)
+flows AS (
+    SELECT customer_id, month_start, mrr, missing, before,
+           COALESCE(bool_or(mrr > 0 OR unpriced) OVER (w ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), false)
+               AS had
+    FROM changes WINDOW w AS (PARTITION BY customer_id ORDER BY month_start)
 ),
-moves AS (
-    SELECT customer_id, month_start,
-           COALESCE(missing, CASE WHEN prev_month = month_start - interval '1 month' THEN prev_missing END) AS missing,
-           CASE WHEN prev_month = month_start - interval '1 month' THEN prev_mrr ELSE 0 END AS mrr_start,
-           CASE WHEN nth = 1 THEN mrr ELSE 0 END AS new,
-           CASE WHEN nth > 1 AND prev_month < month_start - interval '1 month' THEN mrr ELSE 0 END AS reactivation,
-           CASE WHEN prev_month = month_start - interval '1 month' AND mrr > prev_mrr
-                THEN mrr - prev_mrr ELSE 0 END AS expansion,
-           CASE WHEN prev_month = month_start - interval '1 month' AND mrr < prev_mrr
-                THEN prev_mrr - mrr ELSE 0 END AS contraction,
-           0 AS churn, mrr AS mrr_end,
-           (prev_month = month_start - interval '1 month')::int AS customers_start,
-           (nth = 1)::int AS new_customers,
-           (nth > 1 AND prev_month < month_start - interval '1 month')::int AS reactivated_customers,
-           0 AS churned_customers, 1 AS customers_end
-    FROM flow
-    UNION ALL
-    SELECT customer_id, (month_start + interval '1 month')::date, missing,
-           mrr, 0, 0, 0, 0, mrr, 0, 1, 0, 0, 1, 0
-    FROM flow WHERE next_month IS NULL OR next_month > month_start + interval '1 month'
+per_month AS MATERIALIZED (
+    SELECT f.month_start, {seg} AS seg,
+           SUM(f.mrr - f.before) AS mrr_change,
+           SUM((f.mrr > 0)::int - (f.before > 0)::int) AS customer_change,
+           SUM(CASE WHEN f.before = 0 AND f.mrr > 0 AND NOT f.had THEN f.mrr ELSE 0 END) AS new,
+           SUM(CASE WHEN f.before = 0 AND f.mrr > 0 AND f.had THEN f.mrr ELSE 0 END) AS reactivation,
+           SUM(CASE WHEN f.before > 0 AND f.mrr > f.before THEN f.mrr - f.before ELSE 0 END) AS expansion,
+           SUM(CASE WHEN f.mrr > 0 AND f.mrr < f.before THEN f.before - f.mrr ELSE 0 END) AS contraction,
+           SUM(CASE WHEN f.before > 0 AND f.mrr = 0 THEN f.before ELSE 0 END) AS churn,
+           COUNT(*) FILTER (WHERE f.before = 0 AND f.mrr > 0 AND NOT f.had) AS new_customers,
+           COUNT(*) FILTER (WHERE f.before = 0 AND f.mrr > 0 AND f.had) AS reactivated_customers,
+           COUNT(*) FILTER (WHERE f.before > 0 AND f.mrr = 0) AS churned_customers,
+           MIN(f.missing) AS missing
+    FROM flows f {seg_join}
+    GROUP BY 1, 2
+),
+levels AS (
+    SELECT m.month_start, g.seg, p.missing,
+           SUM(COALESCE(p.mrr_change, 0)) OVER w AS mrr_end,
+           (SUM(COALESCE(p.customer_change, 0)) OVER w)::bigint AS customers_end,
+           COALESCE(p.mrr_change, 0) AS mrr_change, COALESCE(p.customer_change, 0) AS customer_change,
+           COALESCE(p.new, 0) AS new, COALESCE(p.reactivation, 0) AS reactivation,
+           COALESCE(p.expansion, 0) AS expansion, COALESCE(p.contraction, 0) AS contraction,
+           COALESCE(p.churn, 0) AS churn, COALESCE(p.new_customers, 0) AS new_customers,
+           COALESCE(p.reactivated_customers, 0) AS reactivated_customers,
+           COALESCE(p.churned_customers, 0) AS churned_customers
+    FROM months m
+    CROSS JOIN (SELECT DISTINCT seg FROM per_month {all_seg}) g
+    LEFT JOIN per_month p ON p.month_start = m.month_start AND p.seg IS NOT DISTINCT FROM g.seg
+    WINDOW w AS (PARTITION BY g.seg ORDER BY m.month_start)
 )
+SELECT month_start, seg, mrr_end - mrr_change, new, reactivation, expansion, contraction, churn, mrr_end,
+       customers_end - customer_change, new_customers, reactivated_customers, churned_customers, customers_end,
+       missing
+FROM levels
+WHERE month_start BETWEEN %(check_from)s AND %(last)s
+  AND ({keep})
+ORDER BY 1, 2
 """
 
 
@@ -68,33 +86,35 @@ def mrr_movements(
     Each dict: ``month``, ``segment``, the amounts ``mrr_start, new, reactivation, expansion,
     contraction, churn, mrr_end`` (exact Decimals, reporting currency) and the counts
     ``customers_start, new_customers, reactivated_customers, churned_customers, customers_end``.
-    Raises MissingExchangeRate (for any month of the customers' history).
+    With ``group_by``, only the groups with customers at the month's start or end are listed.
+    Raises MissingExchangeRate (for the months ``first`` − 1 .. ``last``, whose month ends the
+    movements compare).
     """
     first, last = month_start(first), month_start(last)
     group = group_column(group_by)
-    query = f"""
-        WITH {sql.customer_month_cte(segment=segment, from_history=True)}, {MOVES_SQL}
-        SELECT mv.month_start, {group if group else "''"} AS seg,
-               {", ".join(f"SUM(mv.{name})" for name in AMOUNTS + COUNTS)}, MIN(mv.missing)
-        FROM moves mv
-        {"JOIN customers_customer cu ON cu.id = mv.customer_id" if group else ""}
-        WHERE mv.month_start BETWEEN %(first)s AND %(last)s
-        GROUP BY 1, 2 ORDER BY 1, 2
-    """
-    values = sql.params(tenant=tenant, first=first, last=last, segment=segment)
+    query = "WITH " + sql.customer_month_cte(
+        segment=segment, from_history=True, convert=sql.converts(tenant)
+    ) + ", " + MOVES_SQL.format(
+        seg=group or "''",
+        seg_join="JOIN customers_customer cu ON cu.id = f.customer_id" if group else "",
+        all_seg="" if group else "UNION SELECT ''",
+        keep="customers_end > 0 OR customers_end - customer_change > 0 OR missing IS NOT NULL" if group else "true",
+    )
+    values = sql.params(tenant=tenant, first=first, last=last, segment=segment, check_from=add_months(first, -1))
     rows = sql.fetch(query, values)
-    by_key = {}
+    # A month's movements compare its end with the previous month's: a rate missing at either raises,
+    # naming the month's own date first.
+    missing = {}
     for row in rows:
-        sql.raise_if_missing(tenant, row[-1])
-        figures = dict(zip(AMOUNTS + COUNTS, row[2:-1], strict=True))
-        by_key[(row[0], row[1])] = {"month": row[0], "segment": row[1], **figures}
-    if group:
-        return [by_key[key] for key in sorted(by_key)]
-    return [by_key.get((month, ""), _empty(month)) for month in months_between(first, last)]
-
-
-def _empty(month: date) -> dict:
-    return {"month": month, "segment": "", **{name: ZERO for name in AMOUNTS}, **{name: 0 for name in COUNTS}}
+        missing[row[0]] = min(filter(None, (missing.get(row[0]), row[-1])), default=None)
+    for month in months_between(first, last):
+        sql.raise_if_missing(tenant, missing.get(month) or missing.get(add_months(month, -1)))
+    result = [
+        {"month": row[0], "segment": row[1], **dict(zip(AMOUNTS + COUNTS, row[2:-1], strict=True))}
+        for row in rows if row[0] >= first
+    ]
+    # The series starts no later than ``first``, so every month is there; groups sort as Python strings.
+    return sorted(result, key=lambda figures: (figures["month"], figures["segment"])) if group else result
 
 
 def quick_ratio(figures: dict) -> Decimal | None:

@@ -35,26 +35,36 @@ def mrr_series(
 
     Returns one dict per month (and per value of ``group_by`` when given, a Customer dimension:
     tier, segment, country, account_manager) with ``month``, ``segment``, ``mrr``, ``arr``,
-    ``customers`` and ``arpa`` as exact Decimals. Months without revenue are present with zeros.
-    Raises MissingExchangeRate.
+    ``customers`` and ``arpa`` as exact Decimals. Months without revenue are present with zeros;
+    with ``group_by``, only the groups with customers that month are. Raises MissingExchangeRate.
     """
     first, last = month_start(first), month_start(last)
     group = group_column(group_by)
     query = f"""
-        WITH {sql.customer_month_cte(segment=segment, from_history=False)}
-        SELECT m.month_start, {f"{group}" if group else "''"} AS seg,
-               COALESCE(SUM(p.mrr), 0), COUNT(p.customer_id) FILTER (WHERE p.mrr > 0), MIN(p.missing)
-        FROM months m
-        LEFT JOIN positive p ON p.month_start = m.month_start
-        {"LEFT JOIN customers_customer cu ON cu.id = p.customer_id" if group else ""}
-        GROUP BY 1, 2 ORDER BY 1, 2
+        WITH {sql.customer_month_cte(segment=segment, from_history=False, convert=sql.converts(tenant))},
+        per_month AS MATERIALIZED (
+            SELECT s.month_start, {group or "''"} AS seg, SUM(s.mrr - s.before) AS mrr_change,
+                   SUM((s.mrr > 0)::int - (s.before > 0)::int) AS customer_change, MIN(s.missing) AS missing
+            FROM changes s {"JOIN customers_customer cu ON cu.id = s.customer_id" if group else ""}
+            GROUP BY 1, 2
+        ),
+        levels AS (
+            SELECT m.month_start, g.seg, p.missing,
+                   SUM(COALESCE(p.mrr_change, 0)) OVER w AS mrr,
+                   (SUM(COALESCE(p.customer_change, 0)) OVER w)::bigint AS customers
+            FROM months m
+            CROSS JOIN (SELECT DISTINCT seg FROM per_month {"" if group else "UNION SELECT ''"}) g
+            LEFT JOIN per_month p ON p.month_start = m.month_start AND p.seg IS NOT DISTINCT FROM g.seg
+            WINDOW w AS (PARTITION BY g.seg ORDER BY m.month_start)
+        )
+        SELECT month_start, seg, mrr, customers, missing FROM levels
+        WHERE {"customers > 0 OR missing IS NOT NULL" if group else "true"}
+        ORDER BY 1, 2
     """
     rows = sql.fetch(query, sql.params(tenant=tenant, first=first, last=last, segment=segment))
     result = []
     for month, seg, mrr, customers, missing in rows:
         sql.raise_if_missing(tenant, missing)
-        if group and seg is None:
-            continue  # the empty month's placeholder row when grouping
         result.append(_figures(month, seg, mrr, customers))
     return result
 
@@ -80,10 +90,12 @@ def customer_mrr_range(
 ) -> dict[date, dict[int, Decimal]]:
     """``{month: {customer_id: MRR}}`` for customers with MRR > 0 at each month end of ``first``..``last``."""
     query = f"""
-        WITH {sql.customer_month_cte(segment=segment, from_history=False)}
+        WITH {sql.customer_month_cte(segment=segment, from_history=False, convert=sql.converts(tenant))},
+        {sql.POSITIVE_CTE}
         SELECT month_start, customer_id, mrr, missing FROM positive ORDER BY 1, 2
     """
-    rows = sql.fetch(query, sql.params(tenant=tenant, first=month_start(first), last=month_start(last), segment=segment))
+    values = sql.params(tenant=tenant, first=month_start(first), last=month_start(last), segment=segment)
+    rows = sql.fetch(query, values)
     result: dict[date, dict[int, Decimal]] = {month: {} for month in months_between(first, last)}
     for month, customer_id, mrr, missing in rows:
         sql.raise_if_missing(tenant, missing)

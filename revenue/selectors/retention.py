@@ -24,26 +24,67 @@ from revenue.selectors import sql
 from revenue.selectors.common import Segment, add_months, month_start
 from revenue.selectors.movements import mrr_movements, quick_ratio
 
+# Set-wise over spans of constant MRR (a customer's change month until its next one): a span at the
+# base date (shifted by twelve months) meets the customer's spans now; each meeting adds its MRR
+# to the months it covers, as +amount where it begins and −amount where it ends, summed over months.
 NRR_SQL = """
-WITH {cte}
-SELECT (a.month_start + interval '12 months')::date, SUM(a.mrr), SUM(COALESCE(b.mrr, 0)),
-       SUM(LEAST(COALESCE(b.mrr, 0), a.mrr)), MIN(COALESCE(a.missing, b.missing))
-FROM positive a
-LEFT JOIN positive b ON b.customer_id = a.customer_id AND b.month_start = (a.month_start + interval '12 months')::date
-WHERE a.month_start <= %(last_base)s
-GROUP BY 1 ORDER BY 1
+WITH {cte},
+spans AS (
+    SELECT c.customer_id, c.month_start AS starts,
+           COALESCE(c.next_month, (b.last_month + interval '1 month')::date) AS stops, c.mrr, c.missing
+    FROM changes c CROSS JOIN bounds b
+    WHERE c.mrr > 0 OR c.missing IS NOT NULL
+),
+base AS (
+    SELECT customer_id, GREATEST((starts + interval '12 months')::date, %(first_month)s::date) AS starts,
+           LEAST((stops + interval '12 months')::date, %(after_last)s::date) AS stops, mrr, missing
+    FROM spans
+),
+meetings AS (
+    SELECT a.mrr AS base_mrr, GREATEST(a.starts, n.starts) AS starts, LEAST(a.stops, n.stops) AS stops, n.mrr,
+           n.missing
+    FROM base a JOIN spans n ON n.customer_id = a.customer_id AND n.starts < a.stops AND n.stops > a.starts
+    WHERE a.starts < a.stops
+),
+edges AS (
+    SELECT starts AS month_start, mrr AS base, 0 AS retained, 0 AS capped, 1 AS customers FROM base WHERE starts < stops
+    UNION ALL
+    SELECT stops, -mrr, 0, 0, -1 FROM base WHERE starts < stops
+    UNION ALL
+    SELECT starts, 0, mrr, LEAST(mrr, base_mrr), 0 FROM meetings
+    UNION ALL
+    SELECT stops, 0, -mrr, -LEAST(mrr, base_mrr), 0 FROM meetings
+),
+totals AS (
+    SELECT m.month_start, SUM(SUM(e.base)) OVER w AS base, SUM(SUM(e.retained)) OVER w AS retained,
+           SUM(SUM(e.capped)) OVER w AS capped, SUM(SUM(e.customers)) OVER w AS customers
+    FROM months m LEFT JOIN edges e ON e.month_start = m.month_start
+    GROUP BY m.month_start WINDOW w AS (ORDER BY m.month_start)
+)
+SELECT t.month_start, t.base, t.retained, t.capped, x.missing
+FROM (
+    -- As the rates of the customers counted: at the base date, and now for those with a base.
+    SELECT MIN(missing) AS missing
+    FROM (SELECT missing FROM base WHERE starts < stops UNION ALL SELECT missing FROM meetings) m
+) x
+LEFT JOIN totals t ON t.month_start >= %(first_month)s AND t.customers > 0
+ORDER BY 1
 """
 
 
 def net_revenue_retention(*, tenant: Tenant, first: date, last: date, segment: Segment | None = None) -> dict:
-    """``{month: {"base_mrr", "retained_mrr", "nrr", "grr"}}`` for every month ``first``..``last``."""
+    """``{month: {"base_mrr", "retained_mrr", "nrr", "grr"}}`` for every month ``first``..``last``
+    with customers twelve months before."""
     first, last = month_start(first), month_start(last)
     values = sql.params(tenant=tenant, first=add_months(first, -12), last=last, segment=segment)
-    values["last_base"] = add_months(last, -12)
-    rows = sql.fetch(NRR_SQL.format(cte=sql.customer_month_cte(segment=segment, from_history=False)), values)
+    values.update(first_month=first, last_base=add_months(last, -12), after_last=add_months(last, 1))
+    cte = sql.customer_month_cte(segment=segment, from_history=False, convert=sql.converts(tenant))
+    rows = sql.fetch(NRR_SQL.format(cte=cte), values)
     result = {}
     for month, base, now, capped, missing in rows:
         sql.raise_if_missing(tenant, missing)
+        if month is None:
+            continue  # no month has customers twelve months before
         result[month] = {"base_mrr": base, "retained_mrr": now, "nrr": now / base, "grr": capped / base}
     return result
 

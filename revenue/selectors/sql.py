@@ -1,24 +1,36 @@
-"""The one SQL pipeline every contract-based metric starts from: MRR per customer per month.
+"""The one SQL pipeline every contract-based metric starts from: each customer's MRR at its change months.
 
-Set-wise, in one statement: each recurring, per-seat and discount line becomes two change points
-(``starts_on`` and the day after its last day); a running sum per contract over those points gives
-the contract's recurring total and discount percent on every interval between changes; each interval
-is expanded only into the month ends it covers (``generate_series`` per interval, not a scan of every
-month); month-end amounts are converted with the latest rate on or before the month's last day.
+A customer's MRR only changes at a few month ends: where one of its lines starts or stops counting,
+or where the exchange rate of one of its currencies changes. So instead of expanding every line into
+every month end it covers, each line contributes a *change*: its monthly amount at the first month
+end on or after ``starts_on`` and minus that amount at the first month end after it stops (the day
+after ``ends_on`` or the contract's end). A running sum over a customer's change months gives its MRR
+from each change month until the next one; series, movements and trailing revenue are read from
+those rows with window functions (running sums), never from a customer-by-month grid.
 
 Rules (see revenue.selectors.mrr for the full contract):
 - a line counts on day d when starts_on ≤ d ≤ ends_on (open = ∞), its contract is not a draft and
   d ≤ contract.end_date (when set);
 - a line's monthly amount is quantity × unit_price / contract.billing_interval (months);
 - discount lines on a contract add up their percentages (capped at 100) and take them off that
-  contract's recurring + per-seat total;
+  contract's recurring + per-seat total. That is not additive per line, so contracts with a discount
+  line first get a running total per contract over their change days; the others add their lines'
+  changes directly (the same numbers, without a sort per contract);
+- amounts in another currency than the reporting one are converted per customer and currency at
+  the month end's rate (the latest on or before the month's last day): the converted value changes
+  where the amount changes or the rate changes, so a rate change is a change month too;
 - a customer whose month-end total is ≤ 0 has no MRR that month.
 
-The CTE ``customer_month(customer_id, month_start, mrr, missing)`` holds one row per customer and
-month with a non-zero contract total; ``mrr`` is NULL and ``missing`` names ``CUR YYYY-MM-DD`` when
-an exchange rate is missing (callers raise MissingExchangeRate). ``months(month_start)`` is the
-series. Parameters: tenant, reporting, first, last (month starts; ``first`` may be replaced by the
-tenant's earliest line when ``from_history``), renew (bool).
+The CTE ``changes(customer_id, month_start, mrr, before, next_month, missing, unpriced)`` holds one
+row per customer and change month: ``mrr`` ≥ 0 from that month until ``next_month`` (exclusive) or
+the end of the series, ``before`` its MRR at the previous month's end. ``missing`` names
+``CUR YYYY-MM-DD`` when the customer has an active non-zero line in a currency without a rate at a
+month end from ``check_from`` on (callers raise MissingExchangeRate); ``unpriced`` says the same for
+any month (before ``check_from`` such a month still counts as "had MRR"). ``POSITIVE_CTE`` adds
+``positive(customer_id, month_start, mrr, missing)``, one row per customer and month with MRR, for
+the callers that want that grid. ``months(month_start)`` is the series, ``bounds(first_month,
+last_month)`` its ends. Parameters: tenant, reporting, first, last (month starts; ``first`` may be
+replaced by the tenant's earliest line when ``from_history``), check_from (month start), renew (bool).
 """
 
 from __future__ import annotations
@@ -30,97 +42,220 @@ from django.db import connection, transaction
 from customers.models import Tenant
 from revenue.selectors.common import MissingExchangeRate, Segment
 
-CUSTOMER_MONTH_CTE = """
+CHANGES_CTE = """
 bounds AS (
-    SELECT {first_expr} AS first_month, %(last)s::timestamp AS last_month
+    SELECT {first_expr}::date AS first_month, %(last)s::date AS last_month
 ),
 months AS (
-    SELECT g::date AS month_start FROM bounds, generate_series(bounds.first_month, bounds.last_month, interval '1 month') g
+    SELECT g::date AS month_start
+    FROM bounds, generate_series(bounds.first_month, bounds.last_month, interval '1 month') g
 ),
-lines AS (
-    SELECT c.id AS contract_id, c.customer_id, c.currency, l.starts_on,
-           CASE WHEN %(renew)s AND c.auto_renew AND c.status = 'active'
-                THEN CASE WHEN c.end_date IS NULL OR l.ends_on < c.end_date THEN l.ends_on END
-                ELSE LEAST(l.ends_on, c.end_date) END AS last_day,
-           CASE WHEN l.kind IN ('recurring', 'per_seat')
-                THEN l.quantity * l.unit_price / c.billing_interval ELSE 0 END AS rec,
-           CASE WHEN l.kind = 'discount' THEN COALESCE(l.discount_percent, 0) ELSE 0 END AS disc
-    FROM customers_contractline l
-    JOIN customers_contract c ON c.id = l.contract_id AND c.tenant_id = %(tenant)s
-    {segment_join}
-    WHERE l.tenant_id = %(tenant)s AND c.status <> 'draft' AND l.kind IN ('recurring', 'per_seat', 'discount')
-      {segment_where}
+lines AS MATERIALIZED (
+    SELECT * FROM (
+        SELECT c.id AS contract_id, c.customer_id, c.currency, l.kind, l.starts_on,
+               CASE WHEN %(renew)s AND c.auto_renew AND c.status = 'active'
+                    THEN CASE WHEN c.end_date IS NULL OR l.ends_on < c.end_date THEN l.ends_on END
+                    ELSE LEAST(l.ends_on, c.end_date) END AS last_day,
+               CASE WHEN l.kind = 'discount' THEN 0 ELSE l.quantity * l.unit_price / c.billing_interval END AS rec,
+               CASE WHEN l.kind = 'discount' THEN COALESCE(l.discount_percent, 0) ELSE 0 END AS disc,
+               c.id IN (SELECT d.contract_id FROM customers_contractline d
+                        WHERE d.tenant_id = %(tenant)s AND d.kind = 'discount') AS discounted
+        FROM customers_contractline l
+        JOIN customers_contract c ON c.id = l.contract_id AND c.tenant_id = %(tenant)s
+        {segment_join}
+        WHERE l.tenant_id = %(tenant)s AND c.status <> 'draft' AND l.kind IN ('recurring', 'per_seat', 'discount')
+          {segment_where}
+    ) l
+    WHERE (l.last_day IS NULL OR l.starts_on <= l.last_day) AND l.starts_on < %(last)s::date + interval '1 month'
 ),
-events AS (
-    SELECT contract_id, customer_id, currency, starts_on AS day, rec, disc
-    FROM lines WHERE last_day IS NULL OR starts_on <= last_day
+line_events AS NOT MATERIALIZED (
+    -- Each line starts counting at the first month end on or after starts_on and stops at the first
+    -- one after its last day; history before the series folds into its first month. ``active``
+    -- counts non-zero recurring lines, for the missing-rate check of other currencies.
+    SELECT e.*
+    FROM (
+        SELECT contract_id, customer_id, currency, discounted, kind,
+               GREATEST(date_trunc('month', starts_on::timestamp)::date, b.first_month) AS month_start,
+               rec, disc, (rec <> 0)::int AS active
+        FROM lines, bounds b
+        UNION ALL
+        SELECT contract_id, customer_id, currency, discounted, kind,
+               GREATEST(date_trunc('month', (last_day + 1)::timestamp)::date, b.first_month),
+               -rec, -disc, -(rec <> 0)::int
+        FROM lines, bounds b WHERE last_day < b.last_month + interval '1 month - 1 day'
+    ) e
+),
+contract_changes AS NOT MATERIALIZED (
+    -- Contracts with a discount line: their value at a month end is their recurring total less the
+    -- discount percent then (not additive per line), so it changes by value − previous value.
+    -- ``currency`` leads the partition so a filter on it reaches the lines.
+    SELECT customer_id, currency, month_start, value - LAG(value, 1, 0::numeric) OVER w AS delta
+    FROM (
+        SELECT contract_id, customer_id, currency, month_start,
+               SUM(SUM(rec)) OVER w * (100 - LEAST(SUM(SUM(disc)) OVER w, 100)) * 0.01 AS value
+        FROM line_events WHERE discounted
+        GROUP BY currency, contract_id, customer_id, month_start
+        WINDOW w AS (PARTITION BY currency, contract_id ORDER BY month_start)
+    ) v
+    WINDOW w AS (PARTITION BY currency, contract_id ORDER BY month_start)
+),
+{foreign}customer_totals AS (
+    -- One sort per customer and month: the running total after the month (all of a month's rows are
+    -- peers and see it), the month's own change, and the next month with a change.
+    SELECT customer_id, month_start, SUM(delta) OVER w AS total, SUM(delta) OVER month AS month_delta,
+           LAG(month_start) OVER w IS DISTINCT FROM month_start AS first_row,
+           FIRST_VALUE(month_start) OVER (w RANGE BETWEEN '1 day' FOLLOWING AND UNBOUNDED FOLLOWING) AS next_month,
+           {peers}
+    FROM (
+        SELECT customer_id, month_start, delta, NULL::text AS missing, false AS unpriced
+        FROM contract_changes WHERE currency = %(reporting)s AND delta <> 0
+        UNION ALL
+        SELECT customer_id, month_start, rec, NULL, false
+        FROM line_events WHERE currency = %(reporting)s AND NOT discounted
+        UNION ALL
+        SELECT customer_id, month_start, delta, missing, unpriced FROM foreign_events
+    ) e
+    WINDOW w AS (PARTITION BY customer_id ORDER BY month_start), month AS (w RANGE BETWEEN CURRENT ROW AND CURRENT ROW)
+),
+changes AS (
+    SELECT customer_id, month_start, CASE WHEN total > 0 THEN total ELSE 0 END AS mrr,
+           CASE WHEN total - month_delta > 0 THEN total - month_delta ELSE 0 END AS before,
+           next_month, missing, unpriced
+    FROM customer_totals WHERE first_row
+)
+"""
+
+FOREIGN_CTE = """
+foreign_changes AS (
+    SELECT customer_id, currency, month_start, SUM(delta) AS delta, SUM(active) AS active
+    FROM (
+        SELECT customer_id, currency, month_start, delta, 0 AS active
+        FROM contract_changes WHERE currency <> %(reporting)s
+        UNION ALL
+        SELECT customer_id, currency, month_start, CASE WHEN discounted THEN 0 ELSE rec END, active
+        FROM line_events WHERE currency <> %(reporting)s AND kind <> 'discount'
+    ) e
+    GROUP BY customer_id, currency, month_start
+),
+rate_months AS (
+    -- The rate of each other currency at each month end, and the months where it changes.
+    SELECT cur.currency, m.month_start, r.rate,
+           m.month_start IN (%(check_from)s::date, %(first)s::date)
+           OR r.rate IS DISTINCT FROM LAG(r.rate) OVER (PARTITION BY cur.currency ORDER BY m.month_start) AS changed
+    FROM (SELECT DISTINCT currency FROM foreign_changes) cur
+    CROSS JOIN months m
+    LEFT JOIN LATERAL (
+        SELECT x.rate FROM revenue_exchangerate x
+        WHERE x.tenant_id = %(tenant)s AND x.currency = cur.currency
+          AND x.effective_on <= (m.month_start + interval '1 month - 1 day')::date
+        ORDER BY x.effective_on DESC LIMIT 1
+    ) r ON true
+),
+foreign_runs AS (
+    SELECT customer_id, currency, month_start, SUM(delta) OVER w AS amount, SUM(active) OVER w AS active,
+           LEAD(month_start) OVER w AS next_month
+    FROM foreign_changes WINDOW w AS (PARTITION BY customer_id, currency ORDER BY month_start)
+),
+foreign_points AS (
+    -- A converted amount changes where the amount changes or where its currency's rate does.
+    SELECT customer_id, currency, month_start, amount, active FROM foreign_runs
     UNION ALL
-    SELECT contract_id, customer_id, currency, last_day + 1, -rec, -disc
-    FROM lines WHERE last_day IS NOT NULL AND starts_on <= last_day
+    SELECT f.customer_id, f.currency, r.month_start, f.amount, f.active
+    FROM foreign_runs f
+    JOIN rate_months r ON r.currency = f.currency AND r.changed AND r.month_start > f.month_start
+         AND (f.next_month IS NULL OR r.month_start < f.next_month)
+    WHERE f.amount <> 0 OR f.active <> 0
 ),
-steps AS (
-    SELECT contract_id, customer_id, currency, day,
-           SUM(SUM(rec)) OVER w AS rec, SUM(SUM(disc)) OVER w AS disc, LEAD(day) OVER w AS next_day
-    FROM events GROUP BY contract_id, customer_id, currency, day
-    WINDOW w AS (PARTITION BY contract_id ORDER BY day)
+foreign_events AS (
+    SELECT p.customer_id, p.month_start,
+           COALESCE(p.amount * r.rate, 0)
+           - LAG(COALESCE(p.amount * r.rate, 0), 1, 0::numeric)
+             OVER (PARTITION BY p.customer_id, p.currency ORDER BY p.month_start) AS delta,
+           CASE WHEN r.rate IS NULL AND p.active > 0 AND p.month_start >= %(check_from)s::date
+                THEN p.currency || ' ' || (p.month_start + interval '1 month - 1 day')::date END AS missing,
+           r.rate IS NULL AND p.active > 0 AS unpriced
+    FROM foreign_points p JOIN rate_months r ON r.currency = p.currency AND r.month_start = p.month_start
 ),
-contract_month AS (
-    SELECT s.customer_id, s.currency, m::date AS month_start, s.rec * (1 - LEAST(s.disc, 100) / 100) AS mrr
-    FROM steps s
-    CROSS JOIN bounds b
-    CROSS JOIN LATERAL generate_series(
-        GREATEST(date_trunc('month', s.day), b.first_month),
-        LEAST(COALESCE(date_trunc('month', s.next_day) - interval '1 month', b.last_month), b.last_month),
-        interval '1 month') m
-    WHERE s.rec <> 0
+"""
+
+# A tenant whose contracts are all in its reporting currency converts nothing.
+NO_FOREIGN_CTE = """
+foreign_events AS (
+    SELECT NULL::bigint AS customer_id, NULL::date AS month_start, NULL::numeric AS delta, NULL::text AS missing,
+           NULL::boolean AS unpriced
+    WHERE false
 ),
-rates AS (
-    SELECT cur.currency, m.month_start,
-           CASE WHEN cur.currency = %(reporting)s THEN 1::numeric ELSE (
-               SELECT r.rate FROM revenue_exchangerate r
-               WHERE r.tenant_id = %(tenant)s AND r.currency = cur.currency
-                 AND r.effective_on <= (m.month_start + interval '1 month - 1 day')::date
-               ORDER BY r.effective_on DESC LIMIT 1) END AS rate
-    FROM (SELECT DISTINCT currency FROM customers_contract WHERE tenant_id = %(tenant)s) cur CROSS JOIN months m
-),
-customer_month AS (
-    SELECT cm.customer_id, cm.month_start,
-           CASE WHEN bool_or(r.rate IS NULL) THEN NULL ELSE SUM(cm.mrr * r.rate) END AS mrr,
-           MIN(cm.currency || ' ' || (cm.month_start + interval '1 month - 1 day')::date)
-               FILTER (WHERE r.rate IS NULL) AS missing
-    FROM contract_month cm JOIN rates r ON r.currency = cm.currency AND r.month_start = cm.month_start
-    GROUP BY cm.customer_id, cm.month_start
-),
+"""
+
+POSITIVE_CTE = """
 positive AS (
-    SELECT customer_id, month_start, mrr, missing FROM customer_month WHERE mrr > 0 OR missing IS NOT NULL
+    SELECT c.customer_id, m::date AS month_start, CASE WHEN c.missing IS NULL THEN c.mrr END AS mrr, c.missing
+    FROM changes c CROSS JOIN bounds b
+    CROSS JOIN LATERAL generate_series(
+        c.month_start::timestamp, COALESCE(c.next_month - interval '1 month', b.last_month), interval '1 month') m
+    WHERE c.mrr > 0 OR c.missing IS NOT NULL
 )
 """
 
 EARLIEST_LINE = (
-    "LEAST(%(first)s::timestamp, COALESCE((SELECT date_trunc('month', MIN(starts_on)) FROM customers_contractline "
-    "WHERE tenant_id = %(tenant)s), %(first)s::timestamp))"
+    "LEAST(%(first)s::date, COALESCE((SELECT date_trunc('month', MIN(starts_on)::timestamp)::date "
+    "FROM customers_contractline WHERE tenant_id = %(tenant)s), %(first)s::date))"
+)
+
+# Months between two month starts, as an integer (``b`` later than ``a``).
+MONTHS_BETWEEN = (
+    "((date_part('year', {b}) - date_part('year', {a})) * 12 + date_part('month', {b}) - date_part('month', {a}))::int"
 )
 
 
-def customer_month_cte(*, segment: Segment | None, from_history: bool) -> str:
+def segment_sql(segment: Segment | None) -> tuple[str, str]:
+    """The join and condition limiting contract lines to one segment's customers."""
+    if not segment:
+        return "", ""
+    return "JOIN customers_customer cu ON cu.id = c.customer_id", f"AND {segment.column} = %(segment_value)s"
+
+
+def customer_month_cte(*, segment: Segment | None, from_history: bool, convert: bool = True) -> str:
     """The CTE text (without ``WITH``) for the rules above, optionally limited to one segment.
 
     ``from_history`` starts the series at the tenant's earliest line, so "first time ever" and
     "had MRR before" are judged over the customer's whole history, not just the asked window.
+    ``convert=False`` leaves out the conversion of other currencies (see ``converts``).
     """
-    return CUSTOMER_MONTH_CTE.format(
-        first_expr=EARLIEST_LINE if from_history else "%(first)s::timestamp",
-        segment_join="JOIN customers_customer cu ON cu.id = c.customer_id" if segment else "",
-        segment_where=f"AND {segment.column} = %(segment_value)s" if segment else "",
+    segment_join, segment_where = segment_sql(segment)
+    return CHANGES_CTE.format(
+        first_expr=EARLIEST_LINE if from_history else "%(first)s::date",
+        segment_join=segment_join,
+        segment_where=segment_where,
+        foreign=FOREIGN_CTE if convert else NO_FOREIGN_CTE,
+        # Every row of a customer's month carries the month's missing rate, as they carry its total.
+        peers="MIN(missing) OVER month AS missing, bool_or(unpriced) OVER month AS unpriced"
+        if convert else "NULL::text AS missing, false AS unpriced",
     )
 
 
-def params(*, tenant: Tenant, first: date, last: date, segment: Segment | None, renew: bool = False) -> dict:
+def converts(tenant: Tenant) -> bool:
+    """Whether any non-draft contract of the tenant is in another currency than its reporting one."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT EXISTS (SELECT 1 FROM customers_contract "
+            "WHERE tenant_id = %s AND currency <> %s AND status <> 'draft')",
+            [tenant.pk, tenant.reporting_currency],
+        )
+        return cursor.fetchone()[0]
+
+
+def params(
+    *, tenant: Tenant, first: date, last: date, segment: Segment | None, renew: bool = False,
+    check_from: date | None = None,
+) -> dict:
+    """Statement parameters; ``check_from`` (default ``first``) is the first month whose missing rates raise."""
     result = {
         "tenant": tenant.pk,
         "reporting": tenant.reporting_currency,
         "first": first,
         "last": last,
+        "check_from": check_from or first,
         "renew": renew,
     }
     if segment:
@@ -128,9 +263,9 @@ def params(*, tenant: Tenant, first: date, last: date, segment: Segment | None, 
     return result
 
 
-# The planner overestimates these statements (correlated rate look-ups), which switches on JIT
-# compilation that costs about a second and buys nothing here; sorts fit in memory with a bit more.
-SESSION_SETTINGS = "SET LOCAL jit = off; SET LOCAL work_mem = '64MB'"
+# The planner overestimates these statements, which switches on JIT compilation that costs about a
+# second and buys nothing here; the sorts and hashes of a large tenant fit in memory with more.
+SESSION_SETTINGS = "SET LOCAL jit = off; SET LOCAL work_mem = '128MB'"
 
 
 def fetch(sql: str, values: dict) -> list[tuple]:

@@ -168,3 +168,29 @@ def mrr_at_segment(tenant, text):
 def test_months_without_revenue_are_reported_as_zero(tenant_a, noise):
     assert [m["mrr"] for m in mrr_series(tenant=tenant_a, first=JAN, last=FEB)] == [0, 0]
     assert [m["mrr_end"] for m in mrr_movements(tenant=tenant_a, first=JAN, last=FEB)] == [0, 0]
+
+
+def test_rate_change_without_contract_change_moves_mrr_in_its_month(tenant_a, alpha, noise):
+    swede = CustomerFactory(tenant=tenant_a, currency="SEK")
+    contract(swede, start=date(2024, 11, 1), price="1000.00")
+    contract(alpha, start=JAN)
+    ExchangeRateFactory(tenant=tenant_a, currency="SEK", rate=Decimal("0.09"), effective_on=date(2024, 10, 1))
+    ExchangeRateFactory(tenant=tenant_a, currency="SEK", rate=Decimal("0.1"), effective_on=date(2025, 2, 15))
+    ExchangeRateFactory(tenant=tenant_a, currency="SEK", rate=Decimal("0.08"), effective_on=date(2025, 4, 1))
+
+    series = mrr_movements(tenant=tenant_a, first=JAN, last=MAY)
+
+    assert [(m["mrr_start"], m["new"], m["expansion"], m["contraction"], m["mrr_end"]) for m in series] == [
+        (Decimal("90"), Decimal("99"), 0, 0, Decimal("189")),
+        (Decimal("189"), 0, Decimal("10"), 0, Decimal("199")),
+        (Decimal("199"), 0, 0, 0, Decimal("199")),
+        (Decimal("199"), 0, 0, Decimal("20"), Decimal("179")),
+        (Decimal("179"), 0, 0, 0, Decimal("179")),
+    ]
+    assert [m["mrr"] for m in mrr_series(tenant=tenant_a, first=JAN, last=MAY)] == [m["mrr_end"] for m in series]
+
+
+def test_month_whose_customers_are_all_new_starts_with_zero_customers(tenant_a, alpha, noise):
+    contract(alpha, start=FEB)
+
+    assert (moves(tenant_a, FEB)["customers_start"], moves(tenant_a, FEB)["customers_end"]) == (0, 1)

@@ -1,0 +1,1 @@
+"""Customer economics: cost to serve, margins, profitability, ROI, churn risk, pricing what-ifs, anomalies."""

@@ -1,0 +1,224 @@
+"""Read-only economics endpoints under /api/v1/economics/, inside the request's tenant: margins,
+profitability, ROI and savings evidence, churn risk and its back-test, anomalies, pricing what-ifs.
+
+Windows as the metric endpoints: ``from``/``to`` as ``YYYY-MM`` (default: the twelve months ending
+with the last closed month). Amounts are decimal strings rounded to cents, ratios to 4 decimals
+(``revenue.api_metrics.jsonable``); bad input is a 400 with ``{"detail": ...}``, an unknown id a 404.
+"""
+
+from datetime import date, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+
+from django.http import Http404
+from django.urls import path
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+
+from billing.models import InvoiceLine
+from customers.models import Customer
+from rest_framework.response import Response
+
+from revenue.api_metrics import COMMON_PARAMETERS, RATIO_KEYS, MetricView
+from revenue.economics.anomalies import recent_alerts
+from revenue.economics.churn_risk import RISK_THRESHOLD, churn_risk_scores, validate_churn_risk
+from revenue.economics.models import AnomalyRule
+from revenue.economics.profitability import margins, profitability
+from revenue.economics.roi import customer_roi, savings_evidence
+from revenue.economics.whatif import movers, pricing_whatif
+from revenue.selectors.common import MetricError, MissingExchangeRate, tenant_today
+
+ECONOMICS_RATIOS = RATIO_KEYS | {
+    "margin_rate", "roi", "payback_months", "thin_margin", "target_margin", "increase_rate", "margin_rate_at_cap",
+    "monthly_calls", "tier_median_calls", "cost_per_call", "ratio", "share", "lift", "mean_score",
+}
+WINDOW = COMMON_PARAMETERS[:2]
+
+
+def jsonable(value, key=""):
+    """Decimals to strings (cents; 4 places for ratios and unrounded costs), dates to ISO, recursively."""
+    if isinstance(value, Decimal):
+        places = Decimal("0.0001") if key in ECONOMICS_RATIOS else Decimal("0.01")
+        return str(value.quantize(places, rounding=ROUND_HALF_UP))
+    if isinstance(value, date | datetime):
+        return value.isoformat()[:7] if key in ("month", "from", "to") else value.isoformat()
+    if isinstance(value, dict):
+        return {str(k): jsonable(v, str(k)) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v, key) for v in value]
+    return value
+
+
+class EconomicsView(MetricView):
+    def get(self, request, **kwargs):
+        self.kwargs = kwargs
+        try:
+            return Response(jsonable(self.compute(request, request.tenant)))
+        except MissingExchangeRate as exc:
+            return Response({"detail": str(exc)}, status=409)
+        except MetricError as exc:
+            return Response({"detail": str(exc)}, status=400)
+
+
+def _decimal(request, name: str, default: Decimal) -> Decimal:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    try:
+        value = Decimal(raw)
+    except InvalidOperation:
+        raise MetricError(f"{name} must be a decimal such as 0.2 (got {raw[:20]!r}).") from None
+    if not value.is_finite():
+        raise MetricError(f"{name} must be a finite decimal.")
+    return value
+
+
+class MarginsView(EconomicsView):
+    @extend_schema(summary="Revenue, cost to serve and gross margin per customer, tier, feature and month",
+                   parameters=WINDOW, responses={200: OpenApiTypes.OBJECT})
+    def get(self, request):
+        return super().get(request)
+
+    def compute(self, request, tenant):
+        first, last = self.window(request, tenant)
+        return margins(tenant=tenant, first=first, last=last)
+
+
+class ProfitabilityView(EconomicsView):
+    @extend_schema(
+        summary="Unprofitable and thin-margin customers with revenue at risk and explained recommendations",
+        parameters=[*WINDOW, OpenApiParameter("thin_margin", OpenApiTypes.STR), OpenApiParameter("target_margin", OpenApiTypes.STR)],
+        responses={200: OpenApiTypes.OBJECT},
+    )
+    def get(self, request):
+        return super().get(request)
+
+    def compute(self, request, tenant):
+        first, last = self.window(request, tenant)
+        return profitability(
+            tenant=tenant, first=first, last=last,
+            thin_margin=_decimal(request, "thin_margin", Decimal("0.20")),
+            target_margin=_decimal(request, "target_margin", Decimal("0.30")),
+        )
+
+
+class ROIView(EconomicsView):
+    @extend_schema(summary="A savings-billed customer's ROI per month and cumulative", parameters=WINDOW,
+                   responses={200: OpenApiTypes.OBJECT})
+    def get(self, request, customer_id):
+        return super().get(request, customer_id=customer_id)
+
+    def compute(self, request, tenant):
+        customer = Customer.objects.for_tenant(tenant).filter(pk=self.kwargs["customer_id"]).first()
+        if customer is None:
+            raise Http404("No such customer.")
+        first, last = self.window(request, tenant)
+        return customer_roi(tenant=tenant, customer=customer, first=first, last=last)
+
+
+class EvidenceView(EconomicsView):
+    @extend_schema(summary="The savings events behind one percentage-priced invoice line",
+                   responses={200: OpenApiTypes.OBJECT})
+    def get(self, request, line_id):
+        return super().get(request, line_id=line_id)
+
+    def compute(self, request, tenant):
+        line = InvoiceLine.objects.for_tenant(tenant).filter(pk=self.kwargs["line_id"]).select_related("invoice").first()
+        if line is None:
+            raise Http404("No such invoice line.")
+        return savings_evidence(tenant=tenant, invoice_line=line)
+
+
+def _day(request, tenant, name: str, default: date) -> date:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    try:
+        day = date.fromisoformat(raw)
+    except ValueError:
+        raise MetricError(f"{name} must be a date as YYYY-MM-DD (got {raw[:20]!r}).") from None
+    if day > tenant_today(tenant):
+        raise MetricError(f"{name} cannot be in the future.")
+    return day
+
+
+class ChurnRiskView(EconomicsView):
+    @extend_schema(
+        summary="Churn-risk scores with their signals: the at-risk customers, or everyone scored (all=true)",
+        parameters=[OpenApiParameter("as_of", OpenApiTypes.DATE), OpenApiParameter("threshold", OpenApiTypes.STR),
+                    OpenApiParameter("limit", OpenApiTypes.INT), OpenApiParameter("all", OpenApiTypes.BOOL)],
+        responses={200: OpenApiTypes.OBJECT},
+    )
+    def get(self, request):
+        return super().get(request)
+
+    def compute(self, request, tenant):
+        as_of = _day(request, tenant, "as_of", tenant_today(tenant))
+        threshold = _decimal(request, "threshold", RISK_THRESHOLD)
+        limit = self.integer(request, "limit", 50, 1, 10_000)
+        scores = sorted(churn_risk_scores(tenant=tenant, as_of=as_of).values(), key=lambda s: (-s.score, s.customer))
+        listed = scores if request.query_params.get("all") == "true" else [s for s in scores if s.score >= threshold]
+        return {"as_of": as_of, "threshold": threshold, "scored": len(scores),
+                "at_risk": sum(1 for s in scores if s.score >= threshold),
+                "customers": [s.as_dict(threshold) for s in listed[:limit]]}
+
+
+class ChurnValidationView(EconomicsView):
+    @extend_schema(summary="Back-test of the churn-risk score against the customers who churned",
+                   parameters=[OpenApiParameter("months", OpenApiTypes.INT), OpenApiParameter("threshold", OpenApiTypes.STR)],
+                   responses={200: OpenApiTypes.OBJECT})
+    def get(self, request):
+        return super().get(request)
+
+    def compute(self, request, tenant):
+        return validate_churn_risk(tenant=tenant, months=self.integer(request, "months", 12, 1, 24),
+                                   threshold=_decimal(request, "threshold", RISK_THRESHOLD))
+
+
+class AnomaliesView(EconomicsView):
+    @extend_schema(summary="Usage and spend alerts (spikes, drops, threshold rules) and the tenant's rules",
+                   parameters=[OpenApiParameter("since", OpenApiTypes.DATE)], responses={200: OpenApiTypes.OBJECT})
+    def get(self, request):
+        return super().get(request)
+
+    def compute(self, request, tenant):
+        since = _day(request, tenant, "since", tenant_today(tenant) - timedelta(days=30))
+        rules = AnomalyRule.objects.for_tenant(tenant).values("id", "name", "metric", "threshold", "window", "is_active")
+        return {"since": since, "alerts": recent_alerts(tenant=tenant, since=since), "rules": list(rules)}
+
+
+class WhatIfView(EconomicsView):
+    @extend_schema(
+        summary="Pricing what-if: the last N closed months re-priced under the catalog's plans, against what was billed",
+        parameters=[OpenApiParameter("months", OpenApiTypes.INT), OpenApiParameter("plans", OpenApiTypes.STR,
+                    description="comma-separated plan codes (default: the whole catalog)"),
+                    OpenApiParameter("limit", OpenApiTypes.INT, description="movers listed per plan"),
+                    OpenApiParameter("customers", OpenApiTypes.STR, description="all: every customer's figures")],
+        responses={200: OpenApiTypes.OBJECT},
+    )
+    def get(self, request):
+        return super().get(request)
+
+    def compute(self, request, tenant):
+        codes = request.query_params.get("plans")
+        result = pricing_whatif(
+            tenant=tenant, months=self.integer(request, "months", 3, 1, 24),
+            plan_codes=[c.strip() for c in codes.split(",") if c.strip()] if codes else None,
+        )
+        limit = self.integer(request, "limit", 10, 0, 1000)
+        result["movers"] = {p["code"]: movers(result, p["code"], limit) for p in result["plans"][1:]}
+        if request.query_params.get("customers") != "all":
+            del result["customers"]
+        return result
+
+
+def url_patterns():
+    return [
+        path("economics/margins/", MarginsView.as_view(), name="economics-margins"),
+        path("economics/profitability/", ProfitabilityView.as_view(), name="economics-profitability"),
+        path("economics/roi/<int:customer_id>/", ROIView.as_view(), name="economics-roi"),
+        path("economics/invoice-lines/<int:line_id>/evidence/", EvidenceView.as_view(), name="economics-evidence"),
+        path("economics/churn-risk/", ChurnRiskView.as_view(), name="economics-churn-risk"),
+        path("economics/churn-risk/validation/", ChurnValidationView.as_view(), name="economics-churn-validation"),
+        path("economics/anomalies/", AnomaliesView.as_view(), name="economics-anomalies"),
+        path("economics/what-if/", WhatIfView.as_view(), name="economics-what-if"),
+    ]

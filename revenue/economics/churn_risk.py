@@ -1,0 +1,342 @@
+"""Churn risk per customer from explainable signals, and its back-test against real churn.
+
+Who is scored: customers with MRR at the last month end on or before ``as_of`` (the *reference
+month*, ``revenue.selectors.mrr``): a customer without MRR has nothing left to churn. Each signal
+has a weight; its *severity* (0..1) times the weight, rounded to 0.1 (ROUND_HALF_UP), gives its
+points; the score is the sum of the points, 0..100. Days are calendar days in the tenant's time
+zone; "last 30 days" ends with ``as_of`` itself.
+
+============== ====== ==========================================================================
+signal         weight severity
+============== ====== ==========================================================================
+usage_trend    25     usage events a day over the last 30 days against the 90-day daily average:
+                      a fall of 50 % or more is 1, no fall 0, linear between (no usage in 90
+                      days: 0, there is no trend to read)
+savings_trend  15     the same on verified savings (customers billed on savings only)
+contraction    20     MRR lost to contraction over the three months up to the reference month,
+                      as a share of the first positive MRR among those four month ends: 50 % or
+                      more is 1, linear below
+overdue        20     finalized invoices unpaid on ``as_of`` whose due date is before it (paid
+                      later counts as unpaid then): one is 0.5, two or more 1
+tenure         10     less than 6 whole months since the customer's first contract started: 1
+open_credits   10     credit requests awaiting a decision on ``as_of``: 1
+============== ====== ==========================================================================
+
+A customer scoring ``RISK_THRESHOLD`` or more is *at risk*. Everything is read set-wise: one query
+per signal for the whole tenant, whatever the number of customers.
+"""
+
+from __future__ import annotations
+
+import zoneinfo
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from datetime import timezone as dt_timezone
+from decimal import ROUND_HALF_UP, Decimal
+
+from django.db import connection
+from django.db.models import Count, Min, Q, Sum
+
+from billing.models import CreditRequest, Invoice, UsageEvent
+from customers.models import Contract, Customer, Tenant
+from revenue.economics.roi import _AMOUNT, savings_metrics
+from revenue.selectors.common import MetricError, add_months, last_closed_month, month_end, month_start
+from revenue.selectors.mrr import customer_mrr_range
+
+ZERO, ONE = Decimal(0), Decimal(1)
+TENTH = Decimal("0.1")
+RISK_THRESHOLD = Decimal(40)
+WEIGHTS = {
+    "usage_trend": Decimal(25),
+    "savings_trend": Decimal(15),
+    "contraction": Decimal(20),
+    "overdue": Decimal(20),
+    "tenure": Decimal(10),
+    "open_credits": Decimal(10),
+}
+LABELS = {
+    "usage_trend": "Usage trend (30 vs 90 days)",
+    "savings_trend": "Savings trend (30 vs 90 days)",
+    "contraction": "MRR contraction (3 months)",
+    "overdue": "Overdue invoices",
+    "tenure": "Tenure under 6 months",
+    "open_credits": "Open credit requests",
+}
+FULL_FALL = Decimal("0.5")  # a trend that fell by half, or MRR that contracted by half, scores in full
+SHORT_TENURE_MONTHS = 6
+MAX_VALIDATION_MONTHS = 24
+
+
+@dataclass
+class Signal:
+    code: str
+    raw: dict
+    severity: Decimal
+    explanation: str
+    points: Decimal = ZERO
+
+    def as_dict(self) -> dict:
+        return {"code": self.code, "label": LABELS[self.code], "weight": WEIGHTS[self.code], "points": self.points,
+                "raw": self.raw, "explanation": self.explanation}
+
+
+@dataclass
+class RiskScore:
+    customer_id: int
+    customer: str
+    reference: str
+    tier: str
+    account_manager: str
+    mrr: Decimal
+    signals: list[Signal] = field(default_factory=list)
+
+    @property
+    def score(self) -> Decimal:
+        return sum((s.points for s in self.signals), ZERO)
+
+    def as_dict(self, threshold: Decimal = RISK_THRESHOLD) -> dict:
+        return {
+            "customer_id": self.customer_id, "customer": self.customer, "reference": self.reference, "tier": self.tier,
+            "account_manager": self.account_manager, "mrr": self.mrr, "score": self.score,
+            "at_risk": self.score >= threshold, "signals": [s.as_dict() for s in self.signals],
+        }
+
+
+def _points(code: str, severity: Decimal) -> Decimal:
+    severity = min(ONE, max(ZERO, severity))
+    return (WEIGHTS[code] * severity).quantize(TENTH, rounding=ROUND_HALF_UP)
+
+
+def _utc(tenant: Tenant, day: date) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=zoneinfo.ZoneInfo(tenant.time_zone)).astimezone(dt_timezone.utc)
+
+
+def reference_month(as_of: date) -> date:
+    """The month whose last day is the last month end on or before ``as_of``."""
+    return month_start(as_of) if as_of == month_end(as_of) else add_months(month_start(as_of), -1)
+
+
+def _trend(last30: Decimal, last90: Decimal, what: str, unit: str) -> tuple[dict, Decimal, str]:
+    if last90 <= 0:
+        return {"last_30_days": last30, "last_90_days": last90, "ratio": None}, ZERO, f"No {what} in 90 days."
+    ratio = (last30 / 30) / (last90 / 90)
+    fall = ONE - ratio
+    severity = fall / FULL_FALL if fall > 0 else ZERO
+    text = (f"{last30 / 30:.1f} {unit} a day over 30 days against {last90 / 90:.1f} over 90 days "
+            f"({ratio - 1:+.0%}).")
+    return {"last_30_days": last30, "last_90_days": last90, "ratio": ratio}, severity, text
+
+
+USAGE_SQL = f"""
+SELECT customer_id, COUNT(*) FILTER (WHERE timestamp >= %(start30)s), COUNT(*)
+FROM {UsageEvent._meta.db_table}
+WHERE tenant_id = %(tenant)s AND timestamp >= %(start90)s AND timestamp < %(end)s AND customer_id = ANY(%(customers)s)
+GROUP BY customer_id
+"""
+
+SAVINGS_SQL = f"""
+SELECT customer_id, COALESCE(SUM(s) FILTER (WHERE timestamp >= %(start30)s), 0), SUM(s)
+FROM (
+    SELECT customer_id, timestamp, GREATEST(
+        CASE WHEN properties ->> 'baseline' ~ '{_AMOUNT}' THEN GREATEST((properties ->> 'baseline')::numeric, 0) ELSE 0 END
+      - CASE WHEN properties ->> 'optimized' ~ '{_AMOUNT}' THEN GREATEST((properties ->> 'optimized')::numeric, 0) ELSE 0 END,
+        0) AS s
+    FROM {UsageEvent._meta.db_table}
+    WHERE tenant_id = %(tenant)s AND metric_code = ANY(%(codes)s) AND timestamp >= %(start90)s AND timestamp < %(end)s
+      AND customer_id = ANY(%(customers)s)
+) e
+GROUP BY customer_id
+"""
+
+
+def churn_risk_scores(*, tenant: Tenant, as_of: date) -> dict[int, RiskScore]:
+    """Every customer with MRR at the reference month's end, scored as of ``as_of`` (see module docstring).
+
+    Returns ``{customer_id: RiskScore}``; each score lists all six signals with their raw figures,
+    points and a one-line explanation. About eight queries whatever the number of customers.
+    Raises MissingExchangeRate when MRR cannot be converted.
+    """
+    ref = reference_month(as_of)
+    mrr_by_month = customer_mrr_range(tenant=tenant, first=add_months(ref, -3), last=ref)
+    active = mrr_by_month[ref]
+    if not active:
+        return {}
+    ids = sorted(active)
+    customers = {
+        c.pk: c for c in Customer.objects.for_tenant(tenant).filter(pk__in=ids).select_related("account_manager")
+        .only("id", "name", "external_ref", "tier", "account_manager__username", "account_manager__first_name",
+              "account_manager__last_name")
+    }
+    start30, start90, end = _utc(tenant, as_of - timedelta(days=29)), _utc(tenant, as_of - timedelta(days=89)), _utc(
+        tenant, as_of + timedelta(days=1))
+    params = {"tenant": tenant.pk, "start30": start30, "start90": start90, "end": end, "customers": ids}
+    with connection.cursor() as cursor:
+        cursor.execute(USAGE_SQL, params)
+        usage = {row[0]: (Decimal(row[1]), Decimal(row[2])) for row in cursor.fetchall()}
+        savings: dict[int, tuple[Decimal, Decimal]] = {}
+        codes = sorted(set(savings_metrics(tenant=tenant).values()))
+        if codes:
+            cursor.execute(SAVINGS_SQL, {**params, "codes": codes})
+            savings = {row[0]: (row[1], row[2]) for row in cursor.fetchall()}
+    savers = set(
+        Customer.objects.for_tenant(tenant).filter(
+            pk__in=ids, contracts__lines__price_terms__charge_model="percentage"
+        ).values_list("pk", flat=True)
+    )
+    overdue = _overdue(tenant, ids, as_of)
+    started = dict(
+        Contract.objects.for_tenant(tenant).filter(customer_id__in=ids).exclude(status=Contract.Status.DRAFT)
+        .values_list("customer_id").annotate(first=Min("start_date"))
+    )
+    open_requests = dict(
+        CreditRequest.objects.for_tenant(tenant)
+        .filter(customer_id__in=ids, created_at__lt=end)
+        .filter(Q(status=CreditRequest.Status.REQUESTED, decided_at__isnull=True) | Q(decided_at__gte=end))
+        .values_list("customer_id").annotate(n=Count("id"))
+    )
+    months = [add_months(ref, -3 + i) for i in range(4)]
+
+    scores = {}
+    for customer_id in ids:
+        customer = customers[customer_id]
+        manager = customer.account_manager
+        score = RiskScore(
+            customer_id=customer_id, customer=customer.name, reference=customer.external_ref, tier=customer.tier,
+            account_manager=(manager.get_full_name() or manager.username) if manager else "", mrr=active[customer_id],
+        )
+        last30, last90 = usage.get(customer_id, (ZERO, ZERO))
+        score.signals.append(Signal("usage_trend", *_trend(last30, last90, "usage", "events")))
+        if customer_id in savers:
+            saved30, saved90 = savings.get(customer_id, (ZERO, ZERO))
+            score.signals.append(Signal("savings_trend", *_trend(saved30, saved90, "verified savings", "saved")))
+        else:
+            score.signals.append(Signal("savings_trend", {"billed_on_savings": False}, ZERO, "Not billed on savings."))
+        score.signals.append(_contraction([mrr_by_month[m].get(customer_id, ZERO) for m in months], months))
+        score.signals.append(overdue.get(customer_id) or Signal("overdue", {"invoices": 0}, ZERO, "Nothing overdue."))
+        score.signals.append(_tenure(started.get(customer_id), as_of))
+        requests = open_requests.get(customer_id, 0)
+        score.signals.append(Signal(
+            "open_credits", {"requests": requests}, ONE if requests else ZERO,
+            f"{requests} credit request(s) awaiting a decision." if requests else "No open credit request.",
+        ))
+        for signal in score.signals:
+            signal.points = _points(signal.code, signal.severity)
+        scores[customer_id] = score
+    return scores
+
+
+def _contraction(mrr: list[Decimal], months: list[date]) -> Signal:
+    lost = sum((mrr[i - 1] - mrr[i] for i in range(1, len(mrr)) if mrr[i - 1] > mrr[i] > 0), ZERO)
+    base = next((m for m in mrr if m > 0), ZERO)
+    share = lost / base if base else ZERO
+    raw = {"months": [m.isoformat()[:7] for m in months], "mrr": mrr, "contraction": lost, "share": share}
+    if not lost:
+        return Signal("contraction", raw, ZERO, "No contraction in three months.")
+    return Signal("contraction", raw, share / FULL_FALL, f"Lost {lost:.2f} of {base:.2f} MRR to contraction ({share:.0%}).")
+
+
+def _overdue(tenant: Tenant, ids: list[int], as_of: date) -> dict[int, Signal]:
+    end = _utc(tenant, as_of + timedelta(days=1))
+    rows = (
+        Invoice.objects.for_tenant(tenant)
+        .filter(customer_id__in=ids, status__in=[Invoice.Status.FINALIZED, Invoice.Status.PAID],
+                issue_date__lte=as_of, due_date__lt=as_of)
+        .filter(Q(paid_at__isnull=True) | Q(paid_at__gte=end))
+        .values_list("customer_id", "currency")
+        .annotate(n=Count("id"), amount=Sum("amount_due"), oldest=Min("due_date"))
+    )
+    signals = {}
+    for customer_id, currency, n, amount, oldest in rows:
+        days = (as_of - oldest).days
+        signals[customer_id] = Signal(
+            "overdue", {"invoices": n, "amount_due": amount, "currency": currency, "oldest_days_overdue": days},
+            Decimal(n) / 2, f"{n} invoice(s) overdue, {amount:.2f} {currency}, the oldest by {days} days.",
+        )
+    return signals
+
+
+def _tenure(first_start: date | None, as_of: date) -> Signal:
+    if first_start is None:
+        return Signal("tenure", {"months": None}, ZERO, "No contract start on record.")
+    months = (as_of.year - first_start.year) * 12 + as_of.month - first_start.month - (as_of.day < first_start.day)
+    raw = {"since": first_start, "months": months}
+    if months < SHORT_TENURE_MONTHS:
+        return Signal("tenure", raw, ONE, f"A customer for {months} month(s) only.")
+    return Signal("tenure", raw, ZERO, f"A customer for {months} months.")
+
+
+def at_risk_customers(
+    *, tenant: Tenant, as_of: date, limit: int | None = 20, threshold: Decimal = RISK_THRESHOLD
+) -> list[dict]:
+    """The customers scoring ``threshold`` or more as of ``as_of``, highest score first (then name).
+
+    Each a dict as ``RiskScore.as_dict``: customer, tier, account manager, MRR, score and the
+    signals with their raw figures and points. At most ``limit`` rows (None: all). For the
+    monthly report and the staff page.
+    """
+    scores = [s for s in churn_risk_scores(tenant=tenant, as_of=as_of).values() if s.score >= threshold]
+    scores.sort(key=lambda s: (-s.score, s.customer))
+    return [s.as_dict(threshold) for s in (scores if limit is None else scores[:limit])]
+
+
+def _share(above: int, scored: int, total: Decimal) -> dict:
+    return {"scored": scored, "above": above, "share": Decimal(above) / scored if scored else None,
+            "mean_score": total / scored if scored else None}
+
+
+def validate_churn_risk(
+    *, tenant: Tenant, months: int = 12, threshold: Decimal = RISK_THRESHOLD, last: date | None = None
+) -> dict:
+    """Back-test: would the score have flagged the customers who churned in the last ``months``?
+
+    A churn is an MRR movement *churn*: MRR at the end of month M−1, none at the end of M. Every
+    customer with MRR is scored as of the last day of each month before; a churner of month M is
+    judged by their score as of the end of M−1 (one month before) and M−2 (two months before),
+    everyone who did not churn in the two months after a month end is a non-churner sample of it.
+    Returns per group the samples scored, those at or above ``threshold``, their share and the
+    mean score; ``lift`` (the one-month share over
+    the non-churner share) and the churners with their two scores. Raises MetricError for a bad
+    ``months``.
+    """
+    if not 1 <= months <= MAX_VALIDATION_MONTHS:
+        raise MetricError(f"months must be from 1 to {MAX_VALIDATION_MONTHS}.")
+    last = month_start(last) if last else last_closed_month(tenant)
+    first = add_months(last, -(months - 1))
+    mrr = customer_mrr_range(tenant=tenant, first=add_months(first, -2), last=last)
+    churned_in: dict[date, set[int]] = {}
+    for index in range(months):
+        month = add_months(first, index)
+        churned_in[month] = set(mrr[add_months(month, -1)]) - set(mrr[month])
+    counts = {key: [0, 0, ZERO] for key in ("one", "two", "none")}
+    churners: dict[tuple[int, date], dict] = {}
+    for index in range(-2, months - 1):
+        month = add_months(first, index)
+        scores = churn_risk_scores(tenant=tenant, as_of=month_end(month))
+        next1, next2 = churned_in.get(add_months(month, 1)), churned_in.get(add_months(month, 2))
+        for customer_id, score in scores.items():
+            above = score.score >= threshold
+            if next1 is not None and customer_id in next1:
+                key, churn_month = "one", add_months(month, 1)
+            elif next2 is not None and customer_id in next2:
+                key, churn_month = "two", add_months(month, 2)
+            elif next1 is not None and next2 is not None:
+                key, churn_month = "none", None
+            else:
+                continue  # the two months after are not both inside the window: not known to stay
+            counts[key][0] += above
+            counts[key][1] += 1
+            counts[key][2] += score.score
+            if churn_month is not None:
+                row = churners.setdefault((customer_id, churn_month), {
+                    "customer_id": customer_id, "customer": score.customer, "churned_in": churn_month,
+                    "score_one_month_before": None, "score_two_months_before": None,
+                })
+                row["score_one_month_before" if key == "one" else "score_two_months_before"] = score.score
+    one, two, none = (_share(*counts[k]) for k in ("one", "two", "none"))
+    lift = one["share"] / none["share"] if one["share"] is not None and none["share"] else None
+    return {
+        "threshold": threshold, "from": first, "to": last,
+        "churns": sum(len(v) for v in churned_in.values()),
+        "one_month_before": one, "two_months_before": two, "non_churners": none, "lift": lift,
+        "churners": sorted(churners.values(), key=lambda r: (r["churned_in"], r["customer"])),
+    }

@@ -1,0 +1,175 @@
+"""Cost to serve and revenue per customer and month, set-wise in SQL.
+
+Token usage: any usage event of the tenant whose ``properties`` carry ``model`` is an AI call:
+``provider``, ``model``, ``input_tokens``, ``output_tokens`` and optionally ``task_type`` (or
+``feature``, which wins) name the product feature. Its cost is
+``input_tokens × input price + output_tokens × output price`` per million, at the tenant's
+``ModelPrice`` for that provider and model with the latest ``effective_on`` on or before the
+event's day (tenant time zone). Events are first grouped per customer, day, model and feature,
+so the price lookup runs once per group, not per event. Calls without a price are counted as
+``unpriced_calls`` and cost nothing: the dashboards show them rather than guess.
+
+Entered costs: ``CustomerCost`` rows (entered or imported) add to the month's cost.
+
+Revenue: the net (before VAT) of the customer's finalized or paid invoices whose period starts in
+the month, less the net of credit notes issued against them, converted to the reporting currency
+at the rate of the month's last day. Exact Decimals throughout; token cost is rounded once per
+customer and month to the cent (ROUND_HALF_UP).
+"""
+
+from __future__ import annotations
+
+import zoneinfo
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime, time
+from datetime import timezone as dt_timezone
+from decimal import ROUND_HALF_UP, Decimal
+
+from django.db import connection
+from django.db.models import F, Sum
+
+from billing.models import CreditNote, Invoice, UsageEvent
+from customers.models import Tenant
+from revenue.economics.models import CustomerCost, ModelPrice
+from revenue.selectors.common import RateBook, add_months, month_end, month_start
+
+ZERO = Decimal(0)
+CENT = Decimal("0.01")
+MILLION = Decimal(1_000_000)
+BILLED = [Invoice.Status.FINALIZED, Invoice.Status.PAID]
+# Token counts are whole numbers; anything else in the property is ignored instead of failing the query.
+_TOKENS = r"^\s*[0-9]{1,15}\s*$"
+
+
+def cents(amount: Decimal) -> Decimal:
+    return amount.quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+@dataclass
+class CostRow:
+    """One customer's cost to serve in one month (reporting currency)."""
+
+    token_cost: Decimal = ZERO
+    other_cost: Decimal = ZERO
+    calls: int = 0
+    unpriced_calls: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    features: dict = field(default_factory=dict)  # feature -> {"calls", "cost"}
+
+    @property
+    def total(self) -> Decimal:
+        return self.token_cost + self.other_cost
+
+
+def _bounds(tenant: Tenant, first: date, last: date) -> tuple[datetime, datetime]:
+    zone = zoneinfo.ZoneInfo(tenant.time_zone)
+    start = datetime.combine(month_start(first), time.min, tzinfo=zone)
+    end = datetime.combine(add_months(month_start(last), 1), time.min, tzinfo=zone)
+    return start.astimezone(dt_timezone.utc), end.astimezone(dt_timezone.utc)
+
+
+TOKEN_COST_SQL = f"""
+WITH grouped AS (
+    SELECT e.customer_id,
+           (e.timestamp AT TIME ZONE %(tz)s)::date AS day,
+           COALESCE(e.properties ->> 'provider', '') AS provider,
+           e.properties ->> 'model' AS model,
+           COALESCE(NULLIF(e.properties ->> 'feature', ''), e.properties ->> 'task_type', '') AS feature,
+           COUNT(*) AS calls,
+           SUM(CASE WHEN e.properties ->> 'input_tokens' ~ '{_TOKENS}'
+                    THEN (e.properties ->> 'input_tokens')::numeric ELSE 0 END) AS input_tokens,
+           SUM(CASE WHEN e.properties ->> 'output_tokens' ~ '{_TOKENS}'
+                    THEN (e.properties ->> 'output_tokens')::numeric ELSE 0 END) AS output_tokens
+    FROM {UsageEvent._meta.db_table} e
+    WHERE e.tenant_id = %(tenant)s AND e.timestamp >= %(start)s AND e.timestamp < %(end)s
+      AND e.properties ? 'model' CUSTOMER_FILTER
+    GROUP BY 1, 2, 3, 4, 5
+)
+SELECT g.customer_id, date_trunc('month', g.day)::date AS month, g.feature,
+       SUM(g.calls), SUM(g.input_tokens), SUM(g.output_tokens),
+       SUM(CASE WHEN p.input_price_per_million IS NULL THEN 0
+                ELSE g.input_tokens * p.input_price_per_million + g.output_tokens * p.output_price_per_million END),
+       SUM(CASE WHEN p.input_price_per_million IS NULL THEN g.calls ELSE 0 END)
+FROM grouped g
+LEFT JOIN LATERAL (
+    SELECT mp.input_price_per_million, mp.output_price_per_million
+    FROM {ModelPrice._meta.db_table} mp
+    WHERE mp.tenant_id = %(tenant)s AND mp.provider = g.provider AND mp.model = g.model AND mp.effective_on <= g.day
+    ORDER BY mp.effective_on DESC LIMIT 1
+) p ON true
+GROUP BY 1, 2, 3
+"""
+
+
+def cost_to_serve(
+    *, tenant: Tenant, first: date, last: date, customer_ids: list[int] | None = None
+) -> dict[tuple[int, date], CostRow]:
+    """Each customer's cost to serve per month from ``first`` to ``last`` (month starts, inclusive).
+
+    ``{(customer_id, month): CostRow}`` in the reporting currency: token cost (rounded to cents per
+    customer and month) with calls, tokens, unpriced calls and a per-feature split, plus entered or
+    imported ``CustomerCost``. Pairs without usage or entered cost are absent. One query for tokens,
+    one for entered costs.
+    """
+    start, end = _bounds(tenant, first, last)
+    params = {"tz": tenant.time_zone, "tenant": tenant.pk, "start": start, "end": end}
+    customer_filter = ""
+    if customer_ids is not None:
+        customer_filter = "AND e.customer_id = ANY(%(customers)s)"
+        params["customers"] = list(customer_ids)
+    rows: dict[tuple[int, date], CostRow] = defaultdict(CostRow)
+    exact: dict[tuple[int, date], Decimal] = defaultdict(Decimal)
+    with connection.cursor() as cursor:
+        cursor.execute(TOKEN_COST_SQL.replace("CUSTOMER_FILTER", customer_filter), params)
+        for customer_id, month, feature, calls, tokens_in, tokens_out, cost, unpriced in cursor.fetchall():
+            row = rows[(customer_id, month)]
+            cost = cost / MILLION
+            exact[(customer_id, month)] += cost
+            row.calls += int(calls)
+            row.unpriced_calls += int(unpriced)
+            row.input_tokens += int(tokens_in)
+            row.output_tokens += int(tokens_out)
+            row.features[feature] = {"calls": int(calls), "cost": cost}
+    for key, cost in exact.items():
+        rows[key].token_cost = cents(cost)
+    entered = CustomerCost.objects.for_tenant(tenant).filter(month__gte=month_start(first), month__lte=month_start(last))
+    if customer_ids is not None:
+        entered = entered.filter(customer_id__in=customer_ids)
+    for customer_id, month, amount in entered.values_list("customer_id", "month").annotate(s=Sum("amount")):
+        rows[(customer_id, month)].other_cost += amount
+    return dict(rows)
+
+
+def revenue_by_customer_month(
+    *, tenant: Tenant, first: date, last: date, customer_ids: list[int] | None = None
+) -> dict[tuple[int, date], Decimal]:
+    """Net invoiced revenue per customer and month, in the reporting currency (see module docstring).
+
+    Raises MissingExchangeRate when a foreign-currency invoice has no rate on its month's last day.
+    """
+    invoices = Invoice.objects.for_tenant(tenant).filter(
+        status__in=BILLED, period_start__gte=month_start(first), period_start__lte=month_end(last)
+    )
+    credits = CreditNote.objects.for_tenant(tenant).filter(
+        invoice__status__in=BILLED,
+        invoice__period_start__gte=month_start(first),
+        invoice__period_start__lte=month_end(last),
+    )
+    if customer_ids is not None:
+        invoices = invoices.filter(customer_id__in=customer_ids)
+        credits = credits.filter(customer_id__in=customer_ids)
+    book = RateBook(tenant)
+    revenue: dict[tuple[int, date], Decimal] = defaultdict(Decimal)
+    for customer_id, period_start, currency, net in (
+        invoices.values_list("customer_id", "period_start", "currency").annotate(net=Sum(F("total") - F("vat_amount")))
+    ):
+        month = month_start(period_start)
+        revenue[(customer_id, month)] += book.convert(net, currency, month_end(month))
+    for customer_id, period_start, currency, net in (
+        credits.values_list("customer_id", "invoice__period_start", "currency").annotate(net=Sum("subtotal"))
+    ):
+        month = month_start(period_start)
+        revenue[(customer_id, month)] -= book.convert(net, currency, month_end(month))
+    return dict(revenue)

@@ -1,0 +1,196 @@
+"""Customer ROI for customers billed on savings (the performance-priced optimizer).
+
+Savings evidence is usage events of the metric a contract line prices with the ``percentage``
+charge model (``billing.models.PriceTerms``); each event's ``properties`` carry ``baseline`` and
+``optimized`` (the AI spend without and with the optimization, in the customer's currency). An
+event's savings are ``baseline − optimized``, never negative (``billing.pricing.savings``).
+
+Fees are what the customer was billed: the net lines of their finalized or paid invoices whose
+period starts in the month: ``percentage_fee`` from the percentage-priced contract lines,
+``platform_fee`` from recurring and per-seat lines, ``other`` for the rest (minimum charges,
+discounts, credits), ``fees`` their sum. All in the customer's currency.
+
+Per month and cumulative: ``roi = (savings − fees) / fees`` (None without fees) and
+``payback_months = fees / savings`` (months of savings that repay the fees; None without savings).
+"""
+
+from __future__ import annotations
+
+import zoneinfo
+from collections import defaultdict
+from datetime import date, datetime, time, timedelta
+from datetime import timezone as dt_timezone
+from decimal import Decimal
+
+from django.db import connection
+
+from billing.models import BillableMetric, ChargeModel, Invoice, InvoiceLine, PriceTerms, UsageEvent
+from customers.models import ContractLine, Customer, Tenant
+from revenue.economics.costs import BILLED, ZERO
+from revenue.selectors.common import MetricError, add_months, month_end, month_start, months_between
+
+_AMOUNT = r"^\s*[+-]?([0-9]{1,18}(\.[0-9]{0,12})?|\.[0-9]{1,12})\s*$"
+MAX_MONTHS = 60
+
+
+def savings_metrics(*, tenant: Tenant, customer: Customer | None = None) -> dict[str, str]:
+    """``{metric code: event code}`` of the metrics priced as a percentage (of savings)."""
+    terms = PriceTerms.objects.for_tenant(tenant).filter(charge_model=ChargeModel.PERCENTAGE)
+    if customer is not None:
+        terms = terms.filter(contract_line__contract__customer=customer)
+    codes = set(terms.values_list("metric", flat=True))
+    return {
+        m.code: m.source_code for m in BillableMetric.objects.for_tenant(tenant).filter(code__in=codes)
+    }
+
+
+def savings_customers(*, tenant: Tenant):
+    """Customers with a contract line priced on savings."""
+    ids = PriceTerms.objects.for_tenant(tenant).filter(charge_model=ChargeModel.PERCENTAGE).values(
+        "contract_line__contract__customer_id"
+    )
+    return Customer.objects.for_tenant(tenant).filter(pk__in=ids).order_by("name")
+
+
+def _utc(tenant: Tenant, day: date) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=zoneinfo.ZoneInfo(tenant.time_zone)).astimezone(dt_timezone.utc)
+
+
+SAVINGS_SQL = f"""
+SELECT date_trunc('month', e.timestamp AT TIME ZONE %(tz)s)::date AS month,
+       SUM(e.b), SUM(e.o), SUM(GREATEST(e.b - e.o, 0)), COUNT(*)
+FROM (
+    SELECT timestamp,
+           CASE WHEN properties ->> 'baseline' ~ '{_AMOUNT}' THEN GREATEST((properties ->> 'baseline')::numeric, 0) ELSE 0 END AS b,
+           CASE WHEN properties ->> 'optimized' ~ '{_AMOUNT}' THEN GREATEST((properties ->> 'optimized')::numeric, 0) ELSE 0 END AS o
+    FROM {UsageEvent._meta.db_table}
+    WHERE tenant_id = %(tenant)s AND customer_id = %(customer)s AND metric_code = ANY(%(codes)s)
+      AND timestamp >= %(start)s AND timestamp < %(end)s
+) e
+GROUP BY 1
+"""
+
+
+def _ratio(numerator: Decimal, denominator: Decimal) -> Decimal | None:
+    return None if denominator <= 0 else numerator / denominator
+
+
+def _fees(tenant: Tenant, customer: Customer, first: date, last: date) -> dict[date, dict[str, Decimal]]:
+    percentage_lines = set(
+        PriceTerms.objects.for_tenant(tenant)
+        .filter(charge_model=ChargeModel.PERCENTAGE, contract_line__contract__customer=customer)
+        .values_list("contract_line_id", flat=True)
+    )
+    fees: dict[date, dict[str, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
+    rows = (
+        InvoiceLine.objects.for_tenant(tenant)
+        .filter(invoice__customer=customer, invoice__status__in=BILLED,
+                invoice__period_start__gte=first, invoice__period_start__lte=month_end(last))
+        .values_list("invoice__period_start", "contract_line_id", "contract_line__kind", "amount")
+    )
+    for period_start, line_id, kind, amount in rows:
+        if line_id in percentage_lines:
+            key = "percentage_fee"
+        elif kind in (ContractLine.Kind.RECURRING, ContractLine.Kind.PER_SEAT):
+            key = "platform_fee"
+        else:
+            key = "other"
+        fees[month_start(period_start)][key] += amount
+    return fees
+
+
+def customer_roi(*, tenant: Tenant, customer: Customer, first: date, last: date) -> dict:
+    """The customer's ROI per month from ``first`` to ``last`` (month starts) and cumulatively.
+
+    Returns ``{"customer", "currency", "months": [...], "cumulative": {...}}``; each figure set has
+    ``baseline``, ``optimized``, ``savings``, ``events``, ``percentage_fee``, ``platform_fee``,
+    ``other``, ``fees``, ``net_benefit`` (savings − fees), ``roi`` and ``payback_months``.
+    Raises MetricError for a customer of another tenant or a bad window.
+    """
+    if customer.tenant_id != tenant.pk:
+        raise MetricError("No such customer.")
+    if first > last:
+        raise MetricError("'from' must not be after 'to'.")
+    months = months_between(first, last)
+    if len(months) > MAX_MONTHS:
+        raise MetricError(f"Ask for at most {MAX_MONTHS} months at once.")
+    codes = sorted(set(savings_metrics(tenant=tenant, customer=customer).values()))
+    measured: dict[date, tuple] = {}
+    if codes:
+        with connection.cursor() as cursor:
+            cursor.execute(SAVINGS_SQL, {
+                "tz": tenant.time_zone, "tenant": tenant.pk, "customer": customer.pk, "codes": codes,
+                "start": _utc(tenant, months[0]), "end": _utc(tenant, add_months(months[-1], 1)),
+            })
+            measured = {row[0]: row[1:] for row in cursor.fetchall()}
+    fees = _fees(tenant, customer, months[0], months[-1])
+    rows, total = [], defaultdict(Decimal)
+    for month in months:
+        baseline, optimized, saved, events = measured.get(month, (ZERO, ZERO, ZERO, 0))
+        paid = fees.get(month, {})
+        row = {
+            "baseline": baseline, "optimized": optimized, "savings": saved, "events": int(events),
+            "percentage_fee": paid.get("percentage_fee", ZERO), "platform_fee": paid.get("platform_fee", ZERO),
+            "other": paid.get("other", ZERO),
+        }
+        row["fees"] = row["percentage_fee"] + row["platform_fee"] + row["other"]
+        for key, value in row.items():
+            total[key] += value
+        rows.append({"month": month, **_derived(row)})
+    return {
+        "customer": customer.name,
+        "currency": customer.currency,
+        "months": rows,
+        "cumulative": _derived({k: total[k] for k in rows[0] if k != "month"} if rows else {}),
+    }
+
+
+def _derived(row: dict) -> dict:
+    row = dict(row)
+    row["net_benefit"] = row["savings"] - row["fees"]
+    row["roi"] = _ratio(row["savings"] - row["fees"], row["fees"])
+    row["payback_months"] = _ratio(row["fees"], row["savings"])
+    return row
+
+
+def savings_evidence(*, tenant: Tenant, invoice_line: InvoiceLine) -> dict:
+    """The savings events behind one percentage-priced invoice line, in time order.
+
+    Returns ``{"invoice", "line", "metric", "events": [{"timestamp", "idempotency_key",
+    "baseline", "optimized", "savings"}], "savings"}``; ``savings`` is their sum, the quantity the
+    line's percentage was taken of. Raises MetricError when the line is not priced on savings.
+    """
+    terms = (
+        PriceTerms.objects.for_tenant(tenant)
+        .filter(contract_line_id=invoice_line.contract_line_id, charge_model=ChargeModel.PERCENTAGE)
+        .first()
+    )
+    if terms is None:
+        raise MetricError("This invoice line is not priced on savings.")
+    metric = BillableMetric.objects.for_tenant(tenant).filter(code=terms.metric).first()
+    invoice: Invoice = invoice_line.invoice
+    events = (
+        UsageEvent.objects.for_tenant(tenant)
+        .filter(customer_id=invoice.customer_id, metric_code=metric.source_code if metric else terms.metric,
+                timestamp__gte=_utc(tenant, invoice.period_start),
+                timestamp__lt=_utc(tenant, invoice.period_end + timedelta(days=1)))
+        .order_by("timestamp", "id")
+        .values_list("timestamp", "idempotency_key", "properties")
+    )
+    listed, total = [], ZERO
+    for timestamp, key, properties in events:
+        baseline, optimized = _number(properties.get("baseline")), _number(properties.get("optimized"))
+        saved = max(ZERO, baseline - optimized)
+        total += saved
+        listed.append({"timestamp": timestamp, "idempotency_key": key, "baseline": baseline,
+                       "optimized": optimized, "savings": saved})
+    return {"invoice": invoice.number, "line": invoice_line.description, "metric": terms.metric,
+            "events": listed, "savings": total}
+
+
+def _number(value) -> Decimal:
+    try:
+        number = Decimal(str(value)) if value is not None and not isinstance(value, bool) else ZERO
+    except ArithmeticError:
+        return ZERO
+    return max(ZERO, number) if number.is_finite() else ZERO

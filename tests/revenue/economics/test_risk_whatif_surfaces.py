@@ -1,0 +1,92 @@
+"""Churn risk, anomalies and what-ifs reachable by staff (pages) and machines (API), tenant-scoped."""
+
+
+import pytest
+from django.test import Client
+from django.utils import timezone
+
+from customers.models import Role
+from revenue.economics.anomalies import detect_anomalies
+from tests.revenue.economics.test_anomalies import DAY
+from tests.revenue.economics.test_anomalies import world as anomaly_world  # noqa: F401  (fixture)
+from tests.revenue.economics.test_api import key_client
+from tests.revenue.economics.test_churn_risk import fading  # noqa: F401  (fixture)
+from tests.revenue.economics.test_whatif import book  # noqa: F401  (fixture)
+
+
+@pytest.fixture
+def now_in_april(monkeypatch):
+    fixed = timezone.datetime(2026, 4, 10, 12, tzinfo=timezone.get_current_timezone())
+    monkeypatch.setattr(timezone, "now", lambda: fixed)
+
+
+def staff(tenant, member_factory, role=Role.ACCOUNT_MANAGER):
+    client = Client()
+    client.force_login(member_factory(tenant, role))
+    return client
+
+
+def test_churn_risk_page_lists_the_at_risk_customer_with_signals(fading, tenant_a, tenant_b, member_factory, now_in_april):  # noqa: F811
+    body = staff(tenant_a, member_factory).get("/staff/economics/churn-risk/?as_of=2026-03-31").content.decode()
+
+    assert "Fading Freight" in body and "58.5" in body and "Overdue invoices" in body
+    assert "Back-test against real churn" in body
+    assert "Fading Freight" not in staff(tenant_b, member_factory).get("/staff/economics/churn-risk/?as_of=2026-03-31").content.decode()
+
+
+def test_churn_risk_page_bad_day_is_400(tenant_a, member_factory):
+    assert staff(tenant_a, member_factory).get("/staff/economics/churn-risk/?as_of=31-03-2026").status_code == 400
+
+
+def test_churn_risk_api_with_points_rounded(fading, tenant_a, now_in_april):  # noqa: F811
+    body = key_client(tenant_a).get("/api/v1/economics/churn-risk/?as_of=2026-03-31").json()
+
+    assert (body["scored"], body["at_risk"]) == (2, 1)
+    customer = body["customers"][0]
+    assert (customer["customer"], customer["score"]) == ("Fading Freight", "58.50")
+    usage = next(s for s in customer["signals"] if s["code"] == "usage_trend")
+    assert (usage["points"], usage["raw"]["ratio"]) == ("12.50", "0.7500")
+
+
+def test_churn_risk_api_refuses_a_future_day_and_another_tenant_sees_nothing(fading, tenant_a, tenant_b, now_in_april):  # noqa: F811
+    assert key_client(tenant_a).get("/api/v1/economics/churn-risk/?as_of=2027-01-01").status_code == 400
+    assert key_client(tenant_b).get("/api/v1/economics/churn-risk/?as_of=2026-03-31").json()["customers"] == []
+
+
+def test_churn_validation_api(fading, tenant_a):  # noqa: F811
+    response = key_client(tenant_a).get("/api/v1/economics/churn-risk/validation/?months=3")
+
+    assert response.status_code == 200
+    assert set(response.json()) >= {"one_month_before", "two_months_before", "non_churners", "lift", "churners"}
+    assert key_client(tenant_a).get("/api/v1/economics/churn-risk/validation/?months=99").status_code == 400
+
+
+def test_anomalies_page_and_api(anomaly_world, tenant_b, member_factory):  # noqa: F811
+    detect_anomalies(tenant=anomaly_world, day=DAY)
+
+    body = staff(anomaly_world, member_factory).get("/staff/economics/anomalies/?days=366").content.decode()
+    api = key_client(anomaly_world).get(f"/api/v1/economics/anomalies/?since={DAY.isoformat()}").json()
+
+    assert "Spiky" in body and "Spend above 5" in body
+    assert sorted((a["customer"], a["kind"]) for a in api["alerts"]) == [
+        ("Droppy", "drop"), ("Spender", "threshold"), ("Spiky", "spike")
+    ]
+    assert key_client(tenant_b).get(f"/api/v1/economics/anomalies/?since={DAY.isoformat()}").json()["alerts"] == []
+
+
+def test_whatif_page_and_api(book, member_factory, monkeypatch):  # noqa: F811
+    monkeypatch.setattr(timezone, "now", lambda: timezone.datetime(2026, 3, 5, tzinfo=timezone.get_current_timezone()))
+
+    body = staff(book, member_factory, Role.FINANCE).get("/staff/economics/what-if/?months=2").content.decode()
+    api = key_client(book).get("/api/v1/economics/what-if/?months=2&plans=flat-49,tiered").json()
+
+    assert "flat-49" in body and "$122.50" in body and "3 of 3" in body
+    assert (api["totals"]["flat-49"]["revenue"], api["totals"]["tiered"]["revenue"]) == ("122.50", "80.00")
+    assert [m["customer"] for m in api["movers"]["tiered"]["pay_less"]] == ["Yara"]
+    assert "customers" not in api
+    assert key_client(book).get("/api/v1/economics/what-if/?plans=nope").status_code == 400
+
+
+def test_price_plan_admin_for_finance(tenant_a, member_factory):
+    assert staff(tenant_a, member_factory, Role.FINANCE).get("/admin/revenue/priceplan/add/").status_code == 200
+    assert staff(tenant_a, member_factory, Role.VIEWER).get("/admin/revenue/priceplan/add/").status_code == 403

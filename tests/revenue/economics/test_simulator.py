@@ -1,0 +1,70 @@
+"""The usage simulator: reproducible events through the real ingestion path, a rerun adds nothing."""
+
+from datetime import date
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from billing.models import UsageEvent
+from revenue.economics.models import ModelPrice
+from revenue.economics.simulator import archetype_of, day_events
+from tests.customers.factories import CustomerFactory
+
+
+def run(tenant, **options):
+    out = StringIO()
+    call_command("simulate_usage", tenant=tenant.slug, days=3, seed=7, end="2026-03-11", stdout=out, **options)
+    return out.getvalue()
+
+
+def test_a_rerun_with_the_same_seed_adds_nothing(tenant_a, tenant_b):
+    CustomerFactory(tenant=tenant_a, external_ref="alpha")
+    CustomerFactory(tenant=tenant_a, external_ref="beta")
+
+    first = run(tenant_a)
+    stored = UsageEvent.objects.for_tenant(tenant_a).count()
+    second = run(tenant_a)
+
+    assert stored == 1051  # seed 7: alpha and beta, 9 to 11 March 2026
+    assert "1051 events, 1051 accepted, 0 duplicates, 0 rejected" in first
+    assert "1051 events, 0 accepted, 1051 duplicates, 0 rejected" in second
+    assert UsageEvent.objects.for_tenant(tenant_a).count() == 1051
+    assert UsageEvent.objects.for_tenant(tenant_b).count() == 0
+
+
+def test_events_carry_provider_model_tokens_task_and_status_and_are_priced(tenant_a):
+    CustomerFactory(tenant=tenant_a, external_ref="alpha")
+
+    run(tenant_a)
+
+    event = UsageEvent.objects.for_tenant(tenant_a).order_by("idempotency_key").first()
+    assert set(event.properties) == {"provider", "model", "input_tokens", "output_tokens", "task_type", "status"}
+    assert event.idempotency_key.startswith("sim-7-alpha-20260309-")
+    assert ModelPrice.objects.for_tenant(tenant_a).count() == 6
+
+
+def test_missing_customers_are_created_for_the_requested_count(tenant_a):
+    run(tenant_a, customers=3)
+
+    assert sorted(UsageEvent.objects.for_tenant(tenant_a).values_list("customer__external_ref", flat=True).distinct()) == [
+        "sim-00001", "sim-00002", "sim-00003"
+    ]
+
+
+def test_same_seed_same_day_same_events_and_weekends_are_quieter():
+    from zoneinfo import ZoneInfo
+
+    zone = ZoneInfo("UTC")
+    weekday = day_events(seed=1, ref="heavy-co", archetype="heavy", day=date(2026, 3, 11), zone=zone)
+    again = day_events(seed=1, ref="heavy-co", archetype="heavy", day=date(2026, 3, 11), zone=zone)
+    saturday = day_events(seed=1, ref="heavy-co", archetype="heavy", day=date(2026, 3, 14), zone=zone)
+
+    assert weekday == again
+    assert 200 <= len(weekday) <= 500 and len(saturday) <= 150
+    assert archetype_of(1, "heavy-co") == archetype_of(1, "heavy-co")
+
+
+def test_unknown_tenant_is_a_clear_error(tenant_a):
+    with pytest.raises(CommandError, match="No tenant with slug 'nope'"):
+        call_command("simulate_usage", tenant="nope", days=1, seed=1)

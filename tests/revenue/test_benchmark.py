@@ -1,0 +1,31 @@
+"""The benchmark's hand-written bare SQL computes the selectors' numbers (on a small generated tenant)."""
+
+from datetime import date
+
+import pytest
+
+from revenue.benchmarks import build_tenant, measure
+from revenue.selectors.common import add_months
+from revenue.selectors.mrr import mrr_series
+
+FIRST, LAST = date(2024, 1, 1), date(2025, 6, 1)
+
+
+@pytest.mark.django_db
+def test_bare_sql_gives_the_selectors_numbers(tenant_b):
+    tenant = build_tenant(contracts=300, months=18, first=FIRST)
+
+    figures = measure(tenant=tenant, first=FIRST, last=LAST, repeat=1, write=lambda line: None)
+
+    assert {name: row["same_numbers"] for name, row in figures.items()} == {
+        "mrr_series": True, "movements": True, "concentration": True,
+    }
+    assert mrr_series(tenant=tenant, first=LAST, last=LAST)[0]["customers"] > 0
+
+
+@pytest.mark.django_db
+def test_rebuilding_with_reuse_keeps_the_same_tenant(tenant_b):
+    tenant = build_tenant(contracts=20, months=6, first=add_months(LAST, -5))
+
+    assert build_tenant(contracts=20, months=6, first=add_months(LAST, -5), reuse=True).pk == tenant.pk
+    assert build_tenant(contracts=21, months=6, first=add_months(LAST, -5), reuse=True).pk != tenant.pk
