@@ -1,4 +1,9 @@
 # The production image: web (gunicorn), worker and beat all run from it (see docker-compose.yml).
+FROM node:20-bookworm-slim AS assets
+WORKDIR /assets
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund
+
 FROM python:3.11-slim-bookworm
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
 RUN apt-get update \
@@ -8,6 +13,7 @@ WORKDIR /app
 COPY requirements.txt .
 RUN pip install --no-cache-dir -r requirements.txt
 COPY . .
+COPY --from=assets /assets/node_modules/chart.js/dist node_modules/chart.js/dist
 RUN DJANGO_SECRET_KEY=build-only DATABASE_URL=sqlite:///tmp/build.db python manage.py collectstatic --no-input -v0
 RUN useradd --system --uid 1000 portal && mkdir -p /app/var && chown portal /app/var
 USER portal

@@ -7,9 +7,12 @@ from rest_framework.routers import DefaultRouter
 from billing.api import register as register_billing_api
 from billing.api_usage import url_patterns as usage_api_patterns
 from customers.api import register as register_customers_api
-from portal import views, views_portal
+from portal import views, views_portal, views_roi
+from portal.views_economics import url_patterns as economics_patterns
+from portal.dashboards import url_patterns as dashboard_patterns
 from revenue.api import register as register_revenue_api
 from revenue.api_metrics import url_patterns as metrics_api_patterns
+from revenue.economics.api import url_patterns as economics_api_patterns
 
 router = DefaultRouter()
 register_customers_api(router)
@@ -35,6 +38,7 @@ portal_patterns = [
         name="credit_note_export",
     ),
     path("usage/", views_portal.usage, name="usage"),
+    path("roi/", views_roi.roi, name="roi"),
     path("accounts/login/", auth_views.LoginView.as_view(template_name="portal/login.html"), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path(
@@ -70,9 +74,12 @@ portal_patterns = [
 
 urlpatterns = [
     path("", include((portal_patterns, "portal"))),
+    path("staff/economics/", include((economics_patterns(), "economics"))),
     path("admin/", admin.site.urls),
+    path("staff/", include((dashboard_patterns(), "dashboards"))),
     path("api/v1/", include(usage_api_patterns())),
     path("api/v1/", include(metrics_api_patterns())),
+    path("api/v1/", include(economics_api_patterns())),
     path("api/v1/", include(router.urls)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),

@@ -26,6 +26,7 @@ from django.utils.translation import gettext as _
 from billing.documents import credit_note_render_pdf, invoice_render_pdf
 from billing.metering import usage_totals
 from billing.models import BillableMetric, CreditNote, Invoice
+from billing.projection import invoice_project
 
 PAGE_SIZE = 50
 EXPORT_FORMATS = ("csv", "json")
@@ -302,11 +303,9 @@ def _current_period(tenant) -> tuple[date, date, date]:
 
 @customer_view
 def usage(request):
-    """This calendar month's usage so far (tenant's time zone), per billable metric of the tenant.
-
-    The bill it projects is not shown: billing has no public way yet to price one customer's
-    period without writing a draft (see the portal report).
-    """
+    """This calendar month's usage so far (tenant's time zone), per billable metric of the tenant,
+    and the invoice it projects: the month priced now by ``billing.projection.invoice_project``,
+    the same pricing as the month-end draft run, nothing written."""
     tenant, customer = request.tenant, request.customer
     start, end, today = _current_period(tenant)
     totals = usage_totals(tenant=tenant, period_start=start, period_end=end, customer_ids=[customer.pk])
@@ -314,5 +313,8 @@ def usage(request):
         {"metric": metric, "quantity": totals.get((customer.pk, metric.code), Decimal(0))}
         for metric in BillableMetric.objects.for_tenant(tenant).order_by("name")
     ]
-    context = {"metrics": metrics, "period_start": start, "period_end": end, "today": today}
+    projection = invoice_project(customer=customer, period_start=start, period_end=end)
+    context = {
+        "metrics": metrics, "period_start": start, "period_end": end, "today": today, "projection": projection,
+    }
     return render(request, "portal/usage.html", context)

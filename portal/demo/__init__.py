@@ -1,7 +1,8 @@
 """The demo: three tenants with two years of believable history, built through the services.
 
 ``demo_load`` is what ``manage.py demo_load`` runs. A tenant whose slug exists is left alone
-("already loaded"); logins are ensured every time. Each tenant is built in one transaction, inside
+("already loaded"); logins are ensured every time, and so is the billing data (metrics, usage,
+invoices: ``portal.demo.billing``), added to a tenant that has no billable metric yet. Each tenant is built in one transaction, inside
 its own scope, so a failure leaves no half-built tenant behind.
 """
 
@@ -11,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from django.apps import apps
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import ProtectedError, RestrictedError
 from faker import Faker
 from tqdm import tqdm
@@ -21,6 +22,8 @@ from customers.tenancy import platform_scope, tenant_scope
 from portal.demo import jobapi, konsult, optimizer
 from portal.demo.common import DemoContext
 from portal.demo.logins import Logins
+from billing.models import CreditNote, CreditRequest, Invoice, UsageEvent
+from portal.demo import billing as demo_billing
 from revenue.models import Opportunity
 
 BUILDERS = [optimizer, jobapi, konsult]
@@ -49,6 +52,10 @@ def _counts(tenant: Tenant) -> dict[str, int]:
         "lines": ContractLine.objects.for_tenant(tenant).count(),
         "changes": ContractChange.objects.for_tenant(tenant).count(),
         "opportunities": Opportunity.objects.for_tenant(tenant).count(),
+        "usage events": UsageEvent.objects.for_tenant(tenant).count(),
+        "invoices": Invoice.objects.for_tenant(tenant).count(),
+        "credit notes": CreditNote.objects.for_tenant(tenant).count(),
+        "credit requests": CreditRequest.objects.for_tenant(tenant).count(),
     }
 
 
@@ -64,6 +71,10 @@ def tenant_delete(tenant: Tenant) -> None:
         if any(f.name == "tenant" and f.is_relation and f.related_model is Tenant for f in model._meta.fields)
     ]
     with platform_scope(), transaction.atomic():
+        with connection.cursor() as cursor:
+            # The issued-document triggers (billing migration 0002) allow deleting this tenant's
+            # invoices and credit notes in this transaction only.
+            cursor.execute("SELECT set_config('portal.purging_tenant', %s, true)", [str(tenant.pk)])
         while owned:
             remaining = []
             for model in owned:
@@ -77,14 +88,17 @@ def tenant_delete(tenant: Tenant) -> None:
         tenant.delete()
 
 
-def _build(builder, tenant: Tenant, *, today: date, seed: int, scale: float, managers: list, progress) -> list:
-    rng = random.Random(f"{seed}:{tenant.slug}")
+def _context(tenant: Tenant, rng: random.Random, *, today: date, scale: float, managers: list, progress=None):
     faker = Faker(FAKER_LOCALES[tenant.locale])
     faker.seed_instance(rng.getrandbits(32))
-    ctx = DemoContext(
+    return DemoContext(
         tenant=tenant, today=today, rng=rng, scale=scale, account_managers=managers, faker=faker, progress=progress
     )
-    return builder.build(ctx)
+
+
+def _build(builder, tenant: Tenant, *, today: date, seed: int, scale: float, managers: list, progress) -> list:
+    rng = random.Random(f"{seed}:{tenant.slug}")
+    return builder.build(_context(tenant, rng, today=today, scale=scale, managers=managers, progress=progress))
 
 
 def demo_load(
@@ -125,5 +139,9 @@ def demo_load(
                     ) as bar:
                         _build(builder, tenant, today=today, seed=seed, scale=scale, managers=managers, progress=bar)
                 logins.portal(tenant, builder.PORTAL_CUSTOMERS)
+                if not demo_billing.has_billing(tenant):
+                    rng = demo_billing.billing_rng(seed, tenant.slug)
+                    ctx = _context(tenant, rng, today=today, scale=scale, managers=managers)
+                    demo_billing.build(ctx, builder, builder.PORTAL_CUSTOMERS)
                 reports.append(TenantReport(tenant.slug, tenant.name, status, _counts(tenant)))
     return LoadReport(tenants=reports, logins=logins.rows)

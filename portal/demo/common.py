@@ -53,6 +53,7 @@ class DemoContext:
     faker: Faker
     progress: object = None
     used_names: set = field(default_factory=set)
+    memo: dict = field(default_factory=dict)  # what a later step of the build needs to remember
 
     @property
     def history_start(self) -> date:

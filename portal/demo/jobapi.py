@@ -13,6 +13,7 @@ from django.utils.text import slugify
 
 from customers.models import BillingInterval, ContractLine
 from customers.services import LineSpec
+from portal.demo.billing import Credits, active_days_share, lines_active_in
 from portal.demo.common import (
     DemoContext,
     customer_add,
@@ -55,6 +56,8 @@ PLANS = {
     "Professional": Plan(Decimal("99"), Decimal("0.30"), "SMB", (400, 1200)),
     "Business": Plan(Decimal("299"), Decimal("0.20"), "mid-market", (1500, 4000)),
 }
+# Off the plan fee for customers who used 80–100 % of their quota (DOMAIN.md, job API rules).
+UTILISATION_DISCOUNT_PERCENT = {"Starter": 2, "Professional": 3, "Business": 4}
 SUBSCRIPTION_TITLE = "Job API subscription"
 ENTERPRISE_DEAL = "Enterprise agreement, unlimited jobs"
 CHURN = "churn"
@@ -100,7 +103,7 @@ def _plan_lines(plan: str, interval: int, currency: str) -> dict[str, LineSpec]:
             description="Plan fee", kind=ContractLine.Kind.RECURRING, unit_price=_fee(plan, interval, currency)
         ),
         "overage": LineSpec(
-            description="Jobs over the included quota",
+            description="Processed jobs",
             kind=ContractLine.Kind.USAGE,
             unit_price=money(PLANS[plan].overage, currency),
         ),
@@ -282,3 +285,126 @@ def _pipeline(ctx: DemoContext, business: list, enterprise: list) -> None:
     for index in range(max(2, ctx.count(6))):
         deal = Deal(ENTERPRISE_DEAL, ctx.price(18000, 60000, 1000), prospect_name=us_company(ctx, SUFFIXES))
         lost_deal(ctx, deal, closed_on=ctx.start_in_history(), reason=LOST_REASONS[index % len(LOST_REASONS)])
+
+
+# --- billing data (see portal.demo.billing) --------------------------------------------------
+
+MINIMUM_INVOICE_AMOUNT = Decimal("1.00")
+# One `processed_jobs` event per job carries its status, compute time and data; created and
+# confirmed jobs arrive as daily counts. Failed jobs, compute and data are read from the job events.
+METRICS = [
+    {"code": "created_jobs", "name": "Created jobs", "aggregation": "sum", "field": "quantity", "unit": "jobs"},
+    {"code": "processed_jobs", "name": "Processed jobs", "aggregation": "count", "unit": "jobs"},
+    {"code": "confirmed_jobs", "name": "Confirmed jobs", "aggregation": "sum", "field": "quantity", "unit": "jobs"},
+    {"code": "failed_jobs", "name": "Failed jobs", "event_code": "processed_jobs", "aggregation": "count",
+     "filters": {"status": ["failed"]}, "unit": "jobs"},
+    {"code": "compute_ms", "name": "Compute time", "event_code": "processed_jobs", "aggregation": "sum",
+     "field": "compute_ms", "unit": "ms"},
+    {"code": "data_gb", "name": "Data processed", "event_code": "processed_jobs", "aggregation": "sum",
+     "field": "data_gb", "unit": "GB"},
+]
+INCLUDED_JOBS = {"Free": 10, "Starter": 100, "Professional": 500, "Business": 2000}
+PLAN_BY_OVERAGE = {plan.overage: name for name, plan in PLANS.items()}
+GRACE_PERCENT = 1
+# How much of its quota a customer uses in a month: (profile, share of customers, low, high).
+USAGE_PROFILES = [("light", 0.5, 0.2, 0.6), ("power", 0.3, 0.8, 1.0), ("heavy", 0.2, 1.0, 1.3)]
+ENTERPRISE_JOBS = (1500, 4000)
+FAILURE_RATES = (0.002, 0.015)  # share of jobs that fail for system reasons, per customer
+CREDITS = Credits(
+    credit_note="Queue outage on the 12th: jobs delayed more than four hours",
+    credit_note_share=Decimal("0.10"),
+    balance=("Goodwill for the webhook delivery delays", Decimal("25.00")),
+    pending=("Onboarding credit promised at the plan upgrade", Decimal("150.00")),
+)
+
+
+def usage_terms(line) -> dict:
+    """Included quota with overage: the plan's included jobs, its overage price, 1 % grace, failed
+    jobs credited in full, and the plan's quota utilisation discount on the plan fee. The line's
+    overage price names the plan."""
+    plan = PLAN_BY_OVERAGE[line.unit_price.amount]
+    return {
+        "charge_model": "included_quota",
+        "metric": "processed_jobs",
+        "terms": {
+            "included": INCLUDED_JOBS[plan],
+            "overage_unit_price": f"{PLANS[plan].overage:.2f}",
+            "grace_percent": GRACE_PERCENT,
+            "failed_metric": "failed_jobs",
+            **(
+                {"utilisation_discount_percent": str(UTILISATION_DISCOUNT_PERCENT[plan])}
+                if plan in UTILISATION_DISCOUNT_PERCENT
+                else {}
+            ),
+        },
+    }
+
+
+def _profile(ctx, customer_id: int, cache: dict) -> tuple[float, float, float]:
+    if customer_id not in cache:
+        roll, chosen = ctx.rng.random(), USAGE_PROFILES[-1]
+        for profile in USAGE_PROFILES:
+            if roll < profile[1]:
+                chosen = profile
+                break
+            roll -= profile[1]
+        cache[customer_id] = (chosen[2], chosen[3], ctx.rng.uniform(*FAILURE_RATES))
+    return cache[customer_id]
+
+
+def monthly_jobs(ctx, plan: str | None, low: float, high: float) -> int:
+    """Jobs in a whole month: a share of the plan's quota, or an Enterprise volume (``plan`` None)."""
+    if plan is None:
+        return ctx.rng.randint(*ENTERPRISE_JOBS)
+    jobs = round(INCLUDED_JOBS[plan] * ctx.rng.uniform(low, high))
+    return min(jobs, INCLUDED_JOBS["Free"]) if plan == "Free" else jobs  # Free stops at its quota
+
+
+def job_events(ctx, ref: str, month, jobs: int, failure_rate: float) -> list[dict]:
+    """``jobs`` processed-job events spread over ``month`` up to its last usage day, plus the daily
+    created and confirmed counts. Keys are stable: the same month gives the same keys."""
+    days = month.last.day
+    per_day: dict[int, list[bool]] = {}
+    for _ in range(jobs):
+        per_day.setdefault(ctx.rng.randint(1, days), []).append(ctx.rng.random() < failure_rate)
+    events = []
+    for day in sorted(per_day):
+        on = month.first.replace(day=day)
+        failures = per_day[day]
+        for number, failed in enumerate(failures):
+            moment = ctx.moment(on, hour=ctx.rng.randint(0, 23))
+            events.append({
+                "customer": ref, "metric": "processed_jobs", "timestamp": moment.isoformat(),
+                "idempotency_key": f"{ref}:job:{on}:{number}",
+                "properties": {
+                    "status": "failed" if failed else "succeeded",
+                    "compute_ms": ctx.rng.randint(300, 1500) if failed else ctx.rng.randint(800, 9000),
+                    "data_gb": f"{ctx.rng.uniform(0.002, 0.25):.3f}",
+                },
+            })
+        closing = ctx.moment(on, hour=23).isoformat()
+        created = len(failures) + (ctx.rng.randint(0, 3) if on == ctx.today else 0)  # some still queued today
+        events.append({"customer": ref, "metric": "created_jobs", "timestamp": closing, "quantity": created,
+                       "idempotency_key": f"{ref}:created:{on}"})
+        events.append({"customer": ref, "metric": "confirmed_jobs", "timestamp": closing,
+                       "quantity": failures.count(False), "idempotency_key": f"{ref}:confirmed:{on}"})
+    return events
+
+
+def usage_events(ctx, month) -> list[dict]:
+    """A month of jobs for every customer with a plan (or an Enterprise agreement) billed in it:
+    light customers use a fifth to 60 % of their quota, power users 80–100 %, heavy ones go over."""
+    profiles = ctx.memo.setdefault("job_profiles", {})
+    kinds = [ContractLine.Kind.USAGE, ContractLine.Kind.RECURRING]
+    events = []
+    for customer_id, lines in lines_active_in(ctx.tenant, month, kinds=kinds).items():
+        usage = [line for line in lines if line.kind == ContractLine.Kind.USAGE]
+        enterprise = [line for line in lines if line.contract.title == ENTERPRISE_DEAL]
+        if not usage and not enterprise:
+            continue
+        line = (usage or enterprise)[-1]
+        plan = PLAN_BY_OVERAGE[line.unit_price.amount] if usage else None
+        low, high, failure_rate = _profile(ctx, customer_id, profiles)
+        jobs = round(monthly_jobs(ctx, plan, low, high) * active_days_share(line, month))
+        events += job_events(ctx, line.contract.customer.external_ref, month, jobs, failure_rate)
+    return events

@@ -12,6 +12,7 @@ from django.utils.text import slugify
 
 from customers.models import BillingInterval, Contract, ContractLine
 from customers.services import LineSpec
+from portal.demo.billing import INVOICED_MONTHS, Credits, Month, active_days_share, lines_active_in
 from portal.demo.common import DemoContext, customer_add, domain_for, money, month_end, month_start, round_to
 from portal.demo.contracts import Subscription, project_delivered, subscribe
 from portal.demo.pipeline import Deal, lost_deal, open_pipeline, won_deal
@@ -278,3 +279,57 @@ def _pipeline(ctx: DemoContext, without_seats: list, with_retainer: list) -> Non
         lost_deal(ctx, Deal(START_PACKAGE, money(START_PACKAGE_PRICE, ctx.currency), kind=Opportunity.Kind.ONE_OFF,
                             prospect_name=_company(ctx)),
                   closed_on=ctx.start_in_history(), reason=LOST_REASONS[index % len(LOST_REASONS)])
+
+
+# --- billing data (see portal.demo.billing) --------------------------------------------------
+
+MINIMUM_INVOICE_AMOUNT = Decimal("0")
+METRICS = [{"code": "hours", "name": "Konsulttimmar", "aggregation": "sum", "field": "quantity", "unit": "timmar"}]
+HOURS_TITLE = "Konsulttimmar enligt avtal"
+HOURS_SHARE = 0.4  # of the customers with a running agreement who also buy hours by the hour
+HOURS_PER_ENTRY = [Decimal(h) for h in ("1", "1.5", "2", "3", "4", "4", "6", "8")]
+ACTIVITIES = ["Rådgivning", "Workshopförberedelse", "Implementation", "Uppföljningsmöte", "Dokumentation"]
+CREDITS = Credits(
+    credit_note="Workshopen förkortades till en halvdag",
+    credit_note_share=Decimal("0.10"),
+    balance=("Rabatt enligt överenskommelse med VD", Decimal("900")),
+    pending=("Kompensation för försenad leverans av förstudien", Decimal("4500")),
+)
+
+
+def billing_contracts(ctx: DemoContext) -> None:
+    """Hours billed by the hour, from the first invoiced month, for the showcase's Norrsken and
+    Havsbris and some other customers with a running agreement."""
+    first = month_start(ctx.today, -INVOICED_MONTHS)
+    running = lines_active_in(ctx.tenant, Month(first, month_end(first)), kinds=[ContractLine.Kind.RECURRING])
+    customers = [lines[0].contract.customer for lines in running.values()]
+    chosen = [c for c in customers if c.external_ref in ("norrsken-logistik", "havsbris-media")]
+    chosen += [c for c in customers if c not in chosen and ctx.rng.random() < HOURS_SHARE]
+    for customer in chosen:
+        line = LineSpec(description="Konsulttimmar", kind=ContractLine.Kind.USAGE,
+                        unit_price=money(HOURLY_RATE, ctx.currency))
+        subscribe(customer, title=HOURS_TITLE, start=first, lines={"hours": line})
+
+
+def usage_terms(line) -> dict:
+    """Hours at the line's hourly rate."""
+    return {"charge_model": "per_unit", "metric": "hours", "terms": {}}
+
+
+def usage_events(ctx: DemoContext, month) -> list[dict]:
+    """A few time reports a month, on weekdays, per customer buying hours."""
+    events = []
+    for lines in lines_active_in(ctx.tenant, month, kinds=[ContractLine.Kind.USAGE]).values():
+        line = lines[-1]
+        ref = line.contract.customer.external_ref
+        entries = round(ctx.rng.randint(3, 9) * active_days_share(line, month))
+        weekdays = [d for d in range(1, month.last.day + 1) if month.first.replace(day=d).weekday() < 5]
+        for number in range(entries if weekdays else 0):
+            day = month.first.replace(day=ctx.rng.choice(weekdays))
+            events.append({
+                "customer": ref, "metric": "hours", "timestamp": ctx.moment(day, hour=17).isoformat(),
+                "idempotency_key": f"{ref}:hours:{month.key()}:{number}",
+                "quantity": f"{ctx.rng.choice(HOURS_PER_ENTRY)}",
+                "properties": {"activity": ctx.rng.choice(ACTIVITIES)},
+            })
+    return events

@@ -12,8 +12,10 @@ from decimal import Decimal
 
 from django.utils.text import slugify
 
+from billing.pricing import savings as savings_of
 from customers.models import BillingInterval, ContractLine
 from customers.services import LineSpec
+from portal.demo.billing import Credits, active_days_share, lines_active_in
 from portal.demo.common import (
     DemoContext,
     customer_add,
@@ -287,3 +289,86 @@ def _pipeline(ctx: DemoContext, by_tier: dict, enterprise: list) -> None:
                           next_step="Baseline their AI spend"))
     ctx.rng.shuffle(deals)
     open_pipeline(ctx, deals)
+
+
+# --- billing data (see portal.demo.billing) --------------------------------------------------
+
+MINIMUM_INVOICE_AMOUNT = Decimal("0")
+# Each customer's optimizer sends one savings report a month: its AI spend at the old prices and
+# routing (baseline) and what it actually paid (optimized). Savings = baseline − optimized, never < 0.
+METRICS = [
+    {"code": "savings", "name": "Verified savings", "event_code": "savings_report", "aggregation": "sum",
+     "field": "savings", "unit": "USD"},
+    {"code": "baseline_spend", "name": "AI spend before optimization", "event_code": "savings_report",
+     "aggregation": "sum", "field": "baseline", "unit": "USD"},
+    {"code": "optimized_spend", "name": "AI spend after optimization", "event_code": "savings_report",
+     "aggregation": "sum", "field": "optimized", "unit": "USD"},
+]
+MONTHLY_AI_SPEND = {  # tier: (low, high) baseline spend per month, DOMAIN's tier bands
+    "Free": (250, 950),
+    "Early": (1500, 9500),
+    "Mid": (12000, 90000),
+    "Enterprise": (110000, 380000),
+}
+SAVINGS_SHARE = (0.12, 0.35)  # of the baseline that the optimizer saves
+CREDITS = Credits(
+    credit_note="Savings overstated after a provider price change mid-month",
+    credit_note_share=Decimal("0.08"),
+    balance=("Goodwill for the dashboard outage", Decimal("250.00")),
+    pending=("Pilot extension agreed with their CFO", Decimal("400.00")),
+)
+
+
+def usage_terms(line) -> dict:
+    """A percentage of verified savings: the line's unit price is the rate (0.20 = 20 %, Enterprise
+    its negotiated rate)."""
+    return {
+        "charge_model": "percentage",
+        "metric": "savings",
+        "terms": {"rate_percent": f"{(line.unit_price.amount * 100).normalize():f}"},
+    }
+
+
+def _tier_of(line, platform_fee) -> str:
+    if line.contract.billing_interval == BillingInterval.ANNUAL:
+        return "Enterprise"
+    if line.unit_price.amount == 0:
+        return "Free"
+    return "Mid" if platform_fee and platform_fee >= TIERS["Mid"].platform_fee else "Early"
+
+
+def savings_report(ctx, ref: str, month, tier: str, share: Decimal) -> dict:
+    """The month's savings report (the current month's is month-to-date, dated today)."""
+    baseline = Decimal(round_to(Decimal(ctx.rng.uniform(*MONTHLY_AI_SPEND[tier])), 1)) * share
+    baseline = baseline.quantize(Decimal("0.01"))
+    optimized = (baseline * Decimal(1 - ctx.rng.uniform(*SAVINGS_SHARE))).quantize(Decimal("0.01"))
+    suffix = "" if month.closed else "-to-date"
+    return {
+        "customer": ref,
+        "metric": "savings_report",
+        "timestamp": ctx.moment(month.last, hour=20 if month.closed else 8).isoformat(),
+        "idempotency_key": f"{ref}:savings:{month.key()}{suffix}",
+        "properties": {
+            "baseline": f"{baseline}",
+            "optimized": f"{optimized}",
+            "savings": f"{savings_of(baseline=baseline, optimized=optimized)}",
+        },
+    }
+
+
+def usage_events(ctx, month) -> list[dict]:
+    """One savings report per customer whose share of savings is billed in ``month``."""
+    kinds = [ContractLine.Kind.USAGE, ContractLine.Kind.RECURRING]
+    events = []
+    for lines in lines_active_in(ctx.tenant, month, kinds=kinds).values():
+        usage = [line for line in lines if line.kind == ContractLine.Kind.USAGE]
+        if not usage:
+            continue
+        line = usage[-1]
+        fees = [ln.unit_price.amount for ln in lines if ln.kind == ContractLine.Kind.RECURRING
+                and ln.contract_id == line.contract_id]
+        share = active_days_share(line, month)
+        if share > 0:
+            tier = _tier_of(line, fees[-1] if fees else None)
+            events.append(savings_report(ctx, line.contract.customer.external_ref, month, tier, share))
+    return events

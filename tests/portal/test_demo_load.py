@@ -14,6 +14,16 @@ from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 from django.db import transaction
 
+from billing.models import (
+    BillableMetric,
+    BillingSettings,
+    CreditNote,
+    CreditRequest,
+    Invoice,
+    InvoiceLine,
+    PriceTerms,
+    UsageEvent,
+)
 from customers.models import (
     Contact,
     Contract,
@@ -47,6 +57,13 @@ def _counts() -> dict[str, int]:
             "users": get_user_model().objects.count(),
             "memberships": Membership.objects.count(),
             "portal accesses": PortalAccess.objects.count(),
+            "metrics": BillableMetric.objects.count(),
+            "price terms": PriceTerms.objects.count(),
+            "usage events": UsageEvent.objects.count(),
+            "invoices": Invoice.objects.count(),
+            "invoice lines": InvoiceLine.objects.count(),
+            "credit notes": CreditNote.objects.count(),
+            "credit requests": CreditRequest.objects.count(),
         }
 
 
@@ -83,6 +100,8 @@ def test_demo_creates_the_three_tenants_with_their_currencies_and_locales(tenant
 def test_second_run_changes_no_row_counts(demo):
     assert demo.after_second == demo.after_first
     assert demo.after_first["customers"] > 20
+    assert demo.after_first["usage events"] > 1000
+    assert demo.after_first["credit notes"] == 3
 
 
 def test_second_run_reports_each_tenant_already_loaded(demo):
@@ -265,3 +284,89 @@ def test_a_badly_written_today_is_a_clear_error():
 def test_a_scale_of_zero_is_refused():
     with pytest.raises(CommandError, match="--scale must be above 0"):
         call_command("demo_load", scale=0, verbosity=0)
+
+
+# --- billing data ------------------------------------------------------------------------------
+
+CLOSED_MONTHS = [date(2026, 8, 1), date(2026, 9, 1), date(2026, 10, 1)]
+
+
+@pytest.mark.parametrize("slug", SLUGS)
+def test_each_tenant_has_issued_invoices_with_gapless_numbers(tenants, slug):
+    prefix = tenants[slug].invoice_number_prefix
+    with platform_scope():
+        issued = Invoice.objects.filter(tenant=tenants[slug]).exclude(status=Invoice.Status.DRAFT)
+        sequence = sorted(issued.values_list("sequence_number", flat=True))
+        numbers = set(issued.values_list("number", flat=True))
+
+    assert len(sequence) >= 6  # two customers a month at least, at this small scale
+    assert sequence == list(range(1, len(sequence) + 1))
+    assert numbers == {f"{prefix}2026-{n:05d}" for n in sequence}
+
+
+@pytest.mark.parametrize("slug", SLUGS)
+def test_three_closed_months_are_issued_older_ones_paid_and_this_month_is_a_draft(tenants, slug):
+    with platform_scope():
+        statuses = {
+            month: set(Invoice.objects.filter(tenant=tenants[slug], period_start=month).values_list("status", flat=True))
+            for month in CLOSED_MONTHS + [date(2026, 11, 1)]
+        }
+        undelivered_pdfs = Invoice.objects.filter(tenant=tenants[slug]).exclude(pdf="").count()
+
+    assert statuses[date(2026, 8, 1)] == {Invoice.Status.PAID}
+    assert statuses[date(2026, 9, 1)] == {Invoice.Status.PAID}
+    assert statuses[date(2026, 10, 1)] <= {Invoice.Status.PAID, Invoice.Status.FINALIZED}
+    assert Invoice.Status.FINALIZED in statuses[date(2026, 10, 1)]
+    assert statuses[date(2026, 11, 1)] == {Invoice.Status.DRAFT}
+    assert undelivered_pdfs == 0  # rendered when first downloaded
+
+
+@pytest.mark.parametrize("slug", SLUGS)
+def test_each_tenant_has_one_credit_note_and_a_credit_waiting_for_approval(tenants, slug):
+    with platform_scope():
+        notes = list(CreditNote.objects.filter(tenant=tenants[slug]).values_list("number", "invoice__period_start"))
+        statuses = sorted(CreditRequest.objects.filter(tenant=tenants[slug]).values_list("status", flat=True))
+
+    prefix = tenants[slug].invoice_number_prefix
+    assert notes == [(f"{prefix}CN-{date.today().year}-00001", date(2026, 10, 1))]
+    assert statuses == [CreditRequest.Status.APPLIED, CreditRequest.Status.APPROVED, CreditRequest.Status.REQUESTED]
+
+
+@pytest.mark.parametrize("slug", SLUGS)
+def test_every_usage_line_is_priced_by_a_metric_of_its_tenant(tenants, slug):
+    with platform_scope():
+        unpriced = ContractLine.objects.filter(
+            tenant=tenants[slug], kind=ContractLine.Kind.USAGE, price_terms__isnull=True
+        ).count()
+        metrics = set(BillableMetric.objects.filter(tenant=tenants[slug]).values_list("code", flat=True))
+        priced_by = set(PriceTerms.objects.filter(tenant=tenants[slug]).values_list("metric", flat=True))
+
+    assert unpriced == 0
+    assert priced_by and priced_by <= metrics
+
+
+def test_job_api_meters_jobs_with_failures_and_has_a_one_dollar_minimum(tenants):
+    tenant = tenants["jobapi"]
+    with platform_scope():
+        metrics = set(BillableMetric.objects.filter(tenant=tenant).values_list("code", flat=True))
+        failed = UsageEvent.objects.filter(tenant=tenant, metric_code="processed_jobs", properties__status="failed")
+        minimum = BillingSettings.objects.get(tenant=tenant).minimum_invoice_amount
+        overage_lines = InvoiceLine.objects.filter(tenant=tenant, description__contains="included").count()
+
+    assert metrics == {"created_jobs", "processed_jobs", "confirmed_jobs", "failed_jobs", "compute_ms", "data_gb"}
+    assert failed.exists()
+    assert minimum == 1
+    assert overage_lines > 0
+
+
+def test_optimizer_bills_its_share_of_savings_and_consultancy_its_hours_with_moms(tenants):
+    with platform_scope():
+        savings_lines = InvoiceLine.objects.filter(
+            tenant=tenants["optimizer"], contract_line__kind=ContractLine.Kind.USAGE, amount__gt=0
+        )
+        hours_lines = InvoiceLine.objects.filter(tenant=tenants["konsult"], description="Konsulttimmar", amount__gt=0)
+        konsult_vat = set(Invoice.objects.filter(tenant=tenants["konsult"]).values_list("vat_rate", flat=True))
+
+    assert savings_lines.exists()
+    assert hours_lines.exists()
+    assert konsult_vat == {25}

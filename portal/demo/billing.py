@@ -1,0 +1,235 @@
+"""Billing data for a demo tenant: metrics, price terms, usage, three closed months of invoices, credits.
+
+Everything goes through the billing services as production does: metrics and price terms are
+validated, usage arrives through ``usage_ingest`` (in batches, idempotency keys and all), each
+closed month is a draft run followed by ``invoice_finalize`` (without delivery: these invoices
+went out before the demo existed; the portal renders a PDF when it is first downloaded) and the
+current month is left as drafts that move with the usage. Credits are requested and approved by
+the tenant's own staff logins.
+
+What differs per tenant (its metrics, how a usage line is priced, what its customers use, the
+words of its credits) lives in the tenant's module as ``METRICS``, ``MINIMUM_INVOICE_AMOUNT``,
+``usage_terms(line)``, ``usage_events(ctx, month)`` and ``CREDITS``; a module may also add
+contracts first with ``billing_contracts(ctx)``.
+"""
+
+import random
+from dataclasses import dataclass
+from datetime import date, timedelta
+from decimal import Decimal
+
+from billing.metering import MAX_BATCH_EVENTS, usage_ingest
+from billing.models import BillableMetric, Invoice
+from billing.services import (
+    billing_settings_for,
+    credit_approver_roles,
+    credit_request_approve,
+    credit_request_create,
+    invoice_compute_drafts,
+    invoice_finalize,
+    invoice_mark_paid,
+    price_terms_set,
+)
+from customers.models import ContractLine, Customer, Membership, Role
+from portal.demo.common import DemoContext, month_end, month_start
+
+INVOICED_MONTHS = 3  # closed months with issued invoices; the current month stays a draft
+CENT = Decimal("0.01")
+
+
+@dataclass(frozen=True)
+class Month:
+    """A billing month of the demo: its first day and the last day with usage (today, this month)."""
+
+    first: date
+    last: date
+
+    @property
+    def closed(self) -> bool:
+        return self.last == month_end(self.first)
+
+    @property
+    def elapsed(self) -> Decimal:
+        """The share of the month that has happened (1 for a closed month)."""
+        return Decimal(self.last.day) / Decimal(month_end(self.first).day)
+
+    def key(self) -> str:
+        return f"{self.first:%Y-%m}"
+
+
+def billing_months(today: date) -> list[Month]:
+    """The closed months to invoice, oldest first, then the current month up to ``today``."""
+    months = [Month(month_start(today, -n), month_end(month_start(today, -n))) for n in range(INVOICED_MONTHS, 0, -1)]
+    return months + [Month(month_start(today), today)]
+
+
+@dataclass(frozen=True)
+class Credits:
+    """A tenant's credit stories, in its customers' language: (reason, amount) each."""
+
+    credit_note: str  # on an issued invoice: approved at once, becomes the tenant's credit note
+    credit_note_share: Decimal  # of that invoice's net amount
+    balance: tuple[str, Decimal]  # approved, taken off the customer's next invoice
+    pending: tuple[str, Decimal]  # waiting for a manager's or director's approval
+
+
+def metrics_ensure(tenant, specs: list[dict]) -> list[BillableMetric]:
+    """Create the tenant's billable metrics that do not exist yet (validated); return all of ``specs``'."""
+    existing = {m.code: m for m in BillableMetric.objects.for_tenant(tenant)}
+    metrics = []
+    for spec in specs:
+        metric = existing.get(spec["code"])
+        if metric is None:
+            metric = BillableMetric(tenant=tenant, **spec)
+            metric.full_clean()
+            metric.save()
+        metrics.append(metric)
+    return metrics
+
+
+def price_terms_attach(tenant, usage_terms) -> int:
+    """Price every usage line of the tenant that has no terms yet; ``usage_terms(line)`` gives
+    ``{"charge_model", "metric", "terms"}``. Returns how many lines got terms."""
+    lines = (
+        ContractLine.objects.for_tenant(tenant)
+        .filter(kind=ContractLine.Kind.USAGE, price_terms__isnull=True)
+        .select_related("contract")
+        .order_by("id")
+    )
+    count = 0
+    for line in lines:
+        price_terms_set(contract_line=line, **usage_terms(line))
+        count += 1
+    return count
+
+
+def usage_send(tenant, events: list[dict]) -> int:
+    """Ingest ``events`` in API-sized batches; returns how many were accepted. A rejected event is a
+    bug in the demo, so it raises."""
+    accepted = 0
+    for offset in range(0, len(events), MAX_BATCH_EVENTS):
+        result = usage_ingest(tenant=tenant, events=events[offset : offset + MAX_BATCH_EVENTS])
+        if result.rejected:
+            reasons = {r.reason for r in result.results if r.status == "rejected"}
+            raise RuntimeError(f"The demo's usage was refused for {tenant.slug}: {sorted(reasons)}")
+        accepted += result.accepted
+    return accepted
+
+
+def lines_active_in(tenant, month: Month, *, kinds) -> dict[int, list[ContractLine]]:
+    """Each customer's contract lines of ``kinds`` billed in ``month``, oldest version first."""
+    rows = (
+        ContractLine.objects.for_tenant(tenant)
+        .filter(kind__in=kinds, starts_on__lte=month.last, contract__start_date__lte=month.last)
+        .exclude(ends_on__lt=month.first)
+        .exclude(contract__end_date__lt=month.first)
+        .exclude(contract__status__in=["draft"])
+        .select_related("contract", "contract__customer")
+        .order_by("contract__customer_id", "starts_on", "id")
+    )
+    by_customer: dict[int, list[ContractLine]] = {}
+    for line in rows:
+        by_customer.setdefault(line.contract.customer_id, []).append(line)
+    return by_customer
+
+
+def active_days_share(line: ContractLine, month: Month) -> Decimal:
+    """The share of ``month`` (up to its last usage day) that the line was billed."""
+    first = max(month.first, line.starts_on, line.contract.start_date)
+    ends = [d for d in (line.ends_on, line.contract.end_date, month.last) if d is not None]
+    days = (min(ends) - first).days + 1
+    return max(Decimal(0), Decimal(days) / Decimal(month_end(month.first).day))
+
+
+def _staff(tenant, role: str):
+    membership = (
+        Membership.objects.for_tenant(tenant)
+        .filter(role=role, user__username__startswith=f"{tenant.slug}-")
+        .select_related("user")
+        .order_by("user_id")
+        .first()
+    )
+    return membership.user
+
+
+def _approver(tenant, amount: Decimal, currency: str):
+    allowed = credit_approver_roles(tenant=tenant, amount=amount, currency=currency)
+    return _staff(tenant, Role.FINANCE if Role.FINANCE in allowed else Role.OWNER)
+
+
+def _invoice_month(ctx: DemoContext, month: Month) -> None:
+    """Draft run, then number every draft on the first day after the month; payments as they came."""
+    tenant = ctx.tenant
+    invoice_compute_drafts(tenant=tenant, period_start=month.first, period_end=month.last)
+    issue_date = month.last + timedelta(days=1)
+    drafts = Invoice.objects.for_tenant(tenant).filter(period_start=month.first, status=Invoice.Status.DRAFT)
+    for invoice in drafts.order_by("customer__name", "id"):
+        invoice = invoice_finalize(invoice=invoice, issue_date=issue_date, deliver=False)
+        if invoice.total == 0:
+            paid_on = issue_date
+        else:
+            paid_on = issue_date + timedelta(days=ctx.rng.randint(2, tenant.payment_terms_days + 12))
+        if paid_on < ctx.today:
+            invoice_mark_paid(invoice=invoice, paid_at=ctx.moment(paid_on, hour=14))
+
+
+def _credits(ctx: DemoContext, credits: Credits, portal_customers: list[Customer], month: Month) -> None:
+    """An approved credit on an issued invoice (the tenant's credit note), an approved balance credit
+    and one waiting for approval, all asked for by the account manager."""
+    tenant = ctx.tenant
+    requester = _staff(tenant, Role.ACCOUNT_MANAGER)
+    issued = (
+        Invoice.objects.for_tenant(tenant)
+        .filter(customer__in=portal_customers, period_start=month.first, total__gt=0)
+        .order_by("-total", "id")
+        .first()
+    )
+    if issued is not None:
+        net = issued.total - issued.vat_amount
+        amount = max(CENT, (net * credits.credit_note_share).quantize(Decimal(1)))
+        request = credit_request_create(
+            customer=issued.customer, invoice=issued, amount=amount, reason=credits.credit_note, requested_by=requester
+        )
+        credit_request_approve(credit_request=request, approver=_approver(tenant, amount, issued.currency))
+    reason, amount = credits.balance
+    customer = portal_customers[0]
+    request = credit_request_create(customer=customer, amount=amount, reason=reason, requested_by=requester)
+    credit_request_approve(credit_request=request, approver=_approver(tenant, amount, customer.currency))
+    reason, amount = credits.pending
+    credit_request_create(customer=portal_customers[-1], amount=amount, reason=reason, requested_by=requester)
+
+
+def has_billing(tenant) -> bool:
+    return BillableMetric.objects.for_tenant(tenant).exists()
+
+
+def build(ctx: DemoContext, module, portal_refs: list[str]) -> dict[str, int]:
+    """Give ``ctx.tenant`` its billing data (see the module docstring). Returns what it made."""
+    tenant = ctx.tenant
+    settings = billing_settings_for(tenant=tenant)
+    if settings.minimum_invoice_amount != module.MINIMUM_INVOICE_AMOUNT:
+        settings.minimum_invoice_amount = module.MINIMUM_INVOICE_AMOUNT
+        settings.full_clean()
+        settings.save(update_fields=["minimum_invoice_amount"])
+    metrics_ensure(tenant, module.METRICS)
+    if hasattr(module, "billing_contracts"):
+        module.billing_contracts(ctx)
+    terms = price_terms_attach(tenant, module.usage_terms)
+    months = billing_months(ctx.today)
+    events = 0
+    for month in months:
+        events += usage_send(tenant, module.usage_events(ctx, month))
+    for month in months[:-1]:
+        _invoice_month(ctx, month)
+    found = Customer.objects.for_tenant(tenant).filter(external_ref__in=portal_refs)
+    customers = sorted(found, key=lambda customer: portal_refs.index(customer.external_ref))
+    _credits(ctx, module.CREDITS, customers, months[-2])
+    current = months[-1]
+    invoice_compute_drafts(tenant=tenant, period_start=current.first, period_end=month_end(current.first))
+    return {"price terms": terms, "usage events": events}
+
+
+def billing_rng(seed: int, slug: str) -> random.Random:
+    """The billing data's own random source, so adding it leaves the rest of the demo as it was."""
+    return random.Random(f"{seed}:{slug}:billing")
+

@@ -1,0 +1,153 @@
+"""Staff pages for customer economics: profitability (margins, losers, advice), customer ROI, churn
+risk (with its back-test), usage anomalies and pricing what-ifs.
+
+Figures come from ``revenue.economics`` only; templates round them for display. Windows are
+``?from=YYYY-MM&to=YYYY-MM`` (default: the twelve months ending with the last closed month); bad
+input gives the dashboards' 400 page, a missing exchange rate its 409 page.
+"""
+
+from datetime import date, timedelta
+
+from django.http import Http404
+from django.shortcuts import render
+from django.urls import path
+
+from customers.models import Customer
+from portal.dashboards import _problem, staff_context, staff_view
+from revenue.economics.anomalies import recent_alerts
+from revenue.economics.churn_risk import RISK_THRESHOLD, at_risk_customers, validate_churn_risk
+from revenue.economics.models import AnomalyRule, PricePlan
+from revenue.economics.profitability import margins, profitability
+from revenue.economics.roi import customer_roi, savings_customers
+from revenue.economics.whatif import movers, pricing_whatif
+from revenue.selectors.common import (
+    MetricError,
+    MissingExchangeRate,
+    add_months,
+    last_closed_month,
+    parse_month,
+    tenant_today,
+)
+
+
+def _window(request, tenant) -> tuple[date, date]:
+    last = parse_month(request.GET["to"]) if request.GET.get("to") else last_closed_month(tenant)
+    first = parse_month(request.GET["from"]) if request.GET.get("from") else add_months(last, -11)
+    if first > last:
+        raise MetricError("'from' must not be after 'to'.")
+    return first, last
+
+
+def _page(request, template, build):
+    try:
+        context = build()
+    except MissingExchangeRate as exc:
+        return _problem(request, str(exc), 409)
+    except MetricError as exc:
+        return _problem(request, str(exc), 400)
+    return render(request, template, {**staff_context(request), "page_key": "economics", **context})
+
+
+@staff_view
+def profitability_page(request, tenant):
+    def build():
+        first, last = _window(request, tenant)
+        return {
+            "window": (first, last),
+            "margins": margins(tenant=tenant, first=first, last=last),
+            "profitability": profitability(tenant=tenant, first=first, last=last),
+        }
+
+    return _page(request, "portal/economics/profitability.html", build)
+
+
+@staff_view
+def roi_list(request, tenant):
+    def build():
+        first, last = _window(request, tenant)
+        rows = [
+            {"customer": customer, **customer_roi(tenant=tenant, customer=customer, first=first, last=last)["cumulative"]}
+            for customer in savings_customers(tenant=tenant)
+        ]
+        return {"window": (first, last), "rows": rows}
+
+    return _page(request, "portal/economics/roi_list.html", build)
+
+
+@staff_view
+def roi_detail(request, tenant, customer_id: int):
+    customer = Customer.objects.for_tenant(tenant).filter(pk=customer_id).first()
+    if customer is None:
+        raise Http404
+
+    def build():
+        first, last = _window(request, tenant)
+        return {"window": (first, last), "customer": customer,
+                "roi": customer_roi(tenant=tenant, customer=customer, first=first, last=last)}
+
+    return _page(request, "portal/economics/roi_detail.html", build)
+
+
+def _as_of(request, tenant) -> date:
+    raw = request.GET.get("as_of")
+    if not raw:
+        return tenant_today(tenant)
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise MetricError(f"Write the day as YYYY-MM-DD (got {raw[:20]!r}).") from None
+
+
+def _count(request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.GET.get(name, "")
+    if not raw:
+        return default
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise MetricError(f"{name} must be a whole number from {low} to {high}.")
+    return int(raw)
+
+
+@staff_view
+def churn_risk_page(request, tenant):
+    def build():
+        as_of = _as_of(request, tenant)
+        return {
+            "as_of": as_of, "threshold": RISK_THRESHOLD,
+            "customers": at_risk_customers(tenant=tenant, as_of=as_of, limit=100),
+            "validation": validate_churn_risk(tenant=tenant, months=_count(request, "months", 12, 1, 24)),
+        }
+
+    return _page(request, "portal/economics/churn_risk.html", build)
+
+
+@staff_view
+def anomalies_page(request, tenant):
+    def build():
+        since = tenant_today(tenant) - timedelta(days=_count(request, "days", 30, 1, 366))
+        return {"since": since, "alerts": recent_alerts(tenant=tenant, since=since),
+                "rules": AnomalyRule.objects.for_tenant(tenant).order_by("name")}
+
+    return _page(request, "portal/economics/anomalies.html", build)
+
+
+@staff_view
+def whatif_page(request, tenant):
+    def build():
+        result = pricing_whatif(tenant=tenant, months=_count(request, "months", 3, 1, 24))
+        rows = [{"plan": plan, "totals": result["totals"][plan["code"]],
+                 "movers": movers(result, plan["code"], 5) if plan["code"] != "actual" else None}
+                for plan in result["plans"]]
+        return {"whatif": result, "rows": rows, "catalog_size": PricePlan.objects.for_tenant(tenant).count()}
+
+    return _page(request, "portal/economics/whatif.html", build)
+
+
+def url_patterns():
+    return [
+        path("", profitability_page, name="profitability"),
+        path("roi/", roi_list, name="roi_list"),
+        path("roi/<int:customer_id>/", roi_detail, name="roi_detail"),
+        path("churn-risk/", churn_risk_page, name="churn_risk"),
+        path("anomalies/", anomalies_page, name="anomalies"),
+        path("what-if/", whatif_page, name="whatif"),
+    ]
