@@ -6,6 +6,7 @@ tasks run in-process. See README.md, "Configuration".
 """
 
 from pathlib import Path
+from urllib.parse import unquote
 
 import environ
 
@@ -85,6 +86,8 @@ TEMPLATES = [
 
 if env("DATABASE_URL", default=""):
     DATABASES = {"default": env.db("DATABASE_URL")}
+    # A unix-socket directory may be given percent-encoded as the host: postgres://user@%2Frun%2Fpg/db
+    DATABASES["default"]["HOST"] = unquote(DATABASES["default"]["HOST"])
 else:
     from portal.embedded_db import embedded_database_settings
 

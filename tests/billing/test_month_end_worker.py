@@ -14,6 +14,7 @@ import sys
 import time
 from datetime import date
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from django.conf import settings
@@ -73,6 +74,8 @@ class Workers:
     def database_url(self) -> str:
         db = connection.settings_dict
         auth = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
+        if db["HOST"].startswith("/"):  # the embedded server listens on a unix socket only
+            return f"postgres://{auth}@{quote(db['HOST'], safe='')}/{db['NAME']}"
         return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
 
     def start(self, *, app: str = "portal", render_delay: float = 0) -> subprocess.Popen:
