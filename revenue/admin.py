@@ -66,6 +66,41 @@ class CloseQuarterFilter(admin.SimpleListFilter):
         )
 
 
+class OpenFilter(admin.SimpleListFilter):
+    """The list starts on open opportunities: the pipeline people work; won and lost are one click away."""
+
+    title = "state"
+    parameter_name = "state"
+    OPEN, WON, LOST, ALL = "open", "won", "lost", "all"
+
+    def lookups(self, request, model_admin):
+        return [(self.OPEN, "Open"), (self.WON, "Won"), (self.LOST, "Lost"), (self.ALL, "All")]
+
+    def __init__(self, request, params, model, model_admin):
+        # A stage picked in the stage filter wins over the default, so ?stage=won is never empty.
+        self.default = self.ALL if "stage__exact" in params else self.OPEN
+        super().__init__(request, params, model, model_admin)
+
+    def current(self):
+        return self.value() if self.value() in (self.OPEN, self.WON, self.LOST, self.ALL) else self.default
+
+    def choices(self, changelist):
+        for value, label in self.lookup_choices:
+            yield {
+                "selected": self.current() == value,
+                "query_string": changelist.get_query_string({self.parameter_name: value}),
+                "display": label,
+            }
+
+    def queryset(self, request, queryset):
+        current = self.current()
+        if current == self.OPEN:
+            return queryset.open()
+        if current == self.ALL:
+            return queryset
+        return queryset.filter(stage=current)
+
+
 class StaleFilter(admin.SimpleListFilter):
     title = "stale"
     parameter_name = "stale"
@@ -100,7 +135,7 @@ class OpportunityAdmin(TenantAdmin):
         "stale",
     ]
     list_editable = ["probability", "stage", "expected_close_on"]
-    list_filter = [BandFilter, CloseQuarterFilter, "stage", "owner", StaleFilter, "kind"]
+    list_filter = [OpenFilter, BandFilter, CloseQuarterFilter, "stage", "owner", StaleFilter, "kind"]
     search_fields = ["title", "prospect_name", "customer__name"]
     list_select_related = ["customer", "owner"]
     autocomplete_fields = ["customer"]

@@ -147,3 +147,17 @@ def test_changes_show_in_the_history(client, manager, pipeline):
     assert response.status_code == 200
     assert manager.username in body
     assert "Probability" in body and "20" in body and "30" in body
+
+
+def test_the_pipeline_list_starts_on_open_opportunities(client, tenant_a, tenant_b, member_factory):
+    OpportunityFactory(tenant=tenant_a, customer__tenant=tenant_a, title="Open deal", stage=Opportunity.Stage.PROPOSAL)
+    OpportunityFactory(tenant=tenant_a, customer__tenant=tenant_a, title="Won deal", stage=Opportunity.Stage.WON)
+    client.force_login(member_factory(tenant_a, Role.ACCOUNT_MANAGER))
+
+    default = client.get("/admin/revenue/opportunity/").content.decode()
+    everything = client.get("/admin/revenue/opportunity/?state=all").content.decode()
+    won_by_stage = client.get("/admin/revenue/opportunity/?stage__exact=won").content.decode()
+
+    assert ("Open deal" in default, "Won deal" in default) == (True, False)
+    assert ("Open deal" in everything, "Won deal" in everything) == (True, True)
+    assert ("Open deal" in won_by_stage, "Won deal" in won_by_stage) == (False, True)
