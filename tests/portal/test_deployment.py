@@ -18,6 +18,7 @@ def _production_env(**extra):
         DJANGO_SETTINGS_MODULE="portal.settings",
         DJANGO_SECRET_KEY="a-long-random-production-secret-0123456789-abcdefghijklmnopqrstuvwxyz-ABCDEFGH",
         DJANGO_ALLOWED_HOSTS="portal.example.com",
+        DJANGO_ENV_FILE="",  # a production host: no checkout .env with its generated key
     )
     env.update(extra)
     return env
