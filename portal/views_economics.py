@@ -111,10 +111,11 @@ def _count(request, name: str, default: int, low: int, high: int) -> int:
 def churn_risk_page(request, tenant):
     def build():
         as_of = _as_of(request, tenant)
+        months = _count(request, "months", 12, 1, 24)
         return {
-            "as_of": as_of, "threshold": RISK_THRESHOLD,
+            "as_of": as_of, "threshold": RISK_THRESHOLD, "months": months,
             "customers": at_risk_customers(tenant=tenant, as_of=as_of, limit=100),
-            "validation": validate_churn_risk(tenant=tenant, months=_count(request, "months", 12, 1, 24)),
+            "validation": validate_churn_risk(tenant=tenant, months=months),
         }
 
     return _page(request, "portal/economics/churn_risk.html", build)

@@ -101,20 +101,29 @@ def _build(builder, tenant: Tenant, *, today: date, seed: int, scale: float, man
     return builder.build(_context(tenant, rng, today=today, scale=scale, managers=managers, progress=progress))
 
 
+SLUGS = [builder.TENANT["slug"] for builder in BUILDERS]
+
+
 def demo_load(
-    *, today: date, seed: int = 2026, scale: float = 1.0, reset: bool = False, progress: bool = True
+    *, today: date, seed: int = 2026, scale: float = 1.0, reset: bool = False, progress: bool = True,
+    only: list[str] | None = None,
 ) -> LoadReport:
     """Build the demo tenants that do not exist yet and ensure every demo login.
 
     ``today`` ends the history (24 months up to its month); ``seed`` makes the data reproducible;
     ``scale`` multiplies the number of generated customers (the scripted showcase ones are always
-    there). ``reset`` deletes the demo tenants first and rebuilds them.
+    there). ``reset`` deletes the demo tenants first and rebuilds them. ``only``: these slugs of
+    ``SLUGS`` (all when None); a tenant looks the same whether built alone or with the others.
     """
+    unknown = sorted(set(only or []) - set(SLUGS))
+    if unknown:
+        raise ValueError(f"No demo tenant {', '.join(unknown)}; the demo tenants are {', '.join(SLUGS)}.")
     logins = Logins()
     reports = []
     with platform_scope():
         logins.admin()
-    tenants_bar = tqdm(BUILDERS, desc="demo tenants", unit="tenant", file=sys.stderr, disable=not progress)
+    builders = [b for b in BUILDERS if only is None or b.TENANT["slug"] in only]
+    tenants_bar = tqdm(builders, desc="demo tenants", unit="tenant", file=sys.stderr, disable=not progress)
     for builder in tenants_bar:
         spec = builder.TENANT
         tenants_bar.set_postfix_str(spec["slug"])

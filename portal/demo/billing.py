@@ -1,4 +1,4 @@
-"""Billing data for a demo tenant: metrics, price terms, usage, three closed months of invoices, credits.
+"""Billing data for a demo tenant: metrics, price terms, usage, six closed months of invoices, credits.
 
 Everything goes through the billing services as production does: metrics and price terms are
 validated, usage arrives through ``usage_ingest`` (in batches, idempotency keys and all), each
@@ -6,6 +6,10 @@ closed month is a draft run followed by ``invoice_finalize`` (without delivery: 
 went out before the demo existed; the portal renders a PDF when it is first downloaded) and the
 current month is left as drafts that move with the usage. Credits are requested and approved by
 the tenant's own staff logins.
+
+Customers about to leave behave like it (``months_to_churn``): in their last two months with MRR
+they use less (``usage_factor``) and their last invoices are paid late, which is what the churn-risk
+score (``revenue.economics.churn_risk``) reads and what its back-test on the demo checks.
 
 What differs per tenant (its metrics, how a usage line is priced, what its customers use, the
 words of its credits) lives in the tenant's module as ``METRICS``, ``MINIMUM_INVOICE_AMOUNT``,
@@ -32,9 +36,14 @@ from billing.services import (
 )
 from customers.models import ContractLine, Customer, Membership, Role
 from portal.demo.common import DemoContext, month_end, month_start
+from revenue.selectors.mrr import customer_mrr_range
 
-INVOICED_MONTHS = 3  # closed months with issued invoices; the current month stays a draft
+INVOICED_MONTHS = 6  # closed months with issued invoices; the current month stays a draft
 CENT = Decimal("0.01")
+# Share of its usual usage a customer still uses in its last month with MRR (1) and the one before (2).
+PRE_CHURN_USAGE = {1: (0.2, 0.45), 2: (0.5, 0.75)}
+LATE_BEFORE_CHURN = 3  # invoices of the last three months before a churn are paid 20 to 75 days late
+LATE_DAYS = (20, 75)
 
 
 @dataclass(frozen=True)
@@ -141,6 +150,30 @@ def active_days_share(line: ContractLine, month: Month) -> Decimal:
     return max(Decimal(0), Decimal(days) / Decimal(month_end(month.first).day))
 
 
+def months_to_churn(ctx: DemoContext, customer_id: int, month: date) -> int | None:
+    """In how many months the customer churns after ``month`` (1: ``month`` is its last with MRR),
+    if it has MRR at the end of ``month`` and loses it within ``LATE_BEFORE_CHURN`` months; else None.
+    Read from the contracts as the revenue metrics read them (``customer_mrr_range``), once per build."""
+    first = month_start(ctx.today, -INVOICED_MONTHS)
+    if "mrr_by_month" not in ctx.memo:
+        ctx.memo["mrr_by_month"] = customer_mrr_range(
+            tenant=ctx.tenant, first=first, last=month_start(ctx.today, LATE_BEFORE_CHURN)
+        )
+    mrr = ctx.memo["mrr_by_month"]
+    if customer_id not in mrr.get(month_start(month), {}):
+        return None
+    for ahead in range(1, LATE_BEFORE_CHURN + 1):
+        if customer_id not in mrr[month_start(month, ahead)]:
+            return ahead
+    return None
+
+
+def usage_factor(ctx: DemoContext, customer_id: int, month: date) -> Decimal:
+    """How much of its usual usage the customer has in ``month``: less in its last two months."""
+    low_high = PRE_CHURN_USAGE.get(months_to_churn(ctx, customer_id, month))
+    return Decimal(f"{ctx.rng.uniform(*low_high):.2f}") if low_high else Decimal(1)
+
+
 def _staff(tenant, role: str):
     membership = (
         Membership.objects.for_tenant(tenant)
@@ -167,6 +200,8 @@ def _invoice_month(ctx: DemoContext, month: Month) -> None:
         invoice = invoice_finalize(invoice=invoice, issue_date=issue_date, deliver=False)
         if invoice.total == 0:
             paid_on = issue_date
+        elif months_to_churn(ctx, invoice.customer_id, month.first) is not None:
+            paid_on = invoice.due_date + timedelta(days=ctx.rng.randint(*LATE_DAYS))
         else:
             paid_on = issue_date + timedelta(days=ctx.rng.randint(2, tenant.payment_terms_days + 12))
         if paid_on < ctx.today:

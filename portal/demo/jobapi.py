@@ -13,7 +13,7 @@ from django.utils.text import slugify
 
 from customers.models import BillingInterval, ContractLine
 from customers.services import LineSpec
-from portal.demo.billing import Credits, active_days_share, lines_active_in
+from portal.demo.billing import Credits, active_days_share, lines_active_in, usage_factor
 from portal.demo.common import (
     DemoContext,
     customer_add,
@@ -68,6 +68,10 @@ MOVES = {
     "Professional": [("Business", 0.03), ("Starter", 0.02), (CHURN, 0.02)],
     "Business": [("Professional", 0.015), (CHURN, 0.01)],
 }
+# Customers leave most in their first months, and many who leave step down a plan first.
+EARLY_LIFE_MONTHS, EARLY_LIFE_CHURN = 6, 2  # churn is twice as likely in a contract's first six months
+STEP_DOWN_BEFORE_CHURN = 0.5  # of monthly paying customers about to churn, the share who step down first
+LOWER_PLAN = {"Business": "Professional", "Professional": "Starter"}
 RANDOM_CUSTOMERS = {"Free": 38, "Starter": 34, "Professional": 24, "Business": 14}
 ENTERPRISE_CUSTOMERS = 6
 ANNUAL_SHARE = 0.2  # of Professional and Business sign-ups
@@ -149,8 +153,14 @@ def _random_events(ctx: DemoContext, start, plan: str, interval: int) -> list[tu
                 roll = ctx.rng.random()
                 for target, chance in MOVES[current]:
                     chance *= 6 if annual else 1
+                    if target == CHURN and months_in < EARLY_LIFE_MONTHS:
+                        chance *= EARLY_LIFE_CHURN
                     if roll < chance:
                         if target == CHURN:
+                            if not annual and current in LOWER_PLAN and ctx.rng.random() < STEP_DOWN_BEFORE_CHURN:
+                                step_down = month_start(month, -ctx.rng.randint(1, 2))
+                                if step_down > contract_month and (not events or events[-1][1] < step_down):
+                                    events.append(("plan", step_down, LOWER_PLAN[current]))
                             events.append(("churn", month - timedelta(days=1)))
                             active = False
                             if ctx.rng.random() < REACTIVATION_CHANCE:
@@ -405,6 +415,7 @@ def usage_events(ctx, month) -> list[dict]:
         line = (usage or enterprise)[-1]
         plan = PLAN_BY_OVERAGE[line.unit_price.amount] if usage else None
         low, high, failure_rate = _profile(ctx, customer_id, profiles)
-        jobs = round(monthly_jobs(ctx, plan, low, high) * active_days_share(line, month))
+        share = active_days_share(line, month) * usage_factor(ctx, customer_id, month.first)
+        jobs = round(monthly_jobs(ctx, plan, low, high) * share)
         events += job_events(ctx, line.contract.customer.external_ref, month, jobs, failure_rate)
     return events

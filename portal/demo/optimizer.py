@@ -15,7 +15,7 @@ from django.utils.text import slugify
 from billing.pricing import savings as savings_of
 from customers.models import BillingInterval, ContractLine
 from customers.services import LineSpec
-from portal.demo.billing import Credits, active_days_share, lines_active_in
+from portal.demo.billing import Credits, active_days_share, lines_active_in, usage_factor
 from portal.demo.common import (
     DemoContext,
     customer_add,
@@ -67,6 +67,7 @@ MOVES = {  # monthly chances
 RANDOM_CUSTOMERS = {"Free": 14, "Early": 13, "Mid": 10}
 ENTERPRISE_CUSTOMERS = 6
 ENTERPRISE_RATES = [Decimal("0.15"), Decimal("0.16"), Decimal("0.18")]
+EARLY_LIFE_MONTHS, EARLY_LIFE_CHURN = 6, 2  # churn is twice as likely in a contract's first six months
 REACTIVATION_CHANCE = 0.25
 ENTERPRISE_DEAL = "Enterprise tier: negotiated rate and SLA"
 INTEGRATION_DEAL = "Custom integration project"
@@ -127,11 +128,15 @@ def _customer(ctx: DemoContext, name: str, ref: str, start, tier: str, segment: 
 def _random_events(ctx: DemoContext, start, tier: str) -> list[tuple]:
     """Dated moves: ("tier", first day, tier), ("churn", last day), ("return", start, tier)."""
     events, current, active, returns_on = [], tier, True, None
+    contract_month = month_start(start)
     month = month_start(start, 1)
     while month <= ctx.today:
         if active:
             roll = ctx.rng.random()
+            months_in = (month.year - contract_month.year) * 12 + month.month - contract_month.month
             for target, chance in MOVES[current]:
+                if target == CHURN and months_in < EARLY_LIFE_MONTHS:
+                    chance *= EARLY_LIFE_CHURN
                 if roll < chance:
                     if target == CHURN:
                         events.append(("churn", month - timedelta(days=1)))
@@ -146,6 +151,7 @@ def _random_events(ctx: DemoContext, start, tier: str) -> list[tuple]:
         elif returns_on is not None and month >= returns_on:
             current = ctx.rng.choice(["Early", "Mid"])
             events.append(("return", ctx.day_in_month(month), current))
+            contract_month = month
             active, returns_on = True, None
         month = month_start(month, 1)
     return events
@@ -367,7 +373,7 @@ def usage_events(ctx, month) -> list[dict]:
         line = usage[-1]
         fees = [ln.unit_price.amount for ln in lines if ln.kind == ContractLine.Kind.RECURRING
                 and ln.contract_id == line.contract_id]
-        share = active_days_share(line, month)
+        share = active_days_share(line, month) * usage_factor(ctx, line.contract.customer_id, month.first)
         if share > 0:
             tier = _tier_of(line, fees[-1] if fees else None)
             events.append(savings_report(ctx, line.contract.customer.external_ref, month, tier, share))

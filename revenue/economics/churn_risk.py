@@ -9,9 +9,13 @@ zone; "last 30 days" ends with ``as_of`` itself.
 ============== ====== ==========================================================================
 signal         weight severity
 ============== ====== ==========================================================================
-usage_trend    25     usage events a day over the last 30 days against the 90-day daily average:
-                      a fall of 50 % or more is 1, no fall 0, linear between (no usage in 90
-                      days: 0, there is no trend to read)
+usage_trend    25     usage events a day over the last 30 days against the daily average of the
+                      last 90 days: a fall of 50 % or more is 1, no fall 0, linear between. The
+                      90 days are counted from the start of the customer's current run of
+                      contracts (its last start after a gap of a day or more) or from the
+                      start of the tenant's usage history (the first day of the month of its first
+                      usage event) when either is later; with less than 31 such days, or no usage
+                      in them, there is no trend to read and the severity is 0
 savings_trend  15     the same on verified savings (customers billed on savings only)
 contraction    20     MRR lost to contraction over the three months up to the reference month,
                       as a share of the first positive MRR among those four month ends: 50 % or
@@ -45,7 +49,7 @@ from revenue.selectors.mrr import customer_mrr_range
 
 ZERO, ONE = Decimal(0), Decimal(1)
 TENTH = Decimal("0.1")
-RISK_THRESHOLD = Decimal(40)
+RISK_THRESHOLD = Decimal(30)  # two signals in full (e.g. usage halved and an overdue invoice): see the back-test
 WEIGHTS = {
     "usage_trend": Decimal(25),
     "savings_trend": Decimal(15),
@@ -116,15 +120,42 @@ def reference_month(as_of: date) -> date:
     return month_start(as_of) if as_of == month_end(as_of) else add_months(month_start(as_of), -1)
 
 
-def _trend(last30: Decimal, last90: Decimal, what: str, unit: str) -> tuple[dict, Decimal, str]:
+def _trend(last30: Decimal, last90: Decimal, days: int, what: str, unit: str) -> tuple[dict, Decimal, str]:
+    """``days``: how many of the 90 days count as history (see the module docstring)."""
+    raw = {"last_30_days": last30, "last_90_days": last90, "history_days": days, "ratio": None}
+    if days <= 30:
+        return raw, ZERO, f"{days} day(s) of history: too short for a trend."
     if last90 <= 0:
-        return {"last_30_days": last30, "last_90_days": last90, "ratio": None}, ZERO, f"No {what} in 90 days."
-    ratio = (last30 / 30) / (last90 / 90)
+        return raw, ZERO, f"No {what} in {days} days."
+    ratio = (last30 / 30) / (last90 / days)
     fall = ONE - ratio
     severity = fall / FULL_FALL if fall > 0 else ZERO
-    text = (f"{last30 / 30:.1f} {unit} a day over 30 days against {last90 / 90:.1f} over 90 days "
+    text = (f"{last30 / 30:.1f} {unit} a day over 30 days against {last90 / days:.1f} over {days} days "
             f"({ratio - 1:+.0%}).")
-    return {"last_30_days": last30, "last_90_days": last90, "ratio": ratio}, severity, text
+    return {**raw, "ratio": ratio}, severity, text
+
+
+FIRST_USAGE_SQL = f"""
+WITH RECURSIVE codes AS (
+    SELECT MIN(metric_code) AS code FROM {UsageEvent._meta.db_table} WHERE tenant_id = %(tenant)s
+    UNION ALL
+    SELECT (SELECT MIN(metric_code) FROM {UsageEvent._meta.db_table} WHERE tenant_id = %(tenant)s AND metric_code > code)
+    FROM codes WHERE code IS NOT NULL
+)
+SELECT MIN((SELECT MIN(timestamp) FROM {UsageEvent._meta.db_table} WHERE tenant_id = %(tenant)s AND metric_code = code))
+FROM codes WHERE code IS NOT NULL
+"""
+
+
+def usage_history_start(tenant: Tenant) -> date | None:
+    """The first day of the month of the tenant's first usage event (its local calendar), or None.
+
+    A skip scan over the (tenant, metric code, timestamp) index: one lookup per metric code, not
+    a read of every event."""
+    with connection.cursor() as cursor:
+        cursor.execute(FIRST_USAGE_SQL, {"tenant": tenant.pk})
+        first = cursor.fetchone()[0]
+    return month_start(first.astimezone(zoneinfo.ZoneInfo(tenant.time_zone)).date()) if first else None
 
 
 USAGE_SQL = f"""
@@ -149,12 +180,16 @@ GROUP BY customer_id
 """
 
 
-def churn_risk_scores(*, tenant: Tenant, as_of: date) -> dict[int, RiskScore]:
+_UNSET = object()
+
+
+def churn_risk_scores(*, tenant: Tenant, as_of: date, history_start=_UNSET) -> dict[int, RiskScore]:
     """Every customer with MRR at the reference month's end, scored as of ``as_of`` (see module docstring).
 
     Returns ``{customer_id: RiskScore}``; each score lists all six signals with their raw figures,
-    points and a one-line explanation. About eight queries whatever the number of customers.
-    Raises MissingExchangeRate when MRR cannot be converted.
+    points and a one-line explanation. About nine queries whatever the number of customers.
+    ``history_start`` is ``usage_history_start(tenant)``, read when not given. Raises
+    MissingExchangeRate when MRR cannot be converted.
     """
     ref = reference_month(as_of)
     mrr_by_month = customer_mrr_range(tenant=tenant, first=add_months(ref, -3), last=ref)
@@ -194,7 +229,11 @@ def churn_risk_scores(*, tenant: Tenant, as_of: date) -> dict[int, RiskScore]:
         .filter(Q(status=CreditRequest.Status.REQUESTED, decided_at__isnull=True) | Q(decided_at__gte=end))
         .values_list("customer_id").annotate(n=Count("id"))
     )
+    stints = _stint_starts(tenant, ids, as_of)
     months = [add_months(ref, -3 + i) for i in range(4)]
+    window_start = as_of - timedelta(days=89)
+    if history_start is _UNSET:
+        history_start = usage_history_start(tenant)
 
     scores = {}
     for customer_id in ids:
@@ -204,11 +243,13 @@ def churn_risk_scores(*, tenant: Tenant, as_of: date) -> dict[int, RiskScore]:
             customer_id=customer_id, customer=customer.name, reference=customer.external_ref, tier=customer.tier,
             account_manager=(manager.get_full_name() or manager.username) if manager else "", mrr=active[customer_id],
         )
+        since = max(d for d in (window_start, stints.get(customer_id), history_start) if d is not None)
+        days = max(0, (as_of - since).days + 1)
         last30, last90 = usage.get(customer_id, (ZERO, ZERO))
-        score.signals.append(Signal("usage_trend", *_trend(last30, last90, "usage", "events")))
+        score.signals.append(Signal("usage_trend", *_trend(last30, last90, days, "usage", "events")))
         if customer_id in savers:
             saved30, saved90 = savings.get(customer_id, (ZERO, ZERO))
-            score.signals.append(Signal("savings_trend", *_trend(saved30, saved90, "verified savings", "saved")))
+            score.signals.append(Signal("savings_trend", *_trend(saved30, saved90, days, "verified savings", "saved")))
         else:
             score.signals.append(Signal("savings_trend", {"billed_on_savings": False}, ZERO, "Not billed on savings."))
         score.signals.append(_contraction([mrr_by_month[m].get(customer_id, ZERO) for m in months], months))
@@ -223,6 +264,26 @@ def churn_risk_scores(*, tenant: Tenant, as_of: date) -> dict[int, RiskScore]:
             signal.points = _points(signal.code, signal.severity)
         scores[customer_id] = score
     return scores
+
+
+def _stint_starts(tenant: Tenant, ids: list[int], as_of: date) -> dict[int, date]:
+    """Each customer's current run of contracts: the start of the last stretch without a gap of a
+    day or more between contracts, among those started on or before ``as_of``."""
+    rows = (
+        Contract.objects.for_tenant(tenant).filter(customer_id__in=ids, start_date__lte=as_of)
+        .exclude(status=Contract.Status.DRAFT).order_by("customer_id", "start_date")
+        .values_list("customer_id", "start_date", "end_date")
+    )
+    starts: dict[int, date] = {}
+    covered: dict[int, date | None] = {}  # the last day covered so far (None: open-ended)
+    for customer_id, start, end in rows:
+        if customer_id not in starts:
+            starts[customer_id] = start
+        elif covered[customer_id] is not None and start > covered[customer_id] + timedelta(days=1):
+            starts[customer_id] = start
+        last = covered.get(customer_id, start)
+        covered[customer_id] = None if end is None or last is None else max(last, end)
+    return starts
 
 
 def _contraction(mrr: list[Decimal], months: list[date]) -> Signal:
@@ -284,6 +345,29 @@ def _share(above: int, scored: int, total: Decimal) -> dict:
             "mean_score": total / scored if scored else None}
 
 
+AUC_PLACES = Decimal("0.001")
+
+
+def _auc(positives: list[Decimal], negatives: list[Decimal]) -> Decimal | None:
+    """The area under the ROC curve: the share of (churner, stayer) pairs in which the churner
+    scored higher, a tie counting half (Mann–Whitney U over rank sums, so n log n). 0.5 is a coin
+    toss, 1 a perfect ranking. None when either side is empty. Rounded to 0.001, half up."""
+    if not positives or not negatives:
+        return None
+    ranked = sorted([(s, True) for s in positives] + [(s, False) for s in negatives], key=lambda pair: pair[0])
+    rank_sum, index = Decimal(0), 0
+    while index < len(ranked):
+        end = index
+        while end + 1 < len(ranked) and ranked[end + 1][0] == ranked[index][0]:
+            end += 1
+        mean_rank = Decimal(index + end + 2) / 2  # ranks are 1-based; ties share their mean rank
+        rank_sum += mean_rank * sum(1 for _, positive in ranked[index:end + 1] if positive)
+        index = end + 1
+    n1, n2 = len(positives), len(negatives)
+    u = rank_sum - Decimal(n1 * (n1 + 1)) / 2
+    return (u / (n1 * n2)).quantize(AUC_PLACES, rounding=ROUND_HALF_UP)
+
+
 def validate_churn_risk(
     *, tenant: Tenant, months: int = 12, threshold: Decimal = RISK_THRESHOLD, last: date | None = None
 ) -> dict:
@@ -295,7 +379,10 @@ def validate_churn_risk(
     everyone who did not churn in the two months after a month end is a non-churner sample of it.
     Returns per group the samples scored, those at or above ``threshold``, their share and the
     mean score; ``lift`` (the one-month share over
-    the non-churner share) and the churners with their two scores. Raises MetricError for a bad
+    the non-churner share, None when no stayer reached the threshold); ``auc_one_month`` and
+    ``auc_two_months``, the chance that a churner scored higher than a stayer (``_auc``), which needs
+    no threshold; ``usage_history_from`` (``usage_history_start``: before it plus 30 days no usage
+    trend can be read); and the churners with their two scores. Raises MetricError for a bad
     ``months``.
     """
     if not 1 <= months <= MAX_VALIDATION_MONTHS:
@@ -308,10 +395,12 @@ def validate_churn_risk(
         month = add_months(first, index)
         churned_in[month] = set(mrr[add_months(month, -1)]) - set(mrr[month])
     counts = {key: [0, 0, ZERO] for key in ("one", "two", "none")}
+    samples: dict[str, list[Decimal]] = {"one": [], "two": [], "none": []}
     churners: dict[tuple[int, date], dict] = {}
+    history_start = usage_history_start(tenant)
     for index in range(-2, months - 1):
         month = add_months(first, index)
-        scores = churn_risk_scores(tenant=tenant, as_of=month_end(month))
+        scores = churn_risk_scores(tenant=tenant, as_of=month_end(month), history_start=history_start)
         next1, next2 = churned_in.get(add_months(month, 1)), churned_in.get(add_months(month, 2))
         for customer_id, score in scores.items():
             above = score.score >= threshold
@@ -326,6 +415,7 @@ def validate_churn_risk(
             counts[key][0] += above
             counts[key][1] += 1
             counts[key][2] += score.score
+            samples[key].append(score.score)
             if churn_month is not None:
                 row = churners.setdefault((customer_id, churn_month), {
                     "customer_id": customer_id, "customer": score.customer, "churned_in": churn_month,
@@ -338,5 +428,7 @@ def validate_churn_risk(
         "threshold": threshold, "from": first, "to": last,
         "churns": sum(len(v) for v in churned_in.values()),
         "one_month_before": one, "two_months_before": two, "non_churners": none, "lift": lift,
+        "auc_one_month": _auc(samples["one"], samples["none"]), "auc_two_months": _auc(samples["two"], samples["none"]),
+        "usage_history_from": history_start,
         "churners": sorted(churners.values(), key=lambda r: (r["churned_in"], r["customer"])),
     }

@@ -6,7 +6,7 @@ from datetime import date
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from portal.demo import demo_load
+from portal.demo import SLUGS, demo_load
 from portal.demo.logins import DEMO_PASSWORD
 
 
@@ -28,13 +28,15 @@ class Command(BaseCommand):
         parser.add_argument("--seed", type=int, default=2026, help="Random seed; the same seed gives the same data.")
         parser.add_argument("--today", type=str, default=None, help="The day the history ends (YYYY-MM-DD).")
         parser.add_argument("--reset", action="store_true", help="Delete the demo tenants and build them again.")
+        parser.add_argument("--tenant", action="append", choices=SLUGS, dest="only",
+                            help="Only this demo tenant (repeat for more); all three by default.")
 
-    def handle(self, *args, scale, seed, today, reset, verbosity, **options):
+    def handle(self, *args, scale, seed, today, reset, only, verbosity, **options):
         if not 0 < scale <= 100:
             raise CommandError(f"--scale must be above 0 and at most 100, got {scale}.")
         today = _date(today) if today else timezone.localdate()
         started = time.monotonic()
-        report = demo_load(today=today, seed=seed, scale=scale, reset=reset, progress=verbosity > 0)
+        report = demo_load(today=today, seed=seed, scale=scale, reset=reset, progress=verbosity > 0, only=only)
         elapsed = time.monotonic() - started
         if verbosity == 0:
             return

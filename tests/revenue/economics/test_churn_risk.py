@@ -8,7 +8,7 @@ from djmoney.money import Money
 
 from billing.models import CreditRequest, Invoice
 from customers.models import Role
-from revenue.economics.churn_risk import at_risk_customers, churn_risk_scores, validate_churn_risk
+from revenue.economics.churn_risk import _auc, at_risk_customers, churn_risk_scores, usage_history_start, validate_churn_risk
 from revenue.selectors.common import MetricError, add_months, month_end
 from tests.customers.factories import ContractFactory, ContractLineFactory, CustomerFactory
 from tests.revenue.economics.helpers import calls
@@ -108,8 +108,79 @@ def test_back_test_shares_of_churners_and_stayers_above_the_threshold(churn_hist
     assert result["two_months_before"] == {"scored": 1, "above": 1, "share": Decimal(1), "mean_score": Decimal("10.0")}
     assert result["non_churners"] == {"scored": 1, "above": 0, "share": Decimal(0), "mean_score": Decimal("0.0")}
     assert [(c["customer"], c["churned_in"]) for c in result["churners"]] == [("Churner", date(2026, 2, 1))]
+    assert (result["auc_one_month"], result["auc_two_months"]) == (Decimal("1.000"), Decimal("1.000"))
+    assert result["usage_history_from"] is None  # no usage at all
 
 
-def test_back_test_months_out_of_range_is_refused(tenant_a):
-    with pytest.raises(MetricError, match="months must be from 1 to 24"):
-        validate_churn_risk(tenant=tenant_a, months=0)
+def test_auc_is_the_share_of_pairs_where_the_churner_scored_higher_ties_half():
+    # Pairs (3,1) 1, (3,3) ½, (3,4) 0, (5,1) 1, (5,3) 1, (5,4) 1: 4.5 of 6.
+    assert _auc([Decimal(3), Decimal(5)], [Decimal(1), Decimal(3), Decimal(4)]) == Decimal("0.750")
+    assert _auc([Decimal(2)], [Decimal(2), Decimal(2)]) == Decimal("0.500")
+    assert _auc([Decimal(0)], [Decimal(9)]) == Decimal("0.000")
+    assert _auc([], [Decimal(1)]) is None
+
+
+def _usage_signal(tenant, customer):
+    score = churn_risk_scores(tenant=tenant, as_of=AS_OF)[customer.pk]
+    return next(s for s in score.signals if s.code == "usage_trend")
+
+
+def test_usage_trend_of_a_young_customer_reads_its_days_not_ninety(tenant_a):
+    young = CustomerFactory(tenant=tenant_a, name="Young")
+    ContractLineFactory(contract=ContractFactory(customer=young, start_date=date(2026, 2, 1)))
+    calls(young, 1, when=date(2025, 6, 1))  # the tenant's usage history starts in June 2025
+    calls(young, 40, when=date(2026, 2, 10))
+    calls(young, 10, when=date(2026, 3, 10))
+
+    signal = _usage_signal(tenant_a, young)
+
+    # 1 February to 31 March is 59 days: (10/30) / (50/59) = 0.3933…, a fall of 61 %: in full.
+    # Over 90 days it would have read (10/30) / (50/90) = 0.6, 20 points.
+    assert signal.raw["history_days"] == 59
+    assert signal.raw["ratio"].quantize(Decimal("0.0001")) == Decimal("0.3933")
+    assert signal.points == Decimal("25.0")
+
+
+def test_usage_trend_of_a_returning_customer_starts_at_its_return(tenant_a):
+    back = CustomerFactory(tenant=tenant_a, name="Back again")
+    ContractLineFactory(contract=ContractFactory(customer=back, start_date=date(2024, 1, 1), end_date=date(2025, 6, 30)),
+                        ends_on=date(2025, 6, 30))
+    ContractLineFactory(contract=ContractFactory(customer=back, start_date=date(2025, 7, 1), end_date=date(2025, 10, 31)),
+                        ends_on=date(2025, 10, 31))  # no gap: the same run
+    ContractLineFactory(contract=ContractFactory(customer=back, start_date=date(2026, 2, 16)))  # back after a gap
+    calls(back, 30, when=date(2026, 2, 20))
+    calls(back, 15, when=date(2026, 3, 20))
+
+    signal = _usage_signal(tenant_a, back)
+
+    # 16 February to 31 March is 44 days: (15/30) / (45/44) = 0.4889, a fall of 51 %: in full.
+    assert signal.raw["history_days"] == 44
+    assert signal.points == Decimal("25.0")
+
+
+def test_usage_trend_starts_with_the_tenants_usage_history(tenant_a, tenant_b):
+    steady = CustomerFactory(tenant=tenant_a, name="Steady since 2024")
+    ContractLineFactory(contract=ContractFactory(customer=steady, start_date=date(2024, 1, 1)))
+    calls(steady, 62, when=date(2026, 2, 3))  # the tenant sent its first usage in February
+    calls(steady, 31, when=date(2026, 3, 3))
+    elsewhere = CustomerFactory(tenant=tenant_b, name="Older usage elsewhere")
+    calls(elsewhere, 5, when=date(2025, 1, 5))
+
+    signal = _usage_signal(tenant_a, steady)
+
+    # From 1 February: 59 days; (31/30) / (93/59) = 0.6556, a fall of 34.4 %: 0.689 of 25 points.
+    assert usage_history_start(tenant_a) == date(2026, 2, 1)
+    assert signal.raw["history_days"] == 59
+    assert signal.points == Decimal("17.2")
+
+
+def test_thirty_days_of_history_or_less_has_no_trend(tenant_a):
+    new = CustomerFactory(tenant=tenant_a, name="Brand new")
+    ContractLineFactory(contract=ContractFactory(customer=new, start_date=date(2026, 3, 5)))
+    calls(new, 3, when=date(2026, 3, 6))
+
+    signal = _usage_signal(tenant_a, new)
+
+    # 27 days: read as a trend it would be (3/30) / (3/27) = 0.9, a fall of 10 % and 5 points.
+    assert (signal.raw["history_days"], signal.raw["ratio"], signal.points) == (27, None, Decimal("0.0"))
+    assert signal.explanation == "27 day(s) of history: too short for a trend."

@@ -10,7 +10,7 @@ from revenue.economics.anomalies import detect_anomalies
 from tests.revenue.economics.test_anomalies import DAY
 from tests.revenue.economics.test_anomalies import world as anomaly_world  # noqa: F401  (fixture)
 from tests.revenue.economics.test_api import key_client
-from tests.revenue.economics.test_churn_risk import fading  # noqa: F401  (fixture)
+from tests.revenue.economics.test_churn_risk import churn_history, fading  # noqa: F401  (fixtures)
 from tests.revenue.economics.test_whatif import book  # noqa: F401  (fixture)
 
 
@@ -32,6 +32,22 @@ def test_churn_risk_page_lists_the_at_risk_customer_with_signals(fading, tenant_
     assert "Fading Freight" in body and "58.5" in body and "Overdue invoices" in body
     assert "Back-test against real churn" in body
     assert "Fading Freight" not in staff(tenant_b, member_factory).get("/staff/economics/churn-risk/?as_of=2026-03-31").content.decode()
+
+
+def test_churn_back_test_on_the_page_shows_the_ranking_for_the_months_asked(churn_history, tenant_a, member_factory, now_in_april):  # noqa: F811
+    body = staff(tenant_a, member_factory).get("/staff/economics/churn-risk/?months=3").content.decode()
+
+    assert "2026-01 – 2026-03: 1 customers churned" in body
+    assert 'name="months" type="number" min="1" max="24" value="3"' in body
+    assert "Ranking: in 100% of the pairs of a churner one month before and a customer who stayed, the churner scored higher (100% two months before" in body
+    assert "Usage history starts" not in body  # this tenant has sent no usage
+
+
+def test_churn_back_test_months_out_of_range_is_400(tenant_a, member_factory):
+    response = staff(tenant_a, member_factory).get("/staff/economics/churn-risk/?months=25")
+
+    assert response.status_code == 400
+    assert "months must be a whole number from 1 to 24." in response.content.decode()
 
 
 def test_churn_risk_page_bad_day_is_400(tenant_a, member_factory):
@@ -57,7 +73,9 @@ def test_churn_validation_api(fading, tenant_a):  # noqa: F811
     response = key_client(tenant_a).get("/api/v1/economics/churn-risk/validation/?months=3")
 
     assert response.status_code == 200
-    assert set(response.json()) >= {"one_month_before", "two_months_before", "non_churners", "lift", "churners"}
+    assert set(response.json()) >= {"one_month_before", "two_months_before", "non_churners", "lift", "churners",
+                                    "auc_one_month", "auc_two_months", "usage_history_from"}
+    assert response.json()["usage_history_from"] == "2026-01-01"  # the month of Fading Freight's first calls
     assert key_client(tenant_a).get("/api/v1/economics/churn-risk/validation/?months=99").status_code == 400
 
 
