@@ -13,7 +13,10 @@ Entered costs: ``CustomerCost`` rows (entered or imported) add to the month's co
 
 Revenue: the net (before VAT) of the customer's finalized or paid invoices whose period starts in
 the month, less the net of credit notes issued against them, converted to the reporting currency
-at the rate of the month's last day. Exact Decimals throughout; token cost is rounded once per
+at the rate of the month's last day. A recurring fee billed for several months at once (a contract
+billed quarterly, semi-annually or annually) is earned over those months: its line is spread evenly
+over them in cents, the first month taking the remainder, so a year paid up front in March counts a
+twelfth in each month from March to February. Exact Decimals throughout; token cost is rounded once per
 customer and month to the cent (ROUND_HALF_UP).
 """
 
@@ -24,13 +27,13 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from datetime import timezone as dt_timezone
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
 
 from django.db import connection
 from django.db.models import F, Sum
 
-from billing.models import CreditNote, Invoice, UsageEvent
-from customers.models import Tenant
+from billing.models import CreditNote, Invoice, InvoiceLine, UsageEvent
+from customers.models import BillingInterval, ContractLine, Tenant
 from revenue.economics.models import CustomerCost, ModelPrice
 from revenue.selectors.common import RateBook, add_months, month_end, month_start
 
@@ -38,6 +41,8 @@ ZERO = Decimal(0)
 CENT = Decimal("0.01")
 MILLION = Decimal(1_000_000)
 BILLED = [Invoice.Status.FINALIZED, Invoice.Status.PAID]
+MAX_INTERVAL = max(BillingInterval.values)  # months a recurring fee can be billed for at once
+RECURRING_KINDS = [ContractLine.Kind.RECURRING, ContractLine.Kind.PER_SEAT]
 # Token counts are whole numbers; anything else in the property is ignored instead of failing the query.
 _TOKENS = r"^\s*[0-9]{1,15}\s*$"
 
@@ -145,7 +150,8 @@ def cost_to_serve(
 def revenue_by_customer_month(
     *, tenant: Tenant, first: date, last: date, customer_ids: list[int] | None = None
 ) -> dict[tuple[int, date], Decimal]:
-    """Net invoiced revenue per customer and month, in the reporting currency (see module docstring).
+    """Net revenue earned per customer and month from billed invoices, in the reporting currency;
+    fees billed for several months spread over them (see the module docstring).
 
     Raises MissingExchangeRate when a foreign-currency invoice has no rate on its month's last day.
     """
@@ -162,11 +168,32 @@ def revenue_by_customer_month(
         credits = credits.filter(customer_id__in=customer_ids)
     book = RateBook(tenant)
     revenue: dict[tuple[int, date], Decimal] = defaultdict(Decimal)
+    first, last = month_start(first), month_start(last)
+
+    def earn(customer_id: int, month: date, currency: str, amount: Decimal) -> None:
+        if first <= month <= last:
+            revenue[(customer_id, month)] += book.convert(amount, currency, month_end(month))
+
     for customer_id, period_start, currency, net in (
         invoices.values_list("customer_id", "period_start", "currency").annotate(net=Sum(F("total") - F("vat_amount")))
     ):
+        earn(customer_id, month_start(period_start), currency, net)
+    spread = InvoiceLine.objects.for_tenant(tenant).filter(
+        invoice__status__in=BILLED, invoice__period_start__gte=add_months(first, 1 - MAX_INTERVAL),
+        invoice__period_start__lte=month_end(last), contract_line__contract__billing_interval__gt=1,
+        contract_line__kind__in=RECURRING_KINDS,
+    )
+    if customer_ids is not None:
+        spread = spread.filter(invoice__customer_id__in=customer_ids)
+    for customer_id, period_start, currency, months, amount in spread.values_list(
+        "invoice__customer_id", "invoice__period_start", "invoice__currency", "contract_line__contract__billing_interval",
+        "amount",
+    ):
         month = month_start(period_start)
-        revenue[(customer_id, month)] += book.convert(net, currency, month_end(month))
+        share = (amount / months).quantize(CENT, rounding=ROUND_DOWN)  # toward zero, discounts too
+        earn(customer_id, month, currency, -share * (months - 1))  # the invoice month keeps one share and the rest
+        for later in range(1, months):
+            earn(customer_id, add_months(month, later), currency, share)
     for customer_id, period_start, currency, net in (
         credits.values_list("customer_id", "invoice__period_start", "currency").annotate(net=Sum("subtotal"))
     ):

@@ -4,11 +4,14 @@ from datetime import date
 from decimal import Decimal
 
 import pytest
+from djmoney.money import Money
+
+from billing.models import Invoice, InvoiceLine
 
 from revenue.economics.costs import cost_to_serve, revenue_by_customer_month
 from revenue.economics.profitability import margins, profitability
 from revenue.selectors.common import MetricError
-from tests.customers.factories import CustomerFactory
+from tests.customers.factories import ContractFactory, ContractLineFactory, CustomerFactory
 from tests.revenue.economics.helpers import billed, call, credit_note, entered_cost, price
 
 JAN, FEB = date(2026, 1, 1), date(2026, 2, 1)
@@ -47,6 +50,33 @@ def test_revenue_is_net_of_vat_and_credit_notes_of_billed_invoices_only(world, t
 
     assert revenue_by_customer_month(tenant=tenant_a, first=JAN, last=date(2026, 3, 1)) == {
         (world.pk, JAN): Decimal("29.00"), (world.pk, date(2026, 3, 1)): Decimal("30.00")
+    }
+
+
+def test_a_fee_billed_for_a_year_is_earned_a_twelfth_a_month_in_cents(tenant_a, tenant_b):
+    yearly = CustomerFactory(tenant=tenant_a, name="Pays yearly")
+    contract = ContractFactory(customer=yearly, start_date=date(2025, 11, 1), billing_interval=12)
+    fee = ContractLineFactory(contract=contract, unit_price=Money("1000.00", "USD"))
+    invoice = billed(yearly, date(2025, 11, 1), "1010.00", status=Invoice.Status.DRAFT)  # lines go on drafts only
+    InvoiceLine.objects.create(tenant=tenant_a, invoice=invoice, position=1, description="Annual fee", kind="charge",
+                               quantity=1, unit_price=Decimal("1000"), amount=Decimal("1000.00"), contract_line=fee)
+    InvoiceLine.objects.create(tenant=tenant_a, invoice=invoice, position=2, description="Setup", kind="one_time",
+                               quantity=1, unit_price=Decimal("10"), amount=Decimal("10.00"))
+    Invoice.objects.for_tenant(tenant_a).filter(pk=invoice.pk).update(status=Invoice.Status.FINALIZED, number="Y-1")
+    elsewhere = CustomerFactory(tenant=tenant_b)
+    billed(elsewhere, date(2025, 11, 1), "5000.00")
+
+    year = revenue_by_customer_month(tenant=tenant_a, first=date(2025, 11, 1), last=date(2026, 10, 1))
+
+    # 1000.00 / 12 = 83.33 a month; November keeps the remainder 0.04 and the one-time 10.00.
+    assert year[(yearly.pk, date(2025, 11, 1))] == Decimal("93.37")
+    assert {month for (_, month), amount in year.items() if amount == Decimal("83.33")} == {
+        date(2025, 12, 1), *(date(2026, m, 1) for m in range(1, 11))
+    }
+    assert sum(year.values()) == Decimal("1010.00")
+    # A window after the invoice month still earns its months.
+    assert revenue_by_customer_month(tenant=tenant_a, first=JAN, last=FEB) == {
+        (yearly.pk, JAN): Decimal("83.33"), (yearly.pk, FEB): Decimal("83.33")
     }
 
 
