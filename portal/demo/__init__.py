@@ -1,9 +1,11 @@
 """The demo: three tenants with two years of believable history, built through the services.
 
 ``demo_load`` is what ``manage.py demo_load`` runs. A tenant whose slug exists is left alone
-("already loaded"); logins are ensured every time, and so is the billing data (metrics, usage,
-invoices: ``portal.demo.billing``), added to a tenant that has no billable metric yet. Each tenant is built in one transaction, inside
-its own scope, so a failure leaves no half-built tenant behind.
+("already loaded"); logins are ensured every time, and so are the billing data (metrics, usage,
+invoices: ``portal.demo.billing``), added to a tenant that has no billable metric yet, and the
+customer economics (costs, price plans, alert rules: ``portal.demo.economics``), added to a tenant
+without a price plan. Each tenant is built in one transaction, inside its own scope, so a failure
+leaves no half-built tenant behind.
 """
 
 import random
@@ -24,6 +26,8 @@ from portal.demo.common import DemoContext
 from portal.demo.logins import Logins
 from billing.models import CreditNote, CreditRequest, Invoice, UsageEvent
 from portal.demo import billing as demo_billing
+from portal.demo import economics as demo_economics
+from revenue.economics.models import AnomalyAlert, CustomerCost, PricePlan
 from revenue.models import Opportunity
 
 BUILDERS = [optimizer, jobapi, konsult]
@@ -56,6 +60,9 @@ def _counts(tenant: Tenant) -> dict[str, int]:
         "invoices": Invoice.objects.for_tenant(tenant).count(),
         "credit notes": CreditNote.objects.for_tenant(tenant).count(),
         "credit requests": CreditRequest.objects.for_tenant(tenant).count(),
+        "price plans": PricePlan.objects.for_tenant(tenant).count(),
+        "customer costs": CustomerCost.objects.for_tenant(tenant).count(),
+        "usage alerts": AnomalyAlert.objects.for_tenant(tenant).count(),
     }
 
 
@@ -152,5 +159,8 @@ def demo_load(
                     rng = demo_billing.billing_rng(seed, tenant.slug)
                     ctx = _context(tenant, rng, today=today, scale=scale, managers=managers)
                     demo_billing.build(ctx, builder, builder.PORTAL_CUSTOMERS)
+                if not demo_economics.has_economics(tenant):
+                    rng = random.Random(f"{seed}:{tenant.slug}:economics")
+                    demo_economics.build(_context(tenant, rng, today=today, scale=scale, managers=managers), builder)
                 reports.append(TenantReport(tenant.slug, tenant.name, status, _counts(tenant)))
     return LoadReport(tenants=reports, logins=logins.rows)

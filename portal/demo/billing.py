@@ -4,7 +4,9 @@ Everything goes through the billing services as production does: metrics and pri
 validated, usage arrives through ``usage_ingest`` (in batches, idempotency keys and all), each
 closed month is a draft run followed by ``invoice_finalize`` (without delivery: these invoices
 went out before the demo existed; the portal renders a PDF when it is first downloaded) and the
-current month is left as drafts that move with the usage. Credits are requested and approved by
+current month is left as drafts that move with the usage. A contract billed a year (or a quarter)
+at a time whose current term began before those months has that term's invoice issued too, so
+what it paid for is on record. Credits are requested and approved by
 the tenant's own staff logins.
 
 Customers about to leave behave like it (``months_to_churn``): in their last two months with MRR
@@ -34,7 +36,7 @@ from billing.services import (
     invoice_mark_paid,
     price_terms_set,
 )
-from customers.models import ContractLine, Customer, Membership, Role
+from customers.models import Contract, ContractLine, Customer, Membership, Role
 from portal.demo.common import DemoContext, month_end, month_start
 from revenue.selectors.mrr import customer_mrr_range
 
@@ -190,12 +192,15 @@ def _approver(tenant, amount: Decimal, currency: str):
     return _staff(tenant, Role.FINANCE if Role.FINANCE in allowed else Role.OWNER)
 
 
-def _invoice_month(ctx: DemoContext, month: Month) -> None:
-    """Draft run, then number every draft on the first day after the month; payments as they came."""
+def _invoice_month(ctx: DemoContext, month: Month, only: set[int] | None = None) -> None:
+    """Draft run, then number every draft (of the customers in ``only``, when given: the others'
+    drafts are dropped) on the first day after the month; payments as they came."""
     tenant = ctx.tenant
     invoice_compute_drafts(tenant=tenant, period_start=month.first, period_end=month.last)
     issue_date = month.last + timedelta(days=1)
     drafts = Invoice.objects.for_tenant(tenant).filter(period_start=month.first, status=Invoice.Status.DRAFT)
+    if only is not None:
+        drafts.exclude(customer_id__in=only).delete()
     for invoice in drafts.order_by("customer__name", "id"):
         invoice = invoice_finalize(invoice=invoice, issue_date=issue_date, deliver=False)
         if invoice.total == 0:
@@ -206,6 +211,23 @@ def _invoice_month(ctx: DemoContext, month: Month) -> None:
             paid_on = issue_date + timedelta(days=ctx.rng.randint(2, tenant.payment_terms_days + 12))
         if paid_on < ctx.today:
             invoice_mark_paid(invoice=invoice, paid_at=ctx.moment(paid_on, hour=14))
+
+
+def _earlier_terms(ctx: DemoContext, first_invoiced: date) -> dict[date, set[int]]:
+    """Contracts billed for several months at once whose term running into ``first_invoiced`` was
+    billed before it: {month of that bill: customers}, so their paid-up year is on record too."""
+    due: dict[date, set[int]] = {}
+    contracts = (
+        Contract.objects.for_tenant(ctx.tenant)
+        .filter(billing_interval__gt=1, start_date__lt=first_invoiced)
+        .exclude(status=Contract.Status.DRAFT).exclude(end_date__lt=first_invoiced)
+    )
+    for contract in contracts:
+        months_in = (first_invoiced.year - contract.start_date.year) * 12 + first_invoiced.month - contract.start_date.month
+        if months_in % contract.billing_interval:  # the term did not start in the first invoiced month itself
+            billed_in = month_start(contract.start_date, months_in - months_in % contract.billing_interval)
+            due.setdefault(billed_in, set()).add(contract.customer_id)
+    return due
 
 
 def _credits(ctx: DemoContext, credits: Credits, portal_customers: list[Customer], month: Month) -> None:
@@ -254,6 +276,8 @@ def build(ctx: DemoContext, module, portal_refs: list[str]) -> dict[str, int]:
     events = 0
     for month in months:
         events += usage_send(tenant, module.usage_events(ctx, month))
+    for first, customers in sorted(_earlier_terms(ctx, months[0].first).items()):
+        _invoice_month(ctx, Month(first, month_end(first)), only=customers)
     for month in months[:-1]:
         _invoice_month(ctx, month)
     found = Customer.objects.for_tenant(tenant).filter(external_ref__in=portal_refs)

@@ -26,6 +26,8 @@ from portal.demo.common import (
 )
 from portal.demo.contracts import Subscription, subscribe
 from portal.demo.pipeline import Deal, lost_deal, open_pipeline, won_deal
+from revenue.economics.simulator import MODELS as SIMULATED_MODELS
+from revenue.economics.simulator import TASKS as SIMULATED_TASKS
 
 TENANT = {
     "slug": "jobapi",
@@ -318,8 +320,19 @@ PLAN_BY_OVERAGE = {plan.overage: name for name, plan in PLANS.items()}
 GRACE_PERCENT = 1
 # How much of its quota a customer uses in a month: (profile, share of customers, low, high).
 USAGE_PROFILES = [("light", 0.5, 0.2, 0.6), ("power", 0.3, 0.8, 1.0), ("heavy", 0.2, 1.0, 1.3)]
+SHOWCASE_PROFILES = {"fernhill-recruiting": "heavy", "tidewater-logistics": "power", "quillon-payroll": "light"}
 ENTERPRISE_JOBS = (1500, 4000)
 FAILURE_RATES = (0.002, 0.015)  # share of jobs that fail for system reasons, per customer
+# Every job runs a short pipeline of model calls, so its event carries the provider, model, task
+# type and tokens of the pipeline, which the tenant's ModelPrice table prices (cost to serve).
+# Most customers get the usual model mix; premium ones insist on the largest models.
+CALLS_PER_JOB = 4
+PREMIUM_SHARE = 0.2
+STANDARD_MODELS = [(provider, model, share) for provider, model, _, _, share in SIMULATED_MODELS]
+PREMIUM_MODELS = [("openai", "gpt-4", 0.45), ("anthropic", "claude-opus-4", 0.45), ("openai", "gpt-4-turbo", 0.10)]
+MODEL_PRICES = [(provider, model, price_in, price_out) for provider, model, price_in, price_out, _ in SIMULATED_MODELS]
+PRICE_CUT = ("openai", "gpt-4-turbo", "5", "15", 2)  # new list prices from the first of the month two months ago
+SPIKE = ("fernhill-recruiting", 5, 6)  # this customer ran six days' jobs on one day, five days ago
 CREDITS = Credits(
     credit_note="Queue outage on the 12th: jobs delayed more than four hours",
     credit_note_share=Decimal("0.10"),
@@ -350,7 +363,8 @@ def usage_terms(line) -> dict:
     }
 
 
-def _profile(ctx, customer_id: int, cache: dict) -> tuple[float, float, float]:
+def _profile(ctx, customer_id: int, ref: str, cache: dict) -> tuple[float, float, float, bool]:
+    """(low, high) share of the quota used, failure rate, premium models or not."""
     if customer_id not in cache:
         roll, chosen = ctx.rng.random(), USAGE_PROFILES[-1]
         for profile in USAGE_PROFILES:
@@ -358,8 +372,23 @@ def _profile(ctx, customer_id: int, cache: dict) -> tuple[float, float, float]:
                 chosen = profile
                 break
             roll -= profile[1]
-        cache[customer_id] = (chosen[2], chosen[3], ctx.rng.uniform(*FAILURE_RATES))
+        if ref in SHOWCASE_PROFILES:
+            chosen = next(p for p in USAGE_PROFILES if p[0] == SHOWCASE_PROFILES[ref])
+        cache[customer_id] = (chosen[2], chosen[3], ctx.rng.uniform(*FAILURE_RATES), ctx.rng.random() < PREMIUM_SHARE)
     return cache[customer_id]
+
+
+def _models_and_tokens(ctx, premium: bool, failed: bool) -> dict:
+    """The model, task type and tokens of one job (a failed job returns no output)."""
+    models = PREMIUM_MODELS if premium else STANDARD_MODELS
+    provider, model, _ = ctx.rng.choices(models, weights=[m[2] for m in models])[0]
+    task = ctx.rng.choices(list(SIMULATED_TASKS), weights=[t[2] for t in SIMULATED_TASKS.values()])[0]
+    (in_low, in_high), (out_low, out_high), _ = SIMULATED_TASKS[task]
+    return {
+        "provider": provider, "model": model, "task_type": task,
+        "input_tokens": CALLS_PER_JOB * ctx.rng.randint(in_low, in_high),
+        "output_tokens": 0 if failed else CALLS_PER_JOB * ctx.rng.randint(out_low, out_high),
+    }
 
 
 def monthly_jobs(ctx, plan: str | None, low: float, high: float) -> int:
@@ -370,13 +399,17 @@ def monthly_jobs(ctx, plan: str | None, low: float, high: float) -> int:
     return min(jobs, INCLUDED_JOBS["Free"]) if plan == "Free" else jobs  # Free stops at its quota
 
 
-def job_events(ctx, ref: str, month, jobs: int, failure_rate: float) -> list[dict]:
+def job_events(ctx, ref: str, month, jobs: int, failure_rate: float, premium: bool = False,
+               burst: tuple[int, int] | None = None) -> list[dict]:
     """``jobs`` processed-job events spread over ``month`` up to its last usage day, plus the daily
-    created and confirmed counts. Keys are stable: the same month gives the same keys."""
+    created and confirmed counts; ``burst`` (day of month, jobs) adds jobs on one day. Keys are
+    stable: the same month gives the same keys."""
     days = month.last.day
     per_day: dict[int, list[bool]] = {}
     for _ in range(jobs):
         per_day.setdefault(ctx.rng.randint(1, days), []).append(ctx.rng.random() < failure_rate)
+    if burst is not None:
+        per_day.setdefault(burst[0], []).extend(ctx.rng.random() < failure_rate for _ in range(burst[1]))
     events = []
     for day in sorted(per_day):
         on = month.first.replace(day=day)
@@ -390,6 +423,7 @@ def job_events(ctx, ref: str, month, jobs: int, failure_rate: float) -> list[dic
                     "status": "failed" if failed else "succeeded",
                     "compute_ms": ctx.rng.randint(300, 1500) if failed else ctx.rng.randint(800, 9000),
                     "data_gb": f"{ctx.rng.uniform(0.002, 0.25):.3f}",
+                    **_models_and_tokens(ctx, premium, failed),
                 },
             })
         closing = ctx.moment(on, hour=23).isoformat()
@@ -414,8 +448,45 @@ def usage_events(ctx, month) -> list[dict]:
             continue
         line = (usage or enterprise)[-1]
         plan = PLAN_BY_OVERAGE[line.unit_price.amount] if usage else None
-        low, high, failure_rate = _profile(ctx, customer_id, profiles)
+        ref = line.contract.customer.external_ref
+        low, high, failure_rate, premium = _profile(ctx, customer_id, ref, profiles)
         share = active_days_share(line, month) * usage_factor(ctx, customer_id, month.first)
         jobs = round(monthly_jobs(ctx, plan, low, high) * share)
-        events += job_events(ctx, line.contract.customer.external_ref, month, jobs, failure_rate)
+        burst = None
+        spike_ref, days_ago, days_of_jobs = SPIKE
+        spike_day = ctx.today - timedelta(days=days_ago)
+        if ref == spike_ref and month.first <= spike_day <= month.last and jobs:
+            burst = (spike_day.day, round(jobs / month.last.day * days_of_jobs))
+        events += job_events(ctx, ref, month, jobs, failure_rate, premium, burst)
     return events
+
+
+# --- customer economics (see portal.demo.economics) ------------------------------------------
+
+PRICE_PLANS = [
+    {"code": "pure-usage", "name": "Pure usage: $0.25 a job", "base_fee": "0", "charge_model": "per_unit",
+     "metric": "processed_jobs", "unit_price": "0.25", "terms": {}},
+    {"code": "flat-149", "name": "Flat $149 a month", "base_fee": "149", "charge_model": "flat"},
+    {"code": "graduated", "name": "Graduated: $0.30, $0.18 above 500, $0.10 above 5 000", "base_fee": "0",
+     "charge_model": "graduated", "metric": "processed_jobs",
+     "terms": {"tiers": [{"up_to": "500", "unit_price": "0.30"}, {"up_to": "5000", "unit_price": "0.18"},
+                         {"up_to": None, "unit_price": "0.10"}]}},
+    {"code": "hybrid", "name": "Hybrid: $49 with 300 jobs, then $0.22", "base_fee": "49",
+     "charge_model": "included_quota", "metric": "processed_jobs",
+     "terms": {"included": "300", "overage_unit_price": "0.22"}},
+]
+ANOMALY_RULES = [
+    {"name": "AI spend above $60 a day", "metric": "spend", "threshold": "60", "window": "day"},
+    {"name": "More than 900 jobs in a week", "metric": "processed_jobs", "threshold": "900", "window": "week"},
+]
+
+
+def model_prices(ctx) -> list[dict]:
+    """The list prices of the models the jobs run on, from the start of the history, and one price cut."""
+    rows = [{"provider": provider, "model": model, "input_price_per_million": price_in,
+             "output_price_per_million": price_out, "effective_on": ctx.history_start}
+            for provider, model, price_in, price_out in MODEL_PRICES]
+    provider, model, price_in, price_out, months_ago = PRICE_CUT
+    rows.append({"provider": provider, "model": model, "input_price_per_million": price_in,
+                 "output_price_per_million": price_out, "effective_on": month_start(ctx.today, -months_ago)})
+    return rows

@@ -10,6 +10,7 @@ from decimal import Decimal
 
 from django.utils.text import slugify
 
+from billing.models import Invoice
 from customers.models import BillingInterval, Contract, ContractLine
 from customers.services import LineSpec
 from portal.demo.billing import INVOICED_MONTHS, Credits, Month, active_days_share, lines_active_in
@@ -333,3 +334,30 @@ def usage_events(ctx: DemoContext, month) -> list[dict]:
                 "properties": {"activity": ctx.rng.choice(ACTIVITIES)},
             })
     return events
+
+
+# --- customer economics (see portal.demo.economics) ------------------------------------------
+
+PRICE_PLANS = [
+    {"code": "timpris-1650", "name": "Löpande räkning 1 650 kr/h", "base_fee": "0", "charge_model": "per_unit",
+     "metric": "hours", "unit_price": "1650", "terms": {}},
+    {"code": "fast-15000", "name": "Fast månadsavgift 15 000 kr", "base_fee": "15000", "charge_model": "flat"},
+]
+ANOMALY_RULES = []
+COST_SOURCE = "entered"
+COST_NOTE = "Konsulttid till internpris, från tidrapporterna"
+COST_SHARE = (0.55, 0.88)  # of the month's invoiced net: the consultants' time at internal cost
+
+
+def customer_costs(ctx, first, last) -> dict[int, Decimal]:
+    """Each invoiced customer's cost in the month: a share of what it was invoiced, rounded to 100 kr."""
+    rows = (
+        Invoice.objects.for_tenant(ctx.tenant)
+        .filter(period_start=first, status__in=[Invoice.Status.FINALIZED, Invoice.Status.PAID], total__gt=0)
+        .order_by("customer_id", "id").values_list("customer_id", "total", "vat_amount")
+    )
+    costs: dict[int, Decimal] = {}
+    for customer_id, total, vat in rows:
+        share = Decimal(f"{ctx.rng.uniform(*COST_SHARE):.2f}")
+        costs[customer_id] = costs.get(customer_id, Decimal(0)) + round_to((total - vat) * share, 100)
+    return costs

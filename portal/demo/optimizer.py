@@ -7,11 +7,13 @@ negotiated; their platform fee grows at some renewals.
 """
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, time, timedelta
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 from django.utils.text import slugify
 
+from billing.models import UsageEvent
 from billing.pricing import savings as savings_of
 from customers.models import BillingInterval, ContractLine
 from customers.services import LineSpec
@@ -378,3 +380,36 @@ def usage_events(ctx, month) -> list[dict]:
             tier = _tier_of(line, fees[-1] if fees else None)
             events.append(savings_report(ctx, line.contract.customer.external_ref, month, tier, share))
     return events
+
+
+# --- customer economics (see portal.demo.economics) ------------------------------------------
+
+PRICE_PLANS = [
+    {"code": "rate-15-plus-300", "name": "15 % of savings plus $300 a month", "base_fee": "300",
+     "charge_model": "percentage", "metric": "savings", "terms": {"rate_percent": "15"}},
+    {"code": "rate-25", "name": "25 % of savings, no platform fee", "base_fee": "0", "charge_model": "percentage",
+     "metric": "savings", "terms": {"rate_percent": "25"}},
+    {"code": "flat-1500", "name": "Flat $1,500 a month", "base_fee": "1500", "charge_model": "flat"},
+]
+ANOMALY_RULES = []
+# Analysing a customer's AI spend costs compute: a fixed part and a share of the spend analysed,
+# imported each month from the cloud bill.
+ANALYSIS_COST = (Decimal("35"), Decimal("0.015"))
+COST_SOURCE = "imported"
+COST_NOTE = "Compute for the analysis, from the cloud bill"
+
+
+def customer_costs(ctx, first, last) -> dict[int, Decimal]:
+    """Each customer's cost to serve in the month ``first``..``last``: the fixed part plus the share
+    of the AI spend its savings reports analysed."""
+    fixed, share = ANALYSIS_COST
+    zone = ZoneInfo(ctx.tenant.time_zone)
+    reports = UsageEvent.objects.for_tenant(ctx.tenant).filter(
+        metric_code="savings_report", timestamp__gte=datetime.combine(first, time.min, tzinfo=zone),
+        timestamp__lt=datetime.combine(last + timedelta(days=1), time.min, tzinfo=zone),
+    )
+    costs: dict[int, Decimal] = {}
+    for customer_id, properties in reports.values_list("customer_id", "properties"):
+        analysed = Decimal(properties["baseline"]) * share
+        costs[customer_id] = costs.get(customer_id, fixed) + analysed
+    return {customer_id: cost.quantize(Decimal("0.01")) for customer_id, cost in costs.items()}

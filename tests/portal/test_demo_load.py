@@ -5,7 +5,8 @@ transaction that is rolled back at the end, so the other test modules never see 
 """
 
 from dataclasses import dataclass
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
 from io import StringIO
 from zoneinfo import ZoneInfo
 
@@ -35,7 +36,9 @@ from customers.models import (
     Role,
     Tenant,
 )
-from customers.tenancy import platform_scope
+from customers.tenancy import platform_scope, tenant_scope
+from revenue.economics.costs import cost_to_serve, revenue_by_customer_month
+from revenue.economics.models import AnomalyAlert, CustomerCost, ModelPrice, PricePlan
 from revenue.models import Band, Opportunity
 
 TODAY = date(2026, 11, 15)
@@ -297,11 +300,11 @@ def test_each_tenant_has_issued_invoices_with_gapless_numbers(tenants, slug):
     with platform_scope():
         issued = Invoice.objects.filter(tenant=tenants[slug]).exclude(status=Invoice.Status.DRAFT)
         sequence = sorted(issued.values_list("sequence_number", flat=True))
-        numbers = set(issued.values_list("number", flat=True))
+        numbers = set(issued.values_list("number", "sequence_number", "issue_date__year"))
 
     assert len(sequence) >= 6  # two customers a month at least, at this small scale
     assert sequence == list(range(1, len(sequence) + 1))
-    assert numbers == {f"{prefix}2026-{n:05d}" for n in sequence}
+    assert {number for number, _, _ in numbers} == {f"{prefix}{year}-{n:05d}" for _, n, year in numbers}
 
 
 @pytest.mark.parametrize("slug", SLUGS)
@@ -370,3 +373,61 @@ def test_optimizer_bills_its_share_of_savings_and_consultancy_its_hours_with_mom
     assert savings_lines.exists()
     assert hours_lines.exists()
     assert konsult_vat == {25}
+
+
+# --- customer economics ------------------------------------------------------------------------
+
+
+def test_each_tenant_has_a_price_plan_catalog_and_its_kind_of_cost_to_serve(tenants):
+    with platform_scope():
+        plans = {slug: sorted(PricePlan.objects.filter(tenant=t).values_list("code", flat=True))
+                 for slug, t in tenants.items()}
+        sources = {slug: set(CustomerCost.objects.filter(tenant=t).values_list("source", flat=True))
+                   for slug, t in tenants.items()}
+        model_prices = ModelPrice.objects.filter(tenant=tenants["jobapi"]).count()
+
+    assert plans == {"optimizer": ["flat-1500", "rate-15-plus-300", "rate-25"],
+                     "jobapi": ["flat-149", "graduated", "hybrid", "pure-usage"],
+                     "konsult": ["fast-15000", "timpris-1650"]}
+    assert sources == {"optimizer": {"imported"}, "jobapi": set(), "konsult": {"entered"}}
+    assert model_prices == 7  # six models and one price cut
+
+
+def test_every_job_names_its_model_and_tokens_and_the_price_table_prices_them_all(tenants):
+    tenant = tenants["jobapi"]
+    with tenant_scope(tenant):
+        without_model = UsageEvent.objects.for_tenant(tenant).filter(metric_code="processed_jobs").exclude(
+            properties__has_key="model").count()
+        october = cost_to_serve(tenant=tenant, first=date(2026, 10, 1), last=date(2026, 10, 1))
+
+    assert without_model == 0
+    assert sum(row.calls for row in october.values()) > 100
+    assert sum(row.unpriced_calls for row in october.values()) == 0
+    assert all(row.token_cost > 0 for row in october.values() if row.calls)
+
+
+def test_the_spike_of_the_showcase_customer_raised_an_alert(tenants):
+    with platform_scope():
+        alerts = set(AnomalyAlert.objects.filter(tenant=tenants["jobapi"], customer__external_ref="fernhill-recruiting")
+                     .values_list("kind", "measure", "period_start"))
+
+    assert ("spike", "events", TODAY - timedelta(days=5)) in alerts
+
+
+def test_a_year_paid_before_the_billing_history_is_invoiced_and_earned_a_twelfth_a_month(tenants):
+    tenant = tenants["optimizer"]
+    with tenant_scope(tenant):
+        brightline = Customer.objects.for_tenant(tenant).get(external_ref="brightline-health")
+        fee = InvoiceLine.objects.for_tenant(tenant).get(invoice__customer=brightline,
+                                                          invoice__period_start=date(2026, 2, 1),
+                                                          description="Platform fee and SLA")
+        support = InvoiceLine.objects.for_tenant(tenant).get(invoice__customer=brightline,
+                                                              description="Premium support and SLA")  # yearly too
+        august = Invoice.objects.for_tenant(tenant).get(customer=brightline, period_start=date(2026, 8, 1))
+        earned = revenue_by_customer_month(tenant=tenant, first=date(2026, 8, 1), last=date(2026, 8, 1))
+
+    assert fee.amount == Decimal("60000.00")  # the renewed yearly fee, billed in February
+    assert (support.invoice.period_start, support.amount) == (date(2026, 5, 1), Decimal("10000.00"))
+    # August earns its own invoice, a twelfth of February's fee and a twelfth of May's support.
+    assert earned[(brightline.pk, date(2026, 8, 1))] == august.total - august.vat_amount + Decimal("5000.00") + Decimal(
+        "833.33")

@@ -1,0 +1,60 @@
+"""Customer-economics data for a demo tenant: cost to serve, a price-plan catalog, alert rules, alerts.
+
+Built after the billing data (``portal.demo.billing``), through the same validation as the admin:
+
+- what the customers cost to serve: the job API's jobs carry their AI models and tokens, priced by
+  the tenant's ``ModelPrice`` table made here (``model_prices(ctx)``); the others' costs are a
+  ``CustomerCost`` per customer and closed month (``customer_costs(ctx, first, last)`` with
+  ``COST_SOURCE`` and ``COST_NOTE``);
+- the ``PricePlan`` catalog the pricing what-ifs compare with what was billed (``PRICE_PLANS``);
+- the tenant's ``AnomalyRule``s (``ANOMALY_RULES``), and the alerts of the last ``ALERT_DAYS``
+  complete days as the daily task would have raised them (not emailed: the worker does that).
+
+A tenant with a price plan already has its economics and is left alone.
+"""
+
+from datetime import timedelta
+from decimal import Decimal
+
+from portal.demo.billing import billing_months
+from portal.demo.common import DemoContext
+from revenue.economics.anomalies import detect_anomalies
+from revenue.economics.models import AnomalyRule, CustomerCost, ModelPrice, PricePlan
+
+ALERT_DAYS = 14
+
+
+def has_economics(tenant) -> bool:
+    return PricePlan.objects.for_tenant(tenant).exists()
+
+
+def _saved(row):
+    row.full_clean()
+    row.save()
+    return row
+
+
+def build(ctx: DemoContext, module) -> dict[str, int]:
+    """Give ``ctx.tenant`` its economics (see the module docstring). Returns what it made."""
+    tenant = ctx.tenant
+    made = {"model prices": 0, "customer costs": 0, "price plans": 0, "alert rules": 0, "alerts": 0}
+    for spec in module.model_prices(ctx) if hasattr(module, "model_prices") else []:
+        _saved(ModelPrice(tenant=tenant, **{k: Decimal(v) if k.endswith("million") else v for k, v in spec.items()}))
+        made["model prices"] += 1
+    if hasattr(module, "customer_costs"):
+        for month in billing_months(ctx.today)[:-1]:
+            for customer_id, amount in sorted(module.customer_costs(ctx, month.first, month.last).items()):
+                _saved(CustomerCost(tenant=tenant, customer_id=customer_id, month=month.first, amount=amount,
+                                    source=module.COST_SOURCE, note=module.COST_NOTE))
+                made["customer costs"] += 1
+    for spec in module.PRICE_PLANS:
+        _saved(PricePlan(tenant=tenant, currency=ctx.currency, **{
+            **spec, "base_fee": Decimal(spec["base_fee"]), "unit_price": Decimal(spec.get("unit_price", "0")),
+        }))
+        made["price plans"] += 1
+    for spec in module.ANOMALY_RULES:
+        _saved(AnomalyRule(tenant=tenant, **{**spec, "threshold": Decimal(spec["threshold"])}))
+        made["alert rules"] += 1
+    for days_ago in range(ALERT_DAYS, 0, -1):
+        made["alerts"] += detect_anomalies(tenant=tenant, day=ctx.today - timedelta(days=days_ago))["created"]
+    return made
