@@ -52,10 +52,11 @@ def _page(request, template, build):
 def profitability_page(request, tenant):
     def build():
         first, last = _window(request, tenant)
+        computed = margins(tenant=tenant, first=first, last=last)
         return {
             "window": (first, last),
-            "margins": margins(tenant=tenant, first=first, last=last),
-            "profitability": profitability(tenant=tenant, first=first, last=last),
+            "margins": computed,
+            "profitability": profitability(tenant=tenant, first=first, last=last, computed=computed),
         }
 
     return _page(request, "portal/economics/profitability.html", build)

@@ -185,18 +185,21 @@ def _recommend(row: dict, tier_medians: dict, tier_revenue: dict, target: Decima
 
 
 def profitability(
-    *, tenant: Tenant, first: date, last: date, thin_margin: Decimal = THIN_MARGIN, target_margin: Decimal = TARGET_MARGIN
+    *, tenant: Tenant, first: date, last: date, thin_margin: Decimal = THIN_MARGIN, target_margin: Decimal = TARGET_MARGIN,
+    computed: dict | None = None,
 ) -> dict:
     """Unprofitable (margin < 0) and thin-margin (0 ≤ rate < ``thin_margin``) customers, by tier.
 
     Each listed customer carries ``revenue_at_risk`` (their monthly revenue) and one
     recommendation (see the module docstring) with the figures it rests on. ``by_tier`` totals
-    the listed customers and revenue at risk per tier. Raises MetricError for bad margins.
+    the listed customers and revenue at risk per tier. ``computed``: ``margins()`` of the same
+    tenant and window when the caller has it already (a page showing both reads the usage once).
+    Raises MetricError for bad margins.
     """
     for name, value in (("thin_margin", thin_margin), ("target_margin", target_margin)):
         if not Decimal(0) <= value < 1:
             raise MetricError(f"{name} must be a decimal from 0 up to (not including) 1.")
-    result = margins(tenant=tenant, first=first, last=last)
+    result = computed if computed is not None else margins(tenant=tenant, first=first, last=last)
     rows = result["customers"]
     calls_by_tier, revenue_by_tier = defaultdict(list), defaultdict(list)
     for row in rows:
