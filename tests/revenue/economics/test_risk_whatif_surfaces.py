@@ -1,6 +1,8 @@
 """Churn risk, anomalies and what-ifs reachable by staff (pages) and machines (API), tenant-scoped."""
 
 
+from datetime import date
+
 import pytest
 from django.test import Client
 from django.utils import timezone
@@ -9,6 +11,7 @@ from customers.models import Role
 from revenue.economics.anomalies import detect_anomalies
 from tests.revenue.economics.test_anomalies import DAY
 from tests.revenue.economics.test_anomalies import world as anomaly_world  # noqa: F401  (fixture)
+from tests.customers.factories import ContractFactory, ContractLineFactory, CustomerFactory
 from tests.revenue.economics.test_api import key_client
 from tests.revenue.economics.test_churn_risk import churn_history, fading  # noqa: F401  (fixtures)
 from tests.revenue.economics.test_whatif import book  # noqa: F401  (fixture)
@@ -41,6 +44,17 @@ def test_churn_back_test_on_the_page_shows_the_ranking_for_the_months_asked(chur
     assert 'name="months" type="number" min="1" max="24" value="3"' in body
     assert "Ranking: in 100% of the pairs of a churner one month before and a customer who stayed, the churner scored higher (100% two months before" in body
     assert "Usage history starts" not in body  # this tenant has sent no usage
+
+
+def test_a_churner_who_scored_zero_shows_zero_not_a_dash(churn_history, tenant_a, member_factory, now_in_april):  # noqa: F811
+    quiet = CustomerFactory(tenant=tenant_a, name="Quiet leaver")
+    ContractLineFactory(contract=ContractFactory(customer=quiet, start_date=date(2024, 1, 1), end_date=date(2026, 1, 31)),
+                        ends_on=date(2026, 1, 31))
+
+    body = staff(tenant_a, member_factory).get("/staff/economics/churn-risk/?months=3").content.decode()
+
+    assert "<li>Quiet leaver (2026-02): 0.0 / 0.0</li>" in body
+    assert "<li>Churner (2026-02): 10.0 / 10.0</li>" in body
 
 
 def test_churn_back_test_months_out_of_range_is_400(tenant_a, member_factory):
