@@ -25,6 +25,9 @@ AREA_BY_MODEL = {
     "customers.contractchange": CONTRACTS,
     "customers.membership": TEAM,
     "customers.tenantapikey": TEAM,
+    # What customers cost to serve is money: finance keeps it, as it keeps billing.
+    "revenue.customercost": BILLING,
+    "revenue.modelprice": BILLING,
 }
 AREA_BY_APP = {"billing": BILLING, "revenue": PIPELINE}
 

@@ -1,5 +1,6 @@
-"""Read-only economics endpoints under /api/v1/economics/, inside the request's tenant: margins,
-profitability, ROI and savings evidence, churn risk and its back-test, anomalies, pricing what-ifs.
+"""Economics endpoints under /api/v1/economics/, inside the request's tenant: margins,
+profitability, ROI and savings evidence, churn risk and its back-test, anomalies, pricing what-ifs
+(all read-only), and the monthly costs to serve per customer (listed, and imported in bulk).
 
 Windows as the metric endpoints: ``from``/``to`` as ``YYYY-MM`` (default: the twelve months ending
 with the last closed month). Amounts are decimal strings rounded to cents, ratios to 4 decimals
@@ -9,19 +10,22 @@ with the last closed month). Amounts are decimal strings rounded to cents, ratio
 from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
+from django.core.exceptions import ValidationError
 from django.http import Http404
 from django.urls import path
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.response import Response
 
 from billing.models import InvoiceLine
 from customers.models import Customer
-from rest_framework.response import Response
 
 from revenue.api_metrics import COMMON_PARAMETERS, RATIO_KEYS, MetricView
 from revenue.economics.anomalies import recent_alerts
 from revenue.economics.churn_risk import RISK_THRESHOLD, churn_risk_scores, validate_churn_risk
-from revenue.economics.models import AnomalyRule
+from revenue.economics.cost_import import MAX_ROWS, customer_costs_import
+from revenue.economics.models import AnomalyRule, CustomerCost
 from revenue.economics.profitability import margins, profitability
 from revenue.economics.roi import customer_roi, savings_evidence
 from revenue.economics.whatif import movers, pricing_whatif
@@ -211,6 +215,108 @@ class WhatIfView(EconomicsView):
         return result
 
 
+MAX_BODY_BYTES = 8 * 1024 * 1024  # MAX_ROWS rows with 200-character notes take about 3 MB
+IMPORT_REFUSED = inline_serializer("CustomerCostImportRefused", {
+    "detail": serializers.CharField(), "errors": serializers.ListField(child=serializers.CharField()),
+})
+
+
+class CustomerCostsView(EconomicsView):
+    """A month's costs to serve per customer (GET), and a bulk import of them (POST).
+
+    Writing needs what editing customer costs in the admin needs (``portal.api.IsTenantMember``
+    with this model: ``customers.roles.role_can_edit``); an API key may write.
+    """
+
+    queryset = CustomerCost.objects.none()  # names the model for the permission; never queried
+    SOURCES = CustomerCost.Source.values
+
+    @extend_schema(
+        summary="The costs to serve entered or imported for one month, per customer",
+        parameters=[OpenApiParameter("month", OpenApiTypes.STR, description="YYYY-MM (default: the last closed month)")],
+        responses={200: inline_serializer("CustomerCostMonth", {
+            "month": serializers.CharField(),
+            "costs": inline_serializer("CustomerCostListed", {
+                "customer": serializers.CharField(), "name": serializers.CharField(), "month": serializers.CharField(),
+                "amount": serializers.CharField(), "source": serializers.ChoiceField(choices=CustomerCost.Source.values),
+                "note": serializers.CharField(),
+            }, many=True),
+        })},
+    )
+    def get(self, request):
+        return super().get(request)
+
+    def compute(self, request, tenant):
+        month = self.month(request, tenant)
+        rows = (
+            CustomerCost.objects.for_tenant(tenant).filter(month=month).order_by("customer__external_ref", "source")
+            .values_list("customer__external_ref", "customer__name", "month", "amount", "source", "note")
+        )
+        keys = ("customer", "name", "month", "amount", "source", "note")
+        return {"month": month, "costs": [dict(zip(keys, row, strict=True)) for row in rows]}
+
+    @extend_schema(
+        summary="Import a month's cost to serve per customer: every row is checked, then all are written or none",
+        description=(
+            f"At most {MAX_ROWS} rows. A row replaces that customer-month's cost of the same source (amount and note; "
+            'no note clears it). `source` is "imported" (default) or "entered". Errors name the row, counting the '
+            "first element of `costs` as row 1; nothing is written when any row is wrong."
+        ),
+        request=inline_serializer("CustomerCostImport", {
+            "costs": inline_serializer("CustomerCostRow", {
+                "customer": serializers.CharField(help_text="The customer's external_ref in this tenant."),
+                "month": serializers.CharField(help_text="YYYY-MM"),
+                "amount": serializers.DecimalField(max_digits=18, decimal_places=2, min_value=Decimal(0)),
+                "note": serializers.CharField(required=False, allow_blank=True, max_length=200),
+            }, many=True),
+            "source": serializers.ChoiceField(choices=CustomerCost.Source.values, required=False),
+        }),
+        responses={
+            200: inline_serializer("CustomerCostImportResult", {
+                "created": serializers.IntegerField(), "updated": serializers.IntegerField(),
+                "unchanged": serializers.IntegerField(),
+            }),
+            400: IMPORT_REFUSED,
+            413: IMPORT_REFUSED,
+        },
+        examples=[OpenApiExample("Two customers", request_only=True, value={"costs": [
+            {"customer": "acme", "month": "2026-03", "amount": "1250.00", "note": "cloud bill"},
+            {"customer": "globex", "month": "2026-03", "amount": "310.40"},
+        ]})],
+    )
+    def post(self, request):
+        # DRF reads a JSON body whole, without Django's upload limit: refuse a huge one unread.
+        length = request.META.get("CONTENT_LENGTH") or "0"
+        if length.isdigit() and int(length) > MAX_BODY_BYTES:
+            return self._refused(
+                f"The body is larger than {MAX_BODY_BYTES // (1024 * 1024)} MB; send at most {MAX_ROWS} rows at once.",
+                status=413,
+            )
+        body = request.data
+        if not isinstance(body, dict):
+            return self._refused('Send a JSON object: {"costs": [...], "source": "imported"}.')
+        unknown = sorted(str(key) for key in body if key not in ("costs", "source"))
+        if unknown:
+            return self._refused(f'Unknown field(s) {", ".join(unknown)}; send "costs" and optionally "source".')
+        costs = body.get("costs")
+        if not isinstance(costs, list):
+            return self._refused('"costs" must be a list of {customer, month, amount, note} objects.')
+        source = body.get("source", CustomerCost.Source.IMPORTED)
+        if source not in self.SOURCES:
+            return self._refused(f'"source" must be one of {", ".join(self.SOURCES)}.')
+        try:
+            counts = customer_costs_import(tenant=request.tenant, rows=costs, source=source)
+        except ValidationError as exc:
+            problems = len(exc.messages)
+            return self._refused(
+                f"Nothing was imported: {problems} problem{'s' if problems > 1 else ''} to fix.", exc.messages
+            )
+        return Response(counts)
+
+    def _refused(self, detail: str, errors: list[str] | None = None, status: int = 400) -> Response:
+        return Response({"detail": detail, "errors": errors if errors is not None else [detail]}, status=status)
+
+
 def url_patterns():
     return [
         path("economics/margins/", MarginsView.as_view(), name="economics-margins"),
@@ -221,4 +327,5 @@ def url_patterns():
         path("economics/churn-risk/validation/", ChurnValidationView.as_view(), name="economics-churn-validation"),
         path("economics/anomalies/", AnomaliesView.as_view(), name="economics-anomalies"),
         path("economics/what-if/", WhatIfView.as_view(), name="economics-what-if"),
+        path("economics/costs/", CustomerCostsView.as_view(), name="economics-costs"),
     ]
