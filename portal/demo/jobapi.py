@@ -476,7 +476,7 @@ PRICE_PLANS = [
      "terms": {"included": "300", "overage_unit_price": "0.22"}},
 ]
 ANOMALY_RULES = [
-    {"name": "AI spend above $60 a day", "metric": "spend", "threshold": "60", "window": "day"},
+    {"name": "AI spend above $40 a day", "metric": "spend", "threshold": "40", "window": "day"},
     {"name": "More than 900 jobs in a week", "metric": "processed_jobs", "threshold": "900", "window": "week"},
 ]
 
