@@ -4,3 +4,8 @@ from django.apps import AppConfig
 class RevenueConfig(AppConfig):
     name = "revenue"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self):
+        from revenue.economics import ai_usage
+
+        ai_usage.connect()

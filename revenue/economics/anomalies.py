@@ -39,8 +39,7 @@ from django.utils import timezone
 from billing.metering import usage_totals
 from billing.models import UsageEvent
 from customers.models import Customer, Membership, Role, Tenant
-from revenue.economics.costs import _TOKENS
-from revenue.economics.models import AnomalyAlert, AnomalyRule, ModelPrice
+from revenue.economics.models import AiUsageDay, AnomalyAlert, AnomalyRule, ModelPrice
 
 ZERO = Decimal(0)
 Z_LIMIT = Decimal(3)
@@ -60,12 +59,9 @@ GROUP BY 1, 2
 
 _SPEND_BUCKETS = f"""
 WITH grouped AS (
-    SELECT customer_id, (timestamp AT TIME ZONE %(tz)s)::date AS day,
-           COALESCE(properties ->> 'provider', '') AS provider, properties ->> 'model' AS model,
-           SUM(CASE WHEN properties ->> 'input_tokens' ~ '{_TOKENS}' THEN (properties ->> 'input_tokens')::numeric ELSE 0 END) AS tin,
-           SUM(CASE WHEN properties ->> 'output_tokens' ~ '{_TOKENS}' THEN (properties ->> 'output_tokens')::numeric ELSE 0 END) AS tout
-    FROM {UsageEvent._meta.db_table}
-    WHERE tenant_id = %(tenant)s AND timestamp >= %(start)s AND timestamp < %(end)s AND properties ? 'model'
+    SELECT customer_id, day, provider, model, SUM(input_tokens) AS tin, SUM(output_tokens) AS tout
+    FROM {AiUsageDay._meta.db_table}
+    WHERE tenant_id = %(tenant)s AND day >= %(first_day)s AND day <= %(last_day)s
     GROUP BY 1, 2, 3, 4
 )
 SELECT g.customer_id, (%(last_day)s::date - g.day) / %(size)s AS bucket,
@@ -87,7 +83,7 @@ def _utc(tenant: Tenant, day: date) -> datetime:
 def _buckets(tenant: Tenant, measure: str, last_day: date, size: int, count: int) -> dict[int, dict[int, Decimal]]:
     """``{customer_id: {bucket: value}}``: bucket 0 is the ``size`` days ending ``last_day``, 1 the ones before…"""
     first_day = last_day - timedelta(days=size * count - 1)
-    params = {"tenant": tenant.pk, "tz": tenant.time_zone, "last_day": last_day, "size": size,
+    params = {"tenant": tenant.pk, "tz": tenant.time_zone, "first_day": first_day, "last_day": last_day, "size": size,
               "start": _utc(tenant, first_day), "end": _utc(tenant, last_day + timedelta(days=1))}
     result: dict[int, dict[int, Decimal]] = defaultdict(dict)
     with connection.cursor() as cursor:

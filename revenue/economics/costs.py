@@ -5,8 +5,9 @@ Token usage: any usage event of the tenant whose ``properties`` carry ``model`` 
 ``feature``, which wins) name the product feature. Its cost is
 ``input_tokens × input price + output_tokens × output price`` per million, at the tenant's
 ``ModelPrice`` for that provider and model with the latest ``effective_on`` on or before the
-event's day (tenant time zone). Events are first grouped per customer, day, model and feature,
-so the price lookup runs once per group, not per event. Calls without a price are counted as
+event's day (tenant time zone). The calls are read from ``AiUsageDay``, the database's running
+sum of them per customer, day, provider, model and feature (token counts that are not whole
+numbers count 0), so the price lookup runs once per group and no event is read. Calls without a price are counted as
 ``unpriced_calls`` and cost nothing: the dashboards show them rather than guess.
 
 Entered costs: ``CustomerCost`` rows (entered or imported) add to the month's cost.
@@ -22,19 +23,17 @@ customer and month to the cent (ROUND_HALF_UP).
 
 from __future__ import annotations
 
-import zoneinfo
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import date, datetime, time
-from datetime import timezone as dt_timezone
+from datetime import date
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
 
 from django.db import connection
 from django.db.models import F, Sum
 
-from billing.models import CreditNote, Invoice, InvoiceLine, UsageEvent
+from billing.models import CreditNote, Invoice, InvoiceLine
 from customers.models import BillingInterval, ContractLine, Tenant
-from revenue.economics.models import CustomerCost, ModelPrice
+from revenue.economics.models import AiUsageDay, CustomerCost, ModelPrice
 from revenue.selectors.common import RateBook, add_months, month_end, month_start
 
 ZERO = Decimal(0)
@@ -43,8 +42,6 @@ MILLION = Decimal(1_000_000)
 BILLED = [Invoice.Status.FINALIZED, Invoice.Status.PAID]
 MAX_INTERVAL = max(BillingInterval.values)  # months a recurring fee can be billed for at once
 RECURRING_KINDS = [ContractLine.Kind.RECURRING, ContractLine.Kind.PER_SEAT]
-# Token counts are whole numbers; anything else in the property is ignored instead of failing the query.
-_TOKENS = r"^\s*[0-9]{1,15}\s*$"
 
 
 def cents(amount: Decimal) -> Decimal:
@@ -68,29 +65,11 @@ class CostRow:
         return self.token_cost + self.other_cost
 
 
-def _bounds(tenant: Tenant, first: date, last: date) -> tuple[datetime, datetime]:
-    zone = zoneinfo.ZoneInfo(tenant.time_zone)
-    start = datetime.combine(month_start(first), time.min, tzinfo=zone)
-    end = datetime.combine(add_months(month_start(last), 1), time.min, tzinfo=zone)
-    return start.astimezone(dt_timezone.utc), end.astimezone(dt_timezone.utc)
-
-
 TOKEN_COST_SQL = f"""
 WITH grouped AS (
-    SELECT e.customer_id,
-           (e.timestamp AT TIME ZONE %(tz)s)::date AS day,
-           COALESCE(e.properties ->> 'provider', '') AS provider,
-           e.properties ->> 'model' AS model,
-           COALESCE(NULLIF(e.properties ->> 'feature', ''), e.properties ->> 'task_type', '') AS feature,
-           COUNT(*) AS calls,
-           SUM(CASE WHEN e.properties ->> 'input_tokens' ~ '{_TOKENS}'
-                    THEN (e.properties ->> 'input_tokens')::numeric ELSE 0 END) AS input_tokens,
-           SUM(CASE WHEN e.properties ->> 'output_tokens' ~ '{_TOKENS}'
-                    THEN (e.properties ->> 'output_tokens')::numeric ELSE 0 END) AS output_tokens
-    FROM {UsageEvent._meta.db_table} e
-    WHERE e.tenant_id = %(tenant)s AND e.timestamp >= %(start)s AND e.timestamp < %(end)s
-      AND e.properties ? 'model' CUSTOMER_FILTER
-    GROUP BY 1, 2, 3, 4, 5
+    SELECT e.customer_id, e.day, e.provider, e.model, e.feature, e.calls, e.input_tokens, e.output_tokens
+    FROM {AiUsageDay._meta.db_table} e
+    WHERE e.tenant_id = %(tenant)s AND e.day >= %(first_day)s AND e.day <= %(last_day)s CUSTOMER_FILTER
 )
 SELECT g.customer_id, date_trunc('month', g.day)::date AS month, g.feature,
        SUM(g.calls), SUM(g.input_tokens), SUM(g.output_tokens),
@@ -118,8 +97,7 @@ def cost_to_serve(
     imported ``CustomerCost``. Pairs without usage or entered cost are absent. One query for tokens,
     one for entered costs.
     """
-    start, end = _bounds(tenant, first, last)
-    params = {"tz": tenant.time_zone, "tenant": tenant.pk, "start": start, "end": end}
+    params = {"tenant": tenant.pk, "first_day": month_start(first), "last_day": month_end(last)}
     customer_filter = ""
     if customer_ids is not None:
         customer_filter = "AND e.customer_id = ANY(%(customers)s)"

@@ -19,7 +19,7 @@ from billing.models.invoicing import METERED_MODELS, parse_terms
 from customers.models import Customer
 from customers.tenancy import TenantOwned
 
-__all__ = ["AnomalyAlert", "AnomalyRule", "CustomerCost", "ModelPrice", "PricePlan"]
+__all__ = ["AiUsageDay", "AnomalyAlert", "AnomalyRule", "CustomerCost", "ModelPrice", "PricePlan"]
 
 ZERO = Decimal(0)
 PRICE = {"max_digits": 18, "decimal_places": 6}
@@ -49,6 +49,38 @@ class ModelPrice(TenantOwned):
 
     def __str__(self):
         return f"{self.provider}/{self.model} from {self.effective_on}"
+
+
+class AiUsageDay(TenantOwned):
+    """AI calls of one customer on one day of the tenant's calendar, per provider, model and feature.
+
+    A roll-up of the usage events whose properties carry ``model`` (``revenue.economics.costs``
+    says how provider, feature and tokens are read), kept by database triggers on the usage-event
+    table (migration 0004): every insert, update or delete of events adds or takes away its calls
+    and tokens in the same statement, whatever wrote them (the API, a bulk load, COPY), so it is
+    always exactly the events' sum. The application only reads it (cost to serve, spend anomalies)
+    and rebuilds a tenant's rows when the tenant's time zone changes (``ai_usage_rebuild``).
+    """
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+    provider = models.TextField(blank=True)
+    model = models.TextField(blank=True)
+    feature = models.TextField(blank=True)
+    calls = models.BigIntegerField()
+    input_tokens = models.DecimalField(max_digits=30, decimal_places=0)
+    output_tokens = models.DecimalField(max_digits=30, decimal_places=0)
+
+    class Meta:
+        constraints = [
+            # Day before customer: the one index serves the triggers' upserts and reads of a window.
+            models.UniqueConstraint(
+                fields=["tenant", "day", "customer", "provider", "model", "feature"], name="ai_usage_day_unique"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.customer_id} {self.day}: {self.calls} calls of {self.provider}/{self.model}"
 
 
 class CustomerCost(TenantOwned):
