@@ -13,7 +13,7 @@ from django.contrib.admin.helpers import ActionForm
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from customers.admin_base import TenantAdmin, request_role
+from customers.admin_base import TenantAdmin, TenantModelForm, request_role
 from customers.models import Role
 from revenue import services
 from revenue.models import Band, ExchangeRate, Opportunity, QuarterTarget
@@ -120,6 +120,29 @@ class OpportunityActionForm(ActionForm):
     lost_reason = forms.CharField(required=False, label="Reason (for “mark lost”)", max_length=200)
 
 
+CLOSE_BY_ACTION = "Use the “Mark won” or “Mark lost” action: winning creates the contract, losing records why."
+
+
+class OpportunityForm(TenantModelForm):
+    """The rules the API keeps, in the admin too: won and lost are reached only through the actions
+    (winning creates the contract), and a closed opportunity is history that takes no edits."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if "stage" in self.fields and (self.instance.pk is None or self.instance.is_open):
+            stage = self.fields["stage"]
+            stage.choices = [(value, label) for value, label in stage.choices if value in Opportunity.OPEN_STAGES]
+            stage.error_messages["invalid_choice"] = CLOSE_BY_ACTION
+
+    def clean(self):
+        cleaned = super().clean()
+        stored = self.instance  # still as stored: the form's values reach it after clean()
+        if stored.pk is not None and not stored.is_open and self.has_changed():
+            raise ValidationError(f"“{stored.title}” is {stored.get_stage_display().lower()}: a closed "
+                                  "opportunity is history and is not edited.")
+        return cleaned
+
+
 @admin.register(Opportunity)
 class OpportunityAdmin(TenantAdmin):
     list_display = [
@@ -147,6 +170,12 @@ class OpportunityAdmin(TenantAdmin):
         ("Outcome", {"fields": ["lost_reason", "won_contract", "closed_on", "last_touched_at"]}),
     ]
     readonly_fields = ["won_contract", "closed_on", "last_touched_at"]
+    form = OpportunityForm
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is not None and not obj.is_open:  # won or lost: shown, not edited
+            return [field for fields in (spec["fields"] for _, spec in self.fieldsets) for field in fields]
+        return super().get_readonly_fields(request, obj)
 
     @admin.display(description="account", ordering="customer__name")
     def account(self, obj):

@@ -161,3 +161,50 @@ def test_the_pipeline_list_starts_on_open_opportunities(client, tenant_a, tenant
     assert ("Open deal" in default, "Won deal" in default) == (True, False)
     assert ("Open deal" in everything, "Won deal" in everything) == (True, True)
     assert ("Open deal" in won_by_stage, "Won deal" in won_by_stage) == (False, True)
+
+
+def _list_edit(deal, **changes):
+    data = {
+        "form-TOTAL_FORMS": 1, "form-INITIAL_FORMS": 1, "form-MIN_NUM_FORMS": 0, "form-MAX_NUM_FORMS": 1000,
+        "form-0-id": deal.pk, "form-0-probability": deal.probability, "form-0-stage": deal.stage,
+        "form-0-expected_close_on": deal.expected_close_on.isoformat() if deal.expected_close_on else "",
+        "_save": "Save",
+    }
+    data.update({f"form-0-{name}": value for name, value in changes.items()})
+    return data
+
+
+def test_a_deal_is_won_only_by_the_action_not_by_editing_its_stage(client, manager, pipeline, tenant_a):
+    deal = pipeline["stale"]
+
+    listed = client.post(CHANGELIST + "?band=negotiating", _list_edit(deal, stage="won"))
+    url = reverse("admin:revenue_opportunity_change", args=(deal.pk,))
+    form = client.get(url).content.decode()
+    changed = client.post(url, {
+        "title": deal.title, "customer": deal.customer_id, "prospect_name": "", "kind": deal.kind,
+        "amount_0": "12000.00", "amount_1": "USD", "probability": 100, "stage": "won",
+        "expected_close_on": "2026-12-20", "owner": "", "next_step": "", "lost_reason": "",
+    })
+
+    assert listed.status_code == changed.status_code == 200  # shown again with the error
+    assert "Use the “Mark won” or “Mark lost” action" in listed.content.decode()
+    assert "Use the “Mark won” or “Mark lost” action" in changed.content.decode()
+    assert 'value="won"' not in form and 'value="negotiation"' in form and 'value="lost"' not in form
+    deal.refresh_from_db()
+    assert (deal.stage, deal.probability) == (Opportunity.Stage.PROPOSAL, 80)
+    assert not Contract.objects.for_tenant(tenant_a).exists()
+
+
+def test_a_closed_deal_is_history_shown_and_not_edited(client, manager, pipeline):
+    deal = pipeline["active"]
+    client.post(CHANGELIST, {"action": "mark_lost", "_selected_action": [deal.pk], "index": 0, "lost_reason": "Rival"})
+    deal.refresh_from_db()
+    url = reverse("admin:revenue_opportunity_change", args=(deal.pk,))
+
+    form = client.get(url).content.decode()
+    listed = client.post(CHANGELIST + "?state=all&q=Active", _list_edit(deal, probability=60, stage="proposal"))
+
+    assert 'name="amount_0"' not in form and 'name="probability"' not in form and "Rival" in form
+    assert "“Active deal” is lost: a closed opportunity is history and is not edited." in listed.content.decode()
+    deal.refresh_from_db()
+    assert (deal.stage, deal.probability, deal.lost_reason) == (Opportunity.Stage.LOST, 0, "Rival")
