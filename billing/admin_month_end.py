@@ -78,19 +78,39 @@ class BillingRunItemInline(ReadOnlyMixin, TenantInline):
 @admin.register(BillingRun)
 class BillingRunAdmin(ReadOnlyMixin, TenantAdmin):
     list_display = [
-        "__str__", "status", "customers", "drafted", "finalized", "emailed", "failed_items", "finalize_on",
+        "__str__", "status", "progress", "customers", "drafted", "finalized", "emailed", "failed_items", "finalize_on",
         "started_at", "finished_at",
     ]
     list_filter = ["status", "period_start"]
     date_hierarchy = "period_start"
     actions = ["finalize_now", "retry_failed", "resume"]
     fields = [
-        "period_start", "period_end", "status", "finalize_on", "customers", "drafted", "finalized", "emailed",
+        "period_start", "period_end", "status", "progress", "finalize_on", "customers", "drafted", "finalized", "emailed",
         "failed", "problems", "error", "started_by", "created_at", "started_at", "drafted_at", "finalizing_at",
         "finished_at", "chunk_size",
     ]
     readonly_fields = fields
     change_list_template = "admin/billing/billingrun/change_list.html"
+    change_form_template = "admin/billing/billingrun/change_form.html"
+    REFRESH_SECONDS = 5  # while a run is working, its pages reload themselves
+
+    @admin.display(description="progress")
+    def progress(self, obj):
+        """Live, from the run's items: how many invoices are through, and how many failed."""
+        counts = month_end.billing_run_progress(run=obj)
+        if not counts["total"]:
+            return "drafting…" if obj.status == BillingRun.Status.PENDING else "—"
+        text = f"{counts['done']} of {counts['total']} invoices through"
+        return f"{text}, {counts['failed']} failed" if counts["failed"] else text
+
+    def _refresh(self, runs) -> dict:
+        working = any(run.status in (BillingRun.Status.PENDING, BillingRun.Status.RUNNING) for run in runs)
+        return {"refresh_seconds": self.REFRESH_SECONDS if working else None}
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        run = self.get_object(request, object_id)
+        extra_context = {**(extra_context or {}), **self._refresh([run] if run else [])}
+        return super().change_view(request, object_id, form_url, extra_context)
 
     def get_inlines(self, request, obj):
         return [BillingRunItemInline] if obj is not None else []
@@ -135,7 +155,10 @@ class BillingRunAdmin(ReadOnlyMixin, TenantAdmin):
         return TemplateResponse(request, "admin/billing/billingrun/start.html", context)
 
     def changelist_view(self, request, extra_context=None):
-        extra_context = {**(extra_context or {}), "may_start_run": _may_bill(request)}
+        working = self.get_queryset(request).filter(
+            status__in=[BillingRun.Status.PENDING, BillingRun.Status.RUNNING]).exists()
+        extra_context = {**(extra_context or {}), "may_start_run": _may_bill(request),
+                         "refresh_seconds": self.REFRESH_SECONDS if working else None}
         return super().changelist_view(request, extra_context)
 
     @admin.action(description="Finalize and send the drafts now (skip the rest of the review period)", permissions=["billing"])

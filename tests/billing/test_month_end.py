@@ -428,3 +428,32 @@ def test_resend_action_emails_the_invoice_again(client, member_factory, world, t
     assert [m.to[0] for m in mail.outbox].count("ap@alpha-labs.example.com") == 2
     delivery.refresh_from_db()
     assert (delivery.status, delivery.attempts) == ("sent", 2)
+
+
+def test_a_working_run_shows_its_live_progress_and_reloads_itself(client, member_factory, world, tenant_a,
+                                                                   django_capture_on_commit_callbacks):
+    start(tenant_a, django_capture_on_commit_callbacks)  # drafts for review: three items drafted
+    run = run_of(tenant_a)
+    BillingRun.objects.for_tenant(tenant_a).filter(pk=run.pk).update(status=BillingRun.Status.RUNNING)
+    items = BillingRunItem.objects.for_tenant(tenant_a).filter(run=run)
+    items.filter(customer__name="Alpha Labs").update(status=BillingRunItem.Status.DELIVERED)
+    items.filter(customer__name="Beta Works").update(status=BillingRunItem.Status.FAILED)
+    client.force_login(member_factory(tenant_a, Role.FINANCE))
+
+    page = client.get(reverse("admin:billing_billingrun_change", args=(run.pk,))).content.decode()
+    listing = client.get(reverse("admin:billing_billingrun_changelist")).content.decode()
+
+    assert "2 of 3 invoices through, 1 failed" in page and "2 of 3 invoices through, 1 failed" in listing
+    assert '<meta http-equiv="refresh" content="5">' in page and '<meta http-equiv="refresh" content="5">' in listing
+
+
+def test_a_finished_run_stays_still(client, member_factory, world, tenant_a, django_capture_on_commit_callbacks):
+    start(tenant_a, django_capture_on_commit_callbacks, finalize=True)
+    run = run_of(tenant_a)
+    client.force_login(member_factory(tenant_a, Role.FINANCE))
+
+    page = client.get(reverse("admin:billing_billingrun_change", args=(run.pk,))).content.decode()
+
+    assert run.status == BillingRun.Status.DONE
+    assert "3 of 3 invoices through" in page
+    assert 'http-equiv="refresh"' not in page
