@@ -3,23 +3,25 @@ risk (with its back-test), usage anomalies and pricing what-ifs.
 
 Figures come from ``revenue.economics`` only; templates round them for display. Windows are
 ``?from=YYYY-MM&to=YYYY-MM`` (default: the twelve months ending with the last closed month); bad
-input gives the dashboards' 400 page, a missing exchange rate its 409 page.
+input gives the dashboards' 400 page, a missing exchange rate its 409 page. The what-if page is
+the one that writes: a POST asks a worker to compute it.
 """
 
 from datetime import date, timedelta
 
 from django.http import Http404
-from django.shortcuts import render
-from django.urls import path
+from django.shortcuts import redirect, render
+from django.urls import path, reverse
 
 from customers.models import Customer
 from portal.dashboards import _problem, staff_context, staff_view
 from revenue.economics.anomalies import recent_alerts
 from revenue.economics.churn_risk import RISK_THRESHOLD, at_risk_customers, validate_churn_risk
-from revenue.economics.models import AnomalyRule, PricePlan
+from revenue.economics.models import AnomalyRule, PricePlan, WhatIfRun
 from revenue.economics.profitability import margins, profitability
 from revenue.economics.roi import customer_roi, savings_customers
-from revenue.economics.whatif import movers, pricing_whatif
+from revenue.economics.whatif import MAX_MONTHS as MAX_WHATIF_MONTHS
+from revenue.economics.whatif import whatif_is_stale, whatif_latest, whatif_run_request
 from revenue.selectors.common import (
     MetricError,
     MissingExchangeRate,
@@ -101,8 +103,10 @@ def _as_of(request, tenant) -> date:
 
 def _count(request, name: str, default: int, low: int, high: int) -> int:
     raw = request.GET.get(name, "")
-    if not raw:
-        return default
+    return _count_of(raw, name, low, high) if raw else default
+
+
+def _count_of(raw: str, name: str, low: int, high: int) -> int:
     if not raw.isdigit() or not low <= int(raw) <= high:
         raise MetricError(f"{name} must be a whole number from {low} to {high}.")
     return int(raw)
@@ -132,14 +136,33 @@ def anomalies_page(request, tenant):
     return _page(request, "portal/economics/anomalies.html", build)
 
 
+WHATIF_REFRESH_SECONDS = 3
+
+
 @staff_view
 def whatif_page(request, tenant):
+    """The what-if of the last N closed months: computed by a worker on request (POST), shown with
+    when it was computed; the page reloads itself while the computation runs."""
+    if request.method == "POST":
+        try:
+            months = _count_of(request.POST.get("months", ""), "months", 1, MAX_WHATIF_MONTHS)
+            whatif_run_request(tenant=tenant, months=months, user=request.user)
+        except MetricError as exc:
+            return _problem(request, str(exc), 400)
+        return redirect(f"{reverse('economics:whatif')}?months={months}")
+
     def build():
-        result = pricing_whatif(tenant=tenant, months=_count(request, "months", 3, 1, 24))
-        rows = [{"plan": plan, "totals": result["totals"][plan["code"]],
-                 "movers": movers(result, plan["code"], 5) if plan["code"] != "actual" else None}
-                for plan in result["plans"]]
-        return {"whatif": result, "rows": rows, "catalog_size": PricePlan.objects.for_tenant(tenant).count()}
+        months = _count(request, "months", 3, 1, MAX_WHATIF_MONTHS)
+        run = whatif_latest(tenant=tenant, months=months)
+        stale = run is not None and whatif_is_stale(run)
+        done = run is not None and run.status == WhatIfRun.Status.DONE
+        return {
+            "months": months, "run": run, "stale": stale,
+            "outdated": done and run.figures["whatif"]["to"] != last_closed_month(tenant),
+            "refresh_seconds": WHATIF_REFRESH_SECONDS if run is not None and run.is_working and not stale else None,
+            "catalog_size": PricePlan.objects.for_tenant(tenant).count(),
+            **(run.figures if done else {}),
+        }
 
     return _page(request, "portal/economics/whatif.html", build)
 

@@ -112,3 +112,16 @@ def detect_anomalies_all_tenants() -> int:
     for tenant_id in tenant_ids:
         detect_anomalies_for_tenant.delay(tenant_id)
     return len(tenant_ids)
+
+
+@shared_task(acks_late=True)
+def whatif_compute(run_id: int) -> str:
+    """A pricing what-if the staff page asked for (revenue.economics.whatif.whatif_run_compute)."""
+    from customers.tenancy import platform_scope
+    from revenue.economics.models import WhatIfRun
+    from revenue.economics.whatif import whatif_run_compute
+
+    with platform_scope():
+        run = WhatIfRun.objects.select_related("tenant").get(pk=run_id)
+    with tenant_scope(run.tenant):
+        return whatif_run_compute(run=run).status

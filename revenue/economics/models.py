@@ -6,8 +6,11 @@ cost, reported beside revenue converted to that currency); a price plan is in it
 starts with the tenant.
 """
 
+import json
+from datetime import date
 from decimal import Decimal
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 from django.db import models
@@ -19,7 +22,7 @@ from billing.models.invoicing import METERED_MODELS, parse_terms
 from customers.models import Customer
 from customers.tenancy import TenantOwned
 
-__all__ = ["AiUsageDay", "AnomalyAlert", "AnomalyRule", "CustomerCost", "ModelPrice", "PricePlan"]
+__all__ = ["AiUsageDay", "AnomalyAlert", "AnomalyRule", "CustomerCost", "ModelPrice", "PricePlan", "WhatIfRun"]
 
 ZERO = Decimal(0)
 PRICE = {"max_digits": 18, "decimal_places": 6}
@@ -243,3 +246,59 @@ class PricePlan(TenantOwned):
                     errors["metric"] = f'No billable metric "{self.metric}".'
         if errors:
             raise ValidationError(errors)
+
+
+class FiguresEncoder(json.JSONEncoder):
+    """Decimals and dates kept as themselves through JSON: ``{"$decimal": "12.50"}``, ``{"$date": "2026-03-01"}``."""
+
+    def default(self, o):
+        if isinstance(o, Decimal):
+            return {"$decimal": str(o)}
+        if isinstance(o, date):
+            return {"$date": o.isoformat()}
+        return super().default(o)
+
+
+class FiguresDecoder(json.JSONDecoder):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, object_hook=self._typed, **kwargs)
+
+    @staticmethod
+    def _typed(value: dict):
+        if value.keys() == {"$decimal"}:
+            return Decimal(value["$decimal"])
+        if value.keys() == {"$date"}:
+            return date.fromisoformat(value["$date"])
+        return value
+
+
+class WhatIfRun(TenantOwned):
+    """A pricing what-if the staff page asked for, computed by a worker: the figures the page shows
+    (totals per plan and the customers who move most), when, and how long it took."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Computing"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    months = models.PositiveSmallIntegerField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                     related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    seconds = models.DecimalField(max_digits=9, decimal_places=2, null=True, blank=True)
+    figures = models.JSONField(null=True, blank=True, encoder=FiguresEncoder, decoder=FiguresDecoder)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["tenant", "months", "-created_at"], name="whatif_run_latest")]
+
+    def __str__(self):
+        return f"What-if over {self.months} month(s), {self.get_status_display().lower()}"
+
+    @property
+    def is_working(self) -> bool:
+        return self.status in (self.Status.QUEUED, self.Status.RUNNING)

@@ -21,12 +21,16 @@ plan when its revenue from them exceeds the actual re-pricing. Nothing is writte
 
 from __future__ import annotations
 
+import logging
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 
+from django.db import transaction
 from django.db.models import F, Q, Sum
+from django.utils import timezone
 from djmoney.money import Money
 
 from billing import pricing
@@ -37,8 +41,16 @@ from billing.models.invoicing import PER_EVENT_KEYS
 from billing.selectors import metric_event_amounts
 from customers.models import Contract, ContractLine, Customer, Tenant
 from revenue.economics.costs import BILLED, ZERO, cost_to_serve
-from revenue.economics.models import PricePlan
-from revenue.selectors.common import MetricError, RateBook, add_months, last_closed_month, month_end, months_between
+from revenue.economics.models import PricePlan, WhatIfRun
+from revenue.selectors.common import (
+    MetricError,
+    MissingExchangeRate,
+    RateBook,
+    add_months,
+    last_closed_month,
+    month_end,
+    months_between,
+)
 
 ACTUAL = "actual"
 MAX_MONTHS = 24
@@ -339,3 +351,60 @@ def movers(result: dict, code: str, limit: int = 10) -> dict:
     rows.sort(key=lambda r: (-r["delta"], r["customer"]))
     return {"pay_more": [r for r in rows if r["delta"] > 0][:limit],
             "pay_less": [r for r in reversed(rows) if r["delta"] < 0][:limit]}
+
+
+# --- the staff page's what-ifs, computed by a worker -------------------------------------------
+
+logger = logging.getLogger(__name__)
+PAGE_MOVERS = 5
+STALE_AFTER = timedelta(minutes=15)  # a run queued or computing longer than this has lost its worker
+
+
+def whatif_page_figures(result: dict, limit: int = PAGE_MOVERS) -> dict:
+    """What the staff page shows of a what-if: all but the per-customer rows, and per plan its
+    totals and the ``limit`` customers who would pay the most more and the most less."""
+    rows = [{"plan": plan, "totals": result["totals"][plan["code"]],
+             "movers": movers(result, plan["code"], limit) if plan["code"] != ACTUAL else None}
+            for plan in result["plans"]]
+    return {"whatif": {k: v for k, v in result.items() if k != "customers"}, "rows": rows}
+
+
+def whatif_run_request(*, tenant: Tenant, months: int, user=None) -> WhatIfRun:
+    """Ask a worker for the what-if of the last ``months`` closed months (queued on commit; run
+    in-process when no broker is configured). Raises MetricError for a bad ``months``."""
+    from revenue import tasks
+
+    if not 1 <= months <= MAX_MONTHS:
+        raise MetricError(f"months must be from 1 to {MAX_MONTHS}.")
+    run = WhatIfRun.objects.for_tenant(tenant).create(tenant=tenant, months=months, requested_by=user)
+    transaction.on_commit(lambda: tasks.whatif_compute.delay(run.pk))
+    return run
+
+
+def whatif_run_compute(*, run: WhatIfRun) -> WhatIfRun:
+    """Compute ``run`` (``pricing_whatif`` of its months, ending with the last closed month) and keep
+    the page's figures, or why it could not be computed. Never raises for a bad run: it fails."""
+    started = time.perf_counter()
+    WhatIfRun.objects.for_tenant(run.tenant).filter(pk=run.pk).update(status=WhatIfRun.Status.RUNNING)
+    try:
+        run.figures = whatif_page_figures(pricing_whatif(tenant=run.tenant, months=run.months))
+        run.status = WhatIfRun.Status.DONE
+    except (MetricError, MissingExchangeRate) as exc:
+        run.status, run.error = WhatIfRun.Status.FAILED, str(exc)
+    except Exception:
+        logger.exception("what-if run %s failed", run.pk)
+        run.status, run.error = WhatIfRun.Status.FAILED, "An unexpected error stopped the computation; it is logged."
+    run.finished_at = timezone.now()
+    run.seconds = Decimal(f"{time.perf_counter() - started:.2f}")
+    run.save(update_fields=["status", "figures", "error", "finished_at", "seconds"])
+    return run
+
+
+def whatif_latest(*, tenant: Tenant, months: int) -> WhatIfRun | None:
+    """The tenant's newest what-if over ``months`` months, whatever its state."""
+    return WhatIfRun.objects.for_tenant(tenant).filter(months=months).order_by("-created_at", "-id").first()
+
+
+def whatif_is_stale(run: WhatIfRun, now=None) -> bool:
+    """Queued or computing for longer than ``STALE_AFTER``: its worker is gone; ask again."""
+    return run.is_working and run.created_at < (now or timezone.now()) - STALE_AFTER

@@ -1,13 +1,20 @@
 """Churn risk, anomalies and what-ifs reachable by staff (pages) and machines (API), tenant-scoped."""
 
 
-from datetime import date
+import json
+from datetime import date, timedelta
+from decimal import Decimal
 
 import pytest
 from django.test import Client
 from django.utils import timezone
 
 from customers.models import Role
+from customers.tenancy import tenant_scope
+from revenue.economics.models import FiguresDecoder, FiguresEncoder, WhatIfRun
+from revenue.economics import whatif as whatif_module
+from revenue.economics.whatif import whatif_run_compute
+from revenue.selectors.common import MetricError
 from revenue.economics.anomalies import detect_anomalies
 from tests.revenue.economics.test_anomalies import DAY
 from tests.revenue.economics.test_anomalies import world as anomaly_world  # noqa: F401  (fixture)
@@ -106,11 +113,17 @@ def test_anomalies_page_and_api(anomaly_world, tenant_b, member_factory):  # noq
     assert key_client(tenant_b).get(f"/api/v1/economics/anomalies/?since={DAY.isoformat()}").json()["alerts"] == []
 
 
-def test_whatif_page_and_api(book, member_factory, monkeypatch):  # noqa: F811
+def test_whatif_page_and_api(book, member_factory, monkeypatch, django_capture_on_commit_callbacks):  # noqa: F811
     monkeypatch.setattr(timezone, "now", lambda: timezone.datetime(2026, 3, 5, tzinfo=timezone.get_current_timezone()))
+    client = staff(book, member_factory, Role.FINANCE)
 
-    body = staff(book, member_factory, Role.FINANCE).get("/staff/economics/what-if/?months=2").content.decode()
+    with django_capture_on_commit_callbacks(execute=True):  # no broker in tests: the worker's task runs here
+        asked = client.post("/staff/economics/what-if/", {"months": "2"})
+    body = client.get("/staff/economics/what-if/?months=2").content.decode()
     api = key_client(book).get("/api/v1/economics/what-if/?months=2&plans=flat-49,tiered").json()
+
+    assert (asked.status_code, asked["Location"]) == (302, "/staff/economics/what-if/?months=2")
+    assert "Computed at 2026-03-05" in body and 'http-equiv="refresh"' not in body
 
     assert "flat-49" in body and "$122.50" in body and "3 of 3" in body
     assert (api["totals"]["flat-49"]["revenue"], api["totals"]["tiered"]["revenue"]) == ("122.50", "80.00")
@@ -122,3 +135,77 @@ def test_whatif_page_and_api(book, member_factory, monkeypatch):  # noqa: F811
 def test_price_plan_admin_for_finance(tenant_a, member_factory):
     assert staff(tenant_a, member_factory, Role.FINANCE).get("/admin/revenue/priceplan/add/").status_code == 200
     assert staff(tenant_a, member_factory, Role.VIEWER).get("/admin/revenue/priceplan/add/").status_code == 403
+
+
+WHATIF = "/staff/economics/what-if/"
+
+
+def test_whatif_page_before_any_run_offers_to_compute(book, member_factory):  # noqa: F811
+    body = staff(book, member_factory).get(WHATIF + "?months=4").content.decode()
+
+    assert "No what-if over 4 closed month(s) yet" in body
+    assert '<input type="hidden" name="months" value="4">' in body and "<table>" not in body
+
+
+def test_whatif_page_while_computing_reloads_itself_and_a_lost_run_can_be_asked_again(book, member_factory):  # noqa: F811
+    run = WhatIfRun.objects.for_tenant(book).create(tenant=book, months=3, status=WhatIfRun.Status.RUNNING)
+    working = staff(book, member_factory).get(WHATIF).content.decode()
+    WhatIfRun.objects.for_tenant(book).filter(pk=run.pk).update(created_at=timezone.now() - timedelta(minutes=16))
+    lost = staff(book, member_factory).get(WHATIF).content.decode()
+
+    assert "Computing since" in working and '<meta http-equiv="refresh" content="3">' in working
+    assert "did not finish: its worker stopped" in lost and 'http-equiv="refresh"' not in lost
+
+
+def test_whatif_run_that_cannot_be_computed_says_why(book, member_factory, monkeypatch):  # noqa: F811
+    run = WhatIfRun.objects.for_tenant(book).create(tenant=book, months=2)
+
+    def refuse(**kwargs):
+        raise MetricError("No closed month yet.")
+
+    monkeypatch.setattr(whatif_module, "pricing_whatif", refuse)
+    with tenant_scope(book):
+        whatif_run_compute(run=run)
+    body = staff(book, member_factory).get(WHATIF + "?months=2").content.decode()
+
+    run.refresh_from_db()
+    assert (run.status, run.error, run.figures) == (WhatIfRun.Status.FAILED, "No closed month yet.", None)
+    assert "The computation failed: No closed month yet." in body and "Compute again" in body
+
+
+def test_whatif_bad_months_is_400_and_queues_nothing(book, member_factory):  # noqa: F811
+    response = staff(book, member_factory).post(WHATIF, {"months": "25"})
+
+    assert response.status_code == 400
+    assert "months must be a whole number from 1 to 24." in response.content.decode()
+    assert not WhatIfRun.objects.for_tenant(book).exists()
+
+
+def test_another_tenant_never_sees_the_run(book, tenant_b, member_factory, django_capture_on_commit_callbacks):  # noqa: F811
+    with django_capture_on_commit_callbacks(execute=True):
+        staff(book, member_factory).post(WHATIF, {"months": "2"})
+
+    body = staff(tenant_b, member_factory).get(WHATIF + "?months=2").content.decode()
+
+    assert "No what-if over 2 closed month(s) yet" in body and "flat-49" not in body
+
+
+def test_stored_figures_come_back_as_decimals_and_dates():
+    figures = {"revenue": Decimal("122.50"), "to": date(2026, 2, 1), "rows": [{"delta": Decimal("-0.10")}], "name": "x"}
+
+    assert json.loads(json.dumps(figures, cls=FiguresEncoder), cls=FiguresDecoder) == figures
+
+
+def test_whatif_computed_before_a_month_closed_says_so(book, member_factory, monkeypatch,  # noqa: F811
+                                                       django_capture_on_commit_callbacks):
+    march, april = (timezone.datetime(2026, m, 5, tzinfo=timezone.get_current_timezone()) for m in (3, 4))
+    client = staff(book, member_factory, Role.FINANCE)
+    monkeypatch.setattr(timezone, "now", lambda: march)
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(WHATIF, {"months": "2"})
+    fresh = client.get(WHATIF + "?months=2").content.decode()
+    monkeypatch.setattr(timezone, "now", lambda: april)
+    later = client.get(WHATIF + "?months=2").content.decode()
+
+    assert "A newer month has closed since." not in fresh and "A newer month has closed since." in later
+    assert "2026-01 – 2026-02" in later  # the figures shown are still the ones computed, for their window
