@@ -8,7 +8,9 @@ Built after the billing data (``portal.demo.billing``), through the same validat
   ``COST_SOURCE`` and ``COST_NOTE``);
 - the ``PricePlan`` catalog the pricing what-ifs compare with what was billed (``PRICE_PLANS``);
 - the tenant's ``AnomalyRule``s (``ANOMALY_RULES``), and the alerts of the last ``ALERT_DAYS``
-  complete days as the daily task would have raised them (not emailed: the worker does that).
+  complete days as the daily task would have raised them (not emailed: the worker does that);
+- the what-if of the last ``WHATIF_MONTHS`` closed months, computed as the worker would, so the
+  staff page has figures on the first visit.
 
 A tenant with a price plan already has its economics and is left alone.
 """
@@ -19,9 +21,11 @@ from decimal import Decimal
 from portal.demo.billing import billing_months
 from portal.demo.common import DemoContext
 from revenue.economics.anomalies import detect_anomalies
-from revenue.economics.models import AnomalyRule, CustomerCost, ModelPrice, PricePlan
+from revenue.economics.models import AnomalyRule, CustomerCost, ModelPrice, PricePlan, WhatIfRun
+from revenue.economics.whatif import whatif_run_compute
 
 ALERT_DAYS = 14
+WHATIF_MONTHS = 3  # the page's default
 
 
 def has_economics(tenant) -> bool:
@@ -37,7 +41,7 @@ def _saved(row):
 def build(ctx: DemoContext, module) -> dict[str, int]:
     """Give ``ctx.tenant`` its economics (see the module docstring). Returns what it made."""
     tenant = ctx.tenant
-    made = {"model prices": 0, "customer costs": 0, "price plans": 0, "alert rules": 0, "alerts": 0}
+    made = {"model prices": 0, "customer costs": 0, "price plans": 0, "alert rules": 0, "alerts": 0, "what-ifs": 0}
     for spec in module.model_prices(ctx) if hasattr(module, "model_prices") else []:
         _saved(ModelPrice(tenant=tenant, **{k: Decimal(v) if k.endswith("million") else v for k, v in spec.items()}))
         made["model prices"] += 1
@@ -57,4 +61,6 @@ def build(ctx: DemoContext, module) -> dict[str, int]:
         made["alert rules"] += 1
     for days_ago in range(ALERT_DAYS, 0, -1):
         made["alerts"] += detect_anomalies(tenant=tenant, day=ctx.today - timedelta(days=days_ago))["created"]
+    run = whatif_run_compute(run=WhatIfRun.objects.for_tenant(tenant).create(tenant=tenant, months=WHATIF_MONTHS))
+    made["what-ifs"] = int(run.status == WhatIfRun.Status.DONE)
     return made

@@ -38,7 +38,7 @@ from customers.models import (
 )
 from customers.tenancy import platform_scope, tenant_scope
 from revenue.economics.costs import cost_to_serve, revenue_by_customer_month
-from revenue.economics.models import AnomalyAlert, CustomerCost, ModelPrice, PricePlan
+from revenue.economics.models import AnomalyAlert, CustomerCost, ModelPrice, PricePlan, WhatIfRun
 from revenue.models import Band, Opportunity
 
 TODAY = date(2026, 11, 15)
@@ -431,3 +431,16 @@ def test_a_year_paid_before_the_billing_history_is_invoiced_and_earned_a_twelfth
     # August earns its own invoice, a twelfth of February's fee and a twelfth of May's support.
     assert earned[(brightline.pk, date(2026, 8, 1))] == august.total - august.vat_amount + Decimal("5000.00") + Decimal(
         "833.33")
+
+
+@pytest.mark.parametrize("slug", SLUGS)
+def test_the_what_if_page_has_figures_on_the_first_visit(tenants, slug):
+    with platform_scope():
+        runs = list(WhatIfRun.objects.filter(tenant=tenants[slug]).values_list("months", "status", "figures"))
+        plans = PricePlan.objects.filter(tenant=tenants[slug]).count()
+
+    assert [(months, status) for months, status, _ in runs] == [(3, WhatIfRun.Status.DONE)]
+    figures = runs[0][2]
+    codes = [row["plan"]["code"] for row in figures["rows"]]
+    assert codes[0] == "actual" and len(codes) == 1 + plans
+    assert isinstance(figures["whatif"]["totals"]["actual"]["revenue"], Decimal)
