@@ -223,9 +223,10 @@ def _earlier_terms(ctx: DemoContext, first_invoiced: date) -> dict[date, set[int
         .exclude(status=Contract.Status.DRAFT).exclude(end_date__lt=first_invoiced)
     )
     for contract in contracts:
-        months_in = (first_invoiced.year - contract.start_date.year) * 12 + first_invoiced.month - contract.start_date.month
+        start = contract.start_date
+        months_in = (first_invoiced.year - start.year) * 12 + first_invoiced.month - start.month
         if months_in % contract.billing_interval:  # the term did not start in the first invoiced month itself
-            billed_in = month_start(contract.start_date, months_in - months_in % contract.billing_interval)
+            billed_in = month_start(start, months_in - months_in % contract.billing_interval)
             due.setdefault(billed_in, set()).add(contract.customer_id)
     return due
 

@@ -18,6 +18,7 @@ A tenant with a price plan already has its economics and is left alone.
 from datetime import timedelta
 from decimal import Decimal
 
+from customers.services import save_validated
 from portal.demo.billing import billing_months
 from portal.demo.common import DemoContext
 from revenue.economics.anomalies import detect_anomalies
@@ -32,32 +33,27 @@ def has_economics(tenant) -> bool:
     return PricePlan.objects.for_tenant(tenant).exists()
 
 
-def _saved(row):
-    row.full_clean()
-    row.save()
-    return row
-
-
 def build(ctx: DemoContext, module) -> dict[str, int]:
     """Give ``ctx.tenant`` its economics (see the module docstring). Returns what it made."""
     tenant = ctx.tenant
     made = {"model prices": 0, "customer costs": 0, "price plans": 0, "alert rules": 0, "alerts": 0, "what-ifs": 0}
     for spec in module.model_prices(ctx) if hasattr(module, "model_prices") else []:
-        _saved(ModelPrice(tenant=tenant, **{k: Decimal(v) if k.endswith("million") else v for k, v in spec.items()}))
+        prices = {k: Decimal(v) for k, v in spec.items() if k.endswith("_per_million")}
+        save_validated(ModelPrice(tenant=tenant, **{**spec, **prices}))
         made["model prices"] += 1
     if hasattr(module, "customer_costs"):
         for month in billing_months(ctx.today)[:-1]:
             for customer_id, amount in sorted(module.customer_costs(ctx, month.first, month.last).items()):
-                _saved(CustomerCost(tenant=tenant, customer_id=customer_id, month=month.first, amount=amount,
+                save_validated(CustomerCost(tenant=tenant, customer_id=customer_id, month=month.first, amount=amount,
                                     source=module.COST_SOURCE, note=module.COST_NOTE))
                 made["customer costs"] += 1
     for spec in module.PRICE_PLANS:
-        _saved(PricePlan(tenant=tenant, currency=ctx.currency, **{
+        save_validated(PricePlan(tenant=tenant, currency=ctx.currency, **{
             **spec, "base_fee": Decimal(spec["base_fee"]), "unit_price": Decimal(spec.get("unit_price", "0")),
         }))
         made["price plans"] += 1
     for spec in module.ANOMALY_RULES:
-        _saved(AnomalyRule(tenant=tenant, **{**spec, "threshold": Decimal(spec["threshold"])}))
+        save_validated(AnomalyRule(tenant=tenant, **{**spec, "threshold": Decimal(spec["threshold"])}))
         made["alert rules"] += 1
     for days_ago in range(ALERT_DAYS, 0, -1):
         made["alerts"] += detect_anomalies(tenant=tenant, day=ctx.today - timedelta(days=days_ago))["created"]

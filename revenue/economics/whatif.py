@@ -16,7 +16,9 @@ currency; the others are counted as ``not_applicable``.
 Figures are net (before VAT), per customer and month in the customer's currency, rounded as
 invoiced, then converted to the reporting currency at the month's last day and summed.
 ``margin`` = revenue − cost to serve (``revenue.economics.costs``). A customer *pays more* under a
-plan when its revenue from them exceeds the actual re-pricing. Nothing is written.
+plan when its revenue from them exceeds the actual re-pricing. ``pricing_whatif`` writes nothing;
+the staff page's what-ifs run on a worker and keep the figures the page shows in ``WhatIfRun``
+(``whatif_run_request``, ``whatif_run_compute``).
 """
 
 from __future__ import annotations
