@@ -10,7 +10,7 @@ Conventions shared by every function here:
   or infinity raises :class:`PricingError`, as does any other bad input.
 - Percentages are given in percent: ``Decimal(20)`` means 20 %.
 - Arithmetic is exact (``fractions.Fraction``); each line is rounded once, to
-  the currency's minor unit (py-moneyed ``sub_unit``) with ROUND_HALF_UP.
+  the currency's minor unit (``customers.money.minor_unit_places``) with ROUND_HALF_UP.
   Totals are sums of rounded lines.
 - Every line satisfies ``amount == round_money(quantity * unit_price * proration)``.
   Discounts and credits carry a negative ``unit_price`` and so a negative (or
@@ -32,9 +32,8 @@ from datetime import date, datetime
 from decimal import Context, Decimal, Inexact, InvalidOperation, Rounded
 from enum import StrEnum
 from fractions import Fraction
-from functools import lru_cache
 
-import moneyed
+from customers.money import MoneyError, minor_unit_places
 
 __all__ = [
     "Line",
@@ -200,23 +199,12 @@ def _require_description(description: object) -> None:
 
 
 def _minor_unit(currency: str) -> tuple[int, int]:
-    """(sub_unit, decimal places) for an ISO 4217 code, from py-moneyed."""
-    if not isinstance(currency, str):
-        raise PricingError(f"currency must be an ISO 4217 code string, got {currency!r}")
-    return _minor_unit_of_code(currency)
-
-
-@lru_cache(maxsize=None)
-def _minor_unit_of_code(currency: str) -> tuple[int, int]:
+    """(sub_unit, decimal places) for an ISO 4217 code; the places come from ``customers.money``."""
     try:
-        sub_unit = moneyed.get_currency(currency).sub_unit
-    except moneyed.CurrencyDoesNotExist:
-        raise PricingError(f"unknown currency {currency!r}") from None
-    places = len(str(sub_unit)) - 1
-    if sub_unit != 10**places:
-        # Every py-moneyed currency has a power-of-ten sub unit; refuse to guess otherwise.
-        raise PricingError(f"currency {currency} has a minor unit of 1/{sub_unit}, not a power of ten")
-    return sub_unit, places
+        places = minor_unit_places(currency)
+    except MoneyError as exc:
+        raise PricingError(str(exc)) from None
+    return 10**places, places
 
 
 def _rounded(exact: Fraction, currency: str) -> Decimal:

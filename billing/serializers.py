@@ -3,7 +3,8 @@
 from rest_framework import serializers
 
 from billing.models import CreditNote, CreditNoteLine, Invoice, InvoiceLine
-from customers.api_base import MoneyFieldSchema, format_amount
+from customers.api_base import MoneyFieldSchema
+from customers.money import format_amount
 
 
 class DocumentMoneyField(serializers.Field):

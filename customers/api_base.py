@@ -16,15 +16,15 @@ Conventions every endpoint follows:
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 
-import moneyed
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from djmoney.money import Money
 from drf_spectacular.extensions import OpenApiSerializerFieldExtension
 from drf_spectacular.plumbing import build_basic_type, build_object_type
 from drf_spectacular.types import OpenApiTypes
 from rest_framework import serializers, viewsets
 from rest_framework.pagination import PageNumberPagination
+
+from customers.money import Money, format_amount
 
 __all__ = [
     "CurrencyField",
@@ -51,21 +51,6 @@ def acting_user(request):
     return user if isinstance(user, get_user_model()) else None
 
 
-def minor_unit_places(currency: str) -> int:
-    """Decimal places of the currency's minor unit: 2 for USD, 0 for JPY."""
-    sub_unit = moneyed.get_currency(currency).sub_unit or 1
-    return len(str(sub_unit)) - 1
-
-
-def format_amount(amount: Decimal, currency: str) -> str:
-    """The exact amount as text, with no trailing zeros beyond the currency's minor unit."""
-    places = minor_unit_places(currency)
-    normalized = amount.normalize()
-    if -normalized.as_tuple().exponent < places:
-        normalized = amount.quantize(Decimal(1).scaleb(-places))
-    return f"{normalized:f}"
-
-
 class CurrencyField(serializers.ChoiceField):
     """An ISO 4217 code among the currencies the deployment allows (``settings.CURRENCIES``)."""
 
@@ -88,7 +73,7 @@ class MoneyField(serializers.Field):
     """
 
     default_error_messages = {
-        "not_a_dict": 'Give money as {"amount": "123.45", "currency": "USD"}.',
+        "not_a_dict": 'Give money as {{"amount": "123.45", "currency": "USD"}}.',  # str.format: braces doubled
         "invalid_amount": "A valid decimal amount is required.",
         "max_decimal_places": "Ensure there are no more than {places} decimal places.",
         "max_digits": "Ensure there are no more than {digits} digits in total.",

@@ -21,9 +21,10 @@ from django.db.models import Q
 
 from billing import pricing
 from customers.models import PERCENT_VALIDATORS, Contract, ContractLine, Customer
+from customers.money import MONEY_COLUMN, MoneyError, minor_unit_places
 from customers.tenancy import TenantOwned
 
-MONEY = {"max_digits": 18, "decimal_places": 2}
+MONEY = MONEY_COLUMN
 EXACT = {"max_digits": 24, "decimal_places": 6}
 ZERO = Decimal(0)
 
@@ -334,8 +335,8 @@ class Invoice(TenantOwned):
             errors["period_end"] = "The period cannot end before it starts."
         if self.currency:
             try:
-                _, places = pricing._minor_unit(self.currency)
-            except pricing.PricingError as exc:
+                places = minor_unit_places(self.currency)
+            except MoneyError as exc:
                 places = None
                 errors["currency"] = str(exc)
             if places is not None and places > MONEY["decimal_places"]:

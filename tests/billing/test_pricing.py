@@ -110,7 +110,7 @@ def test_round_money_rejects_float():
 
 
 def test_round_money_rejects_unknown_currency():
-    with pytest.raises(PricingError, match="unknown currency"):
+    with pytest.raises(PricingError, match="Unknown currency"):
         round_money(D(1), "XYZ")
 
 
