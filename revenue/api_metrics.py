@@ -20,6 +20,7 @@ from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schem
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from customers.periods import PeriodError
 from revenue.models import MetricSnapshot
 from revenue.selectors.clv import unit_economics
 from revenue.selectors.common import (
@@ -80,6 +81,8 @@ class MetricView(APIView):
             return Response({"detail": str(exc)}, status=409)
         except MetricError as exc:
             return Response({"detail": str(exc)}, status=400)
+        except PeriodError as exc:
+            return Response({"detail": " ".join(exc.messages)}, status=400)
 
     def window(self, request, tenant) -> tuple[date, date]:
         last_closed = last_closed_month(tenant)

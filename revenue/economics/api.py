@@ -29,6 +29,7 @@ from revenue.economics.models import AnomalyRule, CustomerCost
 from revenue.economics.profitability import margins, profitability
 from revenue.economics.roi import customer_roi, savings_evidence
 from revenue.economics.whatif import movers, pricing_whatif
+from customers.periods import PeriodError
 from revenue.selectors.common import MetricError, MissingExchangeRate, tenant_today
 
 ECONOMICS_RATIOS = RATIO_KEYS | {
@@ -61,6 +62,8 @@ class EconomicsView(MetricView):
             return Response({"detail": str(exc)}, status=409)
         except MetricError as exc:
             return Response({"detail": str(exc)}, status=400)
+        except PeriodError as exc:
+            return Response({"detail": " ".join(exc.messages)}, status=400)
 
 
 def _decimal(request, name: str, default: Decimal) -> Decimal:

@@ -16,8 +16,9 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from customers.models import Customer, Tenant
+from customers.money import minor_unit, minor_unit_places, money_round
+from customers.periods import PeriodError, parse_month
 from revenue.economics.models import CustomerCost
-from revenue.selectors.common import MetricError, parse_month
 
 __all__ = ["CSV_COLUMNS", "CSV_FIRST_ROW", "MAX_CSV_BYTES", "MAX_ROWS", "customer_costs_import", "rows_from_csv"]
 
@@ -30,7 +31,6 @@ NOTE_LENGTH = CustomerCost._meta.get_field("note").max_length
 # The column holds 18 digits, 2 of them decimals.
 MAX_WHOLE_DIGITS = CustomerCost._meta.get_field("amount").max_digits - CustomerCost._meta.get_field("amount").decimal_places
 AMOUNT_PATTERN = re.compile(r"^-?(\d+(\.\d*)?|\.\d+)$")
-CENT = Decimal("0.01")
 
 
 def customer_costs_import(
@@ -62,7 +62,7 @@ def customer_costs_import(
         raise ValidationError(f"The import has {len(rows)} rows; import at most {MAX_ROWS} at once.")
 
     errors: list[tuple[int, str]] = []  # (row number, message)
-    parsed = [_parse_row(row, first_row + index, errors) for index, row in enumerate(rows)]
+    parsed = [_parse_row(row, first_row + index, errors, tenant.reporting_currency) for index, row in enumerate(rows)]
 
     refs = {row["customer"] for row in parsed if row and row["customer"]}
     customer_ids = dict(Customer.objects.for_tenant(tenant).filter(external_ref__in=refs).values_list("external_ref", "pk"))
@@ -113,7 +113,7 @@ def customer_costs_import(
     return counts
 
 
-def _parse_row(row, number: int, errors: list[tuple[int, str]]) -> dict | None:
+def _parse_row(row, number: int, errors: list[tuple[int, str]], currency: str) -> dict | None:
     """The row's values cleaned (``customer``/``month`` None when unusable), its problems added to ``errors``."""
     if not isinstance(row, dict):
         errors.append((number, f"Row {number}: give an object with customer, month, amount and optionally note."))
@@ -142,7 +142,7 @@ def _parse_row(row, number: int, errors: list[tuple[int, str]]) -> dict | None:
         names = " and ".join([", ".join(missing[:-1]), missing[-1]] if len(missing) > 1 else missing)
         problems.append(f'{names} {"is" if len(missing) == 1 else "are"} missing.')
     month = _month(values["month"], problems) if values["month"] else None
-    amount = _amount(values["amount"], problems) if values["amount"] else None
+    amount = _amount(values["amount"], problems, currency) if values["amount"] else None
     if len(values["note"]) > NOTE_LENGTH:
         problems.append(f"note is {len(values['note'])} characters long; at most {NOTE_LENGTH}.")
     errors.extend((number, f"Row {number}: {problem}") for problem in problems)
@@ -152,12 +152,12 @@ def _parse_row(row, number: int, errors: list[tuple[int, str]]) -> dict | None:
 def _month(text: str, problems: list[str]) -> date | None:
     try:
         return parse_month(text)
-    except MetricError:
+    except PeriodError:
         problems.append(f'month "{text[:20]}" is not a month; write it as YYYY-MM, e.g. 2026-03.')
         return None
 
 
-def _amount(text: str, problems: list[str]) -> Decimal | None:
+def _amount(text: str, problems: list[str], currency: str) -> Decimal | None:
     shown = text[:30]
     if not AMOUNT_PATTERN.match(text):
         problems.append(f'amount "{shown}" is not a number; write it like 1234.50 (no thousands separators).')
@@ -165,12 +165,14 @@ def _amount(text: str, problems: list[str]) -> Decimal | None:
     amount = Decimal(text)  # the pattern admits plain decimals only
     if amount < 0:
         problems.append(f'amount "{shown}" is negative; a cost is 0 or more.')
-    elif amount != amount.quantize(CENT):
-        problems.append(f'amount "{shown}" has more than 2 decimals; give whole cents.')
+    elif amount != money_round(amount, currency):
+        places = minor_unit_places(currency)
+        smallest = "cents" if places == 2 else f"units of {minor_unit(currency)} {currency}"
+        problems.append(f'amount "{shown}" has more than {places} decimals; give whole {smallest}.')
     elif amount.adjusted() >= MAX_WHOLE_DIGITS:
         problems.append(f'amount "{shown}" is too large: at most {MAX_WHOLE_DIGITS} digits before the decimal point.')
     else:
-        return amount.quantize(CENT)
+        return money_round(amount, currency)
     return None
 
 

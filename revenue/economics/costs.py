@@ -16,9 +16,9 @@ Revenue: the net (before VAT) of the customer's finalized or paid invoices whose
 the month, less the net of credit notes issued against them, converted to the reporting currency
 at the rate of the month's last day. A recurring fee billed for several months at once (a contract
 billed quarterly, semi-annually or annually) is earned over those months: its line is spread evenly
-over them in cents, the first month taking the remainder, so a year paid up front in March counts a
+over them in the invoice currency's minor units, the first month taking the remainder, so a year paid up front in March counts a
 twelfth in each month from March to February. Exact Decimals throughout; token cost is rounded once per
-customer and month to the cent (ROUND_HALF_UP).
+customer and month to the reporting currency's minor unit (half up; ``customers.money``).
 """
 
 from __future__ import annotations
@@ -26,26 +26,22 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date
-from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
+from decimal import ROUND_DOWN, Decimal
 
 from django.db import connection
 from django.db.models import F, Sum
 
 from billing.models import CreditNote, Invoice, InvoiceLine
 from customers.models import BillingInterval, ContractLine, Tenant
+from customers.money import money_round
 from revenue.economics.models import AiUsageDay, CustomerCost, ModelPrice
 from revenue.selectors.common import RateBook, add_months, month_end, month_start
 
 ZERO = Decimal(0)
-CENT = Decimal("0.01")
 MILLION = Decimal(1_000_000)
 BILLED = [Invoice.Status.FINALIZED, Invoice.Status.PAID]
 MAX_INTERVAL = max(BillingInterval.values)  # months a recurring fee can be billed for at once
 RECURRING_KINDS = [ContractLine.Kind.RECURRING, ContractLine.Kind.PER_SEAT]
-
-
-def cents(amount: Decimal) -> Decimal:
-    return amount.quantize(CENT, rounding=ROUND_HALF_UP)
 
 
 @dataclass
@@ -92,7 +88,7 @@ def cost_to_serve(
 ) -> dict[tuple[int, date], CostRow]:
     """Each customer's cost to serve per month from ``first`` to ``last`` (month starts, inclusive).
 
-    ``{(customer_id, month): CostRow}`` in the reporting currency: token cost (rounded to cents per
+    ``{(customer_id, month): CostRow}`` in the reporting currency: token cost (rounded half up to the currency's minor unit per
     customer and month) with calls, tokens, unpriced calls and a per-feature split, plus entered or
     imported ``CustomerCost``. Pairs without usage or entered cost are absent. One query for tokens,
     one for entered costs.
@@ -116,7 +112,7 @@ def cost_to_serve(
             row.output_tokens += int(tokens_out)
             row.features[feature] = {"calls": int(calls), "cost": cost}
     for key, cost in exact.items():
-        rows[key].token_cost = cents(cost)
+        rows[key].token_cost = money_round(cost, tenant.reporting_currency)
     entered = CustomerCost.objects.for_tenant(tenant).filter(month__gte=month_start(first), month__lte=month_start(last))
     if customer_ids is not None:
         entered = entered.filter(customer_id__in=customer_ids)
@@ -168,7 +164,7 @@ def revenue_by_customer_month(
         "amount",
     ):
         month = month_start(period_start)
-        share = (amount / months).quantize(CENT, rounding=ROUND_DOWN)  # toward zero, discounts too
+        share = money_round(amount / months, currency, ROUND_DOWN)  # toward zero, discounts too
         earn(customer_id, month, currency, -share * (months - 1))  # the invoice month keeps one share and the rest
         for later in range(1, months):
             earn(customer_id, add_months(month, later), currency, share)

@@ -25,7 +25,8 @@ from decimal import Decimal
 from statistics import median
 
 from customers.models import Customer, Tenant
-from revenue.economics.costs import ZERO, cents, cost_to_serve, revenue_by_customer_month
+from customers.money import money_round
+from revenue.economics.costs import ZERO, cost_to_serve, revenue_by_customer_month
 from revenue.selectors.common import MetricError, months_between
 
 THIN_MARGIN = Decimal("0.20")
@@ -140,9 +141,9 @@ def margins(*, tenant: Tenant, first: date, last: date) -> dict:
     }
 
 
-def _recommend(row: dict, tier_medians: dict, tier_revenue: dict, target: Decimal) -> dict:
+def _recommend(row: dict, tier_medians: dict, tier_revenue: dict, target: Decimal, currency: str) -> dict:
     revenue, cost, calls = row["monthly_revenue"], row["monthly_cost"], row["monthly_calls"]
-    required = cents(cost / (1 - target))
+    required = money_round(cost / (1 - target), currency)
     tier_median = tier_medians.get(row["tier"])
     if tier_median and calls >= HEAVY_FACTOR * tier_median and calls > 0:
         cost_per_call = cost / calls
@@ -166,7 +167,7 @@ def _recommend(row: dict, tier_medians: dict, tier_revenue: dict, target: Decima
         avg, tier = candidates[0]
         return {
             "action": "tier_upgrade",
-            "summary": f"Move to {tier}: its customers bring {cents(avg)} a month, this one needs {required}.",
+            "summary": f"Move to {tier}: its customers bring {money_round(avg, currency)} a month, this one needs {required}.",
             "figures": {
                 "monthly_revenue": revenue, "monthly_cost": cost, "required_revenue": required,
                 "target_tier": tier, "target_tier_average_revenue": avg, "target_margin": target,
@@ -175,7 +176,7 @@ def _recommend(row: dict, tier_medians: dict, tier_revenue: dict, target: Decima
     increase = required - revenue
     return {
         "action": "price_change",
-        "summary": f"Raise the price by {cents(increase)} a month to reach a {target:.0%} margin.",
+        "summary": f"Raise the price by {money_round(increase, currency)} a month to reach a {target:.0%} margin.",
         "figures": {
             "monthly_revenue": revenue, "monthly_cost": cost, "required_revenue": required,
             "increase": increase, "increase_rate": (increase / revenue) if revenue > 0 else None,
@@ -218,7 +219,7 @@ def profitability(
             continue
         listed.append({
             **row, "status": status, "revenue_at_risk": row["monthly_revenue"],
-            "recommendation": _recommend(row, tier_medians, tier_revenue, target_margin),
+            "recommendation": _recommend(row, tier_medians, tier_revenue, target_margin, tenant.reporting_currency),
         })
         by_tier[row["tier"]][status] += 1
         by_tier[row["tier"]]["revenue_at_risk"] += row["monthly_revenue"]

@@ -1,23 +1,27 @@
-"""What every revenue metric shares: months, segments, exchange rates and the errors they raise.
+"""What every revenue metric shares: segments, exchange rates and the errors they raise.
 
 A *month* is a calendar month, named by its first day (``date(2025, 1, 1)``); its metric date is its
-last day. Which month is "current" or "closed" follows the tenant's time zone.
+last day. Which month is "current" or "closed" follows the tenant's time zone: ``customers.periods``
+holds those rules (and raises ``PeriodError`` for a month written wrong).
 """
 
 from __future__ import annotations
 
-import re
-import zoneinfo
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
-from decimal import ROUND_HALF_UP, Decimal
-
-from django.utils import timezone
+from datetime import date
+from decimal import Decimal
 
 from customers.models import Tenant
-
-MONTH_PATTERN = re.compile(r"^(\d{4})-(\d{2})$")
-CENT = Decimal("0.01")
+from customers.periods import (  # noqa: F401  (the calendar's one home; re-exported for the selectors)
+    PeriodError,
+    add_months,
+    last_closed_month,
+    month_end,
+    month_start,
+    months_between,
+    parse_month,
+    tenant_today,
+)
 
 
 class MetricError(ValueError):
@@ -31,51 +35,6 @@ class MissingExchangeRate(MetricError):
             f"No exchange rate from {currency} to {reporting_currency} on or before {on.isoformat()}: "
             f"add one (revenue.ExchangeRate) before reporting this period."
         )
-
-
-def month_start(day: date) -> date:
-    return day.replace(day=1)
-
-
-def add_months(month: date, count: int) -> date:
-    index = month.year * 12 + month.month - 1 + count
-    return date(index // 12, index % 12 + 1, 1)
-
-
-def month_end(month: date) -> date:
-    return add_months(month_start(month), 1) - timedelta(days=1)
-
-
-def months_between(first: date, last: date) -> list[date]:
-    """Every month from ``first`` to ``last`` inclusive (both month starts)."""
-    result, month = [], month_start(first)
-    while month <= last:
-        result.append(month)
-        month = add_months(month, 1)
-    return result
-
-
-def parse_month(text: str) -> date:
-    """``"2025-03"`` → ``date(2025, 3, 1)``. Raises MetricError with a readable message."""
-    match = MONTH_PATTERN.match(text or "")
-    if not match or not 1 <= int(match.group(2)) <= 12 or int(match.group(1)) < 1900:
-        raise MetricError(f"Write the month as YYYY-MM, e.g. 2025-03 (got {text!r}).")
-    return date(int(match.group(1)), int(match.group(2)), 1)
-
-
-def tenant_today(tenant: Tenant, now: datetime | None = None) -> date:
-    """Today's date in the tenant's time zone."""
-    return (now or timezone.now()).astimezone(zoneinfo.ZoneInfo(tenant.time_zone)).date()
-
-
-def last_closed_month(tenant: Tenant, now: datetime | None = None) -> date:
-    """The latest month that has ended in the tenant's time zone."""
-    return add_months(month_start(tenant_today(tenant, now)), -1)
-
-
-def display(amount: Decimal | None, places: Decimal = CENT) -> str | None:
-    """Round for display only (ROUND_HALF_UP); computation keeps the exact Decimal."""
-    return None if amount is None else str(amount.quantize(places, rounding=ROUND_HALF_UP))
 
 
 # Segment dimensions: a customer's *current* value decides its segment for every month of a series,

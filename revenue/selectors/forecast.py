@@ -8,8 +8,9 @@
   every month whose end is on or after the expected close date; a won one-off adds its amount to
   the month of the close. An expected close in a past month counts in the first forecast month.
   Undated opportunities are left out of the simulation and reported apart.
-- Amounts are converted at today's rate and rounded to cents (ROUND_HALF_UP) per opportunity and
-  month; the simulation sums whole cents in float64, which is exact below 2⁵³ cents, so the
+- Amounts are converted at today's rate and rounded half up to the reporting currency's minor unit
+  per opportunity and month (``customers.money``); the simulation sums whole minor units in float64,
+  which is exact below 2⁵³ of them, so the
   percentiles (``inverted_cdf``: always a simulated value) are exact Decimals.
 - Output per month: committed MRR, pipeline P10 / P50 / P90 and the expected value
   (Σ amount × probability, exact), and totals = committed + pipeline percentile.
@@ -19,14 +20,15 @@
 from __future__ import annotations
 
 from datetime import date
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 
 import numpy as np
 
 from customers.models import Tenant
 from revenue.models import Opportunity
 from revenue.selectors import sql
-from revenue.selectors.common import CENT, RateBook, add_months, month_end, month_start, months_between, tenant_today
+from customers.money import minor_unit_places, money_round
+from revenue.selectors.common import RateBook, add_months, month_end, month_start, months_between, tenant_today
 
 CHUNK = 1000
 PERCENTILES = (10, 50, 90)
@@ -150,7 +152,9 @@ def committed_mrr(*, tenant: Tenant, first: date, last: date) -> dict[date, Deci
 
 
 def contribution_matrix(opportunities, *, first: date, months: int, book: RateBook, today: date):
-    """(cents matrix n × months as float64, probabilities n, exact expected per month)."""
+    """(minor-unit matrix n × months as float64, probabilities n, exact expected per month)."""
+    currency = book.reporting
+    scale = 10 ** minor_unit_places(currency)
     contributions = np.zeros((len(opportunities), months), dtype=np.float64)
     probabilities = np.zeros(len(opportunities), dtype=np.float64)
     expected = [Decimal(0)] * months
@@ -161,21 +165,21 @@ def contribution_matrix(opportunities, *, first: date, months: int, book: RateBo
             continue
         probabilities[i] = o.probability / 100
         if o.kind == Opportunity.Kind.RECURRING:
-            monthly = (amount / 12).quantize(CENT, rounding=ROUND_HALF_UP)
+            monthly = money_round(amount / 12, currency)
             # Counts from the first month whose end is on or after the close date.
             start = close_index if month_end(add_months(first, close_index)) >= o.expected_close_on else close_index + 1
             targets = range(start, months)
         else:
-            monthly = amount.quantize(CENT, rounding=ROUND_HALF_UP)
+            monthly = money_round(amount, currency)
             targets = range(close_index, close_index + 1)
         for j in targets:
-            contributions[i, j] = int(monthly * 100)
+            contributions[i, j] = int(monthly * scale)
             expected[j] += monthly * o.probability / 100
     return contributions, probabilities, expected
 
 
 def simulate(contributions, probabilities, *, runs: int, seed: int | None) -> np.ndarray:
-    """runs × months totals in cents: each opportunity won with its probability, independently."""
+    """runs × months totals in minor units: each opportunity won with its probability, independently."""
     rng = np.random.default_rng(seed)
     totals = np.empty((runs, contributions.shape[1]), dtype=np.float64)
     for start in range(0, runs, CHUNK):
@@ -204,12 +208,13 @@ def revenue_forecast(
     undated = list(open_deals.filter(expected_close_on__isnull=True))
     contributions, probabilities, expected = contribution_matrix(dated, first=first, months=months, book=book, today=today)
     totals = simulate(contributions, probabilities, runs=runs, seed=seed)
+    places = minor_unit_places(tenant.reporting_currency)
     quantiles = np.percentile(totals, PERCENTILES, axis=0, method="inverted_cdf") if runs else None
     result_months = []
     for j, month in enumerate(months_between(first, last)):
         row = {"month": month, "committed_mrr": committed[month], "pipeline_expected": expected[j]}
         for k, p in enumerate(PERCENTILES):
-            cents = Decimal(int(quantiles[k, j])) / 100 if quantiles is not None else Decimal(0)
+            cents = Decimal(int(quantiles[k, j])).scaleb(-places) if quantiles is not None else Decimal(0)
             row[f"pipeline_p{p}"] = cents
             row[f"total_p{p}"] = committed[month] + cents
         result_months.append(row)
