@@ -17,10 +17,9 @@ from django.db import models
 from django.db.models import F, Q
 from django_countries.fields import CountryField
 from rest_framework_api_key.models import AbstractAPIKey, BaseAPIKeyManager
-from djmoney.models.fields import MoneyField
-from djmoney.settings import CURRENCY_CHOICES
 from simple_history.models import HistoricalRecords
 
+from customers.money import CURRENCY_CHOICES, MoneyField
 from customers.tenancy import TenantManager, TenantOwned
 
 LANGUAGE_CHOICES = [("en", "English"), ("sv", "Svenska")]

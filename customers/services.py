@@ -13,9 +13,9 @@ from decimal import Decimal
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Q
-from djmoney.money import Money
 
 from customers.models import Contract, ContractChange, ContractLine, Customer, Tenant
+from customers.money import Money
 from customers.tenancy import tenant_scope
 
 RECURRING_KINDS = {ContractLine.Kind.RECURRING, ContractLine.Kind.PER_SEAT}

@@ -37,7 +37,8 @@ from billing.services import (
     price_terms_set,
 )
 from customers.models import Contract, ContractLine, Customer, Membership, Role
-from portal.demo.common import DemoContext, month_end, month_start
+from customers.periods import add_months, month_end, month_start
+from portal.demo.common import DemoContext
 from revenue.selectors.mrr import customer_mrr_range
 
 INVOICED_MONTHS = 6  # closed months with issued invoices; the current month stays a draft
@@ -70,7 +71,7 @@ class Month:
 
 def billing_months(today: date) -> list[Month]:
     """The closed months to invoice, oldest first, then the current month up to ``today``."""
-    months = [Month(month_start(today, -n), month_end(month_start(today, -n))) for n in range(INVOICED_MONTHS, 0, -1)]
+    months = [Month(add_months(today, -n), month_end(add_months(today, -n))) for n in range(INVOICED_MONTHS, 0, -1)]
     return months + [Month(month_start(today), today)]
 
 
@@ -156,16 +157,16 @@ def months_to_churn(ctx: DemoContext, customer_id: int, month: date) -> int | No
     """In how many months the customer churns after ``month`` (1: ``month`` is its last with MRR),
     if it has MRR at the end of ``month`` and loses it within ``LATE_BEFORE_CHURN`` months; else None.
     Read from the contracts as the revenue metrics read them (``customer_mrr_range``), once per build."""
-    first = month_start(ctx.today, -INVOICED_MONTHS)
+    first = add_months(ctx.today, -INVOICED_MONTHS)
     if "mrr_by_month" not in ctx.memo:
         ctx.memo["mrr_by_month"] = customer_mrr_range(
-            tenant=ctx.tenant, first=first, last=month_start(ctx.today, LATE_BEFORE_CHURN)
+            tenant=ctx.tenant, first=first, last=add_months(ctx.today, LATE_BEFORE_CHURN)
         )
     mrr = ctx.memo["mrr_by_month"]
     if customer_id not in mrr.get(month_start(month), {}):
         return None
     for ahead in range(1, LATE_BEFORE_CHURN + 1):
-        if customer_id not in mrr[month_start(month, ahead)]:
+        if customer_id not in mrr[add_months(month, ahead)]:
             return ahead
     return None
 
@@ -226,7 +227,7 @@ def _earlier_terms(ctx: DemoContext, first_invoiced: date) -> dict[date, set[int
         start = contract.start_date
         months_in = (first_invoiced.year - start.year) * 12 + first_invoiced.month - start.month
         if months_in % contract.billing_interval:  # the term did not start in the first invoiced month itself
-            billed_in = month_start(start, months_in - months_in % contract.billing_interval)
+            billed_in = add_months(start, months_in - months_in % contract.billing_interval)
             due.setdefault(billed_in, set()).add(contract.customer_id)
     return due
 

@@ -4,7 +4,6 @@ Everything random comes from one ``random.Random`` per tenant, seeded from the c
 the tenant's slug, so a tenant looks the same whether or not the others were built in the same run.
 """
 
-import calendar
 import random
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -12,24 +11,15 @@ from decimal import ROUND_HALF_UP, Decimal
 from zoneinfo import ZoneInfo
 
 from django.contrib.auth.models import AbstractBaseUser
-from djmoney.money import Money
 from faker import Faker
 
 from customers.models import Contact, Customer, Tenant
+from customers.money import Money
+from customers.periods import add_months, month_end, month_start
 from customers.services import customer_create
 from tests.customers.factories import ContactFactory
 
 HISTORY_MONTHS = 24
-
-
-def month_start(day: date, months: int = 0) -> date:
-    """The first day of the month ``months`` after (negative: before) the month of ``day``."""
-    index = day.year * 12 + day.month - 1 + months
-    return date(index // 12, index % 12 + 1, 1)
-
-
-def month_end(day: date) -> date:
-    return day.replace(day=calendar.monthrange(day.year, day.month)[1])
 
 
 def money(amount, currency: str) -> Money:
@@ -57,7 +47,7 @@ class DemoContext:
 
     @property
     def history_start(self) -> date:
-        return month_start(self.today, -(HISTORY_MONTHS - 1))
+        return add_months(self.today, -(HISTORY_MONTHS - 1))
 
     @property
     def currency(self) -> str:
@@ -76,7 +66,7 @@ class DemoContext:
         current = month_start(since)
         while current <= self.today:
             yield current
-            current = month_start(current, 1)
+            current = add_months(current, 1)
 
     def day_in_month(self, first: date) -> date:
         """A random day of the month starting ``first``, never after today."""
@@ -85,7 +75,7 @@ class DemoContext:
     def start_in_history(self, skew: float = 1.0) -> date:
         """A random start date in the history; ``skew`` > 1 favours recent months (a growing business)."""
         offset = int((HISTORY_MONTHS - 1) * self.rng.random() ** (1 / skew))
-        return self.day_in_month(month_start(self.history_start, offset))
+        return self.day_in_month(add_months(self.history_start, offset))
 
     def moment(self, day: date, hour: int = 10) -> datetime:
         """A timestamp on ``day`` in the tenant's time zone."""

@@ -12,18 +12,10 @@ from decimal import Decimal
 from django.utils.text import slugify
 
 from customers.models import BillingInterval, ContractLine
+from customers.periods import add_months, month_start
 from customers.services import LineSpec
 from portal.demo.billing import Credits, active_days_share, lines_active_in, usage_factor
-from portal.demo.common import (
-    DemoContext,
-    customer_add,
-    domain_for,
-    money,
-    month_start,
-    round_to,
-    us_address,
-    us_company,
-)
+from portal.demo.common import DemoContext, customer_add, domain_for, money, round_to, us_address, us_company
 from portal.demo.contracts import Subscription, subscribe
 from portal.demo.pipeline import Deal, lost_deal, open_pipeline, won_deal
 from revenue.economics.simulator import MODELS as SIMULATED_MODELS
@@ -146,7 +138,7 @@ def _random_events(ctx: DemoContext, start, plan: str, interval: int) -> list[tu
     """Dated moves: ("plan", first day, plan), ("churn", last day) and ("return", start, plan)."""
     events, current, active, returns_on = [], plan, True, None
     contract_month = month_start(start)
-    month = month_start(start, 1)
+    month = add_months(start, 1)
     while month <= ctx.today:
         if active:
             months_in = (month.year - contract_month.year) * 12 + month.month - contract_month.month
@@ -160,13 +152,13 @@ def _random_events(ctx: DemoContext, start, plan: str, interval: int) -> list[tu
                     if roll < chance:
                         if target == CHURN:
                             if not annual and current in LOWER_PLAN and ctx.rng.random() < STEP_DOWN_BEFORE_CHURN:
-                                step_down = month_start(month, -ctx.rng.randint(1, 2))
+                                step_down = add_months(month, -ctx.rng.randint(1, 2))
                                 if step_down > contract_month and (not events or events[-1][1] < step_down):
                                     events.append(("plan", step_down, LOWER_PLAN[current]))
                             events.append(("churn", month - timedelta(days=1)))
                             active = False
                             if ctx.rng.random() < REACTIVATION_CHANCE:
-                                returns_on = month_start(month, ctx.rng.randint(2, 8))
+                                returns_on = add_months(month, ctx.rng.randint(2, 8))
                         else:
                             events.append(("plan", month, target))
                             current = target
@@ -177,7 +169,7 @@ def _random_events(ctx: DemoContext, start, plan: str, interval: int) -> list[tu
             contract_month = month
             events.append(("return", ctx.day_in_month(month), current))
             active, returns_on = True, None
-        month = month_start(month, 1)
+        month = add_months(month, 1)
     return events
 
 
@@ -204,11 +196,11 @@ def _showcase(ctx: DemoContext) -> list:
     customers = []
     for name, ref, month, plan, moves in SHOWCASE:
         ctx.used_names.add(name)
-        start = month_start(ctx.history_start, month) + timedelta(days=8)
+        start = add_months(ctx.history_start, month) + timedelta(days=8)
         customer = _customer(ctx, name, ref, _signed_up(ctx, start), plan, PLANS[plan].segment, PLANS[plan].cac)
         events = []
         for move_month, target in moves:
-            first = month_start(ctx.history_start, move_month)
+            first = add_months(ctx.history_start, move_month)
             if target == CHURN:
                 events.append(("churn", first - timedelta(days=1)))
             elif events and events[-1][0] == "churn":
@@ -235,7 +227,7 @@ def _enterprise(ctx: DemoContext) -> list:
     for _ in range(ctx.count(ENTERPRISE_CUSTOMERS)):
         name = us_company(ctx, SUFFIXES)
         closed_on = ctx.start_in_history(skew=1.3)
-        start = month_start(closed_on, 1)
+        start = add_months(closed_on, 1)
         if start > ctx.today:
             start = closed_on
         first_contact_on = closed_on - timedelta(days=ctx.rng.randint(60, 180))
@@ -244,12 +236,12 @@ def _enterprise(ctx: DemoContext) -> list:
         deal = Deal(ENTERPRISE_DEAL, money(yearly, ctx.currency), customer=customer)
         contract = won_deal(ctx, deal, closed_on=closed_on, start=start, sales_days=90)
         sub = Subscription(contract=contract, lines={"plan": contract.lines.get()})
-        renewal = month_start(start, 12)
+        renewal = add_months(start, 12)
         while renewal <= ctx.today:
             if ctx.rng.random() < 0.5:
                 yearly = round_to(yearly * Decimal(ctx.rng.uniform(1.1, 1.25)), 1000)
                 sub.change("plan", effective_on=renewal, unit_price=money(yearly, ctx.currency))
-            renewal = month_start(renewal, 12)
+            renewal = add_months(renewal, 12)
         customers.append(customer)
         ctx.tick()
     return customers
@@ -488,5 +480,5 @@ def model_prices(ctx) -> list[dict]:
             for provider, model, price_in, price_out in MODEL_PRICES]
     provider, model, price_in, price_out, months_ago = PRICE_CUT
     rows.append({"provider": provider, "model": model, "input_price_per_million": price_in,
-                 "output_price_per_million": price_out, "effective_on": month_start(ctx.today, -months_ago)})
+                 "output_price_per_million": price_out, "effective_on": add_months(ctx.today, -months_ago)})
     return rows

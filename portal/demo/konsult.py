@@ -12,9 +12,10 @@ from django.utils.text import slugify
 
 from billing.models import Invoice
 from customers.models import BillingInterval, Contract, ContractLine
+from customers.periods import add_months, month_end
 from customers.services import LineSpec
 from portal.demo.billing import INVOICED_MONTHS, Credits, Month, active_days_share, lines_active_in
-from portal.demo.common import DemoContext, customer_add, domain_for, money, month_end, month_start, round_to
+from portal.demo.common import DemoContext, customer_add, domain_for, money, round_to
 from portal.demo.contracts import Subscription, project_delivered, subscribe
 from portal.demo.pipeline import Deal, lost_deal, open_pipeline, won_deal
 from revenue.models import Opportunity
@@ -161,7 +162,7 @@ def _random_customer(ctx: DemoContext) -> tuple:
     if retainer_on > ctx.today or ctx.rng.random() > 0.75:
         return customer, False, False
     leaves_after = ctx.rng.randint(8, 18) if ctx.rng.random() < 0.2 else None
-    last_day = month_end(month_start(retainer_on, leaves_after)) if leaves_after else None
+    last_day = month_end(add_months(retainer_on, leaves_after)) if leaves_after else None
     if last_day and last_day >= ctx.today:
         last_day = None
     until = last_day or ctx.today
@@ -169,12 +170,12 @@ def _random_customer(ctx: DemoContext) -> tuple:
     fee = Decimal(ctx.rng.choice([100000, 100000, 120000])) if annual else ctx.rng.choice(MONTHLY_RETAINERS)
     running = [_retainer(ctx, customer, retainer_on, annual=annual, fee=fee)]
     if annual:
-        renewal = month_start(retainer_on, 12)
+        renewal = add_months(retainer_on, 12)
         while renewal <= until:
             if ctx.rng.random() < 0.5:
                 fee = round_to(fee * Decimal(ctx.rng.uniform(1.05, 1.12)), 1000)
                 running[0].change("retainer", effective_on=renewal, unit_price=money(fee, ctx.currency))
-            renewal = month_start(renewal, 12)
+            renewal = add_months(renewal, 12)
     support_on = retainer_on + timedelta(days=ctx.rng.randint(30, 120))
     if support_on <= until and ctx.rng.random() < 0.45:
         running.append(_support(ctx, customer, support_on, Decimal(ctx.rng.choice([2500, 3500, 5000]))))
@@ -183,7 +184,7 @@ def _random_customer(ctx: DemoContext) -> tuple:
     if has_seats:
         seats = ctx.rng.randint(5, 60)
         running.append(_seats(ctx, customer, seats_on, seats))
-        for month in ctx.months(month_start(seats_on, 1)):
+        for month in ctx.months(add_months(seats_on, 1)):
             if month > until:
                 break
             if ctx.rng.random() < 0.15:
@@ -198,7 +199,7 @@ def _random_customer(ctx: DemoContext) -> tuple:
         return customer, True, has_seats
     for sub in running:
         sub.cancel(last_day=last_day)
-    back_on = month_start(last_day, ctx.rng.randint(3, 8))
+    back_on = add_months(last_day, ctx.rng.randint(3, 8))
     if ctx.rng.random() < 0.35 and back_on <= ctx.today:
         _retainer(ctx, customer, back_on, annual=False, fee=ctx.rng.choice(MONTHLY_RETAINERS))
         return customer, True, False
@@ -207,7 +208,7 @@ def _random_customer(ctx: DemoContext) -> tuple:
 
 def _showcase(ctx: DemoContext) -> list:
     def at(month: int, day: int = 1):
-        return month_start(ctx.history_start, month) + timedelta(days=day - 1)
+        return add_months(ctx.history_start, month) + timedelta(days=day - 1)
 
     names = ["Norrsken Logistik AB", "Fjällvind Fastigheter AB", "Havsbris Media AB"]
     ctx.used_names.update(names)
@@ -301,7 +302,7 @@ CREDITS = Credits(
 def billing_contracts(ctx: DemoContext) -> None:
     """Hours billed by the hour, from the first invoiced month, for the showcase's Norrsken and
     Havsbris and some other customers with a running agreement."""
-    first = month_start(ctx.today, -INVOICED_MONTHS)
+    first = add_months(ctx.today, -INVOICED_MONTHS)
     running = lines_active_in(ctx.tenant, Month(first, month_end(first)), kinds=[ContractLine.Kind.RECURRING])
     customers = [lines[0].contract.customer for lines in running.values()]
     chosen = [c for c in customers if c.external_ref in ("norrsken-logistik", "havsbris-media")]

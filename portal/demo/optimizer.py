@@ -16,18 +16,10 @@ from django.utils.text import slugify
 from billing.models import UsageEvent
 from billing.pricing import savings as savings_of
 from customers.models import BillingInterval, ContractLine
+from customers.periods import add_months, month_start
 from customers.services import LineSpec
 from portal.demo.billing import Credits, active_days_share, lines_active_in, usage_factor
-from portal.demo.common import (
-    DemoContext,
-    customer_add,
-    domain_for,
-    money,
-    month_start,
-    round_to,
-    us_address,
-    us_company,
-)
+from portal.demo.common import DemoContext, customer_add, domain_for, money, round_to, us_address, us_company
 from portal.demo.contracts import project_delivered, subscribe
 from portal.demo.pipeline import Deal, lost_deal, open_pipeline, won_deal
 from revenue.models import Opportunity
@@ -131,7 +123,7 @@ def _random_events(ctx: DemoContext, start, tier: str) -> list[tuple]:
     """Dated moves: ("tier", first day, tier), ("churn", last day), ("return", start, tier)."""
     events, current, active, returns_on = [], tier, True, None
     contract_month = month_start(start)
-    month = month_start(start, 1)
+    month = add_months(start, 1)
     while month <= ctx.today:
         if active:
             roll = ctx.rng.random()
@@ -144,7 +136,7 @@ def _random_events(ctx: DemoContext, start, tier: str) -> list[tuple]:
                         events.append(("churn", month - timedelta(days=1)))
                         active = False
                         if ctx.rng.random() < REACTIVATION_CHANCE:
-                            returns_on = month_start(month, ctx.rng.randint(3, 8))
+                            returns_on = add_months(month, ctx.rng.randint(3, 8))
                     else:
                         events.append(("tier", month, target))
                         current = target
@@ -155,7 +147,7 @@ def _random_events(ctx: DemoContext, start, tier: str) -> list[tuple]:
             events.append(("return", ctx.day_in_month(month), current))
             contract_month = month
             active, returns_on = True, None
-        month = month_start(month, 1)
+        month = add_months(month, 1)
     return events
 
 
@@ -188,11 +180,11 @@ def _showcase(ctx: DemoContext) -> list:
     customers = [_enterprise_customer(ctx, *ENTERPRISE_SHOWCASE)]
     for name, ref, month, tier, moves in SHOWCASE:
         ctx.used_names.add(name)
-        start = month_start(ctx.history_start, month) + timedelta(days=5)
+        start = add_months(ctx.history_start, month) + timedelta(days=5)
         customer = _customer(ctx, name, ref, start, tier, TIERS[tier].segment, TIERS[tier].cac)
         events = []
         for move_month, target in moves:
-            first = month_start(ctx.history_start, move_month)
+            first = add_months(ctx.history_start, move_month)
             if target == CHURN:
                 events.append(("churn", first - timedelta(days=1)))
             elif events and events[-1][0] == "churn":
@@ -208,7 +200,7 @@ def _showcase(ctx: DemoContext) -> list:
 def _enterprise_customer(ctx: DemoContext, name, ref, month, yearly_fee, rate, renewals):
     """An annual negotiated contract; ``renewals`` are (month, new yearly platform fee)."""
     ctx.used_names.add(name)
-    start = month_start(ctx.history_start, month)
+    start = add_months(ctx.history_start, month)
     customer = _customer(ctx, name, ref, start - timedelta(days=60), "Enterprise", "enterprise", (15000, 45000))
     lines = {
         "platform": LineSpec(description="Platform fee and SLA", kind=ContractLine.Kind.RECURRING,
@@ -219,7 +211,7 @@ def _enterprise_customer(ctx: DemoContext, name, ref, month, yearly_fee, rate, r
     sub = subscribe(customer, title="Enterprise optimization agreement", start=start, lines=lines,
                     billing_interval=BillingInterval.ANNUAL)
     for renewal_month, fee in renewals:
-        sub.change("platform", effective_on=month_start(ctx.history_start, renewal_month),
+        sub.change("platform", effective_on=add_months(ctx.history_start, renewal_month),
                    unit_price=money(fee, ctx.currency))
     ctx.tick()
     return customer

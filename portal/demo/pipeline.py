@@ -7,11 +7,12 @@ date) so the dashboards have something to show at any scale; random deals follow
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from djmoney.money import Money
 
 from customers.models import Contract, Customer
+from customers.money import Money
+from customers.periods import add_months
 from customers.services import contract_activate
-from portal.demo.common import DemoContext, month_start
+from portal.demo.common import DemoContext
 from revenue.models import Opportunity
 from revenue.services import opportunity_create, opportunity_lose, opportunity_win
 
@@ -52,9 +53,9 @@ def stage_for(probability: int) -> str:
 
 
 def _close_in_quarter(ctx: DemoContext, quarters_ahead: int) -> date:
-    quarter_first = month_start(ctx.today, -((ctx.today.month - 1) % 3) + 3 * quarters_ahead)
+    quarter_first = add_months(ctx.today, -((ctx.today.month - 1) % 3) + 3 * quarters_ahead)
     earliest = max(quarter_first, ctx.today + timedelta(days=7))
-    latest = month_start(quarter_first, 3) - timedelta(days=1)
+    latest = add_months(quarter_first, 3) - timedelta(days=1)
     if earliest > latest:  # the current quarter is nearly over: the deal slips to the next one
         return _close_in_quarter(ctx, quarters_ahead + 1)
     return earliest + timedelta(days=ctx.rng.randint(0, (latest - earliest).days))
