@@ -7,8 +7,8 @@ from rest_framework.routers import DefaultRouter
 from billing.api import register as register_billing_api
 from billing.api_usage import url_patterns as usage_api_patterns
 from customers.api import register as register_customers_api
-from portal.dashboards import url_patterns as dashboard_patterns
 from portal.views import customer_portal, roi, site
+from portal.views.dashboards import url_patterns as dashboard_patterns
 from portal.views.economics import url_patterns as economics_patterns
 from revenue.api import register as register_revenue_api
 from revenue.api_metrics import url_patterns as metrics_api_patterns
