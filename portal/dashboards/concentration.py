@@ -11,7 +11,7 @@ from customers.models import Customer
 from portal.dashboards.common import month_param
 from portal.dashboards.panels import CENT, COUNT, MONEY, PERCENT, RATIO, Column, Display, Panel, series
 from revenue.selectors.common import last_closed_month
-from revenue.selectors.concentration import concentration_indices, trailing_revenue
+from revenue.selectors.concentration import concentration_indices, largest_customers, trailing_revenue
 
 TOP_CUSTOMERS = 10
 
@@ -20,8 +20,8 @@ def concentration_page(request, tenant, show: Display) -> dict:
     month = month_param(request, "month", last_closed_month(tenant))
     revenue = trailing_revenue(tenant=tenant, month=month)
     figures = concentration_indices(revenue)
-    ranked = sorted(revenue.items(), key=lambda item: (-item[1], item[0]))[:TOP_CUSTOMERS]
-    names = dict(Customer.objects.for_tenant(tenant).filter(pk__in=[pk for pk, _amount in ranked]).values_list("pk", "name"))
+    largest = largest_customers(revenue, limit=TOP_CUSTOMERS)
+    names = dict(Customer.objects.for_tenant(tenant).filter(pk__in=[c["customer_id"] for c in largest]).values_list("pk", "name"))
     total = figures["total_revenue"]
     band_names = {"unconcentrated": _("unconcentrated"), "moderate": _("moderately concentrated"), "high": _("highly concentrated")}
     kpis = [
@@ -37,11 +37,11 @@ def concentration_page(request, tenant, show: Display) -> dict:
         _("Largest customers"),
         [Column("rank", "#", COUNT), Column("customer", _("Customer")), Column("revenue", _("Revenue, 12 months"), MONEY),
          Column("share", _("Share"), PERCENT), Column("flagged", _("Above 10 %"))],
-        [[i, names.get(pk, ""), amount, amount / total, _("yes") if amount / total > Decimal("0.10") else ""]
-         for i, (pk, amount) in enumerate(ranked, start=1)],
+        [[i, names.get(c["customer_id"], ""), c["revenue"], c["share"], _("yes") if c["flagged"] else ""]
+         for i, c in enumerate(largest, start=1)],
         charts=[{
-            "kind": "hbar", "labels": [names.get(pk, "") for pk, _amount in ranked], "format": "percent",
-            "series": [{"label": _("Share"), "values": series((amount / total for _pk, amount in ranked), RATIO),
+            "kind": "hbar", "labels": [names.get(c["customer_id"], "") for c in largest], "format": "percent",
+            "series": [{"label": _("Share"), "values": series((c["share"] for c in largest), RATIO),
                         "color": "blue", "highlight_above": "0.10"}],
         }],
     )

@@ -6,21 +6,20 @@ from django.utils.translation import gettext as _
 
 from portal.dashboards.panels import MONEY, Column, Display, Panel, series
 from revenue.selectors.common import tenant_today
-from revenue.selectors.forecast import revenue_forecast
+from revenue.selectors.forecast import expected_total, monthly_seed, revenue_forecast
 
 FORECAST_RUNS = 10_000
 
 
 def forecast_page(request, tenant, show: Display) -> dict:
-    today = tenant_today(tenant)
     # The same month draws the same runs, so reloading the page does not move the fan.
-    result = revenue_forecast(tenant=tenant, runs=FORECAST_RUNS, seed=today.year * 100 + today.month)
+    result = revenue_forecast(tenant=tenant, runs=FORECAST_RUNS, seed=monthly_seed(tenant_today(tenant)))
     rows = result["months"]
     labels = [show.month(r["month"]) for r in rows]
     last = rows[-1]
     kpis = [
         (_("Committed MRR"), show.money(rows[0]["committed_mrr"]), labels[0]),
-        (_("Expected in %(month)s") % {"month": labels[-1]}, show.money(last["committed_mrr"] + last["pipeline_expected"]),
+        (_("Expected in %(month)s") % {"month": labels[-1]}, show.money(expected_total(last)),
          _("committed + weighted pipeline")),
         (_("P10"), show.money(last["total_p10"]), _("%(month)s: 9 in 10 outcomes above") % {"month": labels[-1]}),
         (_("P90"), show.money(last["total_p90"]), _("%(month)s: 1 in 10 outcomes above") % {"month": labels[-1]}),

@@ -3,7 +3,6 @@ probability bands, owners and stale opportunities."""
 
 from __future__ import annotations
 
-from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 
 from django.utils.translation import gettext as _
@@ -12,22 +11,19 @@ from portal.dashboards.panels import COUNT, MONEY, MULTIPLE, PERCENT, Column, Di
 from revenue.models import Opportunity
 from revenue.reports import coverage_reason
 from revenue.selectors.common import tenant_today
-from revenue.selectors.pipeline import pipeline_coverage, pipeline_summary, quarter_of
-
-
-def _quarters_ahead(today: date, count: int = 4) -> list[tuple[int, int]]:
-    year, quarter = quarter_of(today)
-    result = []
-    for _i in range(count):
-        result.append((year, quarter))
-        year, quarter = (year + 1, 1) if quarter == 4 else (year, quarter + 1)
-    return result
+from revenue.selectors.pipeline import (
+    pipeline_coverage,
+    pipeline_summary,
+    probability_ratio,
+    quarters_ahead,
+    target_left,
+)
 
 
 def pipeline_page(request, tenant, show: Display) -> dict:
     summary = pipeline_summary(tenant=tenant)
     coverage = {c["quarter"]: c for c in (pipeline_coverage(tenant=tenant, year=y, quarter=q) for y, q in
-                                            _quarters_ahead(tenant_today(tenant)))}
+                                            quarters_ahead(tenant_today(tenant)))}
     current = summary["coverage"]
     periods = list(summary["by_period"].items())
     if summary["undated"]["count"]:
@@ -58,8 +54,7 @@ def pipeline_page(request, tenant, show: Display) -> dict:
                 {"label": _("Amount"), "values": series(b["amount"] for _k, b in periods), "color": "sky"},
                 {"label": _("Weighted"), "values": series(b["weighted"] for _k, b in periods), "color": "blue"},
                 {"label": _("Target left"), "values": series(
-                    (coverage[k]["target"] - coverage[k]["won"]) if k in coverage and coverage[k]["target"] is not None else None
-                    for k, _b in periods), "color": "orange", "type": "line", "points_only": True},
+                    target_left(coverage[k]) if k in coverage else None for k, _b in periods), "color": "orange", "type": "line", "points_only": True},
             ],
         }],
         note=_("Coverage = open pipeline closing in the quarter ÷ (target − won in it). Undated opportunities are shown apart."),
@@ -92,6 +87,6 @@ def pipeline_page(request, tenant, show: Display) -> dict:
         [Column("title", _("Opportunity")), Column("account", _("Account")), Column("owner", _("Owner")),
          Column("probability", _("Probability"), PERCENT), Column("last_touched", _("Last touched"))],
         [[s["title"], details[s["id"]].account_name, details[s["id"]].owner.get_username() if details[s["id"]].owner_id else "",
-          Decimal(s["probability"]) / 100, show.day(s["last_touched_at"].date())] for s in summary["stale"]],
+          probability_ratio(s["probability"]), show.day(s["last_touched_at"].date())] for s in summary["stale"]],
     )
     return {"kpis": kpis, "panels": [by_period, bands, owners, stale]}

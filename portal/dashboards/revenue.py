@@ -6,6 +6,8 @@ from django.utils.translation import gettext as _
 
 from portal.dashboards.common import monthly_figures, source_note, window
 from portal.dashboards.panels import COUNT, MONEY, MULTIPLE, Column, Display, Panel, series
+from revenue.selectors.movements import net_new_mrr
+from revenue.selectors.mrr import arr_from_mrr
 
 
 def revenue_page(request, tenant, show: Display) -> dict:
@@ -15,7 +17,7 @@ def revenue_page(request, tenant, show: Display) -> dict:
     latest = rows[-1]
     kpis = [
         (_("MRR"), show.money(latest["mrr_end"]), show.month(latest["month"])),
-        (_("ARR"), show.money(12 * latest["mrr_end"]), _("12 × MRR")),
+        (_("ARR"), show.money(arr_from_mrr(latest["mrr_end"])), _("12 × MRR")),
         (_("Customers"), show.number(latest["customers_end"]), _("with MRR")),
         (_("ARPA"), show.money(latest["arpa"]), _("MRR per customer")),
         (_("Quick ratio"), show.cell(latest["quick_ratio"], MULTIPLE)["text"], _("gained / lost MRR")),
@@ -25,7 +27,7 @@ def revenue_page(request, tenant, show: Display) -> dict:
         _("MRR and ARR"),
         [Column("month", _("Month")), Column("mrr", _("MRR"), MONEY), Column("arr", _("ARR"), MONEY),
          Column("customers", _("Customers"), COUNT), Column("arpa", _("ARPA"), MONEY)],
-        [[r["month"], r["mrr_end"], 12 * r["mrr_end"], r["customers_end"], r["arpa"]] for r in rows],
+        [[r["month"], r["mrr_end"], arr_from_mrr(r["mrr_end"]), r["customers_end"], r["arpa"]] for r in rows],
         charts=[{
             "kind": "trend", "labels": labels, "format": "money",
             "series": [
@@ -58,7 +60,7 @@ def revenue_page(request, tenant, show: Display) -> dict:
                     {"label": _("Expansion"), "values": series(r["expansion"] for r in rows), "color": "green"},
                     {"label": _("Contraction"), "values": series(-r["contraction"] for r in rows), "color": "orange"},
                     {"label": _("Churn"), "values": series(-r["churn"] for r in rows), "color": "red"},
-                    {"label": _("Net new MRR"), "values": series(r["mrr_end"] - r["mrr_start"] for r in rows),
+                    {"label": _("Net new MRR"), "values": series(net_new_mrr(r) for r in rows),
                      "color": "navy", "type": "line"},
                 ],
             },

@@ -8,7 +8,7 @@ from django.utils.translation import gettext as _
 
 from portal.dashboards.common import month_param
 from portal.dashboards.panels import COUNT, MONEY, MONTHS, PERCENT, BadRequest, Column, Display, Panel, series
-from revenue.selectors.clv import clv_by_segment, unit_economics
+from revenue.selectors.clv import clv_by_segment, revenue_category_shares, unit_economics
 from revenue.selectors.common import SEGMENT_COLUMNS, last_closed_month
 
 DIMENSIONS = {
@@ -62,13 +62,13 @@ def unit_economics_page(request, tenant, show: Display) -> dict:
         if figures["gross_margin_assumed"] else "",
     )
     mix = figures["revenue_by_category"]
-    earned = mix["recurring"] + mix["one_off"] + mix["usage"]
+    shares = revenue_category_shares(mix)
     categories = [("recurring", _("Recurring")), ("one_off", _("One-off")), ("usage", _("Usage"))]
     split = Panel(
         "revenue_mix",
         _("Revenue by category (trailing 12 months)"),
         [Column("category", _("Category")), Column("amount", _("Revenue"), MONEY), Column("share", _("Share"), PERCENT)],
-        [[title, mix[key], mix[key] / earned if earned else None] for key, title in categories]
+        [[title, mix[key], shares[key]] for key, title in categories]
         + [[_("Weighted open pipeline"), mix["weighted_pipeline"], None]],
         charts=[{
             "kind": "doughnut", "labels": [title for _key, title in categories], "format": "money",
