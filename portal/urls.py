@@ -7,9 +7,9 @@ from rest_framework.routers import DefaultRouter
 from billing.api import register as register_billing_api
 from billing.api_usage import url_patterns as usage_api_patterns
 from customers.api import register as register_customers_api
-from portal import views, views_portal, views_roi
-from portal.views_economics import url_patterns as economics_patterns
-from portal.dashboards import url_patterns as dashboard_patterns
+from portal.views import customer_portal, roi, site
+from portal.views.dashboards import url_patterns as dashboard_patterns
+from portal.views.economics import url_patterns as economics_patterns
 from revenue.api import register as register_revenue_api
 from revenue.api_metrics import url_patterns as metrics_api_patterns
 from revenue.economics.api import url_patterns as economics_api_patterns
@@ -20,25 +20,25 @@ register_revenue_api(router)
 register_billing_api(router)
 
 portal_patterns = [
-    path("", views_portal.home, name="home"),
-    path("invoices/", views_portal.invoice_list, name="invoice_list"),
-    path("invoices/<int:invoice_id>/", views_portal.invoice_detail, name="invoice_detail"),
-    path("invoices/<int:invoice_id>/pdf/", views_portal.invoice_pdf, name="invoice_pdf"),
+    path("", customer_portal.home, name="home"),
+    path("invoices/", customer_portal.invoice_list, name="invoice_list"),
+    path("invoices/<int:invoice_id>/", customer_portal.invoice_detail, name="invoice_detail"),
+    path("invoices/<int:invoice_id>/pdf/", customer_portal.invoice_pdf, name="invoice_pdf"),
     path(
         "invoices/<int:invoice_id>/export.<str:export_format>",
-        views_portal.invoice_export,
+        customer_portal.invoice_export,
         name="invoice_export",
     ),
-    path("credit-notes/", views_portal.credit_note_list, name="credit_note_list"),
-    path("credit-notes/<int:credit_note_id>/", views_portal.credit_note_detail, name="credit_note_detail"),
-    path("credit-notes/<int:credit_note_id>/pdf/", views_portal.credit_note_pdf, name="credit_note_pdf"),
+    path("credit-notes/", customer_portal.credit_note_list, name="credit_note_list"),
+    path("credit-notes/<int:credit_note_id>/", customer_portal.credit_note_detail, name="credit_note_detail"),
+    path("credit-notes/<int:credit_note_id>/pdf/", customer_portal.credit_note_pdf, name="credit_note_pdf"),
     path(
         "credit-notes/<int:credit_note_id>/export.<str:export_format>",
-        views_portal.credit_note_export,
+        customer_portal.credit_note_export,
         name="credit_note_export",
     ),
-    path("usage/", views_portal.usage, name="usage"),
-    path("roi/", views_roi.roi, name="roi"),
+    path("usage/", customer_portal.usage, name="usage"),
+    path("roi/", roi.roi, name="roi"),
     path("accounts/login/", auth_views.LoginView.as_view(template_name="portal/login.html"), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path(
@@ -69,7 +69,7 @@ portal_patterns = [
         auth_views.PasswordResetCompleteView.as_view(template_name="portal/password_reset_complete.html"),
         name="password_reset_complete",
     ),
-    path("tenant/switch/", views.switch_tenant, name="switch_tenant"),
+    path("tenant/switch/", site.switch_tenant, name="switch_tenant"),
 ]
 
 urlpatterns = [
@@ -83,5 +83,5 @@ urlpatterns = [
     path("api/v1/", include(router.urls)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
-    path("healthz", views.health, name="health"),
+    path("healthz", site.health, name="health"),
 ]

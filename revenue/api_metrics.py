@@ -35,7 +35,7 @@ from revenue.selectors.common import (
 from revenue.selectors.concentration import revenue_concentration
 from revenue.selectors.forecast import revenue_forecast
 from revenue.selectors.movements import mrr_movements
-from revenue.selectors.mrr import mrr_series
+from revenue.selectors.mrr import arr_from_mrr, mrr_series
 from revenue.selectors.pipeline import pipeline_summary
 from revenue.selectors.retention import retention_series
 
@@ -148,7 +148,7 @@ class MRRView(MetricView):
             frozen = snapshots_for(tenant, months_between(first, last), segment, last_closed_month(tenant))
             if frozen:
                 rows = [
-                    {"month": f["month"], "segment": str(segment or ""), "mrr": f["mrr_end"], "arr": 12 * f["mrr_end"],
+                    {"month": f["month"], "segment": str(segment or ""), "mrr": f["mrr_end"], "arr": arr_from_mrr(f["mrr_end"]),
                      "customers": int(f["customers_end"]), "arpa": f["arpa"]}
                     for f in frozen
                 ]

@@ -41,7 +41,7 @@ from customers.tenancy import tenant_scope
 from revenue.models import Opportunity, ReportDelivery
 from revenue.selectors.common import add_months, last_closed_month, month_start, tenant_today
 from revenue.selectors.concentration import revenue_concentration
-from revenue.selectors.mrr import customer_mrr_range
+from revenue.selectors.mrr import arr_from_mrr, customer_mrr_range
 from revenue.selectors.pipeline import pipeline_summary
 from revenue.selectors.retention import retention_series
 
@@ -168,7 +168,7 @@ def monthly_report_context(*, tenant: Tenant, month: date) -> dict:
             "period": f"{month:%Y-%m}",
             "headline": [
                 (_("MRR"), fmt.money(figures["mrr_end"]), fmt.signed(figures["mrr_end"] - figures["mrr_start"])),
-                (_("ARR"), fmt.money(12 * figures["mrr_end"]), ""),
+                (_("ARR"), fmt.money(arr_from_mrr(figures["mrr_end"])), ""),
                 (_("Customers"), str(figures["customers_end"]),
                  _("%(new)s new, %(churned)s churned") % {"new": figures["new_customers"] + figures["reactivated_customers"],
                                                         "churned": figures["churned_customers"]}),

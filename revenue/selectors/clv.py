@@ -203,6 +203,19 @@ def unit_economics(*, tenant: Tenant, month: date, gross_margin: Decimal | None 
     }
 
 
+REVENUE_CATEGORIES = ("recurring", "one_off", "usage")
+
+
+def revenue_category_shares(revenue_by_category: dict) -> dict[str, Decimal | None]:
+    """Each earned category's share of earned revenue (recurring + one-off + usage), from
+    ``unit_economics(...)["revenue_by_category"]``: ``{"recurring", "one_off", "usage"}`` as exact
+    ratios (0–1, not percentages), all None when nothing was earned. The weighted pipeline is not
+    earned revenue and has no share.
+    """
+    earned = sum((revenue_by_category[key] for key in REVENUE_CATEGORIES), ZERO)
+    return {key: revenue_by_category[key] / earned if earned else None for key in REVENUE_CATEGORIES}
+
+
 def clv_by_segment(
     *, tenant: Tenant, month: date, group_by: str = "segment", gross_margin: Decimal | None = None
 ) -> list[dict]:

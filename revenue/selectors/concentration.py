@@ -169,6 +169,20 @@ def _indices(n: int, total: Decimal, squares: Decimal, weighted: Decimal, rows: 
     }
 
 
+def largest_customers(revenue: dict[int, Decimal], *, limit: int) -> list[dict]:
+    """The ``limit`` customers with the most revenue in ``{customer_id: revenue}`` (all > 0),
+    largest first (ties by customer id): ``[{"customer_id", "revenue", "share", "flagged"}]`` with
+    ``share`` = revenue / total revenue of all customers (exact ratio, 0–1) and ``flagged`` when the
+    share is above 10 % (FLAG_ABOVE), as in ``concentration_indices``.
+    """
+    total = sum(revenue.values(), Decimal(0))
+    ranked = sorted(revenue.items(), key=lambda item: (-item[1], item[0]))[:limit]
+    return [
+        {"customer_id": customer_id, "revenue": amount, "share": amount / total, "flagged": amount / total > FLAG_ABOVE}
+        for customer_id, amount in ranked
+    ]
+
+
 def revenue_concentration(*, tenant: Tenant, month: date, segment: Segment | None = None) -> dict:
     """Concentration of the twelve months ending with ``month`` (see module), in one SQL statement. Adds ``month``."""
     month = month_start(month)

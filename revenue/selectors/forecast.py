@@ -189,6 +189,17 @@ def simulate(contributions, probabilities, *, runs: int, seed: int | None) -> np
     return totals
 
 
+def expected_total(month: dict) -> Decimal:
+    """Committed MRR plus the expected (probability-weighted) pipeline of one ``revenue_forecast``
+    month, exact, in the reporting currency."""
+    return month["committed_mrr"] + month["pipeline_expected"]
+
+
+def monthly_seed(day: date) -> int:
+    """A seed that is the same all month (YYYYMM), so a forecast drawn with it does not move on reload."""
+    return day.year * 100 + day.month
+
+
 def revenue_forecast(
     *, tenant: Tenant, months: int = 12, runs: int = 10_000, seed: int | None = None, first: date | None = None
 ) -> dict:

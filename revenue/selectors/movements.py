@@ -117,6 +117,12 @@ def mrr_movements(
     return sorted(result, key=lambda figures: (figures["month"], figures["segment"])) if group else result
 
 
+def net_new_mrr(figures: dict) -> Decimal:
+    """MRR at the month's end less MRR at its start (= new + reactivation + expansion − contraction −
+    churn), exact, from one month of ``mrr_movements`` or ``retention_series`` figures."""
+    return figures["mrr_end"] - figures["mrr_start"]
+
+
 def quick_ratio(figures: dict) -> Decimal | None:
     """(new + reactivation + expansion) / (contraction + churn); None when nothing was lost."""
     lost = figures["contraction"] + figures["churn"]

@@ -69,12 +69,17 @@ def mrr_series(
     return result
 
 
+def arr_from_mrr(mrr: Decimal) -> Decimal:
+    """ARR = 12 × MRR, exact (no rounding), in the unit of ``mrr`` (the reporting currency)."""
+    return 12 * mrr
+
+
 def _figures(month: date, seg: str, mrr: Decimal, customers: int) -> dict:
     return {
         "month": month,
         "segment": seg,
         "mrr": mrr,
-        "arr": 12 * mrr,
+        "arr": arr_from_mrr(mrr),
         "customers": customers,
         "arpa": mrr / customers if customers else None,
     }

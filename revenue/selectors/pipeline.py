@@ -36,6 +36,27 @@ def quarter_of(day: date) -> tuple[int, int]:
     return day.year, (day.month - 1) // 3 + 1
 
 
+def quarters_ahead(day: date, count: int = 4) -> list[tuple[int, int]]:
+    """``count`` consecutive ``(year, quarter)`` pairs starting with ``day``'s quarter."""
+    year, quarter = quarter_of(day)
+    result = []
+    for _i in range(count):
+        result.append((year, quarter))
+        year, quarter = (year + 1, 1) if quarter == 4 else (year, quarter + 1)
+    return result
+
+
+def probability_ratio(probability: int) -> Decimal:
+    """An opportunity's probability (whole percent, 0–100) as an exact ratio (0–1)."""
+    return Decimal(probability) / 100
+
+
+def target_left(coverage: dict) -> Decimal | None:
+    """Target less won of one ``pipeline_coverage`` result (reporting currency, exact; negative when
+    the target is exceeded); None when the quarter has no target."""
+    return None if coverage["target"] is None else coverage["target"] - coverage["won"]
+
+
 def period_label(day: date | None, today: date) -> str:
     """The bucket an expected close date falls in, relative to ``today``'s quarter."""
     if day is None:

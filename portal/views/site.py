@@ -1,4 +1,4 @@
-"""Health check and the staff tenant switcher (the customer portal's pages are in views_portal)."""
+"""Health check and the staff tenant switcher (the customer portal's pages are in portal.views.customer_portal)."""
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required

@@ -1,13 +1,13 @@
 """The customer portal's ROI page: what a savings-billed customer got for what they paid.
 
-For ``request.customer`` only, in the customer's language (``views_portal.customer_view``); the
+For ``request.customer`` only, in the customer's language (``portal.views.customer_portal.customer_view``); the
 figures are ``revenue.economics.roi.customer_roi`` over the twelve months ending with the last
 closed month. A customer not billed on savings sees a short explanation instead of a table.
 """
 
 from django.shortcuts import render
 
-from portal.views_portal import customer_view
+from portal.views.customer_portal import customer_view
 from revenue.economics.roi import customer_roi, savings_metrics
 from revenue.selectors.common import add_months, last_closed_month
 

@@ -14,7 +14,7 @@ from django.shortcuts import redirect, render
 from django.urls import path, reverse
 
 from customers.models import Customer
-from portal.dashboards import _problem, staff_context, staff_view
+from portal.views.dashboards import _problem, staff_context, staff_view
 from revenue.economics.anomalies import recent_alerts
 from revenue.economics.churn_risk import RISK_THRESHOLD, at_risk_customers, validate_churn_risk
 from revenue.economics.models import AnomalyRule, PricePlan, WhatIfRun
