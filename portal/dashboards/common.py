@@ -7,9 +7,10 @@ from datetime import date
 
 from django.utils.translation import gettext as _
 
+from customers.periods import PeriodError
 from portal.dashboards.panels import BadRequest
 from revenue.api_metrics import snapshots_for
-from revenue.selectors.common import MetricError, add_months, last_closed_month, months_between, parse_month
+from revenue.selectors.common import add_months, last_closed_month, months_between, parse_month
 from revenue.selectors.retention import retention_series
 
 MAX_MONTHS = 36
@@ -22,8 +23,8 @@ def month_param(request, name: str, default: date) -> date:
         return default
     try:
         return parse_month(raw)
-    except MetricError as exc:
-        raise BadRequest(str(exc)) from None
+    except PeriodError as exc:
+        raise BadRequest(" ".join(exc.messages)) from None
 
 
 def window(request, tenant) -> tuple[date, date]:

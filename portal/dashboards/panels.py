@@ -1,5 +1,5 @@
 """Shared building blocks of the staff dashboards: columns, panels, pages and the Display that
-formats figures in the tenant's language and currency (money to cents, ratios to 4 places in CSV,
+formats figures in the tenant's language and currency (money to its minor unit, ratios to 4 places in CSV,
 ROUND_HALF_UP). Nothing here computes a figure; it only shows one.
 """
 
@@ -14,6 +14,7 @@ from babel.dates import format_date
 from babel.numbers import format_decimal
 
 from billing import formatting
+from customers.money import money_round
 
 CENT = Decimal("0.01")
 RATIO = Decimal("0.0001")
@@ -92,12 +93,12 @@ class Display:
         return {"currency": self.currency, "locale": self.locale.replace("_", "-")}
 
 
-def csv_value(value, kind: str) -> str:
-    """Money to cents, ratios to 4 places (ROUND_HALF_UP), like the metrics API."""
+def csv_value(value, kind: str, currency: str) -> str:
+    """Money to the currency's minor unit, ratios to 4 places (ROUND_HALF_UP), like the metrics API."""
     if value is None:
         return ""
     if kind == MONEY:
-        return str(value.quantize(CENT, ROUND_HALF_UP))
+        return str(money_round(value, currency))
     if kind in (PERCENT, MULTIPLE, MONTHS):
         return str(value.quantize(RATIO, ROUND_HALF_UP))
     if isinstance(value, date):

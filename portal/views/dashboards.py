@@ -118,7 +118,7 @@ def dashboard(request, tenant, page_key: str):
 
 @staff_view
 def export(request, tenant, page_key: str, panel_key: str):
-    """One panel's table as CSV (money in cents, ratios to 4 places, months as YYYY-MM)."""
+    """One panel's table as CSV (money to its minor unit, ratios to 4 places, months as YYYY-MM)."""
     try:
         _page, _show, built = _build(request, tenant, page_key)
     except BadRequest as exc:
@@ -133,7 +133,7 @@ def export(request, tenant, page_key: str, panel_key: str):
     writer = csv.writer(response)
     writer.writerow([c.key for c in panel.columns])
     for row in panel.rows:
-        writer.writerow([_csv_safe(csv_value(v, c.kind)) for v, c in zip(row, panel.columns, strict=True)])
+        writer.writerow([_csv_safe(csv_value(v, c.kind, tenant.reporting_currency)) for v, c in zip(row, panel.columns, strict=True)])
     return response
 
 

@@ -14,6 +14,7 @@ from django.shortcuts import redirect, render
 from django.urls import path, reverse
 
 from customers.models import Customer
+from customers.periods import PeriodError
 from portal.views.dashboards import _problem, staff_context, staff_view
 from revenue.economics.anomalies import recent_alerts
 from revenue.economics.churn_risk import RISK_THRESHOLD, at_risk_customers, validate_churn_risk
@@ -47,6 +48,8 @@ def _page(request, template, build):
         return _problem(request, str(exc), 409)
     except MetricError as exc:
         return _problem(request, str(exc), 400)
+    except PeriodError as exc:
+        return _problem(request, " ".join(exc.messages), 400)
     return render(request, template, {**staff_context(request), "page_key": "economics", **context})
 
 
