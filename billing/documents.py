@@ -7,7 +7,7 @@
   found by its own deterministic path, ``credit-notes/<tenant slug>/<year>/<number>.pdf``, and
   rendered the first time it is asked for.
 - The document speaks the customer's language (English or Swedish; ``billing.formatting``).
-- WeasyPrint fetches nothing but the tenant's own logo: ``_LogoFetcher`` refuses every other URL
+- WeasyPrint fetches nothing but the tenant's own logo: ``TenantLogoFetcher`` refuses every other URL
   (http(s), file:, data: and other tenants' logos alike). Fonts are the system's DejaVu, found
   through fontconfig, never downloaded.
 """
@@ -49,7 +49,7 @@ class FetchRefused(ValueError):
     """WeasyPrint asked for a URL a document may not load."""
 
 
-class _LogoFetcher(URLFetcher):
+class TenantLogoFetcher(URLFetcher):
     """A WeasyPrint URL fetcher that serves the tenant's own stored logo and nothing else.
 
     The logo must be a file in MEDIA_ROOT/tenant-logos/ (after resolving symlinks and ``..``);
@@ -143,7 +143,7 @@ def _invoice_context(invoice: Invoice, language: str) -> dict:
         "credit_applied": money(-invoice.credit_applied) if invoice.credit_applied else "",
         "amount_due": money(invoice.amount_due),
         "payment_terms_days": invoice.tenant.payment_terms_days,
-        "has_logo": _LogoFetcher(invoice.tenant).logo_path() is not None,
+        "has_logo": tenant_has_logo(invoice.tenant),
         "logo_url": LOGO_URL,
     }
 
@@ -174,7 +174,7 @@ def _credit_note_context(note: CreditNote, language: str) -> dict:
         "vat_rate": formatting.format_percent(note.vat_rate, language),
         "vat_amount": money(note.vat_amount),
         "total": money(note.total),
-        "has_logo": _LogoFetcher(note.tenant).logo_path() is not None,
+        "has_logo": tenant_has_logo(note.tenant),
         "logo_url": LOGO_URL,
     }
 
@@ -186,11 +186,22 @@ def _font_config(pid: int, thread: int) -> FontConfiguration:
     return FontConfiguration()
 
 
+def tenant_has_logo(tenant: Tenant) -> bool:
+    """True when the tenant has a stored logo a document may show (at ``LOGO_URL``)."""
+    return TenantLogoFetcher(tenant).logo_path() is not None
+
+
+def html_to_pdf(html: str, *, tenant: Tenant) -> bytes:
+    """A PDF of ``html`` (WeasyPrint) that may load the tenant's own logo and nothing else, with the
+    process's shared fonts. Every PDF the product makes (invoices, credit notes, reports) goes here."""
+    fonts = _font_config(os.getpid(), threading.get_ident())
+    return HTML(string=html, url_fetcher=TenantLogoFetcher(tenant)).write_pdf(font_config=fonts)
+
+
 def _render(template: str, context: dict, *, tenant: Tenant, language: str) -> bytes:
     with translation.override(language):
         html = render_to_string(template, {**context, "language": language})
-    fonts = _font_config(os.getpid(), threading.get_ident())
-    return HTML(string=html, url_fetcher=_LogoFetcher(tenant)).write_pdf(font_config=fonts)
+    return html_to_pdf(html, tenant=tenant)
 
 
 def _language(customer) -> str:

@@ -31,10 +31,9 @@ from django.db import transaction
 from django.template.loader import render_to_string
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
-from weasyprint import HTML
 
 from billing import formatting
-from billing.documents import LOGO_URL, _LogoFetcher
+from billing.documents import LOGO_URL, html_to_pdf, tenant_has_logo
 from customers.models import Customer, Membership, Role, Tenant
 from customers.roles import EDITABLE_AREAS, PIPELINE
 from customers.tenancy import tenant_scope
@@ -200,7 +199,7 @@ def monthly_report_context(*, tenant: Tenant, month: date) -> dict:
             },
             "risks": risks,
             "logo_url": LOGO_URL,
-            "has_logo": _LogoFetcher(tenant).logo_path() is not None,
+            "has_logo": tenant_has_logo(tenant),
         }
 
 
@@ -208,7 +207,7 @@ def monthly_report_pdf(*, tenant: Tenant, context: dict) -> bytes:
     """The report as a PDF (WeasyPrint; nothing is fetched but the tenant's own logo)."""
     with translation.override(context["language"]):
         html = render_to_string("revenue/report_pdf.html", context)
-    return HTML(string=html, url_fetcher=_LogoFetcher(tenant)).write_pdf()
+    return html_to_pdf(html, tenant=tenant)
 
 
 def _deliver(*, tenant: Tenant, kind: str, period: str, messages: dict[str, EmailMultiAlternatives],

@@ -17,7 +17,7 @@ from billing import documents
 from billing.documents import (
     LOGO_URL,
     FetchRefused,
-    _LogoFetcher,
+    TenantLogoFetcher,
     credit_note_render_pdf,
     invoice_preview_pdf,
     invoice_render_pdf,
@@ -216,7 +216,7 @@ def test_tenant_logo_is_embedded(usd_invoice, tenant_b):
 
 def test_fetcher_serves_only_the_tenants_own_logo(tenant_a, tenant_b):
     tenant_a.logo.save("acme.png", ContentFile(PNG))
-    fetcher = _LogoFetcher(tenant_a)
+    fetcher = TenantLogoFetcher(tenant_a)
 
     assert fetcher.fetch(LOGO_URL).read() == PNG
     for url in [
@@ -229,7 +229,7 @@ def test_fetcher_serves_only_the_tenants_own_logo(tenant_a, tenant_b):
         with pytest.raises(FetchRefused):
             fetcher.fetch(url)
     with pytest.raises(FetchRefused):
-        _LogoFetcher(tenant_b).fetch(LOGO_URL)  # tenant_b has no logo, and never gets tenant_a's
+        TenantLogoFetcher(tenant_b).fetch(LOGO_URL)  # tenant_b has no logo, and never gets tenant_a's
 
 
 def test_fetcher_refuses_a_logo_outside_the_logo_folder(tenant_a, tenant_b, media_root):
@@ -238,7 +238,7 @@ def test_fetcher_refuses_a_logo_outside_the_logo_folder(tenant_a, tenant_b, medi
     tenant_a.logo.name = "tenant-logos/../secret.png"
 
     with pytest.raises(FetchRefused):
-        _LogoFetcher(tenant_a).fetch(LOGO_URL)
+        TenantLogoFetcher(tenant_a).fetch(LOGO_URL)
 
 
 @pytest.mark.django_db(transaction=True)
