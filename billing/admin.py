@@ -12,6 +12,7 @@ from django.db import transaction
 from django.shortcuts import redirect
 
 from billing import services
+from billing.admin_base import ReadOnlyMixin, _may_bill
 from billing.models import (
     BillableMetric,
     BillingSettings,
@@ -24,13 +25,7 @@ from billing.models import (
     PriceTerms,
     UsageEvent,
 )
-from customers.admin_base import TenantAdmin, TenantInline, is_platform_admin, request_role
-from customers.roles import role_can_edit
-
-
-def _may_bill(request) -> bool:
-    role = request_role(request)
-    return is_platform_admin(request) or (role is not None and role_can_edit(role, Invoice))
+from customers.admin_base import TenantAdmin, TenantInline, request_role
 
 
 def _run(modeladmin, request, queryset, service, done: str):
@@ -44,19 +39,6 @@ def _run(modeladmin, request, queryset, service, done: str):
             modeladmin.message_user(request, f"{obj}: {' '.join(exc.messages)}", messages.ERROR)
     if changed:
         modeladmin.message_user(request, f"{changed} {done}.", messages.SUCCESS)
-
-
-class ReadOnlyMixin:
-    """Rows only services write: viewable by every member, never added, changed or deleted here."""
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 class InvoiceLineInline(ReadOnlyMixin, TenantInline):

@@ -19,7 +19,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from billing import month_end, tasks
-from billing.admin import ReadOnlyMixin, _may_bill
+from billing.admin_base import ReadOnlyMixin, _may_bill
 from billing.delivery import invoice_send
 from billing.models import BillingRun, BillingRunItem, InvoiceDelivery
 from customers.admin_base import TenantAdmin, TenantInline, is_platform_admin, request_tenant

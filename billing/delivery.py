@@ -4,12 +4,19 @@ Each recipient has one ``InvoiceDelivery`` row (unique per tenant, invoice and r
 records the outcome, so sending twice sends once unless ``resend=True``. Callers queue the send
 after their own transaction commits (``invoice_send_on_commit``): an email cannot be taken back,
 so it must never go out for an invoice whose finalization later rolls back.
+
+``invoice_deliver`` is the Celery task ``invoice_finalize`` queues. It is defined here, beside
+what it runs, rather than in ``billing.tasks``: a task a service queues must sit below that
+service in the import graph, and ``billing.tasks`` sits above the services (it calls them). It is
+registered under its old name, ``billing.tasks.invoice_deliver``, and ``billing.tasks``
+re-exports it.
 """
 
 import logging
 import smtplib
 from email.utils import formataddr
 
+from celery import shared_task
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files.storage import default_storage
@@ -21,6 +28,7 @@ from django.utils import timezone, translation
 from billing import formatting
 from billing.documents import invoice_render_pdf
 from billing.models import Invoice, InvoiceDelivery
+from customers.models import Tenant
 from customers.tenancy import tenant_scope
 
 logger = logging.getLogger(__name__)
@@ -140,3 +148,21 @@ def invoice_send_on_commit(*, invoice: Invoice, resend: bool = False) -> None:
             logger.warning("Invoice %s not sent: %s", invoice.pk, "; ".join(exc.messages))
 
     transaction.on_commit(send)
+
+
+@shared_task(
+    name="billing.tasks.invoice_deliver", acks_late=True, autoretry_for=(OSError,), retry_backoff=True, max_retries=5
+)
+def invoice_deliver(tenant_id: int, invoice_id: int) -> None:
+    """Render a finalized invoice's PDF (once) and email it to the customer's billing addresses.
+
+    Idempotent: the PDF is stored once and each recipient is emailed once (see ``invoice_send``);
+    a recipient the mail server refused is recorded as failed and can be resent from the admin.
+    A customer without billing emails gets the PDF in the portal only.
+    """
+    tenant = Tenant.objects.get(pk=tenant_id)
+    with tenant_scope(tenant):
+        invoice = Invoice.objects.for_tenant(tenant).select_related("tenant", "customer").get(pk=invoice_id)
+        invoice_render_pdf(invoice=invoice)
+        if invoice.customer.billing_emails:
+            invoice_send(invoice=invoice)

@@ -27,6 +27,11 @@ Errors: an item's failure is recorded on it (``error``, ``attempts``). Database 
 refused emails are transient: the chunk task retries them with backoff and only its last attempt
 marks them failed. Anything else fails the item at once. ``billing_run_retry_failed`` (the admin's
 retry action) puts failed items back in the queue.
+
+Imports: the run queues its own ``month_end_chunk`` task, so that task is defined at the end of
+this module (registered as ``billing.tasks.month_end_chunk``, re-exported by ``billing.tasks``);
+``billing.tasks`` imports this module and nothing here imports ``billing.tasks``, which keeps
+billing's import graph free of circles (``tests/billing/test_import_graph.py``).
 """
 
 import logging
@@ -34,6 +39,7 @@ import zoneinfo
 from datetime import date, datetime, timedelta
 from functools import partial
 
+from celery import shared_task
 from dateutil.relativedelta import relativedelta
 from django.core.exceptions import ValidationError
 from django.db import InterfaceError, OperationalError, connection, transaction
@@ -44,7 +50,8 @@ from django.utils import timezone
 from billing.delivery import invoice_send
 from billing.documents import invoice_render_pdf
 from billing.models import BillingRun, BillingRunItem, Invoice, InvoiceDelivery, TransientItemFailures
-from billing.services import invoice_compute_drafts, invoice_finalize
+from billing.services.drafts import invoice_compute_drafts
+from billing.services.invoices import invoice_finalize
 from customers.models import Tenant
 from customers.tenancy import tenant_scope
 
@@ -225,8 +232,6 @@ def _draft(run: BillingRun) -> None:
 
 def _queue(run: BillingRun, item_ids: list[int]) -> None:
     """Queue one chunk task per ``chunk_size`` items once the caller's transaction commits."""
-    from billing.tasks import month_end_chunk  # billing.tasks imports this module
-
     item_ids = sorted(item_ids)
     for offset in range(0, len(item_ids), run.chunk_size):
         chunk = item_ids[offset : offset + run.chunk_size]
@@ -443,3 +448,20 @@ def billing_run_progress(*, run: BillingRun) -> dict:
         **{status: counts.get(status, 0) for status in ItemStatus.values},
     }
 
+
+# --- the chunk task the run queues (defined here: billing.tasks imports this module) -----------
+
+
+@shared_task(
+    name="billing.tasks.month_end_chunk", bind=True, acks_late=True,
+    autoretry_for=(OperationalError, TransientItemFailures), retry_backoff=True, retry_backoff_max=600, max_retries=6,
+)
+def month_end_chunk(self, tenant_id: int, run_id: int, item_ids: list[int]) -> dict:
+    """Finalize and deliver one chunk of a run's items; transient failures retry with backoff (the
+    items already delivered are skipped on the retry), the last attempt records them as failed."""
+    tenant = Tenant.objects.get(pk=tenant_id)
+    with tenant_scope(tenant):
+        run = BillingRun.objects.for_tenant(tenant).select_related("tenant").get(pk=run_id)
+        # In-process (no broker) nothing would run a retry later: failures are final at once.
+        final_attempt = bool(self.request.is_eager) or self.request.retries >= self.max_retries
+        return billing_run_process_items(run=run, item_ids=item_ids, final_attempt=final_attempt)

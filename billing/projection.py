@@ -11,7 +11,7 @@ from datetime import date
 from decimal import Decimal
 
 from billing.models import BillingSettings
-from billing.services import price_period
+from billing.services.pricing import price_period
 from customers.models import Customer
 
 ZERO = Decimal(0)

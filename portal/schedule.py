@@ -9,7 +9,7 @@ BEAT_SCHEDULE = {
     # Usage anomalies of yesterday (each tenant's own calendar day), after every zone's midnight has passed.
     "revenue-anomalies": {"task": "revenue.tasks.detect_anomalies_all_tenants", "schedule": crontab(hour=11, minute=15)},
     # The revenue report of the last closed month, for tenants whose month-end run has finished; a run
-    # finishing later queues its tenant's report itself (MONTH_END_COMPLETED_TASKS). Sent once either way.
+    # finishing later queues its tenant's report itself (month_end_completed_tasks). Sent once either way.
     "revenue-monthly-report": {
         "task": "revenue.tasks.send_monthly_reports",
         "schedule": crontab(minute=0, hour=6, day_of_month=2),
@@ -22,22 +22,28 @@ BEAT_SCHEDULE = {
     },
 }
 
-# Reporting jobs queued, with the tenant's id, when its month-end run completes (those installed).
-MONTH_END_COMPLETED_TASKS = ("revenue.tasks.snapshot_closed_month", "revenue.tasks.send_monthly_report")
+def month_end_completed_tasks() -> tuple:
+    """The reporting tasks queued, with the tenant's id, when its month-end run completes.
+
+    Imported, not looked up by name: a renamed or removed task is an ImportError when the hooks are
+    connected at start-up (``connect_month_end_hooks``), never a silently skipped report. Imported
+    here rather than at the top because Celery can import this module for ``BEAT_SCHEDULE`` before
+    Django's apps are loaded, and ``revenue.tasks`` needs them.
+    """
+    from revenue.tasks import send_monthly_report, snapshot_closed_month
+
+    return (snapshot_closed_month, send_monthly_report)
 
 
 def month_end_completed(sender, run, **kwargs):
     """Receiver of ``billing.month_end.billing_run_completed``: queue the tenant's reporting jobs."""
-    from portal.celery import app
-
-    for name in MONTH_END_COMPLETED_TASKS:
-        task = app.tasks.get(name)
-        if task is not None:
-            task.delay(run.tenant_id)
+    for task in month_end_completed_tasks():
+        task.delay(run.tenant_id)
 
 
 def connect_month_end_hooks() -> None:
     """Hook the reporting jobs on month-end (called from PortalConfig.ready: billing never imports upwards)."""
     from billing.month_end import billing_run_completed
 
+    month_end_completed_tasks()  # fail at start-up, not at the first month-end, if a task is gone
     billing_run_completed.connect(month_end_completed, dispatch_uid="portal.schedule.month_end_completed")

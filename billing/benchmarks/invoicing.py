@@ -27,7 +27,7 @@ from djmoney.money import Money
 
 from billing.metering import usage_ingest
 from billing.models import BillableMetric, BillingSettings, ChargeModel, Invoice, InvoiceLine, PriceTerms, UsageEvent
-from billing.services import invoice_compute_drafts
+from billing.services.drafts import invoice_compute_drafts
 from customers.models import Contract, ContractLine, Customer, Tenant
 from customers.tenancy import platform_scope
 

@@ -45,7 +45,8 @@ from weasyprint.text.fonts import FontConfiguration
 from billing import documents
 from billing.models import BillingRun, BillingRunItem, BillingSettings, Invoice
 from billing.month_end import billing_run_progress
-from billing.services import invoice_compute_drafts, invoice_finalize
+from billing.services.drafts import invoice_compute_drafts
+from billing.services.invoices import invoice_finalize
 from customers.models import Contract, ContractLine, Customer, Tenant
 from customers.tenancy import platform_scope, tenant_scope
 

@@ -1,0 +1,74 @@
+"""Invoicing writes, by domain. Every service runs in one transaction and validates before it
+writes, so a refused call leaves nothing behind.
+
+- ``pricing``: pricing one customer and a period, read-only (``price_period``, ``price_line``),
+  shared by the draft run, the portal's projection and the what-ifs.
+- ``drafts``: the draft run (``invoice_compute_drafts``) writing what ``price_period`` priced.
+- ``invoices``: finalizing with gapless numbers, voiding, payment.
+- ``credits``: credit notes, manual credit requests and their approvals.
+- ``price_terms``: a tenant's billing settings and a contract line's price terms.
+
+This package re-exports every public name so ``from billing.services import invoice_finalize``
+keeps working for callers in other apps; modules inside billing import from the precise module
+(and the submodules never import this package, which imports them all).
+"""
+
+from billing.services.credits import (
+    ANY_STAFF_LIMIT,
+    DIRECTOR_ROLES,
+    MANAGER_LIMIT,
+    MANAGER_ROLES,
+    CreditNoteLineSpec,
+    credit_approver_roles,
+    credit_note_issue,
+    credit_request_approve,
+    credit_request_create,
+    credit_request_reject,
+)
+from billing.services.drafts import REVERSE_CHARGE_NOTE, invoice_compute_drafts
+from billing.services.invoices import invoice_finalize, invoice_mark_paid, invoice_void
+from billing.services.price_terms import billing_settings_for, price_terms_set
+from billing.services.pricing import (
+    BILLED_CONTRACT_STATUSES,
+    EU_COUNTRIES,
+    POSITIVE_KINDS,
+    RECURRING_KINDS,
+    Period,
+    PricedInvoice,
+    PricedLine,
+    PricedPeriod,
+    PricingContext,
+    price_line,
+    price_period,
+)
+
+__all__ = [
+    "ANY_STAFF_LIMIT",
+    "BILLED_CONTRACT_STATUSES",
+    "DIRECTOR_ROLES",
+    "EU_COUNTRIES",
+    "MANAGER_LIMIT",
+    "MANAGER_ROLES",
+    "POSITIVE_KINDS",
+    "RECURRING_KINDS",
+    "REVERSE_CHARGE_NOTE",
+    "CreditNoteLineSpec",
+    "Period",
+    "PricedInvoice",
+    "PricedLine",
+    "PricedPeriod",
+    "PricingContext",
+    "billing_settings_for",
+    "credit_approver_roles",
+    "credit_note_issue",
+    "credit_request_approve",
+    "credit_request_create",
+    "credit_request_reject",
+    "invoice_compute_drafts",
+    "invoice_finalize",
+    "invoice_mark_paid",
+    "invoice_void",
+    "price_line",
+    "price_period",
+    "price_terms_set",
+]

@@ -1,0 +1,110 @@
+"""The invoice lifecycle after the draft run: finalizing (gapless numbers), voiding, payment.
+
+Delivery after finalization is queued by task object, ``billing.delivery.invoice_deliver``
+(registered as ``billing.tasks.invoice_deliver``), which lives with delivery rather than in
+``billing.tasks``: ``billing.tasks`` imports the services and ``billing.month_end`` to call them,
+so a service importing ``billing.tasks`` back closed an import circle (services → tasks →
+month_end → services). The task a service queues sits below the service in the import graph.
+"""
+
+from datetime import date, datetime, timedelta
+from functools import partial
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import Sum
+from django.utils import timezone
+
+from billing.delivery import invoice_deliver
+from billing.models import CreditApplication, CreditAuditEntry, CreditRequest, Invoice, NumberSequence
+from billing.services._common import ZERO, _audit, _locked, _next_number, _save, _today
+
+
+@transaction.atomic
+def invoice_finalize(*, invoice: Invoice, issue_date: date | None = None, deliver: bool = True) -> Invoice:
+    """Freeze a draft: number it, date it, and mark its fully used balance credits applied.
+
+    The number is ``{prefix}{year}-{n:05d}`` with ``n`` the next value of the tenant's gapless
+    invoice sequence (taken under a row lock in this transaction). ``issue_date`` defaults to
+    today in the tenant's time zone; the due date adds the tenant's payment terms. Returns the
+    finalized invoice. Once the transaction commits, ``billing.tasks.invoice_deliver`` renders
+    its PDF and emails it; ``deliver=False`` queues nothing (an invoice delivered outside the
+    portal, e.g. historical ones loaded later: its PDF is rendered when first downloaded).
+    Raises ValidationError if the invoice is not a draft.
+    """
+    invoice = _locked(invoice)
+    if invoice.status != Invoice.Status.DRAFT:
+        raise ValidationError(f"Invoice {invoice} is {invoice.status}; only a draft can be finalized.")
+    tenant = invoice.tenant
+    issue_date = issue_date or _today(tenant)
+    sequence_number = _next_number(tenant=tenant, kind=NumberSequence.Kind.INVOICE)
+    invoice.sequence_number = sequence_number
+    invoice.number = f"{tenant.invoice_number_prefix}{issue_date.year}-{sequence_number:05d}"
+    invoice.status = Invoice.Status.FINALIZED
+    invoice.issue_date = issue_date
+    invoice.due_date = issue_date + timedelta(days=tenant.payment_terms_days)
+    invoice.finalized_at = timezone.now()
+    _save(invoice)
+    _mark_used_credits_applied(invoice)
+    if deliver:
+        transaction.on_commit(partial(invoice_deliver.delay, tenant.pk, invoice.pk))
+    return invoice
+
+
+def _mark_used_credits_applied(invoice: Invoice) -> None:
+    tenant = invoice.tenant
+    request_ids = CreditApplication.objects.for_tenant(tenant).filter(invoice=invoice).values_list("credit_request_id")
+    requests = list(
+        CreditRequest.objects.for_tenant(tenant)
+        .filter(pk__in=request_ids, status=CreditRequest.Status.APPROVED)
+        .select_for_update()
+    )
+    if not requests:
+        return
+    used = dict(
+        CreditApplication.objects.for_tenant(tenant)
+        .filter(credit_request__in=requests, invoice__status__in=[Invoice.Status.FINALIZED, Invoice.Status.PAID])
+        .values("credit_request_id")
+        .annotate(used=Sum("amount"))
+        .values_list("credit_request_id", "used")
+    )
+    for request in requests:
+        if used.get(request.pk, ZERO) >= request.amount:
+            request.status = CreditRequest.Status.APPLIED
+            _save(request)
+            _audit(request, CreditAuditEntry.Action.APPLIED, actor=None, note=f"Taken off invoice {invoice.number}")
+
+
+@transaction.atomic
+def invoice_void(*, invoice: Invoice, reason: str = "") -> Invoice:
+    """Void a draft or finalized invoice (a status; nothing is deleted).
+
+    Its number stays used; balance credits taken off it return to the customer's balance.
+    Raises ValidationError for a paid or already void invoice.
+    """
+    invoice = _locked(invoice)
+    if invoice.status not in (Invoice.Status.DRAFT, Invoice.Status.FINALIZED):
+        raise ValidationError(f"Invoice {invoice} is {invoice.status} and cannot be voided.")
+    invoice.status = Invoice.Status.VOID
+    invoice.voided_at = timezone.now()
+    _save(invoice)
+    requests = CreditRequest.objects.for_tenant(invoice.tenant).filter(
+        applications__invoice=invoice, status=CreditRequest.Status.APPLIED
+    )
+    for request in requests:
+        request.status = CreditRequest.Status.APPROVED
+        _save(request)
+        _audit(request, CreditAuditEntry.Action.REOPENED, actor=None, note=f"Invoice {invoice.number} voided. {reason}".strip())
+    return invoice
+
+
+@transaction.atomic
+def invoice_mark_paid(*, invoice: Invoice, paid_at: datetime | None = None) -> Invoice:
+    """Record that a finalized invoice was paid. Raises ValidationError for any other status."""
+    invoice = _locked(invoice)
+    if invoice.status != Invoice.Status.FINALIZED:
+        raise ValidationError(f"Invoice {invoice} is {invoice.status}; only a finalized invoice can be paid.")
+    invoice.status = Invoice.Status.PAID
+    invoice.paid_at = paid_at or timezone.now()
+    _save(invoice)
+    return invoice
