@@ -24,6 +24,7 @@ from billing.delivery import invoice_send
 from billing.models import BillingRun, BillingRunItem, InvoiceDelivery
 from customers.admin_base import TenantAdmin, TenantInline, is_platform_admin, request_tenant
 from customers.models import Tenant
+from customers.periods import parse_month
 from customers.tenancy import tenant_scope
 
 
@@ -49,7 +50,7 @@ class StartRunForm(forms.Form):
         if tenant is None or "period" not in cleaned:
             return cleaned
         try:
-            cleaned["period_start"] = month_end.parse_period(cleaned["period"])
+            cleaned["period_start"] = parse_month(cleaned["period"])
             month_end.validate_run_period(tenant=tenant, period_start=cleaned["period_start"])
         except ValidationError as exc:
             self.add_error("period", exc)

@@ -1,8 +1,8 @@
 """Emailing a finalized invoice to the customer's billing addresses, with its PDF attached.
 
-Each recipient has one ``InvoiceDelivery`` row (unique per tenant, invoice and recipient) that
-records the outcome, so sending twice sends once unless ``resend=True``. Callers queue the send
-after their own transaction commits (``invoice_send_on_commit``): an email cannot be taken back,
+Each recipient has one ``InvoiceDelivery`` row (an outbox message, unique per tenant, invoice and
+recipient) that records the outcome, so sending twice sends once unless ``resend=True``. Callers
+queue the send after their own transaction commits (``invoice_send_on_commit``): an email cannot be taken back,
 so it must never go out for an invoice whose finalization later rolls back.
 
 ``invoice_deliver`` is the Celery task ``invoice_finalize`` queues. It is defined here, beside
@@ -13,27 +13,26 @@ re-exports it.
 """
 
 import logging
-import smtplib
 from email.utils import formataddr
 
 from celery import shared_task
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files.storage import default_storage
-from django.core.mail import EmailMultiAlternatives, get_connection
+from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
 from django.template.loader import render_to_string
-from django.utils import timezone, translation
+from django.utils import translation
 
 from billing import formatting
 from billing.documents import invoice_render_pdf
 from billing.models import Invoice, InvoiceDelivery
+from billing.outbox import outbox_send
 from customers.models import Tenant
 from customers.tenancy import tenant_scope
 
 logger = logging.getLogger(__name__)
 
-MAX_ERROR_LENGTH = 2000
 SENDABLE_STATUSES = {Invoice.Status.FINALIZED, Invoice.Status.PAID}
 
 
@@ -48,7 +47,7 @@ def _recipients(emails: list[str]) -> list[str]:
     return recipients
 
 
-def _message(invoice: Invoice, recipient: str, pdf_name: str, pdf: bytes, connection) -> EmailMultiAlternatives:
+def _message(invoice: Invoice, recipient: str, pdf_name: str, pdf: bytes) -> EmailMultiAlternatives:
     customer, tenant = invoice.customer, invoice.tenant
     language = customer.language if customer.language in formatting.LOCALES else formatting.DEFAULT_LANGUAGE
     context = {
@@ -73,7 +72,6 @@ def _message(invoice: Invoice, recipient: str, pdf_name: str, pdf: bytes, connec
         body=text,
         from_email=formataddr((tenant.name, settings.DEFAULT_FROM_EMAIL)),
         to=[recipient],
-        connection=connection,
     )
     message.attach_alternative(html, "text/html")
     message.attach(pdf_name.rsplit("/", 1)[-1], pdf, "application/pdf")
@@ -90,9 +88,10 @@ def invoice_send(*, invoice: Invoice, resend: bool = False) -> list[InvoiceDeliv
     recipient. Raises ValidationError for a draft or void invoice, or a customer without billing
     emails; a mail server failure is recorded on the row, not raised.
 
-    Transactions: the rows are created in one; then each recipient is sent under a lock on its
-    own row and recorded in its own transaction, because a sent email cannot be rolled back with
-    a later failure, and a concurrent caller must wait and then see ``sent``.
+    Sending once per recipient is the outbox's (``billing.outbox.outbox_send``): the rows are created
+    in one transaction, then each recipient is sent under a lock on its row and recorded in its own
+    transaction, because a sent email cannot be rolled back with a later failure, and a concurrent
+    caller must wait and then see ``sent``.
     """
     tenant = invoice.tenant
     invoice = Invoice.objects.for_tenant(tenant).select_related("tenant", "customer").get(pk=invoice.pk)
@@ -105,33 +104,10 @@ def invoice_send(*, invoice: Invoice, resend: bool = False) -> list[InvoiceDeliv
     with default_storage.open(pdf_name, "rb") as handle:
         pdf = handle.read()
 
-    with transaction.atomic(), tenant_scope(tenant):
-        rows = [InvoiceDelivery(tenant=tenant, invoice=invoice, recipient=address) for address in recipients]
-        for row in rows:
-            row.full_clean(exclude=["tenant", "invoice"], validate_unique=False, validate_constraints=False)
-        InvoiceDelivery.objects.for_tenant(tenant).bulk_create(rows, ignore_conflicts=True)
-
-    connection = get_connection()
-    deliveries = []
-    for address in recipients:
-        with transaction.atomic():
-            row = InvoiceDelivery.objects.for_tenant(tenant).select_for_update().get(invoice=invoice, recipient=address)
-            if row.status == InvoiceDelivery.Status.SENT and not resend:
-                deliveries.append(row)
-                continue
-            row.attempts += 1
-            try:
-                _message(invoice, address, pdf_name, pdf, connection).send()
-            except (smtplib.SMTPException, OSError) as exc:
-                logger.warning("Invoice %s to %s failed: %s", invoice.number, address, exc)
-                row.status, row.error = InvoiceDelivery.Status.FAILED, str(exc)[:MAX_ERROR_LENGTH] or type(exc).__name__
-            else:
-                row.status, row.error, row.sent_at = InvoiceDelivery.Status.SENT, "", timezone.now()
-            with tenant_scope(tenant):
-                row.full_clean()
-            row.save()
-            deliveries.append(row)
-    return deliveries
+    rows = [InvoiceDelivery(tenant=tenant, invoice=invoice, recipient=address) for address in recipients]
+    return outbox_send(
+        tenant=tenant, rows=rows, resend=resend, compose=lambda recipient, _rows: _message(invoice, recipient, pdf_name, pdf)
+    )
 
 
 def invoice_send_on_commit(*, invoice: Invoice, resend: bool = False) -> None:

@@ -35,12 +35,10 @@ billing's import graph free of circles (``tests/billing/test_import_graph.py``).
 """
 
 import logging
-import zoneinfo
 from datetime import date, datetime, timedelta
 from functools import partial
 
 from celery import shared_task
-from dateutil.relativedelta import relativedelta
 from django.core.exceptions import ValidationError
 from django.db import InterfaceError, OperationalError, connection, transaction
 from django.db.models import Count, Q
@@ -53,6 +51,7 @@ from billing.models import BillingRun, BillingRunItem, Invoice, InvoiceDelivery,
 from billing.services.drafts import invoice_compute_drafts
 from billing.services.invoices import invoice_finalize
 from customers.models import Tenant
+from customers.periods import add_months, month_bounds, tenant_today
 from customers.tenancy import tenant_scope
 
 logger = logging.getLogger(__name__)
@@ -75,28 +74,6 @@ billing_run_completed = Signal()
 
 class DeliveryRefused(Exception):
     """The mail server refused some of an invoice's recipients (recorded on their delivery rows)."""
-
-
-# --- periods -------------------------------------------------------------------------------
-
-
-def tenant_today(tenant: Tenant) -> date:
-    """Today's date in the tenant's time zone."""
-    return timezone.localdate(timezone=zoneinfo.ZoneInfo(tenant.time_zone))
-
-
-def month_bounds(period_start: date) -> tuple[date, date]:
-    """The first and last day of the calendar month holding ``period_start``."""
-    first = period_start.replace(day=1)
-    return first, first + relativedelta(months=1) - timedelta(days=1)
-
-
-def parse_period(value: str) -> date:
-    """``YYYY-MM`` → the month's first day. Raises ValidationError with a readable message."""
-    try:
-        return datetime.strptime((value or "").strip(), "%Y-%m").date()
-    except ValueError:
-        raise ValidationError(f"{value!r} is not a month: use YYYY-MM, e.g. 2026-11.") from None
 
 
 def validate_run_period(*, tenant: Tenant, period_start: date) -> None:
@@ -427,9 +404,9 @@ def month_end_due(*, now: datetime | None = None) -> dict:
     now = now or timezone.now()
     due: dict = {"start": [], "advance": []}
     for tenant in Tenant.objects.order_by("pk"):
-        local_today = now.astimezone(zoneinfo.ZoneInfo(tenant.time_zone)).date()
+        local_today = tenant_today(tenant, now)
         runs = BillingRun.objects.for_tenant(tenant)
-        previous = (local_today.replace(day=1) - timedelta(days=1)).replace(day=1)
+        previous = add_months(local_today, -1)
         if local_today.day <= START_WINDOW_DAYS and not runs.filter(period_start=previous).exists():
             due["start"].append((tenant.pk, previous))
         for run_id in runs.filter(status=Status.DRAFTED, finalize_on__lte=local_today).values_list("pk", flat=True):

@@ -3,25 +3,15 @@
 from django.db import models
 
 from billing.models.invoicing import Invoice
-from customers.tenancy import TenantOwned
+from billing.outbox import OutboxMessage
 
 
-class InvoiceDelivery(TenantOwned):
-    """One recipient of one invoice's email. The unique row makes a second send a no-op."""
+class InvoiceDelivery(OutboxMessage):
+    """One recipient of one invoice's email (an outbox message). The unique row makes a second send a no-op."""
 
-    class Status(models.TextChoices):
-        QUEUED = "queued", "Queued"
-        SENT = "sent", "Sent"
-        FAILED = "failed", "Failed"
+    outbox_key = ("invoice",)
 
     invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="deliveries")
-    recipient = models.EmailField()
-    status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED)
-    error = models.TextField(blank=True, help_text="The last failure, as the mail server reported it.")
-    attempts = models.PositiveIntegerField(default=0)
-    sent_at = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         verbose_name_plural = "invoice deliveries"

@@ -1,11 +1,7 @@
-"""Helpers shared by the billing services: validated saves, the tenant's today, row locks on
+"""Helpers shared by the billing services: validated saves, row locks on
 invoices, gapless numbering and the credit audit trail."""
 
-import zoneinfo
-from datetime import date
 from decimal import Decimal
-
-from django.utils import timezone
 
 from billing.models import CreditAuditEntry, CreditRequest, Invoice, NumberSequence
 from customers.models import Tenant
@@ -32,8 +28,6 @@ def _next_number(*, tenant: Tenant, kind: str) -> int:
     return sequence.last_value
 
 
-def _today(tenant: Tenant) -> date:
-    return timezone.localdate(timezone=zoneinfo.ZoneInfo(tenant.time_zone))
 
 
 def _locked(invoice: Invoice) -> Invoice:

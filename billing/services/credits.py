@@ -20,8 +20,9 @@ from billing.models import (
     NumberSequence,
 )
 from billing.selectors import invoice_creditable_amount
-from billing.services._common import ZERO, _audit, _locked, _next_number, _save, _today
+from billing.services._common import ZERO, _audit, _locked, _next_number, _save
 from customers.models import Customer, Membership, Role, Tenant
+from customers.periods import tenant_today
 
 
 # --- credit notes ----------------------------------------------------------------------------
@@ -78,7 +79,7 @@ def credit_note_issue(
             f"This credit note ({total} {currency}) exceeds what invoice {invoice.number} still has creditable "
             f"({creditable} {currency})."
         )
-    issue_date = _today(tenant)
+    issue_date = tenant_today(tenant)
     sequence_number = _next_number(tenant=tenant, kind=NumberSequence.Kind.CREDIT_NOTE)
     note = _save(
         CreditNote(

@@ -17,7 +17,8 @@ from django.utils import timezone
 
 from billing.delivery import invoice_deliver
 from billing.models import CreditApplication, CreditAuditEntry, CreditRequest, Invoice, NumberSequence
-from billing.services._common import ZERO, _audit, _locked, _next_number, _save, _today
+from billing.services._common import ZERO, _audit, _locked, _next_number, _save
+from customers.periods import tenant_today
 
 
 @transaction.atomic
@@ -36,7 +37,7 @@ def invoice_finalize(*, invoice: Invoice, issue_date: date | None = None, delive
     if invoice.status != Invoice.Status.DRAFT:
         raise ValidationError(f"Invoice {invoice} is {invoice.status}; only a draft can be finalized.")
     tenant = invoice.tenant
-    issue_date = issue_date or _today(tenant)
+    issue_date = issue_date or tenant_today(tenant)
     sequence_number = _next_number(tenant=tenant, kind=NumberSequence.Kind.INVOICE)
     invoice.sequence_number = sequence_number
     invoice.number = f"{tenant.invoice_number_prefix}{issue_date.year}-{sequence_number:05d}"

@@ -21,6 +21,7 @@ from billing.month_end import (
     month_end_due,
 )
 from customers.models import ContractLine, Role
+from customers.periods import month_bounds, parse_month, tenant_today
 from customers.tenancy import platform_scope, tenant_scope
 from tests.customers.factories import ContractFactory, ContractLineFactory, CustomerFactory
 
@@ -117,20 +118,20 @@ def test_without_finalize_the_drafts_wait_for_the_review_period(world, tenant_a,
     run = start(tenant_a, django_capture_on_commit_callbacks)
 
     assert run.status == "drafted"
-    assert run.finalize_on == month_end.tenant_today(tenant_a) + timedelta(days=5)  # June is long closed
+    assert run.finalize_on == tenant_today(tenant_a) + timedelta(days=5)  # June is long closed
     assert set(Invoice.objects.for_tenant(tenant_a).values_list("status", flat=True)) == {"draft"}
     assert [status for _, status, _, _ in items_of(run)] == ["drafted"] * 3
     assert mail.outbox == []
 
 
 def test_a_month_just_ended_is_finalized_after_the_grace_days(world, tenant_a, django_capture_on_commit_callbacks):
-    today = month_end.tenant_today(tenant_a)
+    today = tenant_today(tenant_a)
     this_month = today.replace(day=1)
 
     with tenant_scope(tenant_a), django_capture_on_commit_callbacks(execute=True):
         run = billing_run_start(tenant=tenant_a, period_start=this_month)
 
-    period_end = month_end.month_bounds(this_month)[1]
+    period_end = month_bounds(this_month)[1]
     assert run.finalize_on == period_end + timedelta(days=1 + tenant_a.draft_grace_days)
 
 
@@ -140,7 +141,7 @@ def test_advance_finalizes_drafts_once_their_day_has_come_with_refreshed_amounts
     line = ContractLine.objects.for_tenant(tenant_a).get(contract__customer__name="Alpha Labs")
     line.unit_price = Money("120.00", "USD")
     line.save()
-    BillingRun.objects.for_tenant(tenant_a).filter(pk=run.pk).update(finalize_on=month_end.tenant_today(tenant_a))
+    BillingRun.objects.for_tenant(tenant_a).filter(pk=run.pk).update(finalize_on=tenant_today(tenant_a))
 
     with tenant_scope(tenant_a), django_capture_on_commit_callbacks(execute=True):
         run = billing_run_advance(run=run)
@@ -162,7 +163,7 @@ def test_advance_before_the_day_leaves_the_drafts_alone(world, tenant_a, django_
 
 
 def test_future_month_is_refused(tenant_a):
-    next_month = month_end.month_bounds(month_end.tenant_today(tenant_a))[1] + timedelta(days=1)
+    next_month = month_bounds(tenant_today(tenant_a))[1] + timedelta(days=1)
 
     with pytest.raises(ValidationError, match="has not begun"), tenant_scope(tenant_a):
         billing_run_start(tenant=tenant_a, period_start=next_month)
@@ -170,8 +171,8 @@ def test_future_month_is_refused(tenant_a):
 
 
 def test_bad_period_text_is_refused_with_a_clear_message():
-    with pytest.raises(ValidationError, match="use YYYY-MM"):
-        month_end.parse_period("June 2025")
+    with pytest.raises(ValidationError, match="Write the month as YYYY-MM"):
+        parse_month("June 2025")
 
 
 def test_processing_items_again_after_a_crash_sends_nothing_twice(world, tenant_a, django_capture_on_commit_callbacks):
@@ -340,7 +341,7 @@ def test_command_runs_the_month_end_and_prints_the_counts(world, tenant_a):
 def test_command_refuses_a_bad_period_with_a_message(world):
     from django.core.management.base import CommandError
 
-    with pytest.raises(CommandError, match="use YYYY-MM"):
+    with pytest.raises(CommandError, match="Write the month as YYYY-MM"):
         call_command("month_end", "--tenant", "acme", "--period", "2025-13", stdout=StringIO())
 
 

@@ -15,8 +15,9 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from billing.models import BillingRun, BillingRunItem
-from billing.month_end import billing_run_process_items, billing_run_progress, billing_run_start, parse_period
+from billing.month_end import billing_run_process_items, billing_run_progress, billing_run_start
 from customers.models import Tenant
+from customers.periods import parse_month
 from customers.tenancy import tenant_scope
 
 POLL_SECONDS = 0.5
@@ -38,7 +39,7 @@ class Command(BaseCommand):
             raise CommandError(f"No tenant with slug {options['tenant']!r}.")
         in_process = bool(current_app.conf.task_always_eager)
         try:
-            period_start = parse_period(options["period"])
+            period_start = parse_month(options["period"])
             with tenant_scope(tenant):
                 self.stdout.write(f"Drafting {tenant.slug} {period_start:%Y-%m}…")
                 run = billing_run_start(
