@@ -6,6 +6,9 @@ RUN npm ci --no-audit --no-fund
 
 FROM python:3.11-slim-bookworm
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
+# gunicorn 27 opens a control socket under $HOME by default; the image's user has no home, and neither
+# the CMD nor docker-compose.yml uses it, so it stays off (applies to every gunicorn started here).
+ENV GUNICORN_CMD_ARGS="--no-control-socket"
 RUN apt-get update \
  && apt-get install -y --no-install-recommends libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core \
  && rm -rf /var/lib/apt/lists/*
