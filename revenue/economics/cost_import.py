@@ -16,7 +16,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from customers.models import Customer, Tenant
-from revenue.economics.models import CustomerCost
+from revenue.models import CustomerCost
 from revenue.selectors.common import MetricError, parse_month
 
 __all__ = ["CSV_COLUMNS", "CSV_FIRST_ROW", "MAX_CSV_BYTES", "MAX_ROWS", "customer_costs_import", "rows_from_csv"]
