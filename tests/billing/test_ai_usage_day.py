@@ -6,13 +6,13 @@ from decimal import Decimal
 import pytest
 from django.db import connection
 
+from billing.ai_usage import ai_usage_rebuild
 from billing.metering import usage_ingest
-from billing.models import BillableMetric, UsageEvent
+from billing.models import AiUsageDay, BillableMetric, UsageEvent
 from customers.models import Tenant
+from customers.services import tenant_time_zone_set, tenant_update
 from customers.tenancy import tenant_scope
-from revenue.economics.ai_usage import ai_usage_rebuild
 from revenue.economics.costs import cost_to_serve
-from revenue.economics.models import AiUsageDay
 from tests.customers.factories import CustomerFactory
 from tests.revenue.economics.helpers import call, calls, price
 
@@ -81,11 +81,36 @@ def test_the_day_is_the_tenants_and_a_new_time_zone_moves_the_calls(acme, tenant
 
     assert list(rolled(tenant_a)) == [("Acme", date(2025, 12, 31), "openai", "gpt-4", "chat")]
 
+    tenant_time_zone_set(tenant=Tenant.objects.get(pk=tenant_a.pk), time_zone="Europe/Stockholm")
+
+    assert list(rolled(tenant_a)) == [("Acme", JAN, "openai", "gpt-4", "chat")]
+
+
+def test_a_tenant_save_that_keeps_the_time_zone_rebuilds_nothing(acme, tenant_a, django_assert_num_queries):
+    call(acme, JAN, "gpt-4", 1, 1)
     tenant = Tenant.objects.get(pk=tenant_a.pk)
-    tenant.time_zone = "Europe/Stockholm"
+    tenant.name = "Renamed"
+
+    with django_assert_num_queries(1):  # the UPDATE of the tenant, nothing else
+        tenant.save()
+    with django_assert_num_queries(3):  # savepoint, UPDATE, release: no rebuild
+        tenant_update(tenant=tenant, changed={"name"})
+    with django_assert_num_queries(0):
+        tenant_time_zone_set(tenant=tenant, time_zone=tenant.time_zone)
+
+    assert list(rolled(tenant_a)) == [("Acme", JAN, "openai", "gpt-4", "chat")]
+
+
+def test_a_plain_save_of_a_new_time_zone_is_not_the_way_to_change_it(acme, tenant_a):
+    """Nothing listens to Tenant saves: the time zone changes through customers.services."""
+    call(acme, datetime(2026, 1, 1, 3, tzinfo=timezone.utc), "gpt-4", 1, 1)
+    tenant = Tenant.objects.get(pk=tenant_a.pk)
+    tenant.time_zone = "America/New_York"
     tenant.save()
 
     assert list(rolled(tenant_a)) == [("Acme", JAN, "openai", "gpt-4", "chat")]
+    assert ai_usage_rebuild(tenant=tenant) == 1
+    assert list(rolled(tenant_a)) == [("Acme", date(2025, 12, 31), "openai", "gpt-4", "chat")]
 
 
 def test_deleting_and_changing_events_takes_their_calls_away(acme, tenant_a):
