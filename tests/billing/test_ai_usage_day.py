@@ -5,11 +5,12 @@ from decimal import Decimal
 
 import pytest
 from django.db import connection
+from django.urls import reverse
 
 from billing.ai_usage import ai_usage_rebuild
 from billing.metering import usage_ingest
 from billing.models import AiUsageDay, BillableMetric, UsageEvent
-from customers.models import Tenant
+from customers.models import Role, Tenant
 from customers.services import tenant_time_zone_set, tenant_update
 from customers.tenancy import tenant_scope
 from revenue.economics.costs import cost_to_serve
@@ -173,3 +174,16 @@ def test_cost_to_serve_reads_the_roll_up(acme, tenant_a):
     row = cost_to_serve(tenant=tenant_a, first=JAN, last=JAN)[(acme.pk, JAN)]
 
     assert (row.calls, row.token_cost) == (2, Decimal("9.00"))
+
+
+def test_an_owner_changing_the_time_zone_in_the_admin_moves_the_calls(acme, tenant_a, client, member_factory):
+    call(acme, datetime(2026, 1, 1, 3, tzinfo=timezone.utc), "gpt-4", 1, 1)  # 04:00 in Stockholm, 22:00 in New York
+    client.force_login(member_factory(tenant_a, Role.OWNER))
+    url = reverse("admin:customers_tenant_change", args=[tenant_a.pk])
+    form = client.get(url).context["adminform"].form
+    data = {name: "" if form[name].value() is None else form[name].value() for name in form.fields if name != "logo"}
+
+    response = client.post(url, {**data, "time_zone": "America/New_York"})
+
+    assert response.status_code == 302
+    assert list(rolled(tenant_a)) == [("Acme", date(2025, 12, 31), "openai", "gpt-4", "chat")]
