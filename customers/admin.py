@@ -89,6 +89,10 @@ class TenantSettingsAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         return is_platform_admin(request) and super().has_delete_permission(request, obj)
 
+    def save_model(self, request, obj, form, change):
+        # Through the service: a new time zone tells the apps that keep days in it.
+        services.tenant_update(tenant=obj, changed=form.changed_data if change else ())
+
 
 # People: the team (memberships) and customers' own people (portal access), both added by email.
 

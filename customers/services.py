@@ -6,6 +6,7 @@ last day. Upgrades and downgrades never edit a line in place: they end it the da
 change and start a new version, so any past month can be replayed.
 """
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
@@ -16,6 +17,7 @@ from django.db.models import Q
 
 from customers.models import Contract, ContractChange, ContractLine, Customer, Tenant
 from customers.money import Money
+from customers.signals import tenant_time_zone_changed
 from customers.tenancy import tenant_scope
 
 RECURRING_KINDS = {ContractLine.Kind.RECURRING, ContractLine.Kind.PER_SEAT}
@@ -40,6 +42,29 @@ def save_validated(obj):
         obj.full_clean()
         obj.save()
     return obj
+
+
+def tenant_update(*, tenant: Tenant, changed: Collection[str]) -> Tenant:
+    """Save ``tenant``'s settings, already set on it, whose names are in ``changed`` (a form's
+    ``changed_data``). One transaction; when ``time_zone`` is among them it sends
+    ``customers.signals.tenant_time_zone_changed`` in it, so what keeps days in the tenant's calendar
+    is made again with the change or not at all. A save that changes no time zone sends nothing.
+    """
+    with transaction.atomic():
+        tenant.save()
+        if "time_zone" in changed:
+            tenant_time_zone_changed.send(sender=Tenant, tenant=tenant)
+    return tenant
+
+
+def tenant_time_zone_set(*, tenant: Tenant, time_zone: str) -> Tenant:
+    """Give ``tenant`` the time zone ``time_zone`` (an IANA name); see ``tenant_update``. Setting
+    the zone it already has saves nothing."""
+    if time_zone == tenant.time_zone:
+        return tenant
+    tenant.time_zone = time_zone
+    tenant.full_clean(validate_unique=False, validate_constraints=False)
+    return tenant_update(tenant=tenant, changed={"time_zone"})
 
 
 def customer_create(*, tenant: Tenant, name: str, external_ref: str, currency: str, **fields) -> Customer:

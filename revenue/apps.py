@@ -6,6 +6,6 @@ class RevenueConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
-        from revenue.economics import ai_usage
+        from revenue import roles
 
-        ai_usage.connect()
+        roles.register()

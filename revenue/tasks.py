@@ -115,13 +115,12 @@ def detect_anomalies_all_tenants() -> int:
 
 
 @shared_task(acks_late=True)
-def whatif_compute(run_id: int) -> str:
+def whatif_compute(tenant_id: int, run_id: int) -> str:
     """A pricing what-if the staff page asked for (revenue.economics.whatif.whatif_run_compute)."""
-    from customers.tenancy import platform_scope
-    from revenue.economics.models import WhatIfRun
     from revenue.economics.whatif import whatif_run_compute
+    from revenue.models import WhatIfRun
 
-    with platform_scope():
-        run = WhatIfRun.objects.select_related("tenant").get(pk=run_id)
-    with tenant_scope(run.tenant):
+    tenant = Tenant.objects.get(pk=tenant_id)
+    with tenant_scope(tenant):
+        run = WhatIfRun.objects.for_tenant(tenant).get(pk=run_id)
         return whatif_run_compute(run=run).status

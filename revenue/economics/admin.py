@@ -15,7 +15,7 @@ from django.urls import path
 from customers.admin_base import TenantAdmin, is_platform_admin, request_role, request_tenant
 from customers.models import Role, Tenant
 from revenue.economics.cost_import import CSV_FIRST_ROW, MAX_CSV_BYTES, MAX_ROWS, customer_costs_import, rows_from_csv
-from revenue.economics.models import AnomalyAlert, AnomalyRule, CustomerCost, ModelPrice, PricePlan
+from revenue.models import AnomalyAlert, AnomalyRule, CustomerCost, ModelPrice, PricePlan
 
 # Alert rules and the price catalog are money policy: owners and finance keep them, others read.
 POLICY_EDITORS = {Role.OWNER, Role.FINANCE}

@@ -37,9 +37,9 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from billing.metering import usage_totals
-from billing.models import UsageEvent
+from billing.models import AiUsageDay, UsageEvent
 from customers.models import Customer, Membership, Role, Tenant
-from revenue.economics.models import AiUsageDay, AnomalyAlert, AnomalyRule, ModelPrice
+from revenue.models import AnomalyAlert, AnomalyRule, ModelPrice
 
 ZERO = Decimal(0)
 Z_LIMIT = Decimal(3)

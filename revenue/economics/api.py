@@ -25,7 +25,7 @@ from revenue.api_metrics import COMMON_PARAMETERS, RATIO_KEYS, MetricView
 from revenue.economics.anomalies import recent_alerts
 from revenue.economics.churn_risk import RISK_THRESHOLD, churn_risk_scores, validate_churn_risk
 from revenue.economics.cost_import import MAX_ROWS, customer_costs_import
-from revenue.economics.models import AnomalyRule, CustomerCost
+from revenue.models import AnomalyRule, CustomerCost
 from revenue.economics.profitability import margins, profitability
 from revenue.economics.roi import customer_roi, savings_evidence
 from revenue.economics.whatif import movers, pricing_whatif

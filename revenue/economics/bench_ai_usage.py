@@ -20,13 +20,13 @@ from pathlib import Path
 
 from django.db import connection, transaction
 
+from billing.ai_usage import ai_usage_rebuild
 from billing.metering import MAX_BATCH_EVENTS, usage_ingest
 from billing.models import BillableMetric, UsageEvent
 from customers.models import Customer, Tenant
 from customers.tenancy import platform_scope, tenant_scope
-from revenue.economics.ai_usage import ai_usage_rebuild
 from revenue.economics.costs import cents, cost_to_serve
-from revenue.economics.models import ModelPrice
+from revenue.models import ModelPrice
 from revenue.economics.simulator import METRIC, MODELS, archetype_of, day_events
 
 SLUG = "bench-ai"

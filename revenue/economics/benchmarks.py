@@ -28,7 +28,7 @@ from billing.metering import MAX_BATCH_EVENTS, usage_ingest
 from billing.models import BillableMetric, BillingSettings, ChargeModel, PriceTerms, UsageEvent
 from customers.models import Contract, ContractLine, Customer, Tenant
 from customers.tenancy import platform_scope, tenant_scope
-from revenue.economics.models import PricePlan
+from revenue.models import PricePlan
 from revenue.economics.whatif import pricing_whatif
 from revenue.selectors.common import add_months, month_end
 

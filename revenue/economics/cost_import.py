@@ -18,7 +18,7 @@ from django.db import transaction
 from customers.models import Customer, Tenant
 from customers.money import minor_unit, minor_unit_places, money_round
 from customers.periods import PeriodError, parse_month
-from revenue.economics.models import CustomerCost
+from revenue.models import CustomerCost
 
 __all__ = ["CSV_COLUMNS", "CSV_FIRST_ROW", "MAX_CSV_BYTES", "MAX_ROWS", "customer_costs_import", "rows_from_csv"]
 

@@ -31,10 +31,10 @@ from decimal import ROUND_DOWN, Decimal
 from django.db import connection
 from django.db.models import F, Sum
 
-from billing.models import CreditNote, Invoice, InvoiceLine
+from billing.models import AiUsageDay, CreditNote, Invoice, InvoiceLine
 from customers.models import BillingInterval, ContractLine, Tenant
 from customers.money import money_round
-from revenue.economics.models import AiUsageDay, CustomerCost, ModelPrice
+from revenue.models import CustomerCost, ModelPrice
 from revenue.selectors.common import RateBook, add_months, month_end, month_start
 
 ZERO = Decimal(0)

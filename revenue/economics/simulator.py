@@ -27,7 +27,7 @@ from billing.metering import MAX_BATCH_EVENTS, usage_ingest
 from billing.models import BillableMetric
 from customers.models import Customer, Tenant
 from customers.services import customer_create
-from revenue.economics.models import ModelPrice
+from revenue.models import ModelPrice
 
 METRIC = "ai_call"
 # provider, model, input and output price per million tokens (USD list prices), share of calls

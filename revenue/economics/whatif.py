@@ -43,7 +43,7 @@ from billing.models.invoicing import PER_EVENT_KEYS
 from billing.selectors import metric_event_amounts
 from customers.models import Contract, ContractLine, Customer, Tenant
 from revenue.economics.costs import BILLED, ZERO, cost_to_serve
-from revenue.economics.models import PricePlan, WhatIfRun
+from revenue.models import PricePlan, WhatIfRun
 from revenue.selectors.common import (
     MetricError,
     MissingExchangeRate,
@@ -379,7 +379,7 @@ def whatif_run_request(*, tenant: Tenant, months: int, user=None) -> WhatIfRun:
     if not 1 <= months <= MAX_MONTHS:
         raise MetricError(f"months must be from 1 to {MAX_MONTHS}.")
     run = WhatIfRun.objects.for_tenant(tenant).create(tenant=tenant, months=months, requested_by=user)
-    transaction.on_commit(lambda: tasks.whatif_compute.delay(run.pk))
+    transaction.on_commit(lambda: tasks.whatif_compute.delay(tenant.pk, run.pk))
     return run
 
 

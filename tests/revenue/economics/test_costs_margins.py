@@ -6,7 +6,7 @@ from decimal import Decimal
 import pytest
 from djmoney.money import Money
 
-from billing.models import Invoice, InvoiceLine
+from billing.models import AiUsageDay, Invoice, InvoiceLine
 
 from revenue.economics.costs import cost_to_serve, revenue_by_customer_month
 from revenue.economics.profitability import margins, profitability
@@ -101,3 +101,14 @@ def test_margin_per_customer_tier_feature_and_month(world, tenant_a):
 def test_a_window_backwards_is_refused(tenant_a):
     with pytest.raises(MetricError, match="'from' must not be after 'to'"):
         margins(tenant=tenant_a, first=FEB, last=JAN)
+
+
+def test_cost_to_serve_reads_the_ai_usage_roll_up(tenant_a):
+    acme = CustomerFactory(tenant=tenant_a, name="Acme", external_ref="acme")
+    price(tenant_a, "gpt-4", "30", "60")
+    call(acme, date(2026, 1, 1), "gpt-4", 100_000, 50_000)  # 3.00 + 3.00
+    AiUsageDay.objects.for_tenant(tenant_a).update(calls=2, input_tokens=200_000)  # what the sums say is what counts
+
+    row = cost_to_serve(tenant=tenant_a, first=date(2026, 1, 1), last=date(2026, 1, 1))[(acme.pk, date(2026, 1, 1))]
+
+    assert (row.calls, row.token_cost) == (2, Decimal("9.00"))

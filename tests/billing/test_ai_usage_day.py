@@ -5,16 +5,16 @@ from decimal import Decimal
 
 import pytest
 from django.db import connection
+from django.urls import reverse
 
+from billing.ai_usage import ai_usage_rebuild
 from billing.metering import usage_ingest
-from billing.models import BillableMetric, UsageEvent
-from customers.models import Tenant
+from billing.models import AiUsageDay, BillableMetric, UsageEvent
+from customers.models import Role, Tenant
+from customers.services import tenant_time_zone_set, tenant_update
 from customers.tenancy import tenant_scope
-from revenue.economics.ai_usage import ai_usage_rebuild
-from revenue.economics.costs import cost_to_serve
-from revenue.economics.models import AiUsageDay
 from tests.customers.factories import CustomerFactory
-from tests.revenue.economics.helpers import call, calls, price
+from tests.revenue.economics.helpers import call, calls
 
 JAN = date(2026, 1, 1)
 
@@ -81,11 +81,36 @@ def test_the_day_is_the_tenants_and_a_new_time_zone_moves_the_calls(acme, tenant
 
     assert list(rolled(tenant_a)) == [("Acme", date(2025, 12, 31), "openai", "gpt-4", "chat")]
 
+    tenant_time_zone_set(tenant=Tenant.objects.get(pk=tenant_a.pk), time_zone="Europe/Stockholm")
+
+    assert list(rolled(tenant_a)) == [("Acme", JAN, "openai", "gpt-4", "chat")]
+
+
+def test_a_tenant_save_that_keeps_the_time_zone_rebuilds_nothing(acme, tenant_a, django_assert_num_queries):
+    call(acme, JAN, "gpt-4", 1, 1)
     tenant = Tenant.objects.get(pk=tenant_a.pk)
-    tenant.time_zone = "Europe/Stockholm"
+    tenant.name = "Renamed"
+
+    with django_assert_num_queries(1):  # the UPDATE of the tenant, nothing else
+        tenant.save()
+    with django_assert_num_queries(3):  # savepoint, UPDATE, release: no rebuild
+        tenant_update(tenant=tenant, changed={"name"})
+    with django_assert_num_queries(0):
+        tenant_time_zone_set(tenant=tenant, time_zone=tenant.time_zone)
+
+    assert list(rolled(tenant_a)) == [("Acme", JAN, "openai", "gpt-4", "chat")]
+
+
+def test_a_plain_save_of_a_new_time_zone_is_not_the_way_to_change_it(acme, tenant_a):
+    """Nothing listens to Tenant saves: the time zone changes through customers.services."""
+    call(acme, datetime(2026, 1, 1, 3, tzinfo=timezone.utc), "gpt-4", 1, 1)
+    tenant = Tenant.objects.get(pk=tenant_a.pk)
+    tenant.time_zone = "America/New_York"
     tenant.save()
 
     assert list(rolled(tenant_a)) == [("Acme", JAN, "openai", "gpt-4", "chat")]
+    assert ai_usage_rebuild(tenant=tenant) == 1
+    assert list(rolled(tenant_a)) == [("Acme", date(2025, 12, 31), "openai", "gpt-4", "chat")]
 
 
 def test_deleting_and_changing_events_takes_their_calls_away(acme, tenant_a):
@@ -140,11 +165,14 @@ def test_the_roll_up_equals_the_events_and_a_rebuild_changes_nothing(acme, tenan
     assert rolled(tenant_a) == before
 
 
-def test_cost_to_serve_reads_the_roll_up(acme, tenant_a):
-    price(tenant_a, "gpt-4", "30", "60")
-    call(acme, JAN, "gpt-4", 100_000, 50_000)  # 3.00 + 3.00
-    AiUsageDay.objects.for_tenant(tenant_a).update(calls=2, input_tokens=200_000)  # what the sums say is what counts
+def test_an_owner_changing_the_time_zone_in_the_admin_moves_the_calls(acme, tenant_a, client, member_factory):
+    call(acme, datetime(2026, 1, 1, 3, tzinfo=timezone.utc), "gpt-4", 1, 1)  # 04:00 in Stockholm, 22:00 in New York
+    client.force_login(member_factory(tenant_a, Role.OWNER))
+    url = reverse("admin:customers_tenant_change", args=[tenant_a.pk])
+    form = client.get(url).context["adminform"].form
+    data = {name: "" if form[name].value() is None else form[name].value() for name in form.fields if name != "logo"}
 
-    row = cost_to_serve(tenant=tenant_a, first=JAN, last=JAN)[(acme.pk, JAN)]
+    response = client.post(url, {**data, "time_zone": "America/New_York"})
 
-    assert (row.calls, row.token_cost) == (2, Decimal("9.00"))
+    assert response.status_code == 302
+    assert list(rolled(tenant_a)) == [("Acme", date(2025, 12, 31), "openai", "gpt-4", "chat")]

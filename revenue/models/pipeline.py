@@ -14,7 +14,6 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 from djmoney.models.fields import MoneyField
-from djmoney.settings import CURRENCY_CHOICES
 from simple_history.models import HistoricalRecords
 
 from customers.models import Contract, Customer
@@ -137,101 +136,3 @@ class Opportunity(TenantOwned):
     @property
     def account_name(self) -> str:
         return self.customer.name if self.customer_id else self.prospect_name
-
-
-class ExchangeRate(TenantOwned):
-    """How many units of the tenant's reporting currency one unit of ``currency`` buys, from a day on.
-
-    Metrics take the latest rate on or before the day they convert at; there is no network lookup.
-    """
-
-    currency = models.CharField(max_length=3, choices=CURRENCY_CHOICES)
-    rate = models.DecimalField(max_digits=20, decimal_places=10, validators=[MinValueValidator(Decimal("0.0000000001"))])
-    effective_on = models.DateField()
-
-    class Meta:
-        ordering = ["currency", "-effective_on"]
-        constraints = [
-            models.UniqueConstraint(fields=["tenant", "currency", "effective_on"], name="exchange_rate_unique_day"),
-        ]
-
-    def __str__(self):
-        return f"{self.currency} {self.rate} from {self.effective_on}"
-
-
-class QuarterTarget(TenantOwned):
-    """The revenue the tenant aims to close in a quarter; pipeline coverage is measured against it."""
-
-    year = models.PositiveSmallIntegerField(validators=[MinValueValidator(2000), MaxValueValidator(2100)])
-    quarter = models.PositiveSmallIntegerField(validators=[MinValueValidator(1), MaxValueValidator(4)])
-    target = MoneyField(max_digits=14, decimal_places=2, default_currency=None)
-
-    class Meta:
-        ordering = ["year", "quarter"]
-        constraints = [
-            models.UniqueConstraint(fields=["tenant", "year", "quarter"], name="quarter_target_unique"),
-        ]
-
-    def __str__(self):
-        return f"{self.year}-Q{self.quarter}: {self.target}"
-
-
-class MetricSnapshot(TenantOwned):
-    """The figures of one closed month, frozen by ``revenue.services.snapshot_month``.
-
-    ``segment`` is ``""`` for the whole tenant, else ``dimension:value`` (e.g. ``tier:Starter``).
-    ``figures`` holds decimals as strings, so nothing passes through a float.
-    """
-
-    month = models.DateField(help_text="First day of the month.")
-    segment = models.CharField(max_length=120, blank=True, default="")
-    figures = models.JSONField(default=dict)
-    computed_at = models.DateTimeField(default=timezone.now)
-
-    class Meta:
-        ordering = ["month", "segment"]
-        constraints = [
-            models.UniqueConstraint(fields=["tenant", "month", "segment"], name="metric_snapshot_unique_month"),
-        ]
-
-    def __str__(self):
-        return f"{self.month:%Y-%m} {self.segment or 'all'}"
-
-from revenue.economics.models import *  # noqa: E402,F401,F403
-
-
-class ReportDelivery(TenantOwned):
-    """One scheduled report emailed to one recipient for one period (``2026-10``, ``2026-W45``).
-
-    Unique per (tenant, kind, period, recipient): a second run of the job finds the row ``sent``
-    and sends nothing. ``revenue.reports`` creates the rows, then sends each under a row lock.
-    """
-
-    class Kind(models.TextChoices):
-        MONTHLY = "monthly", "Monthly revenue report"
-        WEEKLY = "weekly", "Weekly pipeline digest"
-
-    class Status(models.TextChoices):
-        PENDING = "pending", "Pending"
-        SENT = "sent", "Sent"
-        FAILED = "failed", "Failed"
-
-    kind = models.CharField(max_length=10, choices=Kind.choices)
-    period = models.CharField(max_length=10, help_text="YYYY-MM for monthly reports, YYYY-Www for weekly digests.")
-    recipient = models.EmailField()
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
-    attempts = models.PositiveSmallIntegerField(default=0)
-    error = models.TextField(blank=True)
-    sent_at = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField(default=timezone.now)
-
-    class Meta:
-        ordering = ["-created_at"]
-        constraints = [
-            models.UniqueConstraint(
-                fields=["tenant", "kind", "period", "recipient"], name="report_delivery_once_per_period"
-            ),
-        ]
-
-    def __str__(self):
-        return f"{self.get_kind_display()} {self.period} to {self.recipient}"

@@ -1,0 +1,42 @@
+"""Revenue's models, split by domain: the pipeline, metrics (exchange rates, targets, snapshots),
+report deliveries, and customer economics (``revenue.economics``; same app, same tables)."""
+
+from revenue.models.economics import (
+    AnomalyAlert,
+    AnomalyRule,
+    CustomerCost,
+    ModelPrice,
+    PricePlan,
+    WhatIfRun,
+)
+from revenue.models.metrics import ExchangeRate, MetricSnapshot, QuarterTarget
+from revenue.models.pipeline import (
+    BAND_RANGES,
+    STALE_ABOVE_PROBABILITY,
+    STALE_AFTER,
+    Band,
+    Opportunity,
+    OpportunityQuerySet,
+    band_for,
+)
+from revenue.models.reports import ReportDelivery
+
+__all__ = [
+    "BAND_RANGES",
+    "STALE_ABOVE_PROBABILITY",
+    "STALE_AFTER",
+    "AnomalyAlert",
+    "AnomalyRule",
+    "Band",
+    "CustomerCost",
+    "ExchangeRate",
+    "MetricSnapshot",
+    "ModelPrice",
+    "Opportunity",
+    "OpportunityQuerySet",
+    "PricePlan",
+    "QuarterTarget",
+    "ReportDelivery",
+    "WhatIfRun",
+    "band_for",
+]
