@@ -18,7 +18,6 @@ once; a recipient whose send failed is retried by the next run. Figures come fro
 from __future__ import annotations
 
 import logging
-import smtplib
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from email.utils import formataddr
@@ -26,14 +25,14 @@ from email.utils import formataddr
 from babel.dates import format_date
 from babel.numbers import format_decimal
 from django.conf import settings
-from django.core.mail import EmailMultiAlternatives, get_connection
-from django.db import transaction
+from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from billing import formatting
 from billing.documents import LOGO_URL, html_to_pdf, tenant_has_logo
+from billing.outbox import outbox_send
 from customers.models import Customer, Membership, Role, Tenant
 from customers.roles import EDITABLE_AREAS, PIPELINE
 from customers.tenancy import tenant_scope
@@ -47,7 +46,6 @@ from revenue.selectors.retention import retention_series
 logger = logging.getLogger(__name__)
 
 TOP_CHANGES = 5
-MAX_ERROR_LENGTH = 2000
 DIGEST_ABOVE_PROBABILITY = 60
 
 
@@ -212,40 +210,13 @@ def monthly_report_pdf(*, tenant: Tenant, context: dict) -> bytes:
 
 def _deliver(*, tenant: Tenant, kind: str, period: str, messages: dict[str, EmailMultiAlternatives],
              resend: bool = False) -> list[ReportDelivery]:
-    """Send each recipient's message once: create the rows, then send each under its row's lock.
+    """Send each recipient's message once, through the outbox (``billing.outbox.outbox_send``).
 
     A recipient already ``sent`` is skipped unless ``resend``; a mail server failure is recorded on
-    the row (``failed``, error) and retried by the next run. Each send is committed on its own: a
-    sent email cannot be rolled back with a later failure.
+    the row (``failed``, error) and retried by the next run.
     """
-    with transaction.atomic(), tenant_scope(tenant):
-        ReportDelivery.objects.for_tenant(tenant).bulk_create(
-            [ReportDelivery(tenant=tenant, kind=kind, period=period, recipient=address) for address in messages],
-            ignore_conflicts=True,
-        )
-    connection = get_connection()
-    deliveries = []
-    for address, message in messages.items():
-        with transaction.atomic():
-            row = ReportDelivery.objects.for_tenant(tenant).select_for_update().get(
-                kind=kind, period=period, recipient=address
-            )
-            if row.status == ReportDelivery.Status.SENT and not resend:
-                deliveries.append(row)
-                continue
-            row.attempts += 1
-            message.connection = connection
-            try:
-                message.send()
-            except (smtplib.SMTPException, OSError) as exc:
-                logger.warning("%s report %s to %s failed: %s", kind, period, address, exc)
-                row.status = ReportDelivery.Status.FAILED
-                row.error = str(exc)[:MAX_ERROR_LENGTH] or type(exc).__name__
-            else:
-                row.status, row.error, row.sent_at = ReportDelivery.Status.SENT, "", timezone.now()
-            row.save()
-            deliveries.append(row)
-    return deliveries
+    rows = [ReportDelivery(tenant=tenant, kind=kind, period=period, recipient=address) for address in messages]
+    return outbox_send(tenant=tenant, rows=rows, resend=resend, compose=lambda recipient, _rows: messages[recipient])
 
 
 def _already_sent(*, tenant: Tenant, kind: str, period: str, recipients: list[str]) -> bool:

@@ -31,7 +31,7 @@ from datetime import timezone as dt_timezone
 from decimal import Decimal
 
 from django.conf import settings
-from django.core.mail import send_mail
+from django.core.mail import EmailMessage
 from django.db import connection, transaction
 from django.template.loader import render_to_string
 from django.utils import timezone
@@ -39,7 +39,8 @@ from django.utils import timezone
 from billing.metering import usage_totals
 from billing.models import AiUsageDay, UsageEvent
 from customers.models import Customer, Membership, Role, Tenant
-from revenue.models import AnomalyAlert, AnomalyRule, ModelPrice
+from billing.outbox import outbox_send
+from revenue.models import AlertDelivery, AnomalyAlert, AnomalyRule, ModelPrice
 
 ZERO = Decimal(0)
 Z_LIMIT = Decimal(3)
@@ -191,41 +192,49 @@ def _recipients(customer: Customer, owners: list[str]) -> list[str]:
 
 
 def anomaly_alerts_email(*, tenant: Tenant) -> dict:
-    """Email every alert of ``tenant`` not emailed yet, one message per recipient, then stamp them.
+    """Email every alert of ``tenant`` that someone has not had yet: one message per recipient.
 
     Recipient: the customer's account manager, or the tenant's owners when the customer has none
-    (or the manager has no address). Rows are locked while sending (SKIP LOCKED: two runs never
-    pick the same alert), and ``emailed_at`` is set in the same transaction, so each alert goes
-    out once; a failed send rolls back and is retried by the next run. Alerts nobody can receive
-    stay unsent. Returns ``{"emails": n, "alerts": n}``.
+    (or the manager has no address). Each (alert, recipient) is an ``AlertDelivery`` in the outbox
+    (``billing.outbox``), so a second run, or two runs at once, send nothing twice, and a failed
+    send is retried by the next run. An alert's ``emailed_at`` / ``emailed_to`` are set once all its
+    recipients have it. Alerts nobody can receive stay unsent. Returns ``{"emails": n, "alerts": n}``
+    (messages sent now, alerts that every recipient now has).
     """
     owners = sorted({
         email for email in Membership.objects.for_tenant(tenant).filter(role=Role.OWNER, user__is_active=True)
         .values_list("user__email", flat=True) if email
     })
-    with transaction.atomic():
-        alerts = list(
-            AnomalyAlert.objects.for_tenant(tenant).filter(emailed_at__isnull=True)
-            .select_related("customer", "customer__account_manager", "rule")
-            .select_for_update(skip_locked=True, of=("self",))
-            .order_by("customer__name", "period_start", "kind")
-        )
-        by_recipients: dict[tuple[str, ...], list[AnomalyAlert]] = defaultdict(list)
-        for alert in alerts:
-            recipients = _recipients(alert.customer, owners)
-            if recipients:
-                by_recipients[tuple(recipients)].append(alert)
-        now = timezone.now()
-        sent = []
-        for recipients, batch in by_recipients.items():
-            body = render_to_string("portal/economics/anomaly_email.txt", {"tenant": tenant, "alerts": batch})
-            subject = f"{tenant.name}: {len(batch)} usage alert(s)"
-            send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, list(recipients), fail_silently=False)
-            for alert in batch:
-                alert.emailed_at, alert.emailed_to = now, ", ".join(recipients)
-                sent.append(alert)
-        AnomalyAlert.objects.for_tenant(tenant).bulk_update(sent, ["emailed_at", "emailed_to"])
-    return {"emails": len(by_recipients), "alerts": len(sent)}
+    alerts = list(
+        AnomalyAlert.objects.for_tenant(tenant).filter(emailed_at__isnull=True)
+        .select_related("customer", "customer__account_manager", "rule")
+        .order_by("customer__name", "period_start", "kind")
+    )
+    recipients_of = {alert.pk: _recipients(alert.customer, owners) for alert in alerts}
+    by_pk = {alert.pk: alert for alert in alerts}
+    rows = [
+        AlertDelivery(tenant=tenant, alert=alert, recipient=address)
+        for alert in alerts for address in recipients_of[alert.pk]
+    ]
+    emails = 0
+
+    def compose(recipient: str, due: list[AlertDelivery]) -> EmailMessage:
+        batch = [by_pk[row.alert_id] for row in due]
+        body = render_to_string("portal/economics/anomaly_email.txt", {"tenant": tenant, "alerts": batch})
+        return EmailMessage(f"{tenant.name}: {len(batch)} usage alert(s)", body, settings.DEFAULT_FROM_EMAIL, [recipient])
+
+    def count(recipient: str, due: list[AlertDelivery]) -> None:
+        nonlocal emails
+        emails += 1
+
+    deliveries = outbox_send(tenant=tenant, rows=rows, compose=compose, on_sent=count)
+    pending = {row.alert_id for row in deliveries if row.status != AlertDelivery.Status.SENT}
+    done = [by_pk[pk] for pk in recipients_of if recipients_of[pk] and pk not in pending]
+    now = timezone.now()
+    for alert in done:
+        alert.emailed_at, alert.emailed_to = now, ", ".join(recipients_of[alert.pk])
+    AnomalyAlert.objects.for_tenant(tenant).bulk_update(done, ["emailed_at", "emailed_to"])
+    return {"emails": emails, "alerts": len(done)}
 
 
 def recent_alerts(*, tenant: Tenant, since: date, limit: int = 200) -> list[dict]:

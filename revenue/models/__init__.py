@@ -2,6 +2,7 @@
 report deliveries, and customer economics (``revenue.economics``; same app, same tables)."""
 
 from revenue.models.economics import (
+    AlertDelivery,
     AnomalyAlert,
     AnomalyRule,
     CustomerCost,
@@ -25,6 +26,7 @@ __all__ = [
     "BAND_RANGES",
     "STALE_ABOVE_PROBABILITY",
     "STALE_AFTER",
+    "AlertDelivery",
     "AnomalyAlert",
     "AnomalyRule",
     "Band",

@@ -16,11 +16,12 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import Q
-from djmoney.settings import CURRENCY_CHOICES
 
 from billing.models import BillableMetric, ChargeModel
 from billing.models.invoicing import METERED_MODELS, parse_terms
+from billing.outbox import OutboxMessage
 from customers.models import Customer
+from customers.money import CURRENCY_CHOICES
 from customers.tenancy import TenantOwned
 
 __all__ = [
@@ -169,6 +170,28 @@ class AnomalyAlert(TenantOwned):
 
     def __str__(self):
         return f"{self.get_kind_display()} of {self.measure} for {self.customer_id} on {self.period_start}"
+
+
+class AlertDelivery(OutboxMessage):
+    """One usage alert emailed to one recipient (an outbox message): each alert reaches each person once.
+
+    A recipient's unsent alerts go out together in one email; the alert's ``emailed_at`` is set when
+    every one of its recipients has it.
+    """
+
+    outbox_key = ("alert",)
+
+    alert = models.ForeignKey(AnomalyAlert, on_delete=models.CASCADE, related_name="deliveries")
+
+    class Meta:
+        verbose_name_plural = "alert deliveries"
+        ordering = ["alert_id", "recipient"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "alert", "recipient"], name="alert_delivery_unique_recipient"),
+        ]
+
+    def __str__(self):
+        return f"{self.alert_id} → {self.recipient} ({self.status})"
 
 
 class PricePlan(TenantOwned):

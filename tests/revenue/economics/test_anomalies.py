@@ -11,7 +11,7 @@ from django.test import Client
 from customers.models import Role
 from customers.tenancy import tenant_scope
 from revenue.economics.anomalies import anomaly_alerts_email, detect_anomalies
-from revenue.economics.models import AnomalyAlert, AnomalyRule
+from revenue.models import AlertDelivery, AnomalyAlert, AnomalyRule
 from revenue.tasks import detect_anomalies_for_tenant
 from tests.customers.factories import CustomerFactory
 from tests.revenue.economics.helpers import calls, price
@@ -85,6 +85,37 @@ def test_each_alert_is_emailed_once_to_the_account_manager_or_the_owners(world):
     assert "Spiky" in by_recipient[("ann@example.com",)] and "Spender" in by_recipient[("ann@example.com",)]
     assert "Droppy" in by_recipient[("olle@example.com",)]
     assert AnomalyAlert.objects.for_tenant(world).filter(emailed_at__isnull=True).count() == 0
+
+
+def test_a_failed_alert_email_is_recorded_and_sent_by_the_next_run(world, monkeypatch):
+    detect_anomalies(tenant=world, day=DAY)
+    real_send = mail.EmailMessage.send
+
+    def refuse_ann(message, *args, **kwargs):
+        if message.to == ["ann@example.com"]:
+            raise OSError("connection refused")
+        return real_send(message, *args, **kwargs)
+
+    monkeypatch.setattr(mail.EmailMessage, "send", refuse_ann)
+    first = anomaly_alerts_email(tenant=world)
+
+    assert first == {"emails": 1, "alerts": 1}  # Droppy reached the owner; ann's two did not
+    rows = AlertDelivery.objects.for_tenant(world).select_related("alert__customer")
+    assert sorted((r.alert.customer.name, r.recipient, r.status, r.attempts, r.error) for r in rows) == [
+        ("Droppy", "olle@example.com", "sent", 1, ""),
+        ("Spender", "ann@example.com", "failed", 1, "connection refused"),
+        ("Spiky", "ann@example.com", "failed", 1, "connection refused"),
+    ]
+    assert sorted(AnomalyAlert.objects.for_tenant(world).filter(emailed_at__isnull=True)
+                  .values_list("customer__name", flat=True)) == ["Spender", "Spiky"]
+
+    monkeypatch.setattr(mail.EmailMessage, "send", real_send)
+    second = anomaly_alerts_email(tenant=world)
+
+    assert second == {"emails": 1, "alerts": 2}
+    assert [m.to for m in mail.outbox] == [["olle@example.com"], ["ann@example.com"]]
+    assert AnomalyAlert.objects.for_tenant(world).filter(emailed_at__isnull=True).count() == 0
+    assert set(AlertDelivery.objects.for_tenant(world).values_list("status", "attempts")) == {("sent", 1), ("sent", 2)}
 
 
 def test_the_task_detects_and_emails(world):
