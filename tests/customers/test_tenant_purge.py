@@ -1,0 +1,123 @@
+"""``tenant_purge`` deletes one tenant and every row it owns, in every app, and nothing of another."""
+
+from datetime import date
+from decimal import Decimal
+
+import pytest
+from django.db import IntegrityError, connection, transaction
+
+from billing.models import Invoice
+from customers.models import ContractLine, Tenant
+from customers.purge import _tenant_owned_models, tenant_purge
+from customers.tenancy import platform_scope, tenant_scope
+from tests.billing.document_builders import build_credit_note, build_invoice
+from tests.billing.factories import BillableMetricFactory, BillingSettingsFactory, UsageEventFactory
+from tests.customers.factories import ContactFactory, ContractFactory, ContractLineFactory, CustomerFactory
+from tests.revenue.economics.helpers import calls, entered_cost, price
+from tests.revenue.factories import OpportunityFactory
+
+
+def _populate(tenant: Tenant) -> Invoice:
+    """Customers, contracts, lines with history, a finalized invoice with a credit note, usage,
+    economics and pipeline rows of ``tenant``; returns the finalized invoice."""
+    with tenant_scope(tenant):
+        customer = CustomerFactory(tenant=tenant, currency=tenant.reporting_currency)
+        CustomerFactory(tenant=tenant, currency=tenant.reporting_currency)
+        ContactFactory(tenant=tenant, customer=customer)
+        contract = ContractFactory(tenant=tenant, customer=customer, currency=customer.currency)
+        line = ContractLineFactory(tenant=tenant, contract=contract)
+        line.quantity = Decimal(3)
+        line.save()  # a second history row
+        BillingSettingsFactory(tenant=tenant)
+        BillableMetricFactory(tenant=tenant)
+        UsageEventFactory(tenant=tenant, customer=customer)
+        UsageEventFactory(tenant=tenant, customer=customer)
+        price(tenant, "m", "1.00", "2.00")
+        calls(customer, 3)  # AI calls: the roll-up gets rows too
+        entered_cost(customer, date(2026, 1, 1), "12.00")
+        OpportunityFactory(tenant=tenant, customer=customer)
+        invoice = build_invoice(customer)
+        build_credit_note(invoice)
+    return invoice
+
+
+def _counts(tenant_id: int) -> dict[str, int]:
+    counts = {}
+    with connection.cursor() as cursor:
+        for model in _tenant_owned_models():
+            cursor.execute(f'SELECT COUNT(*) FROM "{model._meta.db_table}" WHERE tenant_id = %s', [tenant_id])
+            counts[model._meta.db_table] = cursor.fetchone()[0]
+    return counts
+
+
+@pytest.fixture
+def two_tenants(tenant_a, tenant_b):
+    _populate(tenant_a)
+    _populate(tenant_b)
+    return tenant_a, tenant_b
+
+
+def test_purge_deletes_every_row_of_the_tenant_and_none_of_the_other(two_tenants):
+    tenant_a, tenant_b = two_tenants
+    before_a, before_b = _counts(tenant_a.pk), _counts(tenant_b.pk)
+    for table in ("customers_historicalcontractline", "billing_invoice", "billing_invoiceline", "billing_creditnote",
+                  "billing_usageevent", "revenue_aiusageday", "revenue_customercost", "revenue_opportunity"):
+        assert before_a[table] > 0, table
+
+    deleted = tenant_purge(tenant=tenant_a)
+
+    assert _counts(tenant_a.pk) == dict.fromkeys(before_a, 0)
+    assert _counts(tenant_b.pk) == before_b
+    with platform_scope():
+        assert not Tenant.objects.filter(pk=tenant_a.pk).exists()
+        assert Tenant.objects.filter(pk=tenant_b.pk, purge_started_at=None).exists()
+    # roll-up rows also go when their usage events go (a trigger), so compare the rest exactly
+    assert {t: n for t, n in deleted.items() if t != "revenue_aiusageday"} == {
+        **{t: n for t, n in before_a.items() if t != "revenue_aiusageday"}, "customers_tenant": 1,
+    }
+
+
+def test_a_finalized_invoice_still_cannot_be_deleted_outside_a_purge(two_tenants):
+    tenant_a, _ = two_tenants
+    with platform_scope():
+        invoice = Invoice.objects.filter(tenant=tenant_a, status=Invoice.Status.FINALIZED).first()
+
+    with pytest.raises(IntegrityError, match="cannot be deleted"), transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("DELETE FROM billing_invoice WHERE id = %s", [invoice.pk])
+
+
+def test_the_old_purge_setting_no_longer_opens_the_trigger(two_tenants):
+    tenant_a, _ = two_tenants
+    with platform_scope():
+        invoice = Invoice.objects.filter(tenant=tenant_a, status=Invoice.Status.FINALIZED).first()
+
+    with pytest.raises(IntegrityError, match="cannot be deleted"), transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT set_config('portal.purging_tenant', %s, true)", [str(tenant_a.pk)])
+            cursor.execute("DELETE FROM billing_invoice WHERE id = %s", [invoice.pk])
+
+
+@pytest.mark.parametrize("tenant", [None, Tenant(name="Unsaved", slug="unsaved")], ids=["none", "unsaved"])
+def test_purging_no_tenant_or_an_unsaved_one_raises(db, tenant):
+    with pytest.raises(ValueError, match="saved tenant"):
+        tenant_purge(tenant=tenant)
+
+
+def test_purging_a_tenant_twice_raises_and_changes_nothing(two_tenants):
+    tenant_a, tenant_b = two_tenants
+    tenant_purge(tenant=tenant_a)
+    before_b = _counts(tenant_b.pk)
+
+    with pytest.raises(Tenant.DoesNotExist):
+        tenant_purge(tenant=tenant_a)
+
+    assert _counts(tenant_b.pk) == before_b
+
+
+def test_contract_lines_are_counted_per_table(two_tenants):
+    tenant_a, _ = two_tenants
+    with platform_scope():
+        lines = ContractLine.objects.filter(tenant=tenant_a).count()
+
+    assert tenant_purge(tenant=tenant_a)["customers_contractline"] == lines
