@@ -12,7 +12,6 @@ It then times ``pricing_whatif`` over all the months and plans and writes the fi
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import time
@@ -24,6 +23,7 @@ from pathlib import Path
 from django.db import connection, transaction
 from djmoney.money import Money
 
+from benchmarks.harness import results_file, results_write, tenant_drop
 from billing.metering import MAX_BATCH_EVENTS, usage_ingest
 from billing.models import BillableMetric, BillingSettings, ChargeModel, PriceTerms, UsageEvent
 from customers.models import Contract, ContractLine, Customer, Tenant
@@ -35,7 +35,7 @@ from revenue.selectors.common import add_months, month_end
 SLUG = "bench-whatif"
 METRIC = "jobs"
 FIRST_MONTH = date(2025, 1, 1)
-RESULTS_PATH = Path("benchmarks/results/whatif.json")
+RESULTS_PATH = results_file("whatif")
 PLANS = [  # name, fee, included jobs, overage
     ("Free", "0.00", 10, "0.00"),
     ("Starter", "29.00", 100, "0.50"),
@@ -126,15 +126,6 @@ def _build(customers: int, months: int, events_per_month: int) -> tuple[Tenant, 
     return tenant, figures
 
 
-def _cleanup(tenant: Tenant) -> None:
-    with platform_scope(), transaction.atomic(), connection.cursor() as cursor:
-        for model in (PricePlan, UsageEvent, PriceTerms, ContractLine, Contract, Customer, BillableMetric, BillingSettings):
-            cursor.execute(f"DELETE FROM {model._meta.db_table} WHERE tenant_id = %s", [tenant.pk])
-        for table in ("customers_historicalcontractline", "customers_historicalcontract", "customers_historicalcustomer"):
-            cursor.execute(f"DELETE FROM {table} WHERE tenant_id = %s", [tenant.pk])
-        cursor.execute("DELETE FROM customers_tenant WHERE id = %s", [tenant.pk])
-
-
 def run_whatif_benchmark(
     *, customers: int = 10_000, months: int = 12, events_per_month: int = 4, keep: bool = False,
     results_path: Path = RESULTS_PATH,
@@ -146,7 +137,7 @@ def run_whatif_benchmark(
         tenant = Tenant.objects.filter(slug=SLUG).first()
         reusable = tenant is not None and Customer.objects.filter(tenant=tenant).count() == customers
     if tenant is not None and not reusable:
-        _cleanup(tenant)
+        tenant_drop(tenant)
         tenant = None
     if tenant is None:
         tenant, built = _build(customers, months, events_per_month)
@@ -180,7 +171,6 @@ def run_whatif_benchmark(
         )
     finally:
         if not keep:
-            _cleanup(tenant)
-    results_path.parent.mkdir(parents=True, exist_ok=True)
-    results_path.write_text(json.dumps(figures, indent=2, default=str) + "\n")
+            tenant_drop(tenant)
+    results_write(results_path, figures)
     return figures
