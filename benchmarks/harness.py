@@ -10,13 +10,16 @@ import json
 import statistics
 import time
 from collections.abc import Callable
+from datetime import date
+from decimal import Decimal
 from pathlib import Path
 from typing import TypeVar
 from urllib.parse import quote
 
 from django.conf import settings
+from djmoney.money import Money
 
-from customers.models import Tenant
+from customers.models import Contract, ContractLine, Customer, Tenant
 from customers.purge import tenant_purge
 from customers.tenancy import platform_scope
 
@@ -71,6 +74,43 @@ def tenant_drop_slug(slug: str) -> None:
     with platform_scope():
         tenant = Tenant.objects.filter(slug=slug).first()
     tenant_drop(tenant)
+
+
+def plan_subscriptions_create(
+    *, tenant: Tenant, count: int, plans: list[tuple], name: str, ref_prefix: str, reference_prefix: str,
+    start_date: date, starts_on: Callable[[int], date] | None = None, customer_fields: Callable[[int], dict] | None = None,
+) -> tuple[list[Customer], list[ContractLine]]:
+    """``count`` USD customers of ``tenant``, each on a plan with one active contract and its plan fee.
+
+    Customer ``n`` is on ``plans[n % len(plans)]``, a tuple starting (tier, monthly fee as a string);
+    it is named ``f"{name} {n:06d}"`` with external ref ``f"{ref_prefix}-{n:06d}"`` and the extra
+    fields ``customer_fields(n)``. Its contract (reference ``f"{reference_prefix}-{n:06d}"``) starts on
+    ``start_date``; its one recurring line on ``starts_on(n)`` (default ``start_date``). All
+    bulk-created, in the caller's transaction and scope; returns (customers, lines) in order.
+    """
+    customers = Customer.objects.bulk_create(
+        Customer(
+            tenant=tenant, name=f"{name} {n:06d}", external_ref=f"{ref_prefix}-{n:06d}", currency="USD", country="US",
+            tier=plans[n % len(plans)][0], **(customer_fields(n) if customer_fields else {}),
+        )
+        for n in range(count)
+    )
+    contracts = Contract.objects.bulk_create(
+        Contract(
+            tenant=tenant, customer=customer, reference=f"{reference_prefix}-{n:06d}", title=f"{customer.tier} plan",
+            status=Contract.Status.ACTIVE, currency="USD", start_date=start_date,
+        )
+        for n, customer in enumerate(customers)
+    )
+    lines = ContractLine.objects.bulk_create(
+        ContractLine(
+            tenant=tenant, contract=contract, description=contract.title, kind=ContractLine.Kind.RECURRING,
+            quantity=Decimal(1), unit_price=Money(plans[n % len(plans)][1], "USD"),
+            starts_on=starts_on(n) if starts_on else start_date,
+        )
+        for n, contract in enumerate(contracts)
+    )
+    return customers, lines
 
 
 def database_url(settings_dict: dict) -> str:

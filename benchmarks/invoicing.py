@@ -22,14 +22,13 @@ from decimal import Decimal
 from pathlib import Path
 
 from django.db import connection, transaction
-from djmoney.money import Money
 
 from benchmarks.billing_ingest import run_ingest_benchmark
-from benchmarks.harness import results_file, results_write, tenant_drop
+from benchmarks.harness import plan_subscriptions_create, results_file, results_write, tenant_drop
 from billing.metering import usage_ingest
 from billing.models import BillableMetric, BillingSettings, ChargeModel, Invoice, PriceTerms, UsageEvent
 from billing.services import invoice_compute_drafts
-from customers.models import Contract, ContractLine, Customer, Tenant
+from customers.models import Customer, Tenant
 from customers.tenancy import platform_scope
 
 MONTH_START, MONTH_END = date(2026, 11, 1), date(2026, 11, 30)
@@ -53,28 +52,11 @@ def _build_tenant(customers: int) -> tuple[Tenant, list[Customer]]:
         )
         BillingSettings.objects.create(tenant=tenant, minimum_invoice_amount=Decimal("1.00"))
         BillableMetric.objects.create(tenant=tenant, code=METRIC, name="Processed jobs", unit="jobs")
-        rows = Customer.objects.bulk_create(
-            Customer(
-                tenant=tenant, name=f"Bench customer {n:06d}", external_ref=f"bench-{n:06d}", currency="USD",
-                country="US", tier=PLANS[n % len(PLANS)][0],
-            )
-            for n in range(customers)
-        )
-        contracts = Contract.objects.bulk_create(
-            Contract(
-                tenant=tenant, customer=customer, reference=f"B-{n:06d}", title=f"{customer.tier} plan",
-                status=Contract.Status.ACTIVE, currency="USD", start_date=date(2026, 1, 1),
-            )
-            for n, customer in enumerate(rows)
-        )
-        lines = ContractLine.objects.bulk_create(
-            ContractLine(
-                tenant=tenant, contract=contract, description=contract.title, kind=ContractLine.Kind.RECURRING,
-                quantity=Decimal(1), unit_price=Money(PLANS[n % len(PLANS)][1], "USD"),
-                # Every tenth customer starts mid-month, so proration is part of the run.
-                starts_on=date(2026, 11, 16) if n % 10 == 9 else date(2026, 1, 1),
-            )
-            for n, contract in enumerate(contracts)
+        rows, lines = plan_subscriptions_create(
+            tenant=tenant, count=customers, plans=PLANS, name="Bench customer", ref_prefix="bench", reference_prefix="B",
+            start_date=date(2026, 1, 1),
+            # Every tenth customer starts mid-month, so proration is part of the run.
+            starts_on=lambda n: date(2026, 11, 16) if n % 10 == 9 else date(2026, 1, 1),
         )
         terms = []
         for n, line in enumerate(lines):

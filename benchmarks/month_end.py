@@ -30,23 +30,21 @@ import tempfile
 import time
 import uuid
 from datetime import date
-from decimal import Decimal
 from pathlib import Path
 
 from django.conf import settings
 from django.db import connection, transaction
 from django.template.loader import render_to_string
 from django.utils import translation
-from djmoney.money import Money
 from weasyprint import HTML
 from weasyprint.text.fonts import FontConfiguration
 
-from benchmarks.harness import database_url, results_file, results_write, tenant_drop
+from benchmarks.harness import database_url, plan_subscriptions_create, results_file, results_write, tenant_drop
 from billing import documents
 from billing.models import BillingRun, BillingRunItem, BillingSettings, Invoice
 from billing.month_end import billing_run_progress
 from billing.services import invoice_compute_drafts, invoice_finalize
-from customers.models import Contract, ContractLine, Customer, Tenant
+from customers.models import Tenant
 from customers.tenancy import platform_scope, tenant_scope
 
 PERIOD = date(2026, 10, 1)
@@ -67,27 +65,11 @@ def _build_tenant(customers: int, label: str) -> Tenant:
             invoice_number_prefix="ME-",
         )
         BillingSettings.objects.create(tenant=tenant)
-        rows = Customer.objects.bulk_create(
-            Customer(
-                tenant=tenant, name=f"Bench customer {n:06d}", external_ref=f"me-{n:06d}", currency="USD", country="US",
-                billing_emails=[f"ap-{n:06d}@bench.example.com"], address_line1=f"{n} Main Street", city="Springfield",
-                tier=PLANS[n % len(PLANS)][0],
-            )
-            for n in range(customers)
-        )
-        contracts = Contract.objects.bulk_create(
-            Contract(
-                tenant=tenant, customer=customer, reference=f"ME-{n:06d}", title=f"{customer.tier} plan",
-                status=Contract.Status.ACTIVE, currency="USD", start_date=date(2026, 1, 1),
-            )
-            for n, customer in enumerate(rows)
-        )
-        ContractLine.objects.bulk_create(
-            ContractLine(
-                tenant=tenant, contract=contract, description=contract.title, kind=ContractLine.Kind.RECURRING,
-                quantity=Decimal(1), unit_price=Money(PLANS[n % len(PLANS)][1], "USD"), starts_on=date(2026, 1, 1),
-            )
-            for n, contract in enumerate(contracts)
+        plan_subscriptions_create(
+            tenant=tenant, count=customers, plans=PLANS, name="Bench customer", ref_prefix="me", reference_prefix="ME",
+            start_date=date(2026, 1, 1),
+            customer_fields=lambda n: {"billing_emails": [f"ap-{n:06d}@bench.example.com"],
+                                       "address_line1": f"{n} Main Street", "city": "Springfield"},
         )
     return tenant
 

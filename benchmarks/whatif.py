@@ -21,12 +21,11 @@ from decimal import Decimal
 from pathlib import Path
 
 from django.db import connection, transaction
-from djmoney.money import Money
 
-from benchmarks.harness import results_file, results_write, tenant_drop
+from benchmarks.harness import plan_subscriptions_create, results_file, results_write, tenant_drop
 from billing.metering import MAX_BATCH_EVENTS, usage_ingest
 from billing.models import BillableMetric, BillingSettings, ChargeModel, PriceTerms, UsageEvent
-from customers.models import Contract, ContractLine, Customer, Tenant
+from customers.models import Customer, Tenant
 from customers.tenancy import platform_scope, tenant_scope
 from revenue.economics.models import PricePlan
 from revenue.economics.whatif import pricing_whatif
@@ -70,21 +69,10 @@ def _build(customers: int, months: int, events_per_month: int) -> tuple[Tenant, 
         BillingSettings.objects.create(tenant=tenant, minimum_invoice_amount=Decimal("1.00"))
         BillableMetric.objects.create(tenant=tenant, code=METRIC, name="Jobs", aggregation="sum", field="quantity",
                                       unit="jobs")
-        rows = Customer.objects.bulk_create(
-            Customer(tenant=tenant, name=f"What-if customer {n:06d}", external_ref=f"wif-{n:06d}", currency="USD",
-                     country="US", tier=PLANS[n % len(PLANS)][0])
-            for n in range(customers)
-        )
-        contracts = Contract.objects.bulk_create(
-            Contract(tenant=tenant, customer=customer, reference=f"W-{n:06d}", title=f"{customer.tier} plan",
-                     status=Contract.Status.ACTIVE, currency="USD", start_date=FIRST_MONTH)
-            for n, customer in enumerate(rows)
-        )
-        lines = ContractLine.objects.bulk_create(
-            ContractLine(tenant=tenant, contract=contract, description=contract.title, kind=ContractLine.Kind.RECURRING,
-                         quantity=Decimal(1), unit_price=Money(PLANS[n % len(PLANS)][1], "USD"),
-                         starts_on=FIRST_MONTH + timedelta(days=15) if n % 10 == 9 else FIRST_MONTH)
-            for n, contract in enumerate(contracts)
+        rows, lines = plan_subscriptions_create(
+            tenant=tenant, count=customers, plans=PLANS, name="What-if customer", ref_prefix="wif",
+            reference_prefix="W", start_date=FIRST_MONTH,
+            starts_on=lambda n: FIRST_MONTH + timedelta(days=15) if n % 10 == 9 else FIRST_MONTH,
         )
         PriceTerms.objects.bulk_create(
             PriceTerms(tenant=tenant, contract_line=line, charge_model=ChargeModel.INCLUDED_QUOTA, metric=METRIC,

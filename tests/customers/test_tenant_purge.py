@@ -77,25 +77,26 @@ def test_purge_deletes_every_row_of_the_tenant_and_none_of_the_other(two_tenants
     }
 
 
+def _delete_finalized_invoice(tenant: Tenant, *, first_statement: str = "SELECT 1") -> None:
+    with platform_scope():
+        invoice = Invoice.objects.filter(tenant=tenant, status=Invoice.Status.FINALIZED).first()
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(first_statement, [str(tenant.pk)] if "%s" in first_statement else None)
+        cursor.execute("DELETE FROM billing_invoice WHERE id = %s", [invoice.pk])
+
+
 def test_a_finalized_invoice_still_cannot_be_deleted_outside_a_purge(two_tenants):
     tenant_a, _ = two_tenants
-    with platform_scope():
-        invoice = Invoice.objects.filter(tenant=tenant_a, status=Invoice.Status.FINALIZED).first()
 
-    with pytest.raises(IntegrityError, match="cannot be deleted"), transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute("DELETE FROM billing_invoice WHERE id = %s", [invoice.pk])
+    with pytest.raises(IntegrityError, match="cannot be deleted"):
+        _delete_finalized_invoice(tenant_a)
 
 
 def test_the_old_purge_setting_no_longer_opens_the_trigger(two_tenants):
     tenant_a, _ = two_tenants
-    with platform_scope():
-        invoice = Invoice.objects.filter(tenant=tenant_a, status=Invoice.Status.FINALIZED).first()
 
-    with pytest.raises(IntegrityError, match="cannot be deleted"), transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT set_config('portal.purging_tenant', %s, true)", [str(tenant_a.pk)])
-            cursor.execute("DELETE FROM billing_invoice WHERE id = %s", [invoice.pk])
+    with pytest.raises(IntegrityError, match="cannot be deleted"):
+        _delete_finalized_invoice(tenant_a, first_statement="SELECT set_config('portal.purging_tenant', %s, true)")
 
 
 @pytest.mark.parametrize("tenant", [None, Tenant(name="Unsaved", slug="unsaved")], ids=["none", "unsaved"])
