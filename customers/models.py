@@ -48,6 +48,9 @@ class Tenant(models.Model):
     draft_grace_days = models.PositiveSmallIntegerField(
         default=3, help_text="Days finance has to review drafts before they are finalized automatically."
     )
+    # Set by customers.purge.tenant_purge in its transaction; billing's issued-document triggers
+    # allow deleting a finalized invoice or credit note only of a tenant marked so.
+    purge_started_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["name"]

@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "billing",
     "revenue",
     "portal",
+    "benchmarks",
 ]
 
 MIDDLEWARE = [

@@ -1,7 +1,7 @@
-# The AI-usage roll-up moves from revenue to billing: the model joins billing's state (revenue's
-# 0006 removed it from revenue's), the table is renamed revenue_aiusageday -> billing_aiusageday
-# and the trigger functions are made again with billing_ names; the revenue_ ones are dropped.
-# Rows are kept as they are (no backfill: they already equal the events' sums).
+# The AI-usage roll-up is billing's: a roll-up of billing's usage events, kept by triggers on billing's
+# own table. This makes billing_aiusageday, its sync and rebuild functions and its three triggers, and
+# fills it from the events (one rebuild per tenant). Revenue's old copy (revenue 0004) is dropped by
+# revenue 0006, which runs after this one: billing never reaches up to revenue's tables.
 #
 # The trigger SQL is written out here, not imported: a migration must not change when app code does.
 
@@ -27,7 +27,7 @@ AGGREGATE = r"""
 """
 COLUMNS = "tenant_id, customer_id, day, provider, model, feature, calls, input_tokens, output_tokens"
 KEY = "tenant_id, customer_id, day, provider, model, feature"
-TRIGGERS = ("usage_event_ai_usage_insert", "usage_event_ai_usage_update", "usage_event_ai_usage_delete")
+TRIGGERS = ("billing_ai_usage_insert", "billing_ai_usage_update", "billing_ai_usage_delete")
 
 
 def functions_and_triggers(prefix: str) -> str:
@@ -59,11 +59,11 @@ BEGIN
     END IF;
     RETURN NULL;
 END $$;
-CREATE TRIGGER usage_event_ai_usage_insert AFTER INSERT ON billing_usageevent
+CREATE TRIGGER billing_ai_usage_insert AFTER INSERT ON billing_usageevent
     REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION {prefix}_ai_usage_day_sync();
-CREATE TRIGGER usage_event_ai_usage_update AFTER UPDATE ON billing_usageevent
+CREATE TRIGGER billing_ai_usage_update AFTER UPDATE ON billing_usageevent
     REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION {prefix}_ai_usage_day_sync();
-CREATE TRIGGER usage_event_ai_usage_delete AFTER DELETE ON billing_usageevent
+CREATE TRIGGER billing_ai_usage_delete AFTER DELETE ON billing_usageevent
     REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION {prefix}_ai_usage_day_sync();
 -- A tenant's roll-up from its events again (its time zone changed, or to check): returns the rows made.
 CREATE OR REPLACE FUNCTION {prefix}_ai_usage_rebuild(tenant bigint) RETURNS bigint LANGUAGE plpgsql AS $$
@@ -84,40 +84,35 @@ DROP FUNCTION IF EXISTS {prefix}_ai_usage_rebuild(bigint);
 """
 
 
-MOVE = drop("revenue") + "ALTER TABLE revenue_aiusageday RENAME TO billing_aiusageday;\n" + functions_and_triggers("billing")
-MOVE_BACK = drop("billing") + "ALTER TABLE billing_aiusageday RENAME TO revenue_aiusageday;\n" + functions_and_triggers("revenue")
+CREATE = functions_and_triggers("billing") + "SELECT billing_ai_usage_rebuild(id) FROM customers_tenant;\n"
+DROP = drop("billing")
 
 
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('billing', '0003_metric_event_code_and_month_end_runs'),
-        ('customers', '0001_initial'),
-        ('revenue', '0006_ai_usage_day_moves_to_billing'),
+        ('billing', '0004_purge_allows_issued_deletes'),
+        ('customers', '0002_tenant_purge_started_at'),
     ]
 
     operations = [
-        migrations.SeparateDatabaseAndState(
-            state_operations=[
-                migrations.CreateModel(
-                    name='AiUsageDay',
-                    fields=[
-                        ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                        ('day', models.DateField()),
-                        ('provider', models.TextField(blank=True)),
-                        ('model', models.TextField(blank=True)),
-                        ('feature', models.TextField(blank=True)),
-                        ('calls', models.BigIntegerField()),
-                        ('input_tokens', models.DecimalField(decimal_places=0, max_digits=30)),
-                        ('output_tokens', models.DecimalField(decimal_places=0, max_digits=30)),
-                        ('customer', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='customers.customer')),
-                        ('tenant', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='customers.tenant')),
-                    ],
-                    options={
-                        'constraints': [models.UniqueConstraint(fields=('tenant', 'day', 'customer', 'provider', 'model', 'feature'), name='ai_usage_day_unique')],
-                    },
-                ),
+        migrations.CreateModel(
+            name='AiUsageDay',
+            fields=[
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('day', models.DateField()),
+                ('provider', models.TextField(blank=True)),
+                ('model', models.TextField(blank=True)),
+                ('feature', models.TextField(blank=True)),
+                ('calls', models.BigIntegerField()),
+                ('input_tokens', models.DecimalField(decimal_places=0, max_digits=30)),
+                ('output_tokens', models.DecimalField(decimal_places=0, max_digits=30)),
+                ('customer', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='customers.customer')),
+                ('tenant', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='customers.tenant')),
             ],
-            database_operations=[migrations.RunSQL(MOVE, MOVE_BACK)],
+            options={
+                'constraints': [models.UniqueConstraint(fields=('tenant', 'day', 'customer', 'provider', 'model', 'feature'), name='billing_ai_usage_day_unique')],
+            },
         ),
+        migrations.RunSQL(CREATE, DROP),
     ]

@@ -13,7 +13,7 @@ class AiUsageDay(TenantOwned):
     says how provider, feature and tokens are read), kept by database triggers on the usage-event
     table, declared in migration ``billing/0005_ai_usage_day_moves_to_billing``:
 
-    - ``usage_event_ai_usage_insert`` / ``_update`` / ``_delete``: statement-level triggers on
+    - ``billing_ai_usage_insert`` / ``_update`` / ``_delete``: statement-level triggers on
       ``billing_usageevent`` running ``billing_ai_usage_day_sync()``; every insert, update or delete
       of events adds or takes away its calls and tokens in the same statement, whatever wrote them
       (the API, a bulk load, COPY), so this table is always exactly the events' sum.
@@ -36,7 +36,7 @@ class AiUsageDay(TenantOwned):
         constraints = [
             # Day before customer: the one index serves the triggers' upserts and reads of a window.
             models.UniqueConstraint(
-                fields=["tenant", "day", "customer", "provider", "model", "feature"], name="ai_usage_day_unique"
+                fields=["tenant", "day", "customer", "provider", "model", "feature"], name="billing_ai_usage_day_unique"
             ),
         ]
 

@@ -13,13 +13,12 @@ import sys
 from dataclasses import dataclass, field
 from datetime import date
 
-from django.apps import apps
-from django.db import connection, transaction
-from django.db.models import ProtectedError, RestrictedError
+from django.db import transaction
 from faker import Faker
 from tqdm import tqdm
 
 from customers.models import Contact, Contract, ContractChange, ContractLine, Customer, Tenant
+from customers.purge import tenant_purge
 from customers.tenancy import platform_scope, tenant_scope
 from portal.demo import jobapi, konsult, optimizer
 from portal.demo.common import DemoContext
@@ -27,7 +26,7 @@ from portal.demo.logins import Logins
 from billing.models import CreditNote, CreditRequest, Invoice, UsageEvent
 from portal.demo import billing as demo_billing
 from portal.demo import economics as demo_economics
-from revenue.economics.models import AnomalyAlert, CustomerCost, PricePlan
+from revenue.models import AnomalyAlert, CustomerCost, PricePlan
 from revenue.models import Opportunity
 
 BUILDERS = [optimizer, jobapi, konsult]
@@ -64,35 +63,6 @@ def _counts(tenant: Tenant) -> dict[str, int]:
         "customer costs": CustomerCost.objects.for_tenant(tenant).count(),
         "usage alerts": AnomalyAlert.objects.for_tenant(tenant).count(),
     }
-
-
-def tenant_delete(tenant: Tenant) -> None:
-    """Delete a tenant and every row it owns (its history rows too), whatever app they live in.
-
-    Tenant-owned rows protect each other (a customer with contracts, the tenant itself), so models
-    are emptied in rounds until nothing is left; a round without progress means a cycle and raises.
-    """
-    owned = [
-        model
-        for model in apps.get_models()
-        if any(f.name == "tenant" and f.is_relation and f.related_model is Tenant for f in model._meta.fields)
-    ]
-    with platform_scope(), transaction.atomic():
-        with connection.cursor() as cursor:
-            # The issued-document triggers (billing migration 0002) allow deleting this tenant's
-            # invoices and credit notes in this transaction only.
-            cursor.execute("SELECT set_config('portal.purging_tenant', %s, true)", [str(tenant.pk)])
-        while owned:
-            remaining = []
-            for model in owned:
-                try:
-                    model._base_manager.filter(tenant=tenant).delete()
-                except (ProtectedError, RestrictedError):
-                    remaining.append(model)
-            if len(remaining) == len(owned):
-                raise RuntimeError(f"Cannot delete {tenant.slug}: rows of {remaining} protect each other.")
-            owned = remaining
-        tenant.delete()
 
 
 def _context(tenant: Tenant, rng: random.Random, *, today: date, scale: float, managers: list, progress=None):
@@ -138,7 +108,7 @@ def demo_load(
             with platform_scope():
                 existing = Tenant.objects.filter(slug=spec["slug"]).first()
             if existing is not None:
-                tenant_delete(existing)
+                tenant_purge(tenant=existing)
         with transaction.atomic():
             tenant = Tenant.objects.filter(slug=spec["slug"]).first()
             status = "already loaded" if tenant else "built"

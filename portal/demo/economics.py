@@ -22,7 +22,7 @@ from customers.services import save_validated
 from portal.demo.billing import billing_months
 from portal.demo.common import DemoContext
 from revenue.economics.anomalies import detect_anomalies
-from revenue.economics.models import AnomalyRule, CustomerCost, ModelPrice, PricePlan, WhatIfRun
+from revenue.models import AnomalyRule, CustomerCost, ModelPrice, PricePlan, WhatIfRun
 from revenue.economics.whatif import whatif_run_compute
 
 ALERT_DAYS = 14

@@ -18,7 +18,7 @@ from customers.periods import PeriodError
 from portal.views.dashboards import _problem, staff_context, staff_view
 from revenue.economics.anomalies import recent_alerts
 from revenue.economics.churn_risk import RISK_THRESHOLD, at_risk_customers, validate_churn_risk
-from revenue.economics.models import AnomalyRule, PricePlan, WhatIfRun
+from revenue.models import AnomalyRule, PricePlan, WhatIfRun
 from revenue.economics.profitability import margins, profitability
 from revenue.economics.roi import customer_roi, savings_customers
 from revenue.economics.whatif import MAX_MONTHS as MAX_WHATIF_MONTHS

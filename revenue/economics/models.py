@@ -1,22 +1,9 @@
-"""Customer economics' models by their old address: they live in ``revenue.models.economics``.
+"""The what-if figures' JSON codec by its old address, for migration ``revenue/0005_whatif_run``.
 
-Kept because migration ``revenue/0005_whatif_run`` names ``revenue.economics.models.FiguresEncoder``
-and ``FiguresDecoder``, and callers in ``portal`` import from here. New code imports from
-``revenue.models``.
+Migrations keep the import paths they were written with; the models live in
+``revenue.models.economics`` and every caller imports them from ``revenue.models``.
 """
 
-from revenue.models.economics import (
-    AnomalyAlert,
-    AnomalyRule,
-    CustomerCost,
-    FiguresDecoder,
-    FiguresEncoder,
-    ModelPrice,
-    PricePlan,
-    WhatIfRun,
-)
+from revenue.models.economics import FiguresDecoder, FiguresEncoder
 
-__all__ = [
-    "AnomalyAlert", "AnomalyRule", "CustomerCost", "FiguresDecoder", "FiguresEncoder", "ModelPrice", "PricePlan",
-    "WhatIfRun",
-]
+__all__ = ["FiguresDecoder", "FiguresEncoder"]

@@ -3,6 +3,7 @@
 import io
 from datetime import date
 from decimal import Decimal
+from importlib import import_module
 from pathlib import Path
 
 import pytest
@@ -24,10 +25,11 @@ from billing.documents import (
 )
 from billing.formatting import format_money
 from billing.models import Invoice
-from billing.models.invoicing import FINALIZED_INVOICE_TRIGGER_SQL
 from customers.tenancy import platform_scope
 from tests.billing.document_builders import build_credit_note, build_invoice
 from tests.customers.factories import CustomerFactory
+
+FINALIZED_INVOICE_TRIGGER_SQL = import_module("billing.migrations.0004_purge_allows_issued_deletes").FORWARD
 
 NBSP = "\u00a0"
 # A 1×1 PNG: enough for WeasyPrint to embed.

@@ -3,16 +3,19 @@
 import threading
 from datetime import date
 from decimal import Decimal
+from importlib import import_module
 
 import pytest
 from django.core.exceptions import ValidationError
 from django.db import DatabaseError, connection, connections, transaction
 
 from billing.models import ImmutableRecordError, Invoice, InvoiceLine
-from billing.models.invoicing import FINALIZED_INVOICE_TRIGGER_REVERSE_SQL, FINALIZED_INVOICE_TRIGGER_SQL
 from billing.services import invoice_compute_drafts, invoice_finalize, invoice_mark_paid, invoice_void
 from customers.tenancy import platform_scope
 from tests.customers.factories import ContractFactory, ContractLineFactory, CustomerFactory, TenantFactory
+
+_TRIGGERS = import_module("billing.migrations.0004_purge_allows_issued_deletes")
+FINALIZED_INVOICE_TRIGGER_SQL, FINALIZED_INVOICE_TRIGGER_REVERSE_SQL = _TRIGGERS.FORWARD, _TRIGGERS.DROP
 
 NOV_START, NOV_END = date(2026, 11, 1), date(2026, 11, 30)
 ISSUED = date(2026, 12, 1)

@@ -1,4 +1,3 @@
-import io
 import json
 import threading
 from datetime import datetime, timezone
@@ -10,8 +9,7 @@ from django.test import Client
 from drf_spectacular.generators import SchemaGenerator
 
 from billing.api_usage import url_patterns
-from billing.benchmarks.ingest import print_figures, run_ingest_benchmark
-from billing.models import BillableMetric, UsageEvent
+from billing.models import UsageEvent
 from customers.models import Customer, Role, TenantAPIKey
 from customers.tenancy import platform_scope
 from tests.billing.factories import BillableMetricFactory, UsageEventFactory
@@ -261,25 +259,6 @@ def test_usage_endpoints_are_documented_in_the_schema():
 
     assert schema["paths"]["/usage-events/"]["post"]["operationId"] == "usage_events_ingest"
     assert schema["paths"]["/usage-summary/"]["get"]["operationId"] == "usage_summary"
-
-
-@pytest.mark.django_db(transaction=True)
-def test_ingest_benchmark_posts_every_event_and_cleans_up(tenant_a, tenant_b):
-    customers = [CustomerFactory(tenant=tenant_a, external_ref=f"bench-{i}") for i in range(3)]
-    out = io.StringIO()
-
-    figures = run_ingest_benchmark(
-        tenant=tenant_a, customers=customers, events_total=2_000, batch_size=500, duplicate_ratio=0.30, client="django"
-    )
-    print_figures(figures, stdout=out)
-
-    counted = (figures["batches"], figures["distinct_events"], figures["accepted"], figures["duplicates"])
-    assert counted == (4, 1400, 1400, 600)
-    assert figures["stored_rows"] == 1400 and figures["rejected"] == 0
-    assert "events_per_second" in out.getvalue()
-    assert UsageEvent.objects.for_tenant(tenant_a).count() == 0
-    assert not TenantAPIKey.objects.for_tenant(tenant_a).exists()
-    assert not BillableMetric.objects.for_tenant(tenant_a).exists()
 
 
 def test_a_full_batch_larger_than_djangos_upload_limit_is_accepted(client, setup, tenant_a, settings):

@@ -25,7 +25,7 @@ from customers.models import (
     TenantAPIKey,
 )
 from customers.tenancy import TenantOwned, platform_scope
-from revenue.economics.models import AnomalyAlert, AnomalyRule, CustomerCost, ModelPrice, PricePlan
+from revenue.models import AnomalyAlert, AnomalyRule, CustomerCost, ModelPrice, PricePlan
 from revenue.models import ExchangeRate, Opportunity, QuarterTarget
 from tests.customers.factories import (
     ContactFactory,

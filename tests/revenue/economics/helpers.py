@@ -4,7 +4,7 @@ from datetime import date, datetime, timezone
 from decimal import Decimal
 
 from billing.models import Invoice, UsageEvent
-from revenue.economics.models import CustomerCost, ModelPrice
+from revenue.models import CustomerCost, ModelPrice
 
 _keys = iter(range(10**9))
 

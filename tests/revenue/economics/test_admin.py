@@ -9,7 +9,7 @@ from django.test import Client
 
 from customers.models import Role
 from customers.tenancy import tenant_scope
-from revenue.economics.models import CustomerCost
+from revenue.models import CustomerCost
 from tests.customers.factories import CustomerFactory
 from tests.revenue.economics.helpers import price
 

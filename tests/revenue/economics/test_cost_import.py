@@ -19,7 +19,7 @@ from rest_framework.test import APIClient
 
 from customers.models import Role
 from revenue.economics.cost_import import MAX_CSV_BYTES, MAX_ROWS, customer_costs_import, rows_from_csv
-from revenue.economics.models import CustomerCost
+from revenue.models import CustomerCost
 from tests.customers.factories import CustomerFactory
 from tests.revenue.economics.test_api import key_client
 

@@ -11,7 +11,8 @@ from django.utils import timezone
 
 from customers.models import Role
 from customers.tenancy import tenant_scope
-from revenue.economics.models import FiguresDecoder, FiguresEncoder, WhatIfRun
+from revenue.models import WhatIfRun
+from revenue.models.economics import FiguresDecoder, FiguresEncoder
 from revenue.economics import whatif as whatif_module
 from revenue.economics.whatif import whatif_run_compute
 from revenue.selectors.common import MetricError

@@ -7,7 +7,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from billing.models import UsageEvent
-from revenue.economics.models import ModelPrice
+from revenue.models import ModelPrice
 from revenue.economics.simulator import archetype_of, day_events
 from tests.customers.factories import CustomerFactory
 

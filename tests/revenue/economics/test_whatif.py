@@ -10,7 +10,7 @@ from djmoney.money import Money
 from billing.models import BillableMetric, ChargeModel, Invoice, UsageEvent
 from billing.services import invoice_compute_drafts, invoice_finalize
 from customers.tenancy import tenant_scope
-from revenue.economics.models import PricePlan
+from revenue.models import PricePlan
 from revenue.economics.whatif import movers, pricing_whatif
 from revenue.selectors.common import MetricError
 from tests.billing.factories import PriceTermsFactory

@@ -1,10 +1,10 @@
-"""``manage.py benchmark_billing``: month-end draft invoicing at scale (see billing.benchmarks.invoicing)."""
+"""``manage.py benchmark_billing``: month-end draft invoicing at scale (see benchmarks.invoicing)."""
 
 import json
 
 from django.core.management.base import BaseCommand, CommandError
 
-from billing.benchmarks.invoicing import RESULTS_PATH, run_billing_benchmark
+from benchmarks.invoicing import RESULTS_PATH, run_billing_benchmark
 
 
 class Command(BaseCommand):

@@ -1,10 +1,10 @@
-"""``manage.py benchmark_month_end``: PDF overhead, a month-end on two workers, their memory (billing.benchmarks.month_end)."""
+"""``manage.py benchmark_month_end``: PDF overhead, a month-end on two workers, their memory (benchmarks.month_end)."""
 
 import json
 
 from django.core.management.base import BaseCommand, CommandError
 
-from billing.benchmarks.month_end import DEFAULT_BROKER, RESULTS_PATH, run_month_end_benchmark
+from benchmarks.month_end import DEFAULT_BROKER, RESULTS_PATH, run_month_end_benchmark
 
 
 class Command(BaseCommand):

@@ -4,7 +4,7 @@ from datetime import date
 
 import pytest
 
-from revenue.benchmarks import build_tenant, measure
+from benchmarks.revenue import build_tenant, measure
 from revenue.selectors.common import add_months
 from revenue.selectors.mrr import mrr_series
 

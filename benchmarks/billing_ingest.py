@@ -30,12 +30,12 @@ import time
 import uuid
 from datetime import date, datetime, timedelta
 from datetime import timezone as dt_timezone
-from urllib.parse import quote
 
 from django.conf import settings
 from django.db import connection
 from django.test import Client
 
+from benchmarks.harness import database_url
 from billing.models import BillableMetric, UsageEvent
 from customers.models import Customer, Tenant, TenantAPIKey
 from customers.tenancy import platform_scope
@@ -98,22 +98,12 @@ def _plan(events_total: int, duplicate_ratio: float, seed: int) -> tuple[list[in
     return plan, distinct
 
 
-def _database_url(settings_dict: dict) -> str:
-    user = quote(settings_dict.get("USER") or "", safe="")
-    password = settings_dict.get("PASSWORD") or ""
-    credentials = f"{user}:{quote(password, safe='')}@" if password else (f"{user}@" if user else "")
-    host = settings_dict.get("HOST") or ""
-    port = settings_dict.get("PORT") or ""
-    host_part = quote(host, safe="") + (f":{port}" if port else "")
-    return f"postgres://{credentials}{host_part}/{quote(settings_dict['NAME'], safe='')}"
-
-
 def _server_database_env(settings_dict: dict) -> dict:
     """DATABASE_URL for the server process, naming the database this process is connected to."""
     if (settings_dict.get("HOST") or "").startswith("/"):
         # A socket directory (the embedded PostgreSQL): the server finds it as this process did.
         return {}
-    return {"DATABASE_URL": _database_url(settings_dict)}
+    return {"DATABASE_URL": database_url(settings_dict)}
 
 
 def _free_port() -> int:

@@ -1,10 +1,10 @@
-"""``manage.py benchmark_ai_usage [--customers 400] [--days 30] [--keep]``: see revenue.economics.bench_ai_usage."""
+"""``manage.py benchmark_ai_usage [--customers 400] [--days 30] [--keep]``: see benchmarks.ai_usage."""
 
 import json
 
 from django.core.management.base import BaseCommand, CommandError
 
-from revenue.economics.bench_ai_usage import RESULTS_PATH, run_ai_usage_benchmark
+from benchmarks.ai_usage import RESULTS_PATH, run_ai_usage_benchmark
 
 
 class Command(BaseCommand):

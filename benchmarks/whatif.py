@@ -12,7 +12,6 @@ It then times ``pricing_whatif`` over all the months and plans and writes the fi
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import time
@@ -22,11 +21,11 @@ from decimal import Decimal
 from pathlib import Path
 
 from django.db import connection, transaction
-from djmoney.money import Money
 
+from benchmarks.harness import plan_subscriptions_create, results_file, results_write, tenant_drop
 from billing.metering import MAX_BATCH_EVENTS, usage_ingest
 from billing.models import BillableMetric, BillingSettings, ChargeModel, PriceTerms, UsageEvent
-from customers.models import Contract, ContractLine, Customer, Tenant
+from customers.models import Customer, Tenant
 from customers.tenancy import platform_scope, tenant_scope
 from revenue.models import PricePlan
 from revenue.economics.whatif import pricing_whatif
@@ -35,7 +34,7 @@ from revenue.selectors.common import add_months, month_end
 SLUG = "bench-whatif"
 METRIC = "jobs"
 FIRST_MONTH = date(2025, 1, 1)
-RESULTS_PATH = Path("benchmarks/results/whatif.json")
+RESULTS_PATH = results_file("whatif")
 PLANS = [  # name, fee, included jobs, overage
     ("Free", "0.00", 10, "0.00"),
     ("Starter", "29.00", 100, "0.50"),
@@ -70,21 +69,10 @@ def _build(customers: int, months: int, events_per_month: int) -> tuple[Tenant, 
         BillingSettings.objects.create(tenant=tenant, minimum_invoice_amount=Decimal("1.00"))
         BillableMetric.objects.create(tenant=tenant, code=METRIC, name="Jobs", aggregation="sum", field="quantity",
                                       unit="jobs")
-        rows = Customer.objects.bulk_create(
-            Customer(tenant=tenant, name=f"What-if customer {n:06d}", external_ref=f"wif-{n:06d}", currency="USD",
-                     country="US", tier=PLANS[n % len(PLANS)][0])
-            for n in range(customers)
-        )
-        contracts = Contract.objects.bulk_create(
-            Contract(tenant=tenant, customer=customer, reference=f"W-{n:06d}", title=f"{customer.tier} plan",
-                     status=Contract.Status.ACTIVE, currency="USD", start_date=FIRST_MONTH)
-            for n, customer in enumerate(rows)
-        )
-        lines = ContractLine.objects.bulk_create(
-            ContractLine(tenant=tenant, contract=contract, description=contract.title, kind=ContractLine.Kind.RECURRING,
-                         quantity=Decimal(1), unit_price=Money(PLANS[n % len(PLANS)][1], "USD"),
-                         starts_on=FIRST_MONTH + timedelta(days=15) if n % 10 == 9 else FIRST_MONTH)
-            for n, contract in enumerate(contracts)
+        rows, lines = plan_subscriptions_create(
+            tenant=tenant, count=customers, plans=PLANS, name="What-if customer", ref_prefix="wif",
+            reference_prefix="W", start_date=FIRST_MONTH,
+            starts_on=lambda n: FIRST_MONTH + timedelta(days=15) if n % 10 == 9 else FIRST_MONTH,
         )
         PriceTerms.objects.bulk_create(
             PriceTerms(tenant=tenant, contract_line=line, charge_model=ChargeModel.INCLUDED_QUOTA, metric=METRIC,
@@ -126,15 +114,6 @@ def _build(customers: int, months: int, events_per_month: int) -> tuple[Tenant, 
     return tenant, figures
 
 
-def _cleanup(tenant: Tenant) -> None:
-    with platform_scope(), transaction.atomic(), connection.cursor() as cursor:
-        for model in (PricePlan, UsageEvent, PriceTerms, ContractLine, Contract, Customer, BillableMetric, BillingSettings):
-            cursor.execute(f"DELETE FROM {model._meta.db_table} WHERE tenant_id = %s", [tenant.pk])
-        for table in ("customers_historicalcontractline", "customers_historicalcontract", "customers_historicalcustomer"):
-            cursor.execute(f"DELETE FROM {table} WHERE tenant_id = %s", [tenant.pk])
-        cursor.execute("DELETE FROM customers_tenant WHERE id = %s", [tenant.pk])
-
-
 def run_whatif_benchmark(
     *, customers: int = 10_000, months: int = 12, events_per_month: int = 4, keep: bool = False,
     results_path: Path = RESULTS_PATH,
@@ -146,7 +125,7 @@ def run_whatif_benchmark(
         tenant = Tenant.objects.filter(slug=SLUG).first()
         reusable = tenant is not None and Customer.objects.filter(tenant=tenant).count() == customers
     if tenant is not None and not reusable:
-        _cleanup(tenant)
+        tenant_drop(tenant)
         tenant = None
     if tenant is None:
         tenant, built = _build(customers, months, events_per_month)
@@ -180,7 +159,6 @@ def run_whatif_benchmark(
         )
     finally:
         if not keep:
-            _cleanup(tenant)
-    results_path.parent.mkdir(parents=True, exist_ok=True)
-    results_path.write_text(json.dumps(figures, indent=2, default=str) + "\n")
+            tenant_drop(tenant)
+    results_write(results_path, figures)
     return figures

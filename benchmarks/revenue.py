@@ -9,18 +9,15 @@ runs over 2 000 open opportunities). Figures go to benchmarks/results/revenue.js
 
 from __future__ import annotations
 
-import json
 import random
-import statistics
 import time
 from datetime import date, timedelta
 from decimal import Decimal
-from pathlib import Path
 
-from django.conf import settings
 from django.db import connection, transaction
 from djmoney.money import Money
 
+from benchmarks.harness import results_file, results_write, tenant_drop, timed_median
 from customers.models import Contract, ContractLine, Customer, Tenant
 from customers.tenancy import platform_scope
 from revenue.models import Opportunity
@@ -31,7 +28,7 @@ from revenue.selectors.movements import mrr_movements
 from revenue.selectors.mrr import mrr_series
 from revenue.selectors.sql import SESSION_SETTINGS
 
-RESULTS = Path(settings.BASE_DIR) / "benchmarks" / "results" / "revenue.json"
+RESULTS = results_file("revenue")
 SLUG = "bench-revenue"
 TIERS = ["Free", "Starter", "Professional", "Business"]
 
@@ -176,16 +173,6 @@ def same_concentration(mine: dict, bare: list[tuple]) -> bool:
     )
 
 
-def _timed(function, repeat: int):
-    """The result and the median wall time of ``repeat`` calls."""
-    seconds = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        result = function()
-        seconds.append(time.perf_counter() - started)
-    return result, statistics.median(seconds)
-
-
 def _bare(query, values):
     # Same session settings as the selectors, so the comparison is of the statements alone.
     with transaction.atomic(), connection.cursor() as cursor:
@@ -205,12 +192,7 @@ def build_tenant(*, contracts: int, months: int, first: date, seed: int = 42, re
         old = Tenant.objects.filter(slug=SLUG).first()
         if old and reuse and old.name == name:
             return old
-        if old:
-            # Raw deletes: only rows this benchmark made, without the ORM's cascade into other apps.
-            with connection.cursor() as cursor:
-                for table in ("revenue_opportunity", "customers_contractline", "customers_contract", "customers_customer"):
-                    cursor.execute(f"DELETE FROM {table} WHERE tenant_id = %s", [old.pk])
-                cursor.execute("DELETE FROM customers_tenant WHERE id = %s", [old.pk])
+        tenant_drop(old)
         tenant = Tenant.objects.create(name=name, slug=SLUG, reporting_currency="USD", invoice_number_prefix="B-")
         customers = Customer.objects.bulk_create(
             [
@@ -284,8 +266,8 @@ def measure(*, tenant: Tenant, first: date, last: date, repeat: int = 3, write=p
     for name, selector, bare_sql, values, same in checks:
         values = {"tenant": tenant.pk, "last": last, "after_last": after_last, **values}
         selector()
-        mine, mine_seconds = _timed(selector, repeat)
-        bare, bare_seconds = _timed(lambda q=bare_sql, v=values: _bare(q, v), repeat)
+        mine, mine_seconds = timed_median(selector, repeat)
+        bare, bare_seconds = timed_median(lambda q=bare_sql, v=values: _bare(q, v), repeat)
         figures[name] = {
             "selector_seconds": round(mine_seconds, 3),
             "bare_sql_seconds": round(bare_seconds, 3),
@@ -311,10 +293,9 @@ def run(*, contracts: int, months: int, runs: int = 10_000, repeat: int = 3, reu
     }
     write(f"built {contracts} contracts, {lines} lines over {months} months in {figures['setup_seconds']} s")
     figures.update(measure(tenant=tenant, first=first, last=last, repeat=repeat, write=write))
-    result, seconds = _timed(lambda: revenue_forecast(tenant=tenant, runs=runs, seed=1), 1)
+    result, seconds = timed_median(lambda: revenue_forecast(tenant=tenant, runs=runs, seed=1), 1)
     figures["forecast"] = {"runs": runs, "opportunities": 2000, "seconds": round(seconds, 3), "target_seconds": 2}
     write(f"forecast: {runs} runs × 2000 opportunities in {seconds:.3f} s (target < 2 s)")
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(figures, indent=2) + "\n")
+    results_write(RESULTS, figures)
     write(f"wrote {RESULTS}")
     return figures

@@ -12,27 +12,27 @@ two must agree to the cent. Figures go to ``benchmarks/results/ai_usage.json``.
 
 from __future__ import annotations
 
-import json
 import time
 import zoneinfo
 from datetime import date, timedelta
-from pathlib import Path
 
 from django.db import connection, transaction
 
+from benchmarks.harness import results_file, results_write, tenant_drop_slug, timed_best
 from billing.ai_usage import ai_usage_rebuild
 from billing.metering import MAX_BATCH_EVENTS, usage_ingest
 from billing.models import BillableMetric, UsageEvent
 from customers.models import Customer, Tenant
+from customers.money import money_round
 from customers.tenancy import platform_scope, tenant_scope
-from revenue.economics.costs import cents, cost_to_serve
+from revenue.economics.costs import cost_to_serve
 from revenue.models import ModelPrice
 from revenue.economics.simulator import METRIC, MODELS, archetype_of, day_events
 
 SLUG = "bench-ai"
 SEED = 1
 FIRST_DAY = date(2025, 3, 1)
-RESULTS_PATH = Path("benchmarks/results/ai_usage.json")
+RESULTS_PATH = results_file("ai_usage")
 TRIGGER = "usage_event_ai_usage_insert"
 
 # The query cost to serve ran before the roll-up: straight from the events' JSON.
@@ -58,15 +58,6 @@ JOIN LATERAL (
 ) p ON true
 GROUP BY 1
 """
-
-
-def _drop(slug: str) -> None:
-    from portal.demo import tenant_delete
-
-    with platform_scope():
-        existing = Tenant.objects.filter(slug=slug).first()
-    if existing is not None:
-        tenant_delete(existing)
 
 
 def _build(customers: int) -> tuple[Tenant, list[str]]:
@@ -119,18 +110,8 @@ def _set_trigger(enabled: bool) -> None:
         cursor.execute(f"ALTER TABLE {UsageEvent._meta.db_table} {'ENABLE' if enabled else 'DISABLE'} TRIGGER {TRIGGER}")
 
 
-def _best_of(runs: int, work) -> tuple[float, object]:
-    best, result = None, None
-    for _ in range(runs):
-        started = time.perf_counter()
-        result = work()
-        elapsed = time.perf_counter() - started
-        best = elapsed if best is None else min(best, elapsed)
-    return best, result
-
-
 def run_ai_usage_benchmark(*, customers: int, days: int, keep: bool = False) -> dict:
-    _drop(SLUG)
+    tenant_drop_slug(SLUG)
     tenant, refs = _build(customers)
     half = len(refs) // 2
     figures: dict = {"customers": customers, "days": days}
@@ -152,7 +133,7 @@ def run_ai_usage_benchmark(*, customers: int, days: int, keep: bool = False) -> 
             figures["rebuild"] = {"rows": rows, "events": events_off + events_on,
                                   "seconds": round(time.perf_counter() - started, 2)}
             first, last = FIRST_DAY, FIRST_DAY + timedelta(days=days - 1)
-            rollup_seconds, costs = _best_of(3, lambda: cost_to_serve(tenant=tenant, first=first, last=last))
+            costs, rollup_seconds = timed_best(lambda: cost_to_serve(tenant=tenant, first=first, last=last), 3)
 
             def raw():
                 start_day = FIRST_DAY.replace(day=1)
@@ -162,18 +143,17 @@ def run_ai_usage_benchmark(*, customers: int, days: int, keep: bool = False) -> 
                                                   "start": start_day, "end": end_day})
                     return cursor.fetchall()
 
-            raw_seconds, raw_rows = _best_of(3, raw)
+            raw_rows, raw_seconds = timed_best(raw, 3)
         by_customer: dict[int, object] = {}
         for (customer_id, _), row in costs.items():
             by_customer[customer_id] = by_customer.get(customer_id, 0) + row.token_cost
-        raw_cents = {customer_id: cents(cost) for customer_id, cost in raw_rows}
+        raw_cents = {customer_id: money_round(cost, tenant.reporting_currency) for customer_id, cost in raw_rows}
         figures["cost_to_serve_from_rollup_seconds"] = round(rollup_seconds, 3)
         figures["cost_to_serve_from_events_seconds"] = round(raw_seconds, 3)
         figures["speedup"] = round(raw_seconds / rollup_seconds, 1)
         figures["figures_agree_to_the_cent"] = by_customer == raw_cents
     finally:
         if not keep:
-            _drop(SLUG)
-    RESULTS_PATH.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS_PATH.write_text(json.dumps(figures, indent=2) + "\n")
+            tenant_drop_slug(SLUG)
+    results_write(RESULTS_PATH, figures)
     return figures

@@ -1,10 +1,10 @@
-"""``manage.py benchmark_whatif [--customers 10000] [--months 12] [--keep]``: see revenue.economics.benchmarks."""
+"""``manage.py benchmark_whatif [--customers 10000] [--months 12] [--keep]``: see benchmarks.whatif."""
 
 import json
 
 from django.core.management.base import BaseCommand, CommandError
 
-from revenue.economics.benchmarks import RESULTS_PATH, run_whatif_benchmark
+from benchmarks.whatif import RESULTS_PATH, run_whatif_benchmark
 
 
 class Command(BaseCommand):

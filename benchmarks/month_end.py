@@ -20,7 +20,6 @@ Everything the run created is deleted afterwards unless ``keep`` is set.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -31,28 +30,27 @@ import tempfile
 import time
 import uuid
 from datetime import date
-from decimal import Decimal
 from pathlib import Path
 
 from django.conf import settings
 from django.db import connection, transaction
 from django.template.loader import render_to_string
 from django.utils import translation
-from djmoney.money import Money
 from weasyprint import HTML
 from weasyprint.text.fonts import FontConfiguration
 
+from benchmarks.harness import database_url, plan_subscriptions_create, results_file, results_write, tenant_drop
 from billing import documents
 from billing.models import BillingRun, BillingRunItem, BillingSettings, Invoice
 from billing.month_end import billing_run_progress
 from billing.services.drafts import invoice_compute_drafts
 from billing.services.invoices import invoice_finalize
-from customers.models import Contract, ContractLine, Customer, Tenant
+from customers.models import Tenant
 from customers.tenancy import platform_scope, tenant_scope
 
 PERIOD = date(2026, 10, 1)
 PLANS = [("Starter", "29.00"), ("Professional", "99.00"), ("Business", "299.00")]
-RESULTS_PATH = Path("benchmarks/results/month_end.json")
+RESULTS_PATH = results_file("month_end")
 DEFAULT_BROKER = "redis://127.0.0.1:6379/7"
 POLL_SECONDS = 0.5
 
@@ -68,45 +66,13 @@ def _build_tenant(customers: int, label: str) -> Tenant:
             invoice_number_prefix="ME-",
         )
         BillingSettings.objects.create(tenant=tenant)
-        rows = Customer.objects.bulk_create(
-            Customer(
-                tenant=tenant, name=f"Bench customer {n:06d}", external_ref=f"me-{n:06d}", currency="USD", country="US",
-                billing_emails=[f"ap-{n:06d}@bench.example.com"], address_line1=f"{n} Main Street", city="Springfield",
-                tier=PLANS[n % len(PLANS)][0],
-            )
-            for n in range(customers)
-        )
-        contracts = Contract.objects.bulk_create(
-            Contract(
-                tenant=tenant, customer=customer, reference=f"ME-{n:06d}", title=f"{customer.tier} plan",
-                status=Contract.Status.ACTIVE, currency="USD", start_date=date(2026, 1, 1),
-            )
-            for n, customer in enumerate(rows)
-        )
-        ContractLine.objects.bulk_create(
-            ContractLine(
-                tenant=tenant, contract=contract, description=contract.title, kind=ContractLine.Kind.RECURRING,
-                quantity=Decimal(1), unit_price=Money(PLANS[n % len(PLANS)][1], "USD"), starts_on=date(2026, 1, 1),
-            )
-            for n, contract in enumerate(contracts)
+        plan_subscriptions_create(
+            tenant=tenant, count=customers, plans=PLANS, name="Bench customer", ref_prefix="me", reference_prefix="ME",
+            start_date=date(2026, 1, 1),
+            customer_fields=lambda n: {"billing_emails": [f"ap-{n:06d}@bench.example.com"],
+                                       "address_line1": f"{n} Main Street", "city": "Springfield"},
         )
     return tenant
-
-
-def _cleanup(tenant: Tenant) -> None:
-    tables = [
-        "billing_billingrunitem", "billing_billingrun", "billing_invoicedelivery", "billing_invoiceline",
-        "billing_invoice", "customers_contractline", "customers_contract", "customers_customer",
-        "billing_billingsettings", "billing_numbersequence", "customers_historicalcontractline",
-        "customers_historicalcontract", "customers_historicalcustomer",
-    ]
-    with platform_scope(), transaction.atomic(), connection.cursor() as cursor:
-        # Finalized invoices are immutable (a trigger refuses their deletion); a benchmark tenant
-        # is the one thing allowed to disappear whole, with triggers off for this transaction.
-        cursor.execute("SET LOCAL session_replication_role = replica")
-        for table in tables:
-            cursor.execute(f"DELETE FROM {table} WHERE tenant_id = %s", [tenant.pk])
-        cursor.execute("DELETE FROM customers_tenant WHERE id = %s", [tenant.pk])
 
 
 # --- (a) PDF overhead ------------------------------------------------------------------------
@@ -158,7 +124,7 @@ def measure_pdf_overhead(*, invoices: int = 50) -> dict:
     finally:
         settings.MEDIA_ROOT = saved_media
         shutil.rmtree(media, ignore_errors=True)
-        _cleanup(tenant)
+        tenant_drop(tenant)
     def overhead(baseline: list[float]) -> float:
         return round((statistics.median(render_ms) / statistics.median(baseline) - 1) * 100, 1)
 
@@ -175,12 +141,6 @@ def measure_pdf_overhead(*, invoices: int = 50) -> dict:
 
 
 # --- (b) and (c): a month-end on two workers ---------------------------------------------------
-
-
-def _database_url() -> str:
-    db = connection.settings_dict
-    auth = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
-    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
 def _proc_kb(pid: int, field: str) -> int | None:
@@ -209,7 +169,7 @@ class _Workers:
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "portal.settings",
             "DJANGO_SECRET_KEY": settings.SECRET_KEY,
-            "DATABASE_URL": _database_url(),
+            "DATABASE_URL": database_url(connection.settings_dict),
             "CELERY_BROKER_URL": broker_url,
             "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",
             "EMAIL_FILE_PATH": str(self.mail),
@@ -326,7 +286,7 @@ def measure_month_end(*, customers: int, broker_url: str = DEFAULT_BROKER, worke
         pool.stop()
         shutil.rmtree(root, ignore_errors=True)
         redis.Redis.from_url(broker_url).flushdb()
-        _cleanup(tenant)
+        tenant_drop(tenant)
     return figures
 
 
@@ -343,6 +303,5 @@ def run_month_end_benchmark(
     figures["pdf"] = measure_pdf_overhead(invoices=pdf_invoices)
     if not skip_run:
         figures["month_end"] = measure_month_end(customers=customers, broker_url=broker_url)
-    results_path.parent.mkdir(parents=True, exist_ok=True)
-    results_path.write_text(json.dumps(figures, indent=2, default=str) + "\n")
+    results_write(results_path, figures)
     return figures

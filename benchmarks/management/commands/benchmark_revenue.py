@@ -1,8 +1,8 @@
-"""manage.py benchmark_revenue [--contracts 100000] [--months 36] [--runs 10000] [--repeat 3] [--reuse]: see revenue.benchmarks."""
+"""manage.py benchmark_revenue [--contracts 100000] [--months 36] [--runs 10000] [--repeat 3] [--reuse]: see benchmarks.revenue."""
 
 from django.core.management.base import BaseCommand, CommandError
 
-from revenue import benchmarks
+from benchmarks import revenue as benchmark
 
 
 class Command(BaseCommand):
@@ -18,4 +18,4 @@ class Command(BaseCommand):
     def handle(self, *args, contracts, months, runs, repeat, reuse, **options):
         if contracts < 1 or months < 1 or runs < 1 or repeat < 1:
             raise CommandError("--contracts, --months, --runs and --repeat must be at least 1.")
-        benchmarks.run(contracts=contracts, months=months, runs=runs, repeat=repeat, reuse=reuse, write=self.stdout.write)
+        benchmark.run(contracts=contracts, months=months, runs=runs, repeat=repeat, reuse=reuse, write=self.stdout.write)

@@ -14,7 +14,6 @@ Everything the run created is deleted afterwards unless ``keep`` is set.
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from datetime import date, datetime, timedelta
@@ -23,12 +22,13 @@ from decimal import Decimal
 from pathlib import Path
 
 from django.db import connection, transaction
-from djmoney.money import Money
 
+from benchmarks.billing_ingest import run_ingest_benchmark
+from benchmarks.harness import plan_subscriptions_create, results_file, results_write, tenant_drop
 from billing.metering import usage_ingest
-from billing.models import BillableMetric, BillingSettings, ChargeModel, Invoice, InvoiceLine, PriceTerms, UsageEvent
+from billing.models import BillableMetric, BillingSettings, ChargeModel, Invoice, PriceTerms, UsageEvent
 from billing.services.drafts import invoice_compute_drafts
-from customers.models import Contract, ContractLine, Customer, Tenant
+from customers.models import Customer, Tenant
 from customers.tenancy import platform_scope
 
 MONTH_START, MONTH_END = date(2026, 11, 1), date(2026, 11, 30)
@@ -40,7 +40,7 @@ PLANS = [
     ("Professional", "99.00", 500, "0.30", 3),
     ("Business", "299.00", 2000, "0.20", 4),
 ]
-RESULTS_PATH = Path("benchmarks/results/billing.json")
+RESULTS_PATH = results_file("billing")
 
 
 def _build_tenant(customers: int) -> tuple[Tenant, list[Customer]]:
@@ -52,28 +52,11 @@ def _build_tenant(customers: int) -> tuple[Tenant, list[Customer]]:
         )
         BillingSettings.objects.create(tenant=tenant, minimum_invoice_amount=Decimal("1.00"))
         BillableMetric.objects.create(tenant=tenant, code=METRIC, name="Processed jobs", unit="jobs")
-        rows = Customer.objects.bulk_create(
-            Customer(
-                tenant=tenant, name=f"Bench customer {n:06d}", external_ref=f"bench-{n:06d}", currency="USD",
-                country="US", tier=PLANS[n % len(PLANS)][0],
-            )
-            for n in range(customers)
-        )
-        contracts = Contract.objects.bulk_create(
-            Contract(
-                tenant=tenant, customer=customer, reference=f"B-{n:06d}", title=f"{customer.tier} plan",
-                status=Contract.Status.ACTIVE, currency="USD", start_date=date(2026, 1, 1),
-            )
-            for n, customer in enumerate(rows)
-        )
-        lines = ContractLine.objects.bulk_create(
-            ContractLine(
-                tenant=tenant, contract=contract, description=contract.title, kind=ContractLine.Kind.RECURRING,
-                quantity=Decimal(1), unit_price=Money(PLANS[n % len(PLANS)][1], "USD"),
-                # Every tenth customer starts mid-month, so proration is part of the run.
-                starts_on=date(2026, 11, 16) if n % 10 == 9 else date(2026, 1, 1),
-            )
-            for n, contract in enumerate(contracts)
+        rows, lines = plan_subscriptions_create(
+            tenant=tenant, count=customers, plans=PLANS, name="Bench customer", ref_prefix="bench", reference_prefix="B",
+            start_date=date(2026, 1, 1),
+            # Every tenth customer starts mid-month, so proration is part of the run.
+            starts_on=lambda n: date(2026, 11, 16) if n % 10 == 9 else date(2026, 1, 1),
         )
         terms = []
         for n, line in enumerate(lines):
@@ -125,18 +108,6 @@ def _bare_aggregate_seconds(tenant: Tenant) -> tuple[float, int]:
     return time.perf_counter() - started, rows
 
 
-def _cleanup(tenant: Tenant) -> None:
-    with platform_scope(), transaction.atomic(), connection.cursor() as cursor:
-        for model in (InvoiceLine, Invoice, UsageEvent, PriceTerms, ContractLine, Contract, Customer, BillableMetric,
-                      BillingSettings):
-            cursor.execute(f"DELETE FROM {model._meta.db_table} WHERE tenant_id = %s", [tenant.pk])
-        for table in ("customers_historicalcontractline", "customers_historicalcontract", "customers_historicalcustomer"):
-            cursor.execute(f"DELETE FROM {table} WHERE tenant_id = %s", [tenant.pk])
-        cursor.execute("DELETE FROM billing_numbersequence WHERE tenant_id = %s", [tenant.pk])
-        cursor.execute("DELETE FROM customers_tenantapikey WHERE tenant_id = %s", [tenant.pk])
-        cursor.execute("DELETE FROM customers_tenant WHERE id = %s", [tenant.pk])
-
-
 def run_billing_benchmark(
     *, customers: int = 10_000, events: int = 2_000_000, ingest: bool = True, ingest_client: str = "gunicorn",
     keep: bool = False, results_path: Path = RESULTS_PATH,
@@ -150,13 +121,7 @@ def run_billing_benchmark(
     tenant, rows = _build_tenant(customers)
     figures["setup_seconds"] = round(time.perf_counter() - started, 2)
     try:
-        run_ingest_benchmark = None
         if ingest:
-            try:
-                from billing.benchmarks.ingest import run_ingest_benchmark
-            except ImportError:
-                figures["ingest"] = "skipped: billing.benchmarks.ingest.run_ingest_benchmark is not available"
-        if run_ingest_benchmark is not None:
             figures["ingest"] = run_ingest_benchmark(
                 tenant=tenant, customers=rows, events_total=events, client=ingest_client, cleanup=False
             )
@@ -194,7 +159,6 @@ def run_billing_benchmark(
         )
     finally:
         if not keep:
-            _cleanup(tenant)
-    results_path.parent.mkdir(parents=True, exist_ok=True)
-    results_path.write_text(json.dumps(figures, indent=2, default=str) + "\n")
+            tenant_drop(tenant)
+    results_write(results_path, figures)
     return figures

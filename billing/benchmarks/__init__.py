@@ -1,1 +1,0 @@
-"""Benchmarks of billing paths; ``manage.py benchmark_billing`` runs them and prints their figures."""

@@ -1,0 +1,29 @@
+"""The ingestion benchmark posts every event it generates and leaves nothing behind."""
+
+import io
+
+import pytest
+
+from benchmarks.billing_ingest import print_figures, run_ingest_benchmark
+from billing.models import BillableMetric, UsageEvent
+from customers.models import TenantAPIKey
+from tests.customers.factories import CustomerFactory
+
+
+@pytest.mark.django_db(transaction=True)
+def test_ingest_benchmark_posts_every_event_and_cleans_up(tenant_a, tenant_b):
+    customers = [CustomerFactory(tenant=tenant_a, external_ref=f"bench-{i}") for i in range(3)]
+    out = io.StringIO()
+
+    figures = run_ingest_benchmark(
+        tenant=tenant_a, customers=customers, events_total=2_000, batch_size=500, duplicate_ratio=0.30, client="django"
+    )
+    print_figures(figures, stdout=out)
+
+    counted = (figures["batches"], figures["distinct_events"], figures["accepted"], figures["duplicates"])
+    assert counted == (4, 1400, 1400, 600)
+    assert figures["stored_rows"] == 1400 and figures["rejected"] == 0
+    assert "events_per_second" in out.getvalue()
+    assert UsageEvent.objects.for_tenant(tenant_a).count() == 0
+    assert not TenantAPIKey.objects.for_tenant(tenant_a).exists()
+    assert not BillableMetric.objects.for_tenant(tenant_a).exists()
