@@ -53,6 +53,15 @@ def violations_in(app: str, source: str, filename: str = "<source>") -> list[str
     return sorted(set(found))
 
 
+# Frozen history, named with why: a migration that has run cannot be rewritten.
+HISTORY = {
+    # The finalized-document triggers once read a setting the demo set; 0004 replaced it by the
+    # purge mark on the tenant row, and names the old condition to find and replace it.
+    "billing/migrations/0002_finalized_documents_are_immutable.py": "portal.purging_tenant",
+    "billing/migrations/0004_purge_allows_issued_deletes.py": "portal.purging_tenant",
+}
+
+
 def app_sources():
     for app in LAYERS:
         for path in sorted((ROOT / app).rglob("*.py")):
@@ -62,7 +71,8 @@ def app_sources():
 def test_no_app_reaches_a_higher_one():
     found = []
     for app, path in app_sources():
-        found += violations_in(app, path.read_text(), str(path.relative_to(ROOT)))
+        name = str(path.relative_to(ROOT))
+        found += [v for v in violations_in(app, path.read_text(), name) if not v.endswith(f"{HISTORY.get(name)!r}")]
     assert found == [], "Lower apps must not reach higher ones:\n" + "\n".join(found)
 
 

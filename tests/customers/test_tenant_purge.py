@@ -68,7 +68,7 @@ def test_purge_deletes_every_row_of_the_tenant_and_none_of_the_other(two_tenants
     tenant_a, tenant_b = two_tenants
     before_a, before_b = _counts(tenant_a.pk), _counts(tenant_b.pk)
     for table in ("customers_historicalcontractline", "billing_invoice", "billing_invoiceline", "billing_creditnote",
-                  "billing_usageevent", "revenue_aiusageday", "revenue_customercost", "revenue_opportunity"):
+                  "billing_usageevent", "billing_aiusageday", "revenue_customercost", "revenue_opportunity"):
         assert before_a[table] > 0, table
 
     with connection.cursor() as cursor:
@@ -87,8 +87,8 @@ def test_purge_deletes_every_row_of_the_tenant_and_none_of_the_other(two_tenants
         assert not Tenant.objects.filter(pk=tenant_a.pk).exists()
         assert Tenant.objects.filter(pk=tenant_b.pk, purge_started_at=None).exists()
     # roll-up rows also go when their usage events go (a trigger), so compare the rest exactly
-    assert {t: n for t, n in deleted.items() if t != "revenue_aiusageday"} == {
-        **{t: n for t, n in before_a.items() if t != "revenue_aiusageday"}, "customers_tenant": 1,
+    assert {t: n for t, n in deleted.items() if t != "billing_aiusageday"} == {
+        **{t: n for t, n in before_a.items() if t != "billing_aiusageday"}, "customers_tenant": 1,
     }
 
 
