@@ -26,8 +26,8 @@ from customers.models import Customer, Tenant
 from customers.money import money_round
 from customers.tenancy import platform_scope, tenant_scope
 from revenue.economics.costs import cost_to_serve
-from revenue.models import ModelPrice
 from revenue.economics.simulator import METRIC, MODELS, archetype_of, day_events
+from revenue.models import ModelPrice
 
 SLUG = "bench-ai"
 SEED = 1

@@ -19,9 +19,9 @@ from djmoney.money import Money
 
 from benchmarks.harness import results_file, results_write, tenant_drop, timed_median
 from customers.models import Contract, ContractLine, Customer, Tenant
+from customers.periods import add_months, month_start
 from customers.tenancy import platform_scope
 from revenue.models import Opportunity
-from revenue.selectors.common import add_months, month_start
 from revenue.selectors.concentration import revenue_concentration
 from revenue.selectors.forecast import revenue_forecast
 from revenue.selectors.movements import mrr_movements

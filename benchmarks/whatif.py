@@ -26,10 +26,10 @@ from benchmarks.harness import plan_subscriptions_create, results_file, results_
 from billing.metering import MAX_BATCH_EVENTS, usage_ingest
 from billing.models import BillableMetric, BillingSettings, ChargeModel, PriceTerms, UsageEvent
 from customers.models import Customer, Tenant
+from customers.periods import add_months, month_end
 from customers.tenancy import platform_scope, tenant_scope
-from revenue.models import PricePlan
 from revenue.economics.whatif import pricing_whatif
-from revenue.selectors.common import add_months, month_end
+from revenue.models import PricePlan
 
 SLUG = "bench-whatif"
 METRIC = "jobs"

@@ -36,7 +36,6 @@ from billing.models import CreditNote, Invoice
 from customers.models import Tenant
 from customers.tenancy import tenant_scope
 
-
 INVOICE_TEMPLATE = "billing/invoice_pdf.html"
 CREDIT_NOTE_TEMPLATE = "billing/credit_note_pdf.html"
 LOGO_DIR = "tenant-logos"

@@ -20,18 +20,10 @@ from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schem
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from customers.periods import PeriodError
+from customers.periods import PeriodError, add_months, last_closed_month, months_between, parse_month
 from revenue.models import MetricSnapshot
 from revenue.selectors.clv import unit_economics
-from revenue.selectors.common import (
-    MetricError,
-    MissingExchangeRate,
-    Segment,
-    add_months,
-    last_closed_month,
-    months_between,
-    parse_month,
-)
+from revenue.selectors.common import MetricError, MissingExchangeRate, Segment
 from revenue.selectors.concentration import revenue_concentration
 from revenue.selectors.forecast import revenue_forecast
 from revenue.selectors.movements import mrr_movements

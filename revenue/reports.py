@@ -34,10 +34,10 @@ from billing import formatting
 from billing.documents import LOGO_URL, html_to_pdf, tenant_has_logo
 from billing.outbox import outbox_send
 from customers.models import Customer, Membership, Role, Tenant
+from customers.periods import add_months, last_closed_month, month_start, tenant_today
 from customers.roles import EDITABLE_AREAS, PIPELINE
 from customers.tenancy import tenant_scope
 from revenue.models import Opportunity, ReportDelivery
-from revenue.selectors.common import add_months, last_closed_month, month_start, tenant_today
 from revenue.selectors.concentration import revenue_concentration
 from revenue.selectors.mrr import arr_from_mrr, customer_mrr_range
 from revenue.selectors.pipeline import pipeline_summary

@@ -105,7 +105,8 @@ def snapshot_month(*, tenant: Tenant, month: date, segment: str = "") -> MetricS
     ValidationError for a month that has not ended yet in the tenant's time zone or a bad segment,
     and MissingExchangeRate when a rate is missing.
     """
-    from revenue.selectors.common import MetricError, Segment, last_closed_month, month_start
+    from customers.periods import last_closed_month, month_start
+    from revenue.selectors.common import MetricError, Segment
     from revenue.selectors.retention import retention_series
 
     month = month_start(month)

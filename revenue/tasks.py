@@ -9,7 +9,7 @@ from customers.tenancy import tenant_scope
 @shared_task(acks_late=True, autoretry_for=(ConnectionError,), retry_backoff=True, max_retries=5)
 def snapshot_closed_month(tenant_id: int) -> str:
     """Freeze the tenant's last closed month (idempotent: re-running replaces the same snapshot)."""
-    from revenue.selectors.common import last_closed_month
+    from customers.periods import last_closed_month
     from revenue.services import snapshot_month
 
     tenant = Tenant.objects.get(pk=tenant_id)
@@ -22,7 +22,7 @@ def snapshot_closed_month(tenant_id: int) -> str:
 @shared_task(acks_late=True, autoretry_for=(ConnectionError,), retry_backoff=True, max_retries=5)
 def refresh_recent_snapshots(tenant_id: int, months: int = 3) -> int:
     """Daily: re-freeze the last few closed months, so late contract edits reach the snapshots."""
-    from revenue.selectors.common import add_months, last_closed_month
+    from customers.periods import add_months, last_closed_month
     from revenue.services import snapshot_month
 
     tenant = Tenant.objects.get(pk=tenant_id)
@@ -49,8 +49,8 @@ def send_monthly_report(tenant_id: int, month: str | None = None, wait_for_month
     With ``wait_for_month_end`` the tenant is skipped while its month-end BillingRun is unfinished
     (the run's completion queues this task again). Idempotent: ReportDelivery sends once per owner.
     """
+    from customers.periods import last_closed_month, parse_month
     from revenue.reports import month_end_done, monthly_report_send
-    from revenue.selectors.common import last_closed_month, parse_month
 
     tenant = Tenant.objects.get(pk=tenant_id)
     with tenant_scope(tenant):
@@ -94,8 +94,8 @@ def detect_anomalies_for_tenant(tenant_id: int, day: str | None = None) -> dict:
     email the new ones. Idempotent: alerts are unique and each is emailed once."""
     from datetime import date, timedelta
 
+    from customers.periods import tenant_today
     from revenue.economics.anomalies import anomaly_alerts_email, detect_anomalies
-    from revenue.selectors.common import tenant_today
 
     tenant = Tenant.objects.get(pk=tenant_id)
     with tenant_scope(tenant):

@@ -1,6 +1,8 @@
 """Billing models, split by domain: metering (metrics, usage events and the AI-usage roll-up),
 invoicing, delivery and month-end runs."""
 
+from billing.models.ai_usage import AiUsageDay  # noqa: F401,E402
+from billing.models.delivery import InvoiceDelivery  # noqa: F401,E402
 from billing.models.invoicing import (  # noqa: F401
     BillingSettings,
     ChargeModel,
@@ -17,6 +19,4 @@ from billing.models.invoicing import (  # noqa: F401
     PriceTerms,
 )
 from billing.models.metering import BillableMetric, UsageEvent  # noqa: F401
-from billing.models.delivery import InvoiceDelivery  # noqa: F401,E402
 from billing.models.runs import BillingRun, BillingRunItem, TransientItemFailures  # noqa: F401,E402
-from billing.models.ai_usage import AiUsageDay  # noqa: F401,E402

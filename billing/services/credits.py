@@ -24,7 +24,6 @@ from billing.services._common import ZERO, _audit, _locked, _next_number, _save
 from customers.models import Customer, Membership, Role, Tenant
 from customers.periods import tenant_today
 
-
 # --- credit notes ----------------------------------------------------------------------------
 
 

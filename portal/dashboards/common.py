@@ -7,10 +7,9 @@ from datetime import date
 
 from django.utils.translation import gettext as _
 
-from customers.periods import PeriodError
+from customers.periods import PeriodError, add_months, last_closed_month, months_between, parse_month
 from portal.dashboards.panels import BadRequest
 from revenue.api_metrics import snapshots_for
-from revenue.selectors.common import add_months, last_closed_month, months_between, parse_month
 from revenue.selectors.retention import retention_series
 
 MAX_MONTHS = 36

@@ -8,9 +8,9 @@ from decimal import ROUND_HALF_UP, Decimal
 from django.utils.translation import gettext as _
 
 from customers.models import Customer
+from customers.periods import last_closed_month
 from portal.dashboards.common import month_param
 from portal.dashboards.panels import CENT, COUNT, MONEY, PERCENT, RATIO, Column, Display, Panel, series
-from revenue.selectors.common import last_closed_month
 from revenue.selectors.concentration import concentration_indices, largest_customers, trailing_revenue
 
 TOP_CUSTOMERS = 10

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from django.utils.translation import gettext as _
 
+from customers.periods import tenant_today
 from portal.dashboards.panels import MONEY, Column, Display, Panel, series
-from revenue.selectors.common import tenant_today
 from revenue.selectors.forecast import expected_total, monthly_seed, revenue_forecast
 
 FORECAST_RUNS = 10_000

@@ -7,10 +7,10 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from django.utils.translation import gettext as _
 
+from customers.periods import tenant_today
 from portal.dashboards.panels import COUNT, MONEY, MULTIPLE, PERCENT, Column, Display, Panel, series
 from revenue.models import Opportunity
 from revenue.reports import coverage_reason
-from revenue.selectors.common import tenant_today
 from revenue.selectors.pipeline import (
     pipeline_coverage,
     pipeline_summary,

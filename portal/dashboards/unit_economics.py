@@ -6,10 +6,11 @@ from __future__ import annotations
 from django.contrib.auth import get_user_model
 from django.utils.translation import gettext as _
 
+from customers.periods import last_closed_month
 from portal.dashboards.common import month_param
 from portal.dashboards.panels import COUNT, MONEY, MONTHS, PERCENT, BadRequest, Column, Display, Panel, series
 from revenue.selectors.clv import clv_by_segment, revenue_category_shares, unit_economics
-from revenue.selectors.common import SEGMENT_COLUMNS, last_closed_month
+from revenue.selectors.common import SEGMENT_COLUMNS
 
 DIMENSIONS = {
     "segment": lambda: _("Segment"),

@@ -17,17 +17,16 @@ from django.db import transaction
 from faker import Faker
 from tqdm import tqdm
 
+from billing.models import CreditNote, CreditRequest, Invoice, UsageEvent
 from customers.models import Contact, Contract, ContractChange, ContractLine, Customer, Tenant
 from customers.purge import tenant_purge
 from customers.tenancy import platform_scope, tenant_scope
+from portal.demo import billing as demo_billing
+from portal.demo import economics as demo_economics
 from portal.demo import jobapi, konsult, optimizer
 from portal.demo.common import DemoContext
 from portal.demo.logins import Logins
-from billing.models import CreditNote, CreditRequest, Invoice, UsageEvent
-from portal.demo import billing as demo_billing
-from portal.demo import economics as demo_economics
-from revenue.models import AnomalyAlert, CustomerCost, PricePlan
-from revenue.models import Opportunity
+from revenue.models import AnomalyAlert, CustomerCost, Opportunity, PricePlan
 
 BUILDERS = [optimizer, jobapi, konsult]
 FAKER_LOCALES = {"en": "en_US", "sv": "sv_SE"}

@@ -22,8 +22,8 @@ from customers.services import save_validated
 from portal.demo.billing import billing_months
 from portal.demo.common import DemoContext
 from revenue.economics.anomalies import detect_anomalies
-from revenue.models import AnomalyRule, CustomerCost, ModelPrice, PricePlan, WhatIfRun
 from revenue.economics.whatif import whatif_run_compute
+from revenue.models import AnomalyRule, CustomerCost, ModelPrice, PricePlan, WhatIfRun
 
 ALERT_DAYS = 14
 WHATIF_MONTHS = 3  # the page's default

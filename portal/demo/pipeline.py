@@ -7,7 +7,6 @@ date) so the dashboards have something to show at any scale; random deals follow
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-
 from customers.models import Contract, Customer
 from customers.money import Money
 from customers.periods import add_months

@@ -14,23 +14,16 @@ from django.shortcuts import redirect, render
 from django.urls import path, reverse
 
 from customers.models import Customer
-from customers.periods import PeriodError
+from customers.periods import PeriodError, add_months, last_closed_month, parse_month, tenant_today
 from portal.views.dashboards import _problem, staff_context, staff_view
 from revenue.economics.anomalies import recent_alerts
 from revenue.economics.churn_risk import RISK_THRESHOLD, at_risk_customers, validate_churn_risk
-from revenue.models import AnomalyRule, PricePlan, WhatIfRun
 from revenue.economics.profitability import margins, profitability
 from revenue.economics.roi import customer_roi, savings_customers
 from revenue.economics.whatif import MAX_MONTHS as MAX_WHATIF_MONTHS
 from revenue.economics.whatif import whatif_is_stale, whatif_latest, whatif_run_request
-from revenue.selectors.common import (
-    MetricError,
-    MissingExchangeRate,
-    add_months,
-    last_closed_month,
-    parse_month,
-    tenant_today,
-)
+from revenue.models import AnomalyRule, PricePlan, WhatIfRun
+from revenue.selectors.common import MetricError, MissingExchangeRate
 
 
 def _window(request, tenant) -> tuple[date, date]:

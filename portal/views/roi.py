@@ -7,9 +7,9 @@ closed month. A customer not billed on savings sees a short explanation instead 
 
 from django.shortcuts import render
 
+from customers.periods import add_months, last_closed_month
 from portal.views.customer_portal import customer_view
 from revenue.economics.roi import customer_roi, savings_metrics
-from revenue.selectors.common import add_months, last_closed_month
 
 
 @customer_view

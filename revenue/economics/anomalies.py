@@ -38,8 +38,8 @@ from django.utils import timezone
 
 from billing.metering import usage_totals
 from billing.models import AiUsageDay, UsageEvent
-from customers.models import Customer, Membership, Role, Tenant
 from billing.outbox import outbox_send
+from customers.models import Customer, Membership, Role, Tenant
 from revenue.models import AlertDelivery, AnomalyAlert, AnomalyRule, ModelPrice
 
 ZERO = Decimal(0)

@@ -20,17 +20,16 @@ from rest_framework.response import Response
 
 from billing.models import InvoiceLine
 from customers.models import Customer
-
+from customers.periods import PeriodError, tenant_today
 from revenue.api_metrics import COMMON_PARAMETERS, RATIO_KEYS, MetricView
 from revenue.economics.anomalies import recent_alerts
 from revenue.economics.churn_risk import RISK_THRESHOLD, churn_risk_scores, validate_churn_risk
 from revenue.economics.cost_import import MAX_ROWS, customer_costs_import
-from revenue.models import AnomalyRule, CustomerCost
 from revenue.economics.profitability import margins, profitability
 from revenue.economics.roi import customer_roi, savings_evidence
 from revenue.economics.whatif import movers, pricing_whatif
-from customers.periods import PeriodError
-from revenue.selectors.common import MetricError, MissingExchangeRate, tenant_today
+from revenue.models import AnomalyRule, CustomerCost
+from revenue.selectors.common import MetricError, MissingExchangeRate
 
 ECONOMICS_RATIOS = RATIO_KEYS | {
     "margin_rate", "roi", "payback_months", "thin_margin", "target_margin", "increase_rate", "margin_rate_at_cap",

@@ -43,8 +43,9 @@ from django.db.models import Count, Min, Q, Sum
 
 from billing.models import CreditRequest, Invoice, UsageEvent
 from customers.models import Contract, Customer, Tenant
+from customers.periods import add_months, last_closed_month, month_end, month_start
 from revenue.economics.roi import _AMOUNT, savings_metrics
-from revenue.selectors.common import MetricError, add_months, last_closed_month, month_end, month_start
+from revenue.selectors.common import MetricError
 from revenue.selectors.mrr import customer_mrr_range
 
 ZERO, ONE = Decimal(0), Decimal(1)

@@ -34,8 +34,9 @@ from django.db.models import F, Sum
 from billing.models import AiUsageDay, CreditNote, Invoice, InvoiceLine
 from customers.models import BillingInterval, ContractLine, Tenant
 from customers.money import money_round
+from customers.periods import add_months, month_end, month_start
 from revenue.models import CustomerCost, ModelPrice
-from revenue.selectors.common import RateBook, add_months, month_end, month_start
+from revenue.selectors.common import RateBook
 
 ZERO = Decimal(0)
 MILLION = Decimal(1_000_000)

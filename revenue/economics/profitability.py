@@ -26,8 +26,9 @@ from statistics import median
 
 from customers.models import Customer, Tenant
 from customers.money import money_round
+from customers.periods import months_between
 from revenue.economics.costs import ZERO, cost_to_serve, revenue_by_customer_month
-from revenue.selectors.common import MetricError, months_between
+from revenue.selectors.common import MetricError
 
 THIN_MARGIN = Decimal("0.20")
 TARGET_MARGIN = Decimal("0.30")

@@ -26,8 +26,9 @@ from django.db import connection
 
 from billing.models import BillableMetric, ChargeModel, Invoice, InvoiceLine, PriceTerms, UsageEvent
 from customers.models import ContractLine, Customer, Tenant
+from customers.periods import add_months, month_end, month_start, months_between
 from revenue.economics.costs import BILLED, ZERO
-from revenue.selectors.common import MetricError, add_months, month_end, month_start, months_between
+from revenue.selectors.common import MetricError
 
 _AMOUNT = r"^\s*[+-]?([0-9]{1,18}(\.[0-9]{0,12})?|\.[0-9]{1,12})\s*$"
 MAX_MONTHS = 60

@@ -42,17 +42,10 @@ from billing.models import BillableMetric, BillingSettings, ChargeModel, Invoice
 from billing.models.invoicing import PER_EVENT_KEYS
 from billing.selectors import metric_event_amounts
 from customers.models import Contract, ContractLine, Customer, Tenant
+from customers.periods import add_months, last_closed_month, month_end, months_between
 from revenue.economics.costs import BILLED, ZERO, cost_to_serve
 from revenue.models import PricePlan, WhatIfRun
-from revenue.selectors.common import (
-    MetricError,
-    MissingExchangeRate,
-    RateBook,
-    add_months,
-    last_closed_month,
-    month_end,
-    months_between,
-)
+from revenue.selectors.common import MetricError, MissingExchangeRate, RateBook
 
 ACTUAL = "actual"
 MAX_MONTHS = 24

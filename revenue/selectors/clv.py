@@ -33,8 +33,9 @@ from datetime import date, timedelta
 from decimal import Decimal
 
 from customers.models import Contract, ContractLine, Customer, Tenant
+from customers.periods import add_months, month_end, month_start, months_between
 from revenue.models import Opportunity
-from revenue.selectors.common import RateBook, add_months, month_end, month_start, months_between
+from revenue.selectors.common import RateBook
 from revenue.selectors.concentration import recognized_revenue, trailing_revenue
 from revenue.selectors.mrr import customer_mrr, mrr_series, usage_revenue
 from revenue.selectors.retention import retention_series

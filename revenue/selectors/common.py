@@ -12,16 +12,6 @@ from datetime import date
 from decimal import Decimal
 
 from customers.models import Tenant
-from customers.periods import (  # noqa: F401  (the calendar's one home; re-exported for the selectors)
-    PeriodError,
-    add_months,
-    last_closed_month,
-    month_end,
-    month_start,
-    months_between,
-    parse_month,
-    tenant_today,
-)
 
 
 class MetricError(ValueError):

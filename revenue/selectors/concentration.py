@@ -25,8 +25,9 @@ from datetime import date
 from decimal import Decimal
 
 from customers.models import Tenant
+from customers.periods import add_months, month_start
 from revenue.selectors import sql
-from revenue.selectors.common import Segment, add_months, month_start
+from revenue.selectors.common import Segment
 
 FLAG_ABOVE = Decimal("0.10")
 LORENZ_POINTS = 100

@@ -25,10 +25,11 @@ from decimal import Decimal
 import numpy as np
 
 from customers.models import Tenant
+from customers.money import minor_unit_places, money_round
+from customers.periods import add_months, month_end, month_start, months_between, tenant_today
 from revenue.models import Opportunity
 from revenue.selectors import sql
-from customers.money import minor_unit_places, money_round
-from revenue.selectors.common import RateBook, add_months, month_end, month_start, months_between, tenant_today
+from revenue.selectors.common import RateBook
 
 CHUNK = 1000
 PERCENTILES = (10, 50, 90)

@@ -24,8 +24,9 @@ from datetime import date
 from decimal import Decimal
 
 from customers.models import Tenant
+from customers.periods import add_months, month_start, months_between
 from revenue.selectors import sql
-from revenue.selectors.common import Segment, add_months, group_column, month_start, months_between
+from revenue.selectors.common import Segment, group_column
 
 AMOUNTS = ["mrr_start", "new", "reactivation", "expansion", "contraction", "churn", "mrr_end"]
 COUNTS = ["customers_start", "new_customers", "reactivated_customers", "churned_customers", "customers_end"]

@@ -22,8 +22,9 @@ from datetime import date
 from decimal import Decimal
 
 from customers.models import Tenant
+from customers.periods import month_end, month_start, months_between
 from revenue.selectors import sql
-from revenue.selectors.common import RateBook, Segment, group_column, month_end, month_start, months_between
+from revenue.selectors.common import RateBook, Segment, group_column
 
 ZERO = Decimal(0)
 

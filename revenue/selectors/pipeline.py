@@ -26,8 +26,9 @@ from decimal import Decimal
 from django.utils import timezone
 
 from customers.models import Tenant
+from customers.periods import tenant_today
 from revenue.models import Opportunity, QuarterTarget, band_for
-from revenue.selectors.common import RateBook, tenant_today
+from revenue.selectors.common import RateBook
 
 ZERO = Decimal(0)
 

@@ -20,8 +20,9 @@ from datetime import date
 from decimal import Decimal
 
 from customers.models import Tenant
+from customers.periods import add_months, month_start
 from revenue.selectors import sql
-from revenue.selectors.common import Segment, add_months, month_start
+from revenue.selectors.common import Segment
 from revenue.selectors.movements import mrr_movements, quick_ratio
 
 # Set-wise over spans of constant MRR (a customer's change month until its next one): a span at the

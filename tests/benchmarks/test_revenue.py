@@ -5,7 +5,7 @@ from datetime import date
 import pytest
 
 from benchmarks.revenue import build_tenant, measure
-from revenue.selectors.common import add_months
+from customers.periods import add_months
 from revenue.selectors.mrr import mrr_series
 
 FIRST, LAST = date(2024, 1, 1), date(2025, 6, 1)

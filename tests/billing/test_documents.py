@@ -1,7 +1,6 @@
 """Invoice and credit-note PDFs: content, language, storage, the logo-only fetcher."""
 
 import io
-from datetime import date
 from decimal import Decimal
 from importlib import import_module
 from pathlib import Path

@@ -25,8 +25,16 @@ from customers.models import (
     TenantAPIKey,
 )
 from customers.tenancy import TenantOwned, platform_scope
-from revenue.models import AnomalyAlert, AnomalyRule, CustomerCost, ModelPrice, PricePlan
-from revenue.models import ExchangeRate, Opportunity, QuarterTarget
+from revenue.models import (
+    AnomalyAlert,
+    AnomalyRule,
+    CustomerCost,
+    ExchangeRate,
+    ModelPrice,
+    Opportunity,
+    PricePlan,
+    QuarterTarget,
+)
 from tests.customers.factories import (
     ContactFactory,
     ContractFactory,

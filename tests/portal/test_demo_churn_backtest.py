@@ -16,9 +16,9 @@ from django.db.models import F
 
 from billing.models import Invoice
 from customers.models import Tenant
+from customers.periods import add_months
 from customers.tenancy import platform_scope, tenant_scope
 from revenue.economics.churn_risk import validate_churn_risk
-from revenue.selectors.common import add_months
 
 TODAY = date(2026, 11, 15)
 pytestmark = [pytest.mark.slow, pytest.mark.django_db]  # the mark makes pytest-django set up the test database

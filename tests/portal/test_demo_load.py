@@ -38,8 +38,7 @@ from customers.models import (
 )
 from customers.tenancy import platform_scope, tenant_scope
 from revenue.economics.costs import cost_to_serve, revenue_by_customer_month
-from revenue.models import AnomalyAlert, CustomerCost, ModelPrice, PricePlan, WhatIfRun
-from revenue.models import Band, Opportunity
+from revenue.models import AnomalyAlert, Band, CustomerCost, ModelPrice, Opportunity, PricePlan, WhatIfRun
 
 TODAY = date(2026, 11, 15)
 PASSWORD = "demo-pass-2026"

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from customers.models import Contract
-from revenue.selectors.common import add_months, month_end, months_between
+from customers.periods import add_months, month_end, months_between
 from revenue.selectors.movements import mrr_movements
 from revenue.selectors.mrr import mrr_series
 from tests.customers.factories import ContractFactory, ContractLineFactory, CustomerFactory, TenantFactory

@@ -9,9 +9,9 @@ from datetime import date, timedelta
 from django.core.management.base import BaseCommand, CommandError
 
 from customers.models import Tenant
+from customers.periods import tenant_today
 from customers.tenancy import tenant_scope
 from revenue.economics.simulator import simulate_usage
-from revenue.selectors.common import tenant_today
 
 
 class Command(BaseCommand):

@@ -8,8 +8,14 @@ from djmoney.money import Money
 
 from billing.models import CreditRequest, Invoice
 from customers.models import Role
-from revenue.economics.churn_risk import _auc, at_risk_customers, churn_risk_scores, usage_history_start, validate_churn_risk
-from revenue.selectors.common import MetricError, add_months, month_end
+from customers.periods import add_months, month_end
+from revenue.economics.churn_risk import (
+    _auc,
+    at_risk_customers,
+    churn_risk_scores,
+    usage_history_start,
+    validate_churn_risk,
+)
 from tests.customers.factories import ContractFactory, ContractLineFactory, CustomerFactory
 from tests.revenue.economics.helpers import calls
 

@@ -7,9 +7,8 @@ import pytest
 from djmoney.money import Money
 
 from billing.models import AiUsageDay, Invoice, InvoiceLine
-
 from revenue.economics.costs import cost_to_serve, revenue_by_customer_month
-from revenue.economics.profitability import margins, profitability
+from revenue.economics.profitability import margins
 from revenue.selectors.common import MetricError
 from tests.customers.factories import ContractFactory, ContractLineFactory, CustomerFactory
 from tests.revenue.economics.helpers import billed, call, credit_note, entered_cost, price

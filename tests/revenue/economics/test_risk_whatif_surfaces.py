@@ -11,15 +11,15 @@ from django.utils import timezone
 
 from customers.models import Role
 from customers.tenancy import tenant_scope
+from revenue.economics import whatif as whatif_module
+from revenue.economics.anomalies import detect_anomalies
+from revenue.economics.whatif import whatif_run_compute
 from revenue.models import WhatIfRun
 from revenue.models.economics import FiguresDecoder, FiguresEncoder
-from revenue.economics import whatif as whatif_module
-from revenue.economics.whatif import whatif_run_compute
 from revenue.selectors.common import MetricError
-from revenue.economics.anomalies import detect_anomalies
+from tests.customers.factories import ContractFactory, ContractLineFactory, CustomerFactory
 from tests.revenue.economics.test_anomalies import DAY
 from tests.revenue.economics.test_anomalies import world as anomaly_world  # noqa: F401  (fixture)
-from tests.customers.factories import ContractFactory, ContractLineFactory, CustomerFactory
 from tests.revenue.economics.test_api import key_client
 from tests.revenue.economics.test_churn_risk import churn_history, fading  # noqa: F401  (fixtures)
 from tests.revenue.economics.test_whatif import book  # noqa: F401  (fixture)

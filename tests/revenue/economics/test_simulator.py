@@ -7,8 +7,8 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from billing.models import UsageEvent
-from revenue.models import ModelPrice
 from revenue.economics.simulator import archetype_of, day_events
+from revenue.models import ModelPrice
 from tests.customers.factories import CustomerFactory
 
 

@@ -10,8 +10,8 @@ from djmoney.money import Money
 from billing.models import BillableMetric, ChargeModel, Invoice, UsageEvent
 from billing.services import invoice_compute_drafts, invoice_finalize
 from customers.tenancy import tenant_scope
-from revenue.models import PricePlan
 from revenue.economics.whatif import movers, pricing_whatif
+from revenue.models import PricePlan
 from revenue.selectors.common import MetricError
 from tests.billing.factories import PriceTermsFactory
 from tests.customers.factories import ContractFactory, ContractLineFactory, CustomerFactory
