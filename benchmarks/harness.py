@@ -17,9 +17,9 @@ from typing import TypeVar
 from urllib.parse import quote
 
 from django.conf import settings
-from djmoney.money import Money
 
 from customers.models import Contract, ContractLine, Customer, Tenant
+from customers.money import Money
 from customers.purge import tenant_purge
 from customers.tenancy import platform_scope
 

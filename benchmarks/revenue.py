@@ -15,10 +15,10 @@ from datetime import date, timedelta
 from decimal import Decimal
 
 from django.db import connection, transaction
-from djmoney.money import Money
 
 from benchmarks.harness import results_file, results_write, tenant_drop, timed_median
 from customers.models import Contract, ContractLine, Customer, Tenant
+from customers.money import Money
 from customers.periods import add_months, month_start
 from customers.tenancy import platform_scope
 from revenue.models import Opportunity

@@ -8,29 +8,26 @@ the admin; a login without a customer gets the "no access" page.
 """
 
 import csv
-import re
-import zoneinfo
 from datetime import date
 from decimal import Decimal
 from functools import wraps
 
-from dateutil.relativedelta import relativedelta
 from django.contrib.auth.decorators import login_required
 from django.core.files.storage import default_storage
 from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
-from django.utils import timezone, translation
+from django.utils import translation
 from django.utils.translation import gettext as _
 
 from billing.documents import credit_note_render_pdf, invoice_render_pdf
 from billing.metering import usage_totals
 from billing.models import BillableMetric, CreditNote, Invoice
 from billing.projection import invoice_project
+from customers.periods import PeriodError, add_months, month_end, month_start, parse_month, tenant_today
 
 PAGE_SIZE = 50
 EXPORT_FORMATS = ("csv", "json")
-PERIOD_RE = re.compile(r"^(\d{4})-(\d{2})$")
 # Characters that make a spreadsheet read a CSV cell as a formula (CSV injection).
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
@@ -84,13 +81,11 @@ def _get_or_404(queryset, pk):
 
 
 def _month(value: str) -> date | None:
-    match = PERIOD_RE.match(value)
-    if not match:
+    """The month of a ``YYYY-MM`` filter, or None when it is not one (the page then says so)."""
+    try:
+        return parse_month(value)
+    except PeriodError:
         return None
-    year, month = int(match[1]), int(match[2])
-    if not (1 <= month <= 12 and 2000 <= year <= 2100):
-        return None
-    return date(year, month, 1)
 
 
 @customer_view
@@ -123,7 +118,7 @@ def invoice_list(request):
         if month is None:
             errors.append(_("Write the period as year-month, e.g. 2026-11."))
         else:
-            invoices = invoices.filter(period_start__gte=month, period_start__lt=month + relativedelta(months=1))
+            invoices = invoices.filter(period_start__gte=month, period_start__lt=add_months(month, 1))
     page = Paginator(invoices, PAGE_SIZE).get_page(request.GET.get("page"))
     context = {
         "page": page,
@@ -296,9 +291,8 @@ def credit_note_export(request, credit_note_id: int, export_format: str):
 
 
 def _current_period(tenant) -> tuple[date, date, date]:
-    today = timezone.localdate(timezone=zoneinfo.ZoneInfo(tenant.time_zone))
-    start = today.replace(day=1)
-    return start, start + relativedelta(months=1, days=-1), today
+    today = tenant_today(tenant)
+    return month_start(today), month_end(today), today
 
 
 @customer_view

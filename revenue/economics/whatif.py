@@ -33,7 +33,6 @@ from decimal import Decimal
 from django.db import transaction
 from django.db.models import F, Q, Sum
 from django.utils import timezone
-from djmoney.money import Money
 
 from billing import pricing
 from billing import services as billing_services
@@ -42,6 +41,7 @@ from billing.models import BillableMetric, BillingSettings, ChargeModel, Invoice
 from billing.models.invoicing import PER_EVENT_KEYS
 from billing.selectors import metric_event_amounts
 from customers.models import Contract, ContractLine, Customer, Tenant
+from customers.money import Money
 from customers.periods import add_months, last_closed_month, month_end, months_between
 from revenue.economics.costs import BILLED, ZERO, cost_to_serve
 from revenue.models import PricePlan, WhatIfRun

@@ -6,9 +6,8 @@ from decimal import Decimal
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
-from djmoney.models.fields import MoneyField
-from djmoney.settings import CURRENCY_CHOICES
 
+from customers.money import CURRENCY_CHOICES, MoneyField
 from customers.tenancy import TenantOwned
 
 

@@ -13,10 +13,10 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
-from djmoney.models.fields import MoneyField
 from simple_history.models import HistoricalRecords
 
 from customers.models import Contract, Customer
+from customers.money import MoneyField
 from customers.tenancy import TenantManager, TenantOwned, TenantQuerySet
 
 STALE_AFTER = timedelta(days=7)

@@ -41,10 +41,9 @@ class UsageEventFactory(factory.django.DjangoModelFactory):
 
 from datetime import date  # noqa: E402
 
-from djmoney.money import Money  # noqa: E402
-
 from billing.models import BillingSettings, ChargeModel, PriceTerms  # noqa: E402
 from customers.models import ContractLine  # noqa: E402
+from customers.money import Money  # noqa: E402
 from tests.customers.factories import ContractFactory, ContractLineFactory  # noqa: E402
 
 

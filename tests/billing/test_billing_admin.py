@@ -5,7 +5,6 @@ from decimal import Decimal
 
 import pytest
 from django.urls import reverse
-from djmoney.money import Money
 
 from billing.models import BillingSettings, CreditAuditEntry, CreditNote, CreditRequest, Invoice, PriceTerms
 from billing.services import (
@@ -17,6 +16,7 @@ from billing.services import (
     invoice_finalize,
 )
 from customers.models import Role
+from customers.money import Money
 from tests.billing.factories import PriceTermsFactory
 from tests.customers.factories import ContractFactory, ContractLineFactory, CustomerFactory
 

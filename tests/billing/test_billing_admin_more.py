@@ -6,10 +6,10 @@ from decimal import Decimal
 
 import pytest
 from django.urls import reverse
-from djmoney.money import Money
 
 from billing.models import BillableMetric, ChargeModel
 from customers.models import ContractLine, Role
+from customers.money import Money
 from customers.tenancy import platform_scope
 from revenue.models import ExchangeRate, QuarterTarget
 from tests.billing.factories import BillableMetricFactory, PriceTermsFactory, UsageEventFactory

@@ -4,12 +4,12 @@ from datetime import date
 from decimal import Decimal
 
 import pytest
-from djmoney.money import Money
 from rest_framework.test import APIClient
 
 from billing.models import Invoice
 from billing.services import CreditNoteLineSpec, credit_note_issue, invoice_compute_drafts, invoice_finalize
 from customers.models import Role, TenantAPIKey
+from customers.money import Money
 from tests.customers.factories import ContractFactory, ContractLineFactory, CustomerFactory
 
 NOV_START, NOV_END = date(2026, 11, 1), date(2026, 11, 30)

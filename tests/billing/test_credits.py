@@ -5,7 +5,6 @@ from decimal import Decimal
 
 import pytest
 from django.core.exceptions import ValidationError
-from djmoney.money import Money
 
 from billing.models import CreditAuditEntry, CreditNote, CreditRequest, ImmutableRecordError, Invoice
 from billing.services import (
@@ -19,6 +18,7 @@ from billing.services import (
     invoice_void,
 )
 from customers.models import Role
+from customers.money import Money
 from tests.customers.factories import ContractFactory, ContractLineFactory, CustomerFactory
 
 NOV_START, NOV_END = date(2026, 11, 1), date(2026, 11, 30)

@@ -5,11 +5,11 @@ from decimal import Decimal
 
 import pytest
 from django.core.exceptions import ValidationError
-from djmoney.money import Money
 
 from billing.models import BillableMetric, ChargeModel, Invoice, InvoiceLine, UsageEvent
 from billing.services import invoice_compute_drafts, invoice_finalize, price_terms_set
 from customers.models import ContractLine
+from customers.money import Money
 from tests.billing.factories import (
     BillableMetricFactory,
     BillingSettingsFactory,

@@ -8,7 +8,6 @@ from django.core import mail
 from django.core.exceptions import ValidationError
 from django.core.management import call_command
 from django.urls import reverse
-from djmoney.money import Money
 
 from billing import month_end
 from billing.models import BillingRun, BillingRunItem, Invoice, InvoiceDelivery, TransientItemFailures
@@ -21,6 +20,7 @@ from billing.month_end import (
     month_end_due,
 )
 from customers.models import ContractLine, Role
+from customers.money import Money
 from customers.periods import month_bounds, parse_month, tenant_today
 from customers.tenancy import platform_scope, tenant_scope
 from tests.customers.factories import ContractFactory, ContractLineFactory, CustomerFactory

@@ -19,10 +19,10 @@ from urllib.parse import quote
 import pytest
 from django.conf import settings
 from django.db import connection
-from djmoney.money import Money
 
 from billing.models import BillingRun, BillingRunItem, Invoice
 from billing.tasks import month_end_start
+from customers.money import Money
 from customers.tenancy import platform_scope
 from portal.celery import app as celery_app
 from tests.customers.factories import ContractFactory, ContractLineFactory, CustomerFactory

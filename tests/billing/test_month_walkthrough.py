@@ -14,7 +14,6 @@ from zoneinfo import ZoneInfo
 import pytest
 from django.core.files.storage import default_storage
 from django.utils import timezone
-from djmoney.money import Money
 from pypdf import PdfReader
 
 from billing.metering import usage_ingest
@@ -28,6 +27,7 @@ from billing.services import (
 )
 from billing.tasks import invoice_deliver
 from customers.models import ContractLine, Tenant
+from customers.money import Money
 from customers.services import LineSpec
 from customers.tenancy import platform_scope, tenant_scope
 from portal.demo import billing as demo_billing

@@ -8,7 +8,6 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
-from djmoney.money import Money
 
 from billing.metering import usage_ingest
 from billing.models import (
@@ -23,6 +22,7 @@ from billing.models import (
 from billing.projection import invoice_project
 from billing.services import credit_request_approve, credit_request_create, invoice_compute_drafts
 from customers.models import ContractLine, Role
+from customers.money import Money
 from customers.services import LineSpec
 from customers.tenancy import platform_scope, tenant_scope
 from portal.demo import billing as demo_billing

@@ -5,7 +5,6 @@ from decimal import Decimal
 
 import factory
 from django.contrib.auth import get_user_model
-from djmoney.money import Money
 
 from customers.models import (
     Contact,
@@ -17,6 +16,7 @@ from customers.models import (
     Role,
     Tenant,
 )
+from customers.money import Money
 
 
 class TenantFactory(factory.django.DjangoModelFactory):

@@ -14,7 +14,6 @@ from django.contrib import admin
 from django.contrib.admin.utils import quote
 from django.contrib.auth import get_user_model
 from django.urls import reverse
-from djmoney.money import Money
 
 from customers.models import (
     Contract,
@@ -24,6 +23,7 @@ from customers.models import (
     Role,
     TenantAPIKey,
 )
+from customers.money import Money
 from customers.tenancy import TenantOwned, platform_scope
 from revenue.models import (
     AnomalyAlert,

@@ -3,10 +3,10 @@
 from datetime import date
 
 import pytest
-from djmoney.money import Money
 from rest_framework.test import APIClient
 
 from customers.models import Contact, Contract, ContractLine, Customer, Role, TenantAPIKey
+from customers.money import Money
 from customers.tenancy import platform_scope
 from tests.customers.factories import ContactFactory, ContractFactory, ContractLineFactory, CustomerFactory
 

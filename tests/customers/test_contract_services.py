@@ -5,11 +5,11 @@ from decimal import Decimal
 
 import pytest
 from django.core.exceptions import ValidationError
-from djmoney.money import Money
 
 from customers.models import Contract, ContractChange, ContractLine
-from customers.tenancy import tenant_scope
+from customers.money import Money
 from customers.services import LineSpec, contract_cancel, contract_create, contract_line_change
+from customers.tenancy import tenant_scope
 from tests.customers.factories import CustomerFactory
 
 

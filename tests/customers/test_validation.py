@@ -6,10 +6,10 @@ from datetime import date
 import pytest
 from django.core.exceptions import ValidationError
 from django.urls import reverse
-from djmoney.money import Money
 
 from customers import services
 from customers.models import Contract, ContractLine, Customer, PortalAccess, Role
+from customers.money import Money
 from customers.tenancy import platform_scope, tenant_scope
 from revenue import services as revenue_services
 from revenue.models import Opportunity

@@ -3,10 +3,10 @@
 from datetime import date
 
 import pytest
-from djmoney.money import Money
 
 from billing.models import BillingRun
 from billing.month_end import billing_run_completed, billing_run_start
+from customers.money import Money
 from customers.tenancy import platform_scope, tenant_scope
 from portal.schedule import month_end_completed, month_end_completed_tasks
 from revenue import tasks as revenue_tasks

@@ -1,8 +1,8 @@
 from datetime import date
 
 import factory
-from djmoney.money import Money
 
+from customers.money import Money
 from revenue.models import Opportunity
 from tests.customers.factories import CustomerFactory
 

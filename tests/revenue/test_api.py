@@ -4,10 +4,10 @@ from datetime import date, timedelta
 
 import pytest
 from django.utils import timezone
-from djmoney.money import Money
 from rest_framework.test import APIClient
 
 from customers.models import Contract, Customer, Role, TenantAPIKey
+from customers.money import Money
 from customers.tenancy import platform_scope
 from revenue.models import Opportunity
 from tests.customers.factories import CustomerFactory

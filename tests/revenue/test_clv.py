@@ -3,9 +3,8 @@
 from datetime import date
 from decimal import Decimal
 
-from djmoney.money import Money
-
 from customers.models import ContractLine
+from customers.money import Money
 from revenue.selectors.clv import term_months, unit_economics
 from revenue.selectors.mrr import usage_revenue
 from tests.customers.factories import ContractFactory, ContractLineFactory, CustomerFactory

@@ -3,9 +3,8 @@
 from datetime import date
 from decimal import Decimal
 
-from djmoney.money import Money
-
 from customers.models import ContractLine
+from customers.money import Money
 from revenue.selectors.concentration import concentration_indices, revenue_concentration
 from revenue.selectors.retention import retention_series
 from tests.customers.factories import ContractFactory, ContractLineFactory, CustomerFactory

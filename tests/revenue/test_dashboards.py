@@ -7,9 +7,9 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
-from djmoney.money import Money
 
 from customers.models import Role
+from customers.money import Money
 from customers.tenancy import platform_scope
 from tests.customers.factories import ContractFactory, ContractLineFactory, CustomerFactory, PortalAccessFactory
 from tests.revenue.factories import OpportunityFactory

@@ -3,8 +3,7 @@
 from datetime import date
 from decimal import Decimal
 
-from djmoney.money import Money
-
+from customers.money import Money
 from revenue.models import Opportunity
 from revenue.selectors.clv import revenue_category_shares, unit_economics
 from revenue.selectors.concentration import largest_customers, trailing_revenue

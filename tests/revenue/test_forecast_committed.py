@@ -4,9 +4,9 @@ from datetime import date
 from decimal import Decimal
 
 import pytest
-from djmoney.money import Money
 
 from customers.models import ContractLine
+from customers.money import Money
 from customers.tenancy import platform_scope
 from revenue.selectors.common import MissingExchangeRate
 from revenue.selectors.forecast import committed_mrr

@@ -4,10 +4,10 @@ from datetime import date
 from decimal import Decimal
 
 import pytest
-from djmoney.money import Money
 from rest_framework.test import APIClient
 
 from customers.models import TenantAPIKey
+from customers.money import Money
 from revenue.models import MetricSnapshot
 from revenue.services import snapshot_month
 from tests.customers.factories import ContractFactory, ContractLineFactory, CustomerFactory

@@ -10,11 +10,11 @@ from decimal import Decimal
 
 import pytest
 from django.db import transaction
-from djmoney.money import Money
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from customers.models import Contract
+from customers.money import Money
 from customers.periods import add_months, month_end, months_between
 from revenue.selectors.movements import mrr_movements
 from revenue.selectors.mrr import mrr_series

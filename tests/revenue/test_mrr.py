@@ -4,9 +4,9 @@ from datetime import date
 from decimal import Decimal
 
 import pytest
-from djmoney.money import Money
 
 from customers.models import Contract, ContractLine
+from customers.money import Money
 from revenue.selectors.common import MissingExchangeRate, Segment
 from revenue.selectors.movements import mrr_movements
 from revenue.selectors.mrr import customer_mrr, mrr_series

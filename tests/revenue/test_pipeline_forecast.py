@@ -5,8 +5,8 @@ from decimal import Decimal
 
 import pytest
 from django.utils import timezone
-from djmoney.money import Money
 
+from customers.money import Money
 from revenue.models import Opportunity
 from revenue.selectors.forecast import revenue_forecast
 from revenue.selectors.pipeline import period_label, pipeline_coverage, pipeline_summary

@@ -10,10 +10,10 @@ import pytest
 from aiosmtpd.controller import Controller
 from django.core import mail
 from django.utils import timezone
-from djmoney.money import Money
 from pypdf import PdfReader
 
 from customers.models import Role
+from customers.money import Money
 from customers.tenancy import platform_scope
 from revenue.models import ReportDelivery
 from revenue.reports import monthly_report_send, weekly_digest_send

@@ -4,10 +4,10 @@ from datetime import date, datetime, timezone
 from decimal import Decimal
 
 import pytest
-from djmoney.money import Money
 
 from billing.models import CreditRequest, Invoice
 from customers.models import Role
+from customers.money import Money
 from customers.periods import add_months, month_end
 from revenue.economics.churn_risk import (
     _auc,

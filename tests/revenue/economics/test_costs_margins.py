@@ -4,9 +4,9 @@ from datetime import date
 from decimal import Decimal
 
 import pytest
-from djmoney.money import Money
 
 from billing.models import AiUsageDay, Invoice, InvoiceLine
+from customers.money import Money
 from revenue.economics.costs import cost_to_serve, revenue_by_customer_month
 from revenue.economics.profitability import margins
 from revenue.selectors.common import MetricError

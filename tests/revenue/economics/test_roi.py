@@ -4,11 +4,11 @@ from datetime import date, datetime, timezone
 from decimal import Decimal
 
 import pytest
-from djmoney.money import Money
 
 from billing.models import BillableMetric, ChargeModel, Invoice, InvoiceLine, UsageEvent
 from billing.services import invoice_compute_drafts, invoice_finalize
 from customers.models import ContractLine
+from customers.money import Money
 from revenue.economics.roi import customer_roi, savings_customers, savings_evidence
 from revenue.selectors.common import MetricError
 from tests.billing.factories import PriceTermsFactory

@@ -5,10 +5,10 @@ from decimal import Decimal
 
 import pytest
 from django.core.exceptions import ValidationError
-from djmoney.money import Money
 
 from billing.models import BillableMetric, ChargeModel, Invoice, UsageEvent
 from billing.services import invoice_compute_drafts, invoice_finalize
+from customers.money import Money
 from customers.tenancy import tenant_scope
 from revenue.economics.whatif import movers, pricing_whatif
 from revenue.models import PricePlan
