@@ -1,8 +1,6 @@
 """The portal in a real headless Chromium (Debian's, never a downloaded one) against the live server."""
 
 import io
-import os
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -10,41 +8,10 @@ from pypdf import PdfReader
 
 from customers.tenancy import platform_scope
 from tests.billing.document_builders import build_invoice
+from tests.browser import BROWSER_MARKS, chromium_page
 from tests.customers.factories import CustomerFactory, PortalAccessFactory, UserFactory
 
-# Playwright's sync API runs an event loop in this thread; Django refuses ORM calls there otherwise.
-os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-
-playwright_sync = pytest.importorskip("playwright.sync_api")
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian's chromium is not installed (bin/setup installs it)"),
-]
-
-
-@contextmanager
-def chromium_page():
-    # Started only after the test data is written: ORM calls made while Playwright's sync API runs
-    # use another database connection (its greenlet has its own context), which then outlives the test.
-    with playwright_sync.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        context = browser.new_context(accept_downloads=True)
-        try:
-            yield context.new_page()
-        finally:
-            context.close()
-            browser.close()
+pytestmark = BROWSER_MARKS
 
 
 @pytest.fixture
