@@ -37,3 +37,19 @@ def member_factory(db):
             return MembershipFactory(**kwargs).user
 
     return make
+
+
+@pytest.fixture(autouse=True)
+def celery_join_flag_reset():
+    """Start every test with Celery's "joining a result would block" flag off.
+
+    Celery runs an eager task inside ``denied_join_result()``, which sets and restores a process-wide
+    flag, not a thread-local one. Tests that finalize from several threads at once (parallel numbering)
+    interleave those sets and restores and can leave the flag on, so a later test in the same process
+    that calls ``.get()`` on an eager result failed with "Never call result.get() within a task!",
+    depending on which tests ran before it.
+    """
+    from celery.result import _set_task_join_will_block
+
+    _set_task_join_will_block(False)
+    yield
