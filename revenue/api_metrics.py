@@ -5,8 +5,9 @@ ending with the last closed month), ``segment`` as ``dimension:value`` (tier, se
 account_manager), and per endpoint ``month``, ``group_by``, ``seed``, ``runs``. Bad input → 400
 ``{"detail": "..."}``; a missing exchange rate → 409 naming currency and date.
 
-Amounts are decimal strings in the tenant's reporting currency rounded to cents (ROUND_HALF_UP);
-ratios are rounded to 4 decimals. Rounding happens here only: selectors keep exact Decimals.
+Amounts are decimal strings in the tenant's reporting currency rounded to its minor unit (cents for USD,
+whole yen for JPY; ROUND_HALF_UP); ratios are rounded to 4 decimals and measures that are neither
+(HHI, scores, z-scores) to 2. Rounding happens here only: selectors keep exact Decimals.
 Closed months with a MetricSnapshot (whole tenant or the same segment) are read from it; anything
 else is computed live.
 """
@@ -20,6 +21,7 @@ from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schem
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from customers.money import MoneyError, money_round
 from customers.periods import PeriodError, add_months, last_closed_month, months_between, parse_month
 from revenue.models import MetricSnapshot
 from revenue.selectors.clv import unit_economics
@@ -37,22 +39,50 @@ RATIO_KEYS = {
     "gross_margin", "churn_rate", "lifetime_months", "cac_payback_months", "recurring_ratio", "expansion_rate",
     "time_to_revenue_months", "lorenz",
 }
+# Decimals that are neither money nor a ratio: index points, scores and statistics of usage.
+MEASURE_KEYS = {
+    "hhi", "score", "score_one_month_before", "score_two_months_before", "points", "weight", "raw", "threshold",
+    "observed", "baseline", "stddev", "z_score", "auc_one_month", "auc_two_months", "probability", "tenure",
+}
+MONTH_KEYS = {"month"}
+RATIO_PLACES = Decimal("0.0001")
+MEASURE_PLACES = Decimal("0.01")
 MAX_MONTHS = 120
 MAX_RUNS = 100_000
 
 
-def jsonable(value, key=""):
-    """Decimals to rounded strings (cents, or 4 places for ratios), dates to ISO, recursively."""
+def jsonable(value, *, currency: str, key: str = "", ratios=RATIO_KEYS, months=MONTH_KEYS):
+    """The payload as JSON values, recursively: Decimals to strings, dates to ISO (``months`` keys as YYYY-MM).
+
+    A Decimal under a ``ratios`` key keeps 4 places, under a MEASURE_KEYS key 2; every other Decimal
+    is money and rounds (half up) to its currency's minor unit: the ``currency`` of the nearest
+    enclosing object that names one, else ``currency`` (the tenant's reporting currency).
+    """
     if isinstance(value, Decimal):
-        places = Decimal("0.0001") if key in RATIO_KEYS else Decimal("0.01")
-        return str(value.quantize(places, rounding=ROUND_HALF_UP))
+        if key in ratios:
+            return str(value.quantize(RATIO_PLACES, rounding=ROUND_HALF_UP))
+        if key in MEASURE_KEYS:
+            return str(value.quantize(MEASURE_PLACES, rounding=ROUND_HALF_UP))
+        return str(money_round(value, currency))
     if isinstance(value, date):
-        return value.isoformat()[:7] if key == "month" else value.isoformat()
+        return value.isoformat()[:7] if key in months else value.isoformat()
     if isinstance(value, dict):
-        return {str(k): jsonable(v, str(k)) for k, v in value.items()}
+        inner = _currency_of(value, currency)
+        return {str(k): jsonable(v, currency=inner, key=str(k), ratios=ratios, months=months) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [jsonable(v, key) for v in value]
+        return [jsonable(v, currency=currency, key=key, ratios=ratios, months=months) for v in value]
     return value
+
+
+def _currency_of(payload: dict, default: str) -> str:
+    named = payload.get("currency")
+    if not isinstance(named, str):
+        return default
+    try:
+        money_round(Decimal(0), named)
+    except MoneyError:
+        return default
+    return named
 
 
 COMMON_PARAMETERS = [
@@ -68,7 +98,7 @@ class MetricView(APIView):
     def get(self, request):
         tenant = request.tenant
         try:
-            return Response(jsonable(self.compute(request, tenant)))
+            return Response(jsonable(self.compute(request, tenant), currency=tenant.reporting_currency))
         except MissingExchangeRate as exc:
             return Response({"detail": str(exc)}, status=409)
         except MetricError as exc:

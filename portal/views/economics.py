@@ -22,6 +22,7 @@ from revenue.economics.profitability import margins, profitability
 from revenue.economics.roi import customer_roi, savings_customers
 from revenue.economics.whatif import MAX_MONTHS as MAX_WHATIF_MONTHS
 from revenue.economics.whatif import whatif_is_stale, whatif_latest, whatif_run_request
+from revenue.figures import cost_coverage_note, figure_definitions
 from revenue.models import AnomalyRule, PricePlan, WhatIfRun
 from revenue.selectors.common import MetricError, MissingExchangeRate
 
@@ -46,6 +47,9 @@ def _page(request, template, build):
     return render(request, template, {**staff_context(request), "page_key": "economics", **context})
 
 
+PROFITABILITY_FIGURES = ["invoiced_revenue", "cost_to_serve", "gross_margin", "revenue_at_risk", "customers_invoiced"]
+
+
 @staff_view
 def profitability_page(request, tenant):
     def build():
@@ -55,6 +59,9 @@ def profitability_page(request, tenant):
             "window": (first, last),
             "margins": computed,
             "profitability": profitability(tenant=tenant, first=first, last=last, computed=computed),
+            "definitions": figure_definitions(
+                PROFITABILITY_FIGURES, tenant=tenant, window=(first, last), cost_months=computed["cost_months"]),
+            "cost_note": cost_coverage_note(tenant=tenant, window=(first, last), cost_months=computed["cost_months"]),
         }
 
     return _page(request, "portal/economics/profitability.html", build)
