@@ -23,15 +23,17 @@ from rest_framework.views import APIView
 
 from customers.money import MoneyError, money_round
 from customers.periods import PeriodError, add_months, last_closed_month, months_between, parse_month
-from revenue.models import MetricSnapshot
+from revenue.economics.costs import cost_to_serve
+from revenue.economics.profitability import months_with_cost_data
+from revenue.figures import FIGURES, figure_definition
 from revenue.selectors.clv import unit_economics
 from revenue.selectors.common import MetricError, MissingExchangeRate, Segment
 from revenue.selectors.concentration import revenue_concentration
 from revenue.selectors.forecast import revenue_forecast
+from revenue.selectors.frozen import monthly_figures, snapshots_for
 from revenue.selectors.movements import mrr_movements
 from revenue.selectors.mrr import arr_from_mrr, mrr_series
 from revenue.selectors.pipeline import pipeline_summary
-from revenue.selectors.retention import retention_series
 
 RATIO_KEYS = {
     "nrr", "grr", "customer_churn_rate", "gross_mrr_churn", "net_mrr_churn", "quick_ratio", "top5_share", "gini",
@@ -131,19 +133,6 @@ class MetricView(APIView):
         return int(raw)
 
 
-def snapshots_for(tenant, months, segment, closed) -> list[dict] | None:
-    """The snapshot figures of every month when all of them are closed and frozen, else None."""
-    if not months or months[-1] > closed:
-        return None
-    rows = {
-        s.month: s.figures
-        for s in MetricSnapshot.objects.for_tenant(tenant).filter(month__in=months, segment=str(segment or ""))
-    }
-    if len(rows) != len(months):
-        return None
-    return [{"month": month, **{k: (None if v is None else Decimal(v)) for k, v in rows[month].items()}} for month in months]
-
-
 MRR_EXAMPLE = OpenApiExample(
     "Two months",
     value={"currency": "USD", "source": "live", "months": [
@@ -213,12 +202,8 @@ class RetentionView(MetricView):
 
     def compute(self, request, tenant):
         first, last = self.window(request, tenant)
-        segment = self.segment(request)
-        frozen = snapshots_for(tenant, months_between(first, last), segment, last_closed_month(tenant))
-        if frozen:
-            return {"currency": tenant.reporting_currency, "source": "snapshot", "months": frozen}
-        rows = retention_series(tenant=tenant, first=first, last=last, segment=segment)
-        return {"currency": tenant.reporting_currency, "source": "live", "months": rows}
+        rows, source = monthly_figures(tenant=tenant, first=first, last=last, segment=self.segment(request))
+        return {"currency": tenant.reporting_currency, "source": source, "months": rows}
 
 
 class ConcentrationView(MetricView):
@@ -303,8 +288,36 @@ class ForecastView(MetricView):
         return revenue_forecast(tenant=tenant, seed=seed, runs=runs)
 
 
+class DefinitionsView(MetricView):
+    @extend_schema(
+        summary="What each revenue, customer-count and margin figure means, as the staff pages say it",
+        parameters=COMMON_PARAMETERS[:2],
+        responses={200: OpenApiTypes.OBJECT},
+        examples=[OpenApiExample("Two figures", value={"currency": "USD", "from": "2025-12", "to": "2026-11", "figures": {
+            "arr": {"name": "ARR", "definition": "ARR: 12 × MRR at the end of Nov 2026, in USD."},
+            "customers_with_mrr": {"name": "Customers with MRR", "definition":
+                                   "Customers with MRR: customers whose MRR is above 0 at the end of Nov 2026."}}})],
+    )
+    def get(self, request):
+        return super().get(request)
+
+    def compute(self, request, tenant):
+        """The definitions of ``revenue.figures`` for the window (the month: its last month)."""
+        first, last = self.window(request, tenant)
+        cost_months = months_with_cost_data(cost_to_serve(tenant=tenant, first=first, last=last), months_between(first, last))
+        return {
+            "currency": tenant.reporting_currency, "from": first.isoformat()[:7], "to": last.isoformat()[:7],
+            "figures": {
+                key: {"name": str(figure.name), "definition": figure_definition(
+                    key, tenant=tenant, month=last, window=(first, last), cost_months=cost_months)}
+                for key, figure in FIGURES.items()
+            },
+        }
+
+
 def url_patterns():
     return [
+        path("metrics/definitions/", DefinitionsView.as_view(), name="metrics-definitions"),
         path("metrics/mrr/", MRRView.as_view(), name="metrics-mrr"),
         path("metrics/movements/", MovementsView.as_view(), name="metrics-movements"),
         path("metrics/retention/", RetentionView.as_view(), name="metrics-retention"),

@@ -24,7 +24,7 @@ from django.utils.translation import gettext_lazy as _
 
 from billing import formatting
 from customers.models import Tenant
-from customers.periods import months_between
+from customers.periods import add_months, month_start, months_between
 
 
 @dataclass(frozen=True)
@@ -65,6 +65,12 @@ FIGURES: dict[str, Figure] = {
 }
 
 
+def trailing_window(month: date, months: int = 12) -> tuple[date, date]:
+    """The first and last month of the ``months`` months ending with ``month`` (its month start)."""
+    last = month_start(month)
+    return add_months(last, 1 - months), last
+
+
 def month_span(tenant: Tenant, months: list[date]) -> str:
     """``Jun–Nov 2026``, ``Dec 2025–Nov 2026`` or ``Nov 2026`` in the tenant's language; ``—`` for no months."""
     if not months:
@@ -89,9 +95,10 @@ def figure_definition(
     ``month`` and the window ``window`` (first and last month), in the active language. ``cost_months``:
     the months with cost data, for the margin. Raises KeyError for an unknown figure."""
     first, last = window if window else (month, month)
+    month = month or last
     return str(FIGURES[key].definition) % {
         "currency": tenant.reporting_currency,
-        "month": month_span(tenant, [month or last]) if (month or last) else "—",
+        "month": month_span(tenant, [month]) if month else "—",
         "window": month_span(tenant, [first, last]) if first else "—",
         "cost_window": month_span(tenant, cost_months or []),
     }

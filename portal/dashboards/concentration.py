@@ -8,14 +8,13 @@ from decimal import ROUND_HALF_UP, Decimal
 from django.utils.translation import gettext as _
 
 from customers.models import Customer
-from customers.periods import add_months, last_closed_month
+from customers.periods import last_closed_month
 from portal.dashboards.common import month_param
 from portal.dashboards.panels import CENT, COUNT, MONEY, PERCENT, RATIO, Column, Display, Panel, series
-from revenue.figures import FIGURES, figure_definitions
+from revenue.figures import FIGURES, figure_definitions, trailing_window
 from revenue.selectors.concentration import concentration_indices, largest_customers, trailing_revenue
 
 TOP_CUSTOMERS = 10
-TRAILING_MONTHS = 12
 
 
 def concentration_page(request, tenant, show: Display) -> dict:
@@ -60,7 +59,6 @@ def concentration_page(request, tenant, show: Display) -> dict:
         }],
         note=_("Customers from smallest to largest; the further the curve sags, the more revenue rests on few accounts."),
     )
-    window = (add_months(month, -(TRAILING_MONTHS - 1)), month)
     return {"kpis": kpis, "panels": [top, lorenz], "month": month,
             "definitions": figure_definitions(["contracted_revenue", "customers_with_contracted_revenue"],
-                                              tenant=tenant, window=window)}
+                                              tenant=tenant, window=trailing_window(month))}

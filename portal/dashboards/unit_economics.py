@@ -6,10 +6,10 @@ from __future__ import annotations
 from django.contrib.auth import get_user_model
 from django.utils.translation import gettext as _
 
-from customers.periods import add_months, last_closed_month
+from customers.periods import last_closed_month
 from portal.dashboards.common import month_param
 from portal.dashboards.panels import COUNT, MONEY, MONTHS, PERCENT, BadRequest, Column, Display, Panel, series
-from revenue.figures import FIGURES, figure_definitions
+from revenue.figures import FIGURES, figure_definitions, trailing_window
 from revenue.selectors.clv import clv_by_segment, revenue_category_shares, unit_economics
 from revenue.selectors.common import SEGMENT_COLUMNS
 
@@ -80,6 +80,6 @@ def unit_economics_page(request, tenant, show: Display) -> dict:
         note=_("Recurring and one-off make up contracted revenue; usage is invoiced usage. Weighted pipeline is what "
                "may come, not revenue earned; it is shown beside the split."),
     )
-    definitions = figure_definitions(["arpa", "customers_with_mrr"], tenant=tenant, month=month) + figure_definitions(
-        ["contracted_revenue", "usage_revenue"], tenant=tenant, window=(add_months(month, -11), month))
+    definitions = figure_definitions(["arpa", "customers_with_mrr", "contracted_revenue", "usage_revenue"],
+                                     tenant=tenant, month=month, window=trailing_window(month))
     return {"kpis": kpis, "panels": [clv, split], "month": month, "dimension": dimension, "definitions": definitions}
