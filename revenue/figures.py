@@ -58,8 +58,8 @@ FIGURES: dict[str, Figure] = {
     "cost_to_serve": Figure(_("Cost to serve"), _(
         "Cost to serve: priced AI usage plus entered and imported costs in %(window)s, in %(currency)s.")),
     "gross_margin": Figure(_("Gross margin"), _(
-        "Gross margin: invoiced revenue − cost to serve over the months with cost data (%(cost_window)s); "
-        "the rate is that margin ÷ that revenue.")),
+        "Gross margin: invoiced revenue − cost to serve of the customers and months with cost data "
+        "(%(cost_window)s); the rate is that margin ÷ that revenue.")),
     "revenue_at_risk": Figure(_("Revenue at risk / month"), _(
         "Revenue at risk: monthly invoiced revenue of the unprofitable and thin-margin customers, in %(currency)s.")),
 }

@@ -2,10 +2,11 @@
 
 Gross margin = revenue − cost to serve over the *months with cost data* only: a month has cost data
 when the tenant has any cost to serve in it (priced or unpriced AI calls, or an entered or imported
-cost). Revenue of months without cost data is shown but earns no margin, so a window in which cost
-data starts late does not count six months of cost as 0. The margin rate is the margin over the
-revenue of those months (None without such revenue). A customer without any cost in the window has
-no margin (``has_cost_data`` False, ``margin`` None) rather than a 100 % one.
+cost), and only for customers with cost data (any cost in the window). Revenue without cost data is
+shown but earns no margin, so a window in which cost data starts late does not count six months of
+cost as 0, and a customer never measured does not show a 100 % margin: its margin is None
+(``has_cost_data`` False), as is a month's without cost data. The margin rate is the margin over the
+revenue that has cost data (``costed_revenue``; None without such revenue).
 Revenue (invoiced revenue, ``revenue.figures``) and cost come from ``revenue.economics.costs`` (reporting currency). A feature's revenue is
 the customer's month revenue allocated by the feature's share of the customer's AI calls that month
 (revenue is billed per plan, not per feature, so an allocation is the honest way to compare them);
@@ -94,7 +95,7 @@ def margins(*, tenant: Tenant, first: date, last: date) -> dict:
 
     Returns ``{"currency", "from", "to", "cost_months", "total", "by_month", "by_tier", "by_feature",
     "customers"}``; ``cost_months`` lists the months with cost data. Each figure set has ``revenue``
-    (every month), ``cost``, ``costed_revenue`` (the months with cost data), ``margin`` =
+    (every month), ``cost``, ``costed_revenue`` (revenue with cost data, see the module), ``margin`` =
     costed_revenue − cost and ``margin_rate`` (both None without cost data; the rate also without
     revenue), ``has_cost_data`` and ``calls``. ``customers`` is one row per customer with revenue or cost in the window, with
     its tier, monthly averages (over its months with cost data when it has any) and ``unpriced_calls``,
@@ -113,7 +114,7 @@ def margins(*, tenant: Tenant, first: date, last: date) -> dict:
     per_customer: dict[int, Figures] = defaultdict(Figures)
     unpriced: dict[int, int] = defaultdict(int)
     active_months: dict[int, set] = defaultdict(set)
-    served: set[int] = set()  # customers with any cost in the window
+    served = {customer_id for customer_id, _month in costs}  # customers with cost data
     for key in set(costs) | set(revenue):
         customer_id, month = key
         row = costs.get(key)
@@ -121,12 +122,10 @@ def margins(*, tenant: Tenant, first: date, last: date) -> dict:
         cost = row.total if row else ZERO
         calls = row.calls if row else 0
         tier = customers[customer_id].tier if customer_id in customers else ""
-        costed = month in cost_months
+        costed = month in cost_months and customer_id in served
         for figures in (total, by_month[month], by_tier[tier]):
             figures.add(revenue=rev, cost=cost, calls=calls, costed=costed)
         per_customer[customer_id].add(revenue=rev, cost=cost, calls=calls, costed=costed)
-        if row is not None:
-            served.add(customer_id)
         active_months[customer_id].add(month)
         unpriced[customer_id] += row.unpriced_calls if row else 0
         features = row.features if row else {}

@@ -8,8 +8,9 @@ The world, by hand (tenant A, USD; March 2026, the window April 2025 – March 2
 - Contracted revenue = Alpha 12 × 1 000 + Beta 11 × 300 + Gamma 2 × 200 = 15 700 (3 customers).
 - Every month is invoiced at its MRR, so invoiced revenue is 15 700 too.
 - Cost data starts in February 2026: Alpha's AI calls cost 100 in February and 50 in March, Beta's
-  entered cost is 30 in February. Margin over Feb–Mar = (1 500 + 1 200) − 180 = 2 520 (93.33 %); counting
-  ten months without cost data as 0 would have said 15 520 (98.9 %).
+  entered cost is 30 in February; Gamma has none ("no cost data"). Margin over Feb–Mar of the customers
+  with cost data = (2 × 1 000 + 300) − 180 = 2 120 (92.17 %); counting ten months and Gamma without
+  cost data as 0 would have said 15 520 (98.9 %).
 Tenant B has a large customer that must show nowhere.
 """
 
@@ -119,14 +120,14 @@ def test_every_page_api_and_the_report_show_the_same_figures(owner_client, world
     profitability = owner_client.get("/staff/economics/" + WINDOW)
     total = profitability.context["margins"]["total"]
     assert (total["revenue"], total["cost"], total["costed_revenue"], total["margin"]) == (
-        Decimal("15700.00"), Decimal("180.00"), Decimal("2700.00"), Decimal("2520.00"))
+        Decimal("15700.00"), Decimal("180.00"), Decimal("2300.00"), Decimal("2120.00"))
     margins_api = api.get("/api/v1/economics/margins/" + WINDOW).json()
     assert margins_api["total"] == {
-        "revenue": "15700.00", "cost": "180.00", "costed_revenue": "2700.00", "margin": "2520.00",
-        "margin_rate": "0.9333", "has_cost_data": True, "calls": 150}
+        "revenue": "15700.00", "cost": "180.00", "costed_revenue": "2300.00", "margin": "2120.00",
+        "margin_rate": "0.9217", "has_cost_data": True, "calls": 150}
     assert len(margins_api["customers"]) == len(profitability.context["margins"]["customers"]) == 3
     html = profitability.content.decode()
-    assert "$2,520.00 (93.33%)" in html
+    assert "$2,120.00 (92.17%)" in html
     assert "Cost data from Feb 2026; margin over Feb–Mar 2026." in html
     assert "Zeta" not in html
 
@@ -147,8 +148,8 @@ def test_each_figure_states_its_definition_the_same_on_the_page_and_in_the_api(o
         "definition": "Customers with MRR: customers whose MRR is above 0 at the end of Mar 2026.",
     }
     assert definitions["gross_margin"]["definition"] == (
-        "Gross margin: invoiced revenue − cost to serve over the months with cost data (Feb–Mar 2026); "
-        "the rate is that margin ÷ that revenue.")
+        "Gross margin: invoiced revenue − cost to serve of the customers and months with cost data "
+        "(Feb–Mar 2026); the rate is that margin ÷ that revenue.")
     assert definitions["invoiced_revenue"]["definition"].startswith(
         "Invoiced revenue: finalized and paid invoices' net amounts (before VAT) for periods in Apr 2025–Mar 2026")
     assert definitions["contracted_revenue"]["name"] != definitions["invoiced_revenue"]["name"]
