@@ -23,8 +23,7 @@ from rest_framework.views import APIView
 
 from customers.money import MoneyError, money_round
 from customers.periods import PeriodError, add_months, last_closed_month, months_between, parse_month
-from revenue.economics.costs import cost_to_serve
-from revenue.economics.profitability import months_with_cost_data
+from revenue.economics.profitability import cost_data_months
 from revenue.figures import FIGURES, figure_definition
 from revenue.selectors.clv import unit_economics
 from revenue.selectors.common import MetricError, MissingExchangeRate, Segment
@@ -304,7 +303,7 @@ class DefinitionsView(MetricView):
     def compute(self, request, tenant):
         """The definitions of ``revenue.figures`` for the window (the month: its last month)."""
         first, last = self.window(request, tenant)
-        cost_months = months_with_cost_data(cost_to_serve(tenant=tenant, first=first, last=last), months_between(first, last))
+        cost_months = cost_data_months(tenant=tenant, first=first, last=last)
         return {
             "currency": tenant.reporting_currency, "from": first.isoformat()[:7], "to": last.isoformat()[:7],
             "figures": {

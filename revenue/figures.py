@@ -60,6 +60,20 @@ FIGURES: dict[str, Figure] = {
     "gross_margin": Figure(_("Gross margin"), _(
         "Gross margin: invoiced revenue − cost to serve of the customers and months with cost data "
         "(%(cost_window)s); the rate is that margin ÷ that revenue.")),
+    "customer_mrr": Figure(_("MRR"), _(
+        "MRR: the customer's MRR at the end of the last month closed on the day asked for, in %(currency)s.")),
+    "whatif_revenue": Figure(_("Re-priced revenue"), _(
+        "Re-priced revenue: each customer's fees and usage of %(window)s priced under the plan by the billing "
+        "engine, net of VAT; no invoice is created; in %(currency)s.")),
+    "whatif_actual": Figure(_("Actual"), _(
+        "Actual: the same months priced under the customers' own contracts, as the month-end run prices them.")),
+    "whatif_billed": Figure(_("Billed"), _(
+        "Billed: net (before VAT) of the finalized and paid invoices for periods in %(window)s, in %(currency)s.")),
+    "whatif_margin": Figure(_("Margin"), _(
+        "Margin: re-priced revenue − cost to serve of the same customers and months; months without cost data "
+        "count no cost (cost data: %(cost_window)s).")),
+    "whatif_customers": Figure(_("Customers"), _(
+        "Customers: customers invoiced in %(window)s in the plan's currency.")),
     "revenue_at_risk": Figure(_("Revenue at risk / month"), _(
         "Revenue at risk: monthly invoiced revenue of the unprofitable and thin-margin customers, in %(currency)s.")),
 }

@@ -18,7 +18,7 @@ from customers.periods import PeriodError, add_months, last_closed_month, parse_
 from portal.views.dashboards import _problem, staff_context, staff_view
 from revenue.economics.anomalies import recent_alerts
 from revenue.economics.churn_risk import RISK_THRESHOLD, at_risk_customers, validate_churn_risk
-from revenue.economics.profitability import margins, profitability
+from revenue.economics.profitability import cost_data_months, margins, profitability
 from revenue.economics.roi import customer_roi, savings_customers
 from revenue.economics.whatif import MAX_MONTHS as MAX_WHATIF_MONTHS
 from revenue.economics.whatif import whatif_is_stale, whatif_latest, whatif_run_request
@@ -48,6 +48,7 @@ def _page(request, template, build):
 
 
 PROFITABILITY_FIGURES = ["invoiced_revenue", "cost_to_serve", "gross_margin", "revenue_at_risk", "customers_invoiced"]
+WHATIF_FIGURES = ["whatif_customers", "whatif_revenue", "whatif_actual", "whatif_billed", "whatif_margin"]
 
 
 @staff_view
@@ -121,6 +122,7 @@ def churn_risk_page(request, tenant):
         as_of = _as_of(request, tenant)
         months = _count(request, "months", 12, 1, 24)
         return {
+            "definitions": figure_definitions(["customer_mrr"], tenant=tenant),
             "as_of": as_of, "threshold": RISK_THRESHOLD, "months": months,
             "customers": at_risk_customers(tenant=tenant, as_of=as_of, limit=100),
             "validation": validate_churn_risk(tenant=tenant, months=months),
@@ -159,7 +161,14 @@ def whatif_page(request, tenant):
         run = whatif_latest(tenant=tenant, months=months)
         stale = run is not None and whatif_is_stale(run)
         done = run is not None and run.status == WhatIfRun.Status.DONE
+        if done:
+            window = (run.figures["whatif"]["from"], run.figures["whatif"]["to"])
+            cost_months = cost_data_months(tenant=tenant, first=window[0], last=window[1])
+            definitions = figure_definitions(WHATIF_FIGURES, tenant=tenant, window=window, cost_months=cost_months)
+        else:
+            definitions, cost_months = [], []
         return {
+            "definitions": definitions, "has_cost_data": bool(cost_months),
             "months": months, "run": run, "stale": stale,
             "outdated": done and run.figures["whatif"]["to"] != last_closed_month(tenant),
             "refresh_seconds": WHATIF_REFRESH_SECONDS if run is not None and run.is_working and not stale else None,

@@ -90,6 +90,11 @@ def months_with_cost_data(costs: dict, months: list[date]) -> list[date]:
     return [month for month in months if month in found]
 
 
+def cost_data_months(*, tenant: Tenant, first: date, last: date) -> list[date]:
+    """The months from ``first`` to ``last`` (month starts, inclusive) with any cost to serve for ``tenant``."""
+    return months_with_cost_data(cost_to_serve(tenant=tenant, first=first, last=last), months_between(first, last))
+
+
 def margins(*, tenant: Tenant, first: date, last: date) -> dict:
     """Revenue, cost to serve and gross margin from ``first`` to ``last`` (month starts, inclusive).
 
