@@ -60,6 +60,9 @@ FIGURES: dict[str, Figure] = {
     "gross_margin": Figure(_("Gross margin"), _(
         "Gross margin: invoiced revenue − cost to serve of the customers and months with cost data "
         "(%(cost_window)s); the rate is that margin ÷ that revenue.")),
+    "committed_mrr": Figure(_("Committed MRR"), _(
+        "Committed MRR: MRR at each month end of %(window)s from contracts as they stand, auto-renewing "
+        "contracts renewed; no pipeline; in %(currency)s.")),
     "customer_mrr": Figure(_("MRR"), _(
         "MRR: the customer's MRR at the end of the last month closed on the day asked for, in %(currency)s.")),
     "whatif_revenue": Figure(_("Re-priced revenue"), _(
