@@ -53,6 +53,13 @@ FIGURES: dict[str, Figure] = {
     "usage_revenue": Figure(_("Usage revenue"), _(
         "Usage revenue: usage charges of finalized and paid invoices for periods in %(window)s, reported beside "
         "MRR; in %(currency)s.")),
+    "historical_clv": Figure(_("Historical CLV"), _(
+        "Historical CLV: revenue to date per customer with revenue, to the end of %(month)s: invoiced (finalized "
+        "and paid invoices, net of discounts and credit notes, before VAT) when the tenant has invoices, else "
+        "contracted; in %(currency)s.")),
+    "tcv": Figure(_("TCV"), _(
+        "TCV: the value of every signed contract over its whole term (evergreen contracts: 12 months), "
+        "in %(currency)s.")),
     "customers_invoiced": Figure(_("Customers invoiced or served"), _(
         "Customers invoiced or served: customers with invoiced revenue or cost to serve in %(window)s.")),
     "cost_to_serve": Figure(_("Cost to serve"), _(

@@ -80,6 +80,7 @@ def unit_economics_page(request, tenant, show: Display) -> dict:
         note=_("Recurring and one-off make up contracted revenue; usage is invoiced usage. Weighted pipeline is what "
                "may come, not revenue earned; it is shown beside the split."),
     )
-    definitions = figure_definitions(["arpa", "customers_with_mrr", "contracted_revenue", "usage_revenue"],
+    definitions = figure_definitions(["arpa", "historical_clv", "tcv", "customers_with_mrr", "contracted_revenue",
+                                      "usage_revenue"],
                                      tenant=tenant, month=month, window=trailing_window(month))
     return {"kpis": kpis, "panels": [clv, split], "month": month, "dimension": dimension, "definitions": definitions}
