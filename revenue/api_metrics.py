@@ -21,7 +21,7 @@ from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schem
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from customers.money import MoneyError, money_round
+from customers.money import money_round
 from customers.periods import PeriodError, add_months, last_closed_month, months_between, parse_month
 from revenue.economics.profitability import cost_data_months
 from revenue.figures import FIGURES, figure_definition
@@ -56,8 +56,10 @@ def jsonable(value, *, currency: str, key: str = "", ratios=RATIO_KEYS, months=M
     """The payload as JSON values, recursively: Decimals to strings, dates to ISO (``months`` keys as YYYY-MM).
 
     A Decimal under a ``ratios`` key keeps 4 places, under a MEASURE_KEYS key 2; every other Decimal
-    is money and rounds (half up) to its currency's minor unit: the ``currency`` of the nearest
-    enclosing object that names one, else ``currency`` (the tenant's reporting currency).
+    is money and rounds (half up) to the minor unit of ``currency``, the tenant's reporting currency.
+    Objects that name another ``currency`` (a customer's, on ROI or what-if rows) are not rounded in
+    it: what-if rows name the customer's currency beside amounts already converted, and rounding a
+    yen amount to cents loses nothing where rounding a dollar amount to yen would.
     """
     if isinstance(value, Decimal):
         if key in ratios:
@@ -68,22 +70,10 @@ def jsonable(value, *, currency: str, key: str = "", ratios=RATIO_KEYS, months=M
     if isinstance(value, date):
         return value.isoformat()[:7] if key in months else value.isoformat()
     if isinstance(value, dict):
-        inner = _currency_of(value, currency)
-        return {str(k): jsonable(v, currency=inner, key=str(k), ratios=ratios, months=months) for k, v in value.items()}
+        return {str(k): jsonable(v, currency=currency, key=str(k), ratios=ratios, months=months) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [jsonable(v, currency=currency, key=key, ratios=ratios, months=months) for v in value]
     return value
-
-
-def _currency_of(payload: dict, default: str) -> str:
-    named = payload.get("currency")
-    if not isinstance(named, str):
-        return default
-    try:
-        money_round(Decimal(0), named)
-    except MoneyError:
-        return default
-    return named
 
 
 COMMON_PARAMETERS = [

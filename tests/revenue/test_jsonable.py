@@ -21,25 +21,22 @@ PAYLOAD = {
 
 
 def test_money_rounds_to_whole_yen_and_ratios_and_hhi_keep_their_places():
-    assert jsonable(PAYLOAD, currency="USD") == {
+    assert jsonable(PAYLOAD, currency="JPY") == {
         "currency": "JPY", "total_revenue": "1235", "gini": "0.1235", "hhi": "2500.46",
         "flagged": [{"customer_id": 7, "revenue": "100", "share": "0.3333"}], "month": "2026-03",
     }
 
 
-def test_money_rounds_to_cents_in_usd():
-    payload = {**PAYLOAD, "currency": "USD"}
+def test_money_rounds_to_cents_in_usd_and_to_thousandths_in_kwd():
+    assert jsonable(PAYLOAD, currency="USD")["total_revenue"] == "1234.50"
+    assert jsonable(PAYLOAD, currency="USD")["flagged"][0] == {"customer_id": 7, "revenue": "99.50", "share": "0.3333"}
+    assert jsonable({"mrr": Decimal("1.23456")}, currency="KWD") == {"mrr": "1.235"}
 
-    assert jsonable(payload, currency="JPY")["total_revenue"] == "1234.50"
-    assert jsonable(payload, currency="JPY")["flagged"][0]["revenue"] == "99.50"
 
+def test_a_row_naming_a_customers_currency_is_still_rounded_in_the_reporting_currency():
+    row = {"currency": "JPY", "billed": Decimal("10.555")}  # what-if rows: amounts already converted
 
-def test_an_object_naming_its_own_currency_rounds_in_it_and_the_rest_in_the_reporting_currency():
-    payload = {"mrr": Decimal("10.555"), "invoice": {"currency": "KWD", "amount": Decimal("1.23456")},
-               "unknown": {"currency": "nope", "amount": Decimal("1.005")}}
-
-    assert jsonable(payload, currency="USD") == {
-        "mrr": "10.56", "invoice": {"currency": "KWD", "amount": "1.235"}, "unknown": {"currency": "nope", "amount": "1.01"}}
+    assert jsonable(row, currency="USD") == {"currency": "JPY", "billed": "10.56"}
 
 
 def test_economics_scores_and_costs_per_call_are_not_money():
