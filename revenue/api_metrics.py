@@ -5,8 +5,9 @@ ending with the last closed month), ``segment`` as ``dimension:value`` (tier, se
 account_manager), and per endpoint ``month``, ``group_by``, ``seed``, ``runs``. Bad input → 400
 ``{"detail": "..."}``; a missing exchange rate → 409 naming currency and date.
 
-Amounts are decimal strings in the tenant's reporting currency rounded to cents (ROUND_HALF_UP);
-ratios are rounded to 4 decimals. Rounding happens here only: selectors keep exact Decimals.
+Amounts are decimal strings in the tenant's reporting currency rounded to its minor unit (cents for USD,
+whole yen for JPY; ROUND_HALF_UP); ratios are rounded to 4 decimals and measures that are neither
+(HHI, scores, z-scores) to 2. Rounding happens here only: selectors keep exact Decimals.
 Closed months with a MetricSnapshot (whole tenant or the same segment) are read from it; anything
 else is computed live.
 """
@@ -20,16 +21,18 @@ from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schem
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from customers.money import money_round
 from customers.periods import PeriodError, add_months, last_closed_month, months_between, parse_month
-from revenue.models import MetricSnapshot
+from revenue.economics.profitability import cost_data_months
+from revenue.figures import FIGURES, figure_definition
 from revenue.selectors.clv import unit_economics
 from revenue.selectors.common import MetricError, MissingExchangeRate, Segment
 from revenue.selectors.concentration import revenue_concentration
 from revenue.selectors.forecast import revenue_forecast
+from revenue.selectors.frozen import monthly_figures, snapshots_for
 from revenue.selectors.movements import mrr_movements
 from revenue.selectors.mrr import arr_from_mrr, mrr_series
 from revenue.selectors.pipeline import pipeline_summary
-from revenue.selectors.retention import retention_series
 
 RATIO_KEYS = {
     "nrr", "grr", "customer_churn_rate", "gross_mrr_churn", "net_mrr_churn", "quick_ratio", "top5_share", "gini",
@@ -37,21 +40,39 @@ RATIO_KEYS = {
     "gross_margin", "churn_rate", "lifetime_months", "cac_payback_months", "recurring_ratio", "expansion_rate",
     "time_to_revenue_months", "lorenz",
 }
+# Decimals that are neither money nor a ratio: index points, scores and statistics of usage.
+MEASURE_KEYS = {
+    "hhi", "score", "score_one_month_before", "score_two_months_before", "points", "weight", "raw", "threshold",
+    "observed", "baseline", "stddev", "z_score", "auc_one_month", "auc_two_months", "probability", "tenure",
+}
+MONTH_KEYS = {"month"}
+RATIO_PLACES = Decimal("0.0001")
+MEASURE_PLACES = Decimal("0.01")
 MAX_MONTHS = 120
 MAX_RUNS = 100_000
 
 
-def jsonable(value, key=""):
-    """Decimals to rounded strings (cents, or 4 places for ratios), dates to ISO, recursively."""
+def jsonable(value, *, currency: str, key: str = "", ratios=RATIO_KEYS, months=MONTH_KEYS):
+    """The payload as JSON values, recursively: Decimals to strings, dates to ISO (``months`` keys as YYYY-MM).
+
+    A Decimal under a ``ratios`` key keeps 4 places, under a MEASURE_KEYS key 2; every other Decimal
+    is money and rounds (half up) to the minor unit of ``currency``, the tenant's reporting currency.
+    Objects that name another ``currency`` (a customer's, on ROI or what-if rows) are not rounded in
+    it: what-if rows name the customer's currency beside amounts already converted, and rounding a
+    yen amount to cents loses nothing where rounding a dollar amount to yen would.
+    """
     if isinstance(value, Decimal):
-        places = Decimal("0.0001") if key in RATIO_KEYS else Decimal("0.01")
-        return str(value.quantize(places, rounding=ROUND_HALF_UP))
+        if key in ratios:
+            return str(value.quantize(RATIO_PLACES, rounding=ROUND_HALF_UP))
+        if key in MEASURE_KEYS:
+            return str(value.quantize(MEASURE_PLACES, rounding=ROUND_HALF_UP))
+        return str(money_round(value, currency))
     if isinstance(value, date):
-        return value.isoformat()[:7] if key == "month" else value.isoformat()
+        return value.isoformat()[:7] if key in months else value.isoformat()
     if isinstance(value, dict):
-        return {str(k): jsonable(v, str(k)) for k, v in value.items()}
+        return {str(k): jsonable(v, currency=currency, key=str(k), ratios=ratios, months=months) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [jsonable(v, key) for v in value]
+        return [jsonable(v, currency=currency, key=key, ratios=ratios, months=months) for v in value]
     return value
 
 
@@ -68,7 +89,7 @@ class MetricView(APIView):
     def get(self, request):
         tenant = request.tenant
         try:
-            return Response(jsonable(self.compute(request, tenant)))
+            return Response(jsonable(self.compute(request, tenant), currency=tenant.reporting_currency))
         except MissingExchangeRate as exc:
             return Response({"detail": str(exc)}, status=409)
         except MetricError as exc:
@@ -99,19 +120,6 @@ class MetricView(APIView):
         if not raw.isdigit() or not low <= int(raw) <= high:
             raise MetricError(f"{name} must be a whole number from {low} to {high} (got {raw!r}).")
         return int(raw)
-
-
-def snapshots_for(tenant, months, segment, closed) -> list[dict] | None:
-    """The snapshot figures of every month when all of them are closed and frozen, else None."""
-    if not months or months[-1] > closed:
-        return None
-    rows = {
-        s.month: s.figures
-        for s in MetricSnapshot.objects.for_tenant(tenant).filter(month__in=months, segment=str(segment or ""))
-    }
-    if len(rows) != len(months):
-        return None
-    return [{"month": month, **{k: (None if v is None else Decimal(v)) for k, v in rows[month].items()}} for month in months]
 
 
 MRR_EXAMPLE = OpenApiExample(
@@ -183,12 +191,8 @@ class RetentionView(MetricView):
 
     def compute(self, request, tenant):
         first, last = self.window(request, tenant)
-        segment = self.segment(request)
-        frozen = snapshots_for(tenant, months_between(first, last), segment, last_closed_month(tenant))
-        if frozen:
-            return {"currency": tenant.reporting_currency, "source": "snapshot", "months": frozen}
-        rows = retention_series(tenant=tenant, first=first, last=last, segment=segment)
-        return {"currency": tenant.reporting_currency, "source": "live", "months": rows}
+        rows, source = monthly_figures(tenant=tenant, first=first, last=last, segment=self.segment(request))
+        return {"currency": tenant.reporting_currency, "source": source, "months": rows}
 
 
 class ConcentrationView(MetricView):
@@ -273,8 +277,36 @@ class ForecastView(MetricView):
         return revenue_forecast(tenant=tenant, seed=seed, runs=runs)
 
 
+class DefinitionsView(MetricView):
+    @extend_schema(
+        summary="What each revenue, customer-count and margin figure means, as the staff pages say it",
+        parameters=COMMON_PARAMETERS[:2],
+        responses={200: OpenApiTypes.OBJECT},
+        examples=[OpenApiExample("Two figures", value={"currency": "USD", "from": "2025-12", "to": "2026-11", "figures": {
+            "arr": {"name": "ARR", "definition": "ARR: 12 × MRR at the end of Nov 2026, in USD."},
+            "customers_with_mrr": {"name": "Customers with MRR", "definition":
+                                   "Customers with MRR: customers whose MRR is above 0 at the end of Nov 2026."}}})],
+    )
+    def get(self, request):
+        return super().get(request)
+
+    def compute(self, request, tenant):
+        """The definitions of ``revenue.figures`` for the window (the month: its last month)."""
+        first, last = self.window(request, tenant)
+        cost_months = cost_data_months(tenant=tenant, first=first, last=last)
+        return {
+            "currency": tenant.reporting_currency, "from": first.isoformat()[:7], "to": last.isoformat()[:7],
+            "figures": {
+                key: {"name": str(figure.name), "definition": figure_definition(
+                    key, tenant=tenant, month=last, window=(first, last), cost_months=cost_months)}
+                for key, figure in FIGURES.items()
+            },
+        }
+
+
 def url_patterns():
     return [
+        path("metrics/definitions/", DefinitionsView.as_view(), name="metrics-definitions"),
         path("metrics/mrr/", MRRView.as_view(), name="metrics-mrr"),
         path("metrics/movements/", MovementsView.as_view(), name="metrics-movements"),
         path("metrics/retention/", RetentionView.as_view(), name="metrics-retention"),

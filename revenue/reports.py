@@ -38,10 +38,11 @@ from customers.periods import add_months, last_closed_month, month_start, tenant
 from customers.roles import EDITABLE_AREAS, PIPELINE
 from customers.tenancy import tenant_scope
 from revenue.models import Opportunity, ReportDelivery
+from revenue.figures import FIGURES, figure_definitions, trailing_window
 from revenue.selectors.concentration import revenue_concentration
+from revenue.selectors.frozen import monthly_figures
 from revenue.selectors.mrr import arr_from_mrr, customer_mrr_range
 from revenue.selectors.pipeline import pipeline_summary
-from revenue.selectors.retention import retention_series
 
 logger = logging.getLogger(__name__)
 
@@ -108,14 +109,17 @@ def executive_emails(*, tenant: Tenant) -> list[str]:
 
 
 def monthly_report_context(*, tenant: Tenant, month: date) -> dict:
-    """Everything the monthly report shows for ``month`` (a closed month), formatted in the tenant's language.
+    """Everything the monthly report shows for ``month`` (a closed month), formatted in the tenant's language,
+    with the shared figures unformatted under ``figures`` (MRR, ARR, customers with MRR, ARPA,
+    contracted revenue of the twelve months and its customers; ``revenue.figures`` names them).
+    The monthly figures are the frozen ones when the months are frozen, as on the dashboards.
 
     Raises MissingExchangeRate.
     """
     month = month_start(month)
     fmt = _Format(tenant)
     with translation.override(fmt.language):
-        series = retention_series(tenant=tenant, first=add_months(month, -11), last=month)
+        series, _source = monthly_figures(tenant=tenant, first=add_months(month, -11), last=month)
         figures = series[-1]
         by_customer = customer_mrr_range(tenant=tenant, first=add_months(month, -1), last=month)
         before, after = by_customer[add_months(month, -1)], by_customer[month]
@@ -166,7 +170,7 @@ def monthly_report_context(*, tenant: Tenant, month: date) -> dict:
             "headline": [
                 (_("MRR"), fmt.money(figures["mrr_end"]), fmt.signed(figures["mrr_end"] - figures["mrr_start"])),
                 (_("ARR"), fmt.money(arr_from_mrr(figures["mrr_end"])), ""),
-                (_("Customers"), str(figures["customers_end"]),
+                (FIGURES["customers_with_mrr"].name, str(figures["customers_end"]),
                  _("%(new)s new, %(churned)s churned") % {"new": figures["new_customers"] + figures["reactivated_customers"],
                                                         "churned": figures["churned_customers"]}),
                 (_("ARPA"), fmt.money(figures["arpa"]), ""),
@@ -179,6 +183,14 @@ def monthly_report_context(*, tenant: Tenant, month: date) -> dict:
             "movements": movements,
             "trend": [(fmt.short_month(r["month"]), fmt.money(r["mrr_end"]), fmt.signed(r["mrr_end"] - r["mrr_start"])) for r in series],
             "changes": [(names.get(pk, ""), change_kind(pk), fmt.signed(delta)) for pk, delta in changes],
+            "figures": {
+                "mrr": figures["mrr_end"], "arr": arr_from_mrr(figures["mrr_end"]),
+                "customers_with_mrr": int(figures["customers_end"]), "arpa": figures["arpa"],
+                "contracted_revenue": concentration["total_revenue"],
+                "customers_with_contracted_revenue": concentration["customers"],
+            },
+            "definitions": figure_definitions(["mrr", "customers_with_mrr", "arpa", "contracted_revenue"],
+                                              tenant=tenant, month=month, window=trailing_window(month)),
             "concentration": {
                 "total": fmt.money(concentration["total_revenue"]),
                 "top5": fmt.percent(concentration["top5_share"]),

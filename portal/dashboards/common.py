@@ -9,8 +9,7 @@ from django.utils.translation import gettext as _
 
 from customers.periods import PeriodError, add_months, last_closed_month, months_between, parse_month
 from portal.dashboards.panels import BadRequest
-from revenue.api_metrics import snapshots_for
-from revenue.selectors.retention import retention_series
+from revenue.selectors import frozen
 
 MAX_MONTHS = 36
 DEFAULT_MONTHS = 12
@@ -40,10 +39,7 @@ def window(request, tenant) -> tuple[date, date]:
 
 def monthly_figures(tenant, first: date, last: date) -> tuple[list[dict], str]:
     """retention_series figures per month, frozen when every month is in MetricSnapshot."""
-    frozen = snapshots_for(tenant, months_between(first, last), None, last_closed_month(tenant))
-    if frozen:
-        return frozen, "snapshot"
-    return retention_series(tenant=tenant, first=first, last=last), "live"
+    return frozen.monthly_figures(tenant=tenant, first=first, last=last)
 
 
 def source_note(source: str) -> str:

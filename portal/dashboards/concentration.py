@@ -11,6 +11,7 @@ from customers.models import Customer
 from customers.periods import last_closed_month
 from portal.dashboards.common import month_param
 from portal.dashboards.panels import CENT, COUNT, MONEY, PERCENT, RATIO, Column, Display, Panel, series
+from revenue.figures import FIGURES, figure_definitions, trailing_window
 from revenue.selectors.concentration import concentration_indices, largest_customers, trailing_revenue
 
 TOP_CUSTOMERS = 10
@@ -25,7 +26,8 @@ def concentration_page(request, tenant, show: Display) -> dict:
     total = figures["total_revenue"]
     band_names = {"unconcentrated": _("unconcentrated"), "moderate": _("moderately concentrated"), "high": _("highly concentrated")}
     kpis = [
-        (_("Revenue, 12 months"), show.money(total), _("to %(month)s") % {"month": show.month(month)}),
+        (FIGURES["contracted_revenue"].name, show.money(total), _("12 months to %(month)s") % {"month": show.month(month)}),
+        (FIGURES["customers_with_contracted_revenue"].name, show.number(figures["customers"]), _("12 months")),
         (_("Top 5 share"), show.percent(figures["top5_share"]), _("of revenue")),
         (_("HHI"), show.number(figures["hhi"].quantize(Decimal(1), ROUND_HALF_UP)) if figures["hhi"] is not None else "—",
          band_names.get(figures["hhi_band"], "")),
@@ -35,7 +37,7 @@ def concentration_page(request, tenant, show: Display) -> dict:
     top = Panel(
         "top_customers",
         _("Largest customers"),
-        [Column("rank", "#", COUNT), Column("customer", _("Customer")), Column("revenue", _("Revenue, 12 months"), MONEY),
+        [Column("rank", "#", COUNT), Column("customer", _("Customer")), Column("revenue", FIGURES["contracted_revenue"].name, MONEY),
          Column("share", _("Share"), PERCENT), Column("flagged", _("Above 10 %"))],
         [[i, names.get(c["customer_id"], ""), c["revenue"], c["share"], _("yes") if c["flagged"] else ""]
          for i, c in enumerate(largest, start=1)],
@@ -57,4 +59,6 @@ def concentration_page(request, tenant, show: Display) -> dict:
         }],
         note=_("Customers from smallest to largest; the further the curve sags, the more revenue rests on few accounts."),
     )
-    return {"kpis": kpis, "panels": [top, lorenz], "month": month}
+    return {"kpis": kpis, "panels": [top, lorenz], "month": month,
+            "definitions": figure_definitions(["contracted_revenue", "customers_with_contracted_revenue"],
+                                              tenant=tenant, window=trailing_window(month))}

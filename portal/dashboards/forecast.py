@@ -6,6 +6,7 @@ from django.utils.translation import gettext as _
 
 from customers.periods import tenant_today
 from portal.dashboards.panels import MONEY, Column, Display, Panel, series
+from revenue.figures import FIGURES, figure_definitions
 from revenue.selectors.forecast import expected_total, monthly_seed, revenue_forecast
 
 FORECAST_RUNS = 10_000
@@ -18,7 +19,7 @@ def forecast_page(request, tenant, show: Display) -> dict:
     labels = [show.month(r["month"]) for r in rows]
     last = rows[-1]
     kpis = [
-        (_("Committed MRR"), show.money(rows[0]["committed_mrr"]), labels[0]),
+        (FIGURES["committed_mrr"].name, show.money(rows[0]["committed_mrr"]), labels[0]),
         (_("Expected in %(month)s") % {"month": labels[-1]}, show.money(expected_total(last)),
          _("committed + weighted pipeline")),
         (_("P10"), show.money(last["total_p10"]), _("%(month)s: 9 in 10 outcomes above") % {"month": labels[-1]}),
@@ -45,4 +46,5 @@ def forecast_page(request, tenant, show: Display) -> dict:
         note=_("%(runs)s simulated outcomes of the open pipeline on top of contracted revenue; "
                "the band holds 80 %% of them.") % {"runs": show.number(result["runs"])},
     )
-    return {"kpis": kpis, "panels": [fan]}
+    return {"kpis": kpis, "panels": [fan], "definitions": figure_definitions(
+        ["committed_mrr"], tenant=tenant, window=(rows[0]["month"], last["month"]))}

@@ -8,6 +8,7 @@ from django.utils.translation import gettext as _
 
 from portal.dashboards.common import monthly_figures, source_note, window
 from portal.dashboards.panels import COUNT, MONEY, PERCENT, Column, Display, Panel, series
+from revenue.figures import FIGURES, figure_definitions
 
 
 def retention_page(request, tenant, show: Display) -> dict:
@@ -60,11 +61,12 @@ def retention_page(request, tenant, show: Display) -> dict:
     arpa = Panel(
         "arpa",
         _("Average revenue per account"),
-        [Column("month", _("Month")), Column("arpa", _("ARPA"), MONEY), Column("customers", _("Customers"), COUNT)],
+        [Column("month", _("Month")), Column("arpa", _("ARPA"), MONEY), Column("customers", FIGURES["customers_with_mrr"].name, COUNT)],
         [[r["month"], r["arpa"], r["customers_end"]] for r in rows],
         charts=[{
             "kind": "trend", "labels": labels, "format": "money",
             "series": [{"label": _("ARPA"), "values": series(r["arpa"] for r in rows), "color": "navy", "fill": True}],
         }],
     )
-    return {"kpis": kpis, "panels": [retention, churn, arpa], "window": (first, last)}
+    return {"kpis": kpis, "panels": [retention, churn, arpa], "window": (first, last),
+            "definitions": figure_definitions(["customers_with_mrr", "arpa"], tenant=tenant, month=latest["month"])}

@@ -6,6 +6,7 @@ from django.utils.translation import gettext as _
 
 from portal.dashboards.common import monthly_figures, source_note, window
 from portal.dashboards.panels import COUNT, MONEY, MULTIPLE, Column, Display, Panel, series
+from revenue.figures import FIGURES, figure_definitions
 from revenue.selectors.movements import net_new_mrr
 from revenue.selectors.mrr import arr_from_mrr
 
@@ -18,7 +19,7 @@ def revenue_page(request, tenant, show: Display) -> dict:
     kpis = [
         (_("MRR"), show.money(latest["mrr_end"]), show.month(latest["month"])),
         (_("ARR"), show.money(arr_from_mrr(latest["mrr_end"])), _("12 × MRR")),
-        (_("Customers"), show.number(latest["customers_end"]), _("with MRR")),
+        (FIGURES["customers_with_mrr"].name, show.number(latest["customers_end"]), show.month(latest["month"])),
         (_("ARPA"), show.money(latest["arpa"]), _("MRR per customer")),
         (_("Quick ratio"), show.cell(latest["quick_ratio"], MULTIPLE)["text"], _("gained / lost MRR")),
     ]
@@ -26,13 +27,13 @@ def revenue_page(request, tenant, show: Display) -> dict:
         "mrr",
         _("MRR and ARR"),
         [Column("month", _("Month")), Column("mrr", _("MRR"), MONEY), Column("arr", _("ARR"), MONEY),
-         Column("customers", _("Customers"), COUNT), Column("arpa", _("ARPA"), MONEY)],
+         Column("customers", FIGURES["customers_with_mrr"].name, COUNT), Column("arpa", _("ARPA"), MONEY)],
         [[r["month"], r["mrr_end"], arr_from_mrr(r["mrr_end"]), r["customers_end"], r["arpa"]] for r in rows],
         charts=[{
             "kind": "trend", "labels": labels, "format": "money",
             "series": [
                 {"label": _("MRR"), "values": series(r["mrr_end"] for r in rows), "color": "blue", "fill": True},
-                {"label": _("Customers"), "values": [str(r["customers_end"]) for r in rows], "color": "grey",
+                {"label": FIGURES["customers_with_mrr"].name, "values": [str(r["customers_end"]) for r in rows], "color": "grey",
                  "type": "bar", "axis": "y2", "format": "count"},
             ],
         }],
@@ -67,4 +68,5 @@ def revenue_page(request, tenant, show: Display) -> dict:
         ],
         note=_("MRR at end = MRR at start + new + reactivation + expansion − contraction − churn."),
     )
-    return {"kpis": kpis, "panels": [trend, movements], "window": (first, last)}
+    return {"kpis": kpis, "panels": [trend, movements], "window": (first, last),
+            "definitions": figure_definitions(["mrr", "arr", "customers_with_mrr", "arpa"], tenant=tenant, month=latest["month"])}

@@ -9,6 +9,7 @@ from django.utils.translation import gettext as _
 from customers.periods import last_closed_month
 from portal.dashboards.common import month_param
 from portal.dashboards.panels import COUNT, MONEY, MONTHS, PERCENT, BadRequest, Column, Display, Panel, series
+from revenue.figures import FIGURES, figure_definitions, trailing_window
 from revenue.selectors.clv import clv_by_segment, revenue_category_shares, unit_economics
 from revenue.selectors.common import SEGMENT_COLUMNS
 
@@ -49,7 +50,7 @@ def unit_economics_page(request, tenant, show: Display) -> dict:
     clv = Panel(
         "clv",
         _("CLV by %(dimension)s") % {"dimension": DIMENSIONS[dimension]().lower()},
-        [Column("group", DIMENSIONS[dimension]()), Column("customers", _("Customers"), COUNT),
+        [Column("group", DIMENSIONS[dimension]()), Column("customers", FIGURES["customers_with_mrr"].name, COUNT),
          Column("mrr", _("MRR"), MONEY), Column("arpa", _("ARPA"), MONEY),
          Column("churn_rate", _("Monthly churn"), PERCENT), Column("lifetime_months", _("Lifetime (months)"), MONTHS),
          Column("predictive_clv", _("Predictive CLV"), MONEY)],
@@ -76,6 +77,10 @@ def unit_economics_page(request, tenant, show: Display) -> dict:
             "series": [{"label": _("Revenue"), "values": series(mix[key] for key, _title in categories),
                         "colors": ["blue", "orange", "teal"]}],
         }],
-        note=_("Weighted pipeline is what may come, not revenue earned; it is shown beside the split."),
+        note=_("Recurring and one-off make up contracted revenue; usage is invoiced usage. Weighted pipeline is what "
+               "may come, not revenue earned; it is shown beside the split."),
     )
-    return {"kpis": kpis, "panels": [clv, split], "month": month, "dimension": dimension}
+    definitions = figure_definitions(["arpa", "historical_clv", "tcv", "customers_with_mrr", "contracted_revenue",
+                                      "usage_revenue"],
+                                     tenant=tenant, month=month, window=trailing_window(month))
+    return {"kpis": kpis, "panels": [clv, split], "month": month, "dimension": dimension, "definitions": definitions}

@@ -102,6 +102,7 @@ def dashboard(request, tenant, page_key: str):
         "page_title": page.title(),
         "controls": page.controls,
         "kpis": built["kpis"],
+        "definitions": built.get("definitions", []),
         "panels": panels,
         "chart_js": CHART_JS,
         "currency": tenant.reporting_currency,

@@ -18,10 +18,11 @@ from customers.periods import PeriodError, add_months, last_closed_month, parse_
 from portal.views.dashboards import _problem, staff_context, staff_view
 from revenue.economics.anomalies import recent_alerts
 from revenue.economics.churn_risk import RISK_THRESHOLD, at_risk_customers, validate_churn_risk
-from revenue.economics.profitability import margins, profitability
+from revenue.economics.profitability import cost_data_months, margins, profitability
 from revenue.economics.roi import customer_roi, savings_customers
 from revenue.economics.whatif import MAX_MONTHS as MAX_WHATIF_MONTHS
 from revenue.economics.whatif import whatif_is_stale, whatif_latest, whatif_run_request
+from revenue.figures import cost_coverage_note, figure_definitions
 from revenue.models import AnomalyRule, PricePlan, WhatIfRun
 from revenue.selectors.common import MetricError, MissingExchangeRate
 
@@ -46,6 +47,10 @@ def _page(request, template, build):
     return render(request, template, {**staff_context(request), "page_key": "economics", **context})
 
 
+PROFITABILITY_FIGURES = ["invoiced_revenue", "cost_to_serve", "gross_margin", "revenue_at_risk", "customers_invoiced"]
+WHATIF_FIGURES = ["whatif_customers", "whatif_revenue", "whatif_actual", "whatif_billed", "whatif_margin"]
+
+
 @staff_view
 def profitability_page(request, tenant):
     def build():
@@ -55,6 +60,9 @@ def profitability_page(request, tenant):
             "window": (first, last),
             "margins": computed,
             "profitability": profitability(tenant=tenant, first=first, last=last, computed=computed),
+            "definitions": figure_definitions(
+                PROFITABILITY_FIGURES, tenant=tenant, window=(first, last), cost_months=computed["cost_months"]),
+            "cost_note": cost_coverage_note(tenant=tenant, window=(first, last), cost_months=computed["cost_months"]),
         }
 
     return _page(request, "portal/economics/profitability.html", build)
@@ -114,6 +122,7 @@ def churn_risk_page(request, tenant):
         as_of = _as_of(request, tenant)
         months = _count(request, "months", 12, 1, 24)
         return {
+            "definitions": figure_definitions(["customer_mrr"], tenant=tenant),
             "as_of": as_of, "threshold": RISK_THRESHOLD, "months": months,
             "customers": at_risk_customers(tenant=tenant, as_of=as_of, limit=100),
             "validation": validate_churn_risk(tenant=tenant, months=months),
@@ -152,7 +161,14 @@ def whatif_page(request, tenant):
         run = whatif_latest(tenant=tenant, months=months)
         stale = run is not None and whatif_is_stale(run)
         done = run is not None and run.status == WhatIfRun.Status.DONE
+        if done:
+            window = (run.figures["whatif"]["from"], run.figures["whatif"]["to"])
+            cost_months = cost_data_months(tenant=tenant, first=window[0], last=window[1])
+            definitions = figure_definitions(WHATIF_FIGURES, tenant=tenant, window=window, cost_months=cost_months)
+        else:
+            definitions, cost_months = [], []
         return {
+            "definitions": definitions, "has_cost_data": bool(cost_months),
             "months": months, "run": run, "stale": stale,
             "outdated": done and run.figures["whatif"]["to"] != last_closed_month(tenant),
             "refresh_seconds": WHATIF_REFRESH_SECONDS if run is not None and run.is_working and not stale else None,

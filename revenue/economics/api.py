@@ -3,12 +3,12 @@ profitability, ROI and savings evidence, churn risk and its back-test, anomalies
 (all read-only), and the monthly costs to serve per customer (listed, and imported in bulk).
 
 Windows as the metric endpoints: ``from``/``to`` as ``YYYY-MM`` (default: the twelve months ending
-with the last closed month). Amounts are decimal strings rounded to cents, ratios to 4 decimals
-(``revenue.api_metrics.jsonable``); bad input is a 400 with ``{"detail": ...}``, an unknown id a 404.
+with the last closed month). Amounts are decimal strings rounded to their currency's minor unit,
+ratios to 4 decimals (``revenue.api_metrics.jsonable``); bad input is a 400 with ``{"detail": ...}``, an unknown id a 404.
 """
 
-from datetime import date, datetime, timedelta
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from datetime import date, timedelta
+from decimal import Decimal, InvalidOperation
 
 from django.core.exceptions import ValidationError
 from django.http import Http404
@@ -21,7 +21,7 @@ from rest_framework.response import Response
 from billing.models import InvoiceLine
 from customers.models import Customer
 from customers.periods import PeriodError, tenant_today
-from revenue.api_metrics import COMMON_PARAMETERS, RATIO_KEYS, MetricView
+from revenue.api_metrics import COMMON_PARAMETERS, RATIO_KEYS, MetricView, jsonable
 from revenue.economics.anomalies import recent_alerts
 from revenue.economics.churn_risk import RISK_THRESHOLD, churn_risk_scores, validate_churn_risk
 from revenue.economics.cost_import import MAX_ROWS, customer_costs_import
@@ -38,25 +38,16 @@ ECONOMICS_RATIOS = RATIO_KEYS | {
 WINDOW = COMMON_PARAMETERS[:2]
 
 
-def jsonable(value, key=""):
-    """Decimals to strings (cents; 4 places for ratios and unrounded costs), dates to ISO, recursively."""
-    if isinstance(value, Decimal):
-        places = Decimal("0.0001") if key in ECONOMICS_RATIOS else Decimal("0.01")
-        return str(value.quantize(places, rounding=ROUND_HALF_UP))
-    if isinstance(value, date | datetime):
-        return value.isoformat()[:7] if key in ("month", "from", "to") else value.isoformat()
-    if isinstance(value, dict):
-        return {str(k): jsonable(v, str(k)) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [jsonable(v, key) for v in value]
-    return value
+ECONOMICS_MONTHS = {"month", "from", "to", "cost_months"}
 
 
 class EconomicsView(MetricView):
     def get(self, request, **kwargs):
         self.kwargs = kwargs
         try:
-            return Response(jsonable(self.compute(request, request.tenant)))
+            payload = self.compute(request, request.tenant)
+            return Response(jsonable(payload, currency=request.tenant.reporting_currency, ratios=ECONOMICS_RATIOS,
+                                     months=ECONOMICS_MONTHS))
         except MissingExchangeRate as exc:
             return Response({"detail": str(exc)}, status=409)
         except MetricError as exc:

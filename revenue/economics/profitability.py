@@ -1,7 +1,13 @@
 """Gross margin per customer, tier, feature and month, and the profitability view.
 
-Gross margin = revenue − cost to serve; the margin rate is that over revenue (None without revenue).
-Revenue and cost come from ``revenue.economics.costs`` (reporting currency). A feature's revenue is
+Gross margin = revenue − cost to serve over the *months with cost data* only: a month has cost data
+when the tenant has any cost to serve in it (priced or unpriced AI calls, or an entered or imported
+cost), and only for customers with cost data (any cost in the window). Revenue without cost data is
+shown but earns no margin, so a window in which cost data starts late does not count six months of
+cost as 0, and a customer never measured does not show a 100 % margin: its margin is None
+(``has_cost_data`` False), as is a month's without cost data. The margin rate is the margin over the
+revenue that has cost data (``costed_revenue``; None without such revenue).
+Revenue (invoiced revenue, ``revenue.figures``) and cost come from ``revenue.economics.costs`` (reporting currency). A feature's revenue is
 the customer's month revenue allocated by the feature's share of the customer's AI calls that month
 (revenue is billed per plan, not per feature, so an allocation is the honest way to compare them);
 revenue of customers without tagged calls shows under the feature ``""``.
@@ -54,30 +60,57 @@ class Figures:
     revenue: Decimal = ZERO
     cost: Decimal = ZERO
     calls: int = 0
-    customers: int = 0
+    costed_revenue: Decimal = ZERO  # revenue of the months with cost data
+    has_cost_data: bool = False
+
+    def add(self, *, revenue: Decimal, cost: Decimal, calls: int, costed: bool) -> None:
+        self.revenue += revenue
+        self.cost += cost
+        self.calls += calls
+        if costed:
+            self.costed_revenue += revenue
+            self.has_cost_data = True
 
     def as_dict(self) -> dict:
+        margin = self.costed_revenue - self.cost if self.has_cost_data else None
         return {
             "revenue": self.revenue,
             "cost": self.cost,
-            "margin": self.revenue - self.cost,
-            "margin_rate": margin_rate(self.revenue, self.cost),
+            "costed_revenue": self.costed_revenue if self.has_cost_data else None,
+            "margin": margin,
+            "margin_rate": margin_rate(self.costed_revenue, self.cost) if self.has_cost_data else None,
+            "has_cost_data": self.has_cost_data,
             "calls": self.calls,
         }
+
+
+def months_with_cost_data(costs: dict, months: list[date]) -> list[date]:
+    """The months of ``months`` in which ``cost_to_serve`` found any cost to serve (see the module)."""
+    found = {month for _customer, month in costs}
+    return [month for month in months if month in found]
+
+
+def cost_data_months(*, tenant: Tenant, first: date, last: date) -> list[date]:
+    """The months from ``first`` to ``last`` (month starts, inclusive) with any cost to serve for ``tenant``."""
+    return months_with_cost_data(cost_to_serve(tenant=tenant, first=first, last=last), months_between(first, last))
 
 
 def margins(*, tenant: Tenant, first: date, last: date) -> dict:
     """Revenue, cost to serve and gross margin from ``first`` to ``last`` (month starts, inclusive).
 
-    Returns ``{"currency", "from", "to", "total", "by_month", "by_tier", "by_feature", "customers"}``;
-    each figure set has ``revenue``, ``cost``, ``margin``, ``margin_rate`` (None without revenue)
-    and ``calls``. ``customers`` is one row per customer with revenue or cost in the window, with
-    its tier, monthly averages and ``unpriced_calls``, sorted by margin ascending (worst first).
+    Returns ``{"currency", "from", "to", "cost_months", "total", "by_month", "by_tier", "by_feature",
+    "customers"}``; ``cost_months`` lists the months with cost data. Each figure set has ``revenue``
+    (every month), ``cost``, ``costed_revenue`` (revenue with cost data, see the module), ``margin`` =
+    costed_revenue − cost and ``margin_rate`` (both None without cost data; the rate also without
+    revenue), ``has_cost_data`` and ``calls``. ``customers`` is one row per customer with revenue or cost in the window, with
+    its tier, monthly averages (over its months with cost data when it has any) and ``unpriced_calls``,
+    sorted by margin ascending (worst first, customers without cost data last).
     Raises MetricError for a bad window and MissingExchangeRate for an unconvertible invoice.
     """
     months = _window(first, last)
     costs = cost_to_serve(tenant=tenant, first=first, last=last)
     revenue = revenue_by_customer_month(tenant=tenant, first=first, last=last)
+    cost_months = set(months_with_cost_data(costs, months))
     ids = {cid for cid, _ in costs} | {cid for cid, _ in revenue}
     customers = {
         c.pk: c for c in Customer.objects.for_tenant(tenant).filter(pk__in=ids).only("id", "name", "tier", "external_ref")
@@ -86,6 +119,7 @@ def margins(*, tenant: Tenant, first: date, last: date) -> dict:
     per_customer: dict[int, Figures] = defaultdict(Figures)
     unpriced: dict[int, int] = defaultdict(int)
     active_months: dict[int, set] = defaultdict(set)
+    served = {customer_id for customer_id, _month in costs}  # customers with cost data
     for key in set(costs) | set(revenue):
         customer_id, month = key
         row = costs.get(key)
@@ -93,30 +127,29 @@ def margins(*, tenant: Tenant, first: date, last: date) -> dict:
         cost = row.total if row else ZERO
         calls = row.calls if row else 0
         tier = customers[customer_id].tier if customer_id in customers else ""
-        for figures in (total, by_month[month], by_tier[tier], per_customer[customer_id]):
-            figures.revenue += rev
-            figures.cost += cost
-            figures.calls += calls
+        costed = month in cost_months and customer_id in served
+        for figures in (total, by_month[month], by_tier[tier]):
+            figures.add(revenue=rev, cost=cost, calls=calls, costed=costed)
+        per_customer[customer_id].add(revenue=rev, cost=cost, calls=calls, costed=costed)
         active_months[customer_id].add(month)
         unpriced[customer_id] += row.unpriced_calls if row else 0
         features = row.features if row else {}
         if not features:
-            by_feature[""].revenue += rev
-            by_feature[""].cost += row.other_cost if row else ZERO
+            by_feature[""].add(revenue=rev, cost=row.other_cost if row else ZERO, calls=0, costed=costed)
             continue
-        by_feature[""].cost += row.other_cost
+        by_feature[""].add(revenue=ZERO, cost=row.other_cost, calls=0, costed=costed)
         for feature, split in features.items():
             share = Decimal(split["calls"]) / Decimal(row.calls) if row.calls else ZERO
-            by_feature[feature].revenue += rev * share
-            by_feature[feature].cost += split["cost"]
-            by_feature[feature].calls += split["calls"]
+            by_feature[feature].add(revenue=rev * share, cost=split["cost"], calls=split["calls"], costed=costed)
     tier_counts = defaultdict(int)
     customer_rows = []
     for customer_id, figures in per_customer.items():
+        figures.has_cost_data = customer_id in served
         customer = customers.get(customer_id)
         tier = customer.tier if customer else ""
         tier_counts[tier] += 1
         n = len(active_months[customer_id])
+        costed_months = len(active_months[customer_id] & cost_months) if figures.has_cost_data else 0
         customer_rows.append({
             "customer_id": customer_id,
             "customer": customer.name if customer else str(customer_id),
@@ -124,16 +157,17 @@ def margins(*, tenant: Tenant, first: date, last: date) -> dict:
             "tier": tier,
             "months": n,
             **figures.as_dict(),
-            "monthly_revenue": figures.revenue / n,
-            "monthly_cost": figures.cost / n,
-            "monthly_calls": Decimal(figures.calls) / n,
+            "monthly_revenue": figures.costed_revenue / costed_months if costed_months else figures.revenue / n,
+            "monthly_cost": figures.cost / (costed_months or n),
+            "monthly_calls": Decimal(figures.calls) / (costed_months or n),
             "unpriced_calls": unpriced[customer_id],
         })
-    customer_rows.sort(key=lambda r: (r["margin"], r["customer"]))
+    customer_rows.sort(key=lambda r: (r["margin"] is None, r["margin"] or ZERO, r["customer"]))
     return {
         "currency": tenant.reporting_currency,
         "from": months[0],
         "to": months[-1],
+        "cost_months": sorted(cost_months),
         "total": total.as_dict(),
         "by_month": [{"month": m, **by_month[m].as_dict()} for m in months],
         "by_tier": [{"tier": t, "customers": tier_counts[t], **by_tier[t].as_dict()} for t in sorted(by_tier)],
@@ -212,6 +246,8 @@ def profitability(
     listed, by_tier = [], defaultdict(lambda: {"unprofitable": 0, "thin": 0, "revenue_at_risk": ZERO})
     for row in rows:
         rate = row["margin_rate"]
+        if row["margin"] is None:
+            continue
         if row["margin"] < 0:
             status = "unprofitable"
         elif rate is not None and rate < thin_margin:

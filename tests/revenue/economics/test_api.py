@@ -44,7 +44,9 @@ def test_margins_endpoint_totals(tenant_a):
 
     body = key_client(tenant_a).get("/api/v1/economics/margins/?from=2026-01&to=2026-01").json()
 
-    assert body["total"] == {"revenue": "99.00", "cost": "9.00", "margin": "90.00", "margin_rate": "0.9091", "calls": 9}
+    assert body["total"] == {"revenue": "99.00", "cost": "9.00", "costed_revenue": "99.00", "margin": "90.00",
+                             "margin_rate": "0.9091", "has_cost_data": True, "calls": 9}
+    assert body["cost_months"] == ["2026-01"]
     assert body["by_month"][0]["month"] == "2026-01"
 
 

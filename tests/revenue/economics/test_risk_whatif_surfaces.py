@@ -127,6 +127,9 @@ def test_whatif_page_and_api(book, member_factory, monkeypatch, django_capture_o
     assert "Computed at 2026-03-05" in body and 'http-equiv="refresh"' not in body
 
     assert "flat-49" in body and "$122.50" in body and "3 of 3" in body
+    # No cost to serve in January or February: the page says so and defines each column.
+    assert body.count("no cost data") == 6 and "(cost data: —)" in body  # the actual pricing and five plans
+    assert "Re-priced revenue: each customer&#x27;s fees and usage of Jan–Feb 2026 priced under the plan" in body
     assert (api["totals"]["flat-49"]["revenue"], api["totals"]["tiered"]["revenue"]) == ("122.50", "80.00")
     assert [m["customer"] for m in api["movers"]["tiered"]["pay_less"]] == ["Yara"]
     assert "customers" not in api
