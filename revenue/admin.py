@@ -14,6 +14,7 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from customers.admin_base import TenantAdmin, TenantModelForm, request_role
+from customers.admin_filters import DROPDOWN_TEMPLATE
 from customers.models import Role
 from revenue import services
 from revenue.models import Band, ExchangeRate, Opportunity, QuarterTarget
@@ -44,6 +45,7 @@ class CloseQuarterFilter(admin.SimpleListFilter):
 
     title = "expected close quarter"
     parameter_name = "quarter"
+    template = DROPDOWN_TEMPLATE  # two years of history and four quarters ahead
 
     def lookups(self, request, model_admin):
         months = model_admin.get_queryset(request).dates("expected_close_on", "month")
@@ -150,7 +152,6 @@ class OpportunityAdmin(TenantAdmin):
         "account",
         "amount",
         "probability",
-        "band_display",
         "weighted",
         "stage",
         "expected_close_on",
@@ -181,11 +182,7 @@ class OpportunityAdmin(TenantAdmin):
     def account(self, obj):
         return obj.account_name
 
-    @admin.display(description="band")
-    def band_display(self, obj):
-        return Band(obj.band).label
-
-    @admin.display(description="weighted amount")
+    @admin.display(description="weighted")
     def weighted(self, obj):
         return obj.weighted_amount
 

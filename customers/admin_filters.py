@@ -1,0 +1,40 @@
+"""List filters that stay short however many values a column has: a drop-down instead of a list.
+
+A tenant's customers, account managers or countries run to hundreds; listed one per line they made
+the customer list 6 600 px tall. ``TenantAdmin`` turns relation filters and choice filters with
+many choices into these; an admin may also name them in ``list_filter`` itself. The drop-down is
+``templates/admin/dropdown_filter.html``; ``static/portal/admin.js`` follows the chosen option.
+"""
+
+from django.contrib.admin import ChoicesFieldListFilter, RelatedOnlyFieldListFilter
+
+DROPDOWN_TEMPLATE = "admin/dropdown_filter.html"
+# A choice filter with more choices than this becomes a drop-down of the values in use.
+LONG_CHOICES = 12
+
+
+class RelatedOnlyDropdownFilter(RelatedOnlyFieldListFilter):
+    """The related rows in use (customers, owners…) as a drop-down."""
+
+    template = DROPDOWN_TEMPLATE
+
+
+class ChoicesInUseDropdownFilter(ChoicesFieldListFilter):
+    """A long choice list (countries) cut to the values the admin's rows use, as a drop-down."""
+
+    template = DROPDOWN_TEMPLATE
+
+    def __init__(self, field, request, params, model, model_admin, field_path):
+        super().__init__(field, request, params, model, model_admin, field_path)
+        rows = model_admin.get_queryset(request).order_by()
+        self.values_in_use = {str(value) for value in rows.values_list(field_path, flat=True).distinct()}
+
+    def choices(self, changelist):
+        choices = super().choices(changelist)
+        yield next(choices)  # "All"
+        # The parent yields one choice per non-empty value of flatchoices, in order, then "None" if any.
+        for value in [value for value, _label in self.field.flatchoices if value is not None]:
+            choice = next(choices)
+            if str(value) in self.values_in_use or choice["selected"]:
+                yield choice
+        yield from choices
