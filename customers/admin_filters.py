@@ -6,7 +6,8 @@ many choices into these; an admin may also name them in ``list_filter`` itself. 
 ``templates/admin/dropdown_filter.html``; ``static/portal/admin.js`` follows the chosen option.
 """
 
-from django.contrib.admin import ChoicesFieldListFilter, RelatedOnlyFieldListFilter
+from django.contrib.admin import ChoicesFieldListFilter, RelatedOnlyFieldListFilter, SimpleListFilter
+from django.contrib.admin.views.main import SEARCH_VAR
 
 DROPDOWN_TEMPLATE = "admin/dropdown_filter.html"
 # A choice filter with more choices than this becomes a drop-down of the values in use.
@@ -38,3 +39,35 @@ class ChoicesInUseDropdownFilter(ChoicesFieldListFilter):
             if str(value) in self.values_in_use or choice["selected"]:
                 yield choice
         yield from choices
+
+
+class DefaultedListFilter(SimpleListFilter):
+    """A filter that starts on a default choice (``default``, set before ``__init__``) until the user
+    picks one, such as "Mine" for account managers or "Open" on the pipeline.
+
+    A search covers the whole tenant: while a search term is given, the default gives way to
+    ``search_default`` (the choice that narrows nothing), so a customer someone else manages, or a
+    deal already won, is found. A choice the user picked in the filter still applies, and shows as
+    selected, so what narrows the result is always visible.
+    """
+
+    default = None
+    search_default = None
+
+    def __init__(self, request, params, model, model_admin):
+        super().__init__(request, params, model, model_admin)
+        if self.search_default is not None and request.GET.get(SEARCH_VAR, "").strip():
+            self.default = self.search_default
+
+    def current(self):
+        value = self.value()
+        return value if value in {choice for choice, _label in self.lookup_choices} else self.default
+
+    def choices(self, changelist):
+        current = self.current()
+        for value, label in self.lookup_choices:
+            yield {
+                "selected": current == value,
+                "query_string": changelist.get_query_string({self.parameter_name: value}),
+                "display": label,
+            }

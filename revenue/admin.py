@@ -14,9 +14,10 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from customers.admin_base import TenantAdmin, TenantModelForm, request_role
-from customers.admin_filters import DROPDOWN_TEMPLATE
+from customers.admin_filters import DROPDOWN_TEMPLATE, DefaultedListFilter
 from customers.models import Role
 from revenue import services
+from revenue.admin_board import PipelineBoardMixin
 from revenue.models import Band, ExchangeRate, Opportunity, QuarterTarget
 
 QUARTER_RE = re.compile(r"^(\d{4})-Q([1-4])$")
@@ -68,12 +69,14 @@ class CloseQuarterFilter(admin.SimpleListFilter):
         )
 
 
-class OpenFilter(admin.SimpleListFilter):
-    """The list starts on open opportunities: the pipeline people work; won and lost are one click away."""
+class OpenFilter(DefaultedListFilter):
+    """The list starts on open opportunities: the pipeline people work; won and lost are one click away.
+    A search looks through all of them unless a state was picked."""
 
     title = "state"
     parameter_name = "state"
     OPEN, WON, LOST, ALL = "open", "won", "lost", "all"
+    search_default = ALL
 
     def lookups(self, request, model_admin):
         return [(self.OPEN, "Open"), (self.WON, "Won"), (self.LOST, "Lost"), (self.ALL, "All")]
@@ -82,17 +85,6 @@ class OpenFilter(admin.SimpleListFilter):
         # A stage picked in the stage filter wins over the default, so ?stage=won is never empty.
         self.default = self.ALL if "stage__exact" in params else self.OPEN
         super().__init__(request, params, model, model_admin)
-
-    def current(self):
-        return self.value() if self.value() in (self.OPEN, self.WON, self.LOST, self.ALL) else self.default
-
-    def choices(self, changelist):
-        for value, label in self.lookup_choices:
-            yield {
-                "selected": self.current() == value,
-                "query_string": changelist.get_query_string({self.parameter_name: value}),
-                "display": label,
-            }
 
     def queryset(self, request, queryset):
         current = self.current()
@@ -146,7 +138,7 @@ class OpportunityForm(TenantModelForm):
 
 
 @admin.register(Opportunity)
-class OpportunityAdmin(TenantAdmin):
+class OpportunityAdmin(PipelineBoardMixin, TenantAdmin):
     list_display = [
         "title",
         "account",
