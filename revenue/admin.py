@@ -238,10 +238,14 @@ class ExchangeRateAdmin(TenantAdmin):
 
 @admin.register(QuarterTarget)
 class QuarterTargetAdmin(TenantAdmin):
-    """The revenue to close each quarter, which pipeline coverage is measured against."""
+    """The revenue to close each quarter, which pipeline coverage is measured against. A sales and a
+    money figure at once: owners, finance and account managers set it; viewers read it."""
 
     list_display = ["__str__", "year", "quarter", "target"]
     list_filter = ["year"]
     fields = ["year", "quarter", "target"]
+
+    def _role_may_edit(self, request, obj=None) -> bool:
+        return request_role(request) in (Role.OWNER, Role.FINANCE, Role.ACCOUNT_MANAGER) and self._owns(request, obj)
 
 import revenue.economics.admin  # noqa: E402,F401
