@@ -51,13 +51,6 @@ def deals(tenant_a, tenant_b):
     return found
 
 
-@pytest.fixture
-def manager(client, member_factory, tenant_a):
-    user = member_factory(tenant_a, Role.ACCOUNT_MANAGER)
-    client.force_login(user)
-    return user
-
-
 # Totals row
 
 
