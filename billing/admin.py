@@ -127,6 +127,7 @@ class CreditRequestAdmin(TenantAdmin):
     list_filter = ["status", "customer"]
     list_select_related = ["customer", "invoice", "requested_by", "decided_by"]
     fields = ["customer", "invoice", "amount", "reason"]
+    autocomplete_fields = ["customer"]  # the invoice field is the credit-request work's (issue 11)
     inlines = [CreditAuditInline]
     actions = ["approve", "reject"]
 

@@ -21,6 +21,7 @@ from customers.admin_base import (
     request_role,
     request_tenant,
 )
+from customers.admin_filters import DefaultedListFilter
 from customers.models import (
     Contact,
     Contract,
@@ -275,12 +276,14 @@ class TenantAPIKeyAdmin(TenantAdmin):
 # Customers and their contacts.
 
 
-class AccountManagerFilter(admin.SimpleListFilter):
-    """Account managers start on their own accounts ("Mine") and can switch to all."""
+class AccountManagerFilter(DefaultedListFilter):
+    """Account managers start on their own accounts ("Mine") and can switch to all; a search looks
+    through all of them unless "Mine" or "Nobody" was picked."""
 
     title = "account manager"
     parameter_name = "manager"
     MINE, ALL, NOBODY = "mine", "all", "nobody"
+    search_default = ALL
 
     def __init__(self, request, params, model, model_admin):
         self.default = self.MINE if request_role(request) == Role.ACCOUNT_MANAGER else self.ALL
@@ -288,19 +291,6 @@ class AccountManagerFilter(admin.SimpleListFilter):
 
     def lookups(self, request, model_admin):
         return [(self.MINE, "Mine"), (self.ALL, "All"), (self.NOBODY, "Nobody")]
-
-    def current(self):
-        value = self.value()
-        return value if value in (self.MINE, self.ALL, self.NOBODY) else self.default
-
-    def choices(self, changelist):
-        current = self.current()
-        for value, label in self.lookup_choices:
-            yield {
-                "selected": current == value,
-                "query_string": changelist.get_query_string({self.parameter_name: value}),
-                "display": label,
-            }
 
     def queryset(self, request, queryset):
         current = self.current()

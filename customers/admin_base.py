@@ -15,13 +15,13 @@ Other apps' admins import ``TenantAdmin`` and ``TenantInline`` from here.
 
 from django import forms
 from django.contrib import admin
-from django.contrib.admin import RelatedOnlyFieldListFilter
 from django.contrib.admin.utils import unquote
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404
 from simple_history.admin import SimpleHistoryAdmin
 
+from customers.admin_filters import LONG_CHOICES, ChoicesInUseDropdownFilter, RelatedOnlyDropdownFilter
 from customers.roles import role_can_edit
 from customers.tenancy import TenantOwned
 
@@ -161,6 +161,32 @@ class TenantScopedMixin:
             return model.filter(pk=tenant.pk) if tenant is not None else model.none()
         return None
 
+    def get_autocomplete_fields(self, request):
+        """Relations to another tenant-owned model whose admin can search it are searched as you type.
+
+        A tenant has hundreds of customers, contracts or opportunities: a drop-down of all of them is
+        unusable (and slow). The search runs through the related admin's scoped queryset, so only the
+        tenant's own rows are offered. Fields an admin names in ``autocomplete_fields`` or
+        ``raw_id_fields`` itself are left as it says (naming any turns this off for that admin).
+        Users stay a plain select: the choices are the tenant's few members, and the user admin is
+        not tenant-scoped.
+        """
+        declared = list(super().get_autocomplete_fields(request))
+        if declared or self.raw_id_fields:
+            return declared
+        return [
+            field.name
+            for field in self.model._meta.get_fields()
+            if (field.many_to_one or field.many_to_many) and not field.auto_created and field.editable
+            and field.name != TENANT_FIELD
+            and isinstance(field.related_model, type) and issubclass(field.related_model, TenantOwned)
+            and self._searchable(field.related_model)
+        ]
+
+    def _searchable(self, model) -> bool:
+        related_admin = self.admin_site._registry.get(model)
+        return related_admin is not None and bool(related_admin.search_fields)
+
     def get_exclude(self, request, obj=None):
         exclude = list(super().get_exclude(request, obj) or [])
         if not is_platform_admin(request) and TENANT_FIELD not in exclude:
@@ -233,12 +259,15 @@ class TenantAdmin(TenantScopedMixin, SimpleHistoryAdmin):
         return list_filter
 
     def _scoped_filter(self, item):
-        """A plain relation filter would list every tenant's rows (or users): offer only those in use."""
+        """A plain relation filter would list every tenant's rows (or users): offer only those in use,
+        in a drop-down; so is a long choice list (countries)."""
         if not isinstance(item, str) or "__" in item:
             return item
         field = self.model._meta.get_field(item)
         if field.is_relation and (field.many_to_one or field.many_to_many) and item != TENANT_FIELD:
-            return (item, RelatedOnlyFieldListFilter)
+            return (item, RelatedOnlyDropdownFilter)
+        if not field.is_relation and len(field.flatchoices or ()) > LONG_CHOICES:
+            return (item, ChoicesInUseDropdownFilter)
         return item
 
     def get_changelist_instance(self, request):

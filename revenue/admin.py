@@ -14,8 +14,10 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from customers.admin_base import TenantAdmin, TenantModelForm, request_role
+from customers.admin_filters import DROPDOWN_TEMPLATE, DefaultedListFilter
 from customers.models import Role
 from revenue import services
+from revenue.admin_board import PipelineBoardMixin
 from revenue.models import Band, ExchangeRate, Opportunity, QuarterTarget
 
 QUARTER_RE = re.compile(r"^(\d{4})-Q([1-4])$")
@@ -44,6 +46,7 @@ class CloseQuarterFilter(admin.SimpleListFilter):
 
     title = "expected close quarter"
     parameter_name = "quarter"
+    template = DROPDOWN_TEMPLATE  # two years of history and four quarters ahead
 
     def lookups(self, request, model_admin):
         months = model_admin.get_queryset(request).dates("expected_close_on", "month")
@@ -66,12 +69,14 @@ class CloseQuarterFilter(admin.SimpleListFilter):
         )
 
 
-class OpenFilter(admin.SimpleListFilter):
-    """The list starts on open opportunities: the pipeline people work; won and lost are one click away."""
+class OpenFilter(DefaultedListFilter):
+    """The list starts on open opportunities: the pipeline people work; won and lost are one click away.
+    A search looks through all of them unless a state was picked."""
 
     title = "state"
     parameter_name = "state"
     OPEN, WON, LOST, ALL = "open", "won", "lost", "all"
+    search_default = ALL
 
     def lookups(self, request, model_admin):
         return [(self.OPEN, "Open"), (self.WON, "Won"), (self.LOST, "Lost"), (self.ALL, "All")]
@@ -80,17 +85,6 @@ class OpenFilter(admin.SimpleListFilter):
         # A stage picked in the stage filter wins over the default, so ?stage=won is never empty.
         self.default = self.ALL if "stage__exact" in params else self.OPEN
         super().__init__(request, params, model, model_admin)
-
-    def current(self):
-        return self.value() if self.value() in (self.OPEN, self.WON, self.LOST, self.ALL) else self.default
-
-    def choices(self, changelist):
-        for value, label in self.lookup_choices:
-            yield {
-                "selected": self.current() == value,
-                "query_string": changelist.get_query_string({self.parameter_name: value}),
-                "display": label,
-            }
 
     def queryset(self, request, queryset):
         current = self.current()
@@ -144,13 +138,12 @@ class OpportunityForm(TenantModelForm):
 
 
 @admin.register(Opportunity)
-class OpportunityAdmin(TenantAdmin):
+class OpportunityAdmin(PipelineBoardMixin, TenantAdmin):
     list_display = [
         "title",
         "account",
         "amount",
         "probability",
-        "band_display",
         "weighted",
         "stage",
         "expected_close_on",
@@ -181,11 +174,7 @@ class OpportunityAdmin(TenantAdmin):
     def account(self, obj):
         return obj.account_name
 
-    @admin.display(description="band")
-    def band_display(self, obj):
-        return Band(obj.band).label
-
-    @admin.display(description="weighted amount")
+    @admin.display(description="weighted")
     def weighted(self, obj):
         return obj.weighted_amount
 
@@ -249,10 +238,14 @@ class ExchangeRateAdmin(TenantAdmin):
 
 @admin.register(QuarterTarget)
 class QuarterTargetAdmin(TenantAdmin):
-    """The revenue to close each quarter, which pipeline coverage is measured against."""
+    """The revenue to close each quarter, which pipeline coverage is measured against. A sales and a
+    money figure at once: owners, finance and account managers set it; viewers read it."""
 
     list_display = ["__str__", "year", "quarter", "target"]
     list_filter = ["year"]
     fields = ["year", "quarter", "target"]
+
+    def _role_may_edit(self, request, obj=None) -> bool:
+        return request_role(request) in (Role.OWNER, Role.FINANCE, Role.ACCOUNT_MANAGER) and self._owns(request, obj)
 
 import revenue.economics.admin  # noqa: E402,F401

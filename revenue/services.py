@@ -9,7 +9,7 @@ from django.utils.text import slugify
 
 from customers.models import BillingInterval, Contract, ContractLine, Customer, Tenant
 from customers.services import LineSpec, contract_create, customer_create, save_validated
-from revenue.models import MetricSnapshot, Opportunity
+from revenue.models import MetricSnapshot, Opportunity, QuarterTarget
 
 
 def opportunity_create(*, tenant: Tenant, title: str, amount, probability: int, **fields) -> Opportunity:
@@ -94,6 +94,18 @@ def opportunity_lose(*, opportunity: Opportunity, reason: str, closed_on: date |
     opportunity.closed_on = closed_on or timezone.localdate()
     opportunity.last_touched_at = timezone.now()
     return save_validated(opportunity)
+
+
+@transaction.atomic
+def quarter_target_set(*, tenant: Tenant, year: int, quarter: int, target) -> QuarterTarget:
+    """Set the revenue ``tenant`` aims to close in ``year``-Q``quarter`` (a Money; it replaces the
+    quarter's target if there is one). Pipeline coverage is measured against it. Raises
+    ValidationError (quarter outside 1–4, year outside 2000–2100)."""
+    quarter_target = QuarterTarget.objects.for_tenant(tenant).filter(year=year, quarter=quarter).first()
+    if quarter_target is None:
+        quarter_target = QuarterTarget(tenant=tenant, year=year, quarter=quarter)
+    quarter_target.target = target
+    return save_validated(quarter_target)
 
 
 @transaction.atomic

@@ -24,6 +24,7 @@ from customers.tenancy import platform_scope, tenant_scope
 from portal.demo import billing as demo_billing
 from portal.demo import economics as demo_economics
 from portal.demo import jobapi, konsult, optimizer
+from portal.demo import pipeline as demo_pipeline
 from portal.demo.common import DemoContext
 from portal.demo.logins import Logins
 from revenue.models import AnomalyAlert, CustomerCost, Opportunity, PricePlan
@@ -128,6 +129,9 @@ def demo_load(
                     rng = demo_billing.billing_rng(seed, tenant.slug)
                     ctx = _context(tenant, rng, today=today, scale=scale, managers=managers)
                     demo_billing.build(ctx, builder, builder.PORTAL_CUSTOMERS)
+                if not demo_pipeline.has_quarter_targets(tenant):
+                    rng = random.Random(f"{seed}:{tenant.slug}:targets")
+                    demo_pipeline.quarter_targets(_context(tenant, rng, today=today, scale=scale, managers=managers))
                 if not demo_economics.has_economics(tenant):
                     rng = random.Random(f"{seed}:{tenant.slug}:economics")
                     demo_economics.build(_context(tenant, rng, today=today, scale=scale, managers=managers), builder)

@@ -6,14 +6,16 @@ date) so the dashboards have something to show at any scale; random deals follow
 
 from dataclasses import dataclass
 from datetime import date, timedelta
+from decimal import Decimal
 
 from customers.models import Contract, Customer
 from customers.money import Money
 from customers.periods import add_months
 from customers.services import contract_activate
-from portal.demo.common import DemoContext
-from revenue.models import Opportunity
-from revenue.services import opportunity_create, opportunity_lose, opportunity_win
+from portal.demo.common import DemoContext, money, round_to
+from revenue.models import Opportunity, QuarterTarget
+from revenue.selectors.pipeline import pipeline_coverage, quarters_ahead
+from revenue.services import opportunity_create, opportunity_lose, opportunity_win, quarter_target_set
 
 # (probability, quarters ahead or None for no close date, days since last touched)
 OPEN_PATTERN = [
@@ -135,3 +137,23 @@ def lost_deal(ctx: DemoContext, deal: Deal, *, closed_on: date, reason: str) -> 
     opportunity = opportunity_lose(opportunity=opportunity, reason=reason, closed_on=closed_on)
     _backdate(opportunity, ctx, created=closed_on - timedelta(days=ctx.rng.randint(20, 90)), closed=closed_on)
     return opportunity
+
+
+# The open pipeline of a healthy sales team covers about three times what is left to win in a quarter.
+COVERAGE_AIMED = 3
+
+
+def has_quarter_targets(tenant) -> bool:
+    return QuarterTarget.objects.for_tenant(tenant).exists()
+
+
+def quarter_targets(ctx: DemoContext) -> None:
+    """Targets for the current and the next quarter, so the pipeline dashboard shows coverage: what
+    is already won plus a third of the open pipeline expected in the quarter, rounded as people
+    would quote it."""
+    step = 10_000 if ctx.currency == "SEK" else 1_000
+    for year, quarter in quarters_ahead(ctx.today, 2):
+        coverage = pipeline_coverage(tenant=ctx.tenant, year=year, quarter=quarter, today=ctx.today)
+        left = max(coverage["open_pipeline"] / COVERAGE_AIMED, Decimal(step))
+        target = money(round_to(coverage["won"] + left, step), ctx.currency)
+        quarter_target_set(tenant=ctx.tenant, year=year, quarter=quarter, target=target)

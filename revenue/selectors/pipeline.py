@@ -169,3 +169,19 @@ def pipeline_coverage(*, tenant: Tenant, year: int, quarter: int, today: date | 
     result["coverage"] = open_amount / remaining
     result["weighted_coverage"] = weighted / remaining
     return result
+
+
+def pipeline_totals(*, tenant: Tenant, opportunities, today: date | None = None) -> dict:
+    """Count, amount and weighted amount of ``opportunities`` (any queryset of Opportunity, e.g. the
+    admin's filtered list; only ``tenant``'s rows count), in the reporting currency at ``today``'s
+    rates (the tenant's date): ``{"currency", "count", "amount", "weighted"}``. Weighted = amount ×
+    probability / 100, so won deals count in full and lost ones not at all. Exact Decimals, unrounded.
+    Raises MissingExchangeRate."""
+    today = today or tenant_today(tenant)
+    book = RateBook(tenant)
+    totals = _bucket()
+    rows = Opportunity.objects.for_tenant(tenant).filter(pk__in=opportunities.order_by().values("pk"))
+    for amount, currency, probability in rows.values_list("amount", "amount_currency", "probability"):
+        converted = book.convert(amount, str(currency), today)
+        _add(totals, converted, converted * probability_ratio(probability))
+    return {"currency": tenant.reporting_currency, **totals}

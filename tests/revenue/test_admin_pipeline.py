@@ -36,13 +36,6 @@ def pipeline(tenant_a, tenant_b):
     return deals
 
 
-@pytest.fixture
-def manager(client, member_factory, tenant_a):
-    user = member_factory(tenant_a, Role.ACCOUNT_MANAGER)
-    client.force_login(user)
-    return user
-
-
 def titles(response):
     return sorted(o.title for o in response.context["cl"].result_list)
 
