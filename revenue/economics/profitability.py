@@ -66,18 +66,18 @@ class Figures:
         }
 
 
-def margins(*, tenant: Tenant, first: date, last: date) -> dict:
+def margins(*, tenant: Tenant, first: date, last: date, customer_ids: list[int] | None = None) -> dict:
     """Revenue, cost to serve and gross margin from ``first`` to ``last`` (month starts, inclusive).
 
     Returns ``{"currency", "from", "to", "total", "by_month", "by_tier", "by_feature", "customers"}``;
     each figure set has ``revenue``, ``cost``, ``margin``, ``margin_rate`` (None without revenue)
     and ``calls``. ``customers`` is one row per customer with revenue or cost in the window, with
     its tier, monthly averages and ``unpriced_calls``, sorted by margin ascending (worst first).
-    Raises MetricError for a bad window and MissingExchangeRate for an unconvertible invoice.
+    ``customer_ids`` limits every figure to those customers (None: the whole tenant). Raises MetricError for a bad window and MissingExchangeRate for an unconvertible invoice.
     """
     months = _window(first, last)
-    costs = cost_to_serve(tenant=tenant, first=first, last=last)
-    revenue = revenue_by_customer_month(tenant=tenant, first=first, last=last)
+    costs = cost_to_serve(tenant=tenant, first=first, last=last, customer_ids=customer_ids)
+    revenue = revenue_by_customer_month(tenant=tenant, first=first, last=last, customer_ids=customer_ids)
     ids = {cid for cid, _ in costs} | {cid for cid, _ in revenue}
     customers = {
         c.pk: c for c in Customer.objects.for_tenant(tenant).filter(pk__in=ids).only("id", "name", "tier", "external_ref")
