@@ -3,7 +3,7 @@ timeline, invoices and credit notes, usage with its projected invoice, open deal
 margin, contacts and audit history; reachable only by its tenant's staff, in a constant number of
 queries."""
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from datetime import timezone as dt_timezone
 from decimal import Decimal
 
@@ -21,7 +21,7 @@ from customers.tenancy import tenant_scope
 from revenue.models import Opportunity
 from tests.billing.factories import BillableMetricFactory, UsageEventFactory
 from tests.customers.factories import ContactFactory, CustomerFactory, PortalAccessFactory
-from tests.revenue.economics.helpers import billed, credit_note
+from tests.revenue.economics.helpers import billed, credit_note, entered_cost
 from tests.revenue.factories import OpportunityFactory
 
 JUNE_10 = datetime(2026, 6, 10, 12, tzinfo=dt_timezone.utc)
@@ -255,3 +255,50 @@ def test_queries_do_not_grow_with_contracts_and_invoices(tenant_a, tenant_b, mem
 
     assert counts[0] == counts[1]
     assert counts[1] <= 55  # 53 measured: session, tenancy, each selector's own queries
+
+
+def _link(customer):
+    return f'href="/staff/customers/{customer.pk}/"'
+
+
+def test_the_admin_customer_list_and_change_form_link_to_the_page(world):
+    customer, client = world["customer"], world["client"]
+
+    listing = client.get("/admin/customers/customer/").content.decode()
+    change = client.get(f"/admin/customers/customer/{customer.pk}/change/").content.decode()
+
+    assert _link(customer) in listing and "360 view" in listing
+    assert _link(customer) in change
+
+
+def test_admin_pages_that_name_the_customer_link_to_its_page(world, member_factory):
+    customer = world["customer"]
+    client = Client()
+    client.force_login(member_factory(customer.tenant, Role.OWNER))
+    with tenant_scope(customer.tenant):
+        contract = Contract.objects.for_tenant(customer.tenant).filter(customer=customer).first()
+        invoice = customer.invoices.first()
+        note = customer.credit_notes.get()
+        deal = Opportunity.objects.for_tenant(customer.tenant).get(title="Seats for the EU team")
+    pages = [f"/admin/customers/contract/{contract.pk}/change/", f"/admin/billing/invoice/{invoice.pk}/change/",
+             f"/admin/billing/creditnote/{note.pk}/change/", f"/admin/revenue/opportunity/{deal.pk}/change/"]
+
+    for page in pages:
+        response = client.get(page)
+        assert response.status_code == 200, page
+        assert _link(customer) in response.content.decode(), page
+
+
+def test_staff_pages_link_the_customer_name_to_its_page(world, member_factory):
+    customer = world["customer"]
+    client = Client()
+    client.force_login(member_factory(customer.tenant, Role.OWNER))
+
+    assert _link(customer) in client.get("/staff/economics/churn-risk/").content.decode()
+    entered_cost(customer, date(2026, 5, 1), "2000.00")  # May at a loss: listed on the profitability page
+    assert _link(customer) in client.get("/staff/economics/?from=2026-05&to=2026-05").content.decode()
+    assert _link(customer) in client.get("/staff/concentration/").content.decode()
+    OpportunityFactory(customer=customer, title="Gone quiet", probability=80, last_touched_at=JUNE_10 - timedelta(days=30))
+    assert _link(customer) in _section(client.get("/staff/pipeline/").content.decode(), "stale")
+    csv = client.get("/staff/concentration/top_customers.csv").content.decode()
+    assert "1,Kestrel Analytics,6950.00,1.0000,yes" in csv  # the CSV keeps the name alone
