@@ -22,7 +22,9 @@ def customer_360_link(customer: Customer) -> str:
 
 
 def connect_customer_360_links(site: admin.AdminSite = admin.site) -> None:
-    """Append the "360 view" column to the customer list of ``site`` (once)."""
+    """Put the "360 view" column right after the name in the customer list of ``site`` (once), where
+    a narrow screen still shows it."""
     customer_admin = site.get_model_admin(Customer)
-    if customer_360_link not in customer_admin.list_display:
-        customer_admin.list_display = [*customer_admin.list_display, customer_360_link]
+    columns = list(customer_admin.list_display)
+    if customer_360_link not in columns:
+        customer_admin.list_display = [*columns[:1], customer_360_link, *columns[1:]]

@@ -19,6 +19,7 @@ from billing.selectors import customer_usage
 from customers.models import Contact, Contract, ContractChange, ContractLine, Customer
 from customers.periods import month_end, month_start
 from portal.dashboards.panels import MONEY, Column, Display, Panel, series
+from portal.dashboards.revenue import MOVEMENT_STEPS, movement_series, movement_titles
 from revenue.economics.churn_risk import RISK_THRESHOLD, churn_risk_scores
 from revenue.economics.profitability import margins
 from revenue.economics.roi import customer_roi, savings_customers
@@ -27,7 +28,6 @@ from revenue.selectors.common import Segment
 from revenue.selectors.movements import mrr_movements
 
 LATEST = 24  # invoices, credit notes and audit records shown (the newest); the admin lists the rest
-MOVEMENTS = ["mrr_start", "new", "reactivation", "expansion", "contraction", "churn", "mrr_end"]
 
 
 def mrr_panels(*, tenant, customer: Customer, first: date, last: date, show: Display) -> tuple[list[Panel], list[dict]]:
@@ -36,13 +36,12 @@ def mrr_panels(*, tenant, customer: Customer, first: date, last: date, show: Dis
     dashboard draws them: a trend chart, a stacked chart of the movements and one table."""
     rows = mrr_movements(tenant=tenant, first=first, last=last, segment=Segment.of_customer(customer.pk))
     labels = [show.month(r["month"]) for r in rows]
-    titles = [_("MRR at start"), _("New"), _("Reactivation"), _("Expansion"), _("Contraction"), _("Churn"),
-              _("MRR at end")]
+    titles = movement_titles()
     panel = Panel(
         "mrr",
         _("MRR history and movements"),
-        [Column("month", _("Month"))] + [Column(k, t, MONEY) for k, t in zip(MOVEMENTS, titles, strict=True)],
-        [[r["month"], *(r[k] for k in MOVEMENTS)] for r in rows],
+        [Column("month", _("Month"))] + [Column(k, t, MONEY) for k, t in zip(MOVEMENT_STEPS, titles, strict=True)],
+        [[r["month"], *(r[k] for k in MOVEMENT_STEPS)] for r in rows],
         charts=[
             {
                 "kind": "trend", "title": _("MRR at each month's end"), "labels": labels, "format": "money",
@@ -51,13 +50,7 @@ def mrr_panels(*, tenant, customer: Customer, first: date, last: date, show: Dis
             },
             {
                 "kind": "stacked", "title": _("Movements per month"), "labels": labels, "format": "money",
-                "series": [
-                    {"label": _("New"), "values": series(r["new"] for r in rows), "color": "teal"},
-                    {"label": _("Reactivation"), "values": series(r["reactivation"] for r in rows), "color": "purple"},
-                    {"label": _("Expansion"), "values": series(r["expansion"] for r in rows), "color": "green"},
-                    {"label": _("Contraction"), "values": series(-r["contraction"] for r in rows), "color": "orange"},
-                    {"label": _("Churn"), "values": series(-r["churn"] for r in rows), "color": "red"},
-                ],
+                "series": movement_series(rows),
             },
         ],
         note=_("MRR of this customer's active recurring and per-seat lines at each month's end, in the "

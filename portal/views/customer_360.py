@@ -26,7 +26,7 @@ def customer_360_page(request, tenant, customer_id: int):
         context = customer_360(tenant=tenant, customer=customer, first=first, last=last,
                                today=tenant_today(tenant), show=show)
         context["panels"] = [panel_context(panel, show) for panel in context["panels"]]
-        return {**context, "chart_js": CHART_JS, "currency": tenant.reporting_currency,
+        return {**context, "page_key": "customer_360", "chart_js": CHART_JS, "currency": tenant.reporting_currency,
                 "window_from": first.isoformat()[:7], "window_to": last.isoformat()[:7]}
 
     return _page(request, "portal/customer_360.html", build)
