@@ -22,6 +22,7 @@ from revenue.models import Opportunity
 from tests.billing.factories import BillableMetricFactory, UsageEventFactory
 from tests.customers.factories import ContactFactory, CustomerFactory, PortalAccessFactory
 from tests.revenue.economics.helpers import billed, credit_note, entered_cost
+from tests.revenue.economics.test_roi import mid  # noqa: F401  (fixture)
 from tests.revenue.factories import OpportunityFactory
 
 JUNE_10 = datetime(2026, 6, 10, 12, tzinfo=dt_timezone.utc)
@@ -302,3 +303,16 @@ def test_staff_pages_link_the_customer_name_to_its_page(world, member_factory):
     assert _link(customer) in _section(client.get("/staff/pipeline/").content.decode(), "stale")
     csv = client.get("/staff/concentration/top_customers.csv").content.decode()
     assert "1,Kestrel Analytics,6950.00,1.0000,yes" in csv  # the CSV keeps the name alone
+
+
+def test_roi_where_the_tenant_prices_by_savings(mid, member_factory):  # noqa: F811
+    client = Client()
+    client.force_login(member_factory(mid.tenant))
+
+    response = client.get(f"/staff/customers/{mid.pk}/?from=2026-01&to=2026-02")
+
+    assert response.status_code == 200
+    roi = response.context["economics"]["roi"]["cumulative"]
+    assert (roi["savings"], roi["fees"], roi["roi"]) == (Decimal(3100), Decimal("1620.00"), Decimal(1480) / Decimal(1620))
+    section = _section(response.content.decode(), "economics")
+    assert 'id="roi"' in section and "$3,100.00" in section and "$1,620.00" in section and "91.36%" in section
