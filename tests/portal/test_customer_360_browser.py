@@ -2,13 +2,16 @@
 admin customer list and reads every section, the MRR chart drawn, at 1 280 × 800 without a
 horizontal scroll."""
 
+import pytest
+
 from customers.models import ContractChange, Role
 from customers.tenancy import tenant_scope
 from tests.browser import BROWSER_MARKS, admin_login, chromium_page
 from tests.customers.factories import CustomerFactory
 from tests.portal.test_customer_360 import _book
 
-pytestmark = BROWSER_MARKS
+# 7 s on the shared 2-core machine (Chromium's start, the customer's history): slow.
+pytestmark = [*BROWSER_MARKS, pytest.mark.slow]
 
 SECTIONS = ["contracts", "invoices", "credit-notes", "usage", "projected-invoice", "churn-risk", "economics",
             "opportunities", "contacts", "audit"]
