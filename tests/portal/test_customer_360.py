@@ -316,3 +316,19 @@ def test_roi_where_the_tenant_prices_by_savings(mid, member_factory):  # noqa: F
     assert (roi["savings"], roi["fees"], roi["roi"]) == (Decimal(3100), Decimal("1620.00"), Decimal(1480) / Decimal(1620))
     section = _section(response.content.decode(), "economics")
     assert 'id="roi"' in section and "$3,100.00" in section and "$1,620.00" in section and "91.36%" in section
+
+
+def test_the_swedish_tenants_page_shows_money_in_swedish(tenant_b, member_factory, june_10):
+    customer = CustomerFactory(tenant=tenant_b, name="Sjöberg Konsult AB")
+    with tenant_scope(tenant_b):
+        contract_create(customer=customer, title="Retainer", start_date=date(2026, 1, 1), lines=[
+            LineSpec(description="Retainer", kind=ContractLine.Kind.RECURRING, quantity=Decimal(1),
+                     unit_price=Money("300000.00", "SEK")),
+        ])
+    client = Client()
+    client.force_login(member_factory(tenant_b))
+
+    response = client.get(f"/staff/customers/{customer.pk}/")
+
+    assert response.status_code == 200 and response.headers["Content-Language"] == "sv"
+    assert "300\xa0000,00\xa0kr" in _section(response.content.decode(), "summary", "</dl>")
