@@ -102,3 +102,14 @@ def balance_credit_remaining(*, tenant: Tenant, exclude_draft_period_start: date
         "id", "amount", "used"
     )
     return {request_id: amount - used for request_id, amount, used in rows if amount > used}
+
+
+def customer_usage(*, tenant: Tenant, customer_id: int, period_start: date, period_end: date) -> list[dict]:
+    """Every billable metric of ``tenant`` (by name) with the customer's quantity over the inclusive
+    dates: ``[{"metric": BillableMetric, "quantity": Decimal}]``, 0 where there was no usage. From
+    ``billing.metering.usage_totals`` (one aggregate query per metric)."""
+    totals = usage_totals(tenant=tenant, period_start=period_start, period_end=period_end, customer_ids=[customer_id])
+    return [
+        {"metric": metric, "quantity": totals.get((customer_id, metric.code), ZERO)}
+        for metric in BillableMetric.objects.for_tenant(tenant).order_by("name")
+    ]

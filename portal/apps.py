@@ -6,6 +6,8 @@ class PortalConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
+        from portal.admin_links import connect_customer_360_links
         from portal.schedule import connect_month_end_hooks
 
         connect_month_end_hooks()
+        connect_customer_360_links()

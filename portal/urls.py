@@ -8,6 +8,7 @@ from billing.api import register as register_billing_api
 from billing.api_usage import url_patterns as usage_api_patterns
 from customers.api import register as register_customers_api
 from portal.views import customer_portal, roi, site
+from portal.views.customer_360 import customer_360_page
 from portal.views.dashboards import url_patterns as dashboard_patterns
 from portal.views.economics import url_patterns as economics_patterns
 from revenue.api import register as register_revenue_api
@@ -80,6 +81,7 @@ urlpatterns = [
     path("", include((portal_patterns, "portal"))),
     path("staff/economics/", include((economics_patterns(), "economics"))),
     path("admin/", admin.site.urls),
+    path("staff/customers/<int:customer_id>/", customer_360_page, name="customer_360"),
     path("staff/", include((dashboard_patterns(), "dashboards"))),
     path("api/v1/", include(usage_api_patterns())),
     path("api/v1/", include(metrics_api_patterns())),

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from decimal import ROUND_HALF_UP, Decimal
 
+from django.urls import reverse
 from django.utils.translation import gettext as _
 
 from customers.models import Customer
 from customers.periods import last_closed_month
 from portal.dashboards.common import month_param
-from portal.dashboards.panels import CENT, COUNT, MONEY, PERCENT, RATIO, Column, Display, Panel, series
+from portal.dashboards.panels import CENT, COUNT, LINK, MONEY, PERCENT, RATIO, Column, Display, Panel, series
 from revenue.figures import FIGURES, figure_definitions, trailing_window
 from revenue.selectors.concentration import concentration_indices, largest_customers, trailing_revenue
 
@@ -37,9 +38,9 @@ def concentration_page(request, tenant, show: Display) -> dict:
     top = Panel(
         "top_customers",
         _("Largest customers"),
-        [Column("rank", "#", COUNT), Column("customer", _("Customer")), Column("revenue", FIGURES["contracted_revenue"].name, MONEY),
+        [Column("rank", "#", COUNT), Column("customer", _("Customer"), LINK), Column("revenue", FIGURES["contracted_revenue"].name, MONEY),
          Column("share", _("Share"), PERCENT), Column("flagged", _("Above 10 %"))],
-        [[i, names.get(c["customer_id"], ""), c["revenue"], c["share"], _("yes") if c["flagged"] else ""]
+        [[i, (names.get(c["customer_id"], ""), reverse("customer_360", args=[c["customer_id"]])), c["revenue"], c["share"], _("yes") if c["flagged"] else ""]
          for i, c in enumerate(largest, start=1)],
         charts=[{
             "kind": "hbar", "labels": [names.get(c["customer_id"], "") for c in largest], "format": "percent",

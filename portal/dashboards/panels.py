@@ -21,6 +21,7 @@ RATIO = Decimal("0.0001")
 
 # Column kinds: how a cell is shown and how it is written to CSV.
 TEXT, MONEY, PERCENT, COUNT, MULTIPLE, MONTHS = "text", "money", "percent", "count", "multiple", "months"
+LINK = "link"  # a value ``(text, url)``: the text linked on the page, the text alone in CSV
 
 
 @dataclass
@@ -75,6 +76,9 @@ class Display:
         return formatting.format_day(day, self.language)
 
     def cell(self, value, kind: str) -> dict:
+        if kind == LINK:
+            text, url = value
+            return {"text": text, "url": url, "numeric": False, "negative": False}
         if kind == MONEY:
             text = self.money(value)
         elif kind == PERCENT:
@@ -97,6 +101,8 @@ def csv_value(value, kind: str, currency: str) -> str:
     """Money to the currency's minor unit, ratios to 4 places (ROUND_HALF_UP), like the metrics API."""
     if value is None:
         return ""
+    if kind == LINK:
+        return value[0]
     if kind == MONEY:
         return str(money_round(value, currency))
     if kind in (PERCENT, MULTIPLE, MONTHS):

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from decimal import ROUND_HALF_UP, Decimal
 
+from django.urls import reverse
 from django.utils.translation import gettext as _
 
 from customers.periods import tenant_today
-from portal.dashboards.panels import COUNT, MONEY, MULTIPLE, PERCENT, Column, Display, Panel, series
+from portal.dashboards.panels import COUNT, LINK, MONEY, MULTIPLE, PERCENT, Column, Display, Panel, series
 from revenue.models import Opportunity
 from revenue.reports import coverage_reason
 from revenue.selectors.pipeline import (
@@ -84,9 +85,15 @@ def pipeline_page(request, tenant, show: Display) -> dict:
     stale = Panel(
         "stale",
         _("Stale: above 60 % and untouched for 7 days"),
-        [Column("title", _("Opportunity")), Column("account", _("Account")), Column("owner", _("Owner")),
+        [Column("title", _("Opportunity")), Column("account", _("Account"), LINK), Column("owner", _("Owner")),
          Column("probability", _("Probability"), PERCENT), Column("last_touched", _("Last touched"))],
-        [[s["title"], details[s["id"]].account_name, details[s["id"]].owner.get_username() if details[s["id"]].owner_id else "",
+        [[s["title"], _account(details[s["id"]]), details[s["id"]].owner.get_username() if details[s["id"]].owner_id else "",
           probability_ratio(s["probability"]), show.day(s["last_touched_at"].date())] for s in summary["stale"]],
     )
     return {"kpis": kpis, "panels": [by_period, bands, owners, stale]}
+
+
+def _account(opportunity) -> tuple[str, str | None]:
+    """The deal's account, linked to its customer 360 page (a prospect has none)."""
+    url = reverse("customer_360", args=[opportunity.customer_id]) if opportunity.customer_id else None
+    return opportunity.account_name, url

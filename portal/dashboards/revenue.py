@@ -10,6 +10,25 @@ from revenue.figures import FIGURES, figure_definitions
 from revenue.selectors.movements import net_new_mrr
 from revenue.selectors.mrr import arr_from_mrr
 
+MOVEMENT_STEPS = ["mrr_start", "new", "reactivation", "expansion", "contraction", "churn", "mrr_end"]
+
+
+def movement_titles() -> list[str]:
+    """The column titles of ``MOVEMENT_STEPS``, in the active language."""
+    return [_("MRR at start"), _("New"), _("Reactivation"), _("Expansion"), _("Contraction"), _("Churn"),
+            _("MRR at end")]
+
+
+def movement_series(rows: list[dict]) -> list[dict]:
+    """The stacked chart's series of MRR movements per month: gains up, contraction and churn down."""
+    return [
+        {"label": _("New"), "values": series(r["new"] for r in rows), "color": "teal"},
+        {"label": _("Reactivation"), "values": series(r["reactivation"] for r in rows), "color": "purple"},
+        {"label": _("Expansion"), "values": series(r["expansion"] for r in rows), "color": "green"},
+        {"label": _("Contraction"), "values": series(-r["contraction"] for r in rows), "color": "orange"},
+        {"label": _("Churn"), "values": series(-r["churn"] for r in rows), "color": "red"},
+    ]
+
 
 def revenue_page(request, tenant, show: Display) -> dict:
     first, last = window(request, tenant)
@@ -39,9 +58,7 @@ def revenue_page(request, tenant, show: Display) -> dict:
         }],
         note=source_note(source),
     )
-    steps = ["mrr_start", "new", "reactivation", "expansion", "contraction", "churn", "mrr_end"]
-    step_titles = [_("MRR at start"), _("New"), _("Reactivation"), _("Expansion"), _("Contraction"), _("Churn"),
-                   _("MRR at end")]
+    steps, step_titles = MOVEMENT_STEPS, movement_titles()
     movements = Panel(
         "movements",
         _("MRR movements"),
@@ -56,11 +73,7 @@ def revenue_page(request, tenant, show: Display) -> dict:
             {
                 "kind": "stacked", "title": _("Movements per month"), "labels": labels, "format": "money",
                 "series": [
-                    {"label": _("New"), "values": series(r["new"] for r in rows), "color": "teal"},
-                    {"label": _("Reactivation"), "values": series(r["reactivation"] for r in rows), "color": "purple"},
-                    {"label": _("Expansion"), "values": series(r["expansion"] for r in rows), "color": "green"},
-                    {"label": _("Contraction"), "values": series(-r["contraction"] for r in rows), "color": "orange"},
-                    {"label": _("Churn"), "values": series(-r["churn"] for r in rows), "color": "red"},
+                    *movement_series(rows),
                     {"label": _("Net new MRR"), "values": series(net_new_mrr(r) for r in rows),
                      "color": "navy", "type": "line"},
                 ],

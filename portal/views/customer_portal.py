@@ -21,9 +21,9 @@ from django.utils import translation
 from django.utils.translation import gettext as _
 
 from billing.documents import credit_note_render_pdf, invoice_render_pdf
-from billing.metering import usage_totals
-from billing.models import BillableMetric, CreditNote, Invoice
+from billing.models import CreditNote, Invoice
 from billing.projection import invoice_project
+from billing.selectors import customer_usage
 from customers.periods import PeriodError, add_months, month_end, month_start, parse_month, tenant_today
 
 PAGE_SIZE = 50
@@ -302,11 +302,7 @@ def usage(request):
     the same pricing as the month-end draft run, nothing written."""
     tenant, customer = request.tenant, request.customer
     start, end, today = _current_period(tenant)
-    totals = usage_totals(tenant=tenant, period_start=start, period_end=end, customer_ids=[customer.pk])
-    metrics = [
-        {"metric": metric, "quantity": totals.get((customer.pk, metric.code), Decimal(0))}
-        for metric in BillableMetric.objects.for_tenant(tenant).order_by("name")
-    ]
+    metrics = customer_usage(tenant=tenant, customer_id=customer.pk, period_start=start, period_end=end)
     projection = invoice_project(customer=customer, period_start=start, period_end=end)
     context = {
         "metrics": metrics, "period_start": start, "period_end": end, "today": today, "projection": projection,

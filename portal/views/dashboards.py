@@ -61,6 +61,22 @@ def staff_context(request) -> dict:
     }
 
 
+def panel_context(p, show: Display, csv_url: str | None = None) -> dict:
+    """What ``portal/dashboards/_panel.html`` draws of one Panel: its cells formatted by ``show``,
+    its charts with the locale hints; the CSV link only when ``csv_url`` is given."""
+    return {
+        "key": p.key,
+        "title": p.title,
+        "note": p.note,
+        "wide": len(p.charts) > 1 or p.key in WIDE_PANELS,
+        "columns": p.columns,
+        "rows": [[show.cell(show.month(v) if isinstance(v, date) else v, c.kind)
+                  for v, c in zip(row, p.columns, strict=True)] for row in p.rows],
+        "charts": [{**chart, **show.chart_hints(), "id": f"chart-{p.key}-{i}"} for i, chart in enumerate(p.charts)],
+        "csv_url": csv_url,
+    }
+
+
 def _build(request, tenant, key):
     page = PAGES.get(key)
     if page is None:
@@ -82,18 +98,8 @@ def dashboard(request, tenant, page_key: str):
     except MissingExchangeRate as exc:
         return _problem(request, str(exc), 409)
     panels = [
-        {
-            "key": p.key,
-            "title": p.title,
-            "note": p.note,
-            "wide": len(p.charts) > 1 or p.key in WIDE_PANELS,
-            "columns": p.columns,
-            "rows": [[show.cell(show.month(v) if isinstance(v, date) else v, c.kind)
-                      for v, c in zip(row, p.columns, strict=True)] for row in p.rows],
-            "charts": [{**chart, **show.chart_hints(), "id": f"chart-{p.key}-{i}"} for i, chart in enumerate(p.charts)],
-            "csv_url": reverse("dashboards:export", args=[page_key, p.key]) + (
-                f"?{request.GET.urlencode()}" if request.GET else ""),
-        }
+        panel_context(p, show, reverse("dashboards:export", args=[page_key, p.key]) + (
+            f"?{request.GET.urlencode()}" if request.GET else ""))
         for p in built["panels"]
     ]
     context = {

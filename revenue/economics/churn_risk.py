@@ -184,20 +184,23 @@ GROUP BY customer_id
 _UNSET = object()
 
 
-def churn_risk_scores(*, tenant: Tenant, as_of: date, history_start=_UNSET) -> dict[int, RiskScore]:
+def churn_risk_scores(
+    *, tenant: Tenant, as_of: date, history_start=_UNSET, customer_ids: list[int] | None = None
+) -> dict[int, RiskScore]:
     """Every customer with MRR at the reference month's end, scored as of ``as_of`` (see module docstring).
 
     Returns ``{customer_id: RiskScore}``; each score lists all six signals with their raw figures,
     points and a one-line explanation. About nine queries whatever the number of customers.
-    ``history_start`` is ``usage_history_start(tenant)``, read when not given. Raises
+    ``history_start`` is ``usage_history_start(tenant)``, read when not given. ``customer_ids``
+    scores only those customers (None: all); the others are absent as if they had no MRR. Raises
     MissingExchangeRate when MRR cannot be converted.
     """
     ref = reference_month(as_of)
     mrr_by_month = customer_mrr_range(tenant=tenant, first=add_months(ref, -3), last=ref)
     active = mrr_by_month[ref]
-    if not active:
+    ids = sorted(active if customer_ids is None else set(active) & set(customer_ids))
+    if not ids:
         return {}
-    ids = sorted(active)
     customers = {
         c.pk: c for c in Customer.objects.for_tenant(tenant).filter(pk__in=ids).select_related("account_manager")
         .only("id", "name", "external_ref", "tier", "account_manager__username", "account_manager__first_name",

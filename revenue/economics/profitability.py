@@ -95,7 +95,7 @@ def cost_data_months(*, tenant: Tenant, first: date, last: date) -> list[date]:
     return months_with_cost_data(cost_to_serve(tenant=tenant, first=first, last=last), months_between(first, last))
 
 
-def margins(*, tenant: Tenant, first: date, last: date) -> dict:
+def margins(*, tenant: Tenant, first: date, last: date, customer_ids: list[int] | None = None) -> dict:
     """Revenue, cost to serve and gross margin from ``first`` to ``last`` (month starts, inclusive).
 
     Returns ``{"currency", "from", "to", "cost_months", "total", "by_month", "by_tier", "by_feature",
@@ -105,12 +105,16 @@ def margins(*, tenant: Tenant, first: date, last: date) -> dict:
     revenue), ``has_cost_data`` and ``calls``. ``customers`` is one row per customer with revenue or cost in the window, with
     its tier, monthly averages (over its months with cost data when it has any) and ``unpriced_calls``,
     sorted by margin ascending (worst first, customers without cost data last).
-    Raises MetricError for a bad window and MissingExchangeRate for an unconvertible invoice.
+    ``customer_ids`` limits every figure to those customers (None: the whole tenant); the months with cost
+    data stay the tenant's, so a customer's row is the one the whole-tenant call gives. Raises MetricError for a bad window and MissingExchangeRate for an unconvertible invoice.
     """
     months = _window(first, last)
-    costs = cost_to_serve(tenant=tenant, first=first, last=last)
-    revenue = revenue_by_customer_month(tenant=tenant, first=first, last=last)
-    cost_months = set(months_with_cost_data(costs, months))
+    costs = cost_to_serve(tenant=tenant, first=first, last=last, customer_ids=customer_ids)
+    revenue = revenue_by_customer_month(tenant=tenant, first=first, last=last, customer_ids=customer_ids)
+    if customer_ids is None:
+        cost_months = set(months_with_cost_data(costs, months))
+    else:
+        cost_months = set(cost_data_months(tenant=tenant, first=first, last=last))
     ids = {cid for cid, _ in costs} | {cid for cid, _ in revenue}
     customers = {
         c.pk: c for c in Customer.objects.for_tenant(tenant).filter(pk__in=ids).only("id", "name", "tier", "external_ref")

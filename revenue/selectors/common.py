@@ -35,6 +35,8 @@ SEGMENT_COLUMNS = {
     "country": "cu.country",
     "account_manager": "COALESCE(cu.account_manager_id::text, '')",
 }
+# A slice that is not a grouping: one customer, for the series of its own page (``Segment.of_customer``).
+SLICE_COLUMNS = {**SEGMENT_COLUMNS, "customer": "cu.id::text"}
 
 
 @dataclass(frozen=True)
@@ -56,9 +58,14 @@ class Segment:
             )
         return cls(dimension, value)
 
+    @classmethod
+    def of_customer(cls, customer_id: int) -> Segment:
+        """One customer alone: its MRR series and movements are the tenant's figures for that customer."""
+        return cls("customer", str(customer_id))
+
     @property
     def column(self) -> str:
-        return SEGMENT_COLUMNS[self.dimension]
+        return SLICE_COLUMNS[self.dimension]
 
     def __str__(self):
         return f"{self.dimension}:{self.value}"

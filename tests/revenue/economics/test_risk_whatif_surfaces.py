@@ -61,8 +61,8 @@ def test_a_churner_who_scored_zero_shows_zero_not_a_dash(churn_history, tenant_a
 
     body = staff(tenant_a, member_factory).get("/staff/economics/churn-risk/?months=3").content.decode()
 
-    assert "<li>Quiet leaver (2026-02): 0.0 / 0.0</li>" in body
-    assert "<li>Churner (2026-02): 10.0 / 10.0</li>" in body
+    assert f'<li><a href="/staff/customers/{quiet.pk}/">Quiet leaver</a> (2026-02): 0.0 / 0.0</li>' in body
+    assert '">Churner</a> (2026-02): 10.0 / 10.0</li>' in body
 
 
 def test_churn_back_test_months_out_of_range_is_400(tenant_a, member_factory):
