@@ -475,3 +475,16 @@ def test_credit_request_create_service_still_checks_the_customer(tenant_a, world
     with pytest.raises(ValidationError):
         credit_request_create(customer=other, invoice=world["usd"], amount=D("1.00"), reason="x",
                               requested_by=member_factory(tenant_a, Role.FINANCE))
+
+
+def test_a_month_end_run_cannot_finalize_the_running_month(client, member_factory, tenant_a):
+    from billing.models import BillingRun
+
+    staff(client, member_factory, tenant_a)
+    month = tenant_today(tenant_a).strftime("%Y-%m")
+
+    response = client.post(reverse("admin:billing_billingrun_start"), {"period": month, "finalize": "on"})
+
+    assert response.status_code == 200
+    assert "This month is still running: a run can only draft it." in response.content.decode()
+    assert not BillingRun.objects.for_tenant(tenant_a).exists()
