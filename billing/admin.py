@@ -144,6 +144,9 @@ class CreditRequestAdmin(TenantAdmin):
     # A tenant has hundreds of invoices: searched (finalized and paid ones only, see
     # InvoiceAdmin.get_search_results), never one drop-down.
     autocomplete_fields = ["customer", "invoice"]
+
+    class Media:
+        js = ["admin/js/jquery.init.js", "billing/credit_request_invoice.js"]
     inlines = [CreditAuditInline]
     actions = ["approve", "reject"]
 

@@ -132,10 +132,14 @@ class InvoiceReviewMixin(_PdfViewMixin):
         return super().get_queryset(request).with_balance_due()
 
     def get_search_results(self, request, queryset, search_term):
-        # The credit-request form's invoice autocomplete offers only invoices a credit can be asked for.
+        # The credit-request form's invoice autocomplete offers only invoices a credit can be asked for,
+        # of the customer chosen in the form when there is one (static/billing/credit_request_invoice.js).
         queryset, may_have_duplicates = super().get_search_results(request, queryset, search_term)
         if request.GET.get("model_name") == "creditrequest" and request.GET.get("field_name") == "invoice":
             queryset = queryset.filter(status__in=[Invoice.Status.FINALIZED, Invoice.Status.PAID])
+            customer = request.GET.get("customer", "")
+            if customer.isdigit():
+                queryset = queryset.filter(customer_id=int(customer))
         return queryset, may_have_duplicates
 
     # Amounts, read from the annotation (billing's one definition of the amount due)

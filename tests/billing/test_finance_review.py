@@ -443,8 +443,21 @@ def test_credit_request_invoice_is_an_autocomplete_of_creditable_invoices(client
         "term": "", "app_label": "billing", "model_name": "creditrequest", "field_name": "invoice"}).json()
 
     assert 'class="admin-autocomplete' in form and world["usd"].number not in form
+    assert "billing/credit_request_invoice.js" in form
     assert [row["id"] for row in found["results"]] == [str(world["usd"].pk)]
     assert str(draft.pk) not in {row["id"] for row in found["results"]}
+
+
+def test_credit_request_invoice_autocomplete_narrows_to_the_chosen_customer(client, member_factory, tenant_a, world):
+    other = build_invoice(CustomerFactory(tenant=tenant_a, name="Other Co"), lines=[("Fee", "1", "5.00")])
+    staff(client, member_factory, tenant_a)
+    query = {"term": "", "app_label": "billing", "model_name": "creditrequest", "field_name": "invoice"}
+
+    everyone = client.get("/admin/autocomplete/", query).json()["results"]
+    chosen = client.get("/admin/autocomplete/", {**query, "customer": world["usd"].customer_id}).json()["results"]
+
+    assert {row["id"] for row in everyone} == {str(world["usd"].pk), str(other.pk)}
+    assert [row["id"] for row in chosen] == [str(world["usd"].pk)]
 
 
 def test_credit_request_form_refuses_another_customers_invoice(client, member_factory, tenant_a, world):
