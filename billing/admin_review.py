@@ -32,6 +32,7 @@ from billing.admin_base import _may_bill
 from billing.documents import credit_note_staff_pdf, invoice_staff_pdf, pdf_response
 from billing.models import CreditNote, Invoice
 from customers.money import format_money
+from customers.periods import month_end
 from customers.tenancy import tenant_scope
 
 
@@ -153,6 +154,21 @@ class InvoiceReviewMixin(_PdfViewMixin):
 
     amount_due_now.short_description = _("Amount due")
     amount_due_now.admin_order_field = "balance_due"
+
+    def total_with_currency(self, obj):
+        return _money(obj.total, obj.currency)
+
+    total_with_currency.short_description = _("Total")
+    total_with_currency.admin_order_field = "total"
+
+    def period(self, obj):
+        # Most invoices cover one calendar month: "2026-12"; other periods show both days.
+        if obj.period_start.day == 1 and obj.period_end == month_end(obj.period_start):
+            return f"{obj.period_start:%Y-%m}"
+        return f"{obj.period_start.isoformat()} – {obj.period_end.isoformat()}"
+
+    period.short_description = _("Period")
+    period.admin_order_field = "period_start"
 
     def amount_due_as_issued(self, obj):
         return _money(obj.amount_due, obj.currency)

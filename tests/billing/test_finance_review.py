@@ -118,7 +118,8 @@ def test_admin_list_and_page_show_the_reduced_amount_due(client, member_factory,
     listing = client.get(reverse("admin:billing_invoice_changelist")).content.decode()
     page = client.get(reverse("admin:billing_invoice_change", args=[world["usd"].pk])).content.decode()
 
-    assert "$274.00" in listing
+    assert '<td class="field-total_with_currency">$424.00</td><td class="field-amount_due_now">$274.00</td>' in listing
+    assert '<td class="field-period">2026-11</td>' in listing
     assert "$274.00" in page and "$150.00" in page and "$424.00" in page
 
 

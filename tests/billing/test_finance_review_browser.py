@@ -76,7 +76,7 @@ def test_a_credit_note_reduces_the_amount_due_in_the_admin_and_the_portal(live_s
         page.click(f"text={invoice.number}")
         portal_detail = page.locator("dl.facts").inner_text()
 
-    assert "\t424.00\t$274.00\t" in admin_row  # total, then the amount due
+    assert "\t$424.00\t$274.00\t" in admin_row  # total, then the amount due
     assert (admin_due, admin_notes) == ("$274.00", "$150.00")
     assert "$274.00" in portal_row and "$274.00" in portal_detail
     invoice.refresh_from_db()
