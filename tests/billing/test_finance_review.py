@@ -25,14 +25,11 @@ NBSP = "\u00a0"
 D = Decimal
 
 
-@pytest.fixture(autouse=True)
-def media_root(settings, tmp_path):
-    settings.MEDIA_ROOT = str(tmp_path / "media")
-
-
 @pytest.fixture
-def world(tenant_a, tenant_b):
-    """A USD invoice of 424.00 in tenant_a, a SEK invoice of 15 431,25 kr (25 % VAT) in tenant_b."""
+def world(tenant_a, tenant_b, settings, tmp_path):
+    """A USD invoice of 424.00 in tenant_a, a SEK invoice of 15 431,25 kr (25 % VAT) in tenant_b;
+    their PDFs are stored in a temporary MEDIA_ROOT."""
+    settings.MEDIA_ROOT = str(tmp_path / "media")
     with platform_scope():
         northwind = CustomerFactory(tenant=tenant_a, name="Northwind Analytics LLC", language="en", external_ref="northwind")
         sjoberg = CustomerFactory(
