@@ -176,6 +176,10 @@ class BillingRunAdmin(ReadOnlyMixin, TenantAdmin):
             if run.status != BillingRun.Status.DRAFTED:
                 self.message_user(request, f"{run} is {run.get_status_display().lower()}: nothing to finalize.", messages.WARNING)
                 continue
+            if run.period_start == month_start(tenant_today(run.tenant)):
+                self.message_user(request, _("%(run)s: this month is still running; finalize its invoices early from "
+                                             "their pages.") % {"run": run}, messages.WARNING)
+                continue
             _queue_start(run.tenant, run.period_start, True, request.user)
             started += 1
         if started:

@@ -499,3 +499,20 @@ def test_a_month_end_run_cannot_finalize_the_running_month(client, member_factor
     assert response.status_code == 200
     assert "This month is still running: a run can only draft it." in response.content.decode()
     assert not BillingRun.objects.for_tenant(tenant_a).exists()
+
+
+def test_finalize_now_skips_a_run_of_the_running_month(client, member_factory, tenant_a):
+    from billing.models import BillingRun
+
+    today = tenant_today(tenant_a)
+    run = BillingRun.objects.for_tenant(tenant_a).create(
+        tenant=tenant_a, period_start=month_start(today), period_end=month_end(today), finalize_on=month_end(today),
+        status=BillingRun.Status.DRAFTED)
+    staff(client, member_factory, tenant_a)
+
+    response = client.post(reverse("admin:billing_billingrun_changelist"),
+                           {"action": "finalize_now", "_selected_action": [run.pk], "index": 0}, follow=True)
+
+    assert "this month is still running" in response.content.decode()
+    run.refresh_from_db()
+    assert run.status == BillingRun.Status.DRAFTED
