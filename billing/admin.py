@@ -4,15 +4,22 @@ Invoices and credit notes are computed documents: nobody edits them here, drafts
 hand-edited total would no longer be the sum of its lines). Changes go through the services, as
 admin actions: finalize, void, mark paid; approve or reject a credit request. An action refused
 by a service shows its message and changes nothing.
+
+An invoice's page shows its PDF (a draft's preview with its stamp) and has Finalize, Void and Mark
+paid buttons, each with its confirmation page (``billing.admin_review``). Every amount due shown is
+billing's one definition, ``Invoice.objects.with_balance_due``.
 """
 
+from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.shortcuts import redirect
+from django.utils.translation import gettext_lazy as _
 
 from billing import services
 from billing.admin_base import ReadOnlyMixin, _may_bill
+from billing.admin_review import CreditNoteReviewMixin, InvoiceReviewMixin, credit_note_pdf_link
 from billing.models import (
     BillableMetric,
     BillingSettings,
@@ -50,14 +57,19 @@ class InvoiceLineInline(ReadOnlyMixin, TenantInline):
 
 class CreditNoteInline(ReadOnlyMixin, TenantInline):
     model = CreditNote
-    fields = ["number", "issue_date", "reason", "total"]
+    fields = ["number", "issue_date", "reason", "total", "pdf_link"]
     readonly_fields = fields
     show_change_link = True
 
+    @admin.display(description=_("PDF"))
+    def pdf_link(self, obj):
+        return credit_note_pdf_link(obj)
+
 
 @admin.register(Invoice)
-class InvoiceAdmin(ReadOnlyMixin, TenantAdmin):
-    list_display = ["__str__", "customer", "period_start", "period_end", "status", "currency", "total", "amount_due"]
+class InvoiceAdmin(InvoiceReviewMixin, ReadOnlyMixin, TenantAdmin):
+    # Seven columns fit 1 280 px: one period column, amounts written with their currency.
+    list_display = ["__str__", "customer", "period", "status", "total_with_currency", "amount_due_now", "pdf_link"]
     list_filter = ["status", "period_start", "customer"]
     list_select_related = ["customer"]
     search_fields = ["number", "customer__name", "customer__external_ref"]
@@ -66,18 +78,19 @@ class InvoiceAdmin(ReadOnlyMixin, TenantAdmin):
     actions = ["finalize", "void", "mark_paid"]
     fieldsets = [
         (None, {"fields": ["customer", "contract", "period_start", "period_end", "status", "number"]}),
-        ("Dates", {"fields": ["issue_date", "due_date", "finalized_at", "paid_at", "voided_at"]}),
+        (_("Dates"), {"fields": ["issue_date", "due_date", "finalized_at", "paid_at", "voided_at"]}),
         (
-            "Amounts",
+            _("Amounts"),
             {
                 "fields": [
                     "currency", "subtotal", "discount_total", "vat_rate", "vat_amount", "total",
-                    "credit_applied", "amount_due", "reverse_charge", "vat_note",
+                    "credit_applied", "amount_due_as_issued", "credit_notes_total", "payments_total", "amount_due_now",
+                    "reverse_charge", "vat_note",
                 ]
             },
         ),
     ]
-    readonly_fields = [f for _, opts in fieldsets for f in opts["fields"]]
+    readonly_fields = [f for _name, opts in fieldsets for f in opts["fields"]]
 
     def has_billing_permission(self, request):
         return _may_bill(request)
@@ -102,8 +115,8 @@ class CreditNoteLineInline(ReadOnlyMixin, TenantInline):
 
 
 @admin.register(CreditNote)
-class CreditNoteAdmin(ReadOnlyMixin, TenantAdmin):
-    list_display = ["number", "invoice", "customer", "issue_date", "currency", "total"]
+class CreditNoteAdmin(CreditNoteReviewMixin, ReadOnlyMixin, TenantAdmin):
+    list_display = ["number", "invoice", "customer", "issue_date", "currency", "total", "pdf_link"]
     list_filter = ["issue_date", "customer"]
     list_select_related = ["invoice", "customer"]
     search_fields = ["number", "invoice__number", "customer__name"]
@@ -127,7 +140,12 @@ class CreditRequestAdmin(TenantAdmin):
     list_filter = ["status", "customer"]
     list_select_related = ["customer", "invoice", "requested_by", "decided_by"]
     fields = ["customer", "invoice", "amount", "reason"]
-    autocomplete_fields = ["customer"]  # the invoice field is the credit-request work's (issue 11)
+    # A tenant has hundreds of invoices: searched (finalized and paid ones only, see
+    # InvoiceAdmin.get_search_results), never one drop-down.
+    autocomplete_fields = ["customer", "invoice"]
+
+    class Media:
+        js = ["admin/js/jquery.init.js", "billing/credit_request_invoice.js"]
     inlines = [CreditAuditInline]
     actions = ["approve", "reject"]
 
@@ -149,6 +167,16 @@ class CreditRequestAdmin(TenantAdmin):
 
     def has_decide_permission(self, request):
         return request_role(request) is not None
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        field = super().formfield_for_foreignkey(db_field, request, **kwargs)
+        if db_field.name == "invoice" and field is not None:
+            field.queryset = field.queryset.filter(status__in=CREDITABLE_STATUSES)
+        return field
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)
+        return type(form.__name__, (CreditRequestInvoiceForm, form), {}) if obj is None else form
 
     def save_model(self, request, obj, form, change):
         try:
@@ -181,6 +209,22 @@ class CreditRequestAdmin(TenantAdmin):
     def reject(self, request, queryset):
         _run(self, request, queryset,
              lambda r: services.credit_request_reject(credit_request=r, approver=request.user), "rejected")
+
+
+CREDITABLE_STATUSES = [Invoice.Status.FINALIZED, Invoice.Status.PAID]
+
+
+class CreditRequestInvoiceForm(forms.ModelForm):
+    """The invoice of a credit request must be the chosen customer's (the service says so too,
+    but here it is a field error beside the field)."""
+
+    def clean(self):
+        cleaned = super().clean()
+        customer, invoice = cleaned.get("customer"), cleaned.get("invoice")
+        if customer is not None and invoice is not None and invoice.customer_id != customer.pk:
+            self.add_error("invoice", _("This invoice belongs to another customer; choose one of %(customer)s.")
+                           % {"customer": customer})
+        return cleaned
 
 
 class PriceTermsContractFilter(admin.SimpleListFilter):

@@ -17,6 +17,7 @@ from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
 
 from billing import month_end, tasks
 from billing.admin_base import ReadOnlyMixin, _may_bill
@@ -24,7 +25,7 @@ from billing.delivery import invoice_send
 from billing.models import BillingRun, BillingRunItem, InvoiceDelivery
 from customers.admin_base import TenantAdmin, TenantInline, is_platform_admin, request_tenant
 from customers.models import Tenant
-from customers.periods import parse_month
+from customers.periods import month_start, parse_month, tenant_today
 from customers.tenancy import tenant_scope
 
 
@@ -54,6 +55,12 @@ class StartRunForm(forms.Form):
             month_end.validate_run_period(tenant=tenant, period_start=cleaned["period_start"])
         except ValidationError as exc:
             self.add_error("period", exc)
+        else:
+            # invoice_finalize refuses a running period unless it is closed early, one invoice at a time.
+            if cleaned.get("finalize") and cleaned["period_start"] == month_start(tenant_today(tenant)):
+                self.add_error("finalize", _(
+                    "This month is still running: a run can only draft it. Finalize an invoice early from its "
+                    "page, where closing the period early is confirmed."))
         cleaned["tenant"] = tenant
         return cleaned
 
@@ -168,6 +175,10 @@ class BillingRunAdmin(ReadOnlyMixin, TenantAdmin):
         for run in queryset.select_related("tenant"):
             if run.status != BillingRun.Status.DRAFTED:
                 self.message_user(request, f"{run} is {run.get_status_display().lower()}: nothing to finalize.", messages.WARNING)
+                continue
+            if run.period_start == month_start(tenant_today(run.tenant)):
+                self.message_user(request, _("%(run)s: this month is still running; finalize its invoices early from "
+                                             "their pages.") % {"run": run}, messages.WARNING)
                 continue
             _queue_start(run.tenant, run.period_start, True, request.user)
             started += 1

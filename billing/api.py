@@ -2,20 +2,30 @@
 
 Documents are never written through the API: PUT, PATCH and DELETE are 405. Finance staff (roles
 that may edit billing) move an invoice with POST actions, ``finalize``, ``void`` and ``mark-paid``;
-a move the invoice's status does not allow is 409. API keys only read.
+a move the invoice's status does not allow is 409, and so is finalizing an invoice whose period
+is still running without ``{"close_early": true}``. API keys only read. ``amount_due`` is billing's
+one definition (``Invoice.objects.with_balance_due``). ``GET …/pdf/`` returns a document's PDF
+(a draft's preview with its stamp); another tenant's id is a 404.
 """
 
 import django_filters
 from django.core.exceptions import ValidationError
 from django.db.models import Prefetch
-from drf_spectacular.utils import extend_schema
-from rest_framework import mixins, permissions, status, viewsets
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import mixins, permissions, renderers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from billing import services
+from billing.documents import credit_note_staff_pdf, invoice_staff_pdf, pdf_response
 from billing.models import CreditNote, CreditNoteLine, Invoice, InvoiceLine
-from billing.serializers import CreditNoteSerializer, InvoiceDetailSerializer, InvoiceSerializer
+from billing.serializers import (
+    CreditNoteSerializer,
+    InvoiceDetailSerializer,
+    InvoiceFinalizeSerializer,
+    InvoiceSerializer,
+)
 from customers.api_base import TenantPagination
 from customers.roles import role_can_edit
 
@@ -28,6 +38,26 @@ class IsBillingStaff(permissions.BasePermission):
     def has_permission(self, request, view):
         membership = getattr(request._request, "membership", None)
         return membership is not None and role_can_edit(membership.role, Invoice)
+
+
+class PDFRenderer(renderers.BaseRenderer):
+    """Lets a client ask for ``Accept: application/pdf``; the PDF views answer with the bytes themselves."""
+
+    media_type = "application/pdf"
+    format = "pdf"
+    charset = None
+    render_style = "binary"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        # Only error bodies (404, 403) reach a renderer here; they stay JSON.
+        return renderers.JSONRenderer().render(data, accepted_media_type, renderer_context)
+
+
+PDF_SCHEMA = {
+    (200, "application/pdf"): OpenApiResponse(OpenApiTypes.BINARY, description="The PDF."),
+    404: OpenApiResponse(description="No such document in this tenant."),
+}
+PDF_RENDERERS = [renderers.JSONRenderer, PDFRenderer]
 
 
 class TenantReadOnlyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
@@ -69,25 +99,41 @@ class InvoiceViewSet(TenantReadOnlyViewSet):
         return InvoiceDetailSerializer if self.action != "list" else InvoiceSerializer
 
     def scope_queryset(self, queryset):
-        queryset = queryset.select_related("customer")
+        queryset = queryset.with_balance_due().select_related("customer")
         if self.action != "list":
             lines = InvoiceLine.objects.for_tenant(self.request.tenant).order_by("position")
             queryset = queryset.prefetch_related(Prefetch("lines", queryset=lines))
         return queryset
 
-    def _move(self, service):
+    def _move(self, service, **options):
         invoice = self.get_object()
         try:
-            service(invoice=invoice)
+            service(invoice=invoice, **options)
         except ValidationError as exc:
-            return Response({"detail": " ".join(exc.messages)}, status=status.HTTP_409_CONFLICT)
+            body = {"detail": " ".join(exc.messages)}
+            if getattr(exc, "code", None):
+                body["code"] = exc.code
+            return Response(body, status=status.HTTP_409_CONFLICT)
         return Response(InvoiceDetailSerializer(self.get_object(), context=self.get_serializer_context()).data)
 
-    @extend_schema(request=None, responses=InvoiceDetailSerializer)
+    @extend_schema(
+        request=InvoiceFinalizeSerializer,
+        responses={
+            200: InvoiceDetailSerializer,
+            400: OpenApiResponse(description="`close_early` is not a boolean."),
+            409: OpenApiResponse(
+                description="Not a draft; or its period has not ended and `close_early` is not true "
+                "(`code`: `period_open`, `detail` says what closing early does to later usage)."
+            ),
+        },
+    )
     @action(detail=True, methods=["post"], permission_classes=[IsBillingStaff])
     def finalize(self, request, pk=None):
-        """Number and freeze a draft. 409 if it is not a draft."""
-        return self._move(services.invoice_finalize)
+        """Number and freeze a draft. 409 if it is not a draft, or if its period is still running and
+        the body does not say ``{"close_early": true}``."""
+        options = InvoiceFinalizeSerializer(data=request.data)
+        options.is_valid(raise_exception=True)
+        return self._move(services.invoice_finalize, close_early=options.validated_data["close_early"])
 
     @extend_schema(request=None, responses=InvoiceDetailSerializer)
     @action(detail=True, methods=["post"], permission_classes=[IsBillingStaff])
@@ -100,6 +146,12 @@ class InvoiceViewSet(TenantReadOnlyViewSet):
     def mark_paid(self, request, pk=None):
         """Record the payment of a finalized invoice. 409 otherwise."""
         return self._move(services.invoice_mark_paid)
+
+    @extend_schema(responses=PDF_SCHEMA)
+    @action(detail=True, methods=["get"], renderer_classes=PDF_RENDERERS)
+    def pdf(self, request, pk=None):
+        """The invoice's PDF: the stored document once numbered, a draft's preview with its stamp."""
+        return pdf_response(*invoice_staff_pdf(invoice=self.get_object()))
 
 
 class CreditNoteFilter(django_filters.FilterSet):
@@ -122,6 +174,12 @@ class CreditNoteViewSet(TenantReadOnlyViewSet):
     def scope_queryset(self, queryset):
         lines = CreditNoteLine.objects.for_tenant(self.request.tenant).order_by("position")
         return queryset.select_related("invoice").prefetch_related(Prefetch("lines", queryset=lines))
+
+    @extend_schema(responses=PDF_SCHEMA)
+    @action(detail=True, methods=["get"], renderer_classes=PDF_RENDERERS)
+    def pdf(self, request, pk=None):
+        """The credit note's PDF (rendered and stored the first time it is asked for)."""
+        return pdf_response(*credit_note_staff_pdf(credit_note=self.get_object()))
 
 
 def register(router):

@@ -28,6 +28,7 @@ from billing import formatting
 from billing.documents import invoice_render_pdf
 from billing.models import Invoice, InvoiceDelivery
 from billing.outbox import outbox_send
+from billing.selectors import invoice_with_balance_due
 from customers.models import Tenant
 from customers.tenancy import tenant_scope
 
@@ -54,7 +55,7 @@ def _message(invoice: Invoice, recipient: str, pdf_name: str, pdf: bytes) -> Ema
         "invoice": invoice,
         "tenant": tenant,
         "customer": customer,
-        "amount_due": formatting.format_money(invoice.amount_due, invoice.currency, language),
+        "amount_due": formatting.format_money(invoice.balance_due, invoice.currency, language),
         "total": formatting.format_money(invoice.total, invoice.currency, language),
         "due_date": formatting.format_day(invoice.due_date, language),
         "period_start": formatting.format_day(invoice.period_start, language),
@@ -94,7 +95,7 @@ def invoice_send(*, invoice: Invoice, resend: bool = False) -> list[InvoiceDeliv
     caller must wait and then see ``sent``.
     """
     tenant = invoice.tenant
-    invoice = Invoice.objects.for_tenant(tenant).select_related("tenant", "customer").get(pk=invoice.pk)
+    invoice = invoice_with_balance_due(invoice=invoice)
     if invoice.status not in SENDABLE_STATUSES:
         raise ValidationError(f"Invoice {invoice} is {invoice.status}; only finalized invoices are emailed.")
     recipients = _recipients(invoice.customer.billing_emails)

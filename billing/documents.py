@@ -25,6 +25,7 @@ from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
+from django.http import HttpResponse
 from django.template.loader import render_to_string
 from django.utils import translation
 from weasyprint import HTML
@@ -33,6 +34,7 @@ from weasyprint.urls import URLFetcher, URLFetcherResponse
 
 from billing import formatting
 from billing.models import CreditNote, Invoice
+from billing.selectors import invoice_with_balance_due
 from customers.models import Tenant
 from customers.tenancy import tenant_scope
 
@@ -103,6 +105,7 @@ def _money(language: str, currency: str):
 
 
 def _invoice_context(invoice: Invoice, language: str) -> dict:
+    invoice = invoice_with_balance_due(invoice=invoice)
     currency = invoice.currency
     money = _money(language, currency)
     rows = []
@@ -140,7 +143,9 @@ def _invoice_context(invoice: Invoice, language: str) -> dict:
         "vat_amount": money(invoice.vat_amount),
         "total": money(invoice.total),
         "credit_applied": money(-invoice.credit_applied) if invoice.credit_applied else "",
-        "amount_due": money(invoice.amount_due),
+        "credited_total": money(-invoice.credited_total) if invoice.credited_total else "",
+        "paid_total": money(-invoice.paid_total) if invoice.paid_total else "",
+        "amount_due": money(invoice.balance_due),
         "payment_terms_days": invoice.tenant.payment_terms_days,
         "has_logo": tenant_has_logo(invoice.tenant),
         "logo_url": LOGO_URL,
@@ -276,6 +281,25 @@ def invoice_render_pdf(*, invoice: Invoice) -> str:
     return name
 
 
+def invoice_pdf_refresh_on_commit(*, invoice: Invoice) -> None:
+    """Once the caller's transaction commits, drop the stored PDF of ``invoice`` so the next download
+    renders it again: a credit note or a payment changed the amount due it prints.
+
+    The file's name on ``Invoice.pdf`` stays (the guards allow naming it once); only its content is
+    rendered anew, at the same path, by ``invoice_render_pdf``. Emails already sent keep the PDF they
+    carried. A draft has no stored PDF: nothing happens.
+    """
+    if not (invoice.number and invoice.issue_date):
+        return
+    name = invoice.pdf.name or invoice_pdf_path(invoice=invoice)
+
+    def discard():
+        if default_storage.exists(name):
+            default_storage.delete(name)
+
+    transaction.on_commit(discard)
+
+
 @transaction.atomic
 def credit_note_render_pdf(*, credit_note: CreditNote) -> str:
     """The storage name of a credit note's PDF, rendered and stored the first time it is asked for.
@@ -292,3 +316,31 @@ def credit_note_render_pdf(*, credit_note: CreditNote) -> str:
     with translation.override(language), tenant_scope(credit_note.tenant):
         context = _credit_note_context(credit_note, language)
     return _store(name, _render(CREDIT_NOTE_TEMPLATE, context, tenant=credit_note.tenant, language=language))
+
+
+def invoice_staff_pdf(*, invoice: Invoice) -> tuple[bytes, str]:
+    """The PDF staff open for any invoice, with its file name: ``(content, filename)``.
+
+    A draft (and a draft voided before it was numbered) gives the preview with its stamp, stored
+    nowhere; a numbered invoice gives its stored PDF (rendered the first time, see
+    ``invoice_render_pdf``).
+    """
+    if not invoice.number or invoice.issue_date is None:
+        return invoice_preview_pdf(invoice=invoice), f"draft-{invoice.customer_id}-{invoice.period_start:%Y-%m}.pdf"
+    with default_storage.open(invoice_render_pdf(invoice=invoice), "rb") as handle:
+        return handle.read(), f"{_safe(invoice.number)}.pdf"
+
+
+def credit_note_staff_pdf(*, credit_note: CreditNote) -> tuple[bytes, str]:
+    """A credit note's stored PDF (rendered the first time) and its file name: ``(content, filename)``."""
+    with default_storage.open(credit_note_render_pdf(credit_note=credit_note), "rb") as handle:
+        return handle.read(), f"{_safe(credit_note.number)}.pdf"
+
+
+def pdf_response(content: bytes, filename: str, *, inline: bool = False) -> HttpResponse:
+    """``content`` as a private PDF download (``inline`` to show it in the browser, e.g. a preview)."""
+    response = HttpResponse(content, content_type="application/pdf")
+    disposition = "inline" if inline else "attachment"
+    response.headers["Content-Disposition"] = f'{disposition}; filename="{filename}"'
+    response.headers["Cache-Control"] = "private, no-store"
+    return response

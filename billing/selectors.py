@@ -73,6 +73,21 @@ def invoice_credited_total(*, invoice: Invoice) -> Decimal:
     return credited or ZERO
 
 
+def invoice_with_balance_due(*, invoice: Invoice) -> Invoice:
+    """``invoice`` read again with ``credited_total``, ``paid_total`` and ``balance_due`` (one query).
+
+    ``balance_due`` is the amount due everywhere (``Invoice.objects.with_balance_due``): total less
+    credit applied, credit notes and payment; 0 for paid and void invoices. The customer and
+    tenant come along (documents and emails need both).
+    """
+    return (
+        Invoice.objects.for_tenant(invoice.tenant)
+        .with_balance_due()
+        .select_related("tenant", "customer")
+        .get(pk=invoice.pk)
+    )
+
+
 def invoice_creditable_amount(*, invoice: Invoice) -> Decimal:
     """What a new credit note on ``invoice`` may still give back: its total less earlier credit notes.
 

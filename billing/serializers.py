@@ -42,16 +42,31 @@ class InvoiceSerializer(serializers.ModelSerializer):
     vat_amount = DocumentMoneyField("vat_amount")
     total = DocumentMoneyField("total")
     credit_applied = DocumentMoneyField("credit_applied")
-    amount_due = DocumentMoneyField("amount_due")
+    amount_due = DocumentMoneyField(
+        "balance_due",
+        help_text="What the customer owes now: total − credit applied − credit notes − payments; 0 once paid or void.",
+    )
+    credit_notes_total = DocumentMoneyField("credited_total", help_text="The invoice's credit notes, VAT included.")
+    paid_total = DocumentMoneyField("paid_total", help_text="What was paid (the whole amount due, once paid).")
 
     class Meta:
         model = Invoice
         fields = [
             "id", "number", "status", "customer", "customer_name", "contract", "period_start", "period_end",
             "currency", "issue_date", "due_date", "subtotal", "discount_total", "vat_rate", "vat_amount", "total",
-            "credit_applied", "amount_due", "reverse_charge", "vat_note", "finalized_at", "paid_at", "voided_at",
+            "credit_applied", "credit_notes_total", "paid_total", "amount_due", "reverse_charge", "vat_note", "finalized_at", "paid_at", "voided_at",
         ]
         read_only_fields = fields
+
+
+class InvoiceFinalizeSerializer(serializers.Serializer):
+    close_early = serializers.BooleanField(
+        default=False,
+        help_text=(
+            "Required (true) to finalize an invoice whose period has not ended yet: usage dated later in the "
+            "period is then refused as `period already invoiced`. Without it such an invoice is a 409."
+        ),
+    )
 
 
 class InvoiceDetailSerializer(InvoiceSerializer):

@@ -17,12 +17,13 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 from django.db import models
-from django.db.models import Q
+from django.db.models import Case, DecimalField, F, OuterRef, Q, Subquery, Sum, Value, When
+from django.db.models.functions import Coalesce, Greatest
 
 from billing import pricing
 from customers.models import PERCENT_VALIDATORS, Contract, ContractLine, Customer
 from customers.money import MONEY_COLUMN, MoneyError, minor_unit_places
-from customers.tenancy import TenantOwned
+from customers.tenancy import TenantManager, TenantOwned, TenantQuerySet
 
 MONEY = MONEY_COLUMN
 EXACT = {"max_digits": 24, "decimal_places": 6}
@@ -255,8 +256,53 @@ class NumberSequence(TenantOwned):
         return f"{self.kind} #{self.last_value}"
 
 
+class InvoiceQuerySet(TenantQuerySet):
+    def with_balance_due(self):
+        """Annotate ``credited_total``, ``paid_total`` and ``balance_due``: what each invoice still asks for.
+
+        The one definition of "amount due" every page, document, export and the API show::
+
+            balance_due = total − credit_applied − credit notes − payments, never below 0
+
+        ``credit_applied`` (balance credits taken off the bill) is already inside the stored
+        ``amount_due``, the figure as issued, which a finalized invoice keeps unchanged: credit
+        notes issued later are their own rows, so the figure is derived here, never written back.
+        ``credited_total`` is the VAT-inclusive sum of the invoice's credit notes. There is no
+        partial payment: a paid invoice was paid what it still asked for (``paid_total``), so it
+        owes 0; a void invoice owes 0 and records no payment. Decimals in the invoice's currency,
+        two places, exact (no rounding: every operand is already in minor units).
+
+        The credit-note subquery is correlated on the outer invoice's own id and tenant, so it
+        reads only rows of the tenant the outer queryset is scoped to.
+        """
+        money = DecimalField(**MONEY)
+        zero = Value(Decimal("0.00"), output_field=money)  # two places, as every stored amount
+        credited = (
+            CreditNote._base_manager.filter(tenant=OuterRef("tenant"), invoice=OuterRef("pk"))
+            .order_by()
+            .values("invoice")
+            .annotate(total=Sum("total"))
+            .values("total")
+        )
+        owed_after_credits = Greatest(zero, F("amount_due") - F("credited_total"), output_field=money)
+        return self.annotate(
+            credited_total=Coalesce(Subquery(credited, output_field=money), zero, output_field=money)
+        ).annotate(
+            paid_total=Case(When(status=Invoice.Status.PAID, then=owed_after_credits), default=zero, output_field=money),
+            balance_due=Case(
+                When(status__in=[Invoice.Status.PAID, Invoice.Status.VOID], then=zero),
+                default=owed_after_credits,
+                output_field=money,
+            ),
+        )
+
+
 class Invoice(TenantOwned):
-    """A customer's bill for one period. Amounts are in ``currency``; see the module docstring."""
+    """A customer's bill for one period. Amounts are in ``currency``; see the module docstring.
+
+    ``amount_due`` is the figure as issued (total − credit_applied); what is owed now, after
+    credit notes and payment, is ``Invoice.objects.…with_balance_due()`` (``balance_due``).
+    """
 
     class Status(models.TextChoices):
         DRAFT = "draft", "Draft"
@@ -286,7 +332,7 @@ class Invoice(TenantOwned):
     vat_amount = models.DecimalField(**MONEY, default=ZERO)
     total = models.DecimalField(**MONEY, default=ZERO, help_text="subtotal − discount_total + VAT.")
     credit_applied = models.DecimalField(**MONEY, default=ZERO, help_text="Approved credits taken off this bill.")
-    amount_due = models.DecimalField(**MONEY, default=ZERO)
+    amount_due = models.DecimalField(**MONEY, default=ZERO)  # as issued; see with_balance_due
     reverse_charge = models.BooleanField(default=False)
     vat_note = models.CharField(max_length=300, blank=True)
     pdf = models.FileField(upload_to="invoices/", blank=True)
@@ -295,6 +341,8 @@ class Invoice(TenantOwned):
     finalized_at = models.DateTimeField(null=True, blank=True)
     paid_at = models.DateTimeField(null=True, blank=True)
     voided_at = models.DateTimeField(null=True, blank=True)
+
+    objects = TenantManager(InvoiceQuerySet)
 
     class Meta:
         ordering = ["-period_start", "customer_id"]

@@ -26,7 +26,14 @@ from billing.services.credits import (
     credit_request_reject,
 )
 from billing.services.drafts import REVERSE_CHARGE_NOTE, invoice_compute_drafts
-from billing.services.invoices import invoice_finalize, invoice_mark_paid, invoice_void
+from billing.services.invoices import (
+    PERIOD_OPEN,
+    early_close_warning,
+    invoice_finalize,
+    invoice_mark_paid,
+    invoice_period_is_open,
+    invoice_void,
+)
 from billing.services.price_terms import billing_settings_for, price_terms_set
 from billing.services.pricing import (
     BILLED_CONTRACT_STATUSES,
@@ -49,6 +56,7 @@ __all__ = [
     "EU_COUNTRIES",
     "MANAGER_LIMIT",
     "MANAGER_ROLES",
+    "PERIOD_OPEN",
     "POSITIVE_KINDS",
     "RECURRING_KINDS",
     "REVERSE_CHARGE_NOTE",
@@ -64,9 +72,11 @@ __all__ = [
     "credit_request_approve",
     "credit_request_create",
     "credit_request_reject",
+    "early_close_warning",
     "invoice_compute_drafts",
     "invoice_finalize",
     "invoice_mark_paid",
+    "invoice_period_is_open",
     "invoice_void",
     "price_line",
     "price_period",

@@ -10,6 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from billing import pricing
+from billing.documents import invoice_pdf_refresh_on_commit
 from billing.models import (
     CreditAuditEntry,
     CreditNote,
@@ -110,6 +111,7 @@ def credit_note_issue(
                 invoice_line=spec.invoice_line,
             )
         )
+    invoice_pdf_refresh_on_commit(invoice=invoice)
     return note
 
 

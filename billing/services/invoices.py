@@ -14,15 +14,36 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Sum
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from billing.delivery import invoice_deliver
+from billing.documents import invoice_pdf_refresh_on_commit
+from billing.metering import PERIOD_INVOICED
 from billing.models import CreditApplication, CreditAuditEntry, CreditRequest, Invoice, NumberSequence
 from billing.services._common import ZERO, _audit, _locked, _next_number, _save
 from customers.periods import tenant_today
 
 
+PERIOD_OPEN = "period_open"
+
+
+def invoice_period_is_open(*, invoice: Invoice, today: date | None = None) -> bool:
+    """True while the invoice's period is still running: its last day is today or later (tenant's time zone)."""
+    return invoice.period_end >= (today or tenant_today(invoice.tenant))
+
+
+def early_close_warning(*, invoice: Invoice) -> str:
+    """What finalizing ``invoice`` before its period ends does to later usage, in the reader's language."""
+    return _(
+        "The period of this invoice runs until %(end)s. Finalizing it now closes the period early: "
+        "usage dated later in the period will be refused as “%(reason)s” and never invoiced."
+    ) % {"end": invoice.period_end.isoformat(), "reason": PERIOD_INVOICED}
+
+
 @transaction.atomic
-def invoice_finalize(*, invoice: Invoice, issue_date: date | None = None, deliver: bool = True) -> Invoice:
+def invoice_finalize(
+    *, invoice: Invoice, issue_date: date | None = None, deliver: bool = True, close_early: bool = False
+) -> Invoice:
     """Freeze a draft: number it, date it, and mark its fully used balance credits applied.
 
     The number is ``{prefix}{year}-{n:05d}`` with ``n`` the next value of the tenant's gapless
@@ -31,12 +52,22 @@ def invoice_finalize(*, invoice: Invoice, issue_date: date | None = None, delive
     finalized invoice. Once the transaction commits, ``billing.tasks.invoice_deliver`` renders
     its PDF and emails it; ``deliver=False`` queues nothing (an invoice delivered outside the
     portal, e.g. historical ones loaded later: its PDF is rendered when first downloaded).
+
+    An invoice whose period has not ended yet (``invoice_period_is_open``) is finalized only with
+    ``close_early=True``: once it is final, usage dated later in its period is refused as
+    ``period already invoiced``. Without it the call raises ValidationError (code ``period_open``)
+    with ``early_close_warning``.
     Raises ValidationError if the invoice is not a draft.
     """
     invoice = _locked(invoice)
     if invoice.status != Invoice.Status.DRAFT:
         raise ValidationError(f"Invoice {invoice} is {invoice.status}; only a draft can be finalized.")
     tenant = invoice.tenant
+    if invoice_period_is_open(invoice=invoice) and not close_early:
+        raise ValidationError(
+            "%s %s" % (early_close_warning(invoice=invoice), _("Choose “close this period early” to finalize it now.")),
+            code=PERIOD_OPEN,
+        )
     issue_date = issue_date or tenant_today(tenant)
     sequence_number = _next_number(tenant=tenant, kind=NumberSequence.Kind.INVOICE)
     invoice.sequence_number = sequence_number
@@ -89,6 +120,7 @@ def invoice_void(*, invoice: Invoice, reason: str = "") -> Invoice:
     invoice.status = Invoice.Status.VOID
     invoice.voided_at = timezone.now()
     _save(invoice)
+    invoice_pdf_refresh_on_commit(invoice=invoice)
     requests = CreditRequest.objects.for_tenant(invoice.tenant).filter(
         applications__invoice=invoice, status=CreditRequest.Status.APPLIED
     )
@@ -108,4 +140,5 @@ def invoice_mark_paid(*, invoice: Invoice, paid_at: datetime | None = None) -> I
     invoice.status = Invoice.Status.PAID
     invoice.paid_at = paid_at or timezone.now()
     _save(invoice)
+    invoice_pdf_refresh_on_commit(invoice=invoice)
     return invoice

@@ -78,7 +78,7 @@ def documents_of(*, tenant, customer: Customer) -> dict:
     invoices = Invoice.objects.for_tenant(tenant).filter(customer=customer)
     notes = CreditNote.objects.for_tenant(tenant).filter(customer=customer)
     return {
-        "invoices": list(invoices.order_by("-period_start", "-id")[:LATEST]),
+        "invoices": list(invoices.with_balance_due().order_by("-period_start", "-id")[:LATEST]),
         "invoice_count": invoices.count(),
         "credit_notes": list(notes.select_related("invoice").order_by("-issue_date", "-id")[:LATEST]),
         "credit_note_count": notes.count(),

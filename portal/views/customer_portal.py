@@ -61,9 +61,11 @@ def status_labels() -> dict[str, str]:
 
 
 def customer_invoices(request):
-    """The invoices the portal may show: this customer's, issued (never drafts)."""
+    """The invoices the portal may show: this customer's, issued (never drafts), each with its
+    ``balance_due`` (the amount due after credit notes and payment, billing's one definition)."""
     return (
         Invoice.objects.for_tenant(request.tenant)
+        .with_balance_due()
         .filter(customer=request.customer, number__isnull=False)  # a draft voided unissued has none
         .exclude(status=Invoice.Status.DRAFT)
     )
@@ -213,7 +215,9 @@ def _invoice_payload(invoice: Invoice, lines) -> dict:
             "vat_amount": _decimal(invoice.vat_amount),
             "total": _decimal(invoice.total),
             "credit_applied": _decimal(invoice.credit_applied),
-            "amount_due": _decimal(invoice.amount_due),
+            "credit_notes": _decimal(invoice.credited_total),
+            "paid": _decimal(invoice.paid_total),
+            "amount_due": _decimal(invoice.balance_due),
         },
     }
 

@@ -151,6 +151,9 @@ def test_invoices_and_credit_notes_with_status_and_amount_due(world):
     assert f'href="/admin/billing/invoice/{may.pk}/change/"' in invoices
     note = response.context["credit_notes"][0]
     assert note.total == Decimal("150.00") and note.invoice_id == april.pk
+    # Amount due is billing's one figure: April's $1,500.00 less its $150.00 credit note.
+    assert (april.balance_due, may.balance_due) == (Decimal("1350.00"), Decimal("1750.00"))
+    assert "$1,350.00" in invoices
     assert f'href="/admin/billing/creditnote/{note.pk}/change/"' in invoices and "$150.00" in invoices
 
 

@@ -144,6 +144,8 @@ def test_csv_export_has_the_lines_then_the_totals(portal, world):
         ["", "vat_amount", "total", "", "", "0.00", "USD"],
         ["", "total", "total", "", "", "750.00", "USD"],
         ["", "credit_applied", "total", "", "", "0.00", "USD"],
+        ["", "credit_notes", "total", "", "", "0.00", "USD"],
+        ["", "paid", "total", "", "", "0.00", "USD"],
         ["", "amount_due", "total", "", "", "750.00", "USD"],
     ]
 
@@ -174,7 +176,7 @@ def test_json_export_has_exact_lines_and_totals(portal, world):
     ]
     assert data["totals"] == {
         "subtotal": "750.00", "discount_total": "0.00", "vat_rate_percent": "0.00", "vat_amount": "0.00",
-        "total": "750.00", "credit_applied": "0.00", "amount_due": "750.00",
+        "total": "750.00", "credit_applied": "0.00", "credit_notes": "0.00", "paid": "0.00", "amount_due": "750.00",
     }
 
 
