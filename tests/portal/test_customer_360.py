@@ -195,11 +195,14 @@ def test_cost_to_serve_and_margin_over_the_window(world):
     economics = response.context["economics"]
     # April 1 500 less the 150 credit note, May 1 750; no cost entered or metered.
     assert economics["total"]["revenue"] == Decimal("3100.00")
-    assert economics["total"]["cost"] == Decimal("0") and economics["total"]["margin"] == Decimal("3100.00")
+    # With no cost data at all there is no margin to show, rather than a margin of 100 %.
+    assert economics["total"]["cost"] == Decimal("0") and economics["total"]["margin"] is None
+    assert economics["total"]["has_cost_data"] is False
     assert {m["month"]: m["revenue"] for m in economics["by_month"] if m["revenue"]} == {
         date(2026, 4, 1): Decimal("1350.00"), date(2026, 5, 1): Decimal("1750.00")}
     assert economics["roi"] is None
     assert "$3,100.00" in _section(body, "economics") and 'id="roi"' not in body
+    assert "no cost data" in _section(body, "economics")
 
 
 def test_contacts_and_audit_history(world):
