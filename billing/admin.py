@@ -58,6 +58,7 @@ class CreditNoteInline(ReadOnlyMixin, TenantInline):
 @admin.register(Invoice)
 class InvoiceAdmin(ReadOnlyMixin, TenantAdmin):
     list_display = ["__str__", "customer", "period_start", "period_end", "status", "currency", "total", "amount_due"]
+    money_fields = ("subtotal", "discount_total", "vat_amount", "total", "credit_applied", "amount_due")
     list_filter = ["status", "period_start", "customer"]
     list_select_related = ["customer"]
     search_fields = ["number", "customer__name", "customer__external_ref"]
@@ -104,6 +105,7 @@ class CreditNoteLineInline(ReadOnlyMixin, TenantInline):
 @admin.register(CreditNote)
 class CreditNoteAdmin(ReadOnlyMixin, TenantAdmin):
     list_display = ["number", "invoice", "customer", "issue_date", "currency", "total"]
+    money_fields = ("subtotal", "vat_amount", "total")
     list_filter = ["issue_date", "customer"]
     list_select_related = ["invoice", "customer"]
     search_fields = ["number", "invoice__number", "customer__name"]
@@ -124,6 +126,7 @@ class CreditRequestAdmin(TenantAdmin):
     """Anyone who may edit billing requests a credit here; the services decide who may approve it."""
 
     list_display = ["__str__", "customer", "invoice", "amount", "currency", "status", "requested_by", "decided_by"]
+    money_fields = ("amount",)
     list_filter = ["status", "customer"]
     list_select_related = ["customer", "invoice", "requested_by", "decided_by"]
     fields = ["customer", "invoice", "amount", "reason"]

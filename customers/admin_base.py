@@ -22,6 +22,8 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404
 from simple_history.admin import SimpleHistoryAdmin
 
+from customers.locales import formats_language
+from customers.money import MoneyField, format_money
 from customers.roles import role_can_edit
 from customers.tenancy import TenantOwned
 
@@ -48,6 +50,33 @@ def tenant_member_users(tenant):
     if tenant is None:
         return users.none()
     return users.filter(memberships__tenant=tenant, is_active=True).distinct().order_by("username")
+
+
+def money_text(amount, currency: str) -> str:
+    """``amount`` in ``currency`` written as ``formats_language()`` does (the tenant's way on staff pages)."""
+    return format_money(amount, currency, formats_language())
+
+
+def money_column(model, name: str, currency_field: str = "currency"):
+    """An admin column or read-only field showing ``model.<name>`` as money, the tenant's way.
+
+    A ``MoneyField`` carries its currency; a plain amount column takes ``obj.<currency_field>``
+    (billing documents). Written in ``formats_language()``: the tenant's locale on staff pages
+    (``300 000,00 kr``), whatever language the reader speaks.
+    """
+    field = model._meta.get_field(name)
+
+    @admin.display(description=field.verbose_name, ordering=name)
+    def column(obj):
+        value = getattr(obj, name)
+        if value is None:
+            return None
+        if isinstance(field, MoneyField):
+            return money_text(value.amount, str(value.currency))
+        return money_text(value, getattr(obj, currency_field))
+
+    column.__name__ = name  # the column's CSS class and the field's help text keep the field's name
+    return column
 
 
 class TenantModelForm(forms.ModelForm):
@@ -181,7 +210,29 @@ class TenantScopedMixin:
 
 
 class TenantAdmin(TenantScopedMixin, SimpleHistoryAdmin):
-    """The ModelAdmin for a tenant-owned model. See the module docstring for the rules."""
+    """The ModelAdmin for a tenant-owned model. See the module docstring for the rules.
+
+    Money in list columns and read-only fields is written the tenant's way (``money_column``):
+    every ``MoneyField``, and the amount columns named in ``money_fields`` (in ``obj.currency``).
+    """
+
+    money_fields: tuple[str, ...] = ()
+
+    def _money_names(self) -> set[str]:
+        names = {f.name for f in self.model._meta.concrete_fields if isinstance(f, MoneyField)}
+        return names | set(self.money_fields)
+
+    def _as_money(self, names, only=None):
+        money = self._money_names() if only is None else self._money_names() & set(only)
+        columns = self.__dict__.setdefault("_money_columns", {})
+        return [
+            columns.setdefault(n, money_column(self.model, n)) if isinstance(n, str) and n in money else n
+            for n in names
+        ]
+
+    def _readonly_money_names(self, request, obj) -> set[str]:
+        readonly = super().get_readonly_fields(request, obj)
+        return self._money_names() & {n for n in readonly if isinstance(n, str)}
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         form = super().get_form(request, obj, change=change, **kwargs)
@@ -211,17 +262,27 @@ class TenantAdmin(TenantScopedMixin, SimpleHistoryAdmin):
             named = {f for _, opts in fieldsets for f in opts.get("fields", ())}
             if TENANT_FIELD not in named:
                 fieldsets = [(None, {"fields": [TENANT_FIELD]}), *fieldsets]
-        return fieldsets
+        readonly_money = self._readonly_money_names(request, obj)
+        return [
+            (name, {**opts, "fields": self._as_money(opts.get("fields", ()), only=readonly_money)})
+            for name, opts in fieldsets
+        ]
 
     def get_readonly_fields(self, request, obj=None):
-        readonly = list(super().get_readonly_fields(request, obj))
+        readonly = self._as_money(super().get_readonly_fields(request, obj))
         # Moving a row to another tenant would orphan its children there: the tenant is fixed once set.
         if is_platform_admin(request) and obj is not None and TENANT_FIELD not in readonly:
             readonly.append(TENANT_FIELD)
         return readonly
 
+    def get_exclude(self, request, obj=None):
+        # A read-only money field is shown by its column; the form must not offer the field itself.
+        exclude = list(super().get_exclude(request, obj))
+        return exclude + sorted(self._readonly_money_names(request, obj) - set(exclude))
+
     def get_list_display(self, request):
-        list_display = list(super().get_list_display(request))
+        editable = set(self.list_editable) | set(self.list_display_links or ())
+        list_display = self._as_money(super().get_list_display(request), only=self._money_names() - editable)
         if is_platform_admin(request) and TENANT_FIELD not in list_display:
             list_display.append(TENANT_FIELD)
         return list_display

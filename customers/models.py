@@ -71,12 +71,22 @@ class Membership(TenantOwned):
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
     role = models.CharField(max_length=20, choices=Role.choices)
+    # The person's language on staff pages; empty follows the tenant's (``Membership.staff_language``).
+    language = models.CharField(
+        max_length=5, choices=LANGUAGE_CHOICES, blank=True, default="",
+        help_text="The language of this person's staff pages. Empty: the tenant's language.",
+    )
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["tenant", "user"], name="membership_unique_user")]
 
     def __str__(self):
         return f"{self.user} · {self.get_role_display()}"
+
+    @property
+    def staff_language(self) -> str:
+        """The language this person's staff pages speak: their own choice, else the tenant's locale."""
+        return self.language or self.tenant.locale
 
 
 class TenantAPIKey(TenantOwned, AbstractAPIKey):

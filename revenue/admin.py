@@ -13,7 +13,7 @@ from django.contrib.admin.helpers import ActionForm
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from customers.admin_base import TenantAdmin, TenantModelForm, request_role
+from customers.admin_base import TenantAdmin, TenantModelForm, money_text, request_role
 from customers.models import Role
 from revenue import services
 from revenue.models import Band, ExchangeRate, Opportunity, QuarterTarget
@@ -187,7 +187,8 @@ class OpportunityAdmin(TenantAdmin):
 
     @admin.display(description="weighted amount")
     def weighted(self, obj):
-        return obj.weighted_amount
+        weighted = obj.weighted_amount
+        return money_text(weighted.amount, str(weighted.currency))
 
     @admin.display(description="stale", boolean=True)
     def stale(self, obj):
