@@ -20,7 +20,10 @@ from django.contrib.admin.utils import unquote
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404
+from django.utils.translation import gettext as _
 from simple_history.admin import SimpleHistoryAdmin
+from simple_history.models import DeletedObject
+from simple_history.template_utils import HistoricalRecordContextHelper
 
 from customers.locales import formats_language
 from customers.money import MoneyField, format_money
@@ -77,6 +80,34 @@ def money_column(model, name: str, currency_field: str = "currency"):
 
     column.__name__ = name  # the column's CSS class and the field's help text keep the field's name
     return column
+
+
+EMPTY = "—"
+
+
+class HistoryValues(HistoricalRecordContextHelper):
+    """The old and new values of a history entry as people read them.
+
+    django-simple-history shows an empty relation as "Deleted customer (pk=None)" and an empty
+    value as "None"; here those read "—", a really deleted row reads "customer 12 (deleted)",
+    a choice reads its label and money the tenant's way.
+    """
+
+    def prepare_delta_change_value(self, change, value):
+        field = self.model._meta.get_field(change.field)
+        if isinstance(value, DeletedObject):
+            if value.pk is None:
+                return EMPTY
+            return _("%(model)s %(id)s (deleted)") % {"model": value.model._meta.verbose_name, "id": value.pk}
+        if value is None or value == "":
+            return EMPTY
+        if getattr(field, "flatchoices", None) and not field.is_relation:
+            return dict(field.flatchoices).get(value, value)
+        if isinstance(value, bool):
+            return _("Yes") if value else _("No")
+        if hasattr(value, "currency") and hasattr(value, "amount"):
+            return money_text(value.amount, str(value.currency))
+        return super().prepare_delta_change_value(change, value)
 
 
 class TenantModelForm(forms.ModelForm):
@@ -357,6 +388,9 @@ class TenantAdmin(TenantScopedMixin, SimpleHistoryAdmin):
             return admin.ModelAdmin.history_view(self, request, object_id, extra_context)
         self._pk_or_404(object_id)
         return super().history_view(request, object_id, extra_context)
+
+    def get_historical_record_context_helper(self, request, historical_record):
+        return HistoryValues(self.model, historical_record)
 
     def get_history_queryset(self, request, history_manager, pk_name, object_id):
         queryset = super().get_history_queryset(request, history_manager, pk_name, object_id)

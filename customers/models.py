@@ -201,7 +201,7 @@ class Contract(TenantOwned):
     currency = models.CharField(max_length=3, choices=CURRENCY_CHOICES)
     billing_interval = models.PositiveSmallIntegerField(choices=BillingInterval.choices, default=BillingInterval.MONTHLY)
     start_date = models.DateField()
-    end_date = models.DateField(null=True, blank=True, help_text="Last day of the contract; empty = evergreen.")
+    end_date = models.DateField(null=True, blank=True, help_text="Last day of the contract; empty when it runs until cancelled.")
     auto_renew = models.BooleanField(default=False)
     renewal_term_months = models.PositiveSmallIntegerField(null=True, blank=True)
     signed_on = models.DateField(null=True, blank=True)
@@ -258,7 +258,7 @@ class ContractLine(TenantOwned):
         max_digits=5, decimal_places=2, null=True, blank=True, validators=PERCENT_VALIDATORS
     )
     starts_on = models.DateField()
-    ends_on = models.DateField(null=True, blank=True, help_text="Last day this line applies; empty = open.")
+    ends_on = models.DateField(null=True, blank=True, help_text="Last day this line applies; empty when it has no end.")
 
     history = HistoricalRecords()
 

@@ -40,7 +40,7 @@ class BillingSettings(TenantOwned):
         **MONEY,
         default=ZERO,
         validators=[MinValueValidator(ZERO)],
-        help_text="A non-zero invoice below this is topped up to it (job API: 1.00). 0 = no minimum.",
+        help_text="A non-zero invoice below this is topped up to it (e.g. 1.00). 0 means no minimum.",
     )
 
     class Meta:
@@ -203,7 +203,7 @@ class PriceTerms(TenantOwned):
 
     contract_line = models.OneToOneField(ContractLine, on_delete=models.CASCADE, related_name="price_terms")
     charge_model = models.CharField(max_length=16, choices=ChargeModel.choices)
-    metric = models.SlugField(max_length=64, blank=True, help_text="BillableMetric code, for metered models.")
+    metric = models.SlugField(max_length=64, blank=True, help_text="The code of the billable metric that meters this price.")
     terms = models.JSONField(default=dict, blank=True)
 
     class Meta:
@@ -284,7 +284,7 @@ class Invoice(TenantOwned):
     )
     vat_rate = models.DecimalField(max_digits=5, decimal_places=2, default=ZERO, validators=PERCENT_VALIDATORS)
     vat_amount = models.DecimalField(**MONEY, default=ZERO)
-    total = models.DecimalField(**MONEY, default=ZERO, help_text="subtotal − discount_total + VAT.")
+    total = models.DecimalField(**MONEY, default=ZERO, help_text="Subtotal less discounts, plus VAT.")
     credit_applied = models.DecimalField(**MONEY, default=ZERO, help_text="Approved credits taken off this bill.")
     amount_due = models.DecimalField(**MONEY, default=ZERO)
     reverse_charge = models.BooleanField(default=False)

@@ -38,13 +38,13 @@ class BillableMetric(TenantOwned):
     event_code = models.SlugField(
         max_length=64,
         blank=True,
-        help_text="The events it reads (their `metric`); empty: events named like the metric. Lets two "
+        help_text="The name of the events it reads; empty: events named like the metric. Lets two "
         "metrics read the same events, e.g. all jobs and only the failed ones.",
     )
     name = models.CharField(max_length=200)
     aggregation = models.CharField(max_length=14, choices=Aggregation.choices, default=Aggregation.COUNT)
     field = models.CharField(
-        max_length=64, default="quantity", help_text="`quantity` or a property name; unused for count."
+        max_length=64, default="quantity", help_text="What to add up: the events' quantity or one of their properties (not used when counting)."
     )
     filters = models.JSONField(default=dict, blank=True)
     unit = models.CharField(max_length=32, blank=True, help_text="e.g. jobs, ms, GB")

@@ -37,8 +37,8 @@ MONEY = {"max_digits": 18, "decimal_places": 2}
 class ModelPrice(TenantOwned):
     """What one AI model costs the tenant per million tokens, from a day on (the latest applies)."""
 
-    provider = models.CharField(max_length=40, help_text="e.g. openai, anthropic, bedrock")
-    model = models.CharField(max_length=80, help_text="as sent in usage events' `model` property")
+    provider = models.CharField(max_length=40, help_text="e.g. OpenAI, Anthropic, Bedrock")
+    model = models.CharField(max_length=80, help_text="The model name as the usage events report it.")
     input_price_per_million = models.DecimalField(**PRICE, validators=[MinValueValidator(ZERO)])
     output_price_per_million = models.DecimalField(**PRICE, validators=[MinValueValidator(ZERO)])
     effective_on = models.DateField()
