@@ -45,6 +45,7 @@ class InvoiceLineInline(ReadOnlyMixin, TenantInline):
     model = InvoiceLine
     fields = ["position", "description", "kind", "quantity", "unit_price", "proration", "amount"]
     readonly_fields = fields
+    money_fields, money_currency = ("amount",), "invoice.currency"
     ordering = ["position"]
 
 
@@ -52,6 +53,7 @@ class CreditNoteInline(ReadOnlyMixin, TenantInline):
     model = CreditNote
     fields = ["number", "issue_date", "reason", "total"]
     readonly_fields = fields
+    money_fields = ("total",)
     show_change_link = True
 
 
@@ -100,6 +102,7 @@ class CreditNoteLineInline(ReadOnlyMixin, TenantInline):
     model = CreditNoteLine
     fields = ["position", "description", "quantity", "unit_price", "amount"]
     readonly_fields = fields
+    money_fields, money_currency = ("amount",), "credit_note.currency"
 
 
 @admin.register(CreditNote)
@@ -119,6 +122,7 @@ class CreditAuditInline(ReadOnlyMixin, TenantInline):
     model = CreditAuditEntry
     fields = ["created_at", "action", "actor", "actor_role", "amount", "currency", "note"]
     readonly_fields = fields
+    money_fields = ("amount",)
 
 
 @admin.register(CreditRequest)

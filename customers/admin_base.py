@@ -64,7 +64,7 @@ def money_column(model, name: str, currency_field: str = "currency"):
     """An admin column or read-only field showing ``model.<name>`` as money, the tenant's way.
 
     A ``MoneyField`` carries its currency; a plain amount column takes ``obj.<currency_field>``
-    (billing documents). Written in ``formats_language()``: the tenant's locale on staff pages
+    (billing documents; a dotted path such as ``"invoice.currency"`` for their lines). Written in ``formats_language()``: the tenant's locale on staff pages
     (``300 000,00 kr``), whatever language the reader speaks.
     """
     field = model._meta.get_field(name)
@@ -76,7 +76,10 @@ def money_column(model, name: str, currency_field: str = "currency"):
             return None
         if isinstance(field, MoneyField):
             return money_text(value.amount, str(value.currency))
-        return money_text(value, getattr(obj, currency_field))
+        currency = obj
+        for part in currency_field.split("."):
+            currency = getattr(currency, part)
+        return money_text(value, currency)
 
     column.__name__ = name  # the column's CSS class and the field's help text keep the field's name
     return column
@@ -108,6 +111,54 @@ class HistoryValues(HistoricalRecordContextHelper):
         if hasattr(value, "currency") and hasattr(value, "amount"):
             return money_text(value.amount, str(value.currency))
         return super().prepare_delta_change_value(change, value)
+
+
+class MoneyFieldsMixin:
+    """Money in read-only fields (and a ModelAdmin's list columns) written the tenant's way.
+
+    Every ``MoneyField``, and the amount columns named in ``money_fields`` whose currency is
+    ``obj.<money_currency>`` (``"currency"``, or ``"invoice.currency"`` for a document's lines),
+    are shown by a ``money_column`` instead of the bare number (``300000.00``). Editable fields
+    stay form inputs.
+    """
+
+    money_fields: tuple[str, ...] = ()
+    money_currency = "currency"
+
+    def _money_names(self) -> set[str]:
+        names = {f.name for f in self.model._meta.concrete_fields if isinstance(f, MoneyField)}
+        return names | set(self.money_fields)
+
+    def _as_money(self, names, only):
+        columns = self.__dict__.setdefault("_money_columns", {})
+        return [
+            columns.setdefault(n, money_column(self.model, n, self.money_currency))
+            if isinstance(n, str) and n in only else n
+            for n in names
+        ]
+
+    def _readonly_money_names(self, request, obj) -> set[str]:
+        readonly = super().get_readonly_fields(request, obj)
+        return self._money_names() & {n for n in readonly if isinstance(n, str)}
+
+    def get_fieldsets(self, request, obj=None):
+        readonly_money = self._readonly_money_names(request, obj)
+        return [
+            (name, {**opts, "fields": self._as_money(opts.get("fields", ()), readonly_money)})
+            for name, opts in super().get_fieldsets(request, obj)
+        ]
+
+    def get_readonly_fields(self, request, obj=None):
+        return self._as_money(super().get_readonly_fields(request, obj), self._money_names())
+
+    def get_exclude(self, request, obj=None):
+        # A read-only money field is shown by its column; the form must not offer the field itself.
+        exclude = list(super().get_exclude(request, obj) or [])
+        return exclude + sorted(self._readonly_money_names(request, obj) - set(exclude))
+
+    def get_list_display(self, request):
+        editable = set(self.list_editable) | set(self.list_display_links or ())
+        return self._as_money(super().get_list_display(request), self._money_names() - editable)
 
 
 class TenantModelForm(forms.ModelForm):
@@ -240,30 +291,8 @@ class TenantScopedMixin:
         return role is not None and role_can_edit(role, self.model) and self._owns(request, obj)
 
 
-class TenantAdmin(TenantScopedMixin, SimpleHistoryAdmin):
-    """The ModelAdmin for a tenant-owned model. See the module docstring for the rules.
-
-    Money in list columns and read-only fields is written the tenant's way (``money_column``):
-    every ``MoneyField``, and the amount columns named in ``money_fields`` (in ``obj.currency``).
-    """
-
-    money_fields: tuple[str, ...] = ()
-
-    def _money_names(self) -> set[str]:
-        names = {f.name for f in self.model._meta.concrete_fields if isinstance(f, MoneyField)}
-        return names | set(self.money_fields)
-
-    def _as_money(self, names, only=None):
-        money = self._money_names() if only is None else self._money_names() & set(only)
-        columns = self.__dict__.setdefault("_money_columns", {})
-        return [
-            columns.setdefault(n, money_column(self.model, n)) if isinstance(n, str) and n in money else n
-            for n in names
-        ]
-
-    def _readonly_money_names(self, request, obj) -> set[str]:
-        readonly = super().get_readonly_fields(request, obj)
-        return self._money_names() & {n for n in readonly if isinstance(n, str)}
+class TenantAdmin(MoneyFieldsMixin, TenantScopedMixin, SimpleHistoryAdmin):
+    """The ModelAdmin for a tenant-owned model. See the module docstring for the rules."""
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         form = super().get_form(request, obj, change=change, **kwargs)
@@ -293,27 +322,17 @@ class TenantAdmin(TenantScopedMixin, SimpleHistoryAdmin):
             named = {f for _, opts in fieldsets for f in opts.get("fields", ())}
             if TENANT_FIELD not in named:
                 fieldsets = [(None, {"fields": [TENANT_FIELD]}), *fieldsets]
-        readonly_money = self._readonly_money_names(request, obj)
-        return [
-            (name, {**opts, "fields": self._as_money(opts.get("fields", ()), only=readonly_money)})
-            for name, opts in fieldsets
-        ]
+        return fieldsets
 
     def get_readonly_fields(self, request, obj=None):
-        readonly = self._as_money(super().get_readonly_fields(request, obj))
+        readonly = list(super().get_readonly_fields(request, obj))
         # Moving a row to another tenant would orphan its children there: the tenant is fixed once set.
         if is_platform_admin(request) and obj is not None and TENANT_FIELD not in readonly:
             readonly.append(TENANT_FIELD)
         return readonly
 
-    def get_exclude(self, request, obj=None):
-        # A read-only money field is shown by its column; the form must not offer the field itself.
-        exclude = list(super().get_exclude(request, obj))
-        return exclude + sorted(self._readonly_money_names(request, obj) - set(exclude))
-
     def get_list_display(self, request):
-        editable = set(self.list_editable) | set(self.list_display_links or ())
-        list_display = self._as_money(super().get_list_display(request), only=self._money_names() - editable)
+        list_display = list(super().get_list_display(request))
         if is_platform_admin(request) and TENANT_FIELD not in list_display:
             list_display.append(TENANT_FIELD)
         return list_display
@@ -424,7 +443,7 @@ class TenantAdmin(TenantScopedMixin, SimpleHistoryAdmin):
         super().save_model(request, obj, form, change)
 
 
-class TenantInline(TenantScopedMixin, admin.TabularInline):
+class TenantInline(MoneyFieldsMixin, TenantScopedMixin, admin.TabularInline):
     """An inline of tenant-owned child rows: the parent's tenant, the same rules as ``TenantAdmin``."""
 
     formset = TenantInlineFormSet

@@ -1,6 +1,7 @@
 """Who an invoice was emailed to, and how that went: one row per invoice and recipient."""
 
 from django.db import models
+from django.utils.translation import gettext_lazy
 
 from billing.models.invoicing import Invoice
 from billing.outbox import OutboxMessage
@@ -14,7 +15,8 @@ class InvoiceDelivery(OutboxMessage):
     invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="deliveries")
 
     class Meta:
-        verbose_name_plural = "invoice deliveries"
+        verbose_name = gettext_lazy("invoice delivery")
+        verbose_name_plural = gettext_lazy("invoice deliveries")
         ordering = ["invoice_id", "recipient"]
         constraints = [
             models.UniqueConstraint(

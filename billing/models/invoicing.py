@@ -17,6 +17,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 from django.db import models
+from django.utils.translation import gettext_lazy
 from django.db.models import Q
 
 from billing import pricing
@@ -44,7 +45,8 @@ class BillingSettings(TenantOwned):
     )
 
     class Meta:
-        verbose_name_plural = "billing settings"
+        verbose_name = gettext_lazy("billing settings")
+        verbose_name_plural = gettext_lazy("billing settings")
         constraints = [models.UniqueConstraint(fields=["tenant"], name="billing_settings_one_per_tenant")]
 
     def __str__(self):
@@ -207,7 +209,8 @@ class PriceTerms(TenantOwned):
     terms = models.JSONField(default=dict, blank=True)
 
     class Meta:
-        verbose_name_plural = "price terms"
+        verbose_name = gettext_lazy("price terms")
+        verbose_name_plural = gettext_lazy("price terms")
         indexes = [models.Index(fields=["tenant", "metric"])]
 
     def __str__(self):
@@ -259,10 +262,10 @@ class Invoice(TenantOwned):
     """A customer's bill for one period. Amounts are in ``currency``; see the module docstring."""
 
     class Status(models.TextChoices):
-        DRAFT = "draft", "Draft"
-        FINALIZED = "finalized", "Finalized"
-        PAID = "paid", "Paid"
-        VOID = "void", "Void"
+        DRAFT = "draft", gettext_lazy("Draft")
+        FINALIZED = "finalized", gettext_lazy("Finalized")
+        PAID = "paid", gettext_lazy("Paid")
+        VOID = "void", gettext_lazy("Void")
 
     # Field changes allowed on a finalized invoice, and the status moves they belong to.
     ALLOWED_TRANSITIONS = {("finalized", "paid"), ("finalized", "void")}
@@ -280,15 +283,16 @@ class Invoice(TenantOwned):
     due_date = models.DateField(null=True, blank=True)
     subtotal = models.DecimalField(**MONEY, default=ZERO, help_text="Sum of charge lines.")
     discount_total = models.DecimalField(
+        "discounts",
         **MONEY, default=ZERO, help_text="Sum of discount and credit lines, as a positive amount."
     )
-    vat_rate = models.DecimalField(max_digits=5, decimal_places=2, default=ZERO, validators=PERCENT_VALIDATORS)
-    vat_amount = models.DecimalField(**MONEY, default=ZERO)
+    vat_rate = models.DecimalField("VAT rate (%)", max_digits=5, decimal_places=2, default=ZERO, validators=PERCENT_VALIDATORS)
+    vat_amount = models.DecimalField("VAT", **MONEY, default=ZERO)
     total = models.DecimalField(**MONEY, default=ZERO, help_text="Subtotal less discounts, plus VAT.")
     credit_applied = models.DecimalField(**MONEY, default=ZERO, help_text="Approved credits taken off this bill.")
     amount_due = models.DecimalField(**MONEY, default=ZERO)
     reverse_charge = models.BooleanField(default=False)
-    vat_note = models.CharField(max_length=300, blank=True)
+    vat_note = models.CharField("VAT note", max_length=300, blank=True)
     pdf = models.FileField(upload_to="invoices/", blank=True)
     inputs_hash = models.CharField(max_length=64, blank=True, help_text="Fingerprint of what the draft was built from.")
     created_at = models.DateTimeField(auto_now_add=True)
@@ -297,6 +301,8 @@ class Invoice(TenantOwned):
     voided_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        verbose_name = gettext_lazy("invoice")
+        verbose_name_plural = gettext_lazy("invoices")
         ordering = ["-period_start", "customer_id"]
         constraints = [
             models.UniqueConstraint(
@@ -403,6 +409,8 @@ class InvoiceLine(TenantOwned):
     )
 
     class Meta:
+        verbose_name = gettext_lazy("invoice line")
+        verbose_name_plural = gettext_lazy("invoice lines")
         ordering = ["invoice_id", "position"]
         constraints = [
             models.UniqueConstraint(fields=["tenant", "invoice", "position"], name="invoice_line_unique_position")
@@ -451,8 +459,8 @@ class CreditNote(_IssuedOnce):
     reason = models.CharField(max_length=300)
     issue_date = models.DateField()
     subtotal = models.DecimalField(**MONEY)
-    vat_rate = models.DecimalField(max_digits=5, decimal_places=2, default=ZERO)
-    vat_amount = models.DecimalField(**MONEY)
+    vat_rate = models.DecimalField("VAT rate (%)", max_digits=5, decimal_places=2, default=ZERO)
+    vat_amount = models.DecimalField("VAT", **MONEY)
     total = models.DecimalField(**MONEY)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -460,6 +468,8 @@ class CreditNote(_IssuedOnce):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        verbose_name = gettext_lazy("credit note")
+        verbose_name_plural = gettext_lazy("credit notes")
         ordering = ["-sequence_number"]
         constraints = [models.UniqueConstraint(fields=["tenant", "number"], name="credit_note_unique_number")]
         indexes = [models.Index(fields=["tenant", "invoice"])]
@@ -480,6 +490,8 @@ class CreditNoteLine(_IssuedOnce):
     )
 
     class Meta:
+        verbose_name = gettext_lazy("credit note line")
+        verbose_name_plural = gettext_lazy("credit note lines")
         ordering = ["credit_note_id", "position"]
 
     def __str__(self):
@@ -518,6 +530,8 @@ class CreditRequest(TenantOwned):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        verbose_name = gettext_lazy("credit request")
+        verbose_name_plural = gettext_lazy("credit requests")
         ordering = ["-created_at"]
         indexes = [models.Index(fields=["tenant", "status", "customer"])]
 
@@ -562,8 +576,9 @@ class CreditAuditEntry(TenantOwned):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        verbose_name = gettext_lazy("credit audit entry")
+        verbose_name_plural = gettext_lazy("credit audit entries")
         ordering = ["created_at", "id"]
-        verbose_name_plural = "credit audit entries"
 
     def __str__(self):
         return f"{self.action} {self.amount} {self.currency}"

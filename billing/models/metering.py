@@ -8,6 +8,7 @@ from decimal import Decimal
 
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.utils.translation import gettext_lazy
 from django.db.models import Q
 from django.utils import timezone
 
@@ -50,6 +51,8 @@ class BillableMetric(TenantOwned):
     unit = models.CharField(max_length=32, blank=True, help_text="e.g. jobs, ms, GB")
 
     class Meta:
+        verbose_name = gettext_lazy("billable metric")
+        verbose_name_plural = gettext_lazy("billable metrics")
         ordering = ["code"]
         constraints = [
             models.UniqueConstraint(fields=["tenant", "code"], name="metric_unique_code"),
@@ -108,6 +111,8 @@ class UsageEvent(TenantOwned):
     received_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
+        verbose_name = gettext_lazy("usage event")
+        verbose_name_plural = gettext_lazy("usage events")
         constraints = [
             # ``usage_ingest`` relies on exactly this constraint for ON CONFLICT (tenant_id, idempotency_key).
             models.UniqueConstraint(fields=["tenant", "idempotency_key"], name="usage_event_unique_key"),

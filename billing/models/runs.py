@@ -7,6 +7,7 @@ by starting it again. The workflow lives in ``billing.month_end``.
 
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext_lazy
 from django.db.models import F, Q
 
 from billing.models.invoicing import Invoice
@@ -60,6 +61,8 @@ class BillingRun(TenantOwned):
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        verbose_name = gettext_lazy("billing run")
+        verbose_name_plural = gettext_lazy("billing runs")
         ordering = ["-period_start", "tenant_id"]
         constraints = [
             models.UniqueConstraint(
@@ -105,6 +108,8 @@ class BillingRunItem(TenantOwned):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        verbose_name = gettext_lazy("billing run item")
+        verbose_name_plural = gettext_lazy("billing run items")
         ordering = ["run_id", "customer_id"]
         constraints = [
             models.UniqueConstraint(fields=["tenant", "run", "customer"], name="billing_run_item_one_per_customer")

@@ -15,6 +15,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 from django.db import models
+from django.utils.translation import gettext_lazy
 from django.db.models import Q
 
 from billing.models import BillableMetric, ChargeModel
@@ -44,6 +45,8 @@ class ModelPrice(TenantOwned):
     effective_on = models.DateField()
 
     class Meta:
+        verbose_name = gettext_lazy("model price")
+        verbose_name_plural = gettext_lazy("model prices")
         ordering = ["provider", "model", "-effective_on"]
         constraints = [
             models.UniqueConstraint(
@@ -73,6 +76,8 @@ class CustomerCost(TenantOwned):
     note = models.CharField(max_length=200, blank=True)
 
     class Meta:
+        verbose_name = gettext_lazy("customer cost")
+        verbose_name_plural = gettext_lazy("customer costs")
         ordering = ["-month", "customer_id"]
         constraints = [
             models.UniqueConstraint(fields=["tenant", "customer", "month", "source"], name="customer_cost_unique_month"),
@@ -112,6 +117,8 @@ class AnomalyRule(TenantOwned):
     is_active = models.BooleanField(default=True)
 
     class Meta:
+        verbose_name = gettext_lazy("anomaly rule")
+        verbose_name_plural = gettext_lazy("anomaly rules")
         ordering = ["name"]
         constraints = [
             models.UniqueConstraint(fields=["tenant", "name"], name="anomaly_rule_unique_name"),
@@ -157,6 +164,8 @@ class AnomalyAlert(TenantOwned):
     emailed_to = models.CharField(max_length=500, blank=True)
 
     class Meta:
+        verbose_name = gettext_lazy("anomaly alert")
+        verbose_name_plural = gettext_lazy("anomaly alerts")
         ordering = ["-period_start", "customer_id"]
         constraints = [
             # A rerun of the detection finds the same alert and adds nothing (rule NULL included).
@@ -213,6 +222,8 @@ class PricePlan(TenantOwned):
     description = models.CharField(max_length=300, blank=True)
 
     class Meta:
+        verbose_name = gettext_lazy("price plan")
+        verbose_name_plural = gettext_lazy("price plans")
         ordering = ["code"]
         constraints = [
             models.UniqueConstraint(fields=["tenant", "code"], name="price_plan_unique_code"),

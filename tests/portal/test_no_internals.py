@@ -52,7 +52,7 @@ class VisibleText(HTMLParser):
 def visible_text(html: str) -> str:
     parser = VisibleText()
     parser.feed(html)
-    return " ".join(" ".join(parser.parts).split())
+    return re.sub(r"[ \t\r\n\f\v]+", " ", " ".join(parser.parts)).strip()  # no-break spaces stay
 
 
 @pytest.fixture

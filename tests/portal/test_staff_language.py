@@ -1,0 +1,110 @@
+"""Staff pages speak the member's language; money and dates follow the tenant's locale.
+
+Bergström Konsult (tenant_b) is Swedish and bills in SEK. Its members read Swedish unless they
+chose another language; whatever they read, 300 000 SEK is written ``300 000,00 kr``.
+"""
+
+from decimal import Decimal
+
+import pytest
+from django.urls import reverse
+
+from customers.models import Membership, Role
+from customers.money import Money
+from customers.tenancy import platform_scope, tenant_scope
+from tests.billing.document_builders import build_invoice
+from tests.customers.factories import CustomerFactory
+from tests.portal.test_no_internals import visible_text
+from tests.revenue.factories import OpportunityFactory
+
+NBSP = "\u00a0"
+SEK_300K = f"300{NBSP}000,00{NBSP}kr"
+
+
+def member(member_factory, tenant, language: str, username: str):
+    user = member_factory(tenant, Role.OWNER, username=username)
+    with platform_scope():
+        Membership.objects.filter(user=user).update(language=language)
+    return user
+
+
+@pytest.fixture
+def swedish_deal(tenant_b):
+    with tenant_scope(tenant_b):
+        customer = CustomerFactory(tenant=tenant_b, name="Fjällräv Konsult AB")
+        OpportunityFactory(customer=customer, title="Ramavtal 2027", amount=Money("300000.00", "SEK"), probability=50)
+        build_invoice(customer, lines=(("Konsulttimmar", "200", "1500.00"),), vat_rate="0")
+    return customer
+
+
+def get(client, path):
+    response = client.get(path)
+    assert response.status_code == 200, path
+    return response, visible_text(response.content.decode())
+
+
+def test_a_swedish_member_reads_swedish_admin_and_dashboards_with_swedish_money(
+    client, tenant_b, member_factory, swedish_deal
+):
+    client.force_login(member(member_factory, tenant_b, "", "karin"))  # no choice: the tenant's language
+
+    index, index_text = get(client, reverse("admin:index"))
+    deals, deals_text = get(client, reverse("admin:revenue_opportunity_changelist"))
+    invoices, invoices_text = get(client, reverse("admin:billing_invoice_changelist"))
+    dashboard, dashboard_text = get(client, "/staff/?from=2026-09&to=2026-11")
+
+    assert {r["Content-Language"] for r in (index, deals, invoices, dashboard)} == {"sv"}
+    assert "Webbplatsadministration" in index_text and "Kunder" in index_text
+    assert "Affärsmöjligheter" in deals_text
+    assert f"Ramavtal 2027 Fjällräv Konsult AB {SEK_300K} Aktiv (40–60 %) 150{NBSP}000,00{NBSP}kr" in deals_text
+    assert SEK_300K in invoices_text and "Fakturor" in invoices_text
+    assert "Intäkter" in dashboard_text and "Revenue" not in dashboard_text
+
+
+def test_an_english_member_of_the_swedish_tenant_reads_english_with_the_same_money(
+    client, tenant_b, member_factory, swedish_deal
+):
+    client.force_login(member(member_factory, tenant_b, "en", "alex"))
+
+    index, index_text = get(client, reverse("admin:index"))
+    deals, deals_text = get(client, reverse("admin:revenue_opportunity_changelist"))
+    dashboard, dashboard_text = get(client, "/staff/?from=2026-09&to=2026-11")
+
+    assert {r["Content-Language"] for r in (index, deals, dashboard)} == {"en"}
+    assert "Site administration" in index_text and "Customers" in index_text
+    assert f"Ramavtal 2027 Fjällräv Konsult AB {SEK_300K} Active (40–60%) 150{NBSP}000,00{NBSP}kr" in deals_text
+    assert "SEK300" not in deals_text and "SEK 300" not in deals_text
+    assert "Revenue" in dashboard_text and "Intäkter" not in dashboard_text
+
+
+def test_a_member_who_chose_swedish_in_an_american_tenant_keeps_dollar_formats(client, tenant_a, member_factory):
+    with tenant_scope(tenant_a):
+        OpportunityFactory(customer=CustomerFactory(tenant=tenant_a), title="Renewal", amount=Money("1234.50", "USD"))
+    client.force_login(member(member_factory, tenant_a, "sv", "sara"))
+
+    deals, deals_text = get(client, reverse("admin:revenue_opportunity_changelist"))
+
+    assert deals["Content-Language"] == "sv"
+    assert "Affärsmöjligheter" in deals_text and "$1,234.50" in deals_text
+
+
+def test_the_invoice_page_shows_its_amounts_the_tenants_way(client, tenant_b, member_factory, swedish_deal):
+    client.force_login(member(member_factory, tenant_b, "en", "alex"))
+    with tenant_scope(tenant_b):
+        invoice = swedish_deal.invoices.get()
+
+    _, text = get(client, reverse("admin:billing_invoice_change", args=[invoice.pk]))
+
+    assert f"Total: {SEK_300K}" in text and f"Amount due: {SEK_300K}" in text
+    assert text.count(SEK_300K) == 4  # subtotal, total, amount due and the line's amount
+    assert invoice.total == Decimal("300000.00")
+
+
+def test_the_member_language_is_stored_per_membership_and_defaults_to_the_tenant(tenant_a, tenant_b, member_factory):
+    user = member_factory(tenant_b, Role.VIEWER, username="oskar")
+    with platform_scope():
+        membership = Membership.objects.select_related("tenant").get(user=user)
+        assert (membership.language, membership.staff_language) == ("", "sv")
+        membership.language = "en"
+        assert membership.staff_language == "en"
+        assert Membership._meta.get_field("language").choices == [("en", "English"), ("sv", "Svenska")]
