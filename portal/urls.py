@@ -70,6 +70,7 @@ portal_patterns = [
         name="password_reset_complete",
     ),
     path("tenant/switch/", site.switch_tenant, name="switch_tenant"),
+    path("staff/language/", site.staff_language, name="staff_language"),
 ]
 
 urlpatterns = [

@@ -286,7 +286,9 @@ class Invoice(TenantOwned):
         "discounts",
         **MONEY, default=ZERO, help_text="Sum of discount and credit lines, as a positive amount."
     )
-    vat_rate = models.DecimalField("VAT rate (%)", max_digits=5, decimal_places=2, default=ZERO, validators=PERCENT_VALIDATORS)
+    vat_rate = models.DecimalField(
+        "VAT rate (%)", max_digits=5, decimal_places=2, default=ZERO, validators=PERCENT_VALIDATORS
+    )
     vat_amount = models.DecimalField("VAT", **MONEY, default=ZERO)
     total = models.DecimalField(**MONEY, default=ZERO, help_text="Subtotal less discounts, plus VAT.")
     credit_applied = models.DecimalField(**MONEY, default=ZERO, help_text="Approved credits taken off this bill.")

@@ -13,7 +13,7 @@ from customers.models import Membership, Role
 from customers.money import Money
 from customers.tenancy import platform_scope, tenant_scope
 from tests.billing.document_builders import build_invoice
-from tests.customers.factories import CustomerFactory
+from tests.customers.factories import CustomerFactory, PortalAccessFactory
 from tests.portal.test_no_internals import visible_text
 from tests.revenue.factories import OpportunityFactory
 
@@ -108,3 +108,35 @@ def test_the_member_language_is_stored_per_membership_and_defaults_to_the_tenant
         membership.language = "en"
         assert membership.staff_language == "en"
         assert Membership._meta.get_field("language").choices == [("en", "English"), ("sv", "Svenska")]
+
+
+def test_a_member_chooses_english_in_the_header_and_reads_english_from_then_on(client, tenant_b, member_factory):
+    user = member(member_factory, tenant_b, "", "erik")
+    client.force_login(user)
+    assert 'id="staff-language"' in client.get(reverse("admin:index")).content.decode()
+
+    response = client.post(reverse("portal:staff_language"), {"language": "en", "next": "/admin/customers/"})
+
+    assert (response.status_code, response["Location"]) == (302, "/admin/customers/")
+    with platform_scope():
+        assert Membership.objects.get(user=user).language == "en"
+    assert client.get(reverse("admin:index"))["Content-Language"] == "en"
+
+
+@pytest.mark.parametrize("language", ["de", "sv-x"])
+def test_a_language_not_offered_is_a_400_and_changes_nothing(client, tenant_b, member_factory, language):
+    user = member(member_factory, tenant_b, "sv", "erik")
+    client.force_login(user)
+
+    response = client.post(reverse("portal:staff_language"), {"language": language})
+
+    assert response.status_code == 400 and "not a language" in response.content.decode()
+    with platform_scope():
+        assert Membership.objects.get(user=user).language == "sv"
+
+
+def test_a_portal_user_cannot_choose_a_staff_language(client, tenant_b, swedish_deal):
+    with tenant_scope(tenant_b):
+        client.force_login(PortalAccessFactory(customer=swedish_deal, tenant=tenant_b).user)
+
+    assert client.post(reverse("portal:staff_language"), {"language": "en"}).status_code == 403
