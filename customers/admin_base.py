@@ -64,8 +64,9 @@ def money_column(model, name: str, currency_field: str = "currency"):
     """An admin column or read-only field showing ``model.<name>`` as money, the tenant's way.
 
     A ``MoneyField`` carries its currency; a plain amount column takes ``obj.<currency_field>``
-    (billing documents; a dotted path such as ``"invoice.currency"`` for their lines). Written in ``formats_language()``: the tenant's locale on staff pages
-    (``300 000,00 kr``), whatever language the reader speaks.
+    (billing documents; a dotted path such as ``"invoice.currency"`` for their lines). Written in
+    ``formats_language()``: the tenant's locale on staff pages (``300 000,00 kr``), whatever
+    language the reader speaks.
     """
     field = model._meta.get_field(name)
 
@@ -119,7 +120,8 @@ class MoneyFieldsMixin:
     Every ``MoneyField``, and the amount columns named in ``money_fields`` whose currency is
     ``obj.<money_currency>`` (``"currency"``, or ``"invoice.currency"`` for a document's lines),
     are shown by a ``money_column`` instead of the bare number (``300000.00``). Editable fields
-    stay form inputs.
+    stay form inputs. A subclass that builds its read-only list without ``super()`` passes it
+    through ``_as_money(names, self._money_names())`` to get the same.
     """
 
     money_fields: tuple[str, ...] = ()
@@ -138,8 +140,9 @@ class MoneyFieldsMixin:
         ]
 
     def _readonly_money_names(self, request, obj) -> set[str]:
-        readonly = super().get_readonly_fields(request, obj)
-        return self._money_names() & {n for n in readonly if isinstance(n, str)}
+        # The names whose read-only field is one of our columns: the fieldsets show those columns.
+        columns = self.__dict__.get("_money_columns", {}).values()
+        return {n.__name__ for n in self.get_readonly_fields(request, obj) if callable(n) and n in columns}
 
     def get_fieldsets(self, request, obj=None):
         readonly_money = self._readonly_money_names(request, obj)

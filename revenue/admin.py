@@ -174,7 +174,8 @@ class OpportunityAdmin(TenantAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         if obj is not None and not obj.is_open:  # won or lost: shown, not edited
-            return [field for fields in (spec["fields"] for _, spec in self.fieldsets) for field in fields]
+            shown = [field for fields in (spec["fields"] for _, spec in self.fieldsets) for field in fields]
+            return self._as_money(shown, self._money_names())
         return super().get_readonly_fields(request, obj)
 
     @admin.display(description="account", ordering="customer__name")

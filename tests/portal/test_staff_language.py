@@ -140,3 +140,27 @@ def test_a_portal_user_cannot_choose_a_staff_language(client, tenant_b, swedish_
         client.force_login(PortalAccessFactory(customer=swedish_deal, tenant=tenant_b).user)
 
     assert client.post(reverse("portal:staff_language"), {"language": "en"}).status_code == 403
+
+
+def test_page_money_filters_write_the_tenants_way_on_staff_pages_else_the_readers():
+    from django.utils import translation
+
+    from customers.locales import formats_in
+    from portal.templatetags.economics_format import ratio_percent
+    from portal.templatetags.portal_format import money
+
+    with translation.override("en"):
+        assert (money(Decimal("300000"), "SEK"), ratio_percent(Decimal("0.125"))) == (f"SEK{NBSP}300,000.00", "12.5%")
+        with formats_in("sv"):  # what the staff middleware does for a Swedish tenant
+            assert (money(Decimal("300000"), "SEK"), ratio_percent(Decimal("0.125"))) == (SEK_300K, f"12,5{NBSP}%")
+        assert money(Decimal("300000"), "SEK") == f"SEK{NBSP}300,000.00"
+
+
+def test_a_won_deal_shows_its_amount_the_tenants_way(client, tenant_b, member_factory, swedish_deal):
+    with tenant_scope(tenant_b):
+        deal = OpportunityFactory(customer=swedish_deal, title="Vunnen", amount=Money("300000.00", "SEK"), stage="won")
+    client.force_login(member(member_factory, tenant_b, "en", "alex"))
+
+    _, text = get(client, reverse("admin:revenue_opportunity_change", args=[deal.pk]))
+
+    assert f"Amount: {SEK_300K}" in text and "SEK300" not in text
