@@ -86,7 +86,7 @@ class Membership(TenantOwned):
         constraints = [models.UniqueConstraint(fields=["tenant", "user"], name="membership_unique_user")]
 
     def __str__(self):
-        return f"{self.user} · {self.get_role_display()}"
+        return f"{self.user if self.user_id else ''} · {self.get_role_display()}".strip(" ·")
 
     @property
     def staff_language(self) -> str:
@@ -160,7 +160,7 @@ class PortalAccess(TenantOwned):
         verbose_name_plural = gettext_lazy("portal accesses")
 
     def __str__(self):
-        return f"{self.user} → {self.customer}"
+        return f"{self.user if self.user_id else ''} → {self.customer if self.customer_id else ''}".strip(" →")
 
     def clean(self):
         if self.customer_id is None:
@@ -337,4 +337,4 @@ class ContractChange(TenantOwned):
         indexes = [models.Index(fields=["tenant", "contract", "effective_on"])]
 
     def __str__(self):
-        return f"{self.get_kind_display()} on {self.effective_on}"
+        return f"{self.get_kind_display()} on {self.effective_on}" if self.effective_on else str(self.get_kind_display())

@@ -26,4 +26,5 @@ class InvoiceDelivery(OutboxMessage):
         indexes = [models.Index(fields=["tenant", "status"])]
 
     def __str__(self):
-        return f"{self.invoice_id} → {self.recipient} ({self.status})"
+        invoice = self.invoice if self.invoice_id else ""
+        return f"{invoice} → {self.recipient} ({self.get_status_display()})"

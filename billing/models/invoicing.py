@@ -50,7 +50,7 @@ class BillingSettings(TenantOwned):
         constraints = [models.UniqueConstraint(fields=["tenant"], name="billing_settings_one_per_tenant")]
 
     def __str__(self):
-        return f"Billing settings of {self.tenant}"
+        return f"Billing settings of {self.tenant}" if self.tenant_id else "Billing settings"
 
 
 class ChargeModel(models.TextChoices):
@@ -214,7 +214,8 @@ class PriceTerms(TenantOwned):
         indexes = [models.Index(fields=["tenant", "metric"])]
 
     def __str__(self):
-        return f"{self.get_charge_model_display()} for {self.contract_line_id}"
+        line = self.contract_line if self.contract_line_id else ""
+        return f"{self.get_charge_model_display()} for {line}" if line else str(self.get_charge_model_display())
 
     def parsed_terms(self) -> dict:
         return parse_terms(self.charge_model, self.terms)
@@ -331,7 +332,13 @@ class Invoice(TenantOwned):
         ]
 
     def __str__(self):
-        return self.number or f"Draft {self.customer_id} {self.period_start:%Y-%m}"
+        if self.number:
+            return self.number
+        # A draft has no number yet: name it by whom (when loaded: no hidden query) and which month
+        # it bills, never by ids.
+        customer = self.customer.name if Invoice.customer.is_cached(self) else ""
+        month = f"{self.period_start:%Y-%m}" if self.period_start else ""
+        return " ".join(["Draft", customer, month]).strip()
 
     @property
     def is_final(self) -> bool:
@@ -538,7 +545,8 @@ class CreditRequest(TenantOwned):
         indexes = [models.Index(fields=["tenant", "status", "customer"])]
 
     def __str__(self):
-        return f"Credit {self.amount} {self.currency} for {self.customer}"
+        customer = f" for {self.customer}" if self.customer_id else ""
+        return f"Credit {self.amount if self.amount is not None else ''} {self.currency}{customer}".replace("  ", " ")
 
 
 class CreditApplication(TenantOwned):
@@ -554,6 +562,9 @@ class CreditApplication(TenantOwned):
                 fields=["tenant", "credit_request", "invoice"], name="credit_application_unique_invoice"
             )
         ]
+
+    def __str__(self):
+        return f"Credit {self.amount} taken off {self.invoice}" if self.invoice_id else "Credit taken off an invoice"
 
 
 class CreditAuditEntry(TenantOwned):
@@ -583,4 +594,4 @@ class CreditAuditEntry(TenantOwned):
         ordering = ["created_at", "id"]
 
     def __str__(self):
-        return f"{self.action} {self.amount} {self.currency}"
+        return f"{self.get_action_display()} {self.amount if self.amount is not None else ''} {self.currency}".strip()

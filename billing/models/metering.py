@@ -120,4 +120,5 @@ class UsageEvent(TenantOwned):
         indexes = [models.Index(fields=["tenant", "metric_code", "timestamp", "customer"])]
 
     def __str__(self):
-        return f"{self.metric_code} × {self.quantity} @ {self.timestamp:%Y-%m-%d %H:%M}"
+        when = f" @ {self.timestamp:%Y-%m-%d %H:%M}" if self.timestamp else ""
+        return f"{self.metric_code} × {self.quantity}{when}"

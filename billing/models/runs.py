@@ -75,7 +75,7 @@ class BillingRun(TenantOwned):
         indexes = [models.Index(fields=["tenant", "status"])]
 
     def __str__(self):
-        return f"Month-end {self.period_start:%Y-%m}"
+        return f"Month-end {self.period_start:%Y-%m}" if self.period_start else "Month-end"
 
     @property
     def is_finished(self) -> bool:
@@ -117,4 +117,6 @@ class BillingRunItem(TenantOwned):
         indexes = [models.Index(fields=["tenant", "run", "status"])]
 
     def __str__(self):
-        return f"{self.run} · customer {self.customer_id} ({self.status})"
+        run = self.run if self.run_id else ""
+        customer = self.customer if self.customer_id else ""
+        return f"{run} · {customer} ({self.get_status_display()})"

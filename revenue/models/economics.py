@@ -85,7 +85,9 @@ class CustomerCost(TenantOwned):
         ]
 
     def __str__(self):
-        return f"{self.customer_id} {self.month:%Y-%m}: {self.amount}"
+        customer = self.customer if self.customer_id else ""
+        month = f"{self.month:%Y-%m}" if self.month else ""
+        return f"{customer} {month}: {self.amount}".strip(" :")
 
     def clean(self):
         errors = {}
@@ -178,7 +180,9 @@ class AnomalyAlert(TenantOwned):
         indexes = [models.Index(fields=["tenant", "emailed_at"]), models.Index(fields=["tenant", "period_start"])]
 
     def __str__(self):
-        return f"{self.get_kind_display()} of {self.measure} for {self.customer_id} on {self.period_start}"
+        customer = f" for {self.customer}" if self.customer_id else ""
+        day = f" on {self.period_start}" if self.period_start else ""
+        return f"{self.get_kind_display()} of {self.measure}{customer}{day}"
 
 
 class AlertDelivery(OutboxMessage):
