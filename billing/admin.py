@@ -52,6 +52,7 @@ class InvoiceLineInline(ReadOnlyMixin, TenantInline):
     model = InvoiceLine
     fields = ["position", "description", "kind", "quantity", "unit_price", "proration", "amount"]
     readonly_fields = fields
+    money_fields, money_currency = ("amount",), "invoice.currency"
     ordering = ["position"]
 
 
@@ -59,6 +60,7 @@ class CreditNoteInline(ReadOnlyMixin, TenantInline):
     model = CreditNote
     fields = ["number", "issue_date", "reason", "total", "pdf_link"]
     readonly_fields = fields
+    money_fields = ("total",)
     show_change_link = True
 
     @admin.display(description=_("PDF"))
@@ -70,6 +72,7 @@ class CreditNoteInline(ReadOnlyMixin, TenantInline):
 class InvoiceAdmin(InvoiceReviewMixin, ReadOnlyMixin, TenantAdmin):
     # Seven columns fit 1 280 px: one period column, amounts written with their currency.
     list_display = ["__str__", "customer", "period", "status", "total_with_currency", "amount_due_now", "pdf_link"]
+    money_fields = ("subtotal", "discount_total", "vat_amount", "total", "credit_applied", "amount_due")
     list_filter = ["status", "period_start", "customer"]
     list_select_related = ["customer"]
     search_fields = ["number", "customer__name", "customer__external_ref"]
@@ -112,11 +115,13 @@ class CreditNoteLineInline(ReadOnlyMixin, TenantInline):
     model = CreditNoteLine
     fields = ["position", "description", "quantity", "unit_price", "amount"]
     readonly_fields = fields
+    money_fields, money_currency = ("amount",), "credit_note.currency"
 
 
 @admin.register(CreditNote)
 class CreditNoteAdmin(CreditNoteReviewMixin, ReadOnlyMixin, TenantAdmin):
     list_display = ["number", "invoice", "customer", "issue_date", "currency", "total", "pdf_link"]
+    money_fields = ("subtotal", "vat_amount", "total")
     list_filter = ["issue_date", "customer"]
     list_select_related = ["invoice", "customer"]
     search_fields = ["number", "invoice__number", "customer__name"]
@@ -130,6 +135,7 @@ class CreditAuditInline(ReadOnlyMixin, TenantInline):
     model = CreditAuditEntry
     fields = ["created_at", "action", "actor", "actor_role", "amount", "currency", "note"]
     readonly_fields = fields
+    money_fields = ("amount",)
 
 
 @admin.register(CreditRequest)
@@ -137,6 +143,7 @@ class CreditRequestAdmin(TenantAdmin):
     """Anyone who may edit billing requests a credit here; the services decide who may approve it."""
 
     list_display = ["__str__", "customer", "invoice", "amount", "currency", "status", "requested_by", "decided_by"]
+    money_fields = ("amount",)
     list_filter = ["status", "customer"]
     list_select_related = ["customer", "invoice", "requested_by", "decided_by"]
     fields = ["customer", "invoice", "amount", "reason"]

@@ -21,7 +21,6 @@ from django.http import Http404
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils import translation
 from django.utils.decorators import method_decorator
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
@@ -31,7 +30,7 @@ from billing import services
 from billing.admin_base import _may_bill
 from billing.documents import credit_note_staff_pdf, invoice_staff_pdf, pdf_response
 from billing.models import CreditNote, Invoice
-from customers.money import format_money
+from customers.admin_base import money_text
 from customers.periods import month_end
 from customers.tenancy import tenant_scope
 
@@ -70,10 +69,6 @@ MOVES = {
         ),
     ]
 }
-
-
-def _money(amount, currency: str) -> str:
-    return format_money(amount, currency, translation.get_language())
 
 
 def credit_note_pdf_link(note: CreditNote) -> str:
@@ -147,7 +142,7 @@ class InvoiceReviewMixin(_PdfViewMixin):
 
     @staticmethod
     def _annotated(obj, name):
-        return _money(getattr(obj, name), obj.currency)
+        return money_text(getattr(obj, name), obj.currency)
 
     def amount_due_now(self, obj):
         return self._annotated(obj, "balance_due")
@@ -156,7 +151,7 @@ class InvoiceReviewMixin(_PdfViewMixin):
     amount_due_now.admin_order_field = "balance_due"
 
     def total_with_currency(self, obj):
-        return _money(obj.total, obj.currency)
+        return money_text(obj.total, obj.currency)
 
     total_with_currency.short_description = _("Total")
     total_with_currency.admin_order_field = "total"
@@ -171,7 +166,7 @@ class InvoiceReviewMixin(_PdfViewMixin):
     period.admin_order_field = "period_start"
 
     def amount_due_as_issued(self, obj):
-        return _money(obj.amount_due, obj.currency)
+        return money_text(obj.amount_due, obj.currency)
 
     amount_due_as_issued.short_description = _("Amount due as issued")
 

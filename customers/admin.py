@@ -150,7 +150,7 @@ class MembershipAddForm(PersonByEmailForm):
 
     class Meta:
         model = Membership
-        fields = ["email", "role"]
+        fields = ["email", "role", "language"]
 
 
 class PortalAccessAddForm(PersonByEmailForm):
@@ -197,8 +197,8 @@ class PersonAdmin(TenantAdmin):
 @admin.register(Membership)
 class MembershipAdmin(PersonAdmin):
     add_form = MembershipAddForm
-    add_fields = ["email", "role"]
-    list_display = ["user", "user_email", "role"]
+    add_fields = ["email", "role", "language"]
+    list_display = ["user", "user_email", "role", "language"]
     list_filter = ["role"]
     search_fields = ["user__username", "user__email"]
     list_select_related = ["user"]

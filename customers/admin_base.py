@@ -19,9 +19,14 @@ from django.contrib.admin.utils import unquote
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404
+from django.utils.translation import gettext as _
 from simple_history.admin import SimpleHistoryAdmin
+from simple_history.models import DeletedObject
+from simple_history.template_utils import HistoricalRecordContextHelper
 
 from customers.admin_filters import LONG_CHOICES, ChoicesInUseDropdownFilter, RelatedOnlyDropdownFilter
+from customers.locales import formats_language
+from customers.money import MoneyField, format_money
 from customers.roles import role_can_edit
 from customers.tenancy import TenantOwned
 
@@ -48,6 +53,115 @@ def tenant_member_users(tenant):
     if tenant is None:
         return users.none()
     return users.filter(memberships__tenant=tenant, is_active=True).distinct().order_by("username")
+
+
+def money_text(amount, currency: str) -> str:
+    """``amount`` in ``currency`` written as ``formats_language()`` does (the tenant's way on staff pages)."""
+    return format_money(amount, currency, formats_language())
+
+
+def money_column(model, name: str, currency_field: str = "currency"):
+    """An admin column or read-only field showing ``model.<name>`` as money, the tenant's way.
+
+    A ``MoneyField`` carries its currency; a plain amount column takes ``obj.<currency_field>``
+    (billing documents; a dotted path such as ``"invoice.currency"`` for their lines). Written in
+    ``formats_language()``: the tenant's locale on staff pages (``300 000,00 kr``), whatever
+    language the reader speaks.
+    """
+    field = model._meta.get_field(name)
+
+    @admin.display(description=field.verbose_name, ordering=name)
+    def column(obj):
+        value = getattr(obj, name)
+        if value is None:
+            return None
+        if isinstance(field, MoneyField):
+            return money_text(value.amount, str(value.currency))
+        currency = obj
+        for part in currency_field.split("."):
+            currency = getattr(currency, part)
+        return money_text(value, currency)
+
+    column.__name__ = name  # the column's CSS class and the field's help text keep the field's name
+    return column
+
+
+EMPTY = "—"
+
+
+class HistoryValues(HistoricalRecordContextHelper):
+    """The old and new values of a history entry as people read them.
+
+    django-simple-history shows an empty relation as "Deleted customer (pk=None)" and an empty
+    value as "None"; here those read "—", a really deleted row reads "customer 12 (deleted)",
+    a choice reads its label and money the tenant's way.
+    """
+
+    def prepare_delta_change_value(self, change, value):
+        field = self.model._meta.get_field(change.field)
+        if isinstance(value, DeletedObject):
+            if value.pk is None:
+                return EMPTY
+            return _("%(model)s %(id)s (deleted)") % {"model": value.model._meta.verbose_name, "id": value.pk}
+        if value is None or value == "":
+            return EMPTY
+        if getattr(field, "flatchoices", None) and not field.is_relation:
+            return dict(field.flatchoices).get(value, value)
+        if isinstance(value, bool):
+            return _("Yes") if value else _("No")
+        if hasattr(value, "currency") and hasattr(value, "amount"):
+            return money_text(value.amount, str(value.currency))
+        return super().prepare_delta_change_value(change, value)
+
+
+class MoneyFieldsMixin:
+    """Money in read-only fields (and a ModelAdmin's list columns) written the tenant's way.
+
+    Every ``MoneyField``, and the amount columns named in ``money_fields`` whose currency is
+    ``obj.<money_currency>`` (``"currency"``, or ``"invoice.currency"`` for a document's lines),
+    are shown by a ``money_column`` instead of the bare number (``300000.00``). Editable fields
+    stay form inputs. A subclass that builds its read-only list without ``super()`` passes it
+    through ``_as_money(names, self._money_names())`` to get the same.
+    """
+
+    money_fields: tuple[str, ...] = ()
+    money_currency = "currency"
+
+    def _money_names(self) -> set[str]:
+        names = {f.name for f in self.model._meta.concrete_fields if isinstance(f, MoneyField)}
+        return names | set(self.money_fields)
+
+    def _as_money(self, names, only):
+        columns = self.__dict__.setdefault("_money_columns", {})
+        return [
+            columns.setdefault(n, money_column(self.model, n, self.money_currency))
+            if isinstance(n, str) and n in only else n
+            for n in names
+        ]
+
+    def _readonly_money_names(self, request, obj) -> set[str]:
+        # The names whose read-only field is one of our columns: the fieldsets show those columns.
+        columns = self.__dict__.get("_money_columns", {}).values()
+        return {n.__name__ for n in self.get_readonly_fields(request, obj) if callable(n) and n in columns}
+
+    def get_fieldsets(self, request, obj=None):
+        readonly_money = self._readonly_money_names(request, obj)
+        return [
+            (name, {**opts, "fields": self._as_money(opts.get("fields", ()), readonly_money)})
+            for name, opts in super().get_fieldsets(request, obj)
+        ]
+
+    def get_readonly_fields(self, request, obj=None):
+        return self._as_money(super().get_readonly_fields(request, obj), self._money_names())
+
+    def get_exclude(self, request, obj=None):
+        # A read-only money field is shown by its column; the form must not offer the field itself.
+        exclude = list(super().get_exclude(request, obj) or [])
+        return exclude + sorted(self._readonly_money_names(request, obj) - set(exclude))
+
+    def get_list_display(self, request):
+        editable = set(self.list_editable) | set(self.list_display_links or ())
+        return self._as_money(super().get_list_display(request), self._money_names() - editable)
 
 
 class TenantModelForm(forms.ModelForm):
@@ -206,7 +320,7 @@ class TenantScopedMixin:
         return role is not None and role_can_edit(role, self.model) and self._owns(request, obj)
 
 
-class TenantAdmin(TenantScopedMixin, SimpleHistoryAdmin):
+class TenantAdmin(MoneyFieldsMixin, TenantScopedMixin, SimpleHistoryAdmin):
     """The ModelAdmin for a tenant-owned model. See the module docstring for the rules."""
 
     def get_form(self, request, obj=None, change=False, **kwargs):
@@ -326,6 +440,9 @@ class TenantAdmin(TenantScopedMixin, SimpleHistoryAdmin):
         self._pk_or_404(object_id)
         return super().history_view(request, object_id, extra_context)
 
+    def get_historical_record_context_helper(self, request, historical_record):
+        return HistoryValues(self.model, historical_record)
+
     def get_history_queryset(self, request, history_manager, pk_name, object_id):
         queryset = super().get_history_queryset(request, history_manager, pk_name, object_id)
         if is_platform_admin(request):
@@ -358,7 +475,7 @@ class TenantAdmin(TenantScopedMixin, SimpleHistoryAdmin):
         super().save_model(request, obj, form, change)
 
 
-class TenantInline(TenantScopedMixin, admin.TabularInline):
+class TenantInline(MoneyFieldsMixin, TenantScopedMixin, admin.TabularInline):
     """An inline of tenant-owned child rows: the parent's tenant, the same rules as ``TenantAdmin``."""
 
     formset = TenantInlineFormSet

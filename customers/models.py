@@ -14,6 +14,7 @@ from django.contrib.postgres.fields import ArrayField
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+from django.utils.translation import gettext_lazy
 from django.db.models import F, Q
 from django_countries.fields import CountryField
 from rest_framework_api_key.models import AbstractAPIKey, BaseAPIKeyManager
@@ -53,6 +54,8 @@ class Tenant(models.Model):
     purge_started_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
+        verbose_name = gettext_lazy("tenant")
+        verbose_name_plural = gettext_lazy("tenants")
         ordering = ["name"]
 
     def __str__(self):
@@ -60,10 +63,10 @@ class Tenant(models.Model):
 
 
 class Role(models.TextChoices):
-    OWNER = "owner", "Owner"
-    ACCOUNT_MANAGER = "account_manager", "Account manager"
-    FINANCE = "finance", "Finance"
-    VIEWER = "viewer", "Viewer"
+    OWNER = "owner", gettext_lazy("Owner")
+    ACCOUNT_MANAGER = "account_manager", gettext_lazy("Account manager")
+    FINANCE = "finance", gettext_lazy("Finance")
+    VIEWER = "viewer", gettext_lazy("Viewer")
 
 
 class Membership(TenantOwned):
@@ -71,12 +74,24 @@ class Membership(TenantOwned):
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
     role = models.CharField(max_length=20, choices=Role.choices)
+    # The person's language on staff pages; empty follows the tenant's (``Membership.staff_language``).
+    language = models.CharField(
+        max_length=5, choices=LANGUAGE_CHOICES, blank=True, default="",
+        help_text="The language of this person's staff pages. Empty: the tenant's language.",
+    )
 
     class Meta:
+        verbose_name = gettext_lazy("membership")
+        verbose_name_plural = gettext_lazy("memberships")
         constraints = [models.UniqueConstraint(fields=["tenant", "user"], name="membership_unique_user")]
 
     def __str__(self):
-        return f"{self.user} · {self.get_role_display()}"
+        return f"{self.user if self.user_id else ''} · {self.get_role_display()}".strip(" ·")
+
+    @property
+    def staff_language(self) -> str:
+        """The language this person's staff pages speak: their own choice, else the tenant's locale."""
+        return self.language or self.tenant.locale
 
 
 class TenantAPIKey(TenantOwned, AbstractAPIKey):
@@ -85,8 +100,8 @@ class TenantAPIKey(TenantOwned, AbstractAPIKey):
     objects = TenantManager(base=BaseAPIKeyManager)
 
     class Meta(AbstractAPIKey.Meta):
-        verbose_name = "API key"
-        verbose_name_plural = "API keys"
+        verbose_name = gettext_lazy("API key")
+        verbose_name_plural = gettext_lazy("API keys")
 
 
 class Customer(TenantOwned):
@@ -118,6 +133,8 @@ class Customer(TenantOwned):
     history = HistoricalRecords()
 
     class Meta:
+        verbose_name = gettext_lazy("customer")
+        verbose_name_plural = gettext_lazy("customers")
         ordering = ["name"]
         constraints = [
             models.UniqueConstraint(fields=["tenant", "external_ref"], name="customer_unique_ref"),
@@ -139,10 +156,11 @@ class PortalAccess(TenantOwned):
     customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="portal_accesses")
 
     class Meta:
-        verbose_name_plural = "portal accesses"
+        verbose_name = gettext_lazy("portal access")
+        verbose_name_plural = gettext_lazy("portal accesses")
 
     def __str__(self):
-        return f"{self.user} → {self.customer}"
+        return f"{self.user if self.user_id else ''} → {self.customer if self.customer_id else ''}".strip(" →")
 
     def clean(self):
         if self.customer_id is None:
@@ -160,6 +178,8 @@ class Contact(TenantOwned):
     is_billing_contact = models.BooleanField(default=False)
 
     class Meta:
+        verbose_name = gettext_lazy("contact")
+        verbose_name_plural = gettext_lazy("contacts")
         ordering = ["name"]
 
     def __str__(self):
@@ -179,10 +199,10 @@ class BillingInterval(models.IntegerChoices):
 
 class Contract(TenantOwned):
     class Status(models.TextChoices):
-        DRAFT = "draft", "Draft"
-        ACTIVE = "active", "Active"
-        CANCELLED = "cancelled", "Cancelled"
-        ENDED = "ended", "Ended"
+        DRAFT = "draft", gettext_lazy("Draft")
+        ACTIVE = "active", gettext_lazy("Active")
+        CANCELLED = "cancelled", gettext_lazy("Cancelled")
+        ENDED = "ended", gettext_lazy("Ended")
 
     customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="contracts")
     reference = models.CharField(max_length=40)
@@ -191,7 +211,7 @@ class Contract(TenantOwned):
     currency = models.CharField(max_length=3, choices=CURRENCY_CHOICES)
     billing_interval = models.PositiveSmallIntegerField(choices=BillingInterval.choices, default=BillingInterval.MONTHLY)
     start_date = models.DateField()
-    end_date = models.DateField(null=True, blank=True, help_text="Last day of the contract; empty = evergreen.")
+    end_date = models.DateField(null=True, blank=True, help_text="Last day of the contract; empty when it runs until cancelled.")
     auto_renew = models.BooleanField(default=False)
     renewal_term_months = models.PositiveSmallIntegerField(null=True, blank=True)
     signed_on = models.DateField(null=True, blank=True)
@@ -201,6 +221,8 @@ class Contract(TenantOwned):
     history = HistoricalRecords()
 
     class Meta:
+        verbose_name = gettext_lazy("contract")
+        verbose_name_plural = gettext_lazy("contracts")
         ordering = ["-start_date", "reference"]
         constraints = [
             models.UniqueConstraint(fields=["tenant", "reference"], name="contract_unique_reference"),
@@ -248,11 +270,13 @@ class ContractLine(TenantOwned):
         max_digits=5, decimal_places=2, null=True, blank=True, validators=PERCENT_VALIDATORS
     )
     starts_on = models.DateField()
-    ends_on = models.DateField(null=True, blank=True, help_text="Last day this line applies; empty = open.")
+    ends_on = models.DateField(null=True, blank=True, help_text="Last day this line applies; empty when it has no end.")
 
     history = HistoricalRecords()
 
     class Meta:
+        verbose_name = gettext_lazy("contract line")
+        verbose_name_plural = gettext_lazy("contract lines")
         ordering = ["starts_on", "id"]
         constraints = [
             models.CheckConstraint(
@@ -307,8 +331,10 @@ class ContractChange(TenantOwned):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        verbose_name = gettext_lazy("contract change")
+        verbose_name_plural = gettext_lazy("contract changes")
         ordering = ["effective_on", "id"]
         indexes = [models.Index(fields=["tenant", "contract", "effective_on"])]
 
     def __str__(self):
-        return f"{self.get_kind_display()} on {self.effective_on}"
+        return f"{self.get_kind_display()} on {self.effective_on}" if self.effective_on else str(self.get_kind_display())

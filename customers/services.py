@@ -15,7 +15,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Q
 
-from customers.models import Contract, ContractChange, ContractLine, Customer, Tenant
+from customers.models import LANGUAGE_CHOICES, Contract, ContractChange, ContractLine, Customer, Membership, Tenant
 from customers.money import Money
 from customers.signals import tenant_time_zone_changed
 from customers.tenancy import tenant_scope
@@ -65,6 +65,20 @@ def tenant_time_zone_set(*, tenant: Tenant, time_zone: str) -> Tenant:
     tenant.time_zone = time_zone
     tenant.full_clean(validate_unique=False, validate_constraints=False)
     return tenant_update(tenant=tenant, changed={"time_zone"})
+
+
+@transaction.atomic
+def membership_language_set(*, tenant: Tenant, membership: Membership, language: str) -> Membership:
+    """The language ``membership``'s person reads ``tenant``'s staff pages in: a code of
+    ``LANGUAGE_CHOICES``, or ``""`` to follow the tenant's locale. Raises ValidationError for a
+    language not offered or a membership of another tenant."""
+    if membership.tenant_id != tenant.pk:
+        raise ValidationError("That membership belongs to another tenant.")
+    if language not in {"", *dict(LANGUAGE_CHOICES)}:
+        raise ValidationError(f"{language!r} is not a language these pages are written in.")
+    membership.language = language
+    membership.save(update_fields=["language"])
+    return membership
 
 
 def customer_create(*, tenant: Tenant, name: str, external_ref: str, currency: str, **fields) -> Customer:

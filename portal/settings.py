@@ -66,6 +66,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "portal.tenancy.TenantMiddleware",
+    "portal.staff_language.StaffLanguageMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
 ]
 

@@ -71,6 +71,7 @@ portal_patterns = [
         name="password_reset_complete",
     ),
     path("tenant/switch/", site.switch_tenant, name="switch_tenant"),
+    path("staff/language/", site.staff_language, name="staff_language"),
 ]
 
 # The admin's app sidebar takes 300 px of a 1 280 px screen from every list and form; the admin home

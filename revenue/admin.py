@@ -13,7 +13,7 @@ from django.contrib.admin.helpers import ActionForm
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from customers.admin_base import TenantAdmin, TenantModelForm, request_role
+from customers.admin_base import TenantAdmin, TenantModelForm, money_text, request_role
 from customers.admin_filters import DROPDOWN_TEMPLATE, DefaultedListFilter
 from customers.models import Role
 from revenue import services
@@ -167,7 +167,8 @@ class OpportunityAdmin(PipelineBoardMixin, TenantAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         if obj is not None and not obj.is_open:  # won or lost: shown, not edited
-            return [field for fields in (spec["fields"] for _, spec in self.fieldsets) for field in fields]
+            shown = [field for fields in (spec["fields"] for _, spec in self.fieldsets) for field in fields]
+            return self._as_money(shown, self._money_names())
         return super().get_readonly_fields(request, obj)
 
     @admin.display(description="account", ordering="customer__name")
@@ -176,7 +177,8 @@ class OpportunityAdmin(PipelineBoardMixin, TenantAdmin):
 
     @admin.display(description="weighted")
     def weighted(self, obj):
-        return obj.weighted_amount
+        weighted = obj.weighted_amount
+        return money_text(weighted.amount, str(weighted.currency))
 
     @admin.display(description="stale", boolean=True)
     def stale(self, obj):

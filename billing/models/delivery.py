@@ -1,6 +1,7 @@
 """Who an invoice was emailed to, and how that went: one row per invoice and recipient."""
 
 from django.db import models
+from django.utils.translation import gettext_lazy
 
 from billing.models.invoicing import Invoice
 from billing.outbox import OutboxMessage
@@ -14,7 +15,8 @@ class InvoiceDelivery(OutboxMessage):
     invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="deliveries")
 
     class Meta:
-        verbose_name_plural = "invoice deliveries"
+        verbose_name = gettext_lazy("invoice delivery")
+        verbose_name_plural = gettext_lazy("invoice deliveries")
         ordering = ["invoice_id", "recipient"]
         constraints = [
             models.UniqueConstraint(
@@ -24,4 +26,5 @@ class InvoiceDelivery(OutboxMessage):
         indexes = [models.Index(fields=["tenant", "status"])]
 
     def __str__(self):
-        return f"{self.invoice_id} → {self.recipient} ({self.status})"
+        invoice = self.invoice if self.invoice_id else ""
+        return f"{invoice} → {self.recipient} ({self.get_status_display()})"

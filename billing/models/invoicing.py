@@ -19,6 +19,7 @@ from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import Case, DecimalField, F, OuterRef, Q, Subquery, Sum, Value, When
 from django.db.models.functions import Coalesce, Greatest
+from django.utils.translation import gettext_lazy
 
 from billing import pricing
 from customers.models import PERCENT_VALIDATORS, Contract, ContractLine, Customer
@@ -41,15 +42,16 @@ class BillingSettings(TenantOwned):
         **MONEY,
         default=ZERO,
         validators=[MinValueValidator(ZERO)],
-        help_text="A non-zero invoice below this is topped up to it (job API: 1.00). 0 = no minimum.",
+        help_text="A non-zero invoice below this is topped up to it (e.g. 1.00). 0 means no minimum.",
     )
 
     class Meta:
-        verbose_name_plural = "billing settings"
+        verbose_name = gettext_lazy("billing settings")
+        verbose_name_plural = gettext_lazy("billing settings")
         constraints = [models.UniqueConstraint(fields=["tenant"], name="billing_settings_one_per_tenant")]
 
     def __str__(self):
-        return f"Billing settings of {self.tenant}"
+        return f"Billing settings of {self.tenant}" if self.tenant_id else "Billing settings"
 
 
 class ChargeModel(models.TextChoices):
@@ -204,15 +206,17 @@ class PriceTerms(TenantOwned):
 
     contract_line = models.OneToOneField(ContractLine, on_delete=models.CASCADE, related_name="price_terms")
     charge_model = models.CharField(max_length=16, choices=ChargeModel.choices)
-    metric = models.SlugField(max_length=64, blank=True, help_text="BillableMetric code, for metered models.")
+    metric = models.SlugField(max_length=64, blank=True, help_text="The code of the billable metric that meters this price.")
     terms = models.JSONField(default=dict, blank=True)
 
     class Meta:
-        verbose_name_plural = "price terms"
+        verbose_name = gettext_lazy("price terms")
+        verbose_name_plural = gettext_lazy("price terms")
         indexes = [models.Index(fields=["tenant", "metric"])]
 
     def __str__(self):
-        return f"{self.get_charge_model_display()} for {self.contract_line_id}"
+        line = self.contract_line if self.contract_line_id else ""
+        return f"{self.get_charge_model_display()} for {line}" if line else str(self.get_charge_model_display())
 
     def parsed_terms(self) -> dict:
         return parse_terms(self.charge_model, self.terms)
@@ -305,10 +309,10 @@ class Invoice(TenantOwned):
     """
 
     class Status(models.TextChoices):
-        DRAFT = "draft", "Draft"
-        FINALIZED = "finalized", "Finalized"
-        PAID = "paid", "Paid"
-        VOID = "void", "Void"
+        DRAFT = "draft", gettext_lazy("Draft")
+        FINALIZED = "finalized", gettext_lazy("Finalized")
+        PAID = "paid", gettext_lazy("Paid")
+        VOID = "void", gettext_lazy("Void")
 
     # Field changes allowed on a finalized invoice, and the status moves they belong to.
     ALLOWED_TRANSITIONS = {("finalized", "paid"), ("finalized", "void")}
@@ -326,15 +330,18 @@ class Invoice(TenantOwned):
     due_date = models.DateField(null=True, blank=True)
     subtotal = models.DecimalField(**MONEY, default=ZERO, help_text="Sum of charge lines.")
     discount_total = models.DecimalField(
+        "discounts",
         **MONEY, default=ZERO, help_text="Sum of discount and credit lines, as a positive amount."
     )
-    vat_rate = models.DecimalField(max_digits=5, decimal_places=2, default=ZERO, validators=PERCENT_VALIDATORS)
-    vat_amount = models.DecimalField(**MONEY, default=ZERO)
-    total = models.DecimalField(**MONEY, default=ZERO, help_text="subtotal − discount_total + VAT.")
+    vat_rate = models.DecimalField(
+        "VAT rate (%)", max_digits=5, decimal_places=2, default=ZERO, validators=PERCENT_VALIDATORS
+    )
+    vat_amount = models.DecimalField("VAT", **MONEY, default=ZERO)
+    total = models.DecimalField(**MONEY, default=ZERO, help_text="Subtotal less discounts, plus VAT.")
     credit_applied = models.DecimalField(**MONEY, default=ZERO, help_text="Approved credits taken off this bill.")
     amount_due = models.DecimalField(**MONEY, default=ZERO)  # as issued; see with_balance_due
     reverse_charge = models.BooleanField(default=False)
-    vat_note = models.CharField(max_length=300, blank=True)
+    vat_note = models.CharField("VAT note", max_length=300, blank=True)
     pdf = models.FileField(upload_to="invoices/", blank=True)
     inputs_hash = models.CharField(max_length=64, blank=True, help_text="Fingerprint of what the draft was built from.")
     created_at = models.DateTimeField(auto_now_add=True)
@@ -345,6 +352,8 @@ class Invoice(TenantOwned):
     objects = TenantManager(InvoiceQuerySet)
 
     class Meta:
+        verbose_name = gettext_lazy("invoice")
+        verbose_name_plural = gettext_lazy("invoices")
         ordering = ["-period_start", "customer_id"]
         constraints = [
             models.UniqueConstraint(
@@ -371,7 +380,13 @@ class Invoice(TenantOwned):
         ]
 
     def __str__(self):
-        return self.number or f"Draft {self.customer_id} {self.period_start:%Y-%m}"
+        if self.number:
+            return self.number
+        # A draft has no number yet: name it by whom (when loaded: no hidden query) and which month
+        # it bills, never by ids.
+        customer = self.customer.name if Invoice.customer.is_cached(self) else ""
+        month = f"{self.period_start:%Y-%m}" if self.period_start else ""
+        return " ".join(["Draft", customer, month]).strip()
 
     @property
     def is_final(self) -> bool:
@@ -451,6 +466,8 @@ class InvoiceLine(TenantOwned):
     )
 
     class Meta:
+        verbose_name = gettext_lazy("invoice line")
+        verbose_name_plural = gettext_lazy("invoice lines")
         ordering = ["invoice_id", "position"]
         constraints = [
             models.UniqueConstraint(fields=["tenant", "invoice", "position"], name="invoice_line_unique_position")
@@ -499,8 +516,8 @@ class CreditNote(_IssuedOnce):
     reason = models.CharField(max_length=300)
     issue_date = models.DateField()
     subtotal = models.DecimalField(**MONEY)
-    vat_rate = models.DecimalField(max_digits=5, decimal_places=2, default=ZERO)
-    vat_amount = models.DecimalField(**MONEY)
+    vat_rate = models.DecimalField("VAT rate (%)", max_digits=5, decimal_places=2, default=ZERO)
+    vat_amount = models.DecimalField("VAT", **MONEY)
     total = models.DecimalField(**MONEY)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -508,6 +525,8 @@ class CreditNote(_IssuedOnce):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        verbose_name = gettext_lazy("credit note")
+        verbose_name_plural = gettext_lazy("credit notes")
         ordering = ["-sequence_number"]
         constraints = [models.UniqueConstraint(fields=["tenant", "number"], name="credit_note_unique_number")]
         indexes = [models.Index(fields=["tenant", "invoice"])]
@@ -528,6 +547,8 @@ class CreditNoteLine(_IssuedOnce):
     )
 
     class Meta:
+        verbose_name = gettext_lazy("credit note line")
+        verbose_name_plural = gettext_lazy("credit note lines")
         ordering = ["credit_note_id", "position"]
 
     def __str__(self):
@@ -566,11 +587,14 @@ class CreditRequest(TenantOwned):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        verbose_name = gettext_lazy("credit request")
+        verbose_name_plural = gettext_lazy("credit requests")
         ordering = ["-created_at"]
         indexes = [models.Index(fields=["tenant", "status", "customer"])]
 
     def __str__(self):
-        return f"Credit {self.amount} {self.currency} for {self.customer}"
+        customer = f" for {self.customer}" if self.customer_id else ""
+        return f"Credit {self.amount if self.amount is not None else ''} {self.currency}{customer}".replace("  ", " ")
 
 
 class CreditApplication(TenantOwned):
@@ -586,6 +610,9 @@ class CreditApplication(TenantOwned):
                 fields=["tenant", "credit_request", "invoice"], name="credit_application_unique_invoice"
             )
         ]
+
+    def __str__(self):
+        return f"Credit {self.amount} taken off {self.invoice}" if self.invoice_id else "Credit taken off an invoice"
 
 
 class CreditAuditEntry(TenantOwned):
@@ -610,8 +637,9 @@ class CreditAuditEntry(TenantOwned):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        verbose_name = gettext_lazy("credit audit entry")
+        verbose_name_plural = gettext_lazy("credit audit entries")
         ordering = ["created_at", "id"]
-        verbose_name_plural = "credit audit entries"
 
     def __str__(self):
-        return f"{self.action} {self.amount} {self.currency}"
+        return f"{self.get_action_display()} {self.amount if self.amount is not None else ''} {self.currency}".strip()

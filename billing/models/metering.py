@@ -8,6 +8,7 @@ from decimal import Decimal
 
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.utils.translation import gettext_lazy
 from django.db.models import Q
 from django.utils import timezone
 
@@ -38,18 +39,20 @@ class BillableMetric(TenantOwned):
     event_code = models.SlugField(
         max_length=64,
         blank=True,
-        help_text="The events it reads (their `metric`); empty: events named like the metric. Lets two "
+        help_text="The name of the events it reads; empty: events named like the metric. Lets two "
         "metrics read the same events, e.g. all jobs and only the failed ones.",
     )
     name = models.CharField(max_length=200)
     aggregation = models.CharField(max_length=14, choices=Aggregation.choices, default=Aggregation.COUNT)
     field = models.CharField(
-        max_length=64, default="quantity", help_text="`quantity` or a property name; unused for count."
+        max_length=64, default="quantity", help_text="What to add up: the events' quantity or one of their properties (not used when counting)."
     )
     filters = models.JSONField(default=dict, blank=True)
     unit = models.CharField(max_length=32, blank=True, help_text="e.g. jobs, ms, GB")
 
     class Meta:
+        verbose_name = gettext_lazy("billable metric")
+        verbose_name_plural = gettext_lazy("billable metrics")
         ordering = ["code"]
         constraints = [
             models.UniqueConstraint(fields=["tenant", "code"], name="metric_unique_code"),
@@ -108,6 +111,8 @@ class UsageEvent(TenantOwned):
     received_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
+        verbose_name = gettext_lazy("usage event")
+        verbose_name_plural = gettext_lazy("usage events")
         constraints = [
             # ``usage_ingest`` relies on exactly this constraint for ON CONFLICT (tenant_id, idempotency_key).
             models.UniqueConstraint(fields=["tenant", "idempotency_key"], name="usage_event_unique_key"),
@@ -115,4 +120,5 @@ class UsageEvent(TenantOwned):
         indexes = [models.Index(fields=["tenant", "metric_code", "timestamp", "customer"])]
 
     def __str__(self):
-        return f"{self.metric_code} × {self.quantity} @ {self.timestamp:%Y-%m-%d %H:%M}"
+        when = f" @ {self.timestamp:%Y-%m-%d %H:%M}" if self.timestamp else ""
+        return f"{self.metric_code} × {self.quantity}{when}"

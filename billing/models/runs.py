@@ -7,6 +7,7 @@ by starting it again. The workflow lives in ``billing.month_end``.
 
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext_lazy
 from django.db.models import F, Q
 
 from billing.models.invoicing import Invoice
@@ -60,6 +61,8 @@ class BillingRun(TenantOwned):
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        verbose_name = gettext_lazy("billing run")
+        verbose_name_plural = gettext_lazy("billing runs")
         ordering = ["-period_start", "tenant_id"]
         constraints = [
             models.UniqueConstraint(
@@ -72,7 +75,7 @@ class BillingRun(TenantOwned):
         indexes = [models.Index(fields=["tenant", "status"])]
 
     def __str__(self):
-        return f"Month-end {self.period_start:%Y-%m}"
+        return f"Month-end {self.period_start:%Y-%m}" if self.period_start else "Month-end"
 
     @property
     def is_finished(self) -> bool:
@@ -105,6 +108,8 @@ class BillingRunItem(TenantOwned):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        verbose_name = gettext_lazy("billing run item")
+        verbose_name_plural = gettext_lazy("billing run items")
         ordering = ["run_id", "customer_id"]
         constraints = [
             models.UniqueConstraint(fields=["tenant", "run", "customer"], name="billing_run_item_one_per_customer")
@@ -112,4 +117,6 @@ class BillingRunItem(TenantOwned):
         indexes = [models.Index(fields=["tenant", "run", "status"])]
 
     def __str__(self):
-        return f"{self.run} · customer {self.customer_id} ({self.status})"
+        run = self.run if self.run_id else ""
+        customer = self.customer if self.customer_id else ""
+        return f"{run} · {customer} ({self.get_status_display()})"

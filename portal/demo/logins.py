@@ -12,6 +12,9 @@ DEMO_PASSWORD = "demo-pass-2026"
 ADMIN_USERNAME = "admin"
 MULTI_USERNAME = "demo-multi"
 MULTI_TENANTS = ("optimizer", "konsult")
+# Staff read their pages in the tenant's language unless they chose one: Alex Morgan, working for the
+# American and the Swedish tenant, chose English (and still sees Swedish money in the Swedish tenant).
+MULTI_LANGUAGE = "en"
 ROLE_SUFFIXES = {"owner": Role.OWNER, "manager": Role.ACCOUNT_MANAGER, "finance": Role.FINANCE, "viewer": Role.VIEWER}
 STAFF_NAMES = {  # owner, account manager, finance, viewer
     "optimizer": ["Maya Chen", "Jordan Reyes", "Priya Natarajan", "Sam Okafor"],
@@ -52,13 +55,13 @@ class Logins:
         self._user(ADMIN_USERNAME, "Platform Admin", is_staff=True, is_superuser=True)
         self.rows.append(Login(ADMIN_USERNAME, "platform superuser", "all tenants", "/admin/"))
 
-    def _membership(self, tenant: Tenant, user, role: str) -> None:
+    def _membership(self, tenant: Tenant, user, role: str, language: str = "") -> None:
         membership, created = Membership.objects.for_tenant(tenant).get_or_create(
-            tenant=tenant, user=user, defaults={"role": role}
+            tenant=tenant, user=user, defaults={"role": role, "language": language}
         )
-        if not created and membership.role != role:
-            membership.role = role
-            membership.save(update_fields=["role"])
+        if not created and (membership.role, membership.language) != (role, language):
+            membership.role, membership.language = role, language
+            membership.save(update_fields=["role", "language"])
 
     def staff(self, tenant: Tenant) -> list:
         """Ensure the tenant's staff logins; return the users who manage its accounts."""
@@ -73,7 +76,7 @@ class Logins:
                 managers.append(user)
         if tenant.slug in MULTI_TENANTS:
             user = self._user(MULTI_USERNAME, "Alex Morgan", is_staff=True)
-            self._membership(tenant, user, Role.ACCOUNT_MANAGER)
+            self._membership(tenant, user, Role.ACCOUNT_MANAGER, MULTI_LANGUAGE)
             self.rows.append(Login(MULTI_USERNAME, Role.ACCOUNT_MANAGER.label, tenant.name, "/admin/ (switch tenant)"))
             managers.append(user)
         return managers

@@ -2,7 +2,7 @@
 panel's table as CSV at ``<page>/<panel>.csv`` with the page's query.
 
 Every page is server-rendered for ``request.tenant`` (a staff member's active membership) in the
-tenant's language. Bad query parameters give a 400 page naming the problem; a missing exchange rate
+member's language, money and dates the tenant's way (``portal.staff_language``). Bad query parameters give a 400 page naming the problem; a missing exchange rate
 a 409 page.
 """
 
@@ -17,9 +17,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpResponse
 from django.shortcuts import render
 from django.urls import NoReverseMatch, path, reverse
-from django.utils import translation
 
-from billing import formatting
 from portal.dashboards.pages import PAGES, URL_NAMES
 from portal.dashboards.panels import BadRequest, Display, csv_value
 from portal.dashboards.unit_economics import DIMENSIONS
@@ -32,19 +30,14 @@ WIDE_PANELS = {"mrr", "forecast", "by_period", "arpa", "stale"}
 
 def staff_view(view):
     """Login required (else the login page); a staff membership of a tenant required (else 403).
-    The view runs in the tenant's language."""
+    The view speaks the member's language with the tenant's money and dates (``portal.staff_language``)."""
 
     @login_required
     @wraps(view)
     def wrapper(request, *args, **kwargs):
         if not request.user.is_staff or request.membership is None:
             return render(request, "portal/no_access.html", status=403)
-        tenant = request.tenant
-        language = tenant.locale if tenant.locale in formatting.LOCALES else formatting.DEFAULT_LANGUAGE
-        with translation.override(language):
-            response = view(request, tenant, *args, **kwargs)
-        response.headers.setdefault("Content-Language", language)
-        return response
+        return view(request, request.tenant, *args, **kwargs)
 
     return wrapper
 

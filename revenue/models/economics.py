@@ -15,6 +15,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 from django.db import models
+from django.utils.translation import gettext_lazy
 from django.db.models import Q
 
 from billing.models import BillableMetric, ChargeModel
@@ -37,13 +38,15 @@ MONEY = {"max_digits": 18, "decimal_places": 2}
 class ModelPrice(TenantOwned):
     """What one AI model costs the tenant per million tokens, from a day on (the latest applies)."""
 
-    provider = models.CharField(max_length=40, help_text="e.g. openai, anthropic, bedrock")
-    model = models.CharField(max_length=80, help_text="as sent in usage events' `model` property")
+    provider = models.CharField(max_length=40, help_text="e.g. OpenAI, Anthropic, Bedrock")
+    model = models.CharField(max_length=80, help_text="The model name as the usage events report it.")
     input_price_per_million = models.DecimalField(**PRICE, validators=[MinValueValidator(ZERO)])
     output_price_per_million = models.DecimalField(**PRICE, validators=[MinValueValidator(ZERO)])
     effective_on = models.DateField()
 
     class Meta:
+        verbose_name = gettext_lazy("model price")
+        verbose_name_plural = gettext_lazy("model prices")
         ordering = ["provider", "model", "-effective_on"]
         constraints = [
             models.UniqueConstraint(
@@ -73,6 +76,8 @@ class CustomerCost(TenantOwned):
     note = models.CharField(max_length=200, blank=True)
 
     class Meta:
+        verbose_name = gettext_lazy("customer cost")
+        verbose_name_plural = gettext_lazy("customer costs")
         ordering = ["-month", "customer_id"]
         constraints = [
             models.UniqueConstraint(fields=["tenant", "customer", "month", "source"], name="customer_cost_unique_month"),
@@ -80,7 +85,9 @@ class CustomerCost(TenantOwned):
         ]
 
     def __str__(self):
-        return f"{self.customer_id} {self.month:%Y-%m}: {self.amount}"
+        customer = self.customer if self.customer_id else ""
+        month = f"{self.month:%Y-%m}" if self.month else ""
+        return f"{customer} {month}: {self.amount}".strip(" :")
 
     def clean(self):
         errors = {}
@@ -112,6 +119,8 @@ class AnomalyRule(TenantOwned):
     is_active = models.BooleanField(default=True)
 
     class Meta:
+        verbose_name = gettext_lazy("anomaly rule")
+        verbose_name_plural = gettext_lazy("anomaly rules")
         ordering = ["name"]
         constraints = [
             models.UniqueConstraint(fields=["tenant", "name"], name="anomaly_rule_unique_name"),
@@ -157,6 +166,8 @@ class AnomalyAlert(TenantOwned):
     emailed_to = models.CharField(max_length=500, blank=True)
 
     class Meta:
+        verbose_name = gettext_lazy("anomaly alert")
+        verbose_name_plural = gettext_lazy("anomaly alerts")
         ordering = ["-period_start", "customer_id"]
         constraints = [
             # A rerun of the detection finds the same alert and adds nothing (rule NULL included).
@@ -169,7 +180,9 @@ class AnomalyAlert(TenantOwned):
         indexes = [models.Index(fields=["tenant", "emailed_at"]), models.Index(fields=["tenant", "period_start"])]
 
     def __str__(self):
-        return f"{self.get_kind_display()} of {self.measure} for {self.customer_id} on {self.period_start}"
+        customer = f" for {self.customer}" if self.customer_id else ""
+        day = f" on {self.period_start}" if self.period_start else ""
+        return f"{self.get_kind_display()} of {self.measure}{customer}{day}"
 
 
 class AlertDelivery(OutboxMessage):
@@ -213,6 +226,8 @@ class PricePlan(TenantOwned):
     description = models.CharField(max_length=300, blank=True)
 
     class Meta:
+        verbose_name = gettext_lazy("price plan")
+        verbose_name_plural = gettext_lazy("price plans")
         ordering = ["code"]
         constraints = [
             models.UniqueConstraint(fields=["tenant", "code"], name="price_plan_unique_code"),

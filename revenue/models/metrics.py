@@ -5,6 +5,7 @@ from decimal import Decimal
 
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+from django.utils.translation import gettext_lazy
 from django.utils import timezone
 
 from customers.money import CURRENCY_CHOICES, MoneyField
@@ -22,6 +23,8 @@ class ExchangeRate(TenantOwned):
     effective_on = models.DateField()
 
     class Meta:
+        verbose_name = gettext_lazy("exchange rate")
+        verbose_name_plural = gettext_lazy("exchange rates")
         ordering = ["currency", "-effective_on"]
         constraints = [
             models.UniqueConstraint(fields=["tenant", "currency", "effective_on"], name="exchange_rate_unique_day"),
@@ -39,6 +42,8 @@ class QuarterTarget(TenantOwned):
     target = MoneyField(max_digits=14, decimal_places=2, default_currency=None)
 
     class Meta:
+        verbose_name = gettext_lazy("quarter target")
+        verbose_name_plural = gettext_lazy("quarter targets")
         ordering = ["year", "quarter"]
         constraints = [
             models.UniqueConstraint(fields=["tenant", "year", "quarter"], name="quarter_target_unique"),

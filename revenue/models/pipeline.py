@@ -11,6 +11,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+from django.utils.translation import gettext_lazy
 from django.db.models import Q
 from django.utils import timezone
 from simple_history.models import HistoricalRecords
@@ -24,9 +25,9 @@ STALE_ABOVE_PROBABILITY = 60
 
 
 class Band(models.TextChoices):
-    EARLY = "early", "Early (10–30%)"
-    ACTIVE = "active", "Active (40–60%)"
-    NEGOTIATING = "negotiating", "Negotiating (70–90%)"
+    EARLY = "early", gettext_lazy("Early (10–30%)")
+    ACTIVE = "active", gettext_lazy("Active (40–60%)")
+    NEGOTIATING = "negotiating", gettext_lazy("Negotiating (70–90%)")
 
 
 BAND_RANGES = {Band.EARLY: (0, 39), Band.ACTIVE: (40, 69), Band.NEGOTIATING: (70, 100)}
@@ -91,7 +92,8 @@ class Opportunity(TenantOwned):
     history = HistoricalRecords()
 
     class Meta:
-        verbose_name_plural = "opportunities"
+        verbose_name = gettext_lazy("opportunity")
+        verbose_name_plural = gettext_lazy("opportunities")
         ordering = ["expected_close_on", "-probability"]
         constraints = [
             models.CheckConstraint(

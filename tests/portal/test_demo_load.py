@@ -143,6 +143,29 @@ def test_demo_multi_is_account_manager_in_two_tenants_and_manages_customers(tena
     assert set(managed) == {"konsult", "optimizer"}
 
 
+def test_konsult_staff_read_swedish_and_demo_multi_chose_english(tenants):
+    with platform_scope():
+        languages = {
+            (m.tenant.slug, m.user.username): m.staff_language
+            for m in Membership.objects.filter(tenant__slug__in=SLUGS).select_related("tenant", "user")
+        }
+
+    assert {k: v for k, v in languages.items() if k[0] == "konsult"} == {
+        **{("konsult", f"konsult-{suffix}"): "sv" for suffix in ("owner", "manager", "finance", "viewer")},
+        ("konsult", "demo-multi"): "en",
+    }
+    assert {v for k, v in languages.items() if k[0] != "konsult"} == {"en"}
+
+
+def test_konsult_manager_gets_the_admin_in_swedish(tenants, client):
+    client.force_login(get_user_model().objects.get(username="konsult-manager"))
+
+    response = client.get("/admin/")
+
+    assert response["Content-Language"] == "sv"
+    assert "Webbplatsadministration" in response.content.decode() and "Affärsmöjligheter" in response.content.decode()
+
+
 @pytest.mark.parametrize("slug", SLUGS)
 def test_portal_users_reach_their_customer_without_staff_rights(tenants, slug):
     with platform_scope():
