@@ -6,8 +6,11 @@ class BillingConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
-        from billing import ai_usage, roles
+        from billing import ai_usage, roles, selectors
+        from customers.change_guards import register_change_guard
         from customers.signals import tenant_time_zone_changed
 
         roles.register()
+        # History is never rewritten: contract changes dated into a finalized period are refused.
+        register_change_guard("billing.finalized_period", selectors.finalized_period_refusal)
         tenant_time_zone_changed.connect(ai_usage.rebuild_on_new_time_zone, dispatch_uid="billing_ai_usage_rebuild")

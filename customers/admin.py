@@ -21,6 +21,7 @@ from customers.admin_base import (
     request_role,
     request_tenant,
 )
+from customers.admin_contracts import ContractChangeActionsMixin, StartedContractLinesLocked
 from customers.models import (
     Contact,
     Contract,
@@ -341,7 +342,8 @@ class CustomerAdmin(TenantAdmin):
         return initial
 
 
-# Contracts: lines edited inline, the change narrative read-only, lifecycle through the services.
+# Contracts: a draft's lines edited inline; a started contract changes only by dated actions
+# (customers.admin_contracts); the change narrative read-only; lifecycle through the services.
 
 
 class ContractLineFormSet(TenantInlineFormSet):
@@ -359,7 +361,7 @@ class ContractLineFormSet(TenantInlineFormSet):
                 )
 
 
-class ContractLineInline(TenantInline):
+class ContractLineInline(StartedContractLinesLocked, TenantInline):
     model = ContractLine
     formset = ContractLineFormSet
     fields = ["description", "kind", "quantity", "unit_price", "discount_percent", "starts_on", "ends_on"]
@@ -382,7 +384,7 @@ class ContractChangeInline(TenantInline):
 
 
 @admin.register(Contract)
-class ContractAdmin(TenantAdmin):
+class ContractAdmin(ContractChangeActionsMixin, TenantAdmin):
     list_display = [
         "reference", "title", "customer", "status", "currency", "billing_interval", "start_date", "end_date"
     ]
@@ -407,7 +409,10 @@ class ContractAdmin(TenantAdmin):
 
     def save_related(self, request, form, formsets, change):
         super().save_related(request, form, formsets, change)
-        if not change and form.instance.status != Contract.Status.DRAFT:
+        status = form.instance.status
+        # A draft set to active in its form starts like one activated by the action.
+        activated = change and "status" in form.changed_data and status == Contract.Status.ACTIVE
+        if activated or (not change and status != Contract.Status.DRAFT):
             services.contract_record_start(contract=form.instance, created_by=request.user)
 
     @admin.action(description="Activate the selected draft contracts", permissions=["change"])
