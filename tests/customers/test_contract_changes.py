@@ -8,96 +8,44 @@ import pytest
 from django.core.exceptions import ValidationError
 
 from billing.models import Invoice
-from billing.services import invoice_compute_drafts, invoice_finalize
 from customers.change_guards import ContractChangeRefused
-from customers.models import Contract, ContractChange, ContractLine
+from customers.models import Contract, ContractLine
 from customers.money import Money
 from customers.services import ChangeAction, LineSpec, contract_change, contract_create
 from customers.tenancy import tenant_scope
-from tests.billing.document_builders import build_invoice
+from tests.customers.contract_history import NOV, OCT, SEP, invoice_month, november_draft, timeline, versions
 from tests.customers.factories import CustomerFactory
 
-SEP, OCT, NOV = (date(2026, 9, 1), date(2026, 9, 30)), (date(2026, 10, 1), date(2026, 10, 31)), (
-    date(2026, 11, 1), date(2026, 11, 30))
-
-
-def invoice_month(tenant, period, *, finalize=True):
-    """Draft the month through billing's draft run; finalize it (numbered) unless told not to."""
-    invoice_compute_drafts(tenant=tenant, period_start=period[0], period_end=period[1])
-    with tenant_scope(tenant):
-        invoices = list(Invoice.objects.for_tenant(tenant).filter(period_start=period[0]))
-    if finalize:
-        invoices = [invoice_finalize(invoice=invoice, issue_date=period[1]) for invoice in invoices]
-    return invoices
-
-
-def seats_contract(customer, start=SEP[0]):
-    return contract_create(
-        customer=customer, title="Team seats", start_date=start,
-        lines=[LineSpec(description="Seats", kind=ContractLine.Kind.PER_SEAT, quantity=Decimal(79),
-                        unit_price=Money("15.00", "USD"))],
-    )
-
-
-@pytest.fixture
-def world(tenant_a, tenant_b):
-    """Tenant A's customer on 79 seats × $15 since September, September and October finalized; tenant
-    B's customer with a finalized November, which must never block tenant A."""
-    other = CustomerFactory(tenant=tenant_b, currency="SEK")
-    build_invoice(other, period_start=NOV[0], period_end=NOV[1])
-    customer = CustomerFactory(tenant=tenant_a, currency="USD", name="Northwind")
-    with tenant_scope(tenant_a):
-        contract = seats_contract(customer)
-        sep, = invoice_month(tenant_a, SEP)
-        october, = invoice_month(tenant_a, OCT)
-        yield {"tenant": tenant_a, "contract": contract, "line": contract.lines.get(), "sep": sep, "oct": october}
-
-
-def timeline(contract):
-    return list(ContractChange.objects.for_tenant(contract.tenant).filter(contract=contract)
-                .values_list("kind", "effective_on", "note"))
-
-
-def versions(contract):
-    return list(ContractLine.objects.for_tenant(contract.tenant).filter(contract=contract).order_by("starts_on", "id")
-                .values_list("description", "quantity", "starts_on", "ends_on"))
-
-
-def november_total(tenant):
-    invoice, = invoice_month(tenant, NOV, finalize=False)
-    return invoice.status, invoice.subtotal, invoice.total
-
-
-def test_upgrade_from_the_first_open_day_writes_a_change_two_versions_and_the_next_draft(world):
-    contract, line = world["contract"], world["line"]
+def test_upgrade_from_the_first_open_day_writes_a_change_two_versions_and_the_next_draft(seats_world):
+    contract, line = seats_world["contract"], seats_world["line"]
     change = contract_change(contract=contract, action=ChangeAction.UPGRADE, effective_on=NOV[0], line=line,
                              quantity=Decimal(90))
     assert (change.kind, change.effective_on, change.note) == ("upgrade", NOV[0], "Seats: quantity 79 → 90")
     assert timeline(contract) == [("new", SEP[0], "Team seats starts"), ("upgrade", NOV[0], "Seats: quantity 79 → 90")]
     assert versions(contract) == [("Seats", Decimal(79), SEP[0], OCT[1]), ("Seats", Decimal(90), NOV[0], None)]
-    assert november_total(world["tenant"]) == ("draft", Decimal("1350.00"), Decimal("1350.00"))
+    assert november_draft(seats_world["tenant"]) == ("draft", Decimal("1350.00"), Decimal("1350.00"))
     # The invoiced months are exactly as they were issued.
     for key in ("sep", "oct"):
-        world[key].refresh_from_db()
-        assert (world[key].status, world[key].total) == ("finalized", Decimal("1185.00"))
+        seats_world[key].refresh_from_db()
+        assert (seats_world[key].status, seats_world[key].total) == ("finalized", Decimal("1185.00"))
 
 
-def test_change_in_the_middle_of_the_open_month_prorates_the_next_draft_by_days(world):
-    contract_change(contract=world["contract"], action=ChangeAction.CHANGE_QUANTITY, effective_on=date(2026, 11, 16),
-                    line=world["line"], quantity=Decimal(90))
+def test_change_in_the_middle_of_the_open_month_prorates_the_next_draft_by_days(seats_world):
+    contract_change(contract=seats_world["contract"], action=ChangeAction.CHANGE_QUANTITY, effective_on=date(2026, 11, 16),
+                    line=seats_world["line"], quantity=Decimal(90))
     # 79 × 15 × 15/30 + 90 × 15 × 15/30
-    assert november_total(world["tenant"]) == ("draft", Decimal("1267.50"), Decimal("1267.50"))
+    assert november_draft(seats_world["tenant"]) == ("draft", Decimal("1267.50"), Decimal("1267.50"))
 
 
-def test_change_dated_in_a_finalized_period_is_refused_naming_the_invoice_and_the_first_open_date(world):
-    contract = world["contract"]
+def test_change_dated_in_a_finalized_period_is_refused_naming_the_invoice_and_the_first_open_date(seats_world):
+    contract = seats_world["contract"]
     with pytest.raises(ContractChangeRefused) as refused:
         contract_change(contract=contract, action=ChangeAction.CHANGE_PRICE, effective_on=date(2026, 10, 15),
-                        line=world["line"], unit_price=Money("18.00", "USD"))
+                        line=seats_world["line"], unit_price=Money("18.00", "USD"))
     refusal = refused.value.refusal
-    assert (refusal.document, refusal.first_open_date) == (world["oct"].number, NOV[0])
+    assert (refusal.document, refusal.first_open_date) == (seats_world["oct"].number, NOV[0])
     assert refusal.message == (
-        f"2026-10-15 falls in a period already invoiced: invoice {world['oct'].number} (2026-10-01 – 2026-10-31) is "
+        f"2026-10-15 falls in a period already invoiced: invoice {seats_world['oct'].number} (2026-10-01 – 2026-10-31) is "
         "finalized. History is never rewritten: date the change from 2026-11-01, the first open date, and correct "
         "the past with a credit note."
     )
@@ -106,26 +54,26 @@ def test_change_dated_in_a_finalized_period_is_refused_naming_the_invoice_and_th
     assert versions(contract) == [("Seats", Decimal(79), SEP[0], None)]
 
 
-def test_change_before_a_later_finalized_month_is_refused_too(world):
+def test_change_before_a_later_finalized_month_is_refused_too(seats_world):
     with pytest.raises(ContractChangeRefused) as refused:
-        contract_change(contract=world["contract"], action=ChangeAction.CANCEL, effective_on=date(2026, 9, 20))
-    assert (refused.value.refusal.document, refused.value.refusal.first_open_date) == (world["sep"].number, NOV[0])
-    world["contract"].refresh_from_db()
-    assert (world["contract"].status, world["contract"].end_date) == ("active", None)
+        contract_change(contract=seats_world["contract"], action=ChangeAction.CANCEL, effective_on=date(2026, 9, 20))
+    assert (refused.value.refusal.document, refused.value.refusal.first_open_date) == (seats_world["sep"].number, NOV[0])
+    seats_world["contract"].refresh_from_db()
+    assert (seats_world["contract"].status, seats_world["contract"].end_date) == ("active", None)
 
 
-def test_a_draft_or_void_invoice_does_not_block_a_change(world):
-    tenant = world["tenant"]
+def test_a_draft_or_void_invoice_does_not_block_a_change(seats_world):
+    tenant = seats_world["tenant"]
     invoice_month(tenant, NOV, finalize=False)  # November is a draft
-    world["oct"].status, world["oct"].voided_at = Invoice.Status.VOID, world["oct"].finalized_at
-    world["oct"].save()
-    change = contract_change(contract=world["contract"], action=ChangeAction.CHANGE_PRICE,
-                             effective_on=date(2026, 10, 1), line=world["line"], unit_price=Money("20.00", "USD"))
+    seats_world["oct"].status, seats_world["oct"].voided_at = Invoice.Status.VOID, seats_world["oct"].finalized_at
+    seats_world["oct"].save()
+    change = contract_change(contract=seats_world["contract"], action=ChangeAction.CHANGE_PRICE,
+                             effective_on=date(2026, 10, 1), line=seats_world["line"], unit_price=Money("20.00", "USD"))
     assert (change.kind, change.effective_on, change.note) == ("upgrade", OCT[0], "Seats: unit price $15.00 → $20.00")
 
 
-def test_cancel_then_reactivate_from_dates(world):
-    contract = world["contract"]
+def test_cancel_then_reactivate_from_dates(seats_world):
+    contract = seats_world["contract"]
     contract_change(contract=contract, action=ChangeAction.CANCEL, effective_on=date(2026, 12, 1))
     contract.refresh_from_db()
     assert (contract.status, contract.end_date) == ("cancelled", NOV[1])
@@ -139,8 +87,8 @@ def test_cancel_then_reactivate_from_dates(world):
     assert versions(contract) == [("Seats", Decimal(79), SEP[0], NOV[1]), ("Seats", Decimal(79), date(2027, 2, 1), None)]
 
 
-def test_reactivating_inside_the_contracts_own_dates_is_refused(world):
-    contract = world["contract"]
+def test_reactivating_inside_the_contracts_own_dates_is_refused(seats_world):
+    contract = seats_world["contract"]
     contract_change(contract=contract, action=ChangeAction.CANCEL, effective_on=date(2026, 12, 1))
     with pytest.raises(ValidationError) as error:
         contract_change(contract=contract, action=ChangeAction.REACTIVATE, effective_on=date(2026, 11, 20))
@@ -148,8 +96,8 @@ def test_reactivating_inside_the_contracts_own_dates_is_refused(world):
         "effective_on": ["The contract runs until 2026-11-30: reactivate it from 2026-12-01 or later."]}
 
 
-def test_add_line_and_discount_from_a_date(world):
-    contract = world["contract"]
+def test_add_line_and_discount_from_a_date(seats_world):
+    contract = seats_world["contract"]
     contract_change(contract=contract, action=ChangeAction.ADD_LINE, effective_on=NOV[0], new_line=LineSpec(
         description="Support", kind=ContractLine.Kind.RECURRING, unit_price=Money("200.00", "USD")))
     contract_change(contract=contract, action=ChangeAction.ADD_LINE, effective_on=NOV[0], new_line=LineSpec(
@@ -160,15 +108,15 @@ def test_add_line_and_discount_from_a_date(world):
         ("downgrade", NOV[0], "Loyalty added: 10 % off"),
     ]
     # (79 × 15 + 200) − 10 %
-    assert november_total(world["tenant"])[2] == Decimal("1246.50")
+    assert november_draft(seats_world["tenant"])[2] == Decimal("1246.50")
 
 
-def test_an_upgrade_that_lowers_the_value_is_refused(world):
+def test_an_upgrade_that_lowers_the_value_is_refused(seats_world):
     with pytest.raises(ValidationError) as error:
-        contract_change(contract=world["contract"], action=ChangeAction.UPGRADE, effective_on=NOV[0],
-                        line=world["line"], quantity=Decimal(50))
+        contract_change(contract=seats_world["contract"], action=ChangeAction.UPGRADE, effective_on=NOV[0],
+                        line=seats_world["line"], quantity=Decimal(50))
     assert error.value.messages == ["That lowers the line's value: record it as a downgrade."]
-    assert len(versions(world["contract"])) == 1
+    assert len(versions(seats_world["contract"])) == 1
 
 
 def test_a_draft_contract_takes_no_dated_change(tenant_a, tenant_b):
