@@ -24,6 +24,7 @@ from customers.serializers import (
     ContractSerializer,
     ContractUpdateSerializer,
     CustomerSerializer,
+    DraftContractUpdateSerializer,
 )
 
 
@@ -111,8 +112,19 @@ class ContractViewSet(TenantModelViewSet):
 
     def get_serializer_class(self):
         if self.action in ("update", "partial_update"):
-            return ContractUpdateSerializer
+            draft = not getattr(self, "swagger_fake_view", False) and self.get_object().status == Contract.Status.DRAFT
+            return DraftContractUpdateSerializer if draft else ContractUpdateSerializer
         return super().get_serializer_class()
+
+    @transaction.atomic
+    def update_object(self, contract, data):
+        data.pop("customer", None)
+        data.pop("currency", None)
+        lines = data.pop("lines", None)
+        contract = super().update_object(contract, data)
+        if lines is not None:
+            services.contract_draft_lines_set(contract=contract, lines=[services.LineSpec(**line) for line in lines])
+        return self._reloaded(contract)
 
     @transaction.atomic
     def create_object(self, data):

@@ -164,6 +164,23 @@ class ContractUpdateSerializer(ContractSerializer):
         return attrs
 
 
+class DraftContractUpdateSerializer(ContractSerializer):
+    """What an update of a draft contract may change: everything but its customer, reference, currency
+    and status (activate it with the activate action); ``lines``, when given, replace all its lines."""
+
+    customer = TenantPrimaryKeyRelatedField(model=Customer, read_only=True)
+    status = serializers.CharField(read_only=True)
+    currency = serializers.CharField(read_only=True)
+    reference = serializers.CharField(read_only=True)
+    lines = ContractLineSerializer(many=True, allow_empty=False, required=False)
+
+    class Meta(ContractSerializer.Meta):
+        read_only_fields = ["created_at"]
+
+    def validate(self, attrs):
+        return super().validate({"customer": self.instance.customer, "currency": self.instance.currency, **attrs})
+
+
 class ContractCancelSerializer(serializers.Serializer):
     last_day = serializers.DateField(help_text="The contract's last day (inclusive); its open lines end then too.")
 

@@ -278,6 +278,17 @@ def contract_activate(*, contract: Contract, created_by=None) -> Contract:
 
 
 @transaction.atomic
+def contract_draft_lines_set(*, contract: Contract, lines: list[LineSpec]) -> list[ContractLine]:
+    """Replace every line of a draft contract by ``lines``: a draft was never billed, so it has no
+    history to keep. Raises ValidationError for a started contract (it changes by ``contract_change``)
+    or an invalid line; nothing is saved then."""
+    if contract.status != Contract.Status.DRAFT:
+        raise ValidationError(_("Only a draft contract's lines are replaced; a started contract changes from a date."))
+    ContractLine.objects.for_tenant(contract.tenant).filter(contract=contract).delete()
+    return [_add_line(contract, spec) for spec in lines]
+
+
+@transaction.atomic
 def contract_line_add(*, contract: Contract, spec: LineSpec, created_by=None) -> ContractLine:
     """Add a line to a started contract from ``spec.starts_on`` (required): an upgrade, or a downgrade
     for a discount line. Returns the new line.
