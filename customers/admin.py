@@ -10,6 +10,7 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.http import Http404
+from django.utils.translation import gettext_lazy
 
 from customers import services
 from customers.admin_base import (
@@ -369,6 +370,7 @@ class ContractLineInline(StartedContractLinesLocked, TenantInline):
 
 class ContractChangeInline(TenantInline):
     model = ContractChange
+    verbose_name_plural = gettext_lazy("change timeline")
     fields = ["kind", "effective_on", "note", "created_by", "created_at"]
     readonly_fields = fields
     can_delete = False

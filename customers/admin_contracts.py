@@ -26,7 +26,7 @@ from django.utils.translation import gettext_lazy as _
 from customers import services
 from customers.change_guards import ContractChangeRefused
 from customers.models import Contract, ContractLine
-from customers.money import Money, format_amount
+from customers.money import Money, format_unit_price
 from customers.periods import tenant_today
 from customers.tenancy import tenant_scope
 
@@ -42,7 +42,7 @@ def is_started(contract) -> bool:
 
 class LineChoiceField(forms.ModelChoiceField):
     def label_from_instance(self, line):
-        price = format_amount(line.unit_price.amount, str(line.unit_price.currency))
+        price = format_unit_price(line.unit_price.amount, str(line.unit_price.currency), line.tenant.locale)
         return f"{line.description} · {line.quantity.normalize()} × {price} · {_('from')} {line.starts_on.isoformat()}"
 
 
@@ -83,7 +83,7 @@ class ContractChangeForm(forms.Form):
                 del self.fields[name]
         if "line" in self.fields:
             today = tenant_today(contract.tenant)
-            self.fields["line"].queryset = ContractLine.objects.for_tenant(contract.tenant).filter(
+            self.fields["line"].queryset = ContractLine.objects.for_tenant(contract.tenant).select_related("tenant").filter(
                 Q(ends_on__isnull=True) | Q(ends_on__gte=today), contract=contract
             ).exclude(kind=ContractLine.Kind.DISCOUNT)
         if "unit_price" in self.fields:
