@@ -15,7 +15,7 @@ from decimal import Decimal
 from django import forms
 from django.contrib import messages
 from django.contrib.admin.utils import unquote
-from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied, ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Q
 from django.http import Http404
 from django.shortcuts import redirect
@@ -132,20 +132,28 @@ class ContractChangeForm(forms.Form):
             self.add_error(field if field in self.fields else None, errors)
 
 
-class ContractChangeActionsMixin:
-    """For ``ContractAdmin``: the dated-change buttons and pages, and what a started contract locks."""
+class LockedOnceStarted:
+    """Read-only ``locked_fields`` and no deleting once the contract (``obj``; an inline's parent) started.
 
-    change_form_template = "admin/customers/contract/change_form.html"
+    Deleting is refused per object, so the bulk "delete selected" refuses started contracts too."""
+
+    locked_fields: list[str] = []
 
     def get_readonly_fields(self, request, obj=None):
         readonly = list(super().get_readonly_fields(request, obj))
         if is_started(obj):
-            readonly += [name for name in LOCKED_CONTRACT_FIELDS if name not in readonly]
+            readonly += [name for name in self.locked_fields if name not in readonly]
         return readonly
 
     def has_delete_permission(self, request, obj=None):
-        # Per object, so the bulk "delete selected" refuses started contracts too: cancel them instead.
         return not is_started(obj) and super().has_delete_permission(request, obj)
+
+
+class ContractChangeActionsMixin(LockedOnceStarted):
+    """For ``ContractAdmin``: the dated-change buttons and pages, and what a started contract locks."""
+
+    change_form_template = "admin/customers/contract/change_form.html"
+    locked_fields = LOCKED_CONTRACT_FIELDS
 
     def revert_disabled(self, request, obj=None):
         return is_started(obj) or super().revert_disabled(request, obj)
@@ -213,23 +221,15 @@ class ContractChangeActionsMixin:
             "refusal": refusal,
             "retry_url": f"{request.path}?effective_on={refusal.first_open_date.isoformat()}"
             if refusal and refusal.first_open_date else None,
-            "non_field_errors": form.errors.get(NON_FIELD_ERRORS),
         }
         return TemplateResponse(request, "admin/customers/contract/change_from_date.html", context)
 
 
-class StartedContractLinesLocked:
+class StartedContractLinesLocked(LockedOnceStarted):
     """For the ContractLine inline: on a started contract (``obj`` is the parent) only the description
     stays editable, and no line is added or deleted there."""
 
-    def get_readonly_fields(self, request, obj=None):
-        readonly = list(super().get_readonly_fields(request, obj))
-        if is_started(obj):
-            readonly += [name for name in LOCKED_LINE_FIELDS if name not in readonly]
-        return readonly
+    locked_fields = LOCKED_LINE_FIELDS
 
     def has_add_permission(self, request, obj=None):
         return not is_started(obj) and super().has_add_permission(request, obj)
-
-    def has_delete_permission(self, request, obj=None):
-        return not is_started(obj) and super().has_delete_permission(request, obj)

@@ -14,20 +14,32 @@ from tests.customers.contract_history import NOV, SEP, november_draft, timeline,
 pytestmark = [*BROWSER_MARKS, pytest.mark.slow]
 
 
+def open_change_form(page, live_server, contract, action):
+    """Log in as the account manager maria, open the contract and press the button of ``action``;
+    returns how many quantity inputs the contract's line inline offered."""
+    admin_login(page, live_server, "maria", "pass-word-123")
+    page.goto(f"{live_server.url}/admin/customers/contract/{contract.pk}/change/")
+    quantity_inputs = page.locator('input[name="lines-0-quantity"]').count()
+    page.click(f'a[data-change-action="{action}"]')
+    return quantity_inputs
+
+
+def submit(page, effective_on, line, **fields):
+    page.fill('input[name="effective_on"]', effective_on)
+    page.select_option('select[name="line"]', str(line.pk))
+    for name, value in fields.items():
+        page.fill(f'input[name="{name}"]', value)
+    page.click('input[type="submit"]')
+    page.wait_for_load_state()
+
+
 def test_upgrade_recorded_from_a_date_shows_in_the_timeline_and_the_next_draft(live_server, seats_world, member_factory):
     contract, line = seats_world["contract"], seats_world["line"]
     member_factory(seats_world["tenant"], Role.ACCOUNT_MANAGER, username="maria")
 
     with chromium_page() as page:
-        admin_login(page, live_server, "maria", "pass-word-123")
-        page.goto(f"{live_server.url}/admin/customers/contract/{contract.pk}/change/")
-        quantity_inputs = page.locator('input[name="lines-0-quantity"]').count()
-        page.click('a[data-change-action="upgrade"]')
-        page.fill('input[name="effective_on"]', "2026-11-01")
-        page.select_option('select[name="line"]', str(line.pk))
-        page.fill('input[name="quantity"]', "90")
-        page.click('input[type="submit"]')
-        page.wait_for_load_state()
+        quantity_inputs = open_change_form(page, live_server, contract, "upgrade")
+        submit(page, "2026-11-01", line, quantity="90")
         message = page.locator("ul.messagelist").inner_text()
         timeline_text = page.locator("#changes-group").inner_text()
 
@@ -47,14 +59,8 @@ def test_a_retroactive_change_is_refused_with_the_invoice_and_the_first_open_dat
     member_factory(seats_world["tenant"], Role.ACCOUNT_MANAGER, username="maria")
 
     with chromium_page() as page:
-        admin_login(page, live_server, "maria", "pass-word-123")
-        page.goto(f"{live_server.url}/admin/customers/contract/{contract.pk}/change/")
-        page.click('a[data-change-action="change_price"]')
-        page.fill('input[name="effective_on"]', "2026-10-15")
-        page.select_option('select[name="line"]', str(line.pk))
-        page.fill('input[name="unit_price"]', "18")
-        page.click('input[type="submit"]')
-        page.wait_for_load_state()
+        open_change_form(page, live_server, contract, "change_price")
+        submit(page, "2026-10-15", line, unit_price="18")
         error = page.locator(".errorlist").first.inner_text()
         page.click("#use-first-open-date")
         page.wait_for_load_state()
