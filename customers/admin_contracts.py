@@ -24,7 +24,8 @@ from django.urls import path, reverse
 from django.utils.translation import gettext_lazy as _
 
 from customers import services
-from customers.change_guards import ContractChangeRefused
+from customers.admin_base import TenantModelForm
+from customers.change_guards import ContractChangeRefused, contract_change_refusal
 from customers.models import Contract, ContractLine
 from customers.money import Money, format_unit_price
 from customers.periods import tenant_today
@@ -149,10 +150,26 @@ class LockedOnceStarted:
         return not is_started(obj) and super().has_delete_permission(request, obj)
 
 
+class ContractAdminForm(TenantModelForm):
+    """A contract added as started, or a draft set to active here, may not begin in an invoiced period."""
+
+    def clean(self):
+        cleaned = super().clean()
+        customer, start, status = cleaned.get("customer"), cleaned.get("start_date"), cleaned.get("status")
+        starting = self.instance.pk is None or "status" in self.changed_data
+        if customer is not None and start and status and status != Contract.Status.DRAFT and starting:
+            probe = Contract(tenant=customer.tenant, customer=customer, status=status)
+            refusal = contract_change_refusal(contract=probe, effective_on=start)
+            if refusal is not None:
+                self.add_error("start_date", refusal.message)
+        return cleaned
+
+
 class ContractChangeActionsMixin(LockedOnceStarted):
     """For ``ContractAdmin``: the dated-change buttons and pages, and what a started contract locks."""
 
     change_form_template = "admin/customers/contract/change_form.html"
+    form = ContractAdminForm
     locked_fields = LOCKED_CONTRACT_FIELDS
 
     def revert_disabled(self, request, obj=None):

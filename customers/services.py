@@ -111,10 +111,12 @@ def contract_create(
 ) -> Contract:
     """Create a contract with its lines and record it as new (or a reactivation for a returning customer).
 
-    Raises ValidationError when the contract or any line is invalid (e.g. a line in another currency);
-    nothing is saved then.
+    Raises ValidationError when the contract or any line is invalid (e.g. a line in another currency),
+    and ``ContractChangeRefused`` when a started contract would begin in a period of the customer
+    already invoiced; nothing is saved then.
     """
     tenant = customer.tenant
+    contract_change_check(contract=Contract(tenant=tenant, customer=customer, status=status), effective_on=start_date)
     contract = save_validated(
         Contract(
             tenant=tenant,
@@ -268,10 +270,15 @@ def contract_cancel(*, contract: Contract, last_day: date, created_by=None) -> C
 
 @transaction.atomic
 def contract_activate(*, contract: Contract, created_by=None) -> Contract:
-    """Turn a draft contract (e.g. from a won opportunity) into an active one."""
+    """Turn a draft contract (e.g. from a won opportunity) into an active one.
+
+    Raises ValidationError for a contract that is not a draft, and ``ContractChangeRefused`` when it
+    starts in a period of the customer already invoiced (move the draft's start date first).
+    """
     if contract.status != Contract.Status.DRAFT:
-        raise ValidationError({"status": "Only a draft contract can be activated."})
+        raise ValidationError({"status": _("Only a draft contract can be activated.")})
     contract.status = Contract.Status.ACTIVE
+    contract_change_check(contract=contract, effective_on=contract.start_date)
     save_validated(contract)
     contract_record_start(contract=contract, created_by=created_by)
     return contract

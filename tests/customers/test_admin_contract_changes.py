@@ -10,6 +10,7 @@ from customers.services import LineSpec, contract_create
 from customers.tenancy import tenant_scope
 from tests.customers.contract_history import NOV, SEP, november_draft, timeline, versions
 from tests.customers.factories import CustomerFactory
+from tests.customers.test_admin_contracts import _inline_management
 
 
 class _FormFields(HTMLParser):
@@ -186,3 +187,22 @@ def test_bulk_delete_keeps_started_contracts(client, seats_world, member_factory
     with tenant_scope(seats_world["tenant"]):
         assert Contract.objects.for_tenant(seats_world["tenant"]).filter(pk=contract.pk).exists()
     assert client.get(f"{change_url(contract).replace('change/', 'delete/')}").status_code == 403
+
+
+def test_a_contract_added_as_active_in_an_invoiced_month_is_refused_in_its_form(client, seats_world, member_factory):
+    customer, tenant = seats_world["contract"].customer, seats_world["tenant"]
+    client.force_login(member_factory(tenant, Role.ACCOUNT_MANAGER))
+    data = {
+        "customer": customer.pk, "reference": "", "title": "Add-on", "status": "active", "currency": "USD",
+        "billing_interval": "1", "start_date": "2026-10-01", "end_date": "", "renewal_term_months": "",
+        "signed_on": "", "notes": "", **_inline_management("lines", 1),
+        "lines-0-description": "Fee", "lines-0-kind": "recurring", "lines-0-quantity": "1",
+        "lines-0-unit_price_0": "10.00", "lines-0-unit_price_1": "USD", "lines-0-starts_on": "2026-10-01",
+        **_inline_management("changes", 0),
+    }
+    refused = client.post("/admin/customers/contract/add/", data)
+    assert refused.status_code == 200
+    assert f"invoice {seats_world['oct'].number} (2026-10-01 – 2026-10-31) is finalized" in refused.content.decode()
+    with tenant_scope(tenant):
+        assert Contract.objects.for_tenant(tenant).count() == 1
+    assert client.post("/admin/customers/contract/add/", {**data, "status": "draft"}).status_code == 302

@@ -11,9 +11,18 @@ from billing.models import Invoice
 from customers.change_guards import ContractChangeRefused
 from customers.models import Contract, ContractLine
 from customers.money import Money
-from customers.services import ChangeAction, LineSpec, contract_change, contract_create
+from customers.services import ChangeAction, LineSpec, contract_activate, contract_change, contract_create
 from customers.tenancy import tenant_scope
-from tests.customers.contract_history import NOV, OCT, SEP, invoice_month, november_draft, timeline, versions
+from tests.customers.contract_history import (
+    NOV,
+    OCT,
+    SEP,
+    invoice_month,
+    november_draft,
+    seats_contract,
+    timeline,
+    versions,
+)
 from tests.customers.factories import CustomerFactory
 
 def test_upgrade_from_the_first_open_day_writes_a_change_two_versions_and_the_next_draft(seats_world):
@@ -128,3 +137,23 @@ def test_a_draft_contract_takes_no_dated_change(tenant_a, tenant_b):
             contract_change(contract=contract, action=ChangeAction.CHANGE_QUANTITY, effective_on=NOV[0],
                             line=contract.lines.get(), quantity=Decimal(2))
     assert error.value.messages == ["A draft contract has not started: edit its lines directly, then activate it."]
+
+
+def test_a_started_contract_may_not_begin_in_an_invoiced_month_but_a_draft_may(seats_world):
+    customer, number = seats_world["contract"].customer, seats_world["oct"].number
+    with pytest.raises(ContractChangeRefused) as refused:
+        seats_contract(customer, start=date(2026, 10, 1))
+    assert (refused.value.refusal.document, refused.value.refusal.first_open_date) == (number, NOV[0])
+    draft = contract_create(customer=customer, title="Add-on", start_date=date(2026, 10, 1),
+                            status=Contract.Status.DRAFT,
+                            lines=[LineSpec(description="Fee", kind="recurring", unit_price=Money(10, "USD"))])
+    with pytest.raises(ContractChangeRefused):
+        contract_activate(contract=draft)
+    draft.refresh_from_db()
+    assert draft.status == "draft"
+    assert Contract.objects.for_tenant(customer.tenant).count() == 2
+    draft.start_date = NOV[0]
+    draft.save()
+    ContractLine.objects.for_tenant(customer.tenant).filter(contract=draft).update(starts_on=NOV[0])
+    contract_activate(contract=draft)
+    assert timeline(draft) == [("upgrade", NOV[0], "Add-on starts")]
