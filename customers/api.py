@@ -134,8 +134,8 @@ class ContractViewSet(TenantModelViewSet):
         contract = services.contract_create(lines=lines, created_by=acting_user(self.request), **data)
         return self.update_object(contract, extra) if extra else contract
 
-    # What a started contract's plain update may not change (the update serializer ignores them for
-    # drafts too; it names them read-only).
+    # What a started contract's PUT or PATCH may not change (a draft's may change its dates and lines,
+    # see DraftContractUpdateSerializer); sending them unchanged, as read, is fine.
     LOCKED_FIELDS = ("customer", "status", "currency", "billing_interval", "start_date", "end_date", "lines")
 
     def update(self, request, *args, **kwargs):

@@ -149,7 +149,8 @@ class ContractSerializer(TenantModelSerializer):
 
 
 class ContractUpdateSerializer(ContractSerializer):
-    """What a plain update may change; dates and lines change through cancel and change-line."""
+    """What a started contract's plain update may change; its dates and lines change from a date
+    (``POST /contracts/{id}/changes/``), and the viewset answers 409 to an update that tries."""
 
     customer = TenantPrimaryKeyRelatedField(model=Customer, read_only=True)
     lines = ContractLineSerializer(many=True, read_only=True)
