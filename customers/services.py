@@ -12,7 +12,7 @@ date" buttons and ``POST /api/v1/contracts/{id}/changes/``.
 """
 
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from decimal import Decimal
 
@@ -404,6 +404,12 @@ def contract_change(
     """
     if contract.status == Contract.Status.DRAFT:
         raise ValidationError(_("A draft contract has not started: edit its lines directly, then activate it."))
+    # One change of a contract at a time: a second one made meanwhile sees the line versions the
+    # first one wrote (an ended line then refuses a change after its end).
+    Contract.objects.for_tenant(contract.tenant).select_for_update().filter(pk=contract.pk).first()
+    contract.refresh_from_db()
+    if line is not None:
+        line.refresh_from_db()
     if action in LINE_ACTIONS:
         _line_action(contract, action, effective_on, line, quantity, unit_price, created_by)
     elif action == ChangeAction.ADD_LINE:
@@ -411,7 +417,7 @@ def contract_change(
             raise ValidationError({"new_line": _("Describe the line to add.")})
         contract_line_add(
             contract=contract,
-            spec=LineSpec(**{**new_line.__dict__, "starts_on": effective_on}),
+            spec=replace(new_line, starts_on=effective_on),
             created_by=created_by,
         )
     elif action == ChangeAction.CANCEL:
