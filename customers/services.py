@@ -24,7 +24,7 @@ from django.utils.translation import gettext_lazy as _
 from customers.change_guards import contract_change_check
 from customers.models import Contract, ContractChange, ContractLine, Customer, Tenant
 from customers.money import Money
-from customers.signals import tenant_time_zone_changed
+from customers.signals import contract_line_versioned, tenant_time_zone_changed
 from customers.tenancy import tenant_scope
 
 RECURRING_KINDS = {ContractLine.Kind.RECURRING, ContractLine.Kind.PER_SEAT}
@@ -234,6 +234,7 @@ def contract_line_change(
             discount_percent=line.discount_percent,
         ),
     )
+    contract_line_versioned.send(sender=ContractLine, previous=line, line=new_line)
     kind = line_change_kind(line=line, quantity=new_quantity, unit_price=new_price)
     changes = []
     if new_quantity != line.quantity:
@@ -352,11 +353,12 @@ def contract_reactivate(*, contract: Contract, effective_on: date, created_by=No
     contract.end_date = None
     save_validated(contract)
     for line in last_lines:
-        _add_line(
+        resumed = _add_line(
             contract,
             LineSpec(description=line.description, kind=line.kind, quantity=line.quantity, unit_price=line.unit_price,
                      starts_on=effective_on, discount_percent=line.discount_percent),
         )
+        contract_line_versioned.send(sender=ContractLine, previous=line, line=resumed)
     names = ", ".join(line.description for line in last_lines)
     _record(contract, ContractChange.Kind.REACTIVATION, effective_on, f"Reactivated: {names}", created_by)
     return contract

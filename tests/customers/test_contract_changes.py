@@ -7,11 +7,19 @@ from decimal import Decimal
 import pytest
 from django.core.exceptions import ValidationError
 
-from billing.models import Invoice
+from billing.models import Invoice, PriceTerms
+from billing.services import price_terms_set
 from customers.change_guards import ContractChangeRefused
 from customers.models import Contract, ContractLine
 from customers.money import Money
-from customers.services import ChangeAction, LineSpec, contract_activate, contract_change, contract_create
+from customers.services import (
+    ChangeAction,
+    LineSpec,
+    contract_activate,
+    contract_change,
+    contract_create,
+    contract_line_add,
+)
 from customers.tenancy import tenant_scope
 from tests.customers.contract_history import (
     NOV,
@@ -157,3 +165,19 @@ def test_a_started_contract_may_not_begin_in_an_invoiced_month_but_a_draft_may(s
     ContractLine.objects.for_tenant(customer.tenant).filter(contract=draft).update(starts_on=NOV[0])
     contract_activate(contract=draft)
     assert timeline(draft) == [("upgrade", NOV[0], "Add-on starts")]
+
+
+def test_a_new_version_of_a_usage_line_keeps_its_price_terms(seats_world):
+    contract = seats_world["contract"]
+    usage = contract_line_add(contract=contract, spec=LineSpec(
+        description="Processed jobs", kind=ContractLine.Kind.USAGE, unit_price=Money("0.50", "USD"), starts_on=NOV[0]))
+    terms = {"included": 100, "overage_unit_price": "0.50", "grace_percent": 1}
+    price_terms_set(contract_line=usage, charge_model="included_quota", metric="processed_jobs", terms=terms)
+    contract_change(contract=contract, action=ChangeAction.CHANGE_PRICE, effective_on=date(2026, 12, 1), line=usage,
+                    unit_price=Money("0.30", "USD"))
+    contract_change(contract=contract, action=ChangeAction.CANCEL, effective_on=date(2027, 1, 1))
+    contract_change(contract=contract, action=ChangeAction.REACTIVATE, effective_on=date(2027, 3, 1))
+    carried = list(PriceTerms.objects.for_tenant(contract.tenant).filter(contract_line__contract=contract)
+                   .order_by("contract_line__starts_on").values_list("contract_line__starts_on", "charge_model", "terms"))
+    assert carried == [(NOV[0], "included_quota", terms), (date(2026, 12, 1), "included_quota", terms),
+                       (date(2027, 3, 1), "included_quota", terms)]
