@@ -12,7 +12,7 @@ from django.db import transaction
 from django.http import Http404
 from django.utils.translation import gettext_lazy
 
-from customers import services
+from customers import admin_contracts, services
 from customers.admin_base import (
     TenantAdmin,
     TenantInline,
@@ -22,7 +22,6 @@ from customers.admin_base import (
     request_role,
     request_tenant,
 )
-from customers.admin_contracts import ContractChangeActionsMixin, StartedContractLinesLocked
 from customers.models import (
     Contact,
     Contract,
@@ -362,7 +361,7 @@ class ContractLineFormSet(TenantInlineFormSet):
                 )
 
 
-class ContractLineInline(StartedContractLinesLocked, TenantInline):
+class ContractLineInline(admin_contracts.StartedContractLinesLocked, TenantInline):
     model = ContractLine
     formset = ContractLineFormSet
     fields = ["description", "kind", "quantity", "unit_price", "discount_percent", "starts_on", "ends_on"]
@@ -386,7 +385,7 @@ class ContractChangeInline(TenantInline):
 
 
 @admin.register(Contract)
-class ContractAdmin(ContractChangeActionsMixin, TenantAdmin):
+class ContractAdmin(admin_contracts.ContractChangeActionsMixin, TenantAdmin):
     list_display = [
         "reference", "title", "customer", "status", "currency", "billing_interval", "start_date", "end_date"
     ]

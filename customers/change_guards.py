@@ -5,7 +5,7 @@ invoiced for good would silently alter a finalized invoice, so it is refused, an
 corrected with a credit note instead. Knowing which periods are invoiced is billing's business, and
 ``customers`` must not import ``billing`` (``tests/architecture``). So this is dependency inversion,
 like ``customers.roles.register_areas``: a higher app registers a guard here from its
-``AppConfig.ready`` (billing registers ``billing.selectors.finalized_period_refusal``), and the
+``AppConfig.ready`` (billing registers ``billing.change_guards.finalized_period_refusal``), and the
 contract services in ``customers.services`` ask every registered guard before they write.
 
 A guard is a callable ``guard(*, contract, effective_on) -> ChangeRefusal | None``: ``effective_on``
