@@ -102,4 +102,3 @@ def balance_credit_remaining(*, tenant: Tenant, exclude_draft_period_start: date
         "id", "amount", "used"
     )
     return {request_id: amount - used for request_id, amount, used in rows if amount > used}
-
