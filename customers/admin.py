@@ -10,8 +10,9 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.http import Http404
+from django.utils.translation import gettext_lazy
 
-from customers import services
+from customers import admin_contracts, services
 from customers.admin_base import (
     TenantAdmin,
     TenantInline,
@@ -331,7 +332,8 @@ class CustomerAdmin(TenantAdmin):
         return initial
 
 
-# Contracts: lines edited inline, the change narrative read-only, lifecycle through the services.
+# Contracts: a draft's lines edited inline; a started contract changes only by dated actions
+# (customers.admin_contracts); the change narrative read-only; lifecycle through the services.
 
 
 class ContractLineFormSet(TenantInlineFormSet):
@@ -349,7 +351,7 @@ class ContractLineFormSet(TenantInlineFormSet):
                 )
 
 
-class ContractLineInline(TenantInline):
+class ContractLineInline(admin_contracts.StartedContractLinesLocked, TenantInline):
     model = ContractLine
     formset = ContractLineFormSet
     fields = ["description", "kind", "quantity", "unit_price", "discount_percent", "starts_on", "ends_on"]
@@ -357,6 +359,7 @@ class ContractLineInline(TenantInline):
 
 class ContractChangeInline(TenantInline):
     model = ContractChange
+    verbose_name_plural = gettext_lazy("change timeline")
     fields = ["kind", "effective_on", "note", "created_by", "created_at"]
     readonly_fields = fields
     can_delete = False
@@ -372,7 +375,7 @@ class ContractChangeInline(TenantInline):
 
 
 @admin.register(Contract)
-class ContractAdmin(TenantAdmin):
+class ContractAdmin(admin_contracts.ContractChangeActionsMixin, TenantAdmin):
     list_display = [
         "reference", "title", "customer", "status", "currency", "billing_interval", "start_date", "end_date"
     ]
@@ -397,7 +400,10 @@ class ContractAdmin(TenantAdmin):
 
     def save_related(self, request, form, formsets, change):
         super().save_related(request, form, formsets, change)
-        if not change and form.instance.status != Contract.Status.DRAFT:
+        status = form.instance.status
+        # A draft set to active in its form starts like one activated by the action.
+        activated = change and "status" in form.changed_data and status == Contract.Status.ACTIVE
+        if activated or (not change and status != Contract.Status.DRAFT):
             services.contract_record_start(contract=form.instance, created_by=request.user)
 
     @admin.action(description="Activate the selected draft contracts", permissions=["change"])

@@ -1,22 +1,30 @@
 """REST endpoints for customers, contacts and contracts, all inside the request's tenant."""
 
+from collections.abc import Mapping
+
 import django_filters
 from django.db import transaction
 from django.db.models import Prefetch
-from drf_spectacular.utils import extend_schema
+from django.urls import reverse
+from django.utils.translation import gettext
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from customers import services
 from customers.api_base import TenantModelViewSet, acting_user
-from customers.models import BillingInterval, Contact, Contract, ContractLine, Customer
+from customers.models import BillingInterval, Contact, Contract, ContractChange, ContractLine, Customer
 from customers.serializers import (
     ContactSerializer,
     ContractCancelSerializer,
+    ContractChangeRequestSerializer,
+    ContractChangeSerializer,
     ContractLineChangeSerializer,
     ContractSerializer,
     ContractUpdateSerializer,
     CustomerSerializer,
+    DraftContractUpdateSerializer,
 )
 
 
@@ -83,9 +91,11 @@ class ContractFilter(django_filters.FilterSet):
 class ContractViewSet(TenantModelViewSet):
     """Contracts with their line versions.
 
-    Created with their lines in one piece (``customers.services.contract_create``). Dates and prices
-    change through the ``cancel`` and ``change-line`` actions so history stays replayable; a contract
-    is never deleted (cancel it).
+    Created with their lines in one piece (``customers.services.contract_create``). Once started (not
+    a draft), its lines, dates, status, currency and interval change only as dated changes
+    (``POST /contracts/{id}/changes/``, or the older ``cancel`` and ``change-line`` actions), so history
+    stays replayable; a PUT or PATCH that would change them is answered 409 pointing there. A change
+    dated into an invoiced period is refused with 409. A contract is never deleted (cancel it).
     """
 
     queryset = Contract.objects.none()
@@ -102,8 +112,19 @@ class ContractViewSet(TenantModelViewSet):
 
     def get_serializer_class(self):
         if self.action in ("update", "partial_update"):
-            return ContractUpdateSerializer
+            draft = not getattr(self, "swagger_fake_view", False) and self.get_object().status == Contract.Status.DRAFT
+            return DraftContractUpdateSerializer if draft else ContractUpdateSerializer
         return super().get_serializer_class()
+
+    @transaction.atomic
+    def update_object(self, contract, data):
+        data.pop("customer", None)
+        data.pop("currency", None)
+        lines = data.pop("lines", None)
+        contract = super().update_object(contract, data)
+        if lines is not None:
+            services.contract_draft_lines_set(contract=contract, lines=[services.LineSpec(**line) for line in lines])
+        return self._reloaded(contract)
 
     @transaction.atomic
     def create_object(self, data):
@@ -112,6 +133,60 @@ class ContractViewSet(TenantModelViewSet):
         extra = {name: data.pop(name) for name in ("notes", "renewal_term_months") if name in data}
         contract = services.contract_create(lines=lines, created_by=acting_user(self.request), **data)
         return self.update_object(contract, extra) if extra else contract
+
+    # What a started contract's PUT or PATCH may not change (a draft's may change its dates and lines,
+    # see DraftContractUpdateSerializer); sending them unchanged, as read, is fine.
+    LOCKED_FIELDS = ("customer", "status", "currency", "billing_interval", "start_date", "end_date", "lines")
+
+    def update(self, request, *args, **kwargs):
+        contract = self.get_object()
+        if contract.status != Contract.Status.DRAFT and isinstance(request.data, Mapping):
+            current = ContractSerializer(contract, context=self.get_serializer_context()).data
+            changed = [name for name in self.LOCKED_FIELDS if name in request.data and request.data[name] != current[name]]
+            if changed:
+                return self._locked_answer(contract, changed)
+        return super().update(request, *args, **kwargs)
+
+    def _locked_answer(self, contract, fields):
+        endpoint = reverse("contract-changes", args=[contract.pk])
+        message = gettext(
+            "Contract %(reference)s has started: its %(fields)s change only as dated changes, so invoiced "
+            "months stay as they were. POST %(endpoint)s with an action (upgrade, downgrade, change_quantity, "
+            "change_price, add_line, cancel, reactivate) and effective_on."
+        ) % {"reference": contract.reference, "fields": ", ".join(fields), "endpoint": endpoint}
+        return Response(
+            {"detail": message, "fields": fields, "change_endpoint": endpoint}, status=status.HTTP_409_CONFLICT
+        )
+
+    @extend_schema(methods=["get"], request=None, responses=ContractChangeSerializer(many=True))
+    @extend_schema(
+        methods=["post"],
+        request=ContractChangeRequestSerializer,
+        responses={
+            201: ContractChangeSerializer,
+            400: OpenApiResponse(description="Invalid or inconsistent change; messages per field."),
+            409: OpenApiResponse(
+                description="Dated into a period already invoiced: `detail` names the invoice, `invoice` is its "
+                "number and `first_open_date` the first day a change may take."
+            ),
+        },
+    )
+    @action(detail=True, methods=["get", "post"])
+    def changes(self, request, pk=None):
+        """The contract's change timeline (GET), or one dated change of a started contract (POST).
+
+        POST through ``customers.services.contract_change``: new line versions and a ContractChange,
+        which is returned (201). A draft contract is edited directly instead (400).
+        """
+        contract = self.get_object()
+        if request.method == "GET":
+            changes = ContractChange.objects.for_tenant(self.tenant).filter(contract=contract)
+            return Response(ContractChangeSerializer(changes, many=True).data)
+        context = {**self.get_serializer_context(), "contract": contract}
+        params = ContractChangeRequestSerializer(data=request.data, context=context)
+        params.is_valid(raise_exception=True)
+        change = services.contract_change(contract=contract, created_by=acting_user(request), **params.validated_data)
+        return Response(ContractChangeSerializer(change).data, status=status.HTTP_201_CREATED)
 
     def _reloaded(self, contract):
         return self.get_queryset().get(pk=contract.pk)

@@ -10,7 +10,8 @@ from customers.api_base import (
     TenantModelSerializer,
     TenantPrimaryKeyRelatedField,
 )
-from customers.models import Contact, Contract, ContractLine, Customer
+from customers.models import Contact, Contract, ContractChange, ContractLine, Customer
+from customers.services import ChangeAction, LineSpec
 
 
 class CustomerSerializer(CountryFieldMixin, TenantModelSerializer):
@@ -148,7 +149,8 @@ class ContractSerializer(TenantModelSerializer):
 
 
 class ContractUpdateSerializer(ContractSerializer):
-    """What a plain update may change; dates and lines change through cancel and change-line."""
+    """What a started contract's plain update may change; its dates and lines change from a date
+    (``POST /contracts/{id}/changes/``), and the viewset answers 409 to an update that tries."""
 
     customer = TenantPrimaryKeyRelatedField(model=Customer, read_only=True)
     lines = ContractLineSerializer(many=True, read_only=True)
@@ -161,6 +163,23 @@ class ContractUpdateSerializer(ContractSerializer):
 
     def validate(self, attrs):
         return attrs
+
+
+class DraftContractUpdateSerializer(ContractSerializer):
+    """What an update of a draft contract may change: everything but its customer, reference, currency
+    and status (activate it with the activate action); ``lines``, when given, replace all its lines."""
+
+    customer = TenantPrimaryKeyRelatedField(model=Customer, read_only=True)
+    status = serializers.CharField(read_only=True)
+    currency = serializers.CharField(read_only=True)
+    reference = serializers.CharField(read_only=True)
+    lines = ContractLineSerializer(many=True, allow_empty=False, required=False)
+
+    class Meta(ContractSerializer.Meta):
+        read_only_fields = ["created_at"]
+
+    def validate(self, attrs):
+        return super().validate({"customer": self.instance.customer, "currency": self.instance.currency, **attrs})
 
 
 class ContractCancelSerializer(serializers.Serializer):
@@ -181,4 +200,48 @@ class ContractLineChangeSerializer(serializers.Serializer):
     def validate(self, attrs):
         if "quantity" not in attrs and "unit_price" not in attrs:
             raise serializers.ValidationError("Give a new quantity or a new unit price.")
+        return attrs
+
+
+class ContractChangeSerializer(serializers.ModelSerializer):
+    """One dated event in the contract's timeline (new, upgrade, downgrade, cancellation, reactivation)."""
+
+    class Meta:
+        model = ContractChange
+        fields = ["id", "kind", "effective_on", "note", "created_by", "created_at"]
+        read_only_fields = fields
+
+
+class NewLineSerializer(serializers.Serializer):
+    """A line to add from ``effective_on`` (the ``add_line`` change)."""
+
+    description = serializers.CharField(max_length=200)
+    kind = serializers.ChoiceField(choices=ContractLine.Kind.choices)
+    quantity = serializers.DecimalField(max_digits=18, decimal_places=4, min_value=0, default=1)
+    unit_price = MoneyField(max_digits=20, decimal_places=6)
+    discount_percent = serializers.DecimalField(
+        max_digits=5, decimal_places=2, min_value=0, max_value=100, required=False, allow_null=True
+    )
+    ends_on = serializers.DateField(required=False, allow_null=True, help_text="Last day; empty: open.")
+
+
+class ContractChangeRequestSerializer(serializers.Serializer):
+    """A dated change of a started contract, made by ``customers.services.contract_change``."""
+
+    action = serializers.ChoiceField(choices=ChangeAction.choices)
+    effective_on = serializers.DateField(
+        help_text="The first day the change applies (for cancel: the first day without the contract). "
+        "A day in a period already invoiced is refused with 409, naming the invoice and the first open date."
+    )
+    line = ContractLineOfContractField(
+        model=ContractLine, required=False, help_text="upgrade, downgrade, change_quantity, change_price: the line."
+    )
+    quantity = serializers.DecimalField(max_digits=18, decimal_places=4, min_value=0, required=False)
+    unit_price = MoneyField(max_digits=20, decimal_places=6, required=False)
+    new_line = NewLineSerializer(required=False, help_text="add_line: the line to add.")
+
+    def validate(self, attrs):
+        new_line = attrs.get("new_line")
+        if new_line is not None:
+            attrs["new_line"] = LineSpec(**new_line)
         return attrs

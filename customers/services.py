@@ -4,20 +4,27 @@ Every service validates with the models' ``full_clean`` before saving and runs i
 so a refused change leaves nothing half-written. Dates are inclusive: a line's ``ends_on`` is its
 last day. Upgrades and downgrades never edit a line in place: they end it the day before the
 change and start a new version, so any past month can be replayed.
+
+Every dated change of a started (non-draft) contract asks ``customers.change_guards`` first: a change
+dated into a period that is already invoiced for good is refused (billing registers that guard),
+before anything is written. ``contract_change`` is the one entry point for the admin's "change from
+date" buttons and ``POST /api/v1/contracts/{id}/changes/``.
 """
 
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from decimal import Decimal
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Q, TextChoices
+from django.utils.translation import gettext_lazy as _
 
+from customers.change_guards import contract_change_check
 from customers.models import LANGUAGE_CHOICES, Contract, ContractChange, ContractLine, Customer, Membership, Tenant
 from customers.money import Money
-from customers.signals import tenant_time_zone_changed
+from customers.signals import contract_line_versioned, tenant_time_zone_changed
 from customers.tenancy import tenant_scope
 
 RECURRING_KINDS = {ContractLine.Kind.RECURRING, ContractLine.Kind.PER_SEAT}
@@ -118,10 +125,12 @@ def contract_create(
 ) -> Contract:
     """Create a contract with its lines and record it as new (or a reactivation for a returning customer).
 
-    Raises ValidationError when the contract or any line is invalid (e.g. a line in another currency);
-    nothing is saved then.
+    Raises ValidationError when the contract or any line is invalid (e.g. a line in another currency),
+    and ``ContractChangeRefused`` when a started contract would begin in a period of the customer
+    already invoiced; nothing is saved then.
     """
     tenant = customer.tenant
+    contract_change_check(contract=Contract(tenant=tenant, customer=customer, status=status), effective_on=start_date)
     contract = save_validated(
         Contract(
             tenant=tenant,
@@ -193,6 +202,15 @@ def _record(contract, kind, effective_on, note, created_by):
     )
 
 
+def line_change_kind(*, line: ContractLine, quantity: Decimal, unit_price: Money) -> str:
+    """Upgrade when ``quantity`` × ``unit_price`` is at least the line's, else downgrade.
+
+    Usage and one-time lines have no monthly value; their price per unit tells the direction.
+    """
+    up = quantity * unit_price.amount >= line.quantity * line.unit_price.amount
+    return ContractChange.Kind.UPGRADE if up else ContractChange.Kind.DOWNGRADE
+
+
 @transaction.atomic
 def contract_line_change(
     *,
@@ -205,14 +223,16 @@ def contract_line_change(
     """Change a line's quantity and/or price from ``effective_on``: an upgrade or a downgrade.
 
     The current version ends the day before; a new version starts on ``effective_on``. Returns the
-    new line. Raises ValidationError if the line is not active on that day or nothing changes.
+    new line. Raises ValidationError if the line is not active on that day or nothing changes, and
+    ``ContractChangeRefused`` if ``effective_on`` is in an invoiced period (see the module).
     """
     if line.starts_on >= effective_on or (line.ends_on is not None and line.ends_on < effective_on):
-        raise ValidationError({"effective_on": "The line is not active on that day, so it cannot change then."})
+        raise ValidationError({"effective_on": _("The line is not active on that day, so it cannot change then.")})
     new_quantity = line.quantity if quantity is None else Decimal(quantity)
     new_price = line.unit_price if unit_price is None else unit_price
     if new_quantity == line.quantity and new_price == line.unit_price:
-        raise ValidationError("Nothing changes: give a new quantity or a new unit price.")
+        raise ValidationError(_("Nothing changes: give a new quantity or a new unit price."))
+    contract_change_check(contract=line.contract, effective_on=effective_on)
     old_ends_on = line.ends_on
     line.ends_on = effective_on - timedelta(days=1)
     save_validated(line)
@@ -228,12 +248,11 @@ def contract_line_change(
             discount_percent=line.discount_percent,
         ),
     )
-    # Usage and one-time lines have no monthly value; their price per unit tells the direction.
-    up = new_line.quantity * new_line.unit_price.amount >= line.quantity * line.unit_price.amount
-    kind = ContractChange.Kind.UPGRADE if up else ContractChange.Kind.DOWNGRADE
+    contract_line_versioned.send(sender=ContractLine, previous=line, line=new_line)
+    kind = line_change_kind(line=line, quantity=new_quantity, unit_price=new_price)
     changes = []
     if new_quantity != line.quantity:
-        changes.append(f"quantity {line.quantity.normalize()} → {new_quantity.normalize()}")
+        changes.append(f"quantity {_plain(line.quantity)} → {_plain(new_quantity)}")
     if new_price != line.unit_price:
         changes.append(f"unit price {line.unit_price} → {new_price}")
     _record(line.contract, kind, effective_on, f"{line.description}: {', '.join(changes)}", created_by)
@@ -244,10 +263,12 @@ def contract_line_change(
 def contract_cancel(*, contract: Contract, last_day: date, created_by=None) -> Contract:
     """End a contract on ``last_day`` (inclusive): its open lines end then too.
 
-    Raises ValidationError if ``last_day`` is before the contract starts.
+    Raises ValidationError if ``last_day`` is before the contract starts, and
+    ``ContractChangeRefused`` if the day after it is in an invoiced period (see the module).
     """
     if last_day < contract.start_date:
-        raise ValidationError({"last_day": "A contract cannot end before it starts."})
+        raise ValidationError({"last_day": _("A contract cannot end before it starts.")})
+    contract_change_check(contract=contract, effective_on=last_day + timedelta(days=1))
     contract.end_date = last_day
     contract.auto_renew = False
     contract.status = Contract.Status.CANCELLED
@@ -264,10 +285,196 @@ def contract_cancel(*, contract: Contract, last_day: date, created_by=None) -> C
 
 @transaction.atomic
 def contract_activate(*, contract: Contract, created_by=None) -> Contract:
-    """Turn a draft contract (e.g. from a won opportunity) into an active one."""
+    """Turn a draft contract (e.g. from a won opportunity) into an active one.
+
+    Raises ValidationError for a contract that is not a draft, and ``ContractChangeRefused`` when it
+    starts in a period of the customer already invoiced (move the draft's start date first).
+    """
     if contract.status != Contract.Status.DRAFT:
-        raise ValidationError({"status": "Only a draft contract can be activated."})
+        raise ValidationError({"status": _("Only a draft contract can be activated.")})
     contract.status = Contract.Status.ACTIVE
+    contract_change_check(contract=contract, effective_on=contract.start_date)
     save_validated(contract)
     contract_record_start(contract=contract, created_by=created_by)
     return contract
+
+
+@transaction.atomic
+def contract_draft_lines_set(*, contract: Contract, lines: list[LineSpec]) -> list[ContractLine]:
+    """Replace every line of a draft contract by ``lines``: a draft was never billed, so it has no
+    history to keep. Raises ValidationError for a started contract (it changes by ``contract_change``)
+    or an invalid line; nothing is saved then."""
+    if contract.status != Contract.Status.DRAFT:
+        raise ValidationError(_("Only a draft contract's lines are replaced; a started contract changes from a date."))
+    ContractLine.objects.for_tenant(contract.tenant).filter(contract=contract).delete()
+    return [_add_line(contract, spec) for spec in lines]
+
+
+@transaction.atomic
+def contract_line_add(*, contract: Contract, spec: LineSpec, created_by=None) -> ContractLine:
+    """Add a line to a started contract from ``spec.starts_on`` (required): an upgrade, or a downgrade
+    for a discount line. Returns the new line.
+
+    Raises ValidationError for a line the contract cannot hold (another currency, outside its dates,
+    a discount without a percentage), and ``ContractChangeRefused`` if ``spec.starts_on`` is in an
+    invoiced period.
+    """
+    if spec.starts_on is None:
+        raise ValidationError({"effective_on": _("Give the date the line starts.")})
+    contract_change_check(contract=contract, effective_on=spec.starts_on)
+    line = _add_line(contract, spec)
+    kind = ContractChange.Kind.DOWNGRADE if line.kind == ContractLine.Kind.DISCOUNT else ContractChange.Kind.UPGRADE
+    _record(contract, kind, line.starts_on, f"{line.description} added: {_line_terms(line)}", created_by)
+    return line
+
+
+def _line_terms(line: ContractLine) -> str:
+    if line.kind == ContractLine.Kind.DISCOUNT:
+        return f"{_plain(line.discount_percent)} % off"
+    return f"{_plain(line.quantity)} × {line.unit_price}"
+
+
+def _plain(number: Decimal) -> str:
+    """A decimal without trailing zeros and without an exponent: ``90``, not ``9E+1``."""
+    return format(Decimal(number).normalize(), "f")
+
+
+@transaction.atomic
+def contract_reactivate(*, contract: Contract, effective_on: date, created_by=None) -> Contract:
+    """Bring a cancelled or ended contract back from ``effective_on``: the lines that ran until its
+    last day (one-time fees excepted) start again as new open versions, the contract becomes active
+    and evergreen, and a reactivation is recorded.
+
+    Raises ValidationError when the contract is not cancelled or ended, ``effective_on`` is not after
+    its last day, or no line ran until then; ``ContractChangeRefused`` when ``effective_on`` is in an
+    invoiced period.
+    """
+    if contract.status not in (Contract.Status.CANCELLED, Contract.Status.ENDED) or contract.end_date is None:
+        raise ValidationError(_("Only a cancelled or ended contract can be reactivated."))
+    if effective_on <= contract.end_date:
+        raise ValidationError({"effective_on": _("The contract runs until %(day)s: reactivate it from %(next)s or later.")
+                               % {"day": contract.end_date.isoformat(),
+                                  "next": (contract.end_date + timedelta(days=1)).isoformat()}})
+    last_lines = list(
+        ContractLine.objects.for_tenant(contract.tenant)
+        .filter(contract=contract, ends_on=contract.end_date)
+        .exclude(kind=ContractLine.Kind.ONE_TIME)
+    )
+    if not last_lines:
+        raise ValidationError(_("No line ran until the contract's last day: add lines to it instead."))
+    contract_change_check(contract=contract, effective_on=effective_on)
+    contract.status = Contract.Status.ACTIVE
+    contract.end_date = None
+    save_validated(contract)
+    for line in last_lines:
+        resumed = _add_line(
+            contract,
+            LineSpec(description=line.description, kind=line.kind, quantity=line.quantity, unit_price=line.unit_price,
+                     starts_on=effective_on, discount_percent=line.discount_percent),
+        )
+        contract_line_versioned.send(sender=ContractLine, previous=line, line=resumed)
+    names = ", ".join(line.description for line in last_lines)
+    _record(contract, ContractChange.Kind.REACTIVATION, effective_on, f"Reactivated: {names}", created_by)
+    return contract
+
+
+class ChangeAction(TextChoices):
+    """The dated changes a started contract takes (the admin's buttons, the API's ``action``)."""
+
+    UPGRADE = "upgrade", _("Upgrade")
+    DOWNGRADE = "downgrade", _("Downgrade")
+    CHANGE_QUANTITY = "change_quantity", _("Change quantity")
+    CHANGE_PRICE = "change_price", _("Change price")
+    ADD_LINE = "add_line", _("Add line")
+    CANCEL = "cancel", _("Cancel")
+    REACTIVATE = "reactivate", _("Reactivate")
+
+
+LINE_ACTIONS = {ChangeAction.UPGRADE, ChangeAction.DOWNGRADE, ChangeAction.CHANGE_QUANTITY, ChangeAction.CHANGE_PRICE}
+
+
+@transaction.atomic
+def contract_change(
+    *,
+    contract: Contract,
+    action: str,
+    effective_on: date,
+    line: ContractLine | None = None,
+    quantity: Decimal | None = None,
+    unit_price: Money | None = None,
+    new_line: LineSpec | None = None,
+    created_by=None,
+) -> ContractChange:
+    """Make one dated change (a ``ChangeAction``) of a started contract from ``effective_on``, through
+    the services above, and return the ContractChange it recorded.
+
+    - line actions take ``line`` (a line of this contract) and a new ``quantity`` (change quantity),
+      a new ``unit_price`` (change price) or either (upgrade, downgrade, which must go that way);
+    - ``add_line`` takes ``new_line``, which starts on ``effective_on``;
+    - ``cancel`` makes ``effective_on`` the first day without the contract (its last day is the day
+      before); ``reactivate`` brings a cancelled contract back from ``effective_on``.
+
+    Raises ValidationError (messages keyed by those argument names) for a draft contract (edit it
+    directly), a missing or inconsistent argument or anything the services refuse, and
+    ``ContractChangeRefused`` for a date in an invoiced period. Nothing is written then.
+    """
+    if contract.status == Contract.Status.DRAFT:
+        raise ValidationError(_("A draft contract has not started: edit its lines directly, then activate it."))
+    # One change of a contract at a time: a second one made meanwhile sees the line versions the
+    # first one wrote (an ended line then refuses a change after its end).
+    Contract.objects.for_tenant(contract.tenant).select_for_update().filter(pk=contract.pk).first()
+    contract.refresh_from_db()
+    if line is not None:
+        line.refresh_from_db()
+    if action in LINE_ACTIONS:
+        _line_action(contract, action, effective_on, line, quantity, unit_price, created_by)
+    elif action == ChangeAction.ADD_LINE:
+        if new_line is None:
+            raise ValidationError({"new_line": _("Describe the line to add.")})
+        contract_line_add(
+            contract=contract,
+            spec=replace(new_line, starts_on=effective_on),
+            created_by=created_by,
+        )
+    elif action == ChangeAction.CANCEL:
+        if contract.status != Contract.Status.ACTIVE:
+            raise ValidationError(_("Only an active contract can be cancelled."))
+        if effective_on <= contract.start_date:
+            raise ValidationError({"effective_on": _("The contract starts on %(day)s: cancel it from the day after.")
+                                   % {"day": contract.start_date.isoformat()}})
+        contract_cancel(contract=contract, last_day=effective_on - timedelta(days=1), created_by=created_by)
+    elif action == ChangeAction.REACTIVATE:
+        contract_reactivate(contract=contract, effective_on=effective_on, created_by=created_by)
+    else:
+        raise ValidationError({"action": _("Unknown change %(action)r.") % {"action": action}})
+    return ContractChange.objects.for_tenant(contract.tenant).filter(contract=contract).latest("id")
+
+
+def _line_action(contract, action, effective_on, line, quantity, unit_price, created_by):
+    if line is None or line.contract_id != contract.pk:
+        raise ValidationError({"line": _("Choose a line of this contract.")})
+    if action == ChangeAction.CHANGE_QUANTITY:
+        unit_price = None
+        if quantity is None:
+            raise ValidationError({"quantity": _("Give the new quantity.")})
+    elif action == ChangeAction.CHANGE_PRICE:
+        quantity = None
+        if unit_price is None:
+            raise ValidationError({"unit_price": _("Give the new unit price.")})
+    else:
+        if quantity is None and unit_price is None:
+            raise ValidationError(_("Give a new quantity or a new unit price."))
+        kind = line_change_kind(
+            line=line,
+            quantity=line.quantity if quantity is None else Decimal(quantity),
+            unit_price=line.unit_price if unit_price is None else unit_price,
+        )
+        if kind != action:
+            raise ValidationError(
+                _("That lowers the line's value: record it as a downgrade.")
+                if action == ChangeAction.UPGRADE
+                else _("That raises the line's value: record it as an upgrade.")
+            )
+    contract_line_change(
+        line=line, effective_on=effective_on, quantity=quantity, unit_price=unit_price, created_by=created_by
+    )

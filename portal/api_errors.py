@@ -14,6 +14,8 @@ from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from customers.change_guards import ContractChangeRefused
+
 
 def validation_error_detail(exc: DjangoValidationError) -> dict[str, list[str]]:
     """A model ValidationError as DRF shapes serializer errors: messages per field."""
@@ -27,6 +29,14 @@ def validation_error_detail(exc: DjangoValidationError) -> dict[str, list[str]]:
 
 def exception_handler(exc, context):
     """DRF's handler, plus model validation errors as 400 and conflicting writes as 409."""
+    if isinstance(exc, ContractChangeRefused):
+        # Dated into an invoiced period: history is never rewritten (customers.change_guards).
+        refusal = exc.refusal
+        first_open = refusal.first_open_date.isoformat() if refusal.first_open_date else None
+        return Response(
+            {"detail": refusal.message, "invoice": refusal.document, "first_open_date": first_open},
+            status=status.HTTP_409_CONFLICT,
+        )
     if isinstance(exc, DjangoValidationError):
         return Response(validation_error_detail(exc), status=status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, ProtectedError):

@@ -196,6 +196,8 @@ SPECTACULAR_SETTINGS = {
     # Several models have a "status" or "stage"; naming each choice set keeps the schema's enums apart.
     "ENUM_NAME_OVERRIDES": {
         "ContractStatusEnum": "customers.models.Contract.Status",
+        "ContractLineKindEnum": "customers.models.ContractLine.Kind",
+        "ContractChangeKindEnum": "customers.models.ContractChange.Kind",
         "OpportunityStageEnum": "revenue.models.Opportunity.Stage",
         "InvoiceStatusEnum": "billing.models.Invoice.Status",
         "CreditRequestStatusEnum": "billing.models.CreditRequest.Status",

@@ -25,3 +25,16 @@ def price_terms_set(
     price_terms.metric = metric
     price_terms.terms = terms or {}
     return _save(price_terms)
+
+
+def price_terms_carry(sender, *, previous: ContractLine, line: ContractLine, **kwargs) -> PriceTerms | None:
+    """Receiver of ``customers.signals.contract_line_versioned`` (connected in ``BillingConfig.ready``):
+    a new version of a contract line keeps the price terms of the version it follows (charge model,
+    metric, terms), unless it has its own already. Returns the new terms, or None when there were none."""
+    rows = PriceTerms.objects.for_tenant(line.tenant)
+    terms = rows.filter(contract_line=previous).first()
+    if terms is None or rows.filter(contract_line=line).exists():
+        return None
+    return price_terms_set(
+        contract_line=line, charge_model=terms.charge_model, metric=terms.metric, terms=dict(terms.terms)
+    )

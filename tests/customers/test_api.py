@@ -529,11 +529,13 @@ def test_change_line_price_in_another_currency_is_refused(api_a, customer_a):
 
 def test_patch_contract_changes_descriptive_fields_only(api_a, customer_a):
     contract = ContractFactory(customer=customer_a, start_date=date(2025, 1, 1), title="Old")
+    url = f"/api/v1/contracts/{contract.pk}/"
 
-    response = api_a.patch(
-        f"/api/v1/contracts/{contract.pk}/", {"title": "New", "start_date": "2020-01-01"}, format="json"
-    )
+    refused = api_a.patch(url, {"title": "New", "start_date": "2020-01-01"}, format="json")
+    response = api_a.patch(url, {"title": "New"}, format="json")
 
+    # A started contract's dates change only as dated changes (tests/customers/test_api_contract_changes.py).
+    assert (refused.status_code, refused.json()["fields"]) == (409, ["start_date"])
     assert response.status_code == 200
     assert (response.json()["title"], response.json()["start_date"]) == ("New", "2025-01-01")
 

@@ -149,10 +149,11 @@ def test_service_refuses_an_unknown_currency(customer, tenant_a):
 
 def test_admin_refuses_a_line_in_another_currency_than_its_contract(client, owner, customer, tenant_a):
     with platform_scope():
+        # A draft: a started contract takes no new line in its form (only the dated "Add line" action).
         contract = ContractFactory(customer=customer, tenant=tenant_a, reference="C-1", currency="USD",
-                                   start_date=date(2026, 1, 1))
+                                   start_date=date(2026, 1, 1), status="draft")
     before = counts(tenant_a)
-    data = contract_data(customer, reference="C-1", status="active")
+    data = contract_data(customer, reference="C-1", status="draft")
     data.update({
         "lines-TOTAL_FORMS": 1, "lines-0-description": "Fee", "lines-0-kind": "recurring", "lines-0-quantity": "1",
         "lines-0-unit_price_0": "100.00", "lines-0-unit_price_1": "EUR", "lines-0-discount_percent": "",
