@@ -15,11 +15,20 @@ from django.db import OperationalError
 
 from billing.delivery import invoice_deliver
 from billing.models import BillingRun
-from billing.month_end import billing_run_advance, billing_run_start, month_end_chunk, month_end_due
+from billing.month_end import (
+    billing_run_advance,
+    billing_run_start,
+    month_end_chunk,
+    month_end_due,
+    month_end_stalled,
+)
 from customers.models import Tenant
 from customers.tenancy import tenant_scope
 
-__all__ = ["invoice_deliver", "month_end_advance", "month_end_chunk", "month_end_start", "month_end_tick"]
+__all__ = [
+    "invoice_deliver", "month_end_advance", "month_end_chunk", "month_end_resume_stalled", "month_end_start",
+    "month_end_tick",
+]
 
 
 # --- month-end runs (billing.month_end): thin tasks, ids in, a service call ---------------------
@@ -61,3 +70,12 @@ def month_end_tick() -> dict:
     for tenant_id, run_id in due["advance"]:
         month_end_advance.delay(tenant_id, run_id)
     return {"started": len(due["start"]), "advanced": len(due["advance"])}
+
+
+@shared_task(acks_late=True)
+def month_end_resume_stalled() -> int:
+    """Every few minutes (beat): re-queue the open items of runs whose worker died (``month_end_stalled``)."""
+    stalled = month_end_stalled()
+    for tenant_id, run_id in stalled:
+        month_end_advance.delay(tenant_id, run_id)
+    return len(stalled)
