@@ -241,7 +241,8 @@ def _refresh(run: BillingRun) -> int:
 
 
 def billing_run_process_items(
-    *, run: BillingRun, item_ids: list[int], final_attempt: bool = True, progress=None
+    *, run: BillingRun, item_ids: list[int], final_attempt: bool = True, progress=None, issue_date: date | None = None,
+    deliver: bool = True,
 ) -> dict:
     """Finalize and deliver the run's open items among ``item_ids``; then recount the run.
 
@@ -254,7 +255,10 @@ def billing_run_process_items(
     Failures are recorded on the item. A transient one (database, I/O, a refused email) leaves
     the item open and, after the other items, raises TransientItemFailures for the task to retry,
     unless ``final_attempt``, when the item is marked failed. Any other error fails the item.
-    ``progress`` (optional) is called with each item id handled. Returns counts by outcome.
+    ``progress`` (optional) is called with each item id handled. ``issue_date`` dates the invoices it
+    finalizes (default: today in the tenant's time zone). ``deliver=False`` closes each finalized
+    item without rendering or emailing (invoices that went out before the portal, such as the demo's
+    older months: the PDF is rendered on first download). Returns counts by outcome.
     """
     tenant = run.tenant
     outcome = {"delivered": 0, "failed": 0, "skipped": 0, "busy": 0, "retry": 0}
@@ -268,7 +272,7 @@ def billing_run_process_items(
                 outcome["busy"] += 1
                 continue
             try:
-                result = _process_item(tenant, item_id)
+                result = _process_item(tenant, item_id, issue_date=issue_date, deliver=deliver)
             except Exception as exc:  # recorded on the item: the admin lists it with a retry action
                 is_transient = isinstance(exc, (*TRANSIENT_ERRORS, DeliveryRefused))
                 if not is_transient:
@@ -305,7 +309,7 @@ def _unlock_item(item_id: int) -> None:
         pass  # a dead connection took its session locks with it
 
 
-def _process_item(tenant: Tenant, item_id: int) -> str:
+def _process_item(tenant: Tenant, item_id: int, *, issue_date: date | None, deliver: bool) -> str:
     """Finalize, render and email one item's invoice; returns "delivered" or "skipped"."""
     with transaction.atomic():
         item = BillingRunItem.objects.for_tenant(tenant).get(pk=item_id)
@@ -324,9 +328,13 @@ def _process_item(tenant: Tenant, item_id: int) -> str:
             return "skipped"
         if invoice.status == Invoice.Status.DRAFT:
             # The run delivers the invoice itself (below), so finalizing queues no delivery task.
-            invoice = invoice_finalize(invoice=invoice, deliver=False)
+            invoice = invoice_finalize(invoice=invoice, issue_date=issue_date, deliver=False)
         item.status, item.finalized_at = ItemStatus.FINALIZED, item.finalized_at or invoice.finalized_at
-        item.save(update_fields=["status", "finalized_at", "attempts", "updated_at"])
+        if not deliver:
+            item.status, item.error, item.delivered_at = ItemStatus.DELIVERED, "", timezone.now()
+        item.save(update_fields=["status", "error", "finalized_at", "delivered_at", "attempts", "updated_at"])
+        if not deliver:
+            return "delivered"
 
     invoice = Invoice.objects.for_tenant(tenant).select_related("tenant", "customer").get(pk=invoice.pk)
     invoice_render_pdf(invoice=invoice)
