@@ -22,12 +22,10 @@ from django.utils.translation import gettext_lazy as _
 
 from billing import month_end, tasks
 from billing.admin_base import ReadOnlyMixin, _may_bill
-from billing.delivery import invoice_send
 from billing.models import BillingRun, BillingRunItem, InvoiceDelivery
 from customers.admin_base import TenantAdmin, TenantInline, is_platform_admin, request_tenant
 from customers.models import Tenant
 from customers.periods import add_months, last_closed_month, month_key, parse_month
-from customers.tenancy import tenant_scope
 
 
 class StartRunForm(forms.Form):
@@ -78,6 +76,21 @@ def run_progress_text(counts: dict, run: BillingRun) -> str:
     return _(
         "%(through)s of %(customers)s through: %(finalized)s finalized, %(emailed)s emailed, %(failed)s failed"
     ) % counts
+
+
+def _queue_retries(model_admin, request, failed_items) -> None:
+    """Queue the retry of ``failed_items`` (by run) to the workers: re-drafting and delivering them
+    can take long, so the request only counts them."""
+    by_run: dict[BillingRun, list[int]] = {}
+    for item in failed_items.select_related("run"):
+        by_run.setdefault(item.run, []).append(item.pk)
+    for run, item_ids in by_run.items():
+        transaction.on_commit(partial(tasks.month_end_retry_failed.delay, run.tenant_id, run.pk, item_ids))
+    retried = sum(len(ids) for ids in by_run.values())
+    model_admin.message_user(
+        request, _("%(count)s failed item(s) queued again.") % {"count": retried},
+        messages.SUCCESS if retried else messages.INFO,
+    )
 
 
 def _queue_start(tenant, period_start, finalize: bool, user) -> None:
@@ -230,14 +243,8 @@ class BillingRunAdmin(ReadOnlyMixin, TenantAdmin):
 
     @admin.action(description="Retry the failed items", permissions=["billing"])
     def retry_failed(self, request, queryset):
-        retried = 0
-        for run in queryset.select_related("tenant"):
-            try:
-                with tenant_scope(run.tenant):
-                    retried += month_end.billing_run_retry_failed(run=run)
-            except ValidationError as exc:
-                self.message_user(request, f"{run}: {' '.join(exc.messages)}", messages.ERROR)
-        self.message_user(request, f"{retried} failed item(s) queued again.", messages.SUCCESS if retried else messages.INFO)
+        failed = BillingRunItem.objects.filter(run__in=queryset, status=BillingRunItem.Status.FAILED)
+        _queue_retries(self, request, failed)
 
     @admin.action(description="Resume (queue the items not yet done again)", permissions=["billing"])
     def resume(self, request, queryset):
@@ -266,16 +273,7 @@ class BillingRunItemAdmin(ReadOnlyMixin, TenantAdmin):
 
     @admin.action(description="Retry the selected failed items", permissions=["billing"])
     def retry(self, request, queryset):
-        by_run: dict[int, list[int]] = {}
-        runs = {}
-        for item in queryset.filter(status=BillingRunItem.Status.FAILED).select_related("run", "run__tenant"):
-            runs[item.run_id] = item.run
-            by_run.setdefault(item.run_id, []).append(item.pk)
-        retried = 0
-        for run_id, item_ids in by_run.items():
-            with tenant_scope(runs[run_id].tenant):
-                retried += month_end.billing_run_retry_failed(run=runs[run_id], item_ids=item_ids)
-        self.message_user(request, f"{retried} failed item(s) queued again.", messages.SUCCESS if retried else messages.INFO)
+        _queue_retries(self, request, queryset.filter(status=BillingRunItem.Status.FAILED))
 
 
 @admin.register(InvoiceDelivery)
@@ -297,18 +295,11 @@ class InvoiceDeliveryAdmin(ReadOnlyMixin, TenantAdmin):
 
     @admin.action(description="Resend the invoice email to all its billing addresses", permissions=["billing"])
     def resend(self, request, queryset):
-        invoices = {delivery.invoice_id: delivery.invoice for delivery in queryset.select_related("invoice", "invoice__tenant")}
-        sent = 0
-        for invoice in invoices.values():
-            try:
-                with tenant_scope(invoice.tenant):
-                    rows = invoice_send(invoice=invoice, resend=True)
-            except ValidationError as exc:
-                self.message_user(request, f"{invoice}: {' '.join(exc.messages)}", messages.ERROR)
-                continue
-            sent += sum(row.status == InvoiceDelivery.Status.SENT for row in rows)
-            for row in rows:
-                if row.status != InvoiceDelivery.Status.SENT:
-                    self.message_user(request, f"{invoice} to {row.recipient}: {row.error}", messages.ERROR)
-        if sent:
-            self.message_user(request, f"{sent} email(s) sent again.", messages.SUCCESS)
+        """Queued to the workers (rendering and emailing take long); each delivery row shows the outcome."""
+        invoices = sorted(set(queryset.values_list("tenant_id", "invoice_id")))
+        for tenant_id, invoice_id in invoices:
+            transaction.on_commit(partial(tasks.invoice_resend.delay, tenant_id, invoice_id))
+        self.message_user(
+            request, _("%(count)s invoice(s) queued to be emailed again; this list shows each send.") % {
+                "count": len(invoices)}, messages.SUCCESS,
+        )
