@@ -363,17 +363,26 @@ def test_each_closed_month_went_through_a_finished_month_end_run(tenants, slug):
 
 
 @pytest.mark.parametrize("slug", SLUGS)
-def test_each_closed_month_report_and_the_usage_alerts_were_emailed(tenants, slug):
+def test_each_closed_month_report_was_emailed_to_the_owner(tenants, slug):
     tenant = tenants[slug]
     with platform_scope():
         reports = sorted(ReportDelivery.objects.filter(tenant=tenant).values_list("kind", "period", "recipient", "status"))
-        alerts = AnomalyAlert.objects.filter(tenant=tenant)
-        alert_rows = set(AlertDelivery.objects.filter(tenant=tenant).values_list("status", flat=True))
         owner = Membership.objects.get(tenant=tenant, user__username=f"{slug}-owner").user.email
 
     assert reports == [("monthly", f"{month:%Y-%m}", owner, "sent") for month in ALL_CLOSED_MONTHS]
-    assert alerts.exists() and not alerts.filter(emailed_at__isnull=True).exists()
-    assert alert_rows == {"sent"}
+
+
+def test_every_usage_alert_was_emailed_the_showcase_spike_to_its_account_manager(tenants):
+    with platform_scope():
+        unsent = AnomalyAlert.objects.filter(tenant__in=tenants.values(), emailed_at__isnull=True).count()
+        spike = AnomalyAlert.objects.select_related("customer__account_manager").get(
+            tenant=tenants["jobapi"], customer__external_ref="fernhill-recruiting", kind="spike", measure="events",
+            period_start=TODAY - timedelta(days=5),
+        )
+        rows = list(AlertDelivery.objects.filter(alert=spike).values_list("recipient", "status"))
+
+    assert unsent == 0
+    assert rows == [(spike.customer.account_manager.email, "sent")]
 
 
 @pytest.mark.parametrize("slug", SLUGS)
