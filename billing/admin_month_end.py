@@ -115,7 +115,7 @@ class BillingRunItemInline(ReadOnlyMixin, TenantInline):
 class BillingRunAdmin(ReadOnlyMixin, TenantAdmin):
     # The counts are live from the rows (billing_run_counts), never the stored counters, which lag a
     # run in progress and a run whose worker died.
-    list_display = ["__str__", "status", "progress", "finalize_on", "started_at", "finished_at"]
+    list_display = ["__str__", "status", "progress", "finished_at"]
     list_filter = ["status", "period_start"]
     date_hierarchy = "period_start"
     actions = ["finalize_now", "retry_failed", "resume"]
