@@ -13,27 +13,30 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.http import Http404
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
-from django.urls import path, reverse
-from django.utils.html import format_html
+from django.urls import path
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from billing import month_end, tasks
 from billing.admin_base import ReadOnlyMixin, _may_bill
-from billing.delivery import invoice_send
 from billing.models import BillingRun, BillingRunItem, InvoiceDelivery
 from customers.admin_base import TenantAdmin, TenantInline, is_platform_admin, request_tenant
 from customers.models import Tenant
-from customers.periods import month_start, parse_month, tenant_today
-from customers.tenancy import tenant_scope
+from customers.periods import add_months, last_closed_month, month_key, month_start, parse_month, tenant_today
 
 
 class StartRunForm(forms.Form):
-    tenant = forms.ModelChoiceField(queryset=Tenant.objects.none(), required=False)
-    period = forms.CharField(label="Month", max_length=7, help_text="YYYY-MM, e.g. 2026-11: a past or the current month.")
+    tenant = forms.ModelChoiceField(queryset=Tenant.objects.none(), required=False, label=_("Tenant"))
+    period = forms.CharField(
+        label=_("Month"), max_length=7, widget=forms.TextInput(attrs={"type": "month", "placeholder": "YYYY-MM"}),
+        help_text=_("YYYY-MM, e.g. 2026-11: a past or the current month. The last closed month is filled in."),
+    )
     finalize = forms.BooleanField(
-        required=False, help_text="Finalize and send the invoices at once, without the review period for drafts."
+        required=False, label=_("Finalize and send now"),
+        help_text=_("Finalize and send the invoices at once, without the review period for drafts."),
     )
 
     def __init__(self, *args, tenant=None, **kwargs):
@@ -42,8 +45,11 @@ class StartRunForm(forms.Form):
         if tenant is None:
             self.fields["tenant"].queryset = Tenant.objects.order_by("name")
             self.fields["tenant"].required = True
+            # Platform admins pick the tenant below; the month that closed last in UTC is the likely one.
+            self.fields["period"].initial = month_key(add_months(timezone.now().date(), -1))
         else:
             del self.fields["tenant"]
+            self.fields["period"].initial = month_key(last_closed_month(tenant))
 
     def clean(self):
         cleaned = super().clean()
@@ -63,6 +69,34 @@ class StartRunForm(forms.Form):
                     "page, where closing the period early is confirmed."))
         cleaned["tenant"] = tenant
         return cleaned
+
+
+def run_progress_text(counts: dict, run: BillingRun) -> str:
+    """One line of a run's live counts; they add up: through = delivered + failed + skipped."""
+    if not counts["customers"]:
+        return _("drafting…") if run.status == BillingRun.Status.PENDING else "—"
+    if run.status in (BillingRun.Status.PENDING, BillingRun.Status.DRAFTED):
+        if counts["finalized"] == counts["customers"]:
+            return _("all %(customers)s invoices finalized, %(emailed)s emailed") % counts
+        return _("%(customers)s invoices, %(finalized)s finalized, waiting for review") % counts
+    return _(
+        "%(through)s of %(customers)s through: %(finalized)s finalized, %(emailed)s emailed, %(failed)s failed"
+    ) % counts
+
+
+def _queue_retries(model_admin, request, failed_items) -> None:
+    """Queue the retry of ``failed_items`` (by run) to the workers: re-drafting and delivering them
+    can take long, so the request only counts them."""
+    by_run: dict[BillingRun, list[int]] = {}
+    for item in failed_items.select_related("run"):
+        by_run.setdefault(item.run, []).append(item.pk)
+    for run, item_ids in by_run.items():
+        transaction.on_commit(partial(tasks.month_end_retry_failed.delay, run.tenant_id, run.pk, item_ids))
+    retried = sum(len(ids) for ids in by_run.values())
+    model_admin.message_user(
+        request, _("%(count)s failed item(s) queued again.") % {"count": retried},
+        messages.SUCCESS if retried else messages.INFO,
+    )
 
 
 def _queue_start(tenant, period_start, finalize: bool, user) -> None:
@@ -85,31 +119,25 @@ class BillingRunItemInline(ReadOnlyMixin, TenantInline):
 
 @admin.register(BillingRun)
 class BillingRunAdmin(ReadOnlyMixin, TenantAdmin):
-    list_display = [
-        "__str__", "status", "progress", "customers", "drafted", "finalized", "emailed", "failed_items", "finalize_on",
-        "started_at", "finished_at",
-    ]
+    # The counts are live from the rows (billing_run_counts), never the stored counters, which lag a
+    # run in progress and a run whose worker died.
+    list_display = ["__str__", "status", "progress", "finished_at"]
     list_filter = ["status", "period_start"]
     date_hierarchy = "period_start"
     actions = ["finalize_now", "retry_failed", "resume"]
     fields = [
-        "period_start", "period_end", "status", "progress", "finalize_on", "customers", "drafted", "finalized", "emailed",
-        "failed", "problems", "error", "started_by", "created_at", "started_at", "drafted_at", "finalizing_at",
-        "finished_at", "chunk_size",
+        "period_start", "period_end", "status", "progress", "finalize_on", "problems", "error", "started_by",
+        "created_at", "started_at", "drafted_at", "finalizing_at", "finished_at", "chunk_size",
     ]
     readonly_fields = fields
     change_list_template = "admin/billing/billingrun/change_list.html"
     change_form_template = "admin/billing/billingrun/change_form.html"
     REFRESH_SECONDS = 5  # while a run is working, its pages reload themselves
 
-    @admin.display(description="progress")
+    @admin.display(description=_("progress"))
     def progress(self, obj):
-        """Live, from the run's items: how many invoices are through, and how many failed."""
-        counts = month_end.billing_run_progress(run=obj)
-        if not counts["total"]:
-            return "drafting…" if obj.status == BillingRun.Status.PENDING else "—"
-        text = f"{counts['done']} of {counts['total']} invoices through"
-        return f"{text}, {counts['failed']} failed" if counts["failed"] else text
+        """Live, from the rows: invoices through, finalized, emailed and failed (billing_run_counts)."""
+        return run_progress_text(month_end.billing_run_counts(run=obj), obj)
 
     def _refresh(self, runs) -> dict:
         working = any(run.status in (BillingRun.Status.PENDING, BillingRun.Status.RUNNING) for run in runs)
@@ -118,17 +146,21 @@ class BillingRunAdmin(ReadOnlyMixin, TenantAdmin):
     def change_view(self, request, object_id, form_url="", extra_context=None):
         run = self.get_object(request, object_id)
         extra_context = {**(extra_context or {}), **self._refresh([run] if run else [])}
+        if run is not None:
+            counts = month_end.billing_run_counts(run=run)
+            may_bill = _may_bill(request)
+            extra_context.update(
+                counts=counts,
+                all_finalized=bool(counts["customers"]) and counts["finalized"] == counts["customers"],
+                stalled=month_end.billing_run_stalled(run=run, counts=counts),
+                stalled_minutes=int(month_end.STALLED_AFTER.total_seconds() // 60),
+                may_resume=may_bill and run.status == BillingRun.Status.RUNNING and counts["open"] > 0,
+                may_finalize=may_bill and run.status == BillingRun.Status.DRAFTED,
+            )
         return super().change_view(request, object_id, form_url, extra_context)
 
     def get_inlines(self, request, obj):
         return [BillingRunItemInline] if obj is not None else []
-
-    @admin.display(description="failed", ordering="failed")
-    def failed_items(self, obj):
-        if not obj.failed:
-            return 0
-        link = reverse("admin:billing_billingrunitem_changelist") + f"?run__id__exact={obj.pk}&status__exact=failed"
-        return format_html('<a href="{}">{}</a>', link, obj.failed)
 
     def has_billing_permission(self, request):
         return _may_bill(request)
@@ -136,6 +168,11 @@ class BillingRunAdmin(ReadOnlyMixin, TenantAdmin):
     def get_urls(self):
         return [
             path("start/", self.admin_site.admin_view(self.start_view), name="billing_billingrun_start"),
+            path("<path:object_id>/resume/", self.admin_site.admin_view(self.resume_view), name="billing_billingrun_resume"),
+            path(
+                "<path:object_id>/finalize/", self.admin_site.admin_view(self.finalize_view),
+                name="billing_billingrun_finalize",
+            ),
             *super().get_urls(),
         ]
 
@@ -162,6 +199,35 @@ class BillingRunAdmin(ReadOnlyMixin, TenantAdmin):
         }
         return TemplateResponse(request, "admin/billing/billingrun/start.html", context)
 
+    def _run_for_post(self, request, object_id) -> BillingRun:
+        if request.method != "POST":
+            raise PermissionDenied
+        if not _may_bill(request):
+            raise PermissionDenied
+        run = self.get_object(request, object_id)
+        if run is None:
+            raise Http404(_("No such month-end run."))
+        return run
+
+    def resume_view(self, request, object_id):
+        """The run page's "Resume now": re-queue the run's open items (the beat does it too, when stalled)."""
+        run = self._run_for_post(request, object_id)
+        transaction.on_commit(partial(tasks.month_end_advance.delay, run.tenant_id, run.pk))
+        self.message_user(request, _("%(run)s resumed: its open invoices are queued again.") % {"run": run}, messages.SUCCESS)
+        return redirect("admin:billing_billingrun_change", run.pk)
+
+    def finalize_view(self, request, object_id):
+        """The run page's "Finalize and send now": queued to the workers, never done in this request."""
+        run = self._run_for_post(request, object_id)
+        if run.status != BillingRun.Status.DRAFTED:
+            self.message_user(request, _("%(run)s is not waiting for review: nothing to finalize.") % {"run": run},
+                              messages.WARNING)
+        else:
+            _queue_start(run.tenant, run.period_start, True, request.user)
+            self.message_user(request, _("%(run)s is being finalized and sent by the workers.") % {"run": run},
+                              messages.SUCCESS)
+        return redirect("admin:billing_billingrun_change", run.pk)
+
     def changelist_view(self, request, extra_context=None):
         working = self.get_queryset(request).filter(
             status__in=[BillingRun.Status.PENDING, BillingRun.Status.RUNNING]).exists()
@@ -187,14 +253,8 @@ class BillingRunAdmin(ReadOnlyMixin, TenantAdmin):
 
     @admin.action(description="Retry the failed items", permissions=["billing"])
     def retry_failed(self, request, queryset):
-        retried = 0
-        for run in queryset.select_related("tenant"):
-            try:
-                with tenant_scope(run.tenant):
-                    retried += month_end.billing_run_retry_failed(run=run)
-            except ValidationError as exc:
-                self.message_user(request, f"{run}: {' '.join(exc.messages)}", messages.ERROR)
-        self.message_user(request, f"{retried} failed item(s) queued again.", messages.SUCCESS if retried else messages.INFO)
+        failed = BillingRunItem.objects.filter(run__in=queryset, status=BillingRunItem.Status.FAILED)
+        _queue_retries(self, request, failed)
 
     @admin.action(description="Resume (queue the items not yet done again)", permissions=["billing"])
     def resume(self, request, queryset):
@@ -223,16 +283,7 @@ class BillingRunItemAdmin(ReadOnlyMixin, TenantAdmin):
 
     @admin.action(description="Retry the selected failed items", permissions=["billing"])
     def retry(self, request, queryset):
-        by_run: dict[int, list[int]] = {}
-        runs = {}
-        for item in queryset.filter(status=BillingRunItem.Status.FAILED).select_related("run", "run__tenant"):
-            runs[item.run_id] = item.run
-            by_run.setdefault(item.run_id, []).append(item.pk)
-        retried = 0
-        for run_id, item_ids in by_run.items():
-            with tenant_scope(runs[run_id].tenant):
-                retried += month_end.billing_run_retry_failed(run=runs[run_id], item_ids=item_ids)
-        self.message_user(request, f"{retried} failed item(s) queued again.", messages.SUCCESS if retried else messages.INFO)
+        _queue_retries(self, request, queryset.filter(status=BillingRunItem.Status.FAILED))
 
 
 @admin.register(InvoiceDelivery)
@@ -254,18 +305,11 @@ class InvoiceDeliveryAdmin(ReadOnlyMixin, TenantAdmin):
 
     @admin.action(description="Resend the invoice email to all its billing addresses", permissions=["billing"])
     def resend(self, request, queryset):
-        invoices = {delivery.invoice_id: delivery.invoice for delivery in queryset.select_related("invoice", "invoice__tenant")}
-        sent = 0
-        for invoice in invoices.values():
-            try:
-                with tenant_scope(invoice.tenant):
-                    rows = invoice_send(invoice=invoice, resend=True)
-            except ValidationError as exc:
-                self.message_user(request, f"{invoice}: {' '.join(exc.messages)}", messages.ERROR)
-                continue
-            sent += sum(row.status == InvoiceDelivery.Status.SENT for row in rows)
-            for row in rows:
-                if row.status != InvoiceDelivery.Status.SENT:
-                    self.message_user(request, f"{invoice} to {row.recipient}: {row.error}", messages.ERROR)
-        if sent:
-            self.message_user(request, f"{sent} email(s) sent again.", messages.SUCCESS)
+        """Queued to the workers (rendering and emailing take long); each delivery row shows the outcome."""
+        invoices = sorted(set(queryset.values_list("tenant_id", "invoice_id")))
+        for tenant_id, invoice_id in invoices:
+            transaction.on_commit(partial(tasks.invoice_resend.delay, tenant_id, invoice_id))
+        self.message_user(
+            request, _("%(count)s invoice(s) queued to be emailed again; this list shows each send.") % {
+                "count": len(invoices)}, messages.SUCCESS,
+        )

@@ -23,6 +23,10 @@ delivery row's lock (``billing.documents``, ``billing.delivery``). The one windo
 any mail system: a worker killed after the mail server accepted a message and before the
 ``sent`` row commits sends that message again on the retry.
 
+Interrupted runs resume by themselves: a run still finalizing whose open items have not moved for
+``STALLED_AFTER`` (its worker was killed, or the broker lost the task) is re-queued by the beat's
+``month_end_resume_stalled``; the run's admin page says so and offers "Resume now" meanwhile.
+
 Errors: an item's failure is recorded on it (``error``, ``attempts``). Database and I/O errors and
 refused emails are transient: the chunk task retries them with backoff and only its last attempt
 marks them failed. Anything else fails the item at once. ``billing_run_retry_failed`` (the admin's
@@ -41,7 +45,7 @@ from functools import partial
 from celery import shared_task
 from django.core.exceptions import ValidationError
 from django.db import InterfaceError, OperationalError, connection, transaction
-from django.db.models import Count, Q
+from django.db.models import Count, Exists, Max, OuterRef, Q
 from django.dispatch import Signal
 from django.utils import timezone
 
@@ -60,6 +64,10 @@ CHUNK_SIZE = 200
 # Beat looks for tenants whose month has just begun; a few days' window catches a beat that was down.
 START_WINDOW_DAYS = 3
 MAX_ERROR_LENGTH = 2000
+# A finalizing run none of whose open items moved for this long has lost its worker: the beat
+# (``billing.tasks.month_end_resume_stalled``, every few minutes) re-queues its open items. Longer
+# than one item takes, shorter than a retry's longest backoff would matter (items are idempotent).
+STALLED_AFTER = timedelta(minutes=5)
 # pg advisory locks take (int4, int4): a namespace for run items, then the item id's low 31 bits.
 _ITEM_LOCK_NAMESPACE = 0x42_52  # "BR"
 TRANSIENT_ERRORS = (OperationalError, InterfaceError, OSError)
@@ -217,17 +225,10 @@ def _queue(run: BillingRun, item_ids: list[int]) -> None:
 
 def _refresh(run: BillingRun) -> int:
     """Recount the run's items onto it (set-wise, so re-running is harmless); return how many are open."""
-    counts = _items(run).aggregate(
-        customers=Count("pk"),
-        drafted=Count("pk", filter=Q(was_draft=True)),
-        finalized=Count("pk", filter=Q(finalized_at__isnull=False)),
-        emailed=Count("pk", filter=Q(emails_sent__gt=0)),
-        failed=Count("pk", filter=Q(status=ItemStatus.FAILED)),
-        open=Count("pk", filter=Q(status__in=BillingRunItem.OPEN_STATUSES)),
-    )
-    open_items = counts.pop("open")
-    for name, value in counts.items():
-        setattr(run, name, value)
+    counts = billing_run_counts(run=run)
+    open_items = counts["open"]
+    for name in ("customers", "drafted", "finalized", "emailed", "failed"):
+        setattr(run, name, counts[name])
     if run.status == Status.RUNNING and open_items == 0:
         run.status = Status.FAILED if run.failed else Status.DONE
         run.finished_at = timezone.now()
@@ -240,7 +241,8 @@ def _refresh(run: BillingRun) -> int:
 
 
 def billing_run_process_items(
-    *, run: BillingRun, item_ids: list[int], final_attempt: bool = True, progress=None
+    *, run: BillingRun, item_ids: list[int], final_attempt: bool = True, progress=None, issue_date: date | None = None,
+    deliver: bool = True,
 ) -> dict:
     """Finalize and deliver the run's open items among ``item_ids``; then recount the run.
 
@@ -253,7 +255,10 @@ def billing_run_process_items(
     Failures are recorded on the item. A transient one (database, I/O, a refused email) leaves
     the item open and, after the other items, raises TransientItemFailures for the task to retry,
     unless ``final_attempt``, when the item is marked failed. Any other error fails the item.
-    ``progress`` (optional) is called with each item id handled. Returns counts by outcome.
+    ``progress`` (optional) is called with each item id handled. ``issue_date`` dates the invoices it
+    finalizes (default: today in the tenant's time zone). ``deliver=False`` closes each finalized
+    item without rendering or emailing (invoices that went out before the portal, such as the demo's
+    older months: the PDF is rendered on first download). Returns counts by outcome.
     """
     tenant = run.tenant
     outcome = {"delivered": 0, "failed": 0, "skipped": 0, "busy": 0, "retry": 0}
@@ -267,7 +272,7 @@ def billing_run_process_items(
                 outcome["busy"] += 1
                 continue
             try:
-                result = _process_item(tenant, item_id)
+                result = _process_item(tenant, item_id, issue_date=issue_date, deliver=deliver)
             except Exception as exc:  # recorded on the item: the admin lists it with a retry action
                 is_transient = isinstance(exc, (*TRANSIENT_ERRORS, DeliveryRefused))
                 if not is_transient:
@@ -304,7 +309,7 @@ def _unlock_item(item_id: int) -> None:
         pass  # a dead connection took its session locks with it
 
 
-def _process_item(tenant: Tenant, item_id: int) -> str:
+def _process_item(tenant: Tenant, item_id: int, *, issue_date: date | None, deliver: bool) -> str:
     """Finalize, render and email one item's invoice; returns "delivered" or "skipped"."""
     with transaction.atomic():
         item = BillingRunItem.objects.for_tenant(tenant).get(pk=item_id)
@@ -323,9 +328,13 @@ def _process_item(tenant: Tenant, item_id: int) -> str:
             return "skipped"
         if invoice.status == Invoice.Status.DRAFT:
             # The run delivers the invoice itself (below), so finalizing queues no delivery task.
-            invoice = invoice_finalize(invoice=invoice, deliver=False)
+            invoice = invoice_finalize(invoice=invoice, issue_date=issue_date, deliver=False)
         item.status, item.finalized_at = ItemStatus.FINALIZED, item.finalized_at or invoice.finalized_at
-        item.save(update_fields=["status", "finalized_at", "attempts", "updated_at"])
+        if not deliver:
+            item.status, item.error, item.delivered_at = ItemStatus.DELIVERED, "", timezone.now()
+        item.save(update_fields=["status", "error", "finalized_at", "delivered_at", "attempts", "updated_at"])
+        if not deliver:
+            return "delivered"
 
     invoice = Invoice.objects.for_tenant(tenant).select_related("tenant", "customer").get(pk=invoice.pk)
     invoice_render_pdf(invoice=invoice)
@@ -412,6 +421,53 @@ def month_end_due(*, now: datetime | None = None) -> dict:
         for run_id in runs.filter(status=Status.DRAFTED, finalize_on__lte=local_today).values_list("pk", flat=True):
             due["advance"].append((tenant.pk, run_id))
     return due
+
+
+def billing_run_stalled(*, run: BillingRun, counts: dict, now: datetime | None = None) -> bool:
+    """Whether ``run`` is finalizing with open items none of which moved for ``STALLED_AFTER``: its
+    worker was killed or lost its task (``counts`` from ``billing_run_counts``)."""
+    if run.status != Status.RUNNING or not counts["open"]:
+        return False
+    moved = max(filter(None, [counts["last_moved_at"], run.finalizing_at]), default=None)
+    return moved is None or moved < (now or timezone.now()) - STALLED_AFTER
+
+
+def month_end_stalled(*, now: datetime | None = None) -> list[tuple[int, int]]:
+    """The runs to resume: ``(tenant_id, run_id)`` of every stalled run (``billing_run_stalled``). Reads only."""
+    stalled = []
+    for tenant in Tenant.objects.order_by("pk"):
+        for run in BillingRun.objects.for_tenant(tenant).filter(status=Status.RUNNING).select_related("tenant"):
+            if billing_run_stalled(run=run, counts=billing_run_counts(run=run), now=now):
+                stalled.append((tenant.pk, run.pk))
+    return stalled
+
+
+def billing_run_counts(*, run: BillingRun) -> dict:
+    """A run's counts, live from its rows (one query), for its page and its stored counters.
+
+    ``customers``: items (one per customer with an invoice in the period); ``through``: items the run
+    is done with (``delivered`` + ``failed`` + ``skipped``), ``open`` the others; ``finalized``: items
+    whose invoice is numbered (finalized or paid, by this run or before it); ``emailed``: items whose
+    invoice has at least one sent ``InvoiceDelivery``; ``drafted``: items that were drafts when the run
+    recorded them; ``delivered``, ``failed``, ``skipped``: items in that status (``through`` is their
+    sum); ``last_moved_at``: when an item last changed (None without items).
+    """
+    sent = InvoiceDelivery.objects.for_tenant(run.tenant).filter(
+        invoice_id=OuterRef("invoice_id"), status=InvoiceDelivery.Status.SENT
+    )
+    counts = _items(run).annotate(was_emailed=Exists(sent)).aggregate(
+        customers=Count("pk"),
+        drafted=Count("pk", filter=Q(was_draft=True)),
+        finalized=Count("pk", filter=Q(invoice__status__in=[Invoice.Status.FINALIZED, Invoice.Status.PAID])),
+        emailed=Count("pk", filter=Q(was_emailed=True)),
+        delivered=Count("pk", filter=Q(status=ItemStatus.DELIVERED)),
+        failed=Count("pk", filter=Q(status=ItemStatus.FAILED)),
+        skipped=Count("pk", filter=Q(status=ItemStatus.SKIPPED)),
+        open=Count("pk", filter=Q(status__in=BillingRunItem.OPEN_STATUSES)),
+        last_moved_at=Max("updated_at"),
+    )
+    counts["through"] = counts["customers"] - counts["open"]
+    return counts
 
 
 def billing_run_progress(*, run: BillingRun) -> dict:

@@ -13,13 +13,23 @@ from datetime import date
 from celery import shared_task
 from django.db import OperationalError
 
-from billing.delivery import invoice_deliver
-from billing.models import BillingRun
-from billing.month_end import billing_run_advance, billing_run_start, month_end_chunk, month_end_due
+from billing.delivery import invoice_deliver, invoice_send
+from billing.models import BillingRun, Invoice, InvoiceDelivery
+from billing.month_end import (
+    billing_run_advance,
+    billing_run_retry_failed,
+    billing_run_start,
+    month_end_chunk,
+    month_end_due,
+    month_end_stalled,
+)
 from customers.models import Tenant
 from customers.tenancy import tenant_scope
 
-__all__ = ["invoice_deliver", "month_end_advance", "month_end_chunk", "month_end_start", "month_end_tick"]
+__all__ = [
+    "invoice_deliver", "invoice_resend", "month_end_advance", "month_end_chunk", "month_end_resume_stalled",
+    "month_end_retry_failed", "month_end_start", "month_end_tick",
+]
 
 
 # --- month-end runs (billing.month_end): thin tasks, ids in, a service call ---------------------
@@ -61,3 +71,32 @@ def month_end_tick() -> dict:
     for tenant_id, run_id in due["advance"]:
         month_end_advance.delay(tenant_id, run_id)
     return {"started": len(due["start"]), "advanced": len(due["advance"])}
+
+
+@shared_task(acks_late=True)
+def month_end_resume_stalled() -> int:
+    """Every few minutes (beat): re-queue the open items of runs whose worker died (``month_end_stalled``)."""
+    stalled = month_end_stalled()
+    for tenant_id, run_id in stalled:
+        month_end_advance.delay(tenant_id, run_id)
+    return len(stalled)
+
+
+@shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=5)
+def month_end_retry_failed(tenant_id: int, run_id: int, item_ids: list[int] | None = None) -> int:
+    """Put a run's failed items (all, or ``item_ids``) back in the queue (the admin's retry actions)."""
+    tenant = Tenant.objects.get(pk=tenant_id)
+    with tenant_scope(tenant):
+        run = BillingRun.objects.for_tenant(tenant).select_related("tenant").get(pk=run_id)
+        return billing_run_retry_failed(run=run, item_ids=item_ids)
+
+
+@shared_task(acks_late=True, autoretry_for=(OSError,), retry_backoff=True, max_retries=5)
+def invoice_resend(tenant_id: int, invoice_id: int) -> int:
+    """Email a finalized invoice again to all its billing addresses (the admin's resend); returns how
+    many were sent. Each recipient's outcome is on its InvoiceDelivery row."""
+    tenant = Tenant.objects.get(pk=tenant_id)
+    with tenant_scope(tenant):
+        invoice = Invoice.objects.for_tenant(tenant).select_related("tenant", "customer").get(pk=invoice_id)
+        rows = invoice_send(invoice=invoice, resend=True)
+    return sum(row.status == InvoiceDelivery.Status.SENT for row in rows)

@@ -1,4 +1,4 @@
-"""The Celery app. Without CELERY_BROKER_URL, tasks run in-process (see settings)."""
+"""The Celery app. Without CELERY_BROKER_URL, the broker is the Django database (see settings)."""
 
 import os
 

@@ -1,4 +1,5 @@
-"""An embedded PostgreSQL for newcomers: used when no DATABASE_URL is configured.
+"""An embedded PostgreSQL for newcomers (used when no DATABASE_URL is configured), and the Celery
+broker on the database when no CELERY_BROKER_URL is (``database_broker_url``).
 
 The server lives under ``.local/pgdata`` (git-ignored) and keeps running between commands, so the
 demo and the test suite share it and start fast the second time. Production always sets
@@ -7,6 +8,7 @@ DATABASE_URL; nothing here runs there.
 
 import os
 from pathlib import Path
+from urllib.parse import quote
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 PGDATA = BASE_DIR / ".local" / "pgdata"
@@ -36,6 +38,23 @@ def embedded_database_settings() -> dict:
         "HOST": socket_dir,
         "PORT": "",
     }
+
+
+def database_broker_url(database: dict) -> str:
+    """A kombu SQLAlchemy-transport URL on the Django database ``database`` (a DATABASES entry).
+
+    Used when no CELERY_BROKER_URL is set: the worker, beat and the web process then share a queue in
+    the same PostgreSQL (tables ``kombu_queue`` and ``kombu_message``, created by kombu on first use),
+    so nothing else has to be installed or started. A unix-socket host goes in the query string.
+    """
+    auth = quote(database.get("USER") or "", safe="")
+    if database.get("PASSWORD"):
+        auth += ":" + quote(database["PASSWORD"], safe="")
+    host, port = database.get("HOST") or "", str(database.get("PORT") or "")
+    name = quote(database["NAME"], safe="")
+    if host.startswith("/"):
+        return f"sqla+postgresql+psycopg://{auth}@/{name}?host={quote(host, safe='/')}"
+    return f"sqla+postgresql+psycopg://{auth}@{host or '127.0.0.1'}{':' + port if port else ''}/{name}"
 
 
 if __name__ == "__main__":

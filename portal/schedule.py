@@ -6,6 +6,8 @@ BEAT_SCHEDULE = {
     # Month-end in each tenant's own time zone: hourly, so each zone's first of the month is seen within
     # the hour; the same task finalizes the drafts whose review period (draft_grace_days) is over.
     "billing-month-end": {"task": "billing.tasks.month_end_tick", "schedule": crontab(minute=5)},
+    # A month-end run whose worker was killed is resumed: its open items are queued again.
+    "billing-month-end-resume": {"task": "billing.tasks.month_end_resume_stalled", "schedule": crontab(minute="*/5")},
     # Usage anomalies of yesterday (each tenant's own calendar day), after every zone's midnight has passed.
     "revenue-anomalies": {"task": "revenue.tasks.detect_anomalies_all_tenants", "schedule": crontab(hour=11, minute=15)},
     # The revenue report of the last closed month, for tenants whose month-end run has finished; a run

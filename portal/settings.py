@@ -1,14 +1,16 @@
 """Settings, all read from the environment (django-environ).
 
 Defaults are safe for production: DEBUG is off unless DJANGO_DEBUG=true, cookies are secure unless
-DEBUG is on. With no DATABASE_URL an embedded PostgreSQL is used; with no CELERY_BROKER_URL Celery
-tasks run in-process. See README.md, "Configuration".
+DEBUG is on. With no DATABASE_URL an embedded PostgreSQL is used; with no CELERY_BROKER_URL the Celery
+broker is that database (kombu's SQLAlchemy transport). See README.md, "Configuration".
 """
 
 from pathlib import Path
 from urllib.parse import unquote
 
 import environ
+
+from portal.embedded_db import database_broker_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -156,9 +158,11 @@ EMAIL_HOST = env("EMAIL_HOST", default="localhost")
 EMAIL_PORT = env.int("EMAIL_PORT", default=25)
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="billing@portal.invalid")
 
-# Celery: Redis as broker in production; without a broker, tasks run in-process.
-CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="")
-CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
+# Celery: Redis as broker in production. Without CELERY_BROKER_URL the broker is the database itself
+# (kombu's SQLAlchemy transport, tables kombu_queue / kombu_message), so a real worker runs with no
+# server to install; slow work never runs in a web request. Only the test settings run tasks eagerly.
+CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="") or database_broker_url(DATABASES["default"])
+CELERY_TASK_ALWAYS_EAGER = False
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ACKS_LATE = True

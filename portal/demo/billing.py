@@ -2,9 +2,11 @@
 
 Everything goes through the billing services as production does: metrics and price terms are
 validated, usage arrives through ``usage_ingest`` (in batches, idempotency keys and all), each
-closed month is a draft run followed by ``invoice_finalize`` (without delivery: these invoices
-went out before the demo existed; the portal renders a PDF when it is first downloaded) and the
-current month is left as drafts that move with the usage. A contract billed a year (or a quarter)
+closed month is a real month-end ``BillingRun`` started by the tenant's finance login (drafted,
+finalized and numbered by ``billing.month_end`` in-process, dated the day after the month); the
+last ``DELIVERED_MONTHS`` runs also render every PDF and email every invoice as the worker does
+(the older ones went out before the demo existed: their PDFs are rendered on first download, which
+keeps ``demo_load`` fast) and the current month is left as drafts that move with the usage. A contract billed a year (or a quarter)
 at a time whose current term began before those months has that term's invoice issued too, so
 what it paid for is on record. Credits are requested and approved by
 the tenant's own staff logins.
@@ -21,11 +23,13 @@ contracts first with ``billing_contracts(ctx)``.
 
 import random
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 from billing.metering import MAX_BATCH_EVENTS, usage_ingest
-from billing.models import BillableMetric, Invoice
+from billing.models import BillableMetric, BillingRun, BillingRunItem, Invoice
+from billing.month_end import billing_run_process_items, billing_run_start
 from billing.services import (
     billing_settings_for,
     credit_approver_roles,
@@ -42,6 +46,7 @@ from portal.demo.common import DemoContext
 from revenue.selectors.mrr import customer_mrr_range
 
 INVOICED_MONTHS = 6  # closed months with issued invoices; the current month stays a draft
+DELIVERED_MONTHS = 1  # of those, the latest ones whose month-end run renders PDFs and emails them
 CENT = Decimal("0.01")
 # Share of its usual usage a customer still uses in its last month with MRR (1) and the one before (2).
 PRE_CHURN_USAGE = {1: (0.2, 0.45), 2: (0.5, 0.75)}
@@ -194,8 +199,9 @@ def _approver(tenant, amount: Decimal, currency: str):
 
 
 def _invoice_month(ctx: DemoContext, month: Month, only: set[int] | None = None) -> None:
-    """Draft run, then number every draft (of the customers in ``only``, when given: the others'
-    drafts are dropped) on the first day after the month; payments as they came."""
+    """Draft, then number every draft of the customers in ``only`` (the others' drafts are dropped)
+    on the first day after the month; payments as they came. For terms billed before the demo's
+    closed months, which have no month-end run of their own."""
     tenant = ctx.tenant
     invoice_compute_drafts(tenant=tenant, period_start=month.first, period_end=month.last)
     issue_date = month.last + timedelta(days=1)
@@ -203,7 +209,37 @@ def _invoice_month(ctx: DemoContext, month: Month, only: set[int] | None = None)
     if only is not None:
         drafts.exclude(customer_id__in=only).delete()
     for invoice in drafts.order_by("customer__name", "id"):
-        invoice = invoice_finalize(invoice=invoice, issue_date=issue_date, deliver=False)
+        invoice_finalize(invoice=invoice, issue_date=issue_date, deliver=False)
+    _payments(ctx, month)
+
+
+def _run_month(ctx: DemoContext, month: Month, *, deliver: bool) -> BillingRun:
+    """The closed month's month-end run, as finance starts it and the worker works it (in-process):
+    drafts, numbers dated the day after the month, PDFs and emails when ``deliver``; then payments."""
+    tenant = ctx.tenant
+    issue_date = month.last + timedelta(days=1)
+    run = billing_run_start(
+        tenant=tenant, period_start=month.first, finalize=True, started_by=_staff(tenant, Role.FINANCE), dispatch=False
+    )
+    item_ids = list(
+        BillingRunItem.objects.for_tenant(tenant).filter(run=run).order_by("customer__name", "id").values_list("pk", flat=True)
+    )
+    billing_run_process_items(run=run, item_ids=item_ids, issue_date=issue_date, deliver=deliver)
+    # The run happened on the morning after the month, not while the demo was loaded.
+    at = datetime.combine(issue_date, time(6), tzinfo=ZoneInfo(tenant.time_zone))
+    BillingRun.objects.for_tenant(tenant).filter(pk=run.pk).update(
+        created_at=at, started_at=at, drafted_at=at, finalizing_at=at, finished_at=at, finalize_on=issue_date
+    )
+    _payments(ctx, month)
+    return run
+
+
+def _payments(ctx: DemoContext, month: Month) -> None:
+    """The month's invoices paid as they came: on time, or late before a churn."""
+    tenant = ctx.tenant
+    issue_date = month.last + timedelta(days=1)
+    issued = Invoice.objects.for_tenant(tenant).filter(period_start=month.first, status=Invoice.Status.FINALIZED)
+    for invoice in issued.order_by("customer__name", "id"):
         if invoice.total == 0:
             paid_on = issue_date
         elif months_to_churn(ctx, invoice.customer_id, month.first) is not None:
@@ -280,8 +316,9 @@ def build(ctx: DemoContext, module, portal_refs: list[str]) -> dict[str, int]:
         events += usage_send(tenant, module.usage_events(ctx, month))
     for first, customers in sorted(_earlier_terms(ctx, months[0].first).items()):
         _invoice_month(ctx, Month(first, month_end(first)), only=customers)
-    for month in months[:-1]:
-        _invoice_month(ctx, month)
+    closed = months[:-1]
+    for n, month in enumerate(closed):
+        _run_month(ctx, month, deliver=n >= len(closed) - DELIVERED_MONTHS)
     found = Customer.objects.for_tenant(tenant).filter(external_ref__in=portal_refs)
     customers = sorted(found, key=lambda customer: portal_refs.index(customer.external_ref))
     _credits(ctx, module.CREDITS, customers, months[-2])

@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 from urllib.parse import quote
@@ -40,12 +41,11 @@ def _redis_url() -> str:
     return f"redis://127.0.0.1:6379/{5 + index}"
 
 
-@pytest.fixture
-def broker():
-    """This process publishes to the real Redis (not in-process) for the test's duration."""
+@contextmanager
+def publishing_to(url: str):
+    """This process publishes to the real Redis at ``url`` (not in-process) inside the block."""
     import redis
 
-    url = _redis_url()
     client = redis.Redis.from_url(url)
     try:
         client.ping()
@@ -56,9 +56,20 @@ def broker():
     client.flushdb()
     saved = celery_app.conf.task_always_eager, celery_app.conf.broker_url
     celery_app.conf.task_always_eager, celery_app.conf.broker_url = False, url
-    yield url
-    celery_app.conf.task_always_eager, celery_app.conf.broker_url = saved
-    client.flushdb()
+    # Connection pools made earlier for the default (database) broker are made anew for this one.
+    celery_app._pool = celery_app.amqp._producer_pool = None
+    try:
+        yield url
+    finally:
+        celery_app.conf.task_always_eager, celery_app.conf.broker_url = saved
+        celery_app._pool = celery_app.amqp._producer_pool = None
+        client.flushdb()
+
+
+@pytest.fixture
+def broker():
+    with publishing_to(_redis_url()) as url:
+        yield url
 
 
 class Workers:

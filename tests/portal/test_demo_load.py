@@ -17,10 +17,13 @@ from django.db import transaction
 
 from billing.models import (
     BillableMetric,
+    BillingRun,
+    BillingRunItem,
     BillingSettings,
     CreditNote,
     CreditRequest,
     Invoice,
+    InvoiceDelivery,
     InvoiceLine,
     PriceTerms,
     UsageEvent,
@@ -38,7 +41,17 @@ from customers.models import (
 )
 from customers.tenancy import platform_scope, tenant_scope
 from revenue.economics.costs import cost_to_serve, revenue_by_customer_month
-from revenue.models import AnomalyAlert, Band, CustomerCost, ModelPrice, Opportunity, PricePlan, WhatIfRun
+from revenue.models import (
+    AlertDelivery,
+    AnomalyAlert,
+    Band,
+    CustomerCost,
+    ModelPrice,
+    Opportunity,
+    PricePlan,
+    ReportDelivery,
+    WhatIfRun,
+)
 
 TODAY = date(2026, 11, 15)
 PASSWORD = "demo-pass-2026"
@@ -336,14 +349,63 @@ def test_three_closed_months_are_issued_older_ones_paid_and_this_month_is_a_draf
             month: set(Invoice.objects.filter(tenant=tenants[slug], period_start=month).values_list("status", flat=True))
             for month in CLOSED_MONTHS + [date(2026, 11, 1)]
         }
-        undelivered_pdfs = Invoice.objects.filter(tenant=tenants[slug]).exclude(pdf="").count()
+        rendered = set(Invoice.objects.filter(tenant=tenants[slug]).exclude(pdf="").values_list("period_start", flat=True))
 
     assert statuses[date(2026, 8, 1)] == {Invoice.Status.PAID}
     assert statuses[date(2026, 9, 1)] == {Invoice.Status.PAID}
     assert statuses[date(2026, 10, 1)] <= {Invoice.Status.PAID, Invoice.Status.FINALIZED}
     assert Invoice.Status.FINALIZED in statuses[date(2026, 10, 1)]
     assert statuses[date(2026, 11, 1)] == {Invoice.Status.DRAFT}
-    assert undelivered_pdfs == 0  # rendered when first downloaded
+    assert rendered == {date(2026, 10, 1)}  # the last month-end emailed its PDFs; older ones render on download
+
+
+ALL_CLOSED_MONTHS = [date(2026, month, 1) for month in range(5, 11)]
+
+
+@pytest.mark.parametrize("slug", SLUGS)
+def test_each_closed_month_went_through_a_finished_month_end_run(tenants, slug):
+    tenant = tenants[slug]
+    with platform_scope():
+        runs = list(BillingRun.objects.filter(tenant=tenant).order_by("period_start"))
+        invoiced = {
+            month: Invoice.objects.filter(tenant=tenant, period_start=month).exclude(status="draft").count()
+            for month in ALL_CLOSED_MONTHS
+        }
+        items = {run.period_start: BillingRunItem.objects.filter(run=run).count() for run in runs}
+        emailed = set(InvoiceDelivery.objects.filter(tenant=tenant, status="sent").values_list(
+            "invoice__period_start", flat=True))
+        finance = {run.started_by.username for run in runs}
+
+    assert [(run.period_start, run.status) for run in runs] == [(month, "done") for month in ALL_CLOSED_MONTHS]
+    assert [(run.customers, run.finalized, run.failed) for run in runs] == [(n, n, 0) for n in invoiced.values()]
+    assert items == invoiced
+    assert runs[-1].emailed > 0 and [run.emailed for run in runs[:-1]] == [0] * 5
+    assert emailed == {date(2026, 10, 1)}
+    assert finance == {f"{slug}-finance"}
+    assert [run.finished_at.date() for run in runs] == [date(2026, month + 1, 1) for month in range(5, 11)]
+
+
+@pytest.mark.parametrize("slug", SLUGS)
+def test_each_closed_month_report_was_emailed_to_the_owner(tenants, slug):
+    tenant = tenants[slug]
+    with platform_scope():
+        reports = sorted(ReportDelivery.objects.filter(tenant=tenant).values_list("kind", "period", "recipient", "status"))
+        owner = Membership.objects.get(tenant=tenant, user__username=f"{slug}-owner").user.email
+
+    assert reports == [("monthly", f"{month:%Y-%m}", owner, "sent") for month in ALL_CLOSED_MONTHS]
+
+
+def test_every_usage_alert_was_emailed_the_showcase_spike_to_its_account_manager(tenants):
+    with platform_scope():
+        unsent = AnomalyAlert.objects.filter(tenant__in=tenants.values(), emailed_at__isnull=True).count()
+        spike = AnomalyAlert.objects.select_related("customer__account_manager").get(
+            tenant=tenants["jobapi"], customer__external_ref="fernhill-recruiting", kind="spike", measure="events",
+            period_start=TODAY - timedelta(days=5),
+        )
+        rows = list(AlertDelivery.objects.filter(alert=spike).values_list("recipient", "status"))
+
+    assert unsent == 0
+    assert rows == [(spike.customer.account_manager.email, "sent")]
 
 
 @pytest.mark.parametrize("slug", SLUGS)
