@@ -87,9 +87,9 @@ class UsageEvent(TenantOwned):
     """One metered fact. ``idempotency_key`` is unique per tenant: a repeat is never counted twice.
 
     The highest-volume table, tuned for bulk inserts: ``tenant`` and ``metric_code`` lead the two
-    composite indexes, so they get no single-column index, and the foreign keys have no database
-    constraint (PostgreSQL checks a deferred FK row by row at commit, which tripled the cost of an
-    insert). Integrity holds because ``usage_ingest`` resolves customers in the same transaction and
+    composite indexes (a third, on tenant and timestamp, serves the admin's newest-first list), so
+    they get no single-column index, and the foreign keys have no database constraint (PostgreSQL
+    checks a deferred FK row by row at commit, which tripled the cost of an insert). Integrity holds because ``usage_ingest`` resolves customers in the same transaction and
     locks them FOR KEY SHARE, once per batch, and PROTECT still refuses deletes through the ORM.
     Write events only through ``usage_ingest`` (factories in tests aside).
     """
@@ -112,7 +112,11 @@ class UsageEvent(TenantOwned):
             # ``usage_ingest`` relies on exactly this constraint for ON CONFLICT (tenant_id, idempotency_key).
             models.UniqueConstraint(fields=["tenant", "idempotency_key"], name="usage_event_unique_key"),
         ]
-        indexes = [models.Index(fields=["tenant", "metric_code", "timestamp", "customer"])]
+        indexes = [
+            models.Index(fields=["tenant", "metric_code", "timestamp", "customer"]),
+            # The admin's newest-first list: without it, one page sorted the tenant's every event.
+            models.Index(fields=["tenant", "timestamp"], name="usage_event_tenant_time"),
+        ]
 
     def __str__(self):
         return f"{self.metric_code} × {self.quantity} @ {self.timestamp:%Y-%m-%d %H:%M}"
