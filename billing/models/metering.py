@@ -87,10 +87,11 @@ class UsageEvent(TenantOwned):
     """One metered fact. ``idempotency_key`` is unique per tenant: a repeat is never counted twice.
 
     The highest-volume table, tuned for bulk inserts: ``tenant`` and ``metric_code`` lead the two
-    composite indexes (a third, on tenant and timestamp, serves the admin's newest-first list), so
+    composite indexes (a third, on tenant, timestamp and customer, serves reads by time), so
     they get no single-column index, and the foreign keys have no database constraint (PostgreSQL
-    checks a deferred FK row by row at commit, which tripled the cost of an insert). Integrity holds because ``usage_ingest`` resolves customers in the same transaction and
-    locks them FOR KEY SHARE, once per batch, and PROTECT still refuses deletes through the ORM.
+    checks a deferred FK row by row at commit, which tripled the cost of an insert). Integrity
+    holds because ``usage_ingest`` resolves customers in the same transaction and locks them FOR
+    KEY SHARE, once per batch, and PROTECT still refuses deletes through the ORM.
     Write events only through ``usage_ingest`` (factories in tests aside).
     """
 
@@ -114,8 +115,9 @@ class UsageEvent(TenantOwned):
         ]
         indexes = [
             models.Index(fields=["tenant", "metric_code", "timestamp", "customer"]),
-            # The admin's newest-first list: without it, one page sorted the tenant's every event.
-            models.Index(fields=["tenant", "timestamp"], name="usage_event_tenant_time"),
+            # The admin's newest-first list (without it, one page sorted the tenant's every event) and
+            # the churn-risk counts per customer over a span of days, read from the index alone.
+            models.Index(fields=["tenant", "timestamp", "customer"], name="usage_event_tenant_time"),
         ]
 
     def __str__(self):

@@ -39,10 +39,11 @@ class Command(BaseCommand):
         started = time.monotonic()
         report = demo_load(today=today, seed=seed, scale=scale, reset=reset, progress=verbosity > 0, only=only)
         if any(tenant.status == "built" for tenant in report.tenants):
-            # Fresh bulk-loaded tables have no planner statistics until autovacuum comes round: the
-            # first pages after a load would be planned as if every table were empty (seconds each).
+            # Fresh bulk-loaded tables have no planner statistics and no visibility map until
+            # autovacuum comes round: the first pages after a load would be planned as if every
+            # table were empty, and could not read the usage events from their index alone.
             with connection.cursor() as cursor:
-                cursor.execute("ANALYZE")
+                cursor.execute("VACUUM ANALYZE")
         elapsed = time.monotonic() - started
         if verbosity == 0:
             return

@@ -13,6 +13,6 @@ class Migration(migrations.Migration):
     operations = [
         migrations.AddIndex(
             model_name='usageevent',
-            index=models.Index(fields=['tenant', 'timestamp'], name='usage_event_tenant_time'),
+            index=models.Index(fields=['tenant', 'timestamp', 'customer'], name='usage_event_tenant_time'),
         ),
     ]
