@@ -16,7 +16,7 @@ request go to ``benchmarks/results/pages.json``; pages over the 500 ms p95 targe
 
 ``growth(slug=, scale=, factor=)`` measures what a bigger tenant costs in queries: it builds the demo
 tenant ``slug`` at ``scale`` and at ``scale × factor`` in a scratch database (the demo database is
-left alone), crawls both as each role once, and lists each page's query count at both sizes,
+left alone; ``<database>_pages_growth``, dropped afterwards), crawls both as each role once, and lists each page's query count at both sizes,
 flagging every page whose count grew. Figures go to ``benchmarks/results/pages_growth.json``.
 """
 
@@ -226,11 +226,13 @@ def run(*, slugs: list[str], runs: int, objects: int, write: Callable[[str], Non
 
 def growth(*, slug: str, scale: float, factor: float, write: Callable[[str], None] = print) -> dict:
     """Query counts of every staff page of demo tenant ``slug`` at ``scale`` and ``scale × factor``,
-    built in a scratch database (``test_<database>``, dropped afterwards)."""
+    built in a scratch database (``<database>_pages_growth``, dropped afterwards)."""
     if slug not in SLUGS:
         raise ValueError(f"No demo tenant {slug}; the demo tenants are {', '.join(SLUGS)}.")
     creation = connection.creation
     database = connection.settings_dict["NAME"]
+    # Its own name, so a test run's database (test_<database>) is never the one clobbered.
+    connection.settings_dict.setdefault("TEST", {})["NAME"] = f"{database}_pages_growth"
     creation.create_test_db(verbosity=0, autoclobber=True, serialize=False)
     counts: dict[tuple[str, str], dict[float, int]] = {}
     sizes = {}

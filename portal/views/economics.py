@@ -17,7 +17,7 @@ from customers.models import Customer
 from customers.periods import PeriodError, add_months, last_closed_month, parse_month, tenant_today
 from portal.views.dashboards import _problem, staff_context, staff_view
 from revenue.economics.anomalies import recent_alerts
-from revenue.economics.churn_risk import RISK_THRESHOLD, at_risk_customers, validate_churn_risk
+from revenue.economics.churn_risk import RISK_THRESHOLD, churn_risk_overview
 from revenue.economics.profitability import margins, profitability
 from revenue.economics.roi import customer_roi, savings_customers
 from revenue.economics.whatif import MAX_MONTHS as MAX_WHATIF_MONTHS
@@ -115,8 +115,7 @@ def churn_risk_page(request, tenant):
         months = _count(request, "months", 12, 1, 24)
         return {
             "as_of": as_of, "threshold": RISK_THRESHOLD, "months": months,
-            "customers": at_risk_customers(tenant=tenant, as_of=as_of, limit=100),
-            "validation": validate_churn_risk(tenant=tenant, months=months),
+            **churn_risk_overview(tenant=tenant, as_of=as_of, months=months, limit=100),
         }
 
     return _page(request, "portal/economics/churn_risk.html", build)

@@ -161,7 +161,6 @@ def usage_history_start(tenant: Tenant) -> date | None:
     return month_start(first.astimezone(zoneinfo.ZoneInfo(tenant.time_zone)).date()) if first else None
 
 
-
 # Events and verified savings per customer between consecutive ``bounds`` (the sorted instants that
 # start and end every window scored): bucket i holds bounds[i-1] <= timestamp < bounds[i].
 BUCKETED_USAGE_SQL = f"""
@@ -401,9 +400,22 @@ def at_risk_customers(
     signals with their raw figures and points. At most ``limit`` rows (None: all). For the
     monthly report and the staff page.
     """
-    scores = [s for s in churn_risk_scores(tenant=tenant, as_of=as_of).values() if s.score >= threshold]
-    scores.sort(key=lambda s: (-s.score, s.customer))
-    return [s.as_dict(threshold) for s in (scores if limit is None else scores[:limit])]
+    return _at_risk(churn_risk_scores(tenant=tenant, as_of=as_of), limit, threshold)
+
+
+def _at_risk(scores: dict[int, RiskScore], limit: int | None, threshold: Decimal) -> list[dict]:
+    above = sorted((s for s in scores.values() if s.score >= threshold), key=lambda s: (-s.score, s.customer))
+    return [s.as_dict(threshold) for s in (above if limit is None else above[:limit])]
+
+
+def churn_risk_overview(
+    *, tenant: Tenant, as_of: date, months: int = 12, limit: int | None = 20, threshold: Decimal = RISK_THRESHOLD
+) -> dict:
+    """``{"customers": at_risk_customers(as_of), "validation": validate_churn_risk(months)}`` with
+    the same figures, from one scoring of ``as_of`` and the back-test's month ends together (the
+    staff page shows both). Raises MetricError for a bad ``months``."""
+    validation, scored = _validation(tenant=tenant, months=months, threshold=threshold, last=None, also_on=as_of)
+    return {"customers": _at_risk(scored[as_of], limit, threshold), "validation": validation}
 
 
 def _share(above: int, scored: int, total: Decimal) -> dict:
@@ -451,6 +463,13 @@ def validate_churn_risk(
     trend can be read); and the churners with their two scores. Raises MetricError for a bad
     ``months``.
     """
+    return _validation(tenant=tenant, months=months, threshold=threshold, last=last, also_on=None)[0]
+
+
+def _validation(
+    *, tenant: Tenant, months: int, threshold: Decimal, last: date | None, also_on: date | None
+) -> tuple[dict, dict[date, dict[int, RiskScore]]]:
+    """``validate_churn_risk``'s figures, and the scores of each day scored (``also_on`` too, when given)."""
     if not 1 <= months <= MAX_VALIDATION_MONTHS:
         raise MetricError(f"months must be from 1 to {MAX_VALIDATION_MONTHS}.")
     last = month_start(last) if last else last_closed_month(tenant)
@@ -465,7 +484,8 @@ def validate_churn_risk(
     churners: dict[tuple[int, date], dict] = {}
     history_start = usage_history_start(tenant)
     month_ends = [month_end(add_months(first, index)) for index in range(-2, months - 1)]
-    scored = churn_risk_scores_on(tenant=tenant, days=month_ends, history_start=history_start)
+    extra = [also_on] if also_on is not None else []
+    scored = churn_risk_scores_on(tenant=tenant, days=month_ends + extra, history_start=history_start)
     for index in range(-2, months - 1):
         month = add_months(first, index)
         scores = scored[month_end(month)]
@@ -492,7 +512,7 @@ def validate_churn_risk(
                 row["score_one_month_before" if key == "one" else "score_two_months_before"] = score.score
     one, two, none = (_share(*counts[k]) for k in ("one", "two", "none"))
     lift = one["share"] / none["share"] if one["share"] is not None and none["share"] else None
-    return {
+    validation = {
         "threshold": threshold, "from": first, "to": last,
         "churns": sum(len(v) for v in churned_in.values()),
         "one_month_before": one, "two_months_before": two, "non_churners": none, "lift": lift,
@@ -500,3 +520,4 @@ def validate_churn_risk(
         "usage_history_from": history_start,
         "churners": sorted(churners.values(), key=lambda r: (r["churned_in"], r["customer"])),
     }
+    return validation, scored

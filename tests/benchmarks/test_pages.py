@@ -98,6 +98,7 @@ def test_worst_pages_make_the_same_queries_at_three_times_the_customers(tenant_a
     assert big == small
 
 
+@pytest.mark.slow  # some 300 pages
 @pytest.mark.django_db
 def test_crawl_opens_every_staff_page_of_each_role(tenant_a, member_factory):
     users = {
@@ -108,7 +109,7 @@ def test_crawl_opens_every_staff_page_of_each_role(tenant_a, member_factory):
     price(tenant_a, "m", "1000000", "0")
     _customers(tenant_a, 2, users[Role.OWNER])
 
-    rows = crawl(tenant_a.slug, runs=1, objects=1, write=lambda line: None)
+    rows = crawl(tenant_a.slug, runs=0, objects=1, write=lambda line: None)
 
     assert {m.role for m in rows} == {"owner", "manager", "finance", "viewer"}
     assert [(m.role, m.key, m.status) for m in rows if m.status != 200] == []
@@ -118,7 +119,7 @@ def test_crawl_opens_every_staff_page_of_each_role(tenant_a, member_factory):
             "dashboards:unit_economics", "api-docs", "api-schema"} <= keys
     assert "admin:customers_customer_add" not in keys  # a viewer may not add: not crawled as a viewer
     assert "admin:customers_customer_add" in {m.key for m in rows if m.role == "manager"}
-    assert all(len(m.times_ms) == 2 and m.p50_ms <= m.p95_ms == max(m.times_ms) for m in rows)
+    assert all(m.times_ms == [m.first_ms] and m.p50_ms == m.p95_ms == m.first_ms for m in rows)
     lines = table(rows)
     assert len(lines) == 2 + len(rows) and all(line.endswith("SLOW") == (m.p95_ms > 500) for line, m in zip(
         lines[2:], sorted(rows, key=lambda m: -m.p95_ms), strict=True))
