@@ -22,8 +22,10 @@ flagging every page whose count grew. Figures go to ``benchmarks/results/pages_g
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
@@ -171,7 +173,9 @@ def crawl(slug: str, *, runs: int, objects: int, write: Callable[[str], None] = 
     with platform_scope():
         tenant = Tenant.objects.get(slug=slug)
     measured = []
-    with override_settings(**CRAWL_SETTINGS):
+    with override_settings(**CRAWL_SETTINGS), warnings.catch_warnings():
+        # WhiteNoise warns that no static files were collected: the crawl serves none.
+        warnings.filterwarnings("ignore", message="No directory at", category=UserWarning)
         for role, user in role_users(tenant):
             client = Client(raise_request_exception=False)
             client.force_login(user)
@@ -204,16 +208,20 @@ def table(rows: list[Measured]) -> list[str]:
 def run(*, slugs: list[str], runs: int, objects: int, write: Callable[[str], None] = print) -> dict:
     """Crawl each tenant of ``slugs`` (see ``crawl``); print the table and write pages.json."""
     rows = []
+    load_before = os.getloadavg()
     for slug in slugs:
         rows += crawl(slug, runs=runs, objects=objects, write=write)
+    load_after = os.getloadavg()
     for line in table(rows):
         write(line)
     slow = [m for m in rows if m.slow]
     errors = [m for m in rows if m.status >= 500]
     write(f"{len(rows)} pages measured; {len(slow)} over the {TARGET_SECONDS * 1000:.0f} ms p95 target; "
-          f"{len(errors)} answered 5xx.")
+          f"{len(errors)} answered 5xx. Machine load (1-minute average) {load_before[0]:.1f} before, "
+          f"{load_after[0]:.1f} after, on {os.cpu_count()} CPUs.")
     figures = {
         "measured_at": timezone.now().isoformat(timespec="seconds"),
+        "load_average": {"before": load_before[0], "after": load_after[0], "cpus": os.cpu_count()},
         "method": "in-process Django test client, production settings, one cold request then `runs` more",
         "runs": runs, "objects": objects, "target_p95_ms": TARGET_SECONDS * 1000,
         "slow": [f"{m.tenant} {m.role} {m.key}" for m in slow],
