@@ -22,7 +22,7 @@ Choices (DOMAIN.md "Metric definitions"):
   non-draft contract's start.
 - Expansion rate = Σ MRR now / Σ MRR twelve months before − 1 over customers with MRR at both dates.
 - Revenue mix over the trailing twelve months: recurring (Σ month-end MRR), one-off (one-time fees),
-  usage (invoiced, revenue.selectors.mrr.usage_revenue_range), and weighted open pipeline; recurring
+  usage (invoiced, revenue.selectors.mrr.usage_revenue), and weighted open pipeline; recurring
   ratio = recurring / (recurring + one-off + usage).
 All amounts exact Decimals in the reporting currency. Raises MissingExchangeRate.
 """
