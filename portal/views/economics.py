@@ -19,7 +19,7 @@ from portal.views.dashboards import _problem, staff_context, staff_view
 from revenue.economics.anomalies import recent_alerts
 from revenue.economics.churn_risk import RISK_THRESHOLD, churn_risk_overview
 from revenue.economics.profitability import margins, profitability
-from revenue.economics.roi import customer_roi, savings_customers
+from revenue.economics.roi import customer_roi, customers_roi, savings_customers
 from revenue.economics.whatif import MAX_MONTHS as MAX_WHATIF_MONTHS
 from revenue.economics.whatif import whatif_is_stale, whatif_latest, whatif_run_request
 from revenue.models import AnomalyRule, PricePlan, WhatIfRun
@@ -64,10 +64,9 @@ def profitability_page(request, tenant):
 def roi_list(request, tenant):
     def build():
         first, last = _window(request, tenant)
-        rows = [
-            {"customer": customer, **customer_roi(tenant=tenant, customer=customer, first=first, last=last)["cumulative"]}
-            for customer in savings_customers(tenant=tenant)
-        ]
+        customers = list(savings_customers(tenant=tenant))
+        roi = customers_roi(tenant=tenant, customers=customers, first=first, last=last)
+        rows = [{"customer": customer, **roi[customer.pk]["cumulative"]} for customer in customers]
         return {"window": (first, last), "rows": rows}
 
     return _page(request, "portal/economics/roi_list.html", build)

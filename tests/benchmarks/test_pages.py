@@ -12,10 +12,11 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from benchmarks.pages import CRAWL_SETTINGS, Page, crawl, p95, page_measure, table
-from billing.models import CreditRequest, UsageEvent
-from customers.models import Role
+from billing.models import BillableMetric, ChargeModel, CreditRequest, UsageEvent
+from customers.models import ContractLine, Role
 from customers.periods import add_months, month_start
 from customers.tenancy import platform_scope
+from tests.billing.factories import PriceTermsFactory
 from tests.customers.factories import ContactFactory, ContractFactory, ContractLineFactory, CustomerFactory
 from tests.revenue.economics.helpers import billed, entered_cost, price
 from tests.revenue.factories import OpportunityFactory
@@ -24,6 +25,7 @@ from tests.revenue.factories import OpportunityFactory
 WORST_PAGES = [
     "/staff/economics/churn-risk/",
     "/staff/economics/",
+    "/staff/economics/roi/",
     "/staff/unit-economics/",
     "/staff/",
     "/staff/retention/",
@@ -41,10 +43,14 @@ _refs = iter(range(10**6))
 
 def _customers(tenant, count: int, manager) -> None:
     """``count`` customers with what each page reads: a contract with a recurring line for a year,
-    a contact, three months' invoices (unpaid, so overdue), usage events over the last 90 days, AI calls, an entered
-    cost, an open deal and an open credit request."""
+    a contact, three months' invoices (unpaid, so overdue), usage events over the last 90 days
+    (jobs, AI calls and verified savings, which a line prices at 20 %), an entered cost, an open
+    deal and an open credit request."""
     today = timezone.localdate()
     last_closed = add_months(month_start(today), -1)
+    BillableMetric.objects.for_tenant(tenant).get_or_create(
+        tenant=tenant, code="savings", defaults={"name": "Verified savings", "aggregation": "sum", "field": "savings"},
+    )
     for _ in range(count):
         n = next(_refs)
         customer = CustomerFactory(tenant=tenant, tier=["Starter", "Business"][n % 2], country=["SE", "DE"][n % 2],
@@ -52,6 +58,10 @@ def _customers(tenant, count: int, manager) -> None:
         ContactFactory(customer=customer, tenant=tenant)
         contract = ContractFactory(customer=customer, tenant=tenant, start_date=add_months(last_closed, -14))
         ContractLineFactory(contract=contract, tenant=tenant)
+        share = ContractLineFactory(contract=contract, tenant=tenant, kind=ContractLine.Kind.USAGE,
+                                    description="Share of verified savings")
+        PriceTermsFactory(contract_line=share, tenant=tenant, charge_model=ChargeModel.PERCENTAGE, metric="savings",
+                          terms={"rate_percent": "20"})
         invoices = [billed(customer, add_months(last_closed, -back), "100.00") for back in range(3)]  # unpaid: overdue
         entered_cost(customer, last_closed, "12.50")
         OpportunityFactory(tenant=tenant, customer=customer)
@@ -61,12 +71,13 @@ def _customers(tenant, count: int, manager) -> None:
         )
         UsageEvent.objects.bulk_create(
             UsageEvent(
-                tenant=tenant, customer=customer, metric_code="ai_call" if day % 2 else "jobs",
+                tenant=tenant, customer=customer, metric_code=["jobs", "ai_call", "savings"][day % 3],
                 timestamp=datetime.combine(today - timedelta(days=day), datetime.min.time(), dt_timezone.utc),
                 idempotency_key=f"e-{n}-{day}", quantity=Decimal(1),
-                properties={"provider": "openai", "model": "m", "input_tokens": 10, "output_tokens": 5} if day % 2 else {},
+                properties=[{}, {"provider": "openai", "model": "m", "input_tokens": 10, "output_tokens": 5},
+                            {"baseline": "40.00", "optimized": "25.50"}][day % 3],
             )
-            for day in range(0, 90, 3)
+            for day in range(0, 90, 2)
         )
 
 
