@@ -1,13 +1,14 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path, reverse_lazy
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
 from billing.api import register as register_billing_api
 from billing.api_usage import url_patterns as usage_api_patterns
 from customers.api import register as register_customers_api
 from portal.views import customer_portal, roi, site
+from portal.views.api_schema import CachedSpectacularAPIView
 from portal.views.customer_360 import customer_360_page
 from portal.views.dashboards import url_patterns as dashboard_patterns
 from portal.views.economics import url_patterns as economics_patterns
@@ -88,7 +89,7 @@ urlpatterns = [
     path("api/v1/", include(metrics_api_patterns())),
     path("api/v1/", include(economics_api_patterns())),
     path("api/v1/", include(router.urls)),
-    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/schema/", CachedSpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("healthz", site.health, name="health"),
 ]

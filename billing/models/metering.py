@@ -90,10 +90,11 @@ class UsageEvent(TenantOwned):
     """One metered fact. ``idempotency_key`` is unique per tenant: a repeat is never counted twice.
 
     The highest-volume table, tuned for bulk inserts: ``tenant`` and ``metric_code`` lead the two
-    composite indexes, so they get no single-column index, and the foreign keys have no database
-    constraint (PostgreSQL checks a deferred FK row by row at commit, which tripled the cost of an
-    insert). Integrity holds because ``usage_ingest`` resolves customers in the same transaction and
-    locks them FOR KEY SHARE, once per batch, and PROTECT still refuses deletes through the ORM.
+    composite indexes (a third, on tenant, timestamp and customer, serves reads by time), so
+    they get no single-column index, and the foreign keys have no database constraint (PostgreSQL
+    checks a deferred FK row by row at commit, which tripled the cost of an insert). Integrity
+    holds because ``usage_ingest`` resolves customers in the same transaction and locks them FOR
+    KEY SHARE, once per batch, and PROTECT still refuses deletes through the ORM.
     Write events only through ``usage_ingest`` (factories in tests aside).
     """
 
@@ -117,7 +118,12 @@ class UsageEvent(TenantOwned):
             # ``usage_ingest`` relies on exactly this constraint for ON CONFLICT (tenant_id, idempotency_key).
             models.UniqueConstraint(fields=["tenant", "idempotency_key"], name="usage_event_unique_key"),
         ]
-        indexes = [models.Index(fields=["tenant", "metric_code", "timestamp", "customer"])]
+        indexes = [
+            models.Index(fields=["tenant", "metric_code", "timestamp", "customer"]),
+            # The admin's newest-first list (without it, one page sorted the tenant's every event) and
+            # the churn-risk counts per customer over a span of days, read from the index alone.
+            models.Index(fields=["tenant", "timestamp", "customer"], name="usage_event_tenant_time"),
+        ]
 
     def __str__(self):
         when = f" @ {self.timestamp:%Y-%m-%d %H:%M}" if self.timestamp else ""

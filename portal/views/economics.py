@@ -17,9 +17,9 @@ from customers.models import Customer
 from customers.periods import PeriodError, add_months, last_closed_month, parse_month, tenant_today
 from portal.views.dashboards import _problem, staff_context, staff_view
 from revenue.economics.anomalies import recent_alerts
-from revenue.economics.churn_risk import RISK_THRESHOLD, at_risk_customers, validate_churn_risk
+from revenue.economics.churn_risk import RISK_THRESHOLD, churn_risk_overview
 from revenue.economics.profitability import cost_data_months, margins, profitability
-from revenue.economics.roi import customer_roi, savings_customers
+from revenue.economics.roi import customer_roi, customers_roi, savings_customers
 from revenue.economics.whatif import MAX_MONTHS as MAX_WHATIF_MONTHS
 from revenue.economics.whatif import whatif_is_stale, whatif_latest, whatif_run_request
 from revenue.figures import cost_coverage_note, figure_definitions
@@ -72,10 +72,9 @@ def profitability_page(request, tenant):
 def roi_list(request, tenant):
     def build():
         first, last = _window(request, tenant)
-        rows = [
-            {"customer": customer, **customer_roi(tenant=tenant, customer=customer, first=first, last=last)["cumulative"]}
-            for customer in savings_customers(tenant=tenant)
-        ]
+        customers = list(savings_customers(tenant=tenant))
+        roi = customers_roi(tenant=tenant, customers=customers, first=first, last=last)
+        rows = [{"customer": customer, **roi[customer.pk]["cumulative"]} for customer in customers]
         return {"window": (first, last), "rows": rows}
 
     return _page(request, "portal/economics/roi_list.html", build)
@@ -124,8 +123,7 @@ def churn_risk_page(request, tenant):
         return {
             "definitions": figure_definitions(["customer_mrr"], tenant=tenant),
             "as_of": as_of, "threshold": RISK_THRESHOLD, "months": months,
-            "customers": at_risk_customers(tenant=tenant, as_of=as_of, limit=100),
-            "validation": validate_churn_risk(tenant=tenant, months=months),
+            **churn_risk_overview(tenant=tenant, as_of=as_of, months=months, limit=100),
         }
 
     return _page(request, "portal/economics/churn_risk.html", build)

@@ -37,7 +37,7 @@ from customers.periods import add_months, month_end, month_start, months_between
 from revenue.models import Opportunity
 from revenue.selectors.common import RateBook
 from revenue.selectors.concentration import recognized_revenue, trailing_revenue
-from revenue.selectors.mrr import customer_mrr, mrr_series, usage_revenue
+from revenue.selectors.mrr import customer_mrr, mrr_series, usage_revenue_range
 from revenue.selectors.retention import retention_series
 
 ZERO = Decimal(0)
@@ -174,7 +174,8 @@ def unit_economics(*, tenant: Tenant, month: date, gross_margin: Decimal | None 
     window = months_between(add_months(month, -11), month)
     recurring = sum((row["mrr"] for row in mrr_series(tenant=tenant, first=window[0], last=month)), ZERO)
     one_off = sum(trailing_revenue(tenant=tenant, month=month).values(), ZERO) - recurring
-    usage = sum((usage_revenue(tenant=tenant, month=m)["usage_revenue"] for m in window), ZERO)
+    usage_by_month = usage_revenue_range(tenant=tenant, first=window[0], last=month)
+    usage = sum((row["usage_revenue"] for row in usage_by_month.values()), ZERO)
     weighted = sum(
         (
             book.convert(o.amount.amount, str(o.amount.currency), month_end(month)) * o.probability / 100

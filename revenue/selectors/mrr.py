@@ -117,23 +117,33 @@ def usage_revenue(*, tenant: Tenant, month: date) -> dict:
     == usage``), net amounts before VAT, converted at the rate on the month's last day. Returns
     ``{"month", "usage_revenue", "invoices"}``; 0 when nothing was invoiced. Raises MissingExchangeRate.
     """
+    return usage_revenue_range(tenant=tenant, first=month, last=month)[month_start(month)]
+
+
+def usage_revenue_range(*, tenant: Tenant, first: date, last: date) -> dict[date, dict]:
+    """``usage_revenue`` of each month from ``first`` to ``last`` (month starts), in one query:
+    ``{month: {"month", "usage_revenue", "invoices"}}``."""
     from billing.models import Invoice, InvoiceLine
     from customers.models import ContractLine
 
-    first, last = month_start(month), month_end(month)
     rows = (
         InvoiceLine.objects.for_tenant(tenant)
         .filter(
             invoice__status__in=[Invoice.Status.FINALIZED, Invoice.Status.PAID],
-            invoice__period_start__gte=first,
-            invoice__period_start__lte=last,
+            invoice__period_start__gte=month_start(first),
+            invoice__period_start__lte=month_end(last),
             contract_line__kind=ContractLine.Kind.USAGE,
         )
-        .values_list("invoice__currency", "amount", "invoice_id")
+        .values_list("invoice__period_start", "invoice__currency", "amount", "invoice_id")
     )
     book = RateBook(tenant)
-    total, invoices = ZERO, set()
-    for currency, amount, invoice_id in rows:
-        total += book.convert(amount, currency, last)
-        invoices.add(invoice_id)
-    return {"month": first, "usage_revenue": total, "invoices": len(invoices)}
+    totals = {month: ZERO for month in months_between(first, last)}
+    invoices: dict[date, set] = {month: set() for month in totals}
+    for period_start, currency, amount, invoice_id in rows:
+        month = month_start(period_start)
+        totals[month] += book.convert(amount, currency, month_end(month))
+        invoices[month].add(invoice_id)
+    return {
+        month: {"month": month, "usage_revenue": total, "invoices": len(invoices[month])}
+        for month, total in totals.items()
+    }

@@ -4,6 +4,7 @@ import time
 from datetime import date
 
 from django.core.management.base import BaseCommand, CommandError
+from django.db import connection
 from django.utils import timezone
 
 from portal.demo import SLUGS, demo_load
@@ -37,6 +38,13 @@ class Command(BaseCommand):
         today = _date(today) if today else timezone.localdate()
         started = time.monotonic()
         report = demo_load(today=today, seed=seed, scale=scale, reset=reset, progress=verbosity > 0, only=only)
+        if any(tenant.status == "built" for tenant in report.tenants):
+            # Fresh bulk-loaded tables have no planner statistics and no visibility map until
+            # autovacuum comes round: the first pages after a load would be planned as if every
+            # table were empty, and could not read the usage events from their index alone.
+            # (VACUUM cannot run inside a transaction, as when a test calls the command.)
+            with connection.cursor() as cursor:
+                cursor.execute("ANALYZE" if connection.in_atomic_block else "VACUUM ANALYZE")
         elapsed = time.monotonic() - started
         if verbosity == 0:
             return
