@@ -24,6 +24,7 @@ from django.urls import path, reverse
 from django.utils.decorators import method_decorator
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 from django.views.decorators.clickjacking import xframe_options_sameorigin
 
 from billing import services
@@ -57,7 +58,7 @@ MOVES = {
             _("Invoice %(invoice)s finalized."), services.invoice_finalize,
         ),
         InvoiceMove(
-            "void", _("Void"), (Invoice.Status.DRAFT, Invoice.Status.FINALIZED),
+            "void", pgettext_lazy("invoice action", "Void"), (Invoice.Status.DRAFT, Invoice.Status.FINALIZED),
             _("Voiding keeps the invoice and its number but it asks for nothing any more; balance credits taken "
               "off it return to the customer's balance."),
             _("Invoice %(invoice)s voided."), services.invoice_void,
