@@ -5,7 +5,8 @@ logins (owner, account manager, finance, viewer: ``<slug>-owner`` …), every pa
 
 - every admin changelist and add page, and the change and history pages of the first ``objects``
   rows of each model (in the changelist's own order);
-- the /staff/ dashboards and the /staff/economics/ pages (the ROI page of the first customer);
+- the /staff/ dashboards and the /staff/economics/ pages (the ROI page of the first customer), and
+  the customer 360 page of the customer with the most invoices;
 - the API docs and the OpenAPI schema.
 
 Each page is requested in process with Django's test client (the whole middleware stack, templates
@@ -32,6 +33,7 @@ from dataclasses import asdict, dataclass, field
 from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.db import connection
+from django.db.models import Count
 from django.test import Client, RequestFactory, override_settings
 from django.test.utils import CaptureQueriesContext
 from django.urls import NoReverseMatch, reverse
@@ -143,6 +145,11 @@ def staff_pages(tenant: Tenant) -> list[Page]:
                 if customer is not None:
                     url = reverse(f"{namespace}:{pattern.name}", kwargs={"customer_id": customer.pk})
                     pages.append(Page(f"{namespace}:{pattern.name}[1]", url))
+    busiest = (
+        Customer.objects.for_tenant(tenant).annotate(documents=Count("invoices")).order_by("-documents", "pk").first()
+    )
+    if busiest is not None:
+        pages.append(Page("customer_360[busiest]", reverse("customer_360", args=[busiest.pk])))
     pages += [Page("api-docs", reverse("api-docs")), Page("api-schema", reverse("api-schema"))]
     return pages
 

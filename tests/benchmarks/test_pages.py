@@ -127,7 +127,7 @@ def test_crawl_opens_every_staff_page_of_each_role(tenant_a, member_factory):
     keys = {m.key for m in rows if m.role == "viewer"}
     assert {"admin:customers_customer_changelist", "admin:customers_customer_change[1]",
             "admin:customers_customer_history[1]", "economics:churn_risk", "economics:roi_detail[1]",
-            "dashboards:unit_economics", "api-docs", "api-schema"} <= keys
+            "dashboards:unit_economics", "customer_360[busiest]", "api-docs", "api-schema"} <= keys
     assert "admin:customers_customer_add" not in keys  # a viewer may not add: not crawled as a viewer
     assert "admin:customers_customer_add" in {m.key for m in rows if m.role == "manager"}
     assert all(m.times_ms == [m.first_ms] and m.p50_ms == m.p95_ms == m.first_ms for m in rows)
