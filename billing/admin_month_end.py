@@ -114,7 +114,7 @@ class BillingRunItemInline(ReadOnlyMixin, TenantInline):
     verbose_name_plural = "failed items"
 
     def get_queryset(self, request):
-        return super().get_queryset(request).filter(status=BillingRunItem.Status.FAILED).select_related("customer", "invoice")
+        return super().get_queryset(request).filter(status=BillingRunItem.Status.FAILED).select_related("run", "customer", "invoice")
 
 
 @admin.register(BillingRun)

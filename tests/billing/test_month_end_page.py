@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 from django.core import mail
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
@@ -201,3 +203,24 @@ def test_the_beat_schedule_resumes_stalled_runs_every_five_minutes():
     assert entry["task"] == "billing.tasks.month_end_resume_stalled"
     assert entry["schedule"].minute == set(range(0, 60, 5))
 
+
+
+def test_the_run_page_makes_as_many_queries_for_four_failed_items_as_for_one(
+    client, member_factory, five, tenant_a, django_capture_on_commit_callbacks
+):
+    """Each failed item's row names its run: without the run joined in, every row read it again."""
+    with tenant_scope(tenant_a), django_capture_on_commit_callbacks(execute=True):
+        run = billing_run_start(tenant=tenant_a, period_start=JUNE, finalize=True, dispatch=False)
+    items = BillingRunItem.objects.for_tenant(tenant_a).filter(run=run).order_by("pk")
+    client.force_login(member_factory(tenant_a, Role.FINANCE))
+    url = reverse("admin:billing_billingrun_change", args=(run.pk,))
+    client.get(url)  # warms the per-process caches (content types), so both counts are the page's own
+    queries = []
+    for failed in (1, 4):
+        items.filter(pk__in=list(items.values_list("pk", flat=True)[:failed])).update(status="failed", error="SMTP refused")
+        with CaptureQueriesContext(connection) as captured:
+            page = client.get(url)
+        assert page.status_code == 200 and page.content.decode().count("SMTP refused") == failed
+        queries.append(len(captured.captured_queries))
+
+    assert queries[0] == queries[1]
