@@ -53,6 +53,8 @@ from revenue.models import (
     WhatIfRun,
 )
 
+pytestmark = pytest.mark.slow  # builds the three demo tenants (about 40 s), then rebuilds them once
+
 TODAY = date(2026, 11, 15)
 PASSWORD = "demo-pass-2026"
 SLUGS = ["optimizer", "jobapi", "konsult"]
