@@ -1,9 +1,10 @@
 """``manage.py month_end --tenant SLUG --period YYYY-MM [--finalize]``: run a tenant's month-end, with progress.
 
 Starts (or resumes) the tenant's run for the month (``billing.month_end.billing_run_start``) and
-shows a progress bar over its invoices with the counts and the time left. With a Celery broker
-the workers do the work and the command watches it; without one (tasks in-process) the command
-works the items itself, chunk by chunk. Without ``--finalize`` the run stops at drafts, which
+shows a progress bar over its invoices with the counts and the time left. The Celery workers do
+the work (on the database broker when no CELERY_BROKER_URL is set: `./bin/demo` runs one) and the
+command watches it, so a worker must be running; only with tasks run eagerly (the test settings)
+does the command work the items itself, chunk by chunk. Without ``--finalize`` the run stops at drafts, which
 are finalized after the tenant's review period (the hourly beat task does it).
 """
 
