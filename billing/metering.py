@@ -320,8 +320,10 @@ def usage_ingest(*, tenant: Tenant, events: list[dict], now: datetime | None = N
                 continue
             try:
                 moment = fromisoformat(event.get("timestamp"))
-                # In UTC, as stored; a time that leaves Python's years 1..9999 could not be read back.
+                # In UTC, as stored; a time that leaves Python's years 1..9999 could not be read back,
+                # in UTC or in the tenant's time zone (its month closes invoices and is shown to staff).
                 moment = moment.astimezone(utc) if moment.tzinfo is not None else None
+                local_month = _month_start(moment, tz) if moment is not None else None
             except (TypeError, ValueError, OverflowError):
                 moment = None
             if moment is None:
@@ -351,7 +353,7 @@ def usage_ingest(*, tenant: Tenant, events: list[dict], now: datetime | None = N
                 ):
                     results[position] = EventResult(key, REJECTED, PROPERTIES_NOT_STORABLE)
                     continue
-            if customer_id in invoiced_customers and (customer_id, _month_start(moment, tz)) in invoiced:
+            if customer_id in invoiced_customers and (customer_id, local_month) in invoiced:
                 results[position] = EventResult(key, REJECTED, PERIOD_INVOICED)
                 invoiced_rejections.append(position)
                 continue

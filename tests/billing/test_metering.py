@@ -305,6 +305,31 @@ def test_event_in_an_invoiced_month_of_the_tenant_time_zone_is_rejected(world, t
     assert [key for key, *_ in stored(tenant_a)] == ["nov-local", "other-customer"]
 
 
+def test_a_time_at_the_edge_of_the_calendar_is_a_bad_timestamp_not_a_lost_batch(world, tenant_a):
+    """Year 1 in UTC is year 0 in New York, which Python cannot hold: reading the event's month in the
+    tenant's time zone (asked only for a customer with an invoiced month) raised, and the whole batch
+    was a 500."""
+    tenant_a.time_zone = "America/New_York"
+    tenant_a.save()
+    _invoice(world["northwind"], date(2026, 10, 1), "finalized", "ACME-0001")
+
+    result = usage_ingest(
+        tenant=tenant_a,
+        events=[
+            event("year-one", timestamp="0001-01-01T00:00:00Z"),
+            event("year-max", timestamp="9999-12-31T23:59:59-05:00"),
+            event("fine", timestamp="2026-11-05T14:03:00Z"),
+        ],
+    )
+
+    assert statuses(result) == [
+        ("year-one", "rejected", "bad timestamp"),
+        ("year-max", "rejected", "bad timestamp"),
+        ("fine", "accepted", None),
+    ]
+    assert [key for key, *_ in stored(tenant_a)] == ["fine"]
+
+
 def test_paid_invoices_close_their_month_but_drafts_and_void_ones_do_not(world, tenant_a):
     _invoice(world["northwind"], date(2026, 8, 1), "paid", "ACME-0001")
     _invoice(world["northwind"], date(2026, 9, 1), "void")
