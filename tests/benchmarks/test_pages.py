@@ -1,7 +1,7 @@
 """The page-speed benchmark crawls every staff page as each role, and the worst pages' query counts
 stay the same however many customers a tenant has (1× against 3× the data: exact equality)."""
 
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
 from decimal import Decimal
 

@@ -3,7 +3,7 @@
 import csv
 import io
 import json
-from datetime import date, timedelta
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest

@@ -25,7 +25,6 @@ from customers.money import Money
 from customers.periods import add_months, months_between
 from customers.tenancy import platform_scope
 from portal.dashboards.panels import Display
-from revenue.figures import figure_definition
 from revenue.reports import monthly_report_context, monthly_report_send
 from revenue.services import snapshot_month
 from revenue.selectors.mrr import customer_mrr
