@@ -14,6 +14,8 @@ its stamp). Amounts due come from ``Invoice.objects.with_balance_due``, the one 
 from dataclasses import dataclass
 from typing import Callable
 
+from csp.constants import SELF
+from csp.decorators import csp_replace
 from django.contrib import messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -89,6 +91,7 @@ class _PdfViewMixin:
         return [path("<path:object_id>/pdf/", view(self.pdf_view), name=self.pdf_url_name), *extra]
 
     @method_decorator(xframe_options_sameorigin)  # the object's own page embeds the preview
+    @method_decorator(csp_replace({"frame-ancestors": [SELF]}))
     def pdf_view(self, request, object_id):
         obj = self.get_object(request, unquote(object_id))
         if obj is None or not self.has_view_permission(request, obj):

@@ -141,7 +141,8 @@ def test_moving_a_card_on_the_pipeline_board(live_server, member_factory, tenant
         card = page.locator(f"#opportunity-{deal.pk}")
         card_text = card.inner_text()
         card.drag_to(page.locator(".board-column[data-stage=qualified] h2"))
-        page.wait_for_function(f"document.getElementById('pipeline-board').dataset.lastMoved === '{deal.pk}'")
+        # A selector, not wait_for_function: that evaluates a string in the page, which the CSP forbids ('unsafe-eval').
+        page.wait_for_selector(f"#pipeline-board[data-last-moved='{deal.pk}']", state="attached")
         column = card.evaluate("card => card.closest('.board-column').dataset.stage")
         width = page.evaluate("document.documentElement.scrollWidth")
         page.reload()
