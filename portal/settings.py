@@ -167,7 +167,7 @@ SESSION_COOKIE_AGE = env.int("DJANGO_SESSION_COOKIE_AGE", default=14 * 24 * 3600
 STAFF_SESSION_IDLE_SECONDS = env.int("DJANGO_STAFF_SESSION_IDLE_SECONDS", default=4 * 3600)
 
 # The cache holds the API throttle's counters and the password-reset limits, so every web worker must
-# share it: the database (table django_cache, made by `manage.py createcachetable`) unless DJANGO_CACHE_URL
+# share it: the database (table django_cache, made by portal's first migration) unless DJANGO_CACHE_URL
 # names another, e.g. redis://127.0.0.1:6379/1 in production.
 CACHES = {
     "default": env.cache("DJANGO_CACHE_URL", default="dbcache://django_cache"),

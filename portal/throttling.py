@@ -21,7 +21,7 @@ class CallerRateThrottle(SimpleRateThrottle):
     def allow_request(self, request, view):
         api_key = getattr(request._request, "api_key", None)
         if api_key is not None:
-            self.ident = f"key-{api_key.pk}"
+            self.ident = f"key-{api_key.prefix}"  # its public prefix: the pk holds the key's hash
             default_scope = "api_key"
         elif request.user is not None and request.user.is_authenticated:
             self.ident = f"user-{request.user.pk}"
