@@ -5,7 +5,6 @@ DEBUG is on. With no DATABASE_URL an embedded PostgreSQL is used; with no CELERY
 broker is that database (kombu's SQLAlchemy transport). See README.md, "Configuration".
 """
 
-from datetime import timedelta
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -147,12 +146,14 @@ AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
 ]
-# Lockout (admin and portal logins): AXES_FAILURE_LIMIT wrong passwords for one username from one address
-# lock that username at that address for AXES_COOLOFF_MINUTES; every attempt while locked starts the wait
-# again, so guessing on only ever waits longer. Another user at the same address, or the same user
-# elsewhere, is not locked. A platform superuser unlocks early by deleting the entry (admin → Axes).
+# Lockout (admin and portal logins; portal.login_lockout): AXES_FAILURE_LIMIT wrong passwords for one
+# username from one address lock that username there for AXES_COOLOFF_MINUTES, and every attempt while
+# locked doubles the wait (at most a day). Another user at the same address, or the same user elsewhere,
+# is not locked. A platform superuser unlocks early by deleting the entry (admin → Axes).
 AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
-AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15))
+AXES_COOLOFF_MINUTES = env.int("AXES_COOLOFF_MINUTES", default=15)
+AXES_COOLOFF_TIME = "portal.login_lockout.login_cool_off"
+AXES_USE_ATTEMPT_EXPIRATION = True
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = True
 AXES_RESET_ON_SUCCESS = True

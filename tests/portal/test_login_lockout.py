@@ -3,7 +3,7 @@
 from datetime import timedelta
 
 import pytest
-from axes.models import AccessAttempt
+from axes.models import AccessAttempt, AccessAttemptExpiration
 from django.contrib.auth import get_user_model
 
 from customers.models import Role
@@ -37,16 +37,19 @@ def fail(client, path, username, times, address="10.0.0.1"):
 
 
 def test_portal_login_locks_after_the_limit_even_with_the_right_password(client, portal_user):
-    fail(client, "/accounts/login/", "pat", LIMIT)
+    fail(client, "/accounts/login/", "pat", LIMIT - 1)
 
-    response = log_in(client, "/accounts/login/", "pat", PASSWORD)
+    locking = log_in(client, "/accounts/login/", "pat", "wrong-guess")
+    right_too_late = log_in(client, "/accounts/login/", "pat", PASSWORD)
 
-    assert response.status_code == 429
-    assert response["Retry-After"] == "900"
-    body = response.content.decode()
+    assert (locking.status_code, locking["Retry-After"]) == (429, "900")
+    body = locking.content.decode()
     assert "Too many wrong passwords for “pat” from your address (5 in a row)." in body
-    assert "Try again in 15 minutes. Every attempt before then starts the wait again." in body
+    assert "Try again in 15 minutes. Every attempt before then doubles the wait (up to 24 hours)." in body
     assert "/accounts/password-reset/" in body
+    # The right password while locked is refused, and counts as one more attempt.
+    assert (right_too_late.status_code, right_too_late["Retry-After"]) == (429, "1800")
+    assert "Try again in 30 minutes." in right_too_late.content.decode()
     assert "_auth_user_id" not in client.session
 
 
@@ -78,24 +81,46 @@ def test_lock_is_per_username_and_address(client, portal_user, superuser):
     assert log_in(client, "/admin/login/", "root", PASSWORD, address="10.0.0.2").status_code == 302
 
 
-def test_every_attempt_while_locked_restarts_the_cool_off(client, portal_user):
-    fail(client, "/accounts/login/", "pat", LIMIT)
-    attempt = AccessAttempt.objects.get(username="pat")
-    AccessAttempt.objects.filter(pk=attempt.pk).update(attempt_time=attempt.attempt_time - timedelta(minutes=10))
-
-    assert log_in(client, "/accounts/login/", "pat", "wrong-guess").status_code == 429
-
-    attempt.refresh_from_db()
-    assert attempt.failures_since_start == LIMIT + 1
-    AccessAttempt.objects.filter(pk=attempt.pk).update(attempt_time=attempt.attempt_time - timedelta(minutes=10))
-    assert log_in(client, "/accounts/login/", "pat", PASSWORD).status_code == 429
+def age(username, minutes):
+    """Move a lock's failures and expiry ``minutes`` into the past, as if that time had passed."""
+    attempt = AccessAttempt.objects.get(username=username)
+    AccessAttempt.objects.filter(pk=attempt.pk).update(attempt_time=attempt.attempt_time - timedelta(minutes=minutes))
+    AccessAttemptExpiration.objects.filter(access_attempt=attempt).update(
+        expires_at=attempt.expiration.expires_at - timedelta(minutes=minutes)
+    )
 
 
 def test_the_lock_ends_after_the_cool_off(client, portal_user):
     fail(client, "/accounts/login/", "pat", LIMIT)
-    AccessAttempt.objects.filter(username="pat").update(attempt_time=AccessAttempt.objects.get().attempt_time - timedelta(minutes=16))
+    age("pat", 14)
+    assert log_in(client, "/accounts/login/", "pat", PASSWORD).status_code == 429
+
+    age("pat", 31)  # the refused attempt doubled the wait to 30 minutes
 
     assert log_in(client, "/accounts/login/", "pat", PASSWORD).status_code == 302
+    assert not AccessAttempt.objects.filter(username="pat").exists()
+
+
+def test_every_attempt_while_locked_doubles_the_wait(client, portal_user):
+    fail(client, "/accounts/login/", "pat", LIMIT)
+
+    waits = [log_in(client, "/accounts/login/", "pat", "wrong-guess")["Retry-After"] for _ in range(2)]
+
+    assert waits == ["1800", "3600"]
+    age("pat", 40)  # a fixed 15-minute lock would be over by now
+    response = log_in(client, "/accounts/login/", "pat", PASSWORD)
+    assert response.status_code == 429
+    assert "Try again in 2 hours." in response.content.decode()
+
+
+def test_the_wait_stops_growing_at_a_day(client, portal_user):
+    fail(client, "/accounts/login/", "pat", LIMIT)
+    AccessAttempt.objects.filter(username="pat").update(failures_since_start=400)
+
+    response = log_in(client, "/accounts/login/", "pat", PASSWORD)
+
+    assert (response.status_code, response["Retry-After"]) == (429, str(24 * 3600))
+    assert "Try again in 24 hours." in response.content.decode()
 
 
 def test_locked_entries_are_listed_for_the_platform_superuser_only(client, tenant_a, member_factory, superuser):
