@@ -159,7 +159,7 @@ AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = True
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_CALLABLE = "portal.login_lockout.lockout_response"
 AXES_ENABLE_ADMIN = False  # portal/admin.py registers axes' pages for platform superusers only
-# Behind a proxy, name the header it sets (e.g. HTTP_X_FORWARDED_FOR): the address is then the client's.
+# Behind a proxy, the header it sets (e.g. HTTP_X_REAL_IP), never one a client could forge.
 AXES_IPWARE_META_PRECEDENCE_ORDER = env.list("AXES_CLIENT_IP_HEADERS", default=["REMOTE_ADDR"])
 
 # Sessions: a portal user's lasts SESSION_COOKIE_AGE (two weeks by default); a staff member's ends after
