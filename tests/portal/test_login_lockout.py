@@ -5,8 +5,9 @@ from datetime import timedelta
 import pytest
 from axes.models import AccessAttempt, AccessAttemptExpiration
 from django.contrib.auth import get_user_model
+from rest_framework.test import APIClient
 
-from customers.models import Role
+from customers.models import Role, TenantAPIKey
 from customers.tenancy import platform_scope
 from tests.customers.factories import PortalAccessFactory, UserFactory
 
@@ -149,3 +150,16 @@ def test_deleting_the_entry_unlocks_at_once(client, portal_user, superuser):
     client.logout()
     assert log_in(client, "/accounts/login/", "pat", PASSWORD).status_code == 302
     assert get_user_model().objects.get(username="pat").last_login is not None
+
+
+def test_api_keys_and_api_sessions_pass_by_the_lockout(client, tenant_a, member_factory):
+    """Neither an API key nor DRF's session authentication calls authenticate(): a lock never blocks them."""
+    member_factory(tenant_a, Role.VIEWER, username="vic")
+    assert log_in(client, "/admin/login/", "vic", PASSWORD).status_code == 302
+    fail(APIClient(), "/admin/login/", "vic", LIMIT)  # someone else guesses vic's password from the same address
+    _, raw_key = TenantAPIKey.objects.create_key(tenant=tenant_a, name="ci")
+    machine = APIClient()
+    machine.credentials(HTTP_AUTHORIZATION=f"Api-Key {raw_key}")
+
+    assert client.get("/api/v1/customers/").status_code == 200
+    assert machine.get("/api/v1/customers/").status_code == 200
