@@ -75,6 +75,7 @@ class UsageEventIngestView(APIView):
     """POST usage events: one event object, or ``{"events": [...]}`` with up to 10 000."""
 
     queryset = UsageEvent.objects.none()  # names the model whose area (billing) staff roles must edit
+    throttle_scope = "usage_ingest"  # its own request budget per caller: the usage_ingest rate in settings
 
     @extend_schema(
         operation_id="usage_events_ingest",

@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "djmoney",
     "simple_history",
     "csp",
+    "axes",
     "customers",
     "billing",
     "revenue",
@@ -73,6 +74,9 @@ MIDDLEWARE = [
     "portal.tenancy.TenantMiddleware",
     "portal.staff_language.StaffLanguageMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
+    "portal.staff_sessions.StaffSessionExpiryMiddleware",
+    # Last, as django-axes asks: it turns a login that its backend refused into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "portal.urls"
@@ -137,6 +141,46 @@ STORAGES = {
 }
 MEDIA_ROOT = Path(env("MEDIA_ROOT", default=str(BASE_DIR / "var" / "media")))
 MEDIA_URL = "/media/"
+
+# django-axes first: it refuses a locked-out login before any password is checked, and needs the request
+# that Django's login forms pass to authenticate(). API keys and DRF's session authentication never call
+# authenticate(), so they pass it by.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# Lockout (admin and portal logins; portal.login_lockout): AXES_FAILURE_LIMIT wrong passwords for one
+# username from one address lock that username there for AXES_COOLOFF_MINUTES, and every attempt while
+# locked doubles the wait (at most a day). Another user at the same address, or the same user elsewhere,
+# is not locked. A platform superuser unlocks early by deleting the entry (admin → Axes).
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_MINUTES = env.int("AXES_COOLOFF_MINUTES", default=15)
+AXES_COOLOFF_TIME = "portal.login_lockout.login_cool_off"
+AXES_USE_ATTEMPT_EXPIRATION = True
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = True
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "portal.login_lockout.lockout_response"
+AXES_ENABLE_ADMIN = False  # portal/admin.py registers axes' pages for platform superusers only
+# Behind a proxy, the header it sets (e.g. HTTP_X_REAL_IP), never one a client could forge.
+AXES_IPWARE_META_PRECEDENCE_ORDER = env.list("AXES_CLIENT_IP_HEADERS", default=["REMOTE_ADDR"])
+
+# Sessions: a portal user's lasts SESSION_COOKIE_AGE (two weeks by default); a staff member's ends after
+# STAFF_SESSION_IDLE_SECONDS without a request (portal.staff_sessions).
+SESSION_COOKIE_AGE = env.int("DJANGO_SESSION_COOKIE_AGE", default=14 * 24 * 3600)
+STAFF_SESSION_IDLE_SECONDS = env.int("DJANGO_STAFF_SESSION_IDLE_SECONDS", default=4 * 3600)
+
+# The cache holds the API throttle's counters and the password-reset limits, so every web worker must
+# share it: the database (table django_cache, made by portal's first migration) unless DJANGO_CACHE_URL
+# names another, e.g. redis://127.0.0.1:6379/1 in production.
+CACHES = {
+    "default": env.cache("DJANGO_CACHE_URL", default="dbcache://django_cache"),
+}
+
+# The portal's password reset: emails reach portal users only, at most this many per account and per hour;
+# one address may ask at most this many times an hour. Over a limit the page answers the same, sends nothing.
+PASSWORD_RESET_EMAILS_PER_ACCOUNT_PER_HOUR = env.int("PASSWORD_RESET_EMAILS_PER_ACCOUNT_PER_HOUR", default=3)
+PASSWORD_RESET_REQUESTS_PER_ADDRESS_PER_HOUR = env.int("PASSWORD_RESET_REQUESTS_PER_ADDRESS_PER_HOUR", default=10)
 
 LOGIN_URL = "portal:login"
 LOGIN_REDIRECT_URL = "portal:home"
@@ -210,6 +254,14 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "portal.api_errors.exception_handler",
     "UNAUTHENTICATED_USER": None,
+    # One bucket per API key and one per staff user (portal.throttling); the usage endpoint has its own.
+    # Over the rate: 429, a Retry-After header and a JSON body.
+    "DEFAULT_THROTTLE_CLASSES": ["portal.throttling.CallerRateThrottle"],
+    "DEFAULT_THROTTLE_RATES": {
+        "api_key": env("API_RATE_PER_API_KEY", default="1200/min"),
+        "user": env("API_RATE_PER_USER", default="600/min"),
+        "usage_ingest": env("API_RATE_USAGE_INGEST", default="600/min"),
+    },
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Customer economics portal API",

@@ -18,3 +18,10 @@ MEDIA_ROOT = tempfile.mkdtemp(prefix="portal-test-media-")
 CELERY_TASK_ALWAYS_EAGER = True
 LOGGING["root"]["level"] = "WARNING"  # noqa: F405
 STATIC_ROOT = tempfile.mkdtemp(prefix="portal-test-static-")  # whitenoise wants it to exist
+# Each process its own cache, emptied before every test (tests/conftest.py): no query counted for it, and no
+# throttle counter or password-reset limit carried from one test into the next.
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# Rates no test reaches by accident; the throttling tests set their own.
+REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {  # noqa: F405
+    scope: "100000/min" for scope in REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]  # noqa: F405
+}

@@ -7,6 +7,7 @@ from rest_framework.routers import DefaultRouter
 from billing.api import register as register_billing_api
 from billing.api_usage import url_patterns as usage_api_patterns
 from customers.api import register as register_customers_api
+from portal.password_reset import PortalPasswordResetView
 from portal.views import customer_portal, roi, site
 from portal.views.api_schema import CachedSpectacularAPIView
 from portal.views.customer_360 import customer_360_page
@@ -45,7 +46,7 @@ portal_patterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path(
         "accounts/password-reset/",
-        auth_views.PasswordResetView.as_view(
+        PortalPasswordResetView.as_view(
             template_name="portal/password_reset_form.html",
             email_template_name="portal/password_reset_email.txt",
             subject_template_name="portal/password_reset_subject.txt",

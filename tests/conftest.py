@@ -40,6 +40,14 @@ def member_factory(db):
 
 
 @pytest.fixture(autouse=True)
+def empty_cache():
+    """Start every test with an empty cache: API throttle counters and password-reset limits live there."""
+    from django.core.cache import cache
+
+    cache.clear()
+
+
+@pytest.fixture(autouse=True)
 def celery_join_flag_reset():
     """Start every test with Celery's "joining a result would block" flag off.
 

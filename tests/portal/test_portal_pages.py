@@ -274,4 +274,5 @@ def test_password_reset_emails_a_portal_link(client, world):
     assert form.status_code == 200 and form.context["validlink"]
     done = client.post(form.redirect_chain[-1][0], {"new_password1": "a-Better-pass-42", "new_password2": "a-Better-pass-42"})
     assert (done.status_code, done["Location"]) == (302, "/accounts/reset/done/")
-    assert client.login(username=world["user"].username, password="a-Better-pass-42")
+    login = client.post("/accounts/login/", {"username": world["user"].username, "password": "a-Better-pass-42"})
+    assert (login.status_code, login["Location"]) == (302, "/")
