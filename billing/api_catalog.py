@@ -29,7 +29,7 @@ from billing.services import catalog
 from billing.services.price_terms import billing_settings_for
 from customers.api_base import TenantModelSerializer, TenantModelViewSet, TenantPagination, TenantPrimaryKeyRelatedField
 from customers.models import ContractLine
-from customers.periods import PeriodError, month_key, month_start, parse_month, tenant_today
+from customers.periods import month_key, month_start, parse_month, tenant_today
 
 CONFLICT = OpenApiResponse(description="In use by an issued invoice (or by price terms): `detail` says why and what to do.")
 INVALID = OpenApiResponse(description="Invalid input: messages per field.")
@@ -326,11 +326,8 @@ class BillingRunStartSerializer(serializers.Serializer):
         tenant = self.context["request"].tenant
         try:
             period_start = parse_month(attrs["period"])
-        except PeriodError as exc:
-            raise serializers.ValidationError({"period": [str(exc)]}) from None
-        try:
             validate_run_period(tenant=tenant, period_start=period_start)
-        except ValidationError as exc:  # a month that has not begun
+        except ValidationError as exc:  # PeriodError (not a month) or a month that has not begun
             raise serializers.ValidationError({"period": exc.messages}) from None
         if attrs["finalize"] and period_start == month_start(tenant_today(tenant)):
             raise serializers.ValidationError({"finalize": [
