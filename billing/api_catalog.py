@@ -17,7 +17,7 @@ import django_filters
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.urls import path
-from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema, extend_schema_view
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema, extend_schema_view, inline_serializer
 from rest_framework import generics, mixins, serializers, status, viewsets
 from rest_framework.response import Response
 
@@ -367,7 +367,14 @@ class BillingRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
     @extend_schema(
         request=BillingRunStartSerializer,
         responses={
-            202: OpenApiResponse(description="Queued: `run` is where to read its progress."),
+            202: OpenApiResponse(
+                inline_serializer("BillingRunQueued", {
+                    "detail": serializers.CharField(),
+                    "period": serializers.CharField(),
+                    "run": serializers.CharField(help_text="Where to read the run's progress."),
+                }),
+                description="Queued to the workers: `run` is where to read its progress.",
+            ),
             400: INVALID,
             403: OpenApiResponse(description="Only finance staff (finance or owner) start month-end; not API keys."),
         },
