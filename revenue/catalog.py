@@ -63,14 +63,23 @@ def _frozen_months_converted(*, tenant: Tenant, currency: str, effective_on: dat
     return sorted(set(months.values_list("month", flat=True)))
 
 
+def exchange_rate_refusal(*, tenant: Tenant, currency: str, effective_on: date, what: str) -> str | None:
+    """Why a rate of ``currency`` from ``effective_on`` may not be written (``what`` it did or would do to
+    a frozen month: "converted", "would change"), or None. The admin's form asks this too."""
+    months = _frozen_months_converted(tenant=tenant, currency=currency, effective_on=effective_on)
+    if not months:
+        return None
+    return (
+        f"The {currency} rate from {effective_on} {what} the figures of {months[0]:%Y-%m}"
+        f"{f' to {months[-1]:%Y-%m}' if len(months) > 1 else ''}, which are closed and frozen. "
+        f"Date the new rate after {months[-1]:%Y-%m}."
+    )
+
+
 def _refuse_frozen(rate: ExchangeRate, what: str) -> None:
-    months = _frozen_months_converted(tenant=rate.tenant, currency=rate.currency, effective_on=rate.effective_on)
-    if months:
-        raise CatalogInUse(
-            f"The {rate.currency} rate from {rate.effective_on} {what} the figures of {months[0]:%Y-%m}"
-            f"{f' to {months[-1]:%Y-%m}' if len(months) > 1 else ''}, which are closed and frozen. "
-            f"Date the new rate after {months[-1]:%Y-%m}."
-        )
+    refusal = exchange_rate_refusal(tenant=rate.tenant, currency=rate.currency, effective_on=rate.effective_on, what=what)
+    if refusal:
+        raise CatalogInUse(refusal)
 
 
 @transaction.atomic

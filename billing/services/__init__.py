@@ -17,12 +17,15 @@ keeps working for callers in other apps; modules inside billing import from the 
 
 from billing.services.catalog import (
     CatalogInUse,
+    billable_metric_change_refusal,
     billable_metric_create,
     billable_metric_delete,
+    billable_metric_delete_refusal,
     billable_metric_update,
     billing_settings_update,
     price_terms_create,
     price_terms_delete,
+    price_terms_refusal,
     price_terms_update,
 )
 from billing.services.credits import (
@@ -79,8 +82,10 @@ __all__ = [
     "PricedLine",
     "PricedPeriod",
     "PricingContext",
+    "billable_metric_change_refusal",
     "billable_metric_create",
     "billable_metric_delete",
+    "billable_metric_delete_refusal",
     "billable_metric_update",
     "billing_settings_for",
     "billing_settings_update",
@@ -99,6 +104,7 @@ __all__ = [
     "price_period",
     "price_terms_create",
     "price_terms_delete",
+    "price_terms_refusal",
     "price_terms_set",
     "price_terms_update",
 ]

@@ -44,32 +44,49 @@ def billable_metric_create(*, tenant: Tenant, code: str, name: str, **fields) ->
     return _save(BillableMetric(tenant=tenant, code=code, name=name, **fields))
 
 
-@transaction.atomic
-def billable_metric_update(*, metric: BillableMetric, **changes) -> BillableMetric:
-    """Change a metric's fields (those of ``METRIC_FIELDS`` given).
+def billable_metric_change_refusal(*, metric: BillableMetric, changes: dict) -> str | None:
+    """Why ``changes`` (new field values) may not be made to the stored ``metric``, or None.
 
     What it measures (code, event_code, aggregation, field, filters) cannot change once an issued
-    invoice (finalized or paid) was priced from it, nor may its code change while price terms name it:
-    both raise ``CatalogInUse``. Its name and unit can always change. Raises ValidationError per field.
+    invoice (finalized or paid) was priced from it, nor may its code change while price terms name it.
+    The admin's form asks this too.
     """
+    measure_changed = [name for name in METRIC_MEASURE_FIELDS if name in changes and changes[name] != getattr(metric, name)]
+    if not measure_changed:
+        return None
+    users = _metric_users(metric)
+    issued = _issued_line(InvoiceLine.objects.for_tenant(metric.tenant).filter(contract_line__price_terms__in=users))
+    if issued is not None:
+        return (
+            f"Metric {metric.code} priced invoice {issued.invoice.number} ({issued.invoice.period_start:%Y-%m}); "
+            f"its {', '.join(measure_changed)} cannot change, or that invoice could no longer be explained. "
+            "Create a new metric and point new price terms at it."
+        )
+    if "code" in measure_changed and users.exists():
+        return (
+            f"{users.count()} price terms name metric {metric.code}; point them at another metric before "
+            "renaming it, or create a new metric."
+        )
+    return None
+
+
+def billable_metric_delete_refusal(*, metric: BillableMetric) -> str | None:
+    """Why ``metric`` may not be deleted (price terms use it), or None."""
+    users = _metric_users(metric).count()
+    return f"{users} price terms use metric {metric.code}; delete or change them first." if users else None
+
+
+@transaction.atomic
+def billable_metric_update(*, metric: BillableMetric, **changes) -> BillableMetric:
+    """Change a metric's fields (those of ``METRIC_FIELDS`` given). Raises ``CatalogInUse`` for what
+    ``billable_metric_change_refusal`` refuses (its name and unit can always change), ValidationError
+    per field."""
     unknown = set(changes) - set(METRIC_FIELDS)
     if unknown:
         raise TypeError(f"billable_metric_update() got unexpected fields {sorted(unknown)}")
-    measure_changed = [name for name in METRIC_MEASURE_FIELDS if name in changes and changes[name] != getattr(metric, name)]
-    if measure_changed:
-        users = _metric_users(metric)
-        issued = _issued_line(InvoiceLine.objects.for_tenant(metric.tenant).filter(contract_line__price_terms__in=users))
-        if issued is not None:
-            raise CatalogInUse(
-                f"Metric {metric.code} priced invoice {issued.invoice.number} ({issued.invoice.period_start:%Y-%m}); "
-                f"its {', '.join(measure_changed)} cannot change, or that invoice could no longer be explained. "
-                "Create a new metric and point new price terms at it."
-            )
-        if "code" in measure_changed and users.exists():
-            raise CatalogInUse(
-                f"{users.count()} price terms name metric {metric.code}; point them at another metric before "
-                "renaming it, or create a new metric."
-            )
+    refusal = billable_metric_change_refusal(metric=metric, changes=changes)
+    if refusal:
+        raise CatalogInUse(refusal)
     for name, value in changes.items():
         setattr(metric, name, value)
     return _save(metric)
@@ -81,23 +98,30 @@ def billable_metric_delete(*, metric: BillableMetric) -> None:
 
     Its usage events stay: they are facts, and a metric with the same code reads them again.
     """
-    users = _metric_users(metric).count()
-    if users:
-        raise CatalogInUse(
-            f"{users} price terms use metric {metric.code}; delete or change them first."
-        )
+    refusal = billable_metric_delete_refusal(metric=metric)
+    if refusal:
+        raise CatalogInUse(refusal)
     metric.delete()
 
 
-def _refuse_if_invoiced(contract_line: ContractLine, what: str) -> None:
+def price_terms_refusal(*, contract_line: ContractLine, what: str) -> str | None:
+    """Why the price terms of ``contract_line`` may not be ``what`` ("added", "changed", "deleted"): the
+    line version is on an issued invoice, so its pricing is history. None when they may."""
     issued = _issued_line(InvoiceLine.objects.for_tenant(contract_line.tenant).filter(contract_line=contract_line))
-    if issued is not None:
-        raise CatalogInUse(
-            f"Contract line {contract_line.pk} ({contract_line.description}) was invoiced on "
-            f"{issued.invoice.number} ({issued.invoice.period_start:%Y-%m}); its price terms cannot be {what}. "
-            f"Change the line from a date instead (POST /api/v1/contracts/{contract_line.contract_id}/changes/): "
-            "the new line version keeps these terms, and its own terms can then be changed."
-        )
+    if issued is None:
+        return None
+    return (
+        f"Contract line {contract_line.pk} ({contract_line.description}) was invoiced on "
+        f"{issued.invoice.number} ({issued.invoice.period_start:%Y-%m}); its price terms cannot be {what}. "
+        f"Change the line from a date instead (POST /api/v1/contracts/{contract_line.contract_id}/changes/): "
+        "the new line version keeps these terms, and its own terms can then be changed."
+    )
+
+
+def _refuse_if_invoiced(contract_line: ContractLine, what: str) -> None:
+    refusal = price_terms_refusal(contract_line=contract_line, what=what)
+    if refusal:
+        raise CatalogInUse(refusal)
 
 
 @transaction.atomic
