@@ -140,6 +140,12 @@ class PriceTermsSerializer(TenantModelSerializer):
         model = PriceTerms
         fields = ["id", "contract_line", "contract", "currency", "charge_model", "metric", "terms"]
 
+    def validate_terms(self, value):
+        # The model's clean reads the terms as an object before parse_terms can say so.
+        if not isinstance(value, dict):
+            raise serializers.ValidationError('Terms must be a JSON object, e.g. {"unit_price": "0.50"}.')
+        return value
+
     def validate_metric(self, value):
         tenant = self.context["request"].tenant
         if value and not BillableMetric.objects.for_tenant(tenant).filter(code=value).exists():

@@ -58,6 +58,12 @@ class PricePlanSerializer(TenantModelSerializer):
             raise serializers.ValidationError(f'The catalog has a plan "{value}" already.')
         return value
 
+    def validate_terms(self, value):
+        # The model's clean reads the terms as an object before parse_terms can say so.
+        if not isinstance(value, dict):
+            raise serializers.ValidationError('Terms must be a JSON object, e.g. {"unit_price": "0.50"}.')
+        return value
+
     def validate_metric(self, value):
         # PricePlan.clean says so too; here the message says where to create one.
         if value and not BillableMetric.objects.for_tenant(self.context["request"].tenant).filter(code=value).exists():

@@ -170,6 +170,7 @@ def test_an_unused_metric_is_deleted(tenant_a):
         ("per_unit", "gb_stored", {},
          {"metric": ['No billable metric "gb_stored"; create it first (POST /api/v1/billable-metrics/).']}),
         ("hourly", "processed_jobs", {}, {"charge_model": ['"hourly" is not a valid choice.']}),
+        ("per_unit", "processed_jobs", ["0.10"], {"terms": ['Terms must be a JSON object, e.g. {"unit_price": "0.50"}.']}),
     ],
 )
 def test_price_terms_are_validated_per_charge_model_with_a_message_per_field(tenant_a, charge_model, metric, terms, errors):
