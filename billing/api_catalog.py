@@ -24,6 +24,7 @@ from rest_framework.response import Response
 from billing import tasks
 from billing.api import IsBillingStaff
 from billing.models import BillableMetric, BillingRun, BillingSettings, ChargeModel, PriceTerms
+from billing.models.invoicing import TERMS_KEYS
 from billing.month_end import validate_run_period
 from billing.services import catalog
 from billing.services.price_terms import billing_settings_for
@@ -129,11 +130,10 @@ class PriceTermsSerializer(TenantModelSerializer):
     )
     terms = serializers.JSONField(
         required=False, default=dict,
-        help_text="The charge model's parameters, amounts as decimal strings in the contract's currency: per_unit "
-        "{unit_price}; graduated and volume {tiers: [{up_to, unit_price, flat_fee}], last up_to null}; package "
-        "{package_size, package_price, free_units}; percentage {rate_percent, fixed_fee_per_event, free_events, "
-        "free_amount, min_per_event, max_per_event}; included_quota {included, overage_unit_price, grace_percent, …}; "
-        "every model also minimum_commitment and failed_metric.",
+        help_text="The charge model's parameters, amounts as decimal strings in the contract's currency (tiers: "
+        "[{up_to, unit_price, flat_fee}], the last up_to null). By model: " + "; ".join(
+            f"{model}: {', '.join(name for name, _, _ in keys) or '(none)'}" for model, keys in TERMS_KEYS.items()
+        ) + "; every model also: minimum_commitment, failed_metric.",
     )
 
     class Meta:

@@ -75,6 +75,11 @@ class PricePlanSerializer(TenantModelSerializer):
     def validate(self, attrs):
         currency = attrs.get("currency") or getattr(self.instance, "currency", None)
         errors = {}
+        if self.instance is not None and currency != self.instance.currency:
+            # The stored amounts are in the old currency: a new currency needs its amounts restated.
+            for name in ("base_fee", "unit_price"):
+                if name not in attrs:
+                    errors[name] = [f"The plan moves to {currency}: give its {name} in {currency} too."]
         for name in ("base_fee", "unit_price"):
             money = attrs.get(name)
             if money is None:

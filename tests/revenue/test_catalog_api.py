@@ -46,6 +46,11 @@ def test_a_plan_is_created_with_money_in_its_currency_and_changed(tenant_a):
     assert created.status_code == 201
     assert created.json() == {"id": created.json()["id"], **PLAN, "unit_price": {"amount": "0.00", "currency": "USD"}}
     assert changed.status_code == 200 and changed.json()["base_fee"] == {"amount": "31.50", "currency": "USD"}
+    moved = client.patch(f"/api/v1/price-plans/{created.json()['id']}/", {"currency": "SEK"}, format="json")
+    assert (moved.status_code, moved.json()) == (400, {
+        "base_fee": ["The plan moves to SEK: give its base_fee in SEK too."],
+        "unit_price": ["The plan moves to SEK: give its unit_price in SEK too."],
+    })
     assert PricePlan.objects.for_tenant(tenant_a).get().base_fee == Decimal("31.50")
 
 
