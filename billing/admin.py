@@ -32,7 +32,7 @@ from billing.models import (
     PriceTerms,
     UsageEvent,
 )
-from customers.admin_base import TenantAdmin, TenantInline, request_role
+from customers.admin_base import TenantAdmin, TenantInline, TenantModelForm, request_role
 
 
 def _run(modeladmin, request, queryset, service, done: str):
@@ -259,12 +259,48 @@ class PriceTermsContractFilter(admin.SimpleListFilter):
         return queryset.filter(contract_line__contract_id=int(self.value()))
 
 
+class CatalogGuardMixin:
+    """Catalog rows the API's services guard: the admin refuses what they refuse (``delete_refusal``;
+    a change is refused by the form), so an issued invoice's pricing is history on every surface."""
+
+    def delete_refusal(self, obj) -> str | None:
+        raise NotImplementedError
+
+    def has_delete_permission(self, request, obj=None):
+        return super().has_delete_permission(request, obj) and (obj is None or not self.delete_refusal(obj))
+
+    def delete_queryset(self, request, queryset):
+        for obj in queryset:
+            refusal = self.delete_refusal(obj)
+            if refusal:
+                self.message_user(request, f"{obj} was kept: {refusal}", messages.ERROR)
+            else:
+                obj.delete()
+
+
+class PriceTermsForm(TenantModelForm):
+    def clean(self):
+        cleaned = super().clean()
+        lines = {self.instance.contract_line} if self.instance.pk else set()
+        if cleaned.get("contract_line") is not None:
+            lines.add(cleaned["contract_line"])
+        for line in lines:
+            refusal = services.price_terms_refusal(contract_line=line, what="changed" if self.instance.pk else "added")
+            if refusal:
+                raise ValidationError(refusal)
+        return cleaned
+
+
 @admin.register(PriceTerms)
-class PriceTermsAdmin(TenantAdmin):
+class PriceTermsAdmin(CatalogGuardMixin, TenantAdmin):
+    form = PriceTermsForm
     list_display = ["__str__", "contract_line", "charge_model", "metric"]
     list_filter = ["charge_model", "metric", PriceTermsContractFilter]
     list_select_related = ["contract_line", "contract_line__contract"]
     fields = ["contract_line", "charge_model", "metric", "terms"]
+
+    def delete_refusal(self, obj):
+        return services.price_terms_refusal(contract_line=obj.contract_line, what="deleted")
 
 
 @admin.register(BillingSettings)
@@ -273,14 +309,29 @@ class BillingSettingsAdmin(TenantAdmin):
     fields = ["minimum_invoice_amount"]
 
 
-@admin.register(BillableMetric)
-class BillableMetricAdmin(TenantAdmin):
-    """What usage events count for: kept by owners and finance (the billing area), read by all."""
+class BillableMetricForm(TenantModelForm):
+    def clean(self):
+        cleaned = super().clean()
+        if self.instance.pk:
+            refusal = services.billable_metric_change_refusal(metric=self.instance, changes=cleaned)
+            if refusal:
+                raise ValidationError(refusal)
+        return cleaned
 
+
+@admin.register(BillableMetric)
+class BillableMetricAdmin(CatalogGuardMixin, TenantAdmin):
+    """What usage events count for: kept by owners and finance (the billing area), read by all. What a
+    metric measures is fixed once it priced an issued invoice, and one price terms use is kept."""
+
+    form = BillableMetricForm
     list_display = ["code", "name", "aggregation", "field", "event_code", "filters", "unit"]
     list_filter = ["aggregation"]
     search_fields = ["code", "name"]
     fields = ["code", "name", "event_code", "aggregation", "field", "filters", "unit"]
+
+    def delete_refusal(self, obj):
+        return services.billable_metric_delete_refusal(metric=obj)
 
 
 @admin.register(UsageEvent)

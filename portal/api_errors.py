@@ -14,6 +14,7 @@ from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from billing.services import CatalogInUse
 from customers.change_guards import ContractChangeRefused
 
 
@@ -37,6 +38,9 @@ def exception_handler(exc, context):
             {"detail": refusal.message, "invoice": refusal.document, "first_open_date": first_open},
             status=status.HTTP_409_CONFLICT,
         )
+    if isinstance(exc, CatalogInUse):
+        # A catalog write that would change how an issued invoice was priced (billing.services.catalog).
+        return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
     if isinstance(exc, DjangoValidationError):
         return Response(validation_error_detail(exc), status=status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, ProtectedError):

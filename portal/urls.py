@@ -5,6 +5,8 @@ from drf_spectacular.views import SpectacularSwaggerSplitView
 from rest_framework.routers import DefaultRouter
 
 from billing.api import register as register_billing_api
+from billing.api_catalog import register as register_billing_catalog_api
+from billing.api_catalog import url_patterns as billing_catalog_api_patterns
 from billing.api_usage import url_patterns as usage_api_patterns
 from customers.api import register as register_customers_api
 from portal.password_reset import PortalPasswordResetView
@@ -14,6 +16,7 @@ from portal.views.customer_360 import customer_360_page
 from portal.views.dashboards import url_patterns as dashboard_patterns
 from portal.views.economics import url_patterns as economics_patterns
 from revenue.api import register as register_revenue_api
+from revenue.api_catalog import register as register_revenue_catalog_api
 from revenue.api_metrics import url_patterns as metrics_api_patterns
 from revenue.economics.api import url_patterns as economics_api_patterns
 
@@ -21,6 +24,8 @@ router = DefaultRouter()
 register_customers_api(router)
 register_revenue_api(router)
 register_billing_api(router)
+register_billing_catalog_api(router)
+register_revenue_catalog_api(router)
 
 portal_patterns = [
     path("", customer_portal.home, name="home"),
@@ -87,6 +92,7 @@ urlpatterns = [
     path("staff/customers/<int:customer_id>/", customer_360_page, name="customer_360"),
     path("staff/", include((dashboard_patterns(), "dashboards"))),
     path("api/v1/", include(usage_api_patterns())),
+    path("api/v1/", include(billing_catalog_api_patterns())),
     path("api/v1/", include(metrics_api_patterns())),
     path("api/v1/", include(economics_api_patterns())),
     path("api/v1/", include(router.urls)),

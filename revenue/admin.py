@@ -16,7 +16,9 @@ from django.utils import timezone
 from customers.admin_base import TenantAdmin, TenantModelForm, money_text, request_role
 from customers.admin_filters import DROPDOWN_TEMPLATE, DefaultedListFilter
 from customers.models import Role
+from billing.services import CatalogInUse
 from revenue import services
+from revenue.catalog import exchange_rate_delete, exchange_rate_refusal
 from revenue.admin_board import PipelineBoardMixin
 from revenue.models import Band, ExchangeRate, Opportunity, QuarterTarget
 
@@ -224,11 +226,34 @@ class OpportunityAdmin(PipelineBoardMixin, TenantAdmin):
             self.message_user(request, f"Marked {lost} opportunity(ies) lost.")
 
 
+class ExchangeRateForm(TenantModelForm):
+    """Refuses, as the API does (``revenue.catalog``), a rate that converted a frozen month or would."""
+
+    def clean(self):
+        cleaned = super().clean()
+        tenant = self.instance.tenant if self.instance.tenant_id else None
+        if tenant is None or not cleaned.get("currency") or not cleaned.get("effective_on"):
+            return cleaned
+        refusal = None
+        if self.instance.pk:
+            refusal = exchange_rate_refusal(
+                tenant=tenant, currency=self.instance.currency, effective_on=self.instance.effective_on, what="converted"
+            )
+        refusal = refusal or exchange_rate_refusal(
+            tenant=tenant, currency=cleaned["currency"], effective_on=cleaned["effective_on"], what="would change"
+        )
+        if refusal:
+            raise ValidationError(refusal)
+        return cleaned
+
+
 @admin.register(ExchangeRate)
 class ExchangeRateAdmin(TenantAdmin):
     """Stored rates into the reporting currency; metrics never fetch one. Money, so kept by owners and
-    finance (not the pipeline's account managers); everyone reads them."""
+    finance (not the pipeline's account managers); everyone reads them. A rate that converted a closed
+    month's frozen figures is kept as it is."""
 
+    form = ExchangeRateForm
     list_display = ["currency", "rate", "effective_on"]
     list_filter = ["currency"]
     fields = ["currency", "rate", "effective_on"]
@@ -236,6 +261,17 @@ class ExchangeRateAdmin(TenantAdmin):
 
     def _role_may_edit(self, request, obj=None) -> bool:
         return request_role(request) in (Role.OWNER, Role.FINANCE) and self._owns(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return super().has_delete_permission(request, obj) and (obj is None or not exchange_rate_refusal(
+            tenant=obj.tenant, currency=obj.currency, effective_on=obj.effective_on, what="converted"))
+
+    def delete_queryset(self, request, queryset):
+        for rate in queryset:
+            try:
+                exchange_rate_delete(exchange_rate=rate)
+            except CatalogInUse as exc:
+                self.message_user(request, f"{rate} was kept: {exc}", messages.ERROR)
 
 
 @admin.register(QuarterTarget)

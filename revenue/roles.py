@@ -1,8 +1,18 @@
-"""Revenue's models in the role areas of ``customers.roles``: the pipeline's, except what customers
-cost to serve, which is money: finance keeps it, as it keeps billing."""
+"""Revenue's models in the role areas of ``customers.roles``: the pipeline's, except money, which finance
+keeps as it keeps billing: what customers cost to serve, AI model prices, exchange rates and the price
+plans of the pricing catalog."""
 
 from customers.roles import BILLING, PIPELINE, register_areas
 
 
 def register() -> None:
-    register_areas("revenue", {"revenue.customercost": BILLING, "revenue.modelprice": BILLING}, default=PIPELINE)
+    register_areas(
+        "revenue",
+        {
+            "revenue.customercost": BILLING,
+            "revenue.modelprice": BILLING,
+            "revenue.exchangerate": BILLING,
+            "revenue.priceplan": BILLING,
+        },
+        default=PIPELINE,
+    )

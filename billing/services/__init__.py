@@ -7,12 +7,27 @@ writes, so a refused call leaves nothing behind.
 - ``invoices``: finalizing with gapless numbers, voiding, payment.
 - ``credits``: credit notes, manual credit requests and their approvals.
 - ``price_terms``: a tenant's billing settings and a contract line's price terms.
+- ``catalog``: the catalog's writes as the API makes them (metrics, price terms, billing settings),
+  refusing with ``CatalogInUse`` what would change how an issued invoice was priced.
 
 This package re-exports every public name so ``from billing.services import invoice_finalize``
 keeps working for callers in other apps; modules inside billing import from the precise module
 (and the submodules never import this package, which imports them all).
 """
 
+from billing.services.catalog import (
+    CatalogInUse,
+    billable_metric_change_refusal,
+    billable_metric_create,
+    billable_metric_delete,
+    billable_metric_delete_refusal,
+    billable_metric_update,
+    billing_settings_update,
+    price_terms_create,
+    price_terms_delete,
+    price_terms_refusal,
+    price_terms_update,
+)
 from billing.services.credits import (
     ANY_STAFF_LIMIT,
     DIRECTOR_ROLES,
@@ -51,6 +66,7 @@ from billing.services.pricing import (
 
 __all__ = [
     "ANY_STAFF_LIMIT",
+    "CatalogInUse",
     "BILLED_CONTRACT_STATUSES",
     "DIRECTOR_ROLES",
     "EU_COUNTRIES",
@@ -66,7 +82,13 @@ __all__ = [
     "PricedLine",
     "PricedPeriod",
     "PricingContext",
+    "billable_metric_change_refusal",
+    "billable_metric_create",
+    "billable_metric_delete",
+    "billable_metric_delete_refusal",
+    "billable_metric_update",
     "billing_settings_for",
+    "billing_settings_update",
     "credit_approver_roles",
     "credit_note_issue",
     "credit_request_approve",
@@ -80,5 +102,9 @@ __all__ = [
     "invoice_void",
     "price_line",
     "price_period",
+    "price_terms_create",
+    "price_terms_delete",
+    "price_terms_refusal",
     "price_terms_set",
+    "price_terms_update",
 ]
