@@ -19,6 +19,7 @@ the admin (Django OTP → TOTP devices), and the person sets up again.
 """
 
 import math
+from base64 import b32encode
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -29,7 +30,7 @@ from django.utils import timezone
 from django.utils.http import urlencode
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
-from django_otp import devices_for_user, user_has_device
+from django_otp import devices_for_user
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
@@ -75,6 +76,18 @@ def two_factor_reasons(user, memberships=None) -> list[str]:
     ]
 
 
+def has_two_factor(user) -> bool:
+    """True when ``user`` has a confirmed authenticator app: two-factor is on for them. (Backup codes
+    come with an app and go with it; alone they do not count.) One query."""
+    return user.is_authenticated and TOTPDevice.objects.filter(user=user, confirmed=True).exists()
+
+
+def totp_key_text(device: TOTPDevice) -> str:
+    """The device's key as people type it into an app: base32, in groups of four."""
+    secret = b32encode(device.bin_key).decode()
+    return " ".join(secret[i : i + 4] for i in range(0, len(secret), 4))
+
+
 def _clean_code(code) -> str:
     code = "".join(str(code or "").split())
     if not code or len(code) > MAX_CODE_LENGTH or not code.isalnum():
@@ -90,7 +103,7 @@ def totp_device_pending(*, user) -> TOTPDevice:
 
     Raises ValidationError when ``user`` already has a confirmed device (a second one could be added
     by anyone holding the password alone)."""
-    if user_has_device(user):
+    if has_two_factor(user):
         raise ValidationError(_("Two-factor authentication is already on for your account."), code="enrolled")
     device = TOTPDevice.objects.filter(user=user, confirmed=False).order_by("pk").first()
     return device or TOTPDevice.objects.create(user=user, name=APP_DEVICE_NAME, confirmed=False)
@@ -105,7 +118,7 @@ def totp_device_confirm(*, user, code: str) -> tuple[TOTPDevice, list[str]]:
     Raises ValidationError for a malformed or wrong code, or when there is no device being set up, or
     a confirmed one already exists."""
     code = _clean_code(code)
-    if user_has_device(user):
+    if has_two_factor(user):
         raise ValidationError(_("Two-factor authentication is already on for your account."), code="enrolled")
     device = TOTPDevice.objects.select_for_update().filter(user=user, confirmed=False).order_by("pk").first()
     if device is None:
@@ -205,7 +218,7 @@ class StaffTwoFactorMiddleware:
             or request.path in _open_paths()
         ):
             return self.get_response(request)
-        if user_has_device(user):
+        if has_two_factor(user):
             target, detail = "portal:two_factor_verify", _("Enter your two-factor code first.")
         elif staff_two_factor_required(user, getattr(request, "memberships", None)):
             target, detail = "portal:two_factor_setup", _("Set up two-factor authentication first.")

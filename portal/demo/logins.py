@@ -5,10 +5,10 @@ from dataclasses import dataclass
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
-from django_otp import user_has_device
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from customers.models import Contact, Customer, Membership, PortalAccess, Role, Tenant
+from portal.two_factor import has_two_factor
 
 DEMO_PASSWORD = "demo-pass-2026"
 ADMIN_USERNAME = "admin"
@@ -59,7 +59,7 @@ class Logins:
     def admin(self) -> None:
         user = self._user(ADMIN_USERNAME, "Platform Admin", is_staff=True, is_superuser=True)
         # Only when admin has none: a device someone set up in its place is kept.
-        if not user_has_device(user):
+        if not has_two_factor(user):
             TOTPDevice.objects.create(user=user, name=DEMO_TOTP_DEVICE, confirmed=True)
         where = f"/admin/, then the code of `manage.py otp_code {ADMIN_USERNAME}`"
         self.rows.append(Login(ADMIN_USERNAME, "platform superuser", "all tenants", where))

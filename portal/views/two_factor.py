@@ -18,15 +18,16 @@ from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 from django_otp import login as otp_login
-from django_otp import user_has_device
 from django_otp.plugins.otp_static.models import StaticDevice
 
 from portal.two_factor import (
     backup_codes_left,
+    has_two_factor,
     is_staff_user,
     staff_two_factor_required,
     totp_device_confirm,
     totp_device_pending,
+    totp_key_text,
     two_factor_check,
     two_factor_disable,
     two_factor_reasons,
@@ -63,15 +64,11 @@ def _qr_svg(uri: str) -> str:
     return mark_safe(image.to_string(encoding="unicode"))
 
 
-def _grouped(secret: str) -> str:
-    return " ".join(secret[i : i + 4] for i in range(0, len(secret), 4))
-
-
 @staff_only
 def two_factor_account(request):
     """The account's two-factor page: on or off, why it is required, backup codes left, turn off."""
     user = request.user
-    enabled = user_has_device(user)
+    enabled = has_two_factor(user)
     return _render(request, "portal/two_factor/account.html", {
         "title": _("Two-factor authentication"),
         "enabled": enabled,
@@ -103,12 +100,11 @@ def two_factor_setup(request):
                 "title": _("Two-factor authentication is on"), "backup_codes": backup_codes,
             })
     uri = device.config_url
-    secret = uri.split("secret=", 1)[1].split("&", 1)[0]
     return _render(request, "portal/two_factor/setup.html", {
         "title": _("Set up two-factor authentication"),
         "reasons": two_factor_reasons(user, request.memberships or None),
         "otpauth_uri": uri,
-        "secret": _grouped(secret),
+        "secret": totp_key_text(device),
         "qr_svg": _qr_svg(uri),
     }, status=status)
 
@@ -119,7 +115,7 @@ def two_factor_verify(request):
     user = request.user
     if user.is_verified():
         return redirect(_next(request))
-    if not user_has_device(user):
+    if not has_two_factor(user):
         return redirect(f"{reverse('portal:two_factor_setup')}?{urlencode({'next': _next(request)})}")
     status = 200
     if request.method == "POST":
