@@ -250,3 +250,14 @@ def test_the_command_prints_no_code_of_a_real_device(db, superuser):
     confirmed_device(superuser)
     with pytest.raises(CommandError, match="only for the demo's devices"):
         call_command("otp_code", "platform")
+
+
+def test_only_platform_superusers_reach_the_devices_in_the_admin(client, superuser, member_factory, tenant_a):
+    confirmed_device(member_factory(tenant_a, Role.OWNER, username="acme-owner"))
+    client.force_login(member_factory(tenant_a, Role.OWNER))
+    assert client.get("/admin/otp_totp/totpdevice/").status_code == 403
+    assert client.get("/admin/otp_static/staticdevice/").status_code == 403
+
+    verified_login(client, superuser)
+    listing = client.get("/admin/otp_totp/totpdevice/")
+    assert listing.status_code == 200 and "acme-owner" in listing.content.decode()
