@@ -261,3 +261,12 @@ def test_only_platform_superusers_reach_the_devices_in_the_admin(client, superus
     verified_login(client, superuser)
     listing = client.get("/admin/otp_totp/totpdevice/")
     assert listing.status_code == 200 and "acme-owner" in listing.content.decode()
+
+
+def test_the_pages_speak_the_members_language(client, member_factory, tenant_b):
+    Tenant.objects.filter(pk=tenant_b.pk).update(staff_two_factor_required=True)
+    client.force_login(member_factory(tenant_b, Role.VIEWER))
+
+    body = client.get(SETUP).content.decode()
+    assert "Bergström Konsult kräver tvåstegsverifiering för sin personal." in body
+    assert "Ange den sexsiffriga koden som appen visar" in body
