@@ -1,10 +1,13 @@
 """Staff two-factor authentication (portal.two_factor): always for platform superusers, for a tenant's
 staff when its owner requires it, for anyone who turned it on; codes computed here as an app would."""
 
+import re
+
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.urls import reverse
+from django.utils import timezone
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
@@ -97,18 +100,23 @@ def test_with_a_device_a_new_session_must_enter_a_code_and_a_wrong_one_is_refuse
     assert messages_of(wrong) == [
         "That code is not right. Enter the code your authenticator app shows now, or one of your backup codes."
     ]
-    # Right after a wrong code the device waits a second before it checks another (1, 2, 4 … s).
+    device.refresh_from_db()
+    assert device.throttling_failure_count == 1
+    # After wrong codes the device waits 1, 2, 4, 8 … s before it checks another: the fourth wrong one just now.
+    TOTPDevice.objects.filter(pk=device.pk).update(throttling_failure_timestamp=timezone.now(), throttling_failure_count=4)
     throttled = client.post(VERIFY, {"code": current_code(device), "next": CUSTOMERS})
-    assert throttled.status_code == 400 and messages_of(throttled)[0].startswith("Too many wrong codes. Wait 1 second,")
+    assert throttled.status_code == 400
+    assert re.fullmatch(r"Too many wrong codes\. Wait [78] seconds, then enter the code your app shows then\.", messages_of(throttled)[0])
 
     TOTPDevice.objects.filter(pk=device.pk).update(throttling_failure_timestamp=None, throttling_failure_count=0)
-    right = client.post(VERIFY, {"code": current_code(device), "next": CUSTOMERS})
+    code = current_code(device)
+    right = client.post(VERIFY, {"code": code, "next": CUSTOMERS})
     assert (right.status_code, right["Location"]) == (302, CUSTOMERS)
     assert client.get(CUSTOMERS).status_code == 200
     # The same code never works twice.
     client.logout()
     client.force_login(superuser)
-    assert client.post(VERIFY, {"code": current_code(device)}).status_code == 400
+    assert client.post(VERIFY, {"code": code}).status_code == 400
 
 
 def test_a_backup_code_works_once(client, superuser):
