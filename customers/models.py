@@ -49,6 +49,14 @@ class Tenant(models.Model):
     draft_grace_days = models.PositiveSmallIntegerField(
         default=3, help_text="Days finance has to review drafts before they are finalized automatically."
     )
+    staff_two_factor_required = models.BooleanField(
+        gettext_lazy("two-factor required for staff"),
+        default=False,
+        help_text=gettext_lazy(
+            "Every staff member of this tenant must set up an authenticator app and enter its code after "
+            "the password. Members without one are sent to set it up before anything else."
+        ),
+    )
     # Set by customers.purge.tenant_purge in its transaction; billing's issued-document triggers
     # allow deleting a finalized invoice or credit note only of a tenant marked so.
     purge_started_at = models.DateTimeField(null=True, blank=True, editable=False)

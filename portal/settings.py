@@ -53,6 +53,10 @@ INSTALLED_APPS = [
     "simple_history",
     "csp",
     "axes",
+    # Staff two-factor authentication: TOTP devices and one-time backup codes (portal.two_factor)
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
     "customers",
     "billing",
     "revenue",
@@ -68,10 +72,12 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
     "portal.tenancy.TenantMiddleware",
+    "portal.two_factor.StaffTwoFactorMiddleware",
     "portal.staff_language.StaffLanguageMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
     "portal.staff_sessions.StaffSessionExpiryMiddleware",
@@ -185,6 +191,12 @@ PASSWORD_RESET_REQUESTS_PER_ADDRESS_PER_HOUR = env.int("PASSWORD_RESET_REQUESTS_
 LOGIN_URL = "portal:login"
 LOGIN_REDIRECT_URL = "portal:home"
 LOGOUT_REDIRECT_URL = "portal:login"
+
+# Staff two-factor (portal.two_factor): the name authenticator apps show beside the username. A TOTP
+# device refuses codes for 1, 2, 4, 8 … seconds after successive wrong ones (django-otp's throttling).
+OTP_TOTP_ISSUER = "Customer economics portal"
+OTP_TOTP_THROTTLE_FACTOR = 1
+OTP_STATIC_THROTTLE_FACTOR = 1
 
 # Security: secure by default, relaxed only with DEBUG for local http.
 SESSION_COOKIE_SECURE = env.bool("DJANGO_SECURE_COOKIES", default=not DEBUG)

@@ -10,7 +10,7 @@ from billing.api_catalog import url_patterns as billing_catalog_api_patterns
 from billing.api_usage import url_patterns as usage_api_patterns
 from customers.api import register as register_customers_api
 from portal.password_reset import PortalPasswordResetView
-from portal.views import customer_portal, roi, site
+from portal.views import customer_portal, roi, site, two_factor
 from portal.views.api_schema import CachedSpectacularAPIView
 from portal.views.customer_360 import customer_360_page
 from portal.views.dashboards import url_patterns as dashboard_patterns
@@ -79,6 +79,10 @@ portal_patterns = [
     ),
     path("tenant/switch/", site.switch_tenant, name="switch_tenant"),
     path("staff/language/", site.staff_language, name="staff_language"),
+    path("staff/two-factor/", two_factor.two_factor_account, name="two_factor"),
+    path("staff/two-factor/setup/", two_factor.two_factor_setup, name="two_factor_setup"),
+    path("staff/two-factor/verify/", two_factor.two_factor_verify, name="two_factor_verify"),
+    path("staff/two-factor/turn-off/", two_factor.two_factor_turn_off, name="two_factor_turn_off"),
 ]
 
 # The admin's app sidebar takes 300 px of a 1 280 px screen from every list and form; the admin home

@@ -44,10 +44,17 @@ def chromium_page(viewport=None):
             browser.close()
 
 
-def admin_login(page, live_server, username, password):
-    """Log a staff user in through the admin's login form; returns after the admin home has loaded."""
+def admin_login(page, live_server, username, password, otp_code=None):
+    """Log a staff user in through the admin's login form; returns after the admin home has loaded.
+
+    A user with two-factor on (every platform superuser) passes ``otp_code``, entered on the code page
+    that follows the password: ``tests.two_factor.current_code(device)``, which reads no database."""
     page.goto(f"{live_server.url}/admin/login/")
     page.fill("#id_username", username)
     page.fill("#id_password", password)
     page.click("input[type=submit], button[type=submit]")
     page.wait_for_load_state()
+    if otp_code is not None:
+        page.fill("#id_code", otp_code)
+        page.click("#two-factor-verify button[type=submit]")
+        page.wait_for_load_state()

@@ -5,6 +5,7 @@ import pytest
 from customers.models import Role
 from customers.tenancy import platform_scope
 from tests.customers.factories import MembershipFactory, TenantFactory
+from tests.two_factor import verified_login
 
 
 @pytest.fixture
@@ -37,6 +38,13 @@ def member_factory(db):
             return MembershipFactory(**kwargs).user
 
     return make
+
+
+@pytest.fixture
+def admin_client(client, admin_user):
+    """pytest-django's ``admin_client``, past two-factor: platform superusers must always enter a code."""
+    verified_login(client, admin_user)
+    return client
 
 
 @pytest.fixture(autouse=True)

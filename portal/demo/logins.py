@@ -5,11 +5,16 @@ from dataclasses import dataclass
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from customers.models import Contact, Customer, Membership, PortalAccess, Role, Tenant
+from portal.two_factor import has_two_factor
 
 DEMO_PASSWORD = "demo-pass-2026"
 ADMIN_USERNAME = "admin"
+# Two-factor is mandatory for platform superusers (portal.two_factor): the demo's admin has this device,
+# whose current code ``manage.py otp_code admin`` prints (that command prints no other device's codes).
+DEMO_TOTP_DEVICE = "Demo authenticator (manage.py otp_code)"
 MULTI_USERNAME = "demo-multi"
 MULTI_TENANTS = ("optimizer", "konsult")
 # Staff read their pages in the tenant's language unless they chose one: Alex Morgan, working for the
@@ -52,8 +57,12 @@ class Logins:
         return user
 
     def admin(self) -> None:
-        self._user(ADMIN_USERNAME, "Platform Admin", is_staff=True, is_superuser=True)
-        self.rows.append(Login(ADMIN_USERNAME, "platform superuser", "all tenants", "/admin/"))
+        user = self._user(ADMIN_USERNAME, "Platform Admin", is_staff=True, is_superuser=True)
+        # Only when admin has none: a device someone set up in its place is kept.
+        if not has_two_factor(user):
+            TOTPDevice.objects.create(user=user, name=DEMO_TOTP_DEVICE, confirmed=True)
+        where = f"/admin/, then the code of `manage.py otp_code {ADMIN_USERNAME}`"
+        self.rows.append(Login(ADMIN_USERNAME, "platform superuser", "all tenants", where))
 
     def _membership(self, tenant: Tenant, user, role: str, language: str = "") -> None:
         membership, created = Membership.objects.for_tenant(tenant).get_or_create(

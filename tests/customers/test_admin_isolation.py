@@ -46,6 +46,7 @@ from tests.customers.factories import (
     UserFactory,
 )
 from tests.revenue.factories import OpportunityFactory
+from tests.two_factor import verified_login
 
 ROLES = [Role.OWNER, Role.ACCOUNT_MANAGER, Role.FINANCE, Role.VIEWER]
 COVERED_APPS = {"customers", "revenue"}
@@ -328,7 +329,7 @@ def test_add_form_user_choices_are_own_tenants_members(client, login_as, world):
 
 def test_superuser_sees_every_tenant_with_a_tenant_column(client, world):
     superuser = get_user_model().objects.create_superuser("platform", "platform@example.com", "pass-word-123")
-    client.force_login(superuser)
+    verified_login(client, superuser)
     response = client.get(admin_url(Customer, "changelist"))
     body = response.content.decode()
     assert response.status_code == 200
@@ -339,7 +340,7 @@ def test_superuser_sees_every_tenant_with_a_tenant_column(client, world):
 
 def test_superuser_picks_the_tenant_when_adding(client, world, tenant_b):
     superuser = get_user_model().objects.create_superuser("platform", "platform@example.com", "pass-word-123")
-    client.force_login(superuser)
+    verified_login(client, superuser)
     response = client.post(
         admin_url(Customer, "add"),
         {

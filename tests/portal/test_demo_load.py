@@ -530,3 +530,17 @@ def test_the_what_if_page_has_figures_on_the_first_visit(tenants, slug):
     codes = [row["plan"]["code"] for row in figures["rows"]]
     assert codes[0] == "actual" and len(codes) == 1 + plans
     assert isinstance(figures["whatif"]["totals"]["actual"]["revenue"], Decimal)
+
+
+def test_admin_must_use_two_factor_and_the_demo_says_how_staff_are_free_to(demo, db):
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    from portal.demo.logins import DEMO_TOTP_DEVICE
+
+    devices = TOTPDevice.objects.filter(confirmed=True)
+    assert list(devices.values_list("user__username", "name")) == [("admin", DEMO_TOTP_DEVICE)]
+    with platform_scope():
+        assert not Tenant.objects.filter(staff_two_factor_required=True).exists()
+    note = demo.second_output.split("Demo logins", 1)[1]
+    assert "manage.py otp_code admin" in note and devices.get().config_url in note
+    assert 'turns it on under "Two-factor authentication"' in note

@@ -4,11 +4,12 @@ import time
 from datetime import date
 
 from django.core.management.base import BaseCommand, CommandError
+from django_otp.plugins.otp_totp.models import TOTPDevice
 from django.db import connection
 from django.utils import timezone
 
 from portal.demo import SLUGS, demo_load
-from portal.demo.logins import DEMO_PASSWORD
+from portal.demo.logins import ADMIN_USERNAME, DEMO_PASSWORD, DEMO_TOTP_DEVICE
 
 
 def _date(value: str) -> date:
@@ -65,3 +66,15 @@ class Command(BaseCommand):
         self.stdout.write(line)
         for row in rows:
             self.stdout.write("  ".join(str(v).ljust(w) for v, w in zip(row, widths)))
+        self._two_factor_note()
+
+    def _two_factor_note(self):
+        device = TOTPDevice.objects.filter(user__username=ADMIN_USERNAME, name=DEMO_TOTP_DEVICE).first()
+        if device is not None:
+            self.stdout.write(
+                f"\n{ADMIN_USERNAME} must enter a two-factor code after the password (every platform superuser must).\n"
+                f"  Print the current code:  .venv/bin/python manage.py otp_code {ADMIN_USERNAME}\n"
+                f"  or add this to an authenticator app: {device.config_url}\n"
+                "The tenants' staff have two-factor off: anyone turns it on under \"Two-factor authentication\"\n"
+                "at the top of the admin; a tenant's owner requires it for all its staff in the tenant's settings."
+            )

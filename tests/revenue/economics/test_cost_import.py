@@ -22,6 +22,7 @@ from revenue.economics.cost_import import MAX_CSV_BYTES, MAX_ROWS, customer_cost
 from revenue.models import CustomerCost
 from tests.customers.factories import CustomerFactory
 from tests.revenue.economics.test_api import key_client
+from tests.two_factor import verified_login
 
 MARCH, APRIL = date(2026, 3, 1), date(2026, 4, 1)
 IMPORT_URL = "/admin/revenue/customercost/import/"
@@ -453,7 +454,7 @@ def test_admin_import_into_another_tenants_customers_finds_no_customer(tenant_b,
 
 def test_platform_superuser_picks_the_tenant_to_import_into(tenant_a, tenant_b, customers):
     client = Client()
-    client.force_login(get_user_model().objects.create_superuser("platform", "platform@example.com", "pass-word-123"))
+    verified_login(client, get_user_model().objects.create_superuser("platform", "platform@example.com", "pass-word-123"))
     csv_file = SimpleUploadedFile("b.csv", b"customer,month,amount\ninitech,2026-03,4.5\n", "text/csv")
 
     page = client.get(IMPORT_URL).content.decode()
