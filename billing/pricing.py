@@ -526,7 +526,8 @@ def graduated_percentage(
     arrived; they fill tier 1 up to its ``up_to``, then tier 2, and so on (tier *i* covers
     ``(previous up_to, up_to]`` of the running total). Each tier the running total enters gives
     one line: the part of the amount in the tier x the tier's rate (quantity = that amount,
-    unit price = ``rate_percent / 100``), and, if the tier has a non-zero flat fee, a line for
+    unit price = ``rate_percent / 100``, described "<description>, tier 2 (above 1000 up to
+    10000) at 2%"), and, if the tier has a non-zero flat fee, a line for
     the fee, charged once for the whole tier (not per event). Because the tiers depend only on
     the running total, pricing the events one by one and pricing their sum give the same lines.
     At a zero total the first tier's flat fee is still charged, as for :func:`graduated`;
@@ -549,7 +550,10 @@ def graduated_percentage(
         upper = amount if tier.up_to is None else min(amount, tier.up_to)
         label = _tier_label(description, index, lower, tier.up_to)
         in_tier = _EXACT.subtract(upper, lower)
-        lines.append(_line(label, quantity=in_tier, unit_price=_fraction_of(tier.rate_percent), currency=currency))
+        rate = format(tier.rate_percent.normalize(), "f")
+        lines.append(
+            _line(f"{label} at {rate}%", quantity=in_tier, unit_price=_fraction_of(tier.rate_percent), currency=currency)
+        )
         if tier.flat_fee:
             lines.append(_tier_flat_fee(label, tier, currency))
         if tier.up_to is None:

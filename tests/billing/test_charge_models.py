@@ -1,6 +1,7 @@
 """Issue 13's charge-model rules through the real invoice path: price terms saved, usage stored,
 ``invoice_compute_drafts`` (and the portal's projection) pricing them. Money is hand-computed."""
 
+import json
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
@@ -9,17 +10,20 @@ from zoneinfo import ZoneInfo
 import pytest
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.urls import reverse
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from billing.documents import invoice_preview_pdf
 from billing.metering import usage_totals
 from billing.models import BillableMetric, ChargeModel, Invoice, InvoiceLine, PriceTerms, UsageEvent
 from billing.models.invoicing import parse_terms
 from billing.projection import invoice_project
 from billing.services import invoice_compute_drafts, price_terms_set
-from customers.models import ContractLine
+from customers.models import ContractLine, Role
 from customers.money import Money
 from tests.billing.factories import BillableMetricFactory
+from tests.billing.test_documents import pdf_text
 from tests.customers.factories import ContractFactory, ContractLineFactory, CustomerFactory
 
 D = Decimal
@@ -219,6 +223,9 @@ def test_graduated_percentage_through_the_invoice_path_and_its_projection(tenant
     invoice = Invoice.objects.for_tenant(tenant_a).get(customer=customer)
     assert invoice.subtotal == D("591.00")
     assert invoice_project(customer=customer, period_start=NOV_START, period_end=NOV_END).subtotal == D("591.00")
+    pdf = " ".join(pdf_text(invoice_preview_pdf(invoice=invoice)).split())
+    assert "Payment fees, tier 2 (above 1000 up to 10000) at 2%" in pdf
+    assert "Payment fees, tier 2 (above 1000 up to 10000) flat fee" in pdf
 
 
 @pytest.mark.parametrize(
@@ -333,3 +340,35 @@ def test_weighted_sum_is_the_running_total_times_the_seconds_held_over_the_perio
         transaction.set_rollback(True)
 
     assert totals.get((customer.pk, "seats"), D(0)) == (expected if deltas else D(0))
+
+
+# --- the price terms admin ------------------------------------------------------------------------
+
+
+def test_finance_sets_up_graduated_percentage_terms_in_the_admin(client, member_factory, tenant_a):
+    BillableMetricFactory(tenant=tenant_a, code="payment_volume", aggregation=BillableMetric.Aggregation.SUM,
+                          field="amount", unit="USD")
+    BillableMetricFactory(tenant=tenant_a, code="transfers", aggregation=BillableMetric.Aggregation.COUNT)
+    line = ContractLineFactory(contract=ContractFactory(customer=CustomerFactory(tenant=tenant_a), tenant=tenant_a),
+                               tenant=tenant_a, kind=ContractLine.Kind.USAGE, description="Payment fees",
+                               unit_price=Money("0", "USD"))
+    client.force_login(member_factory(tenant_a, Role.FINANCE))
+    add = reverse("admin:billing_priceterms_add")
+    form = {"contract_line": line.pk, "charge_model": "graduated_percentage", "metric": "payment_volume"}
+
+    bad_tier = client.post(add, form | {"terms": json.dumps({"tiers": [{"up_to": None, "rate_percent": "101"}]})})
+    not_summed = client.post(add, form | {"metric": "transfers", "terms": json.dumps({"tiers": PAYMENT_TIERS})})
+    saved = client.post(add, form | {"terms": json.dumps({"tiers": PAYMENT_TIERS})})
+
+    assert bad_tier.status_code == 200
+    assert bad_tier.context["adminform"].form.errors["terms"] == [
+        "tier 1: tier rate_percent must be between 0 and 100 percent, got 101"
+    ]
+    assert not_summed.status_code == 200
+    assert list(not_summed.context["adminform"].form.errors) == ["metric"]
+    assert saved.status_code == 302
+    terms = PriceTerms.objects.for_tenant(tenant_a).get(contract_line=line)
+    assert terms.charge_model == "graduated_percentage"
+    assert [tier.rate_percent for tier in terms.parsed_terms()["tiers"]] == [D(1), D(2), D(3)]
+    change = client.get(reverse("admin:billing_priceterms_change", args=[terms.pk]))
+    assert change.status_code == 200 and "Graduated percentage of a measured amount" in change.content.decode()
