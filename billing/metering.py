@@ -513,10 +513,11 @@ def usage_totals(
     tenant's time zone (a month is its first and last day). ``customer_ids`` limits the customers
     (None: all). Each metric applies its own aggregation (count, sum, max, unique_count, latest or
     weighted_sum of ``field``, see ``BillableMetric``) to the events passing its ``filters``; a
-    weighted sum is Σ running total × seconds held / seconds in the period (the period's instants in
-    the tenant's time zone, so a month with a DST change has an hour more or less), 6 places. Returns ``{(customer_id, metric_code): Decimal}``
-    with only the pairs that had usage; absent means none. One query per metric, grouped by
-    customer. Raises ValueError for non-date bounds or an end before the start.
+    weighted sum is Σ running total × seconds held / seconds in the period (the period's instants
+    in the tenant's time zone, so a month with a DST change has an hour more or less), rounded to
+    6 places. Returns ``{(customer_id, metric_code): Decimal}`` with only the pairs that had usage;
+    absent means none. One query per metric, grouped by customer. Raises ValueError for non-date
+    bounds or an end before the start.
     """
     start, end = _period_bounds(tenant, period_start, period_end)
     ids = None if customer_ids is None else list(customer_ids)

@@ -13,6 +13,13 @@ VAT is rounded once on the net total. Decisions worth knowing:
   prorated base fee. Included quotas are not prorated.
 - Failed-job credits are the price difference with and without the failed units, so they are
   100 % of what those units cost (zero inside an included quota).
+- A tiered charge's first flat fee is billed even without usage, once: on the version of the line
+  that owns the period's usage.
+- Percentage charges follow one rule (``pricing.percentage``): with per-event settings they are
+  priced on the metric's events in time order, without them on the period's total, which gives the
+  same lines. Their metric must sum an amount; one that does not is a pricing problem (customer
+  skipped and reported). Graduated percentage is priced on the total (its tiers depend on nothing
+  else). See docs/pricing.md.
 """
 
 import hashlib
