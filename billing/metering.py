@@ -13,12 +13,14 @@ concurrent requests carrying the same key each learn from RETURNING which keys w
 from __future__ import annotations
 
 import json
+import math
 import re
 import zoneinfo
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from datetime import timezone as dt_timezone
-from decimal import Decimal, InvalidOperation
+from decimal import Context, Decimal, InvalidOperation
+from fractions import Fraction
 from json.encoder import c_encode_basestring, c_make_encoder
 from typing import Any, Iterable, NamedTuple
 
@@ -450,7 +452,7 @@ def _filter_texts(value) -> list[str]:
     return texts
 
 
-def _metric_query(metric: BillableMetric, where: str, params: list) -> tuple[str, list]:
+def _metric_query(metric: BillableMetric, where: str, params: list, period_end: datetime) -> tuple[str, list]:
     table = UsageEvent._meta.db_table
     aggregation = metric.aggregation
     if aggregation == BillableMetric.Aggregation.COUNT:
@@ -468,6 +470,17 @@ def _metric_query(metric: BillableMetric, where: str, params: list) -> tuple[str
             f"SELECT customer_id, COUNT(DISTINCT {distinct_sql}) FROM {table} WHERE {where} GROUP BY customer_id",
             distinct_params + params,
         )
+    if aggregation == BillableMetric.Aggregation.WEIGHTED_SUM:
+        # Σ running total × seconds held, per customer; usage_totals divides by the period's seconds.
+        return (
+            "SELECT customer_id, SUM(total * EXTRACT(EPOCH FROM (COALESCE(next_at, %s) - timestamp))) FROM"
+            " (SELECT customer_id, timestamp, SUM(v) OVER held AS total, LEAD(timestamp) OVER held AS next_at FROM"
+            f" (SELECT customer_id, timestamp, id, {value_sql} AS v FROM {table} WHERE {where}) AS e"
+            " WHERE v IS NOT NULL"
+            " WINDOW held AS (PARTITION BY customer_id ORDER BY timestamp, id"
+            " ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)) AS h GROUP BY customer_id",
+            [period_end] + value_params + params,
+        )
     if aggregation == BillableMetric.Aggregation.LATEST:
         return (
             f"SELECT DISTINCT ON (customer_id) customer_id, v FROM"
@@ -483,6 +496,14 @@ def _metric_query(metric: BillableMetric, where: str, params: list) -> tuple[str
     )
 
 
+def _time_weighted(held: Decimal, period: timedelta) -> Decimal:
+    """Σ total × seconds held / seconds in the period, exactly, rounded to 6 places ROUND_HALF_UP."""
+    seconds = Fraction(period.days * 86_400 + period.seconds) + Fraction(period.microseconds, 1_000_000)
+    scaled = Fraction(held) / seconds * 1_000_000
+    magnitude = math.floor(abs(scaled) + Fraction(1, 2))
+    return Decimal(magnitude if scaled >= 0 else -magnitude).scaleb(-6, Context(prec=60))
+
+
 def usage_totals(
     *, tenant: Tenant, period_start: date, period_end: date, customer_ids: Iterable[int] | None = None
 ) -> dict[tuple[int, str], Decimal]:
@@ -490,10 +511,13 @@ def usage_totals(
 
     ``period_start`` and ``period_end`` are dates, both inclusive, read as calendar days in the
     tenant's time zone (a month is its first and last day). ``customer_ids`` limits the customers
-    (None: all). Each metric applies its own aggregation (count, sum, max, unique_count, latest of
-    ``field``) to the events passing its ``filters``. Returns ``{(customer_id, metric_code): Decimal}``
-    with only the pairs that had usage; absent means none. One query per metric, grouped by
-    customer. Raises ValueError for non-date bounds or an end before the start.
+    (None: all). Each metric applies its own aggregation (count, sum, max, unique_count, latest or
+    weighted_sum of ``field``, see ``BillableMetric``) to the events passing its ``filters``; a
+    weighted sum is Σ running total × seconds held / seconds in the period (the period's instants
+    in the tenant's time zone, so a month with a DST change has an hour more or less), rounded to
+    6 places. Returns ``{(customer_id, metric_code): Decimal}`` with only the pairs that had usage;
+    absent means none. One query per metric, grouped by customer. Raises ValueError for non-date
+    bounds or an end before the start.
     """
     start, end = _period_bounds(tenant, period_start, period_end)
     ids = None if customer_ids is None else list(customer_ids)
@@ -511,9 +535,12 @@ def usage_totals(
             for key, value in sorted((metric.filters or {}).items()):
                 where += " AND properties ->> %s = ANY(%s)"
                 params += [key, _filter_texts(value)]
-            sql, sql_params = _metric_query(metric, where, params)
+            sql, sql_params = _metric_query(metric, where, params, end)
             cursor.execute(sql, sql_params)
+            weighted = metric.aggregation == BillableMetric.Aggregation.WEIGHTED_SUM
             for customer_id, value in cursor.fetchall():
-                if value is not None:
-                    totals[(customer_id, metric.code)] = value if isinstance(value, Decimal) else Decimal(value)
+                if value is None:
+                    continue
+                value = value if isinstance(value, Decimal) else Decimal(value)
+                totals[(customer_id, metric.code)] = _time_weighted(value, end - start) if weighted else value
     return totals

@@ -17,8 +17,10 @@ Conventions shared by every function here:
   zero) amount; every other line's amount is zero or positive.
 - Nothing to charge, no line: a zero quantity or a zero proration gives ``[]``,
   and so does a modifier that does not apply (a discount on nothing, a minimum
-  already met, overage forgiven by grace). A line whose quantity is non-zero is
-  kept even when its amount rounds to zero, so metered usage stays visible.
+  already met, overage forgiven by grace). The one exception is a tiered charge's
+  base price: graduated, volume and graduated percentage charge their first
+  tier's flat fee even at zero. A line whose quantity is non-zero is kept even
+  when its amount rounds to zero, so metered usage stays visible.
 - Tiers cover half-open ranges: tier *i* covers ``(previous up_to, up_to]``,
   so a quantity equal to a tier's ``up_to`` falls in that tier.
 """
@@ -45,11 +47,13 @@ __all__ = [
     "discount_percent",
     "flat_fee",
     "graduated",
+    "graduated_percentage",
     "included_quota",
     "minimum_charge",
     "minimum_commitment",
     "one_time",
     "package",
+    "PercentageTier",
     "per_seat",
     "per_unit",
     "percentage",
@@ -141,6 +145,26 @@ class Tier:
         if self.up_to is not None:
             object.__setattr__(self, "up_to", _positive(self.up_to, "tier up_to"))
         object.__setattr__(self, "unit_price", _non_negative(self.unit_price, "tier unit_price"))
+        object.__setattr__(self, "flat_fee", _non_negative(self.flat_fee, "tier flat_fee"))
+
+
+@dataclass(frozen=True)
+class PercentageTier:
+    """One tier of a graduated percentage charge: a range of the measured amount.
+
+    ``up_to`` is the inclusive upper bound of the tier's amount (``None`` = no bound), as for
+    :class:`Tier`; ``rate_percent`` (0..100) is taken of the part of the amount in the tier;
+    ``flat_fee`` (>= 0, major unit) is charged once when the amount enters the tier.
+    """
+
+    up_to: Decimal | None
+    rate_percent: Decimal
+    flat_fee: Decimal = _ZERO
+
+    def __post_init__(self) -> None:
+        if self.up_to is not None:
+            object.__setattr__(self, "up_to", _positive(self.up_to, "tier up_to"))
+        object.__setattr__(self, "rate_percent", _percent(self.rate_percent, "tier rate_percent"))
         object.__setattr__(self, "flat_fee", _non_negative(self.flat_fee, "tier flat_fee"))
 
 
@@ -318,19 +342,21 @@ def savings(*, baseline: Number, optimized: Number) -> Decimal:
     return max(_ZERO, baseline - optimized)
 
 
-def validate_tiers(tiers: Sequence[Tier]) -> tuple[Tier, ...]:
+def validate_tiers(tiers: Sequence[Tier | PercentageTier]) -> tuple[Tier | PercentageTier, ...]:
     """Check that tiers are usable and return them as a tuple.
 
-    There must be at least one tier, ``up_to`` must be strictly ascending, and
+    All tiers are :class:`Tier` or all are :class:`PercentageTier`. There must be at least one
+    tier, ``up_to`` must be strictly ascending, and
     only the last tier is unbounded (``up_to=None``): every quantity then falls
     in exactly one tier. Raises PricingError otherwise.
     """
     tiers = tuple(tiers)
     if not tiers:
         raise PricingError("at least one tier is required")
+    kind = type(tiers[0]) if isinstance(tiers[0], PercentageTier) else Tier
     for tier in tiers:
-        if not isinstance(tier, Tier):
-            raise PricingError(f"tiers must be Tier instances, got {tier!r}")
+        if not isinstance(tier, kind):
+            raise PricingError(f"tiers must all be {kind.__name__} instances, got {tier!r}")
     if tiers[-1].up_to is not None:
         raise PricingError("the last tier must be unbounded (up_to=None)")
     bounds = [tier.up_to for tier in tiers[:-1]]
@@ -416,8 +442,17 @@ def _tier_label(description: str, index: int, lower: Decimal, upper: Decimal | N
     return f"{description}, tier {index + 1} (above {lower:f} up to {upper:f})"
 
 
-def _tier_flat_fee(label: str, tier: Tier, currency: str) -> Line:
+def _tier_flat_fee(label: str, tier: Tier | PercentageTier, currency: str) -> Line:
     return _line(f"{label} flat fee", quantity=_ONE, unit_price=tier.flat_fee, currency=currency)
+
+
+def _first_tier_fee_at_zero(description: str, tiers: Sequence[Tier | PercentageTier], currency: str) -> list[Line]:
+    """The first tier's flat fee charged at quantity zero: the customer has the charge, and its
+    first tier is the base price (Lago, Stripe). ``[]`` when the first tier has no flat fee."""
+    first = tiers[0]
+    if not first.flat_fee:
+        return []
+    return [_tier_flat_fee(_tier_label(description, 0, _ZERO, first.up_to), first, currency)]
 
 
 def graduated(quantity: Number, *, tiers: Sequence[Tier], currency: str, description: str) -> list[Line]:
@@ -425,14 +460,19 @@ def graduated(quantity: Number, *, tiers: Sequence[Tier], currency: str, descrip
 
     Tier *i* covers ``(previous up_to, up_to]``. For every tier the quantity
     reaches there is one charge line (units in the tier x the tier's unit price)
-    and, if the tier has a non-zero flat fee, a second line for that fee. Each
-    line is rounded on its own; the charge is their sum. ``[]`` for zero
-    quantity (no tier is reached, so no flat fee either). Raises PricingError
-    for a negative quantity or invalid tiers (see :func:`validate_tiers`).
+    and, if the tier has a non-zero flat fee, a second line for that fee: a
+    tier's flat fee is charged once when the tier is entered. Each line is
+    rounded on its own; the charge is their sum. At zero quantity the first
+    tier's flat fee is still charged (one line, quantity 1: the first tier is
+    the base price); zero quantity with no first-tier flat fee gives ``[]``.
+    Raises PricingError for a negative quantity or invalid tiers (see
+    :func:`validate_tiers`).
     """
     _require_description(description)
     quantity = _non_negative(quantity, "quantity")
     tiers = validate_tiers(tiers)
+    if quantity == 0:
+        return _first_tier_fee_at_zero(description, tiers, currency)
     lines: list[Line] = []
     lower = _ZERO
     for index, tier in enumerate(tiers):
@@ -456,14 +496,15 @@ def volume(quantity: Number, *, tiers: Sequence[Tier], currency: str, descriptio
     Tier *i* covers ``(previous up_to, up_to]``, so a quantity equal to a
     boundary uses the lower tier. Returns a charge line of ``quantity x that
     tier's unit price`` plus, if that tier has a non-zero flat fee, a line for the
-    fee. ``[]`` for zero quantity. Raises PricingError for a negative quantity or
-    invalid tiers (see :func:`validate_tiers`).
+    fee. At zero quantity the first tier's flat fee is still charged (one line);
+    zero quantity with no first-tier flat fee gives ``[]``. Raises PricingError
+    for a negative quantity or invalid tiers (see :func:`validate_tiers`).
     """
     _require_description(description)
     quantity = _non_negative(quantity, "quantity")
     tiers = validate_tiers(tiers)
     if quantity == 0:
-        return []
+        return _first_tier_fee_at_zero(description, tiers, currency)
     lower = _ZERO
     for index, tier in enumerate(tiers):
         if tier.up_to is None or quantity <= tier.up_to:
@@ -474,6 +515,51 @@ def volume(quantity: Number, *, tiers: Sequence[Tier], currency: str, descriptio
             return lines
         lower = tier.up_to
     raise AssertionError("validate_tiers guarantees an unbounded last tier")
+
+
+def graduated_percentage(
+    amounts: Sequence[Number], *, tiers: Sequence[PercentageTier], currency: str, description: str
+) -> list[Line]:
+    """Graduated percentage (payment volume): tiers of the measured amount, each with its own rate.
+
+    ``amounts`` are the period's measured amounts (>= 0, major unit) in the order the events
+    arrived; they fill tier 1 up to its ``up_to``, then tier 2, and so on (tier *i* covers
+    ``(previous up_to, up_to]`` of the running total). Each tier the running total enters gives
+    one line: the part of the amount in the tier x the tier's rate (quantity = that amount,
+    unit price = ``rate_percent / 100``, described "<description>, tier 2 (above 1000 up to
+    10000) at 2%"), and, if the tier has a non-zero flat fee, a line for
+    the fee, charged once for the whole tier (not per event). Because the tiers depend only on
+    the running total, pricing the events one by one and pricing their sum give the same lines.
+    At a zero total the first tier's flat fee is still charged, as for :func:`graduated`;
+    with no first-tier flat fee that is ``[]``. Raises PricingError for a negative amount or
+    invalid tiers (see :func:`validate_tiers`).
+    """
+    _require_description(description)
+    measured = [_non_negative(amount, f"amounts[{i}]") for i, amount in enumerate(amounts)]
+    tiers = validate_tiers(tiers)
+    if not all(isinstance(tier, PercentageTier) for tier in tiers):
+        raise PricingError("graduated percentage tiers must be PercentageTier instances")
+    amount = _to_decimal(sum((Fraction(value) for value in measured), Fraction(0)))
+    if amount == 0:
+        return _first_tier_fee_at_zero(description, tiers, currency)
+    lines: list[Line] = []
+    lower = _ZERO
+    for index, tier in enumerate(tiers):
+        if amount <= lower:
+            break
+        upper = amount if tier.up_to is None else min(amount, tier.up_to)
+        label = _tier_label(description, index, lower, tier.up_to)
+        in_tier = _EXACT.subtract(upper, lower)
+        rate = format(tier.rate_percent.normalize(), "f")
+        lines.append(
+            _line(f"{label} at {rate}%", quantity=in_tier, unit_price=_fraction_of(tier.rate_percent), currency=currency)
+        )
+        if tier.flat_fee:
+            lines.append(_tier_flat_fee(label, tier, currency))
+        if tier.up_to is None:
+            break
+        lower = tier.up_to
+    return lines
 
 
 def package(
@@ -520,18 +606,26 @@ def percentage(
 ) -> list[Line]:
     """A percentage of measured amounts (e.g. 20 % of savings), event by event.
 
-    ``amounts`` are the measured amounts (>= 0, major unit) of the period's
-    events, in order. The first ``free_events`` events are entirely free. Then
-    ``free_amount`` is an allowance taken off the remaining events' amounts in
-    order; it waives only the percentage. Each remaining event's fee is
-    ``rate_percent`` of its amount after the allowance plus
-    ``fixed_fee_per_event``, then raised to ``min_per_event`` / capped at
-    ``max_per_event`` when given.
+    ``amounts`` are the measured amounts (>= 0, major unit) of the period's events, in order.
+
+    Free period: the first events are free while both allowances last, ``free_events`` (the
+    first N events) and ``free_amount`` (the first X of measured amount); it ends at whichever
+    allowance is used up first (an allowance of 0 is no allowance; with neither there is no
+    free period). A free event pays nothing, neither rate nor fixed fee. Every event after the
+    free period pays ``rate_percent`` of its amount plus ``fixed_fee_per_event``, including the
+    event that crosses the free amount, which pays the rate on its part above the free amount
+    (and the whole fixed fee). An event that uses the free amount up exactly is still free.
+    Each paying event's fee is then raised to ``min_per_event`` / capped at ``max_per_event``
+    when given.
+
+    One rule, whatever settings are present: without a fixed fee, free events or min/max, the
+    charge depends only on the sum of the amounts, so pricing the period's total as one amount
+    gives the same lines as pricing the events one by one (the billing service relies on it).
 
     Lines (rounded separately; ``[]`` when no event is charged):
 
-    - the percentage on unclamped events: quantity = their summed amount after
-      the allowance, unit price = ``rate_percent / 100`` (omitted when that sum is 0);
+    - the percentage on unclamped events: quantity = their summed amount above the free
+      amount, unit price = ``rate_percent / 100`` (omitted when that sum is 0);
     - the fixed fee on unclamped events: quantity = their count (if the fee is non-zero);
     - events raised to the minimum: quantity = count, unit price = ``min_per_event``;
     - events capped at the maximum: quantity = count, unit price = ``max_per_event``.
@@ -553,11 +647,22 @@ def percentage(
     rate_fraction = Fraction(rate) / 100
     rated_amount = _ZERO
     rated_events = raised_events = capped_events = 0
-    for amount in measured[free_events:]:
+    counts_events, counts_amount = free_events > 0, allowance > 0
+    free = counts_events or counts_amount
+    for index, amount in enumerate(measured):
         chargeable = Fraction(amount)
-        waived = min(allowance, chargeable)
-        allowance -= waived
-        chargeable -= waived
+        if free and counts_events and index >= free_events:
+            free = False  # the free events ran out first
+        if free and counts_amount:
+            if allowance == 0:
+                free = False  # an earlier event used the free amount up exactly
+            else:
+                waived = min(allowance, chargeable)
+                allowance -= waived
+                chargeable -= waived
+                free = chargeable == 0  # an event crossing the free amount pays on its part above it
+        if free:
+            continue
         fee = chargeable * rate_fraction + Fraction(fixed_fee)
         if minimum is not None and fee < minimum:
             raised_events += 1

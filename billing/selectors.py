@@ -36,9 +36,10 @@ def metric_totals(
 
 
 def metric_event_amounts(
-    *, tenant: Tenant, metric: BillableMetric, period_start: date, period_end: date
+    *, tenant: Tenant, metric: BillableMetric, period_start: date, period_end: date, customer_ids=None
 ) -> dict[int, list[Decimal]]:
-    """Every customer's measured amounts of one metric, event by event in time order (one query).
+    """Every customer's (or only ``customer_ids``') measured amounts of one metric, event by event
+    in time order (one query).
 
     For percentage pricing with per-event fees, minimums or maximums, where a sum is not enough.
     The metric's filters and time window read events as ``usage_totals`` does; an event without
@@ -50,6 +51,8 @@ def metric_event_amounts(
     events = UsageEvent.objects.for_tenant(tenant).filter(
         metric_code=metric.source_code, timestamp__gte=start, timestamp__lt=end
     )
+    if customer_ids is not None:
+        events = events.filter(customer_id__in=list(customer_ids))
     for index, (key, wanted) in enumerate(sorted((metric.filters or {}).items())):
         values = wanted if isinstance(wanted, list) else [wanted]
         texts = ["true" if v is True else "false" if v is False else v if isinstance(v, str) else json.dumps(v) for v in values]

@@ -17,6 +17,8 @@ from billing.models.invoicing import (  # noqa: F401
     LineKind,
     NumberSequence,
     PriceTerms,
+    parse_terms,
+    percentage_metric_error,
 )
 from billing.models.metering import BillableMetric, UsageEvent  # noqa: F401
 from billing.models.runs import BillingRun, BillingRunItem, TransientItemFailures  # noqa: F401,E402

@@ -22,6 +22,7 @@ from django.db.models.functions import Coalesce, Greatest
 from django.utils.translation import gettext_lazy
 
 from billing import pricing
+from billing.models.metering import BillableMetric
 from customers.models import PERCENT_VALIDATORS, Contract, ContractLine, Customer
 from customers.money import MONEY_COLUMN, MoneyError, minor_unit_places
 from customers.tenancy import TenantManager, TenantOwned, TenantQuerySet
@@ -63,6 +64,7 @@ class ChargeModel(models.TextChoices):
     PACKAGE = "package", "Package"
     PERCENTAGE = "percentage", "Percentage of a measured amount"
     INCLUDED_QUOTA = "included_quota", "Included quota with overage"
+    GRADUATED_PERCENTAGE = "graduated_percentage", "Graduated percentage of a measured amount"
 
 
 METERED_MODELS = {
@@ -72,7 +74,10 @@ METERED_MODELS = {
     ChargeModel.PACKAGE,
     ChargeModel.PERCENTAGE,
     ChargeModel.INCLUDED_QUOTA,
+    ChargeModel.GRADUATED_PERCENTAGE,
 }
+# Charge models that take a percentage of a measured amount: their metric must sum that amount.
+PERCENTAGE_MODELS = {ChargeModel.PERCENTAGE, ChargeModel.GRADUATED_PERCENTAGE}
 
 # Keys each charge model accepts in ``PriceTerms.terms``: (name, kind, required). Every model also
 # accepts ``minimum_commitment`` (a true-up of this line's charges) and ``failed_metric`` (a metric
@@ -105,6 +110,7 @@ TERMS_KEYS = {
         ("utilisation_from_percent", "percent", False),
         ("utilisation_to_percent", "percent", False),
     ],
+    ChargeModel.GRADUATED_PERCENTAGE: [("tiers", "percent_tiers", True)],
 }
 PER_EVENT_KEYS = {"fixed_fee_per_event", "free_events", "min_per_event", "max_per_event"}
 
@@ -123,76 +129,153 @@ def _as_decimal(value, key):
 
 
 def parse_terms(charge_model: str, terms: dict) -> dict:
-    """Validate ``terms`` for ``charge_model`` and return them with Decimals and ``pricing.Tier``s.
+    """Validate ``terms`` for ``charge_model`` and return them with Decimals and pricing tiers.
 
-    Raises ValidationError naming the offending key: unknown keys, missing required keys, floats,
-    negative amounts, percentages outside 0..100, or tiers the pricing engine refuses.
+    The one validator of price-terms parameters: ``PriceTerms.clean``, the price-plan catalog and
+    API serializers all call it, so a charge model's rules live here only. Raises ValidationError
+    whose ``message_dict`` maps each offending key (``"terms"`` for the object itself) to messages
+    that name the key: unknown keys, missing required keys, floats, negative amounts,
+    percentages outside 0..100, or tiers the pricing engine refuses (``tiers`` messages name the
+    tier, e.g. ``"tier 2 up_to: ..."``).
     """
+    if charge_model not in TERMS_KEYS:
+        raise ValidationError({"charge_model": f"Unknown charge model {charge_model!r}; choose one of {', '.join(TERMS_KEYS)}."})
     if not isinstance(terms, dict):
-        raise ValidationError("Terms must be a JSON object.")
+        raise ValidationError({"terms": "Terms must be a JSON object."})
     allowed = {name: (kind, required) for name, kind, required in TERMS_KEYS[charge_model] + _COMMON_KEYS}
+    errors: dict[str, list[str]] = {}
     unknown = sorted(set(terms) - set(allowed))
     if unknown:
-        raise ValidationError(f"Unknown terms for {charge_model}: {', '.join(unknown)}.")
+        errors["terms"] = [
+            f"Unknown terms for {charge_model}: {', '.join(unknown)} (it takes {', '.join(allowed)})."
+        ]
     parsed = {}
     for name, (kind, required) in allowed.items():
         if name not in terms or terms[name] in (None, ""):
             if required:
-                raise ValidationError(f"{name} is required for {charge_model}.")
+                errors[name] = [f"{name} is required for {charge_model}."]
             continue
-        value = terms[name]
-        if kind == "tiers":
-            parsed[name] = _parse_tiers(value)
-        elif kind == "code":
-            if not isinstance(value, str):
-                raise ValidationError(f"{name} must be a metric code.")
-            parsed[name] = value
-        elif kind == "int":
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValidationError(f"{name} must be a whole number ≥ 0.")
-            parsed[name] = value
-        else:
-            number = _as_decimal(value, name)
-            if number < 0:
-                raise ValidationError(f"{name} must not be negative.")
-            if kind == "percent" and number > 100:
-                raise ValidationError(f"{name} must be between 0 and 100.")
-            parsed[name] = number
-    if charge_model == ChargeModel.PACKAGE and parsed["package_size"] <= 0:
-        raise ValidationError("package_size must be greater than zero.")
-    low, high = parsed.get("min_per_event"), parsed.get("max_per_event")
-    if low is not None and high is not None and low > high:
-        raise ValidationError("min_per_event cannot be above max_per_event.")
-    if charge_model == ChargeModel.INCLUDED_QUOTA and parsed.get("utilisation_discount_percent"):
-        if parsed["included"] <= 0:
-            raise ValidationError("A utilisation discount needs an included quota above zero.")
-        if parsed.get("utilisation_from_percent", 80) > parsed.get("utilisation_to_percent", 100):
-            raise ValidationError("utilisation_from_percent cannot be above utilisation_to_percent.")
+        try:
+            parsed[name] = _parse_value(name, kind, terms[name])
+        except ValidationError as exc:
+            errors[name] = exc.messages
+    if not errors:
+        try:
+            _check_together(charge_model, parsed)
+        except ValidationError as exc:
+            errors.update(exc.message_dict)
+    if errors:
+        raise ValidationError(errors)
     return parsed
 
 
-def _parse_tiers(value) -> tuple[pricing.Tier, ...]:
+def _parse_value(name: str, kind: str, value):
+    if kind == "tiers":
+        return _parse_tiers(value)
+    if kind == "percent_tiers":
+        return _parse_percentage_tiers(value)
+    if kind == "code":
+        if not isinstance(value, str):
+            raise ValidationError(f"{name} must be a metric code.")
+        return value
+    if kind == "int":
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValidationError(f"{name} must be a whole number ≥ 0.")
+        return value
+    number = _as_decimal(value, name)
+    if number < 0:
+        raise ValidationError(f"{name} must not be negative.")
+    if kind == "percent" and number > 100:
+        raise ValidationError(f"{name} must be between 0 and 100.")
+    return number
+
+
+def _check_together(charge_model: str, parsed: dict) -> None:
+    """Rules between keys, once each key is valid on its own."""
+    if charge_model == ChargeModel.PACKAGE and parsed["package_size"] <= 0:
+        raise ValidationError({"package_size": "package_size must be greater than zero."})
+    low, high = parsed.get("min_per_event"), parsed.get("max_per_event")
+    if low is not None and high is not None and low > high:
+        raise ValidationError({"min_per_event": "min_per_event cannot be above max_per_event."})
+    if charge_model == ChargeModel.INCLUDED_QUOTA and parsed.get("utilisation_discount_percent"):
+        if parsed["included"] <= 0:
+            raise ValidationError({"included": "A utilisation discount needs an included quota above zero."})
+        if parsed.get("utilisation_from_percent", 80) > parsed.get("utilisation_to_percent", 100):
+            raise ValidationError(
+                {"utilisation_from_percent": "utilisation_from_percent cannot be above utilisation_to_percent."}
+            )
+
+
+def _parse_tier_list(value, fields: tuple[str, ...], build):
+    shape = "{" + ", ".join(fields) + "}"
     if not isinstance(value, list) or not value:
-        raise ValidationError("tiers must be a non-empty list of {up_to, unit_price, flat_fee}.")
+        raise ValidationError(f"tiers must be a non-empty list of {shape}.")
     tiers = []
     for index, raw in enumerate(value, start=1):
-        if not isinstance(raw, dict) or set(raw) - {"up_to", "unit_price", "flat_fee"}:
-            raise ValidationError(f"tier {index}: use only up_to, unit_price and flat_fee.")
+        if not isinstance(raw, dict) or set(raw) - set(fields):
+            raise ValidationError(f"tier {index}: use only {', '.join(fields[:-1])} and {fields[-1]}.")
         up_to = raw.get("up_to")
         try:
-            tiers.append(
-                pricing.Tier(
-                    up_to=None if up_to is None else _as_decimal(up_to, f"tier {index} up_to"),
-                    unit_price=_as_decimal(raw.get("unit_price", 0), f"tier {index} unit_price"),
-                    flat_fee=_as_decimal(raw.get("flat_fee", 0), f"tier {index} flat_fee"),
-                )
-            )
+            tiers.append(build(index, raw, None if up_to is None else _as_decimal(up_to, f"tier {index} up_to")))
         except pricing.PricingError as exc:
             raise ValidationError(f"tier {index}: {exc}") from None
     try:
         return pricing.validate_tiers(tiers)
     except pricing.PricingError as exc:
         raise ValidationError(f"tiers: {exc}") from None
+
+
+def _parse_tiers(value) -> tuple[pricing.Tier, ...]:
+    return _parse_tier_list(
+        value,
+        ("up_to", "unit_price", "flat_fee"),
+        lambda index, raw, up_to: pricing.Tier(
+            up_to=up_to,
+            unit_price=_as_decimal(raw.get("unit_price", 0), f"tier {index} unit_price"),
+            flat_fee=_as_decimal(raw.get("flat_fee", 0), f"tier {index} flat_fee"),
+        ),
+    )
+
+
+def _parse_percentage_tiers(value) -> tuple[pricing.PercentageTier, ...]:
+    def build(index, raw, up_to):
+        if raw.get("rate_percent") in (None, ""):
+            raise ValidationError(f"tier {index}: rate_percent is required (e.g. \"1.5\" for 1.5 %).")
+        return pricing.PercentageTier(
+            up_to=up_to,
+            rate_percent=_as_decimal(raw["rate_percent"], f"tier {index} rate_percent"),
+            flat_fee=_as_decimal(raw.get("flat_fee", 0), f"tier {index} flat_fee"),
+        )
+
+    return _parse_tier_list(value, ("up_to", "rate_percent", "flat_fee"), build)
+
+
+def percentage_metric_error(*, tenant, code: str) -> str | None:
+    """Why a percentage charge cannot take its percentage of metric ``code``, or None.
+
+    A percentage (or graduated percentage) charge prices a measured amount event by event, so
+    its metric must sum that amount (aggregation "sum"); a count, maximum, latest or weighted
+    value is not an amount of money. A metric not defined yet is not refused here (it may be
+    created after the terms); the draft run reports it then.
+    """
+    aggregation = BillableMetric.objects.for_tenant(tenant).filter(code=code).values_list("aggregation", flat=True).first()
+    if aggregation is None or aggregation == BillableMetric.Aggregation.SUM:
+        return None
+    return (
+        f'A percentage is taken of a summed amount: metric "{code}" has the aggregation "{aggregation}"; '
+        'choose a metric with the aggregation "sum".'
+    )
+
+
+TERMS_HELP = (
+    'The charge model\'s parameters, amounts as strings, e.g. per_unit {"unit_price": "0.50"}; graduated and '
+    'volume {"tiers": [{"up_to": "100", "unit_price": "1.00", "flat_fee": "10"}, {"up_to": null, "unit_price": "0.50"}]}; '
+    'package {"package_size": "100", "package_price": "5", "free_units": "0"}; percentage {"rate_percent": "2.5", '
+    '"fixed_fee_per_event": "0.30", "free_events": 3, "free_amount": "500", "min_per_event": "1", "max_per_event": "50"}; '
+    'graduated_percentage {"tiers": [{"up_to": "1000", "rate_percent": "1", "flat_fee": "200"}, '
+    '{"up_to": null, "rate_percent": "2", "flat_fee": "300"}]}; included_quota {"included": "100", '
+    '"overage_unit_price": "0.40", "grace_percent": "1"}. Any model also takes "minimum_commitment" and "failed_metric".'
+)
 
 
 class PriceTerms(TenantOwned):
@@ -205,9 +288,9 @@ class PriceTerms(TenantOwned):
     """
 
     contract_line = models.OneToOneField(ContractLine, on_delete=models.CASCADE, related_name="price_terms")
-    charge_model = models.CharField(max_length=16, choices=ChargeModel.choices)
+    charge_model = models.CharField(max_length=32, choices=ChargeModel.choices)
     metric = models.SlugField(max_length=64, blank=True, help_text="The code of the billable metric that meters this price.")
-    terms = models.JSONField(default=dict, blank=True)
+    terms = models.JSONField(default=dict, blank=True, help_text=TERMS_HELP)
 
     class Meta:
         verbose_name = gettext_lazy("price terms")
@@ -230,6 +313,10 @@ class PriceTerms(TenantOwned):
                 self.parsed_terms()
             except ValidationError as exc:
                 errors["terms"] = exc.messages
+        if self.charge_model in PERCENTAGE_MODELS and self.metric and self.tenant_id and "metric" not in errors:
+            error = percentage_metric_error(tenant=self.tenant, code=self.metric)
+            if error:
+                errors["metric"] = error
         line = self.contract_line if self.contract_line_id else None
         if line is not None and self.tenant_id and line.tenant_id != self.tenant_id:
             errors["contract_line"] = "The contract line belongs to another tenant."

@@ -23,7 +23,12 @@ class BillableMetric(TenantOwned):
     """How a tenant turns usage events into a billable quantity per customer and period.
 
     ``aggregation`` over the events of the metric's ``code``: count of events, sum / max / latest
-    of ``field`` (``quantity`` or a property name), or count of unique values of ``field``.
+    of ``field`` (``quantity`` or a property name), count of unique values of ``field``, or the
+    weighted sum of ``field`` over time (Lago's ``weighted_sum``): each event's value is a delta
+    (+ or −) to a running total that starts at 0 at the period's start, and the period's quantity
+    is Σ running total × seconds it was held / seconds in the period, rounded to 6 decimal places
+    (ROUND_HALF_UP). 3 seats held the whole of a 30-day month and 2 more from its 16th give
+    3 + 2 × 15/30 = 4. Negative deltas must come as a property (an event's quantity is never negative).
     ``filters`` keeps only events whose properties match, e.g. ``{"status": ["failed"]}``: every key
     must match (AND), a list lists the accepted values (OR), values compare as JSON text.
     """
@@ -34,6 +39,7 @@ class BillableMetric(TenantOwned):
         MAX = "max", "Maximum"
         UNIQUE_COUNT = "unique_count", "Unique count"
         LATEST = "latest", "Latest value"
+        WEIGHTED_SUM = "weighted_sum", "Weighted sum over time"
 
     code = models.SlugField(max_length=64, help_text="The metric's own name, used by price terms.")
     event_code = models.SlugField(
@@ -57,7 +63,7 @@ class BillableMetric(TenantOwned):
         constraints = [
             models.UniqueConstraint(fields=["tenant", "code"], name="metric_unique_code"),
             models.CheckConstraint(
-                condition=Q(aggregation__in=["count", "sum", "max", "unique_count", "latest"]),
+                condition=Q(aggregation__in=["count", "sum", "max", "unique_count", "latest", "weighted_sum"]),
                 name="metric_known_aggregation",
             ),
         ]

@@ -13,6 +13,13 @@ VAT is rounded once on the net total. Decisions worth knowing:
   prorated base fee. Included quotas are not prorated.
 - Failed-job credits are the price difference with and without the failed units, so they are
   100 % of what those units cost (zero inside an included quota).
+- A tiered charge's first flat fee is billed even without usage, once: on the version of the line
+  that owns the period's usage.
+- Percentage charges follow one rule (``pricing.percentage``): with per-event settings they are
+  priced on the metric's events in time order, without them on the period's total, which gives the
+  same lines. Their metric must sum an amount; one that does not is a pricing problem (customer
+  skipped and reported). Graduated percentage is priced on the total (its tiers depend on nothing
+  else). See docs/pricing.md.
 """
 
 import hashlib
@@ -30,7 +37,7 @@ from django.db.models import Q
 from billing import pricing
 from billing.metering import usage_totals
 from billing.models import BillableMetric, BillingSettings, ChargeModel, CreditRequest, PriceTerms
-from billing.models.invoicing import PER_EVENT_KEYS
+from billing.models.invoicing import PER_EVENT_KEYS, PERCENTAGE_MODELS
 from billing.selectors import balance_credit_remaining, metric_event_amounts, metric_totals
 from billing.services._common import ZERO
 from customers.models import Contract, ContractLine, Customer, Tenant
@@ -137,7 +144,19 @@ def _metered(terms: PriceTerms, parsed: dict, line: ContractLine, customer_id: i
                 currency=currency,
                 description=description,
             )
+        if model in PERCENTAGE_MODELS:
+            metric = ctx.metrics.get(terms.metric)
+            if metric is not None and metric.aggregation != BillableMetric.Aggregation.SUM:
+                raise pricing.PricingError(
+                    f"{description!r} takes a percentage of metric {metric.code!r}, which does not sum an amount "
+                    f"(aggregation {metric.aggregation!r}); give the metric the aggregation 'sum'"
+                )
+        if model == ChargeModel.GRADUATED_PERCENTAGE:
+            # Tiers depend only on the running total: the events' sum is priced as they would be.
+            return pricing.graduated_percentage([quantity], tiers=parsed["tiers"], currency=currency, description=description)
         if model == ChargeModel.PERCENTAGE:
+            # One rule (pricing.percentage): the per-event settings need the events one by one;
+            # without them the charge depends only on the sum, which is the metric's total.
             per_event = PER_EVENT_KEYS & parsed.keys()
             amounts = ctx.event_amounts[terms.metric].get(customer_id, []) if per_event else [quantity]
             return pricing.percentage(
@@ -190,7 +209,8 @@ def price_line(line, contract, customer_id, usage_owner, ctx: PricingContext, cu
         return base, _commitment(base, parsed, line, currency)
     price = _metered(terms, parsed, line, customer_id, ctx, currency)
     used = ctx.usage.get((customer_id, terms.metric), ZERO) if usage_owner else ZERO
-    metered = price(used)
+    # Usage (and a first tier's flat fee at zero) is priced once, on the version that owns the usage.
+    metered = price(used) if usage_owner else []
     rest = list(metered)
     discount_percent = parsed.get("utilisation_discount_percent")
     fee = base or list(contract_base)
@@ -386,7 +406,9 @@ def _load_context(tenant, period, contract_lines, customer_ids=None):
         and PER_EVENT_KEYS & terms[line.price_terms.pk].keys()
     }
     event_amounts = {
-        code: metric_event_amounts(tenant=tenant, metric=metrics[code], period_start=period.start, period_end=period.end)
+        code: metric_event_amounts(
+            tenant=tenant, metric=metrics[code], period_start=period.start, period_end=period.end, customer_ids=customer_ids
+        )
         for code in per_event_metrics
         if code in metrics
     }

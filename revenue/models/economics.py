@@ -19,7 +19,7 @@ from django.utils.translation import gettext_lazy
 from django.db.models import Q
 
 from billing.models import BillableMetric, ChargeModel
-from billing.models.invoicing import METERED_MODELS, parse_terms
+from billing.models.invoicing import METERED_MODELS, PERCENTAGE_MODELS, parse_terms, percentage_metric_error
 from billing.outbox import OutboxMessage
 from customers.models import Customer
 from customers.money import CURRENCY_CHOICES
@@ -219,7 +219,7 @@ class PricePlan(TenantOwned):
     name = models.CharField(max_length=100)
     currency = models.CharField(max_length=3, choices=CURRENCY_CHOICES)
     base_fee = models.DecimalField(**MONEY, default=ZERO, validators=[MinValueValidator(ZERO)])
-    charge_model = models.CharField(max_length=16, choices=ChargeModel.choices)
+    charge_model = models.CharField(max_length=32, choices=ChargeModel.choices)
     metric = models.SlugField(max_length=64, blank=True)
     unit_price = models.DecimalField(**PRICE, default=ZERO, validators=[MinValueValidator(ZERO)])
     terms = models.JSONField(default=dict, blank=True)
@@ -254,6 +254,10 @@ class PricePlan(TenantOwned):
                     errors["metric"] = "A metered charge model needs a metric."
                 elif self.tenant_id and not BillableMetric.objects.for_tenant(self.tenant).filter(code=self.metric).exists():
                     errors["metric"] = f'No billable metric "{self.metric}".'
+                elif self.tenant_id and self.charge_model in PERCENTAGE_MODELS:
+                    error = percentage_metric_error(tenant=self.tenant, code=self.metric)
+                    if error:
+                        errors["metric"] = error
         if errors:
             raise ValidationError(errors)
 

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from billing.pricing import (
     Line,
     LineKind,
+    PercentageTier,
     PricingError,
     Tier,
     credit,
@@ -21,6 +22,7 @@ from billing.pricing import (
     discount_percent,
     flat_fee,
     graduated,
+    graduated_percentage,
     included_quota,
     minimum_charge,
     minimum_commitment,
@@ -314,8 +316,16 @@ def test_graduated_adds_a_flat_fee_line_per_tier_reached():
     assert lines[1].description == "Seats, tier 1 (up to 10) flat fee"
 
 
-def test_graduated_zero_quantity_gives_no_lines_and_no_flat_fee():
-    tiers = [Tier(up_to=None, unit_price=D(1), flat_fee=D(5))]
+def test_graduated_zero_quantity_charges_the_first_tiers_flat_fee():
+    tiers = [Tier(up_to=D(10), unit_price=D(1), flat_fee=D(5)), Tier(up_to=None, unit_price=D(1), flat_fee=D(2))]
+    [line] = graduated(D(0), tiers=tiers, currency=USD, description="Seats")
+    assert (line.description, line.quantity, line.unit_price, line.amount) == (
+        "Seats, tier 1 (up to 10) flat fee", D(1), D(5), D("5.00")
+    )
+
+
+def test_graduated_zero_quantity_without_a_first_tier_flat_fee_gives_no_line():
+    tiers = [Tier(up_to=D(10), unit_price=D(1)), Tier(up_to=None, unit_price=D(1), flat_fee=D(2))]
     assert graduated(D(0), tiers=tiers, currency=USD, description="Seats") == []
 
 
@@ -343,8 +353,17 @@ def test_volume_adds_the_flat_fee_of_the_tier_used():
     assert amounts(lines) == [D("10.00"), D("20.00")]
 
 
-def test_volume_zero_quantity_gives_no_lines():
+def test_volume_zero_quantity_without_a_first_tier_flat_fee_gives_no_lines():
     assert volume(D(0), tiers=API_TIERS, currency=USD, description="API calls") == []
+
+
+def test_volume_zero_quantity_charges_the_first_tiers_flat_fee():
+    tiers = [
+        Tier(up_to=D(100), unit_price=D("0.10"), flat_fee=D(7)),
+        Tier(up_to=None, unit_price=D("0.05"), flat_fee=D(20)),
+    ]
+    [line] = volume(D(0), tiers=tiers, currency=USD, description="API calls")
+    assert (line.description, line.amount) == ("API calls, tier 1 (up to 100) flat fee", D("7.00"))
 
 
 def test_tiers_must_ascend():
@@ -464,11 +483,59 @@ def test_percentage_free_amount_comes_off_the_summed_amount():
     assert (line.quantity, line.amount) == (D(150), D("15.00"))
 
 
-def test_percentage_free_amount_waives_only_the_percentage():
+def test_percentage_events_inside_the_free_amount_pay_no_fixed_fee():
+    # 100 uses the free amount up exactly: free. The old rule charged it the fixed fee (0.30).
     lines = percentage(
         [D(100)], rate_percent=D(10), fixed_fee_per_event=D("0.30"), free_amount=D(100), currency=USD, description="x"
     )
-    assert amounts(lines) == [D("0.30")]
+    assert lines == []
+
+
+def test_percentage_the_event_crossing_the_free_amount_pays_on_its_part_above_it_plus_the_fixed_fee():
+    # 150 free: event 1 free; event 2 pays 10 % of 50 + 0.30; event 3 pays 10 % of 100 + 0.30.
+    # Old rule: fixed fee on all three events (0.90).
+    lines = percentage(
+        [D(100), D(100), D(100)], rate_percent=D(10), fixed_fee_per_event=D("0.30"), free_amount=D(150),
+        currency=USD, description="x",
+    )
+    assert [(line.quantity, line.amount) for line in lines] == [(D(150), D("15.00")), (D(2), D("0.60"))]
+
+
+def test_percentage_event_after_the_free_amount_is_used_up_exactly_pays_in_full():
+    lines = percentage(
+        [D(100), D(50)], rate_percent=D(10), fixed_fee_per_event=D("0.30"), free_amount=D(100),
+        currency=USD, description="x",
+    )
+    assert [(line.quantity, line.amount) for line in lines] == [(D(50), D("5.00")), (D(1), D("0.30"))]
+
+
+def test_percentage_free_period_ends_when_the_free_events_run_out_first():
+    # 1 free event or 1 000 free: the event allowance runs out first, so events 2 and 3 pay in full:
+    # 10 % of 500 + 2 × 0.30. The old rule also took 1 000 off them and charged only 0.60.
+    lines = percentage(
+        [D(100), D(200), D(300)], rate_percent=D(10), fixed_fee_per_event=D("0.30"), free_events=1,
+        free_amount=D(1000), currency=USD, description="x",
+    )
+    assert [(line.quantity, line.amount) for line in lines] == [(D(500), D("50.00")), (D(2), D("0.60"))]
+
+
+def test_percentage_free_period_ends_when_the_free_amount_runs_out_first():
+    # 3 free events or 250 free: 100 is free, 200 crosses 250 (pays on 50), 300 and 50 pay in full:
+    # 10 % of 400 + 3 × 0.30. The old rule made three events free and took 250 off the fourth: 0.30.
+    lines = percentage(
+        [D(100), D(200), D(300), D(50)], rate_percent=D(10), fixed_fee_per_event=D("0.30"), free_events=3,
+        free_amount=D(250), currency=USD, description="x",
+    )
+    assert [(line.quantity, line.amount) for line in lines] == [(D(400), D("40.00")), (D(3), D("0.90"))]
+
+
+def test_percentage_event_crossing_the_free_amount_is_raised_to_the_minimum():
+    lines = percentage(
+        [D(100), D(101)], rate_percent=D(10), free_amount=D(200), min_per_event=D(1), currency=USD, description="x"
+    )
+    assert [(line.description, line.quantity, line.amount) for line in lines] == [
+        ("x, minimum per event", D(1), D("1.00"))
+    ]
 
 
 def test_percentage_raises_small_events_to_the_minimum():
@@ -483,6 +550,47 @@ def test_percentage_caps_large_events_at_the_maximum():
 
 def test_percentage_no_events_gives_no_lines():
     assert percentage([], rate_percent=D(20), currency=USD, description="x") == []
+
+
+# Lago's documented example: 1 % + $200 up to 1 000, 2 % + $300 up to 10 000, 3 % + $400 above.
+PAYMENT_TIERS = [
+    PercentageTier(up_to=D(1000), rate_percent=D(1), flat_fee=D(200)),
+    PercentageTier(up_to=D(10000), rate_percent=D(2), flat_fee=D(300)),
+    PercentageTier(up_to=None, rate_percent=D(3), flat_fee=D(400)),
+]
+
+
+def test_graduated_percentage_spreads_the_amount_across_tiers_with_each_flat_fee_once():
+    # 500 + 550 + 4 000 = 5 050: 1 % of 1 000 + 200, 2 % of 4 050 + 300; tier 3 not entered. 591.00.
+    lines = graduated_percentage([D(500), D(550), D(4000)], tiers=PAYMENT_TIERS, currency=USD, description="Payments")
+    assert [(line.description, line.quantity, line.unit_price, line.amount) for line in lines] == [
+        ("Payments, tier 1 (up to 1000) at 1%", D(1000), D("0.01"), D("10.00")),
+        ("Payments, tier 1 (up to 1000) flat fee", D(1), D(200), D("200.00")),
+        ("Payments, tier 2 (above 1000 up to 10000) at 2%", D(4050), D("0.02"), D("81.00")),
+        ("Payments, tier 2 (above 1000 up to 10000) flat fee", D(1), D(300), D("300.00")),
+    ]
+    assert total(lines) == D("591.00")
+
+
+def test_graduated_percentage_amount_on_a_boundary_stays_in_the_lower_tier():
+    lines = graduated_percentage([D(1000)], tiers=PAYMENT_TIERS, currency=USD, description="Payments")
+    assert amounts(lines) == [D("10.00"), D("200.00")]
+
+
+def test_graduated_percentage_at_zero_charges_the_first_tiers_flat_fee_only():
+    [line] = graduated_percentage([], tiers=PAYMENT_TIERS, currency=USD, description="Payments")
+    assert (line.description, line.amount) == ("Payments, tier 1 (up to 1000) flat fee", D("200.00"))
+    no_fee = [PercentageTier(up_to=None, rate_percent=D(2))]
+    assert graduated_percentage([D(0)], tiers=no_fee, currency=USD, description="Payments") == []
+
+
+def test_graduated_percentage_rejects_bad_tiers_and_amounts():
+    with pytest.raises(PricingError, match="rate_percent must be between 0 and 100"):
+        PercentageTier(up_to=None, rate_percent=D(101))
+    with pytest.raises(PricingError, match="PercentageTier"):
+        graduated_percentage([D(1)], tiers=API_TIERS, currency=USD, description="x")
+    with pytest.raises(PricingError, match=r"amounts\[0\]"):
+        graduated_percentage([D(-1)], tiers=PAYMENT_TIERS, currency=USD, description="x")
 
 
 def test_percentage_rejects_rate_above_hundred():
@@ -713,6 +821,7 @@ currencies = st.sampled_from([USD, SEK, JPY, "KWD"])
 quantities = st.decimals(min_value=0, max_value=100000, places=3, allow_nan=False, allow_infinity=False)
 prices = st.decimals(min_value=0, max_value=1000, places=4, allow_nan=False, allow_infinity=False)
 fees = st.decimals(min_value=0, max_value=1000, places=2, allow_nan=False, allow_infinity=False)
+rates = st.decimals(min_value=0, max_value=100, places=2, allow_nan=False, allow_infinity=False)
 
 
 @st.composite
@@ -730,6 +839,14 @@ def tier_lists(draw):
 
 
 @st.composite
+def percentage_tier_lists(draw):
+    return [
+        PercentageTier(up_to=tier.up_to, rate_percent=draw(rates), flat_fee=tier.flat_fee)
+        for tier in draw(tier_lists())
+    ]
+
+
+@st.composite
 def priced_lines(draw):
     """Lines from every charge model and modifier, in one currency."""
     currency = draw(currencies)
@@ -739,6 +856,10 @@ def priced_lines(draw):
     lines += per_seat(draw(quantities), unit_price=draw(prices), currency=currency, description="seats")
     lines += per_unit(draw(quantities), unit_price=draw(prices), currency=currency, description="units")
     lines += graduated(draw(quantities), tiers=tiers, currency=currency, description="graduated")
+    lines += graduated_percentage(
+        draw(st.lists(quantities, max_size=4)), tiers=draw(percentage_tier_lists()), currency=currency,
+        description="graduated percentage",
+    )
     lines += volume(draw(quantities), tiers=tiers, currency=currency, description="volume")
     lines += package(
         draw(quantities),
@@ -788,6 +909,8 @@ def test_graduated_equals_the_sum_of_its_tiers_priced_separately(quantity, tiers
         if tier.up_to is None:
             break
         lower = tier.up_to
+    if quantity == 0 and tiers[0].flat_fee:  # the first tier is the base price
+        separately += flat_fee(amount=tiers[0].flat_fee, currency=currency, description="tier fee")
     lines = graduated(quantity, tiers=tiers, currency=currency, description="graduated")
     assert total(lines) == total(separately)
     unit_lines = [line for line in lines if not line.description.endswith("flat fee")]
@@ -898,3 +1021,72 @@ def test_package_never_charges_for_free_units(quantity, free_units, package_size
         assert with_free == []
     else:
         assert with_free == package(quantity - free_units, **terms)
+
+
+@FAST
+@given(
+    events=st.lists(quantities, max_size=8),
+    rate=rates,
+    free_amount=st.one_of(st.just(D(0)), quantities),
+    currency=currencies,
+)
+def test_percentage_without_per_event_settings_prices_the_total_as_the_events(events, rate, free_amount, currency):
+    """One rule: a rate and a free amount alone depend only on the sum, so the month's total (how the
+    draft run prices such a charge) and the events one by one give the very same lines."""
+    by_event = percentage(events, rate_percent=rate, free_amount=free_amount, currency=currency, description="x")
+    on_total = percentage(
+        [sum(events, D(0))], rate_percent=rate, free_amount=free_amount, currency=currency, description="x"
+    )
+    assert by_event == on_total
+
+
+@FAST
+@given(
+    events=st.lists(quantities, max_size=8),
+    rate=rates,
+    fixed_fee=fees,
+    free_events=st.integers(1, 5),
+    free_amount=quantities.filter(lambda amount: amount > 0),
+    currency=currencies,
+)
+def test_percentage_free_period_is_the_shorter_of_the_two_allowances(
+    events, rate, fixed_fee, free_events, free_amount, currency
+):
+    """Both allowances end the free period at whichever runs out first: never cheaper than either
+    allowance alone, never dearer than none."""
+    def charge(**free):
+        return total(percentage(
+            events, rate_percent=rate, fixed_fee_per_event=fixed_fee, currency=currency, description="x", **free
+        ))
+
+    both = charge(free_events=free_events, free_amount=free_amount)
+    assert both >= charge(free_events=free_events)
+    assert both >= charge(free_amount=free_amount)
+    assert both <= charge()
+    paying = len(events)
+    used = D(0)
+    for index, amount in enumerate(events):
+        used += amount
+        if index >= free_events or used > free_amount:
+            paying = len(events) - index
+            break
+        paying = 0
+    fixed_lines = [line for line in percentage(
+        events, rate_percent=rate, fixed_fee_per_event=fixed_fee, free_events=free_events, free_amount=free_amount,
+        currency=currency, description="x",
+    ) if line.description.endswith("fixed fee per event")]
+    assert sum((line.quantity for line in fixed_lines), D(0)) == (paying if fixed_fee else 0)
+
+
+@FAST
+@given(events=st.lists(quantities, max_size=6), tiers=percentage_tier_lists(), currency=currencies)
+def test_graduated_percentage_is_graduated_pricing_of_the_total_at_each_tiers_rate(events, tiers, currency):
+    """The amount spread across tiers in event order lands where graduated tiers put the total: every
+    rate line is graduated's unit line at unit price rate / 100, every flat fee charged once."""
+    lines = graduated_percentage(events, tiers=tiers, currency=currency, description="x")
+    as_units = [Tier(up_to=t.up_to, unit_price=t.rate_percent / 100, flat_fee=t.flat_fee) for t in tiers]
+    expected = graduated(sum(events, D(0)), tiers=as_units, currency=currency, description="x")
+    assert [(line.quantity, line.amount) for line in lines] == [(line.quantity, line.amount) for line in expected]
+    assert lines == graduated_percentage(list(reversed(events)), tiers=tiers, currency=currency, description="x")
+    rate_lines = [line for line in lines if not line.description.endswith("flat fee")]
+    assert sum((line.quantity for line in rate_lines), D(0)) == sum(events, D(0))
