@@ -2,13 +2,17 @@
 
 Every error body is JSON: ``{"detail": "…"}`` for authentication, permission, not-found and
 conflicts; ``{"<field>": ["message", …], "non_field_errors": […]}`` for invalid input, whether DRF's
-serializers or a model's ``full_clean`` in a service refused it.
+serializers or a model's ``full_clean`` in a service refused it. Outside DRF's views (a URL no
+view matches, an unhandled exception), Django's error handlers answer ``{"detail": "…", "code": "…"}``
+under ``/api/`` (``server_error`` for a 500).
 """
 
 from django.core.exceptions import NON_FIELD_ERRORS
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError
 from django.db.models import ProtectedError
+from django.http import JsonResponse
+from django.views import defaults
 from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
@@ -51,3 +55,46 @@ def exception_handler(exc, context):
             status=status.HTTP_409_CONFLICT,
         )
     return drf_exception_handler(exc, context)
+
+
+# --- Errors outside DRF's views (Django's handler400/403/404/500, see portal.urls) ---------------
+# Under /api/ every answer is JSON, even a URL no view matches or an unhandled exception; elsewhere
+# Django's own pages. The 500 itself is logged with its traceback by Django (logger django.request).
+
+
+def _is_api(request) -> bool:
+    return request.path.startswith("/api/")
+
+
+def _api_error(detail: str, code: str, status_code: int) -> JsonResponse:
+    return JsonResponse({"detail": detail, "code": code}, status=status_code)
+
+
+def bad_request(request, exception):
+    if _is_api(request):
+        return _api_error("The request could not be read.", "bad_request", status.HTTP_400_BAD_REQUEST)
+    return defaults.bad_request(request, exception)
+
+
+def permission_denied(request, exception):
+    if _is_api(request):
+        return _api_error(
+            "You do not have permission to perform this action.", "permission_denied", status.HTTP_403_FORBIDDEN
+        )
+    return defaults.permission_denied(request, exception)
+
+
+def page_not_found(request, exception):
+    if _is_api(request):
+        return _api_error("No API endpoint at this address.", "not_found", status.HTTP_404_NOT_FOUND)
+    return defaults.page_not_found(request, exception)
+
+
+def server_error(request):
+    if _is_api(request):
+        return _api_error(
+            "The server failed to answer this request; the error is logged. Try again later.",
+            "server_error",
+            status.HTTP_500_INTERNAL_SERVER_ERROR,
+        )
+    return defaults.server_error(request)
