@@ -613,7 +613,8 @@ def test_the_tenants_billing_settings_set_the_window(world, tenant_a, tenant_b):
     ]
 
     result = usage_ingest(tenant=tenant_a, events=batch, now=NOW)
-    other = usage_ingest(tenant=tenant_b, events=[event("b", customer="bergen", timestamp="2026-11-21T08:00:00Z")], now=NOW)
+    ahead = event("b", customer="bergen", timestamp="2026-11-21T08:00:00Z")
+    other = usage_ingest(tenant=tenant_b, events=[ahead], now=NOW)
 
     assert statuses(result) == [
         ("31-days-old", "rejected", "timestamp more than 30 days in the past"),
