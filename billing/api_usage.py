@@ -123,6 +123,15 @@ _INGEST_RESPONSE = inline_serializer(
     },
 )
 _ERROR = inline_serializer("UsageError", {"detail": serializers.CharField()})
+_BAD_REQUEST = inline_serializer(
+    "UsageBadRequest",
+    {
+        "detail": serializers.CharField(required=False, help_text="Why the body was refused."),
+        "tenant": serializers.ListField(
+            child=serializers.CharField(), required=False, help_text="A `tenant` member at the top of the body."
+        ),
+    },
+)
 
 
 class UsageEventIngestView(APIView):
@@ -158,7 +167,7 @@ class UsageEventIngestView(APIView):
         responses={
             200: _INGEST_RESPONSE,
             400: OpenApiResponse(
-                _ERROR, description="Malformed JSON, not an object, a `tenant` member, or over 10 000 events."
+                _BAD_REQUEST, description="Malformed JSON, not an object, a `tenant` member, or over 10 000 events."
             ),
             401: OpenApiResponse(_ERROR, description="No or unknown API key."),
             403: OpenApiResponse(_ERROR, description="Not allowed to post usage."),
