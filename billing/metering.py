@@ -442,14 +442,19 @@ def usage_ingest(*, tenant: Tenant, events: list[dict], now: datetime | None = N
             elif type(properties) is not dict:
                 results[position] = EventResult(key, REJECTED, BAD_PROPERTIES)
                 continue
-            elif properties and _nested_deeper_than(properties, PROPERTIES_MAX_DEPTH):
-                results[position] = EventResult(key, REJECTED, PROPERTIES_TOO_DEEP)
-                continue
             else:
                 try:
                     properties_json = _dump_properties(properties)
                 except (TypeError, ValueError, RecursionError):
                     properties_json = None
+                # Nine levels take nine brackets, so only then is the nesting walked (brackets inside
+                # strings count too: the walk decides). A value too deep to encode is walked as well.
+                if (
+                    properties_json is None
+                    or properties_json.count("{") + properties_json.count("[") > PROPERTIES_MAX_DEPTH
+                ) and _nested_deeper_than(properties, PROPERTIES_MAX_DEPTH):
+                    results[position] = EventResult(key, REJECTED, PROPERTIES_TOO_DEEP)
+                    continue
                 if properties_json is None or not _storable_text(properties_json) or (
                     "\\u0000" in properties_json and _contains_nul(properties)
                 ):
