@@ -4,7 +4,8 @@ Every error body is JSON: ``{"detail": "…"}`` for authentication, permission, 
 conflicts; ``{"<field>": ["message", …], "non_field_errors": […]}`` for invalid input, whether DRF's
 serializers or a model's ``full_clean`` in a service refused it. Outside DRF's views (a URL no
 view matches, an unhandled exception), Django's error handlers answer ``{"detail": "…", "code": "…"}``
-under ``/api/`` (``server_error`` for a 500).
+under ``/api/`` (``server_error`` for a 500), and ``ApiJsonErrorsMiddleware`` turns any other
+non-JSON error under ``/api/`` into the same shape.
 """
 
 from django.core.exceptions import NON_FIELD_ERRORS
@@ -98,3 +99,44 @@ def server_error(request):
             status.HTTP_500_INTERNAL_SERVER_ERROR,
         )
     return defaults.server_error(request)
+
+
+_ERROR_CODES = {
+    400: "bad_request",
+    401: "not_authenticated",
+    403: "permission_denied",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "request_too_large",
+    429: "throttled",
+    500: "server_error",
+}
+_KEPT_HEADERS = ("Allow", "Retry-After", "WWW-Authenticate")
+
+
+class ApiJsonErrorsMiddleware:
+    """Under /api/, an error answered in anything but JSON is answered in JSON.
+
+    The API's own views and the handlers above already answer JSON; this catches the rest (a plain
+    405 of the docs page, a YAML error of the schema view), keeping Allow, Retry-After and
+    WWW-Authenticate.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if (
+            response.status_code >= 400
+            and _is_api(request)
+            and not response.get("Content-Type", "").startswith("application/json")
+        ):
+            replaced = _api_error(
+                f"{response.reason_phrase}.", _ERROR_CODES.get(response.status_code, "error"), response.status_code
+            )
+            for header in _KEPT_HEADERS:
+                if header in response:
+                    replaced[header] = response[header]
+            return replaced
+        return response

@@ -414,3 +414,12 @@ def test_a_method_the_endpoint_does_not_have_is_a_json_405(client, setup):
 
     assert response.status_code == 405
     assert response.json() == {"detail": 'Method "DELETE" not allowed.'}
+
+
+@pytest.mark.parametrize(("method", "url"), [("post", "/api/docs/"), ("post", "/api/schema/")])
+def test_errors_of_the_api_docs_and_schema_views_are_json_too(client, setup, method, url):
+    response = getattr(client, method)(url, headers=auth(setup["key_a"]))
+
+    assert (response.status_code, response["Content-Type"]) == (405, "application/json")
+    assert response.json() == {"detail": "Method Not Allowed.", "code": "method_not_allowed"}
+    assert "GET" in response["Allow"]
