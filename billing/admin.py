@@ -305,8 +305,8 @@ class PriceTermsAdmin(CatalogGuardMixin, TenantAdmin):
 
 @admin.register(BillingSettings)
 class BillingSettingsAdmin(TenantAdmin):
-    list_display = ["__str__", "minimum_invoice_amount"]
-    fields = ["minimum_invoice_amount"]
+    list_display = ["__str__", "minimum_invoice_amount", "usage_max_age_days", "usage_max_future_hours"]
+    fields = ["minimum_invoice_amount", "usage_max_age_days", "usage_max_future_hours"]
 
 
 class BillableMetricForm(TenantModelForm):

@@ -20,13 +20,26 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from billing.metering import MAX_BATCH_EVENTS, IngestRefused, usage_ingest, usage_totals
+from billing.metering import (
+    MAX_BATCH_EVENTS,
+    PROPERTIES_MAX_BYTES,
+    PROPERTIES_MAX_DEPTH,
+    TENANT_REFUSED,
+    IngestRefused,
+    usage_ingest,
+    usage_totals,
+)
 from billing.models import BillableMetric, UsageEvent
 from customers.models import Customer
 
 # 10 000 events at up to ~3 KB each; bigger bodies are refused before they are read.
 MAX_BODY_BYTES = 32 * 1024 * 1024
 _PERIOD = re.compile(r"(\d{4})-(\d{2})\Z")
+# Objects and lists deeper than this (from the top of the body) are cut before parsing: deep enough
+# that whatever held them is refused anyway (properties allow 8 levels), shallow enough for json.
+PARSE_MAX_DEPTH = 64
+_STRING_OR_BRACKET = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')
+_CUT = '"(nested too deeply)"'
 
 
 def _json_response(payload, status_code=200):
@@ -37,8 +50,49 @@ def _error(message, status_code=status.HTTP_400_BAD_REQUEST):
     return _json_response({"detail": message}, status_code)
 
 
-def _refuse_constant(name):
-    raise ValueError(f"{name} is not valid JSON")
+def _int_or_decimal(text):
+    # Python refuses to read integers of more than 4 300 digits; as a Decimal it is just out of range.
+    return int(text) if len(text) < 4000 else Decimal(text)
+
+
+def _cut_deep_nesting(text: str) -> str:
+    """``text`` with every object or list nested deeper than PARSE_MAX_DEPTH replaced by a string."""
+    pieces, depth, cut_at, copied_to = [], 0, None, 0
+    for match in _STRING_OR_BRACKET.finditer(text):
+        token = match.group()
+        if token[0] == '"':
+            continue
+        if token in "[{":
+            depth += 1
+            if depth == PARSE_MAX_DEPTH + 1:
+                cut_at = match.start()
+        else:
+            if depth == PARSE_MAX_DEPTH + 1 and cut_at is not None:
+                pieces += [text[copied_to:cut_at], _CUT]
+                copied_to, cut_at = match.end(), None
+            depth -= 1
+    pieces.append(text[copied_to:])
+    return "".join(pieces)
+
+
+def parse_body(body: bytes):
+    """The body as JSON, each event's oddities left for the service to judge one by one.
+
+    Quantities are exact (floats read as Decimal); NaN and Infinity, integers too long for Python
+    and nesting too deep for the parser do not fail the body: they become values the service
+    rejects for their own event. Raises ValueError when the body is not JSON at all.
+    """
+    try:
+        return json.loads(body, parse_float=Decimal, parse_constant=Decimal)
+    except (ValueError, RecursionError):
+        pass  # a slower, tolerant second reading, only for bodies the fast one refused
+    text = body.decode("utf-8")  # UnicodeDecodeError is a ValueError
+    try:
+        return json.loads(
+            _cut_deep_nesting(text), parse_float=Decimal, parse_constant=Decimal, parse_int=_int_or_decimal
+        )
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
 
 
 _EVENT_EXAMPLE = {
@@ -69,6 +123,15 @@ _INGEST_RESPONSE = inline_serializer(
     },
 )
 _ERROR = inline_serializer("UsageError", {"detail": serializers.CharField()})
+_BAD_REQUEST = inline_serializer(
+    "UsageBadRequest",
+    {
+        "detail": serializers.CharField(required=False, help_text="Why the body was refused."),
+        "tenant": serializers.ListField(
+            child=serializers.CharField(), required=False, help_text="A `tenant` member at the top of the body."
+        ),
+    },
+)
 
 
 class UsageEventIngestView(APIView):
@@ -90,12 +153,23 @@ class UsageEventIngestView(APIView):
             "`duplicate` (the key was already stored: retries are safe) or `rejected` with a reason "
             "(`unknown customer`, `unknown metric`, `bad timestamp`, `missing idempotency key`, "
             "`non-numeric quantity`, `period already invoiced`, ...). A rejected event never blocks the "
-            "others. Malformed JSON, a body that is not an object, or more than 10 000 events: 400."
+            "others. Timestamps must lie in the tenant's plausibility window: not before the first day of "
+            "the customer's first contract month (`timestamp before the customer's first contract month`), "
+            "not more than 24 hours ahead (`timestamp more than 24 hours in the future`) and, if the tenant "
+            "sets a maximum age, not older (`timestamp more than N days in the past`); both limits are "
+            "billing settings. `properties` may hold at most "
+            f"{PROPERTIES_MAX_BYTES} bytes of JSON nested at most {PROPERTIES_MAX_DEPTH} levels "
+            f"(`properties larger than {PROPERTIES_MAX_BYTES} bytes of JSON`, "
+            f"`properties nested deeper than {PROPERTIES_MAX_DEPTH} levels`). The tenant comes from your "
+            "credentials: a `tenant` member in an event rejects that event, at the top of the body it is a "
+            "400. Malformed JSON, a body that is not an object, or more than 10 000 events: 400."
         ),
         request=OpenApiTypes.OBJECT,
         responses={
             200: _INGEST_RESPONSE,
-            400: OpenApiResponse(_ERROR, description="Malformed JSON, not an object, or over 10 000 events."),
+            400: OpenApiResponse(
+                _BAD_REQUEST, description="Malformed JSON, not an object, a `tenant` member, or over 10 000 events."
+            ),
             401: OpenApiResponse(_ERROR, description="No or unknown API key."),
             403: OpenApiResponse(_ERROR, description="Not allowed to post usage."),
             413: OpenApiResponse(_ERROR, description="Body larger than 32 MiB."),
@@ -135,6 +209,7 @@ class UsageEventIngestView(APIView):
         ],
     )
     def post(self, request):
+        """Refuse the envelope as a whole (400, 413) or judge every event alone (200)."""
         django_request = request._request
         try:
             declared_length = int(django_request.META.get("CONTENT_LENGTH") or 0)
@@ -146,12 +221,13 @@ class UsageEventIngestView(APIView):
         if len(body) > MAX_BODY_BYTES:
             return _error("The body is larger than 32 MiB; send fewer events per request.", 413)
         try:
-            # Exact decimals for quantities; NaN and Infinity are not JSON.
-            payload = json.loads(body, parse_float=Decimal, parse_constant=_refuse_constant)
-        except (ValueError, RecursionError) as exc:
+            payload = parse_body(body)
+        except ValueError as exc:
             return _error(f"The body is not valid JSON: {exc}")
         if not isinstance(payload, dict):
             return _error('The body must be one event object or {"events": [...]}.')
+        if "tenant" in payload:
+            return _json_response({"tenant": [TENANT_REFUSED]}, status.HTTP_400_BAD_REQUEST)
         events = payload["events"] if "events" in payload else [payload]
         if not isinstance(events, list):
             return _error('"events" must be a list of event objects.')

@@ -28,8 +28,8 @@ from django.apps import apps
 from django.db import connection, transaction
 from django.utils import timezone
 
-from billing.models import BillableMetric, UsageEvent
-from customers.models import Customer, Tenant
+from billing.models import BillableMetric, BillingSettings, UsageEvent
+from customers.models import Contract, Customer, Tenant
 
 MAX_BATCH_EVENTS = 10_000
 IDEMPOTENCY_KEY_MAX_LENGTH = UsageEvent._meta.get_field("idempotency_key").max_length
@@ -37,6 +37,10 @@ CUSTOMER_REF_MAX_LENGTH = Customer._meta.get_field("external_ref").max_length
 # numeric(24, 6): 18 digits before the point, 6 after.
 QUANTITY_LIMIT = Decimal(10) ** 18
 QUANTITY_STEP = Decimal("0.000001")
+# `properties` of one event: at most this much JSON (compact, UTF-8) and this many levels of
+# objects and lists (the properties object itself is level 1).
+PROPERTIES_MAX_BYTES = 4096
+PROPERTIES_MAX_DEPTH = 8
 # Invoices in these states close their (customer, month) to new usage; a void one does not.
 CLOSING_INVOICE_STATUSES = ("finalized", "paid")
 
@@ -57,6 +61,20 @@ BAD_PROPERTIES = "properties must be an object"
 PROPERTIES_NOT_STORABLE = "properties contain values that cannot be stored"
 NOT_AN_OBJECT = "event must be an object"
 PERIOD_INVOICED = "period already invoiced"
+PROPERTIES_TOO_LARGE = f"properties larger than {PROPERTIES_MAX_BYTES} bytes of JSON"
+PROPERTIES_TOO_DEEP = f"properties nested deeper than {PROPERTIES_MAX_DEPTH} levels"
+BEFORE_FIRST_CONTRACT = "timestamp before the customer's first contract month"
+# The wording of customers.api_base.TenantModelSerializer.tenant_error, as every REST endpoint says it.
+TENANT_REFUSED = "The tenant comes from your credentials and cannot be set."
+
+
+def too_old(days: int) -> str:
+    return f"timestamp more than {days} days in the past"
+
+
+def too_far_ahead(hours: int) -> str:
+    return f"timestamp more than {hours} hours in the future"
+
 
 _NUMERIC_STRING = re.compile(r"\s*[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?\s*\Z")
 # Bounded so that every match casts to numeric without overflow.
@@ -138,6 +156,22 @@ def _contains_nul(value) -> bool:
     return False
 
 
+def _nested_deeper_than(value, limit: int) -> bool:
+    """Whether objects and lists nest more than ``limit`` levels (``value`` itself is level 1).
+
+    Iterative, and it stops at the limit, so neither a deep nor a self-containing value can
+    exhaust the stack."""
+    pending = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        for child in item.values() if isinstance(item, dict) else item:
+            if isinstance(child, dict | list):
+                if depth + 1 > limit:
+                    return True
+                pending.append((child, depth + 1))
+    return False
+
+
 def _storable_text(text: str) -> bool:
     """PostgreSQL text cannot hold NUL, and UTF-8 cannot encode lone surrogates."""
     if text.isascii():
@@ -215,6 +249,54 @@ def _invoiced_periods(tenant: Tenant, customer_ids: Iterable[int]) -> set[tuple[
         return set(cursor.fetchall())
 
 
+class _Window(NamedTuple):
+    """The instants an event's timestamp must lie between, and the reasons given outside them."""
+
+    earliest: datetime | None
+    too_early: str | None
+    latest: datetime
+    too_late: str
+
+
+def _windows(
+    tenant: Tenant, customer_ids: Iterable[int], tz, received_at: datetime
+) -> tuple[dict[int, _Window], _Window]:
+    """Each customer's plausibility window, and the one of a customer without a contract.
+
+    An event may be dated from the first day (in the tenant's time zone) of the month of its
+    customer's first contract (any status) and, when the tenant's billing settings set
+    ``usage_max_age_days``, not more than that many days before it arrives (the later of the two
+    applies); and not more than ``usage_max_future_hours`` (default 24) after it arrives.
+    """
+    limits = (
+        BillingSettings.objects.for_tenant(tenant).values_list("usage_max_age_days", "usage_max_future_hours").first()
+    )
+    max_age_days, future_hours = limits or (None, BillingSettings._meta.get_field("usage_max_future_hours").default)
+    latest, too_late = received_at + timedelta(hours=future_hours), too_far_ahead(future_hours)
+    if max_age_days is None:
+        default = _Window(None, None, latest, too_late)
+    else:
+        default = _Window(received_at - timedelta(days=max_age_days), too_old(max_age_days), latest, too_late)
+    ids = list(customer_ids)
+    if not ids:
+        return {}, default
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT customer_id, MIN(start_date) FROM {Contract._meta.db_table}"
+            " WHERE tenant_id = %s AND customer_id = ANY(%s) GROUP BY customer_id",
+            [tenant.pk, ids],
+        )
+        first_starts = cursor.fetchall()
+    windows = {}
+    for customer_id, first_start in first_starts:
+        month_start = datetime.combine(first_start.replace(day=1), time.min, tzinfo=tz).astimezone(dt_timezone.utc)
+        if default.earliest is not None and default.earliest > month_start:
+            windows[customer_id] = default
+        else:
+            windows[customer_id] = _Window(month_start, BEFORE_FIRST_CONTRACT, latest, too_late)
+    return windows, default
+
+
 def _usable_refs(events: list) -> list[str]:
     """The distinct customer refs that could match: external refs are ASCII slugs, so nothing else
     (and nothing that could not be sent as a query parameter) reaches the query."""
@@ -264,7 +346,11 @@ def usage_ingest(*, tenant: Tenant, events: list[dict], now: datetime | None = N
     the first valid event with a key wins) or ``rejected`` with a reason. An event whose timestamp
     falls in a (customer, calendar month in the tenant's time zone) already closed by a finalized
     or paid invoice is rejected as ``period already invoiced``, unless its key is already stored
-    (a retry), which is a duplicate. A rejected event never blocks the others.
+    (a retry), which is a duplicate; so is an event dated outside the plausibility window (see
+    ``_windows``: not before the customer's first contract month, at most a day ahead by default,
+    both set per tenant on its BillingSettings). A ``tenant`` member is refused (the tenant is the
+    caller's); ``properties`` may hold at most 4 096 bytes of JSON nested at most 8 levels. No
+    value of any type makes the call fail: a rejected event never blocks the others.
 
     Customers and metrics are resolved with one query each; everything runs in one transaction.
     Raises IngestRefused (nothing stored) when ``events`` is not a list or holds more than 10 000.
@@ -289,11 +375,12 @@ def usage_ingest(*, tenant: Tenant, events: list[dict], now: datetime | None = N
         customer_by_ref = _customer_ids_locked(tenant, _usable_refs(events))
         invoiced = _invoiced_periods(tenant, customer_by_ref.values())
         invoiced_customers = {customer_id for customer_id, _ in invoiced}
+        windows, default_window = _windows(tenant, customer_by_ref.values(), tz, received_at)
 
         copy_lines: list[str] = []
         staged: list[tuple[int, str]] = []  # (position, key) of each COPY line
         claimed_keys: set[str] = set()
-        invoiced_rejections: list[int] = []  # positions whose keys may already be stored (a retry)
+        late_rejections: list[int] = []  # positions whose keys may already be stored (a retry)
         for position, event in enumerate(events):
             if type(event) is not dict:
                 results[position] = EventResult(None, REJECTED, NOT_AN_OBJECT)
@@ -310,6 +397,9 @@ def usage_ingest(*, tenant: Tenant, events: list[dict], now: datetime | None = N
                 continue
             if not _storable_text(key):
                 results[position] = EventResult(None, REJECTED, KEY_BAD_CHARACTERS)
+                continue
+            if "tenant" in event:
+                results[position] = EventResult(key, REJECTED, TENANT_REFUSED)
                 continue
             ref = event.get("customer")
             customer_id = customer_by_ref.get(ref) if type(ref) is str else None
@@ -331,6 +421,15 @@ def usage_ingest(*, tenant: Tenant, events: list[dict], now: datetime | None = N
             if moment is None:
                 results[position] = EventResult(key, REJECTED, BAD_TIMESTAMP)
                 continue
+            window = windows.get(customer_id, default_window)
+            if window.earliest is not None and moment < window.earliest:
+                results[position] = EventResult(key, REJECTED, window.too_early)
+                late_rejections.append(position)
+                continue
+            if moment > window.latest:
+                results[position] = EventResult(key, REJECTED, window.too_late)
+                late_rejections.append(position)
+                continue
             raw_quantity = event.get("quantity")
             if raw_quantity is None:
                 quantity = "1"
@@ -350,14 +449,26 @@ def usage_ingest(*, tenant: Tenant, events: list[dict], now: datetime | None = N
                     properties_json = _dump_properties(properties)
                 except (TypeError, ValueError, RecursionError):
                     properties_json = None
+                # Nine levels take nine brackets, so only then is the nesting walked (brackets inside
+                # strings count too: the walk decides). A value too deep to encode is walked as well.
+                if (
+                    properties_json is None
+                    or properties_json.count("{") + properties_json.count("[") > PROPERTIES_MAX_DEPTH
+                ) and _nested_deeper_than(properties, PROPERTIES_MAX_DEPTH):
+                    results[position] = EventResult(key, REJECTED, PROPERTIES_TOO_DEEP)
+                    continue
                 if properties_json is None or not _storable_text(properties_json) or (
                     "\\u0000" in properties_json and _contains_nul(properties)
                 ):
                     results[position] = EventResult(key, REJECTED, PROPERTIES_NOT_STORABLE)
                     continue
+                size = len(properties_json) if properties_json.isascii() else len(properties_json.encode("utf-8"))
+                if size > PROPERTIES_MAX_BYTES:
+                    results[position] = EventResult(key, REJECTED, PROPERTIES_TOO_LARGE)
+                    continue
             if customer_id in invoiced_customers and (customer_id, local_month) in invoiced:
                 results[position] = EventResult(key, REJECTED, PERIOD_INVOICED)
-                invoiced_rejections.append(position)
+                late_rejections.append(position)
                 continue
             if key in claimed_keys:
                 results[position] = EventResult(key, DUPLICATE)
@@ -373,15 +484,15 @@ def usage_ingest(*, tenant: Tenant, events: list[dict], now: datetime | None = N
         for position, key in staged:
             results[position] = EventResult(key, ACCEPTED if key in inserted else DUPLICATE)
 
-        if invoiced_rejections:
+        if late_rejections:
             with connection.cursor() as cursor:
                 cursor.execute(
                     f"SELECT idempotency_key FROM {UsageEvent._meta.db_table}"
                     " WHERE tenant_id = %s AND idempotency_key = ANY(%s)",
-                    [tenant.pk, [results[p].idempotency_key for p in invoiced_rejections]],
+                    [tenant.pk, [results[p].idempotency_key for p in late_rejections]],
                 )
                 retried = {key for (key,) in cursor.fetchall()}
-            for position in invoiced_rejections:
+            for position in late_rejections:
                 if results[position].idempotency_key in retried:
                     results[position] = EventResult(results[position].idempotency_key, DUPLICATE)
 

@@ -15,7 +15,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import MinValueValidator
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Case, DecimalField, F, OuterRef, Q, Subquery, Sum, Value, When
 from django.db.models.functions import Coalesce, Greatest
@@ -30,6 +30,8 @@ from customers.tenancy import TenantManager, TenantOwned, TenantQuerySet
 MONEY = MONEY_COLUMN
 EXACT = {"max_digits": 24, "decimal_places": 6}
 ZERO = Decimal(0)
+USAGE_MAX_AGE_DAYS_LIMIT = 3660  # ten years
+USAGE_MAX_FUTURE_HOURS_LIMIT = 24 * 31
 
 
 class ImmutableRecordError(Exception):
@@ -44,6 +46,23 @@ class BillingSettings(TenantOwned):
         default=ZERO,
         validators=[MinValueValidator(ZERO)],
         help_text="A non-zero invoice below this is topped up to it (e.g. 1.00). 0 means no minimum.",
+    )
+    # The plausibility window of usage ingestion (billing.metering): an event dated outside it is
+    # rejected with a reason, never stored in a period no run will bill.
+    usage_max_age_days = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(USAGE_MAX_AGE_DAYS_LIMIT)],
+        help_text=(
+            "Refuse usage events dated more than this many days before they arrive. Empty: no limit but "
+            "the customer's first contract month (events before its first day are always refused)."
+        ),
+    )
+    usage_max_future_hours = models.PositiveIntegerField(
+        default=24,
+        db_default=24,
+        validators=[MaxValueValidator(USAGE_MAX_FUTURE_HOURS_LIMIT)],
+        help_text="Refuse usage events dated more than this many hours after they arrive (clock drift). Default 24.",
     )
 
     class Meta:

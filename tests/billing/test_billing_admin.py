@@ -184,3 +184,18 @@ def test_another_tenants_billing_objects_are_not_found(client, member_factory, t
     response = client.get(url(f"{model._meta.model_name}_change", two_worlds[1][model].pk))
 
     assert response.status_code == 404
+
+
+def test_owners_edit_the_usage_window_in_the_billing_settings_admin(client, member_factory, tenant_a):
+    settings = billing_settings_for(tenant=tenant_a)
+    client.force_login(member_factory(tenant_a, Role.OWNER))
+    form = {"minimum_invoice_amount": "0", "usage_max_age_days": "90", "usage_max_future_hours": "2"}
+
+    saved = client.post(url("billingsettings_change", settings.pk), form)
+    refused = client.post(url("billingsettings_change", settings.pk), {**form, "usage_max_future_hours": "745"})
+
+    assert saved.status_code == 302
+    assert refused.status_code == 200
+    assert "Ensure this value is less than or equal to 744." in refused.content.decode()
+    settings.refresh_from_db()
+    assert (settings.usage_max_age_days, settings.usage_max_future_hours) == (90, 2)

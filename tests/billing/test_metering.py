@@ -8,10 +8,11 @@ from django.db.models import ProtectedError
 
 from billing import metering
 from billing.metering import IngestRefused, usage_ingest, usage_totals
-from billing.models import BillableMetric, Invoice, UsageEvent
+from billing.models import BillableMetric, BillingSettings, Invoice, UsageEvent
+from customers.api_base import TenantModelSerializer
 from customers.tenancy import platform_scope, tenant_scope
-from tests.billing.factories import BillableMetricFactory, UsageEventFactory
-from tests.customers.factories import CustomerFactory
+from tests.billing.factories import BillableMetricFactory, BillingSettingsFactory, UsageEventFactory
+from tests.customers.factories import ContractFactory, CustomerFactory
 
 NOW = datetime(2026, 11, 20, 9, 0, tzinfo=timezone.utc)
 
@@ -540,3 +541,210 @@ def test_events_may_name_a_metric_by_its_event_code(world, tenant_a):
                  "timestamp": "2026-11-03T08:00:00+00:00", "properties": {"status": "failed"}}],
     )
     assert [r.status for r in result.results] == ["accepted"]
+
+
+# --- hostile input: the plausibility window, properties limits, a client-supplied tenant -------
+
+
+def _settings(tenant, **values):
+    with tenant_scope(tenant):
+        BillingSettingsFactory(tenant=tenant, **values)
+
+
+def test_an_event_before_the_customers_first_contract_month_is_rejected(world, tenant_a):
+    ContractFactory(customer=world["northwind"], start_date=date(2026, 3, 15))
+    ContractFactory(customer=world["northwind"], start_date=date(2026, 6, 1))
+    batch = [
+        event("feb", timestamp="2026-02-28T23:59:59Z"),
+        event("mar", timestamp="2026-03-01T00:00:00Z"),  # the first contract's month, before its first day
+        event("contoso-1970", customer="contoso", timestamp="1970-01-01T00:00:00Z"),  # no contract, no limit set
+    ]
+
+    result = usage_ingest(tenant=tenant_a, events=batch, now=NOW)
+
+    assert statuses(result) == [
+        ("feb", "rejected", "timestamp before the customer's first contract month"),
+        ("mar", "accepted", None),
+        ("contoso-1970", "accepted", None),
+    ]
+    assert [key for key, *_ in stored(tenant_a)] == ["contoso-1970", "mar"]
+
+
+def test_the_first_contract_month_is_read_in_the_tenant_time_zone(world, tenant_a):
+    tenant_a.time_zone = "America/New_York"
+    tenant_a.save()
+    ContractFactory(customer=world["northwind"], start_date=date(2026, 3, 10))
+    batch = [
+        event("utc-march-ny-february", timestamp="2026-03-01T04:59:59Z"),
+        event("ny-march", timestamp="2026-03-01T05:00:00Z"),
+    ]
+
+    result = usage_ingest(tenant=tenant_a, events=batch, now=NOW)
+
+    assert [r.status for r in result.results] == ["rejected", "accepted"]
+
+
+def test_an_event_more_than_a_day_ahead_is_rejected_by_default(world, tenant_a):
+    batch = [
+        event("ahead-24h", timestamp="2026-11-21T09:00:00Z"),
+        event("ahead-24h-1s", timestamp="2026-11-21T09:00:01Z"),
+        event("year-9999", timestamp="9999-12-31T00:00:00Z"),
+    ]
+
+    result = usage_ingest(tenant=tenant_a, events=batch, now=NOW)
+
+    assert statuses(result) == [
+        ("ahead-24h", "accepted", None),
+        ("ahead-24h-1s", "rejected", "timestamp more than 24 hours in the future"),
+        ("year-9999", "rejected", "timestamp more than 24 hours in the future"),
+    ]
+
+
+def test_the_tenants_billing_settings_set_the_window(world, tenant_a, tenant_b):
+    _settings(tenant_a, usage_max_age_days=30, usage_max_future_hours=0)
+    ContractFactory(customer=world["northwind"], start_date=date(2026, 11, 1))
+    batch = [
+        event("31-days-old", customer="contoso", timestamp="2026-10-20T08:59:59Z"),
+        event("30-days-old", customer="contoso", timestamp="2026-10-21T09:00:00Z"),
+        # the later bound wins: the contract month starts after the 30 days
+        event("before-contract", timestamp="2026-10-25T00:00:00Z"),
+        event("one-second-ahead", timestamp="2026-11-20T09:00:01Z"),
+        event("now", timestamp="2026-11-20T09:00:00Z"),
+    ]
+
+    result = usage_ingest(tenant=tenant_a, events=batch, now=NOW)
+    ahead = event("b", customer="bergen", timestamp="2026-11-21T08:00:00Z")
+    other = usage_ingest(tenant=tenant_b, events=[ahead], now=NOW)
+
+    assert statuses(result) == [
+        ("31-days-old", "rejected", "timestamp more than 30 days in the past"),
+        ("30-days-old", "accepted", None),
+        ("before-contract", "rejected", "timestamp before the customer's first contract month"),
+        ("one-second-ahead", "rejected", "timestamp more than 0 hours in the future"),
+        ("now", "accepted", None),
+    ]
+    assert statuses(other) == [("b", "accepted", None)]  # tenant B keeps the defaults
+
+
+def test_a_retry_of_a_stored_event_now_outside_the_window_is_a_duplicate(world, tenant_a):
+    usage_ingest(tenant=tenant_a, events=[event("k1", timestamp="2026-10-01T00:00:00Z")], now=NOW)
+    _settings(tenant_a, usage_max_age_days=7)
+
+    result = usage_ingest(tenant=tenant_a, events=[event("k1", timestamp="2026-10-01T00:00:00Z")], now=NOW)
+
+    assert statuses(result) == [("k1", "duplicate", None)]
+
+
+@pytest.mark.parametrize(
+    ("values", "field"),
+    [
+        ({"usage_max_age_days": 0}, "usage_max_age_days"),
+        ({"usage_max_age_days": 3661}, "usage_max_age_days"),
+        ({"usage_max_future_hours": 24 * 31 + 1}, "usage_max_future_hours"),
+        ({"usage_max_future_hours": -1}, "usage_max_future_hours"),
+    ],
+)
+def test_window_settings_out_of_range_are_refused(tenant_a, values, field):
+    settings = BillingSettings(tenant=tenant_a, **values)
+
+    with tenant_scope(tenant_a), pytest.raises(ValidationError) as refused:
+        settings.full_clean()
+
+    assert list(refused.value.message_dict) == [field]
+
+
+def test_a_tenant_member_in_an_event_is_refused_as_the_rest_endpoints_refuse_it(world, tenant_a, tenant_b):
+    result = usage_ingest(tenant=tenant_a, events=[event("k1", tenant=tenant_b.pk), event("k2")], now=NOW)
+
+    assert statuses(result) == [
+        ("k1", "rejected", TenantModelSerializer.tenant_error),
+        ("k2", "accepted", None),
+    ]
+    assert metering.TENANT_REFUSED == TenantModelSerializer.tenant_error
+
+
+def test_properties_are_capped_at_4096_bytes_of_json(world, tenant_a):
+    def padded(size, char="x"):
+        # {"p":"…"} is 8 bytes around the padding
+        return {"p": char * ((size - 8) // len(char.encode()))}
+
+    batch = [
+        event("at-limit", properties=padded(4096)),
+        event("over-limit", properties=padded(4097)),
+        event("multibyte-over", properties=padded(4098, "é")),  # 2 045 characters, 4 098 bytes
+        event("megabyte", properties={"blob": "x" * 1_000_000}),
+    ]
+    assert len(metering._dump_properties(batch[0]["properties"])) == 4096
+
+    result = usage_ingest(tenant=tenant_a, events=batch, now=NOW)
+
+    assert statuses(result) == [
+        ("at-limit", "accepted", None),
+        ("over-limit", "rejected", "properties larger than 4096 bytes of JSON"),
+        ("multibyte-over", "rejected", "properties larger than 4096 bytes of JSON"),
+        ("megabyte", "rejected", "properties larger than 4096 bytes of JSON"),
+    ]
+
+
+def _nested(levels):
+    value = {}
+    for _ in range(levels - 1):
+        value = {"a": value}
+    return value
+
+
+def test_properties_may_nest_eight_levels_and_no_more(world, tenant_a):
+    deep = {}
+    for _ in range(100_000):  # far beyond Python's recursion limit
+        deep = {"a": deep}
+    batch = [
+        event("eight", properties=_nested(8)),
+        event("nine", properties=_nested(9)),
+        event("list-levels", properties={"a": [[[[[[["seven lists deep"]]]]]]]}),  # 8 levels with the object
+        event("deep", properties=deep),
+    ]
+
+    result = usage_ingest(tenant=tenant_a, events=batch, now=NOW)
+
+    assert statuses(result) == [
+        ("eight", "accepted", None),
+        ("nine", "rejected", "properties nested deeper than 8 levels"),
+        ("list-levels", "accepted", None),
+        ("deep", "rejected", "properties nested deeper than 8 levels"),
+    ]
+
+
+def test_values_of_every_wrong_type_reject_their_own_event_only(world, tenant_a):
+    cyclic = {}
+    cyclic["self"] = cyclic
+    batch = [
+        None, 7, "text", [event("in-a-list")], 1.5,
+        event("nan-quantity", quantity=float("nan")),
+        event("inf-quantity", quantity=Decimal("Infinity")),
+        event("huge-quantity", quantity=10**5000),
+        event("bool-quantity", quantity=True),
+        event("nan-property", properties={"x": float("nan")}),
+        event("huge-property", properties={"x": 10**5000}),
+        event("cyclic-property", properties=cyclic),
+        event("list-customer", customer=["northwind"]),
+        event("dict-metric", metric={"code": "processed_jobs"}),
+        event("number-timestamp", timestamp=1_700_000_000),
+        event("list-properties", properties=["a"]),
+        {"idempotency_key": ["k"]},
+        {"idempotency_key": float("nan")},
+        event("good"),
+    ]
+
+    result = usage_ingest(tenant=tenant_a, events=batch, now=NOW)
+
+    assert [r.reason for r in result.results] == [
+        "event must be an object", "event must be an object", "event must be an object",
+        "event must be an object", "event must be an object",
+        "non-numeric quantity", "non-numeric quantity", "quantity out of range", "non-numeric quantity",
+        "properties contain values that cannot be stored", "properties contain values that cannot be stored",
+        "properties nested deeper than 8 levels",
+        "unknown customer", "unknown metric", "bad timestamp", "properties must be an object",
+        "idempotency key must be a string", "idempotency key must be a string",
+        None,
+    ]
+    assert [key for key, *_ in stored(tenant_a)] == ["good"]

@@ -137,7 +137,6 @@ def test_more_than_ten_thousand_events_is_400(client, setup, tenant_a):
     ("body", "message"),
     [
         ('{"customer": "northwind", ', "The body is not valid JSON"),
-        ('{"quantity": NaN}', "The body is not valid JSON"),
         ("", "The body is not valid JSON"),
         ('[{"idempotency_key": "k1"}]', 'The body must be one event object or {"events": [...]}.'),
         ('"hello"', 'The body must be one event object or {"events": [...]}.'),
@@ -284,3 +283,143 @@ def test_a_body_over_32_mib_is_refused_unread_with_413(client, setup, tenant_a):
 
     assert response.status_code == 413
     assert keys_of(tenant_a) == []
+
+
+# --- hostile input: every event judged alone, the envelope refused whole -------------------------
+
+
+def test_nan_huge_numbers_and_deep_nesting_in_the_body_reject_only_their_event(client, setup, tenant_a):
+    deep = '{"a":' * 100_000 + "1" + "}" * 100_000
+    good = json.dumps(event("good"))
+    body = (
+        '{"events": ['
+        + ",".join(
+            [
+                '{"customer": "northwind", "metric": "processed_jobs", "timestamp": "2026-11-05T14:03:00Z",'
+                ' "idempotency_key": "nan", "quantity": NaN}',
+                '{"customer": "northwind", "metric": "processed_jobs", "timestamp": "2026-11-05T14:03:00Z",'
+                ' "idempotency_key": "infinite-property", "properties": {"x": -Infinity}}',
+                '{"customer": "northwind", "metric": "processed_jobs", "timestamp": "2026-11-05T14:03:00Z",'
+                f' "idempotency_key": "huge", "quantity": {"9" * 5000}}}',
+                '{"customer": "northwind", "metric": "processed_jobs", "timestamp": "2026-11-05T14:03:00Z",'
+                f' "idempotency_key": "deep", "properties": {deep}}}',
+                f'{{"idempotency_key": {"7" * 5000}}}',
+                f'[{deep}]',
+                good,
+            ]
+        )
+        + "]}"
+    )
+
+    response = post(client, body, setup["key_a"], raw=True)
+
+    assert response.status_code == 200
+    results = response.json()["results"]
+    assert [(r["idempotency_key"], r["reason"]) for r in results] == [
+        ("nan", "non-numeric quantity"),
+        ("infinite-property", "properties contain values that cannot be stored"),
+        ("huge", "quantity out of range"),
+        ("deep", "properties nested deeper than 8 levels"),
+        ("7" * 5000, "idempotency key must be a string"),
+        (None, "event must be an object"),
+        ("good", None),
+    ]
+    assert keys_of(tenant_a) == ["good"]
+
+
+def test_a_body_nested_too_deeply_outside_any_event_is_one_400(client, setup, tenant_a):
+    response = post(client, "[" * 100_000 + "]" * 100_000, setup["key_a"], raw=True)
+
+    assert response.status_code == 400
+    assert response.json() == {"detail": 'The body must be one event object or {"events": [...]}.'}
+
+
+def test_ten_events_of_a_megabyte_of_properties_are_each_rejected(client, setup, tenant_a):
+    batch = {"events": [event(f"k{i}", properties={"blob": "x" * 1_000_000}) for i in range(10)] + [event("small")]}
+
+    response = post(client, batch, setup["key_a"])
+
+    assert response.status_code == 200
+    assert [r["reason"] for r in response.json()["results"]] == ["properties larger than 4096 bytes of JSON"] * 10 + [
+        None
+    ]
+    assert keys_of(tenant_a) == ["small"]
+
+
+def test_a_tenant_in_the_body_is_400_and_in_an_event_rejects_that_event(client, setup, tenant_a, tenant_b):
+    whole = post(client, {"tenant": tenant_b.pk, "events": [event("k1")]}, setup["key_a"])
+    single = post(client, event("k2", tenant=tenant_b.pk), setup["key_a"])
+    one = post(client, {"events": [event("k3", tenant=tenant_b.slug), event("k4")]}, setup["key_a"])
+
+    assert (whole.status_code, whole.json()) == (
+        400, {"tenant": ["The tenant comes from your credentials and cannot be set."]}
+    )
+    assert whole_400(single) == whole_400(whole)
+    assert one.status_code == 200
+    assert [(r["idempotency_key"], r["reason"]) for r in one.json()["results"]] == [
+        ("k3", "The tenant comes from your credentials and cannot be set."),
+        ("k4", None),
+    ]
+    assert keys_of(tenant_a) == ["k4"] and keys_of(tenant_b) == []
+
+
+def whole_400(response):
+    return (response.status_code, response.json())
+
+
+def test_an_event_outside_the_window_is_rejected_over_http(client, setup, tenant_a):
+    response = post(client, {"events": [event("y1970", timestamp="1970-01-01T00:00:00Z"), event("y9999",
+                    timestamp="9999-01-01T00:00:00Z")]}, setup["key_a"])
+
+    assert response.status_code == 200
+    # northwind has no contract here: only the default 24 hours ahead applies
+    assert [r["reason"] for r in response.json()["results"]] == [None, "timestamp more than 24 hours in the future"]
+
+
+# --- every API error is JSON -------------------------------------------------------------------
+
+
+def test_an_unhandled_exception_under_the_api_is_a_logged_json_500(client, setup, tenant_a, monkeypatch, caplog):
+    def broken(**kwargs):
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr("billing.api_usage.usage_ingest", broken)
+    client.raise_request_exception = False
+
+    response = post(client, event("k1"), setup["key_a"])
+
+    assert response.status_code == 500
+    assert response["Content-Type"] == "application/json"
+    assert response.json() == {
+        "detail": "The server failed to answer this request; the error is logged. Try again later.",
+        "code": "server_error",
+    }
+    assert "the database went away" not in response.content.decode()
+    logged = [r for r in caplog.records if r.name == "django.request" and r.levelname == "ERROR"]
+    assert logged and logged[0].exc_info[0] is RuntimeError
+
+
+def test_unknown_api_urls_are_json_404_and_other_pages_stay_html(client, setup):
+    api = client.get("/api/v1/no-such-endpoint/", headers=auth(setup["key_a"]))
+    page = client.get("/no-such-page/")
+
+    assert (api.status_code, api["Content-Type"], api.json()) == (
+        404, "application/json", {"detail": "No API endpoint at this address.", "code": "not_found"}
+    )
+    assert page.status_code == 404 and page["Content-Type"].startswith("text/html")
+
+
+def test_a_method_the_endpoint_does_not_have_is_a_json_405(client, setup):
+    response = client.delete(INGEST_URL, headers=auth(setup["key_a"]))
+
+    assert response.status_code == 405
+    assert response.json() == {"detail": 'Method "DELETE" not allowed.'}
+
+
+@pytest.mark.parametrize(("method", "url"), [("post", "/api/docs/"), ("post", "/api/schema/")])
+def test_errors_of_the_api_docs_and_schema_views_are_json_too(client, setup, method, url):
+    response = getattr(client, method)(url, headers=auth(setup["key_a"]))
+
+    assert (response.status_code, response["Content-Type"]) == (405, "application/json")
+    assert response.json() == {"detail": "Method Not Allowed.", "code": "method_not_allowed"}
+    assert "GET" in response["Allow"]
