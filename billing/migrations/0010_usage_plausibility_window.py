@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('billing', '0008_usage_event_tenant_time_index'),
+        ('billing', '0009_graduated_percentage_and_weighted_sum'),
     ]
 
     operations = [
