@@ -260,11 +260,14 @@ class BillingSettingsSerializer(TenantModelSerializer):
 
     class Meta:
         model = BillingSettings
-        fields = ["minimum_invoice_amount"]
+        fields = ["minimum_invoice_amount", "usage_max_age_days", "usage_max_future_hours"]
 
 
 SETTINGS_EXAMPLES = [
-    OpenApiExample("A $1 minimum charge", value={"minimum_invoice_amount": "1.00"}),
+    OpenApiExample(
+        "A $1 minimum charge, usage at most 90 days old",
+        value={"minimum_invoice_amount": "1.00", "usage_max_age_days": 90, "usage_max_future_hours": 24},
+    ),
     OpenApiExample(
         "Field errors", value={"minimum_invoice_amount": ["Ensure this value is greater than or equal to 0."]},
         response_only=True, status_codes=["400"],
@@ -289,7 +292,12 @@ class BillingSettingsView(generics.GenericAPIView):
         settings = self.get_object()
         serializer = self.get_serializer(settings, data=request.data, partial=partial)
         serializer.is_valid(raise_exception=True)
-        data = {"minimum_invoice_amount": settings.minimum_invoice_amount, **serializer.validated_data}
+        data = {
+            "minimum_invoice_amount": settings.minimum_invoice_amount,
+            "usage_max_age_days": settings.usage_max_age_days,
+            "usage_max_future_hours": settings.usage_max_future_hours,
+            **serializer.validated_data,
+        }
         settings = catalog.billing_settings_update(tenant=request.tenant, **data)
         return Response(self.get_serializer(settings).data)
 

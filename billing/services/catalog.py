@@ -157,12 +157,20 @@ def price_terms_delete(*, price_terms: PriceTerms) -> None:
 
 
 @transaction.atomic
-def billing_settings_update(*, tenant: Tenant, minimum_invoice_amount: Decimal) -> BillingSettings:
+def billing_settings_update(
+    *, tenant: Tenant, minimum_invoice_amount: Decimal, usage_max_age_days: int | None = None,
+    usage_max_future_hours: int = 24,
+) -> BillingSettings:
     """Set the tenant's billing settings (created on first use), under a row lock.
 
     ``minimum_invoice_amount`` applies to invoices drafted from now on, in each invoice's currency;
-    issued invoices keep what they were. Raises ValidationError per field (a negative amount).
+    issued invoices keep what they were. ``usage_max_age_days`` (None: no limit) and
+    ``usage_max_future_hours`` are usage ingestion's plausibility window (billing.metering), applied to
+    events that arrive from now on. Raises ValidationError per field (a negative amount, a window
+    outside its limits).
     """
     settings = billing_settings_for(tenant=tenant, lock=True)
     settings.minimum_invoice_amount = minimum_invoice_amount
+    settings.usage_max_age_days = usage_max_age_days
+    settings.usage_max_future_hours = usage_max_future_hours
     return _save(settings)

@@ -260,14 +260,33 @@ def test_billing_settings_are_one_object_per_tenant(tenant_a, tenant_b):
     negative = client.put("/api/v1/billing-settings/", {"minimum_invoice_amount": "-1"}, format="json")
     not_a_number = client.put("/api/v1/billing-settings/", {"minimum_invoice_amount": "one"}, format="json")
 
-    assert (first.status_code, first.json()) == (200, {"minimum_invoice_amount": "0.00"})
-    assert (patched.status_code, patched.json()) == (200, {"minimum_invoice_amount": "1.00"})
+    defaults = {"usage_max_age_days": None, "usage_max_future_hours": 24}
+    assert (first.status_code, first.json()) == (200, {"minimum_invoice_amount": "0.00", **defaults})
+    assert (patched.status_code, patched.json()) == (200, {"minimum_invoice_amount": "1.00", **defaults})
     assert (negative.status_code, negative.json()) == (
         400, {"minimum_invoice_amount": ["Ensure this value is greater than or equal to 0."]}
     )
     assert (not_a_number.status_code, list(not_a_number.json())) == (400, ["minimum_invoice_amount"])
-    assert key_client(tenant_b).get("/api/v1/billing-settings/").json() == {"minimum_invoice_amount": "0.00"}
+    assert key_client(tenant_b).get("/api/v1/billing-settings/").json() == {"minimum_invoice_amount": "0.00", **defaults}
     assert BillingSettings.objects.for_tenant(tenant_a).get().minimum_invoice_amount == Decimal("1.00")
+
+
+def test_billing_settings_set_the_usage_plausibility_window(tenant_a):
+    client = key_client(tenant_a)
+
+    window = client.patch("/api/v1/billing-settings/", {"usage_max_age_days": 90, "usage_max_future_hours": 2},
+                          format="json")
+    too_short = client.patch("/api/v1/billing-settings/", {"usage_max_age_days": 0}, format="json")
+    too_far = client.patch("/api/v1/billing-settings/", {"usage_max_future_hours": 745}, format="json")
+    minimum_only = client.put("/api/v1/billing-settings/", {"minimum_invoice_amount": "3.00"}, format="json")
+
+    assert (window.status_code, window.json()) == (
+        200, {"minimum_invoice_amount": "0.00", "usage_max_age_days": 90, "usage_max_future_hours": 2})
+    assert (too_short.status_code, list(too_short.json())) == (400, ["usage_max_age_days"])
+    assert (too_far.status_code, list(too_far.json())) == (400, ["usage_max_future_hours"])
+    assert minimum_only.json() == {"minimum_invoice_amount": "3.00", "usage_max_age_days": 90, "usage_max_future_hours": 2}
+    stored = BillingSettings.objects.for_tenant(tenant_a).get()
+    assert (stored.usage_max_age_days, stored.usage_max_future_hours) == (90, 2)
 
 
 # --- month-end runs ------------------------------------------------------------------------------
