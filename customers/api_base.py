@@ -16,6 +16,8 @@ Conventions every endpoint follows:
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 
+import django_filters
+from django import forms
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from drf_spectacular.extensions import OpenApiSerializerFieldExtension
@@ -27,6 +29,7 @@ from rest_framework.pagination import PageNumberPagination
 from customers.money import Money, format_amount
 
 __all__ = [
+    "BooleanFilter",
     "CurrencyField",
     "MoneyField",
     "TenantMemberField",
@@ -39,16 +42,61 @@ __all__ = [
 
 
 class TenantPagination(PageNumberPagination):
-    """``{"count", "next", "previous", "results"}``; 50 a page unless ``?page_size=`` asks (≤ 500)."""
+    """``{"count", "next", "previous", "results"}``; 50 a page unless ``?page_size=`` asks (1 to 500).
+
+    A ``page_size`` that is not a whole number from 1 to 500 is a 400 (DRF would silently use the
+    default instead); a ``page`` that is not a page of the list is DRF's 404 "Invalid page.".
+    """
 
     page_size_query_param = "page_size"
     max_page_size = 500
+
+    def get_page_size(self, request):
+        raw = request.query_params.get(self.page_size_query_param)
+        if raw is None:
+            return self.page_size
+        if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= self.max_page_size:
+            raise serializers.ValidationError(
+                {"page_size": [f"Give page_size as a whole number from 1 to {self.max_page_size} (got {raw[:20]!r})."]}
+            )
+        return int(raw)
+
+    def get_schema_operation_parameters(self, view):
+        parameters = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            if parameter["name"] == self.page_query_param:
+                parameter["schema"] = {"type": "integer", "minimum": 1}
+            elif parameter["name"] == self.page_size_query_param:
+                parameter["schema"] = {"type": "integer", "minimum": 1, "maximum": self.max_page_size, "default": 50}
+        return parameters
 
 
 def acting_user(request):
     """The human behind a request, for audit fields; None for an API key (a machine)."""
     user = getattr(request, "user", None)
     return user if isinstance(user, get_user_model()) else None
+
+
+class StrictBooleanField(forms.NullBooleanField):
+    """``true`` or ``false``; absent is no filter, anything else is invalid (so the API answers 400)."""
+
+    widget = forms.TextInput
+
+    def to_python(self, value):
+        if value is None:
+            return None
+        if value in ("true", "false"):
+            return value == "true"
+        raise forms.ValidationError(f"Give true or false (got {str(value)[:20]!r}).", code="invalid")
+
+    def validate(self, value):
+        pass
+
+
+class BooleanFilter(django_filters.BooleanFilter):
+    """django-filter's BooleanFilter, but a value other than ``true``/``false`` is a 400, not ignored."""
+
+    field_class = StrictBooleanField
 
 
 class CurrencyField(serializers.ChoiceField):
@@ -73,7 +121,7 @@ class MoneyField(serializers.Field):
     """
 
     default_error_messages = {
-        "not_a_dict": 'Give money as {{"amount": "123.45", "currency": "USD"}}.',  # str.format: braces doubled
+        "not_a_dict": 'Give money as an object, {"amount": "123.45", "currency": "USD"}, not a plain value.',
         "invalid_amount": "A valid decimal amount is required.",
         "max_decimal_places": "Ensure there are no more than {places} decimal places.",
         "max_digits": "Ensure there are no more than {digits} digits in total.",
@@ -92,7 +140,8 @@ class MoneyField(serializers.Field):
 
     def to_internal_value(self, data):
         if not isinstance(data, Mapping):
-            self.fail("not_a_dict")
+            # Raised as written: ``self.fail`` would run the message's literal braces through str.format.
+            raise serializers.ValidationError(self.error_messages["not_a_dict"], code="not_a_dict")
         errors = {}
         amount = self._amount(data.get("amount"), errors)
         try:

@@ -9,6 +9,8 @@ from django.core.exceptions import NON_FIELD_ERRORS
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError
 from django.db.models import ProtectedError
+from django.http import JsonResponse
+from django.views.defaults import page_not_found
 from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
@@ -51,3 +53,30 @@ def exception_handler(exc, context):
             status=status.HTTP_409_CONFLICT,
         )
     return drf_exception_handler(exc, context)
+
+
+def api_not_found(request, exception=None):
+    """``handler404``: a URL under /api/ that matches no endpoint (``/api/v1/contracts/1.5/``) is a
+    JSON 404 like every other API error; elsewhere Django's page."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": "Not found."}, status=404)
+    return page_not_found(request, exception)
+
+
+class APIQueryGuardMiddleware:
+    """A NUL character in an API request's query string is a 400 naming the parameter.
+
+    PostgreSQL text cannot hold NUL, so such a value would fail in the database (a 500) as a
+    filter, a search term or a reference; it is never a meaningful value.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if request.path.startswith("/api/"):
+            for name, values in request.GET.lists():
+                if "\x00" in name or any("\x00" in value for value in values):
+                    shown = name.replace("\x00", "\\0")[:40]
+                    return JsonResponse({"detail": f"The query parameter {shown!r} contains a NUL character (%00)."}, status=400)
+        return self.get_response(request)

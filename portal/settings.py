@@ -70,6 +70,7 @@ MIDDLEWARE = [
     "portal.tenancy.TenantMiddleware",
     "portal.staff_language.StaffLanguageMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
+    "portal.api_errors.APIQueryGuardMiddleware",
 ]
 
 ROOT_URLCONF = "portal.urls"
@@ -183,7 +184,12 @@ REST_FRAMEWORK = {
         "rest_framework.filters.SearchFilter",
         "rest_framework.filters.OrderingFilter",
     ],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # JSON is the one request body type: a form or multipart body is answered 415 (the admin and the
+    # portal's forms are Django views and never go through DRF's parsers).
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
+    # drf-spectacular's AutoSchema plus the error answers of every operation (portal.api_schema).
+    "DEFAULT_SCHEMA_CLASS": "portal.api_schema.PortalAutoSchema",
     "EXCEPTION_HANDLER": "portal.api_errors.exception_handler",
     "UNAUTHENTICATED_USER": None,
 }

@@ -93,3 +93,5 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("healthz", site.health, name="health"),
 ]
+
+handler404 = "portal.api_errors.api_not_found"
