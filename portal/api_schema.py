@@ -12,7 +12,8 @@ Which statuses, by rule, so that new endpoints are covered without writing anyth
 - 401 and 403 when the view needs credentials (any permission other than AllowAny); the 403's text
   is the ``message`` of the view's permissions, so an action that refuses API keys says so;
 - 429 on every operation that needs credentials (the API is throttled per key and per user);
-- 400 when the operation takes a body or query parameters;
+- 400 when the operation takes a body or query parameters, and on every write (a service's
+  validation refuses it, ``portal.api_errors``);
 - 404 when the path names an object, and on paginated lists (a page past the end);
 - 409 on every write (a conflicting or protected change, ``portal.api_errors``);
 - 415 when the operation takes a body (the API reads JSON only).
@@ -89,7 +90,7 @@ class PortalAutoSchema(AutoSchema):
         statuses = {}
         parameters = operation.get("parameters", [])
         takes_body = "requestBody" in operation
-        if takes_body or any(parameter["in"] == "query" for parameter in parameters):
+        if takes_body or self.method in WRITE_METHODS or any(parameter["in"] == "query" for parameter in parameters):
             statuses[400] = DESCRIPTIONS[400]
         if self._needs_credentials():
             statuses[401] = DESCRIPTIONS[401]

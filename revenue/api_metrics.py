@@ -96,8 +96,9 @@ def integer_parameter(name: str, low: int, high: int, default: int | None = None
     return OpenApiParameter(name, schema, description=description)
 
 
-def decimal_parameter(name: str, description: str = "") -> OpenApiParameter:
-    return OpenApiParameter(name, DECIMAL_SCHEMA, description=description)
+def decimal_parameter(name: str, low, high, description: str = "") -> OpenApiParameter:
+    """A decimal query parameter, read by ``MetricView.decimal`` with the same bounds (stated in the description)."""
+    return OpenApiParameter(name, DECIMAL_SCHEMA, description=f"{description}; a decimal from {low} to {high}.")
 
 
 GROUP_BY_PARAMETER = OpenApiParameter(
@@ -120,7 +121,11 @@ class MetricView(APIView):
     A parameter that is not as the schema says is a 400 naming it, never ignored.
     """
 
-    error_responses = {409: "An amount in another currency has no exchange rate for its date (`detail` names both)."}
+    error_responses = {
+        400: "A parameter is not as described (`detail` names it and what to write), or the question does not "
+        "apply (e.g. evidence for a line not priced on savings).",
+        409: "An amount in another currency has no exchange rate for its date (`detail` names both).",
+    }
 
     def get(self, request):
         tenant = request.tenant
@@ -157,13 +162,13 @@ class MetricView(APIView):
             raise MetricError(f"{name} must be a whole number from {low} to {high} (got {raw[:20]!r}).")
         return int(raw)
 
-    def decimal(self, request, name, default):
-        """A decimal such as ``0.2`` or ``-1`` (digits, an optional point and sign: no exponent or spaces)."""
+    def decimal(self, request, name, default, low, high):
+        """A decimal from ``low`` to ``high`` written as digits with an optional sign and point (``0.2``)."""
         raw = request.query_params.get(name)
         if raw is None:
             return default
-        if not DECIMAL_PATTERN.match(raw):
-            raise MetricError(f"{name} must be a decimal such as 0.2 (got {raw[:20]!r}).")
+        if not DECIMAL_PATTERN.match(raw) or not low <= Decimal(raw) <= high:
+            raise MetricError(f"{name} must be a decimal from {low} to {high} such as {default or low} (got {raw[:20]!r}).")
         return Decimal(raw)
 
     def choice(self, request, name, choices, default=None):
@@ -272,7 +277,7 @@ class CLVView(MetricView):
     @extend_schema(
         summary="Unit economics: ARPA, predictive and historical CLV, TCV, CAC payback, time to revenue",
         parameters=[month_parameter("month", "YYYY-MM (default: the last closed month)"),
-                    decimal_parameter("gross_margin", "Gross margin from 0 to 1 (default: the measured one, else 1)")],
+                    decimal_parameter("gross_margin", 0, 1, "Gross margin (default: the measured one, else 1)")],
         responses={200: OpenApiTypes.OBJECT},
         examples=[OpenApiExample("Capped lifetime", value={
             "currency": "USD", "month": "2025-12", "arpa": "100.00", "gross_margin": "1.0000",
@@ -283,9 +288,7 @@ class CLVView(MetricView):
         return super().get(request)
 
     def compute(self, request, tenant):
-        margin = self.decimal(request, "gross_margin", None)
-        if margin is not None and not Decimal(0) <= margin <= Decimal(1):
-            raise MetricError("gross_margin must be a decimal between 0 and 1.")
+        margin = self.decimal(request, "gross_margin", None, 0, 1)
         return {"currency": tenant.reporting_currency,
                 **unit_economics(tenant=tenant, month=self.month(request, tenant), gross_margin=margin)}
 

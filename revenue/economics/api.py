@@ -49,6 +49,8 @@ WINDOW = COMMON_PARAMETERS[:2]
 
 
 ECONOMICS_MONTHS = {"month", "from", "to", "cost_months"}
+MAX_SCORE = 100  # churn-risk scores run from 0 to 100 (the signals' weights add up to it)
+MAX_MARGIN = Decimal("0.9999")  # margin rates are below 1 (revenue.economics.profitability)
 
 
 class EconomicsView(MetricView):
@@ -87,8 +89,9 @@ class MarginsView(EconomicsView):
 class ProfitabilityView(EconomicsView):
     @extend_schema(
         summary="Unprofitable and thin-margin customers with revenue at risk and explained recommendations",
-        parameters=[*WINDOW, decimal_parameter("thin_margin", "Margin rate below which a customer is thin (default 0.20)"),
-                    decimal_parameter("target_margin", "Margin rate the recommendations aim for (default 0.30)")],
+        parameters=[*WINDOW,
+                    decimal_parameter("thin_margin", 0, MAX_MARGIN, "Margin rate below which a customer is thin (default 0.20)"),
+                    decimal_parameter("target_margin", 0, MAX_MARGIN, "Margin rate the recommendations aim for (default 0.30)")],
         responses={200: OpenApiTypes.OBJECT},
     )
     def get(self, request):
@@ -98,8 +101,8 @@ class ProfitabilityView(EconomicsView):
         first, last = self.window(request, tenant)
         return profitability(
             tenant=tenant, first=first, last=last,
-            thin_margin=self.decimal(request, "thin_margin", Decimal("0.20")),
-            target_margin=self.decimal(request, "target_margin", Decimal("0.30")),
+            thin_margin=self.decimal(request, "thin_margin", Decimal("0.20"), 0, MAX_MARGIN),
+            target_margin=self.decimal(request, "target_margin", Decimal("0.30"), 0, MAX_MARGIN),
         )
 
 
@@ -149,7 +152,7 @@ class ChurnRiskView(EconomicsView):
     @extend_schema(
         summary="Churn-risk scores with their signals: the at-risk customers, or everyone scored (all=true)",
         parameters=[day_parameter("as_of", "The day scored (default: today)"),
-                    decimal_parameter("threshold", f"Score from which a customer is at risk (default {RISK_THRESHOLD})"),
+                    decimal_parameter("threshold", 0, MAX_SCORE, f"Score from which a customer is at risk (default {RISK_THRESHOLD})"),
                     integer_parameter("limit", 1, 10_000, 50, "Customers listed at most"),
                     OpenApiParameter("all", OpenApiTypes.STR, enum=["true", "false"],
                                      description="true: list everyone scored, not only the customers at risk")],
@@ -160,7 +163,7 @@ class ChurnRiskView(EconomicsView):
 
     def compute(self, request, tenant):
         as_of = _day(request, tenant, "as_of", tenant_today(tenant))
-        threshold = self.decimal(request, "threshold", RISK_THRESHOLD)
+        threshold = self.decimal(request, "threshold", RISK_THRESHOLD, 0, MAX_SCORE)
         limit = self.integer(request, "limit", 50, 1, 10_000)
         scores = sorted(churn_risk_scores(tenant=tenant, as_of=as_of).values(), key=lambda s: (-s.score, s.customer))
         everyone = self.choice(request, "all", ("true", "false"), "false") == "true"
@@ -173,14 +176,14 @@ class ChurnRiskView(EconomicsView):
 class ChurnValidationView(EconomicsView):
     @extend_schema(summary="Back-test of the churn-risk score against the customers who churned",
                    parameters=[integer_parameter("months", 1, 24, 12, "Months back-tested"),
-                               decimal_parameter("threshold", f"Score from which a customer is at risk (default {RISK_THRESHOLD})")],
+                               decimal_parameter("threshold", 0, MAX_SCORE, f"Score from which a customer is at risk (default {RISK_THRESHOLD})")],
                    responses={200: OpenApiTypes.OBJECT})
     def get(self, request):
         return super().get(request)
 
     def compute(self, request, tenant):
         return validate_churn_risk(tenant=tenant, months=self.integer(request, "months", 12, 1, 24),
-                                   threshold=self.decimal(request, "threshold", RISK_THRESHOLD))
+                                   threshold=self.decimal(request, "threshold", RISK_THRESHOLD, 0, MAX_SCORE))
 
 
 class AnomaliesView(EconomicsView):

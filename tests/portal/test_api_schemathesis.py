@@ -16,6 +16,7 @@ from contextlib import contextmanager
 
 import pytest
 import schemathesis
+from schemathesis import GenerationMode
 from django.core.handlers.wsgi import WSGIHandler
 from django.core.signals import request_finished, request_started
 from django.db import close_old_connections, transaction
@@ -31,7 +32,9 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from customers.models import TenantAPIKey
+from tests.billing.document_builders import build_credit_note, build_invoice
 from tests.customers.factories import ContactFactory, ContractFactory, ContractLineFactory, CustomerFactory
+from tests.revenue.factories import OpportunityFactory
 
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]
 
@@ -61,19 +64,41 @@ def in_process_requests():
 
 @pytest.fixture
 def api_world(tenant_a, tenant_b, unscoped):
+    """Tenant A's API key and the ids of one object of each kind, for paths that name an object."""
     with unscoped():
-        customer = CustomerFactory(tenant=tenant_a, name="Alpha Inc", external_ref="alpha")
-        ContactFactory(tenant=tenant_a, customer=customer)
+        customer = CustomerFactory(tenant=tenant_a, name="Alpha Inc", external_ref="alpha", currency="USD")
+        contact = ContactFactory(tenant=tenant_a, customer=customer)
         contract = ContractFactory(tenant=tenant_a, customer=customer)
         ContractLineFactory(tenant=tenant_a, contract=contract)
+        opportunity = OpportunityFactory(tenant=tenant_a, customer=customer)
+        invoice = build_invoice(customer)
+        credit_note = build_credit_note(invoice)
         CustomerFactory(tenant=tenant_b, name="Beta AB", external_ref="beta")
+        ids = {
+            "customers": customer.pk, "contacts": contact.pk, "contracts": contract.pk,
+            "opportunities": opportunity.pk, "invoices": invoice.pk, "credit-notes": credit_note.pk,
+            "roi": customer.pk, "invoice-lines": invoice.lines.first().pk,
+        }
     _, raw_key = TenantAPIKey.objects.create_key(tenant=tenant_a, name="schemathesis")
-    return raw_key
+    return raw_key, ids
+
+
+def known_ids(operation, ids):
+    """The path parameters of ``operation`` set to a real object of tenant A, or None if it names none."""
+    parameters = {}
+    for parameter in operation.path_parameters:
+        segments = operation.path.split("/")
+        before = segments[segments.index("{" + parameter.name + "}") - 1]
+        if before not in ids:
+            return None
+        parameters[parameter.name] = ids[before]
+    return parameters or None
 
 
 def test_every_operation_answers_as_the_schema_says(api_world):
     load_all_checks()
-    headers = {"Authorization": f"Api-Key {api_world}"}
+    raw_key, ids = api_world
+    headers = {"Authorization": f"Api-Key {raw_key}"}
     app = WSGIHandler()
     failures, requests, statuses, kinds = [], Counter(), Counter(), Counter()
     with in_process_requests():
@@ -83,9 +108,11 @@ def test_every_operation_answers_as_the_schema_says(api_world):
         for operation in operations:
             if operation.label in EXCLUDED:
                 continue
-            for mode in (schemathesis.GenerationMode.POSITIVE, schemathesis.GenerationMode.NEGATIVE):
-                found = _run(operation, mode, app, headers, requests, statuses, kinds)
-                failures.extend(found)
+            runs = [(GenerationMode.POSITIVE, None), (GenerationMode.NEGATIVE, None)]
+            if known := known_ids(operation, ids):  # also valid requests about an object that exists
+                runs.append((GenerationMode.POSITIVE, known))
+            for mode, path_parameters in runs:
+                failures.extend(_run(operation, mode, path_parameters, headers, requests, statuses, kinds))
         elapsed = time.monotonic() - started
     print(
         f"\nschemathesis: {len(operations)} operations, {sum(requests.values())} requests in {elapsed:.1f} s, "
@@ -94,7 +121,7 @@ def test_every_operation_answers_as_the_schema_says(api_world):
     assert not failures, "\n\n".join(failures[:40])
 
 
-def _run(operation, mode, app, headers, requests, statuses, kinds):
+def _run(operation, mode, path_parameters, headers, requests, statuses, kinds):
     failures, seen = [], set()
 
     @settings(
@@ -105,7 +132,7 @@ def _run(operation, mode, app, headers, requests, statuses, kinds):
         phases=[Phase.explicit, Phase.generate],
         suppress_health_check=list(HealthCheck),
     )
-    @given(case=operation.as_strategy(generation_mode=mode))
+    @given(case=operation.as_strategy(generation_mode=mode, path_parameters=path_parameters))
     def check(case):
         with transaction.atomic():
             response = case.call(headers=headers)
@@ -124,5 +151,5 @@ def _run(operation, mode, app, headers, requests, statuses, kinds):
     try:
         check()
     except Unsatisfiable:  # nothing in this operation can be made invalid (no parameters, no body)
-        assert mode == schemathesis.GenerationMode.NEGATIVE, f"{operation.label}: no valid request can be generated"
+        assert mode == GenerationMode.NEGATIVE, f"{operation.label}: no valid request can be generated"
     return failures
