@@ -13,7 +13,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from customers import services
-from customers.api_base import BooleanFilter, TenantModelViewSet, acting_user
+from customers.api_base import TenantModelViewSet, acting_user
 from customers.models import BillingInterval, Contact, Contract, ContractChange, ContractLine, Customer
 from customers.serializers import (
     ContactSerializer,
@@ -61,7 +61,7 @@ class CustomerViewSet(TenantModelViewSet):
 
 class ContactFilter(django_filters.FilterSet):
     customer = django_filters.NumberFilter(field_name="customer_id")
-    is_billing_contact = BooleanFilter()
+    is_billing_contact = django_filters.BooleanFilter()
 
     class Meta:
         model = Contact

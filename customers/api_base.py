@@ -16,8 +16,6 @@ Conventions every endpoint follows:
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 
-import django_filters
-from django import forms
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from drf_spectacular.extensions import OpenApiSerializerFieldExtension
@@ -29,7 +27,6 @@ from rest_framework.pagination import PageNumberPagination
 from customers.money import Money, format_amount
 
 __all__ = [
-    "BooleanFilter",
     "CurrencyField",
     "MoneyField",
     "TenantMemberField",
@@ -75,28 +72,6 @@ def acting_user(request):
     """The human behind a request, for audit fields; None for an API key (a machine)."""
     user = getattr(request, "user", None)
     return user if isinstance(user, get_user_model()) else None
-
-
-class StrictBooleanField(forms.NullBooleanField):
-    """``true`` or ``false``; absent is no filter, anything else is invalid (so the API answers 400)."""
-
-    widget = forms.TextInput
-
-    def to_python(self, value):
-        if value is None:
-            return None
-        if value in ("true", "false"):
-            return value == "true"
-        raise forms.ValidationError(f"Give true or false (got {str(value)[:20]!r}).", code="invalid")
-
-    def validate(self, value):
-        pass
-
-
-class BooleanFilter(django_filters.BooleanFilter):
-    """django-filter's BooleanFilter, but a value other than ``true``/``false`` is a 400, not ignored."""
-
-    field_class = StrictBooleanField
 
 
 class CurrencyField(serializers.ChoiceField):

@@ -1,11 +1,13 @@
-"""The REST API's shared plumbing: API-key authentication and the tenant permission.
+"""The REST API's shared plumbing: API-key authentication, the tenant permission, strict filters.
 
 The tenant of an API request is decided once, by ``portal.tenancy.TenantMiddleware``; the classes
 here only turn that decision into DRF's terms.
 """
 
+import django_filters
+from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
-from rest_framework import exceptions, permissions
+from rest_framework import exceptions, permissions, serializers
 from rest_framework.authentication import BaseAuthentication
 
 from customers.roles import role_can_edit
@@ -78,3 +80,29 @@ class IsTenantMember(permissions.BasePermission):
             return True
         model = getattr(getattr(view, "queryset", None), "model", None)
         return model is not None and role_can_edit(membership.role, model)
+
+
+class StrictFilterBackend(DjangoFilterBackend):
+    """django-filter's backend, but a filter parameter is either a valid value or absent.
+
+    django-filter ignores an empty value (``?customer=``) and a boolean it cannot read
+    (``?stale=maybe``), so the client gets every row and believes it filtered; here both are a 400
+    naming the parameter, like any other invalid value (``?status=bogus``).
+    """
+
+    def get_filterset(self, request, queryset, view):
+        filterset = super().get_filterset(request, queryset, view)
+        if filterset is None:
+            return None
+        errors = {}
+        for name, declared in filterset.filters.items():
+            if name not in request.query_params:
+                continue
+            value = request.query_params[name]
+            if value == "":
+                errors[name] = ["Give a value, or leave the parameter out."]
+            elif isinstance(declared, django_filters.BooleanFilter) and value not in ("true", "false"):
+                errors[name] = [f"Give true or false (got {value[:20]!r})."]
+        if errors:
+            raise serializers.ValidationError(errors)
+        return filterset

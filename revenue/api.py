@@ -10,7 +10,7 @@ from rest_framework import status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from customers.api_base import BooleanFilter, TenantModelViewSet
+from customers.api_base import TenantModelViewSet
 from customers.serializers import ContractSerializer
 from revenue import services
 from revenue.models import Band, Opportunity
@@ -40,7 +40,7 @@ class OpportunityFilter(django_filters.FilterSet):
         label="Quarter of the expected close date, e.g. 2026-Q4",
         validators=[RegexValidator(QUARTER_PATTERN, "Write the quarter as YYYY-Qn, e.g. 2026-Q4.")],
     )
-    stale = BooleanFilter(method="filter_stale", label="Open, above 60% and untouched for 7 days")
+    stale = django_filters.BooleanFilter(method="filter_stale", label="Open, above 60% and untouched for 7 days")
 
     class Meta:
         model = Opportunity

@@ -1,12 +1,16 @@
 """schemathesis over the OpenAPI schema: every operation answers as the schema says it does.
 
-Each operation of ``/api/schema/`` gets a bounded, derandomized set of generated requests (valid
-ones, and ones that break the schema), sent with a tenant API key through the Django WSGI app in
-this process (schemathesis' WSGI transport: no socket, no server thread, the test's transaction).
-Every answer must pass schemathesis' checks: no 5xx, a status code the schema documents, a body
-and a content type the schema describes for that status. Each request runs in a savepoint that is
-rolled back, so every request sees the same small tenant world.
+Each operation of ``/api/schema/`` is sent, with a tenant API key, through the Django WSGI app in
+this process (schemathesis' WSGI transport: no socket, no server thread, the test's transaction):
 
+- ``MAX_EXAMPLES`` generated valid requests, and as many that break the schema (derandomized);
+- as many valid ones again about a real object of the tenant, when the path names one;
+- one request per top-level body property with a value of the wrong type (schemathesis' coverage
+  cases): a plain value where money is an object was a KeyError, a 500.
+
+Every answer must pass schemathesis' checks: no 5xx, a status code the schema documents, a body
+and a content type the schema describes for that status, and no schema-breaking request accepted.
+Each request runs in a savepoint that is rolled back, so every request sees the same small world.
 The failures of all operations are collected and reported together, with a curl line for each.
 """
 
@@ -16,14 +20,16 @@ from contextlib import contextmanager
 
 import pytest
 import schemathesis
-from schemathesis import GenerationMode
 from django.core.handlers.wsgi import WSGIHandler
 from django.core.signals import request_finished, request_started
 from django.db import close_old_connections, transaction
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import Unsatisfiable
+from schemathesis import GenerationMode
 from schemathesis.checks import load_all_checks, not_a_server_error
 from schemathesis.core.failures import FailureGroup
+from schemathesis.core.parameters import ParameterLocation
+from schemathesis.generation.meta import CoverageScenario
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
     negative_data_rejection,
@@ -38,7 +44,7 @@ from tests.revenue.factories import OpportunityFactory
 
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]
 
-MAX_EXAMPLES = 6  # generated requests per operation and generation mode (valid, invalid)
+MAX_EXAMPLES = 5  # generated requests per operation and pass
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
@@ -46,8 +52,8 @@ CHECKS = [
     response_schema_conformance,
     negative_data_rejection,
 ]
-# Operations left out, each with its reason. Keep this empty unless a reason is real.
-EXCLUDED = {}
+# Operations left out, label → the reason. None is: every operation can be asked safely.
+EXCLUDED: dict[str, str] = {}
 
 
 @contextmanager
@@ -113,6 +119,8 @@ def test_every_operation_answers_as_the_schema_says(api_world):
                 runs.append((GenerationMode.POSITIVE, known))
             for mode, path_parameters in runs:
                 failures.extend(_run(operation, mode, path_parameters, headers, requests, statuses, kinds))
+            for case in wrong_type_cases(schema, operation):
+                failures.extend(_send(case, operation, headers, requests, statuses, kinds))
         elapsed = time.monotonic() - started
     print(
         f"\nschemathesis: {len(operations)} operations, {sum(requests.values())} requests in {elapsed:.1f} s, "
@@ -121,7 +129,40 @@ def test_every_operation_answers_as_the_schema_says(api_world):
     assert not failures, "\n\n".join(failures[:40])
 
 
+def wrong_type_cases(schema, operation):
+    """schemathesis' coverage cases that give one top-level body property a value of the wrong type,
+    one per property: deterministic, and what a plain value for a money object is (``"amount": 5``)."""
+    seen = set()
+    config = schema.config.generation_for(operation=operation)
+    for case in schema.iter_coverage_cases(operation, generation_modes=[GenerationMode.NEGATIVE], generation_config=config):
+        data = case.meta.phase.data
+        if (
+            getattr(data, "scenario", None) == CoverageScenario.INCORRECT_TYPE
+            and data.parameter_location == ParameterLocation.BODY
+            and "->" not in data.description  # a top-level property, not one nested in it
+            and data.description not in seen
+        ):
+            seen.add(data.description)
+            yield case
+
+
+def _send(case, operation, headers, requests, statuses, kinds):
+    """Send one case in a savepoint that is rolled back; its failures (one report per check failed)."""
+    with transaction.atomic():
+        response = case.call(headers=headers)
+        transaction.set_rollback(True)
+    requests[operation.label] += 1
+    statuses[response.status_code] += 1
+    try:
+        case.validate_response(response, checks=CHECKS, headers=headers)
+    except FailureGroup as exc:
+        kinds[type(exc.exceptions[0]).__name__] += 1
+        return [f"{operation.label} [{case.meta.phase.data.description if case.meta else ''}]: {exc}"]
+    return []
+
+
 def _run(operation, mode, path_parameters, headers, requests, statuses, kinds):
+    """``MAX_EXAMPLES`` generated cases of ``mode``; one report per distinct failure."""
     failures, seen = [], set()
 
     @settings(
@@ -134,19 +175,11 @@ def _run(operation, mode, path_parameters, headers, requests, statuses, kinds):
     )
     @given(case=operation.as_strategy(generation_mode=mode, path_parameters=path_parameters))
     def check(case):
-        with transaction.atomic():
-            response = case.call(headers=headers)
-            transaction.set_rollback(True)
-        requests[operation.label] += 1
-        statuses[response.status_code] += 1
-        try:
-            case.validate_response(response, checks=CHECKS, headers=headers)
-        except FailureGroup as exc:  # one report per distinct failure
-            key = (operation.label, response.status_code, type(exc).__name__, str(exc)[:120])
+        for failure in _send(case, operation, headers, requests, statuses, kinds):
+            key = failure[:200]
             if key not in seen:
                 seen.add(key)
-                failures.append(f"{operation.label} [{mode.value}]: {exc}")
-                kinds[type(exc.exceptions[0]).__name__] += 1
+                failures.append(failure)
 
     try:
         check()
