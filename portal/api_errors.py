@@ -2,7 +2,9 @@
 
 Every error body is JSON: ``{"detail": "…"}`` for authentication, permission, not-found and
 conflicts; ``{"<field>": ["message", …], "non_field_errors": […]}`` for invalid input, whether DRF's
-serializers or a model's ``full_clean`` in a service refused it.
+serializers or a model's ``full_clean`` in a service refused it. A URL under /api/ that matches no
+endpoint is a JSON 404 too (``api_not_found``), and a NUL in an API query string a JSON 400
+(``APIQueryGuardMiddleware``). ``portal.api_schema`` documents these bodies in the OpenAPI schema.
 """
 
 from django.core.exceptions import NON_FIELD_ERRORS
