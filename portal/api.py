@@ -9,6 +9,7 @@ from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import exceptions, permissions, serializers
 from rest_framework.authentication import BaseAuthentication
+from rest_framework.filters import OrderingFilter
 
 from customers.roles import role_can_edit
 from portal.tenancy import API_KEY_PREFIX
@@ -106,3 +107,33 @@ class StrictFilterBackend(DjangoFilterBackend):
         if errors:
             raise serializers.ValidationError(errors)
         return filterset
+
+
+class StrictOrderingFilter(OrderingFilter):
+    """DRF's ``?ordering=``, but a field the view does not order by is a 400, not silently dropped.
+
+    The schema lists the fields (``ordering_fields``), each also with ``-`` for descending, as a
+    comma-separated list: ``?ordering=-created_at,name``.
+    """
+
+    def get_ordering(self, request, queryset, view):
+        raw = request.query_params.get(self.ordering_param)
+        if raw is not None:
+            valid = {name for name, _ in self.get_valid_fields(queryset, view, {"request": request})}
+            invalid = [term for term in (t.strip() for t in raw.split(",")) if term.removeprefix("-") not in valid]
+            if invalid:
+                raise serializers.ValidationError({self.ordering_param: [
+                    f"Order by {', '.join(sorted(valid))}, each optionally with - for descending "
+                    f"(got {invalid[0][:40]!r})."
+                ]})
+        return super().get_ordering(request, queryset, view)
+
+    def get_schema_operation_parameters(self, view):
+        parameters = super().get_schema_operation_parameters(view)
+        fields = getattr(view, "ordering_fields", None)
+        if isinstance(fields, list | tuple):
+            choices = [prefix + field for field in fields for prefix in ("", "-")]
+            for parameter in parameters:
+                parameter.update(style="form", explode=False)
+                parameter["schema"] = {"type": "array", "items": {"type": "string", "enum": choices}}
+        return parameters

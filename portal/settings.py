@@ -182,7 +182,7 @@ REST_FRAMEWORK = {
     "DEFAULT_FILTER_BACKENDS": [
         "portal.api.StrictFilterBackend",  # django-filter's, with empty and unreadable values a 400
         "rest_framework.filters.SearchFilter",
-        "rest_framework.filters.OrderingFilter",
+        "portal.api.StrictOrderingFilter",  # DRF's, with an unknown field a 400
     ],
     # JSON is the one request body type: a form or multipart body is answered 415 (the admin and the
     # portal's forms are Django views and never go through DRF's parsers).

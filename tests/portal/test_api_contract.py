@@ -151,6 +151,9 @@ def test_parameter_constraints_are_in_the_schema(schema):
         "account_manager", "country", "segment", "tier",
     ]
     assert parameter(schema, "/api/v1/contacts/", "is_billing_contact")["schema"] == {"type": "boolean"}
+    assert parameter(schema, "/api/v1/contacts/", "ordering")["schema"] == {
+        "type": "array", "items": {"type": "string", "enum": ["name", "-name", "email", "-email"]},
+    }
 
 
 @pytest.mark.parametrize(
@@ -172,6 +175,9 @@ def test_parameter_constraints_are_in_the_schema(schema):
         "/api/v1/metrics/clv/?gross_margin=%200.5",
         "/api/v1/metrics/mrr/?group_by=planet",
         "/api/v1/customers/?search=a%00b",
+        "/api/v1/customers/?ordering=password",
+        "/api/v1/customers/?ordering=name,",
+        "/api/v1/contacts/?customer=",
     ],
 )
 def test_invalid_parameter_values_are_400_not_ignored(api_a, url):
@@ -188,9 +194,11 @@ def test_valid_parameter_values_still_filter(api_a, tenant_a):
 
     billing = api_a.get("/api/v1/contacts/?is_billing_contact=true&page_size=500").json()
     others = api_a.get("/api/v1/contacts/?is_billing_contact=false").json()
+    ordered = api_a.get("/api/v1/contacts/?ordering=-name,email").json()
 
     assert [c["name"] for c in billing["results"]] == ["Bill"]
     assert [c["name"] for c in others["results"]] == ["Other"]
+    assert [c["name"] for c in ordered["results"]] == ["Other", "Bill"]
 
 
 def test_an_api_url_that_matches_no_endpoint_is_a_json_404(api_a):
