@@ -33,7 +33,7 @@ from customers.roles import role_can_edit
 class IsBillingStaff(permissions.BasePermission):
     """A staff member whose role may edit billing; API keys and other roles are refused."""
 
-    message = "Only finance staff (finance or owner) may change invoices."
+    message = "Only finance staff (finance or owner) may change invoices; an API key only reads them."
 
     def has_permission(self, request, view):
         membership = getattr(request._request, "membership", None)
@@ -49,7 +49,10 @@ class PDFRenderer(renderers.BaseRenderer):
     render_style = "binary"
 
     def render(self, data, accepted_media_type=None, renderer_context=None):
-        # Only error bodies (404, 403) reach a renderer here; they stay JSON.
+        # Only error bodies (404, 403) reach a renderer here; they stay JSON, and say so.
+        response = (renderer_context or {}).get("response")
+        if response is not None:
+            response["Content-Type"] = "application/json"
         return renderers.JSONRenderer().render(data, accepted_media_type, renderer_context)
 
 

@@ -34,12 +34,13 @@ from customers.models import Customer
 
 # 10 000 events at up to ~3 KB each; bigger bodies are refused before they are read.
 MAX_BODY_BYTES = 32 * 1024 * 1024
-_PERIOD = re.compile(r"(\d{4})-(\d{2})\Z")
 # Objects and lists deeper than this (from the top of the body) are cut before parsing: deep enough
 # that whatever held them is refused anyway (properties allow 8 levels), shallow enough for json.
 PARSE_MAX_DEPTH = 64
 _STRING_OR_BRACKET = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')
 _CUT = '"(nested too deeply)"'
+_PERIOD = re.compile(r"([0-9]{4})-([0-9]{2})\Z")
+_PERIOD_SCHEMA = {"type": "string", "pattern": r"^(?!0000)[0-9]{4}-(0[1-9]|1[0-2])$", "example": "2026-11"}
 
 
 def _json_response(payload, status_code=200):
@@ -259,8 +260,10 @@ class UsageSummaryView(APIView):
             "strings; a metric without usage shows `0`."
         ),
         parameters=[
-            OpenApiParameter("customer", str, required=True, description="The customer's reference."),
-            OpenApiParameter("period", str, required=True, description="The month, `YYYY-MM`."),
+            OpenApiParameter(
+                "customer", {"type": "string", "minLength": 1}, required=True, description="The customer's reference."
+            ),
+            OpenApiParameter("period", _PERIOD_SCHEMA, required=True, description="The month, `YYYY-MM`."),
         ],
         responses={
             200: inline_serializer(

@@ -171,7 +171,7 @@ class ContractViewSet(TenantModelViewSet):
             ),
         },
     )
-    @action(detail=True, methods=["get", "post"])
+    @action(detail=True, methods=["get", "post"], pagination_class=None)
     def changes(self, request, pk=None):
         """The contract's change timeline (GET), or one dated change of a started contract (POST).
 

@@ -39,10 +39,33 @@ __all__ = [
 
 
 class TenantPagination(PageNumberPagination):
-    """``{"count", "next", "previous", "results"}``; 50 a page unless ``?page_size=`` asks (≤ 500)."""
+    """``{"count", "next", "previous", "results"}``; 50 a page unless ``?page_size=`` asks (1 to 500).
+
+    A ``page_size`` that is not a whole number from 1 to 500 is a 400 (DRF would silently use the
+    default instead); a ``page`` that is not a page of the list is DRF's 404 "Invalid page.".
+    """
 
     page_size_query_param = "page_size"
     max_page_size = 500
+
+    def get_page_size(self, request):
+        raw = request.query_params.get(self.page_size_query_param)
+        if raw is None:
+            return self.page_size
+        if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= self.max_page_size:
+            raise serializers.ValidationError(
+                {"page_size": [f"Give page_size as a whole number from 1 to {self.max_page_size} (got {raw[:20]!r})."]}
+            )
+        return int(raw)
+
+    def get_schema_operation_parameters(self, view):
+        parameters = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            if parameter["name"] == self.page_query_param:
+                parameter["schema"] = {"type": "integer", "minimum": 1}
+            elif parameter["name"] == self.page_size_query_param:
+                parameter["schema"] = {"type": "integer", "minimum": 1, "maximum": self.max_page_size, "default": self.page_size}
+        return parameters
 
 
 def acting_user(request):
@@ -73,7 +96,7 @@ class MoneyField(serializers.Field):
     """
 
     default_error_messages = {
-        "not_a_dict": 'Give money as {{"amount": "123.45", "currency": "USD"}}.',  # str.format: braces doubled
+        "not_a_dict": 'Give money as an object, {"amount": "123.45", "currency": "USD"}, not a plain value.',
         "invalid_amount": "A valid decimal amount is required.",
         "max_decimal_places": "Ensure there are no more than {places} decimal places.",
         "max_digits": "Ensure there are no more than {digits} digits in total.",
@@ -92,7 +115,8 @@ class MoneyField(serializers.Field):
 
     def to_internal_value(self, data):
         if not isinstance(data, Mapping):
-            self.fail("not_a_dict")
+            # Raised as written: ``self.fail`` would run the message's literal braces through str.format.
+            raise serializers.ValidationError(self.error_messages["not_a_dict"], code="not_a_dict")
         errors = {}
         amount = self._amount(data.get("amount"), errors)
         try:

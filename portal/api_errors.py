@@ -4,8 +4,9 @@ Every error body is JSON: ``{"detail": "…"}`` for authentication, permission, 
 conflicts; ``{"<field>": ["message", …], "non_field_errors": […]}`` for invalid input, whether DRF's
 serializers or a model's ``full_clean`` in a service refused it. Outside DRF's views (a URL no
 view matches, an unhandled exception), Django's error handlers answer ``{"detail": "…", "code": "…"}``
-under ``/api/`` (``server_error`` for a 500), and ``ApiJsonErrorsMiddleware`` turns any other
-non-JSON error under ``/api/`` into the same shape.
+under ``/api/`` (``server_error`` for a 500), ``ApiJsonErrorsMiddleware`` turns any other
+non-JSON error under ``/api/`` into the same shape, and a NUL in an API query string is a JSON 400
+(``APIQueryGuardMiddleware``). ``portal.api_schema`` documents these bodies in the OpenAPI schema.
 """
 
 from django.core.exceptions import NON_FIELD_ERRORS
@@ -144,3 +145,22 @@ class ApiJsonErrorsMiddleware:
                     replaced[header] = response[header]
             return replaced
         return response
+
+
+class APIQueryGuardMiddleware:
+    """A NUL character in an API request's query string is a 400 naming the parameter.
+
+    PostgreSQL text cannot hold NUL, so such a value would fail in the database (a 500) as a
+    filter, a search term or a reference; it is never a meaningful value.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if _is_api(request):
+            for name, values in request.GET.lists():
+                if "\x00" in name or any("\x00" in value for value in values):
+                    shown = name.replace("\x00", "\\0")[:40]
+                    return JsonResponse({"detail": f"The query parameter {shown!r} contains a NUL character (%00)."}, status=400)
+        return self.get_response(request)

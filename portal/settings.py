@@ -82,6 +82,7 @@ MIDDLEWARE = [
     "portal.staff_language.StaffLanguageMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
     "portal.staff_sessions.StaffSessionExpiryMiddleware",
+    "portal.api_errors.APIQueryGuardMiddleware",
     # Last, as django-axes asks: it turns a login that its backend refused into the lockout page.
     "axes.middleware.AxesMiddleware",
 ]
@@ -260,11 +261,16 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": [
-        "django_filters.rest_framework.DjangoFilterBackend",
+        "portal.api.StrictFilterBackend",  # django-filter's, with empty and unreadable values a 400
         "rest_framework.filters.SearchFilter",
-        "rest_framework.filters.OrderingFilter",
+        "portal.api.StrictOrderingFilter",  # DRF's, with an unknown field a 400
     ],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # JSON is the one request body type: a form or multipart body is answered 415 (the admin and the
+    # portal's forms are Django views and never go through DRF's parsers).
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
+    # drf-spectacular's AutoSchema plus the error answers of every operation (portal.api_schema).
+    "DEFAULT_SCHEMA_CLASS": "portal.api_schema.PortalAutoSchema",
     "EXCEPTION_HANDLER": "portal.api_errors.exception_handler",
     "UNAUTHENTICATED_USER": None,
     # One bucket per API key and one per staff user (portal.throttling); the usage endpoint has its own.

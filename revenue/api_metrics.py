@@ -12,6 +12,7 @@ Closed months with a MetricSnapshot (whole tenant or the same segment) are read 
 else is computed live.
 """
 
+import re
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 
@@ -26,7 +27,7 @@ from customers.periods import PeriodError, add_months, last_closed_month, months
 from revenue.economics.profitability import cost_data_months
 from revenue.figures import FIGURES, figure_definition
 from revenue.selectors.clv import unit_economics
-from revenue.selectors.common import MetricError, MissingExchangeRate, Segment
+from revenue.selectors.common import SEGMENT_COLUMNS, MetricError, MissingExchangeRate, Segment
 from revenue.selectors.concentration import revenue_concentration
 from revenue.selectors.forecast import revenue_forecast
 from revenue.selectors.frozen import monthly_figures, snapshots_for
@@ -76,15 +77,55 @@ def jsonable(value, *, currency: str, key: str = "", ratios=RATIO_KEYS, months=M
     return value
 
 
+# What the views below accept, as the schema says it (customers.periods.parse_month: YYYY-MM from 1900).
+MONTH_SCHEMA = {"type": "string", "pattern": r"^(19|[2-9][0-9])[0-9]{2}-(0[1-9]|1[0-2])$", "example": "2026-03"}
+DECIMAL_SCHEMA = {"type": "string", "pattern": r"^-?[0-9]+(\.[0-9]+)?$", "example": "0.2"}
+DECIMAL_PATTERN = re.compile(r"-?[0-9]+(\.[0-9]+)?\Z")
+SEGMENT_PATTERN = rf"^(({'|'.join(SEGMENT_COLUMNS)}):[\s\S]*)?$"
+
+
+def month_parameter(name: str, description: str) -> OpenApiParameter:
+    return OpenApiParameter(name, MONTH_SCHEMA, description=description)
+
+
+def integer_parameter(name: str, low: int, high: int, default: int | None = None, description: str = "") -> OpenApiParameter:
+    """An integer query parameter from ``low`` to ``high``, read by ``MetricView.integer`` with the same bounds."""
+    schema = {"type": "integer", "minimum": low, "maximum": high}
+    if default is not None:
+        schema["default"] = default
+    return OpenApiParameter(name, schema, description=description)
+
+
+def decimal_parameter(name: str, low, high, description: str = "") -> OpenApiParameter:
+    """A decimal query parameter, read by ``MetricView.decimal`` with the same bounds (stated in the description)."""
+    return OpenApiParameter(name, DECIMAL_SCHEMA, description=f"{description}; a decimal from {low} to {high}.")
+
+
+GROUP_BY_PARAMETER = OpenApiParameter(
+    "group_by", OpenApiTypes.STR, enum=list(SEGMENT_COLUMNS), description="One series per value of this dimension."
+)
 COMMON_PARAMETERS = [
-    OpenApiParameter("from", OpenApiTypes.STR, description="First month, YYYY-MM"),
-    OpenApiParameter("to", OpenApiTypes.STR, description="Last month, YYYY-MM"),
-    OpenApiParameter("segment", OpenApiTypes.STR, description="dimension:value, e.g. tier:Starter"),
+    month_parameter("from", "First month, YYYY-MM (default: eleven months before `to`); at most 120 months to `to`."),
+    month_parameter("to", "Last month, YYYY-MM (default: the last closed month); not before `from`."),
+    OpenApiParameter(
+        "segment",
+        {"type": "string", "pattern": SEGMENT_PATTERN},
+        description=f"dimension:value, e.g. tier:Starter; the dimension is one of {', '.join(SEGMENT_COLUMNS)}.",
+    ),
 ]
 
 
 class MetricView(APIView):
-    """Parses the shared parameters; subclasses implement ``compute(request, tenant)``."""
+    """Parses the shared parameters; subclasses implement ``compute(request, tenant)``.
+
+    A parameter that is not as the schema says is a 400 naming it, never ignored.
+    """
+
+    error_responses = {
+        400: "A parameter is not as described (`detail` names it and what to write), or the question does not "
+        "apply (e.g. evidence for a line not priced on savings).",
+        409: "An amount in another currency has no exchange rate for its date (`detail` names both).",
+    }
 
     def get(self, request):
         tenant = request.tenant
@@ -117,9 +158,27 @@ class MetricView(APIView):
         raw = request.query_params.get(name)
         if raw is None:
             return default
-        if not raw.isdigit() or not low <= int(raw) <= high:
-            raise MetricError(f"{name} must be a whole number from {low} to {high} (got {raw!r}).")
+        if not (raw.isascii() and raw.isdigit()) or not low <= int(raw) <= high:
+            raise MetricError(f"{name} must be a whole number from {low} to {high} (got {raw[:20]!r}).")
         return int(raw)
+
+    def decimal(self, request, name, default, low, high):
+        """A decimal from ``low`` to ``high`` written as digits with an optional sign and point (``0.2``)."""
+        raw = request.query_params.get(name)
+        if raw is None:
+            return default
+        if not DECIMAL_PATTERN.match(raw) or not low <= Decimal(raw) <= high:
+            raise MetricError(f"{name} must be a decimal from {low} to {high} such as {default or low} (got {raw[:20]!r}).")
+        return Decimal(raw)
+
+    def choice(self, request, name, choices, default=None):
+        """One of ``choices``; any other value is a 400 rather than being ignored."""
+        raw = request.query_params.get(name)
+        if raw is None:
+            return default
+        if raw not in choices:
+            raise MetricError(f"{name} must be one of {', '.join(choices)} (got {raw[:20]!r}).")
+        return raw
 
 
 MRR_EXAMPLE = OpenApiExample(
@@ -134,7 +193,7 @@ MRR_EXAMPLE = OpenApiExample(
 class MRRView(MetricView):
     @extend_schema(
         summary="MRR, ARR, customers and ARPA at each month end",
-        parameters=[*COMMON_PARAMETERS, OpenApiParameter("group_by", OpenApiTypes.STR, description="tier|segment|country|account_manager")],
+        parameters=[*COMMON_PARAMETERS, GROUP_BY_PARAMETER],
         responses={200: OpenApiTypes.OBJECT},
         examples=[MRR_EXAMPLE],
     )
@@ -160,7 +219,7 @@ class MRRView(MetricView):
 class MovementsView(MetricView):
     @extend_schema(
         summary="MRR movements per month: new, reactivation, expansion, contraction, churn",
-        parameters=[*COMMON_PARAMETERS, OpenApiParameter("group_by", OpenApiTypes.STR)],
+        parameters=[*COMMON_PARAMETERS, GROUP_BY_PARAMETER],
         responses={200: OpenApiTypes.OBJECT},
         examples=[OpenApiExample("One month", value={"currency": "USD", "source": "live", "months": [
             {"month": "2025-04", "segment": "", "mrr_start": "90.00", "new": "0.00", "reactivation": "0.00",
@@ -198,7 +257,7 @@ class RetentionView(MetricView):
 class ConcentrationView(MetricView):
     @extend_schema(
         summary="Trailing-12-month revenue concentration: top-5 share, HHI, Gini, flags, Lorenz curve",
-        parameters=[OpenApiParameter("month", OpenApiTypes.STR, description="Last month of the window, YYYY-MM"),
+        parameters=[month_parameter("month", "Last month of the window, YYYY-MM (default: the last closed month)"),
                     COMMON_PARAMETERS[2]],
         responses={200: OpenApiTypes.OBJECT},
         examples=[OpenApiExample("Four equal customers", value={
@@ -217,7 +276,8 @@ class ConcentrationView(MetricView):
 class CLVView(MetricView):
     @extend_schema(
         summary="Unit economics: ARPA, predictive and historical CLV, TCV, CAC payback, time to revenue",
-        parameters=[OpenApiParameter("month", OpenApiTypes.STR), OpenApiParameter("gross_margin", OpenApiTypes.STR)],
+        parameters=[month_parameter("month", "YYYY-MM (default: the last closed month)"),
+                    decimal_parameter("gross_margin", 0, 1, "Gross margin (default: the measured one, else 1)")],
         responses={200: OpenApiTypes.OBJECT},
         examples=[OpenApiExample("Capped lifetime", value={
             "currency": "USD", "month": "2025-12", "arpa": "100.00", "gross_margin": "1.0000",
@@ -228,14 +288,7 @@ class CLVView(MetricView):
         return super().get(request)
 
     def compute(self, request, tenant):
-        margin = request.query_params.get("gross_margin")
-        if margin is not None:
-            try:
-                margin = Decimal(margin)
-            except ArithmeticError:
-                raise MetricError(f"gross_margin must be a decimal between 0 and 1 (got {margin!r}).") from None
-            if not margin.is_finite() or not Decimal(0) <= margin <= Decimal(1):
-                raise MetricError("gross_margin must be a decimal between 0 and 1.")
+        margin = self.decimal(request, "gross_margin", None, 0, 1)
         return {"currency": tenant.reporting_currency,
                 **unit_economics(tenant=tenant, month=self.month(request, tenant), gross_margin=margin)}
 
@@ -260,7 +313,8 @@ class PipelineView(MetricView):
 class ForecastView(MetricView):
     @extend_schema(
         summary="12-month forecast: committed MRR plus Monte-Carlo pipeline P10/P50/P90",
-        parameters=[OpenApiParameter("seed", OpenApiTypes.INT), OpenApiParameter("runs", OpenApiTypes.INT)],
+        parameters=[integer_parameter("seed", 0, 2**32 - 1, description="Random seed (default: a fresh one)"),
+                    integer_parameter("runs", 1, MAX_RUNS, 10_000, "Monte-Carlo runs")],
         responses={200: OpenApiTypes.OBJECT},
         examples=[OpenApiExample("One month", value={"currency": "USD", "runs": 10000, "seed": 7,
             "undated": {"count": 1, "amount": "7777.00"}, "months": [

@@ -7,8 +7,9 @@ with the last closed month). Amounts are decimal strings rounded to their curren
 ratios to 4 decimals (``revenue.api_metrics.jsonable``); bad input is a 400 with ``{"detail": ...}``, an unknown id a 404.
 """
 
+import re
 from datetime import date, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from django.core.exceptions import ValidationError
 from django.http import Http404
@@ -16,12 +17,21 @@ from django.urls import path
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
+from rest_framework.exceptions import ParseError
 from rest_framework.response import Response
 
 from billing.models import InvoiceLine
 from customers.models import Customer
 from customers.periods import PeriodError, tenant_today
-from revenue.api_metrics import COMMON_PARAMETERS, RATIO_KEYS, MetricView, jsonable
+from revenue.api_metrics import (
+    COMMON_PARAMETERS,
+    RATIO_KEYS,
+    MetricView,
+    decimal_parameter,
+    integer_parameter,
+    jsonable,
+    month_parameter,
+)
 from revenue.economics.anomalies import recent_alerts
 from revenue.economics.churn_risk import RISK_THRESHOLD, churn_risk_scores, validate_churn_risk
 from revenue.economics.cost_import import MAX_ROWS, customer_costs_import
@@ -39,6 +49,8 @@ WINDOW = COMMON_PARAMETERS[:2]
 
 
 ECONOMICS_MONTHS = {"month", "from", "to", "cost_months"}
+MAX_SCORE = 100  # churn-risk scores run from 0 to 100 (the signals' weights add up to it)
+MAX_MARGIN = Decimal("0.9999")  # margin rates are below 1 (revenue.economics.profitability)
 
 
 class EconomicsView(MetricView):
@@ -56,17 +68,11 @@ class EconomicsView(MetricView):
             return Response({"detail": " ".join(exc.messages)}, status=400)
 
 
-def _decimal(request, name: str, default: Decimal) -> Decimal:
-    raw = request.query_params.get(name)
-    if raw is None:
-        return default
-    try:
-        value = Decimal(raw)
-    except InvalidOperation:
-        raise MetricError(f"{name} must be a decimal such as 0.2 (got {raw[:20]!r}).") from None
-    if not value.is_finite():
-        raise MetricError(f"{name} must be a finite decimal.")
-    return value
+DAY_PATTERN = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}\Z")
+
+
+def day_parameter(name: str, description: str) -> OpenApiParameter:
+    return OpenApiParameter(name, OpenApiTypes.DATE, description=f"{description}, YYYY-MM-DD; not in the future.")
 
 
 class MarginsView(EconomicsView):
@@ -83,7 +89,9 @@ class MarginsView(EconomicsView):
 class ProfitabilityView(EconomicsView):
     @extend_schema(
         summary="Unprofitable and thin-margin customers with revenue at risk and explained recommendations",
-        parameters=[*WINDOW, OpenApiParameter("thin_margin", OpenApiTypes.STR), OpenApiParameter("target_margin", OpenApiTypes.STR)],
+        parameters=[*WINDOW,
+                    decimal_parameter("thin_margin", 0, MAX_MARGIN, "Margin rate below which a customer is thin (default 0.20)"),
+                    decimal_parameter("target_margin", 0, MAX_MARGIN, "Margin rate the recommendations aim for (default 0.30)")],
         responses={200: OpenApiTypes.OBJECT},
     )
     def get(self, request):
@@ -93,8 +101,8 @@ class ProfitabilityView(EconomicsView):
         first, last = self.window(request, tenant)
         return profitability(
             tenant=tenant, first=first, last=last,
-            thin_margin=_decimal(request, "thin_margin", Decimal("0.20")),
-            target_margin=_decimal(request, "target_margin", Decimal("0.30")),
+            thin_margin=self.decimal(request, "thin_margin", Decimal("0.20"), 0, MAX_MARGIN),
+            target_margin=self.decimal(request, "target_margin", Decimal("0.30"), 0, MAX_MARGIN),
         )
 
 
@@ -130,6 +138,8 @@ def _day(request, tenant, name: str, default: date) -> date:
     if raw is None:
         return default
     try:
+        if not DAY_PATTERN.match(raw):
+            raise ValueError(raw)
         day = date.fromisoformat(raw)
     except ValueError:
         raise MetricError(f"{name} must be a date as YYYY-MM-DD (got {raw[:20]!r}).") from None
@@ -141,8 +151,11 @@ def _day(request, tenant, name: str, default: date) -> date:
 class ChurnRiskView(EconomicsView):
     @extend_schema(
         summary="Churn-risk scores with their signals: the at-risk customers, or everyone scored (all=true)",
-        parameters=[OpenApiParameter("as_of", OpenApiTypes.DATE), OpenApiParameter("threshold", OpenApiTypes.STR),
-                    OpenApiParameter("limit", OpenApiTypes.INT), OpenApiParameter("all", OpenApiTypes.BOOL)],
+        parameters=[day_parameter("as_of", "The day scored (default: today)"),
+                    decimal_parameter("threshold", 0, MAX_SCORE, f"Score from which a customer is at risk (default {RISK_THRESHOLD})"),
+                    integer_parameter("limit", 1, 10_000, 50, "Customers listed at most"),
+                    OpenApiParameter("all", OpenApiTypes.STR, enum=["true", "false"],
+                                     description="true: list everyone scored, not only the customers at risk")],
         responses={200: OpenApiTypes.OBJECT},
     )
     def get(self, request):
@@ -150,10 +163,11 @@ class ChurnRiskView(EconomicsView):
 
     def compute(self, request, tenant):
         as_of = _day(request, tenant, "as_of", tenant_today(tenant))
-        threshold = _decimal(request, "threshold", RISK_THRESHOLD)
+        threshold = self.decimal(request, "threshold", RISK_THRESHOLD, 0, MAX_SCORE)
         limit = self.integer(request, "limit", 50, 1, 10_000)
         scores = sorted(churn_risk_scores(tenant=tenant, as_of=as_of).values(), key=lambda s: (-s.score, s.customer))
-        listed = scores if request.query_params.get("all") == "true" else [s for s in scores if s.score >= threshold]
+        everyone = self.choice(request, "all", ("true", "false"), "false") == "true"
+        listed = scores if everyone else [s for s in scores if s.score >= threshold]
         return {"as_of": as_of, "threshold": threshold, "scored": len(scores),
                 "at_risk": sum(1 for s in scores if s.score >= threshold),
                 "customers": [s.as_dict(threshold) for s in listed[:limit]]}
@@ -161,19 +175,21 @@ class ChurnRiskView(EconomicsView):
 
 class ChurnValidationView(EconomicsView):
     @extend_schema(summary="Back-test of the churn-risk score against the customers who churned",
-                   parameters=[OpenApiParameter("months", OpenApiTypes.INT), OpenApiParameter("threshold", OpenApiTypes.STR)],
+                   parameters=[integer_parameter("months", 1, 24, 12, "Months back-tested"),
+                               decimal_parameter("threshold", 0, MAX_SCORE, f"Score from which a customer is at risk (default {RISK_THRESHOLD})")],
                    responses={200: OpenApiTypes.OBJECT})
     def get(self, request):
         return super().get(request)
 
     def compute(self, request, tenant):
         return validate_churn_risk(tenant=tenant, months=self.integer(request, "months", 12, 1, 24),
-                                   threshold=_decimal(request, "threshold", RISK_THRESHOLD))
+                                   threshold=self.decimal(request, "threshold", RISK_THRESHOLD, 0, MAX_SCORE))
 
 
 class AnomaliesView(EconomicsView):
     @extend_schema(summary="Usage and spend alerts (spikes, drops, threshold rules) and the tenant's rules",
-                   parameters=[OpenApiParameter("since", OpenApiTypes.DATE)], responses={200: OpenApiTypes.OBJECT})
+                   parameters=[day_parameter("since", "First day of the alerts listed (default: 30 days ago)")],
+                   responses={200: OpenApiTypes.OBJECT})
     def get(self, request):
         return super().get(request)
 
@@ -186,10 +202,12 @@ class AnomaliesView(EconomicsView):
 class WhatIfView(EconomicsView):
     @extend_schema(
         summary="Pricing what-if: the last N closed months re-priced under the catalog's plans, against what was billed",
-        parameters=[OpenApiParameter("months", OpenApiTypes.INT), OpenApiParameter("plans", OpenApiTypes.STR,
-                    description="comma-separated plan codes (default: the whole catalog)"),
-                    OpenApiParameter("limit", OpenApiTypes.INT, description="movers listed per plan"),
-                    OpenApiParameter("customers", OpenApiTypes.STR, description="all: every customer's figures")],
+        parameters=[integer_parameter("months", 1, 24, 3, "Closed months re-priced"),
+                    OpenApiParameter("plans", OpenApiTypes.STR,
+                                     description="comma-separated plan codes (default: the whole catalog)"),
+                    integer_parameter("limit", 0, 1000, 10, "movers listed per plan"),
+                    OpenApiParameter("customers", OpenApiTypes.STR, enum=["all"],
+                                     description="all: every customer's figures")],
         responses={200: OpenApiTypes.OBJECT},
     )
     def get(self, request):
@@ -203,7 +221,7 @@ class WhatIfView(EconomicsView):
         )
         limit = self.integer(request, "limit", 10, 0, 1000)
         result["movers"] = {p["code"]: movers(result, p["code"], limit) for p in result["plans"][1:]}
-        if request.query_params.get("customers") != "all":
+        if self.choice(request, "customers", ("all",)) != "all":
             del result["customers"]
         return result
 
@@ -226,7 +244,7 @@ class CustomerCostsView(EconomicsView):
 
     @extend_schema(
         summary="The costs to serve entered or imported for one month, per customer",
-        parameters=[OpenApiParameter("month", OpenApiTypes.STR, description="YYYY-MM (default: the last closed month)")],
+        parameters=[month_parameter("month", "YYYY-MM (default: the last closed month)")],
         responses={200: inline_serializer("CustomerCostMonth", {
             "month": serializers.CharField(),
             "costs": inline_serializer("CustomerCostListed", {
@@ -285,7 +303,10 @@ class CustomerCostsView(EconomicsView):
                 f"The body is larger than {MAX_BODY_BYTES // (1024 * 1024)} MB; send at most {MAX_ROWS} rows at once.",
                 status=413,
             )
-        body = request.data
+        try:
+            body = request.data
+        except ParseError as exc:
+            return self._refused(f"The body is not valid JSON: {exc.detail}")
         if not isinstance(body, dict):
             return self._refused('Send a JSON object: {"costs": [...], "source": "imported"}.')
         unknown = sorted(str(key) for key in body if key not in ("costs", "source"))

@@ -133,6 +133,9 @@ def _parse_row(row, number: int, errors: list[tuple[int, str]], currency: str) -
         if value is not None and not isinstance(value, str):
             problems.append(f"{name} must be text.")
             value = None
+        elif value is not None and "\x00" in value:  # PostgreSQL text cannot hold it
+            problems.append(f"{name} contains a NUL character.")
+            value = None
         values[name] = value.strip() if value is not None else ""
     if not problems and not any(values.values()):
         errors.append((number, f"Row {number}: the row is empty; fill it in or delete it."))

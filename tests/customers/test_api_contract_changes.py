@@ -132,7 +132,7 @@ def test_the_changes_endpoint_is_in_the_openapi_schema(db):
     schema = SchemaGenerator().get_schema(request=None, public=True)
     path = schema["paths"]["/api/v1/contracts/{id}/changes/"]
     assert set(path) >= {"get", "post"}
-    assert set(path["post"]["responses"]) == {"201", "400", "409"}
+    assert set(path["post"]["responses"]) == {"201", "400", "401", "403", "404", "409", "415", "429"}
     request = path["post"]["requestBody"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
     assert set(schema["components"]["schemas"][request]["properties"]) == {
         "action", "effective_on", "line", "quantity", "unit_price", "new_line"}

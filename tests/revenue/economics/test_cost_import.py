@@ -312,7 +312,7 @@ def test_api_import_schema_is_documented():
     costs = schema["paths"]["/api/v1/economics/costs/"]
 
     assert set(costs) == {"get", "post"}
-    assert set(costs["post"]["responses"]) == {"200", "400", "413"}
+    assert set(costs["post"]["responses"]) == {"200", "400", "401", "403", "409", "413", "415", "429"}
 
 
 def test_api_lists_the_months_costs_of_the_tenant_only(tenant_a, tenant_b, customers):
