@@ -23,13 +23,14 @@ from collections import Counter
 from urllib.parse import urlsplit
 
 import pytest
+from django.contrib import admin
 from django.db import transaction
 from django.test import Client
 from django.urls import Resolver404, resolve, reverse
 
 from benchmarks.pages import staff_request
 from customers.models import Role
-from customers.tenancy import platform_scope, tenant_scope
+from customers.tenancy import TenantOwned, platform_scope, tenant_scope
 from tests.isolation import walk
 from tests.isolation.world import (
     B_WORD,
@@ -39,6 +40,7 @@ from tests.isolation.world import (
     cross_tenant_references,
     markers_found,
     missing_models,
+    platform_row,
     snapshot,
 )
 
@@ -77,6 +79,16 @@ def _extra(a, b) -> dict:
             "invoice": first(Invoice, status="finalized"), "credit_request": first(CreditRequest),
             "opportunity": first(Opportunity), "rule": first(AnomalyRule),
         }
+    other_ids = {"customers.Tenant": [b.tenant.pk], "auth.Group": [group.pk],
+                 "rest_framework_api_key.APIKey": [platform_key.pk]}
+    for model in admin.site._registry:  # other platform-wide admins (login attempts, …): a row naming B
+        label = model._meta.label
+        if issubclass(model, TenantOwned) or label in other_ids or label == "auth.User":
+            continue
+        with platform_scope():
+            row = platform_row(model)
+        if row is not None:
+            other_ids[label] = [row.pk]
     owner = Client()
     owner.force_login(a.owner)
     links = set()
@@ -87,8 +99,7 @@ def _extra(a, b) -> dict:
     assert links, "the dashboards offer no CSV link to walk"
     return {
         "user_ids": [b.owner.pk, b.portal_user.pk],
-        "other_ids": {"customers.Tenant": [b.tenant.pk], "auth.Group": [group.pk],
-                      "rest_framework_api_key.APIKey": [platform_key.pk]},
+        "other_ids": other_ids,
         "csv_links": sorted(links),
         "b_form_ids": form_ids,
     }

@@ -15,6 +15,8 @@ from datetime import date, datetime, timezone
 from decimal import Decimal
 
 from django.apps import apps
+from django.db import models
+from django.utils import timezone as django_timezone
 
 from billing.models import (
     AiUsageDay,
@@ -218,6 +220,33 @@ def build_world() -> tuple[TenantWorld, TenantWorld]:
                 Membership.objects.create(tenant=tenant_a, user=user, role=role)
                 a.staff[role] = user
     return a, b
+
+
+def platform_row(model):
+    """A row of a platform-wide model (no tenant) whose text carries tenant B's word, made from the
+    model's own fields: a login attempt for B's owner, say. None when a required field has no rule."""
+    values = {}
+    for f in model._meta.concrete_fields:
+        if f.primary_key or f.is_relation or getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False):
+            if f.is_relation and not f.null and not f.has_default():
+                return None
+            continue
+        if isinstance(f, models.GenericIPAddressField):
+            values[f.name] = "10.0.0.9"
+        elif isinstance(f, (models.CharField, models.TextField)) and not f.choices:
+            values[f.name] = f"{B_WORD.lower()}-owner"[: f.max_length or None]
+        elif f.has_default() or f.null:
+            continue
+        elif isinstance(f, models.IntegerField):
+            values[f.name] = 1
+        elif isinstance(f, models.DateTimeField):
+            values[f.name] = django_timezone.now()
+        elif isinstance(f, models.BooleanField):
+            values[f.name] = False
+        else:
+            return None
+    with platform_scope():
+        return model._base_manager.create(**values)
 
 
 def missing_models(tenant: Tenant) -> list[str]:
