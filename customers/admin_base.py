@@ -17,7 +17,7 @@ from django import forms
 from django.contrib import admin
 from django.contrib.admin.utils import unquote
 from django.contrib.auth import get_user_model
-from django.core.exceptions import FieldDoesNotExist, PermissionDenied, ValidationError
+from django.core.exceptions import NON_FIELD_ERRORS, FieldDoesNotExist, PermissionDenied, ValidationError
 from django.http import Http404
 from django.utils.translation import gettext as _
 from django_countries.fields import CountryField
@@ -213,6 +213,14 @@ class TenantModelForm(forms.ModelForm):
         # An inline's parent may get its tenant only when its own form is cleaned (superuser add).
         self._assign_tenant()
         super()._post_clean()
+
+    def _update_errors(self, errors):
+        # A unique key of the tenant alone (one billing settings per tenant) reports on ``tenant``, which
+        # a tenant member's form does not show (Django raises ValueError, a 500): the form reports it whole.
+        error_dict = getattr(errors, "error_dict", None)
+        if error_dict and TENANT_FIELD in error_dict and TENANT_FIELD not in self.fields:
+            error_dict.setdefault(NON_FIELD_ERRORS, []).extend(error_dict.pop(TENANT_FIELD))
+        super()._update_errors(errors)
 
     def _get_validation_exclusions(self):
         exclude = super()._get_validation_exclusions()
@@ -475,7 +483,10 @@ class TenantAdmin(MoneyFieldsMixin, TenantScopedMixin, SimpleHistoryAdmin):
 
     def history_form_view(self, request, object_id, version_id, extra_context=None):
         pk = self._pk_or_404(object_id)
-        history = getattr(self.model, self.model._meta.simple_history_manager_attribute)
+        # Every TenantAdmin has the version URL, but only models registered with simple_history keep versions.
+        history = getattr(self.model, getattr(self.model._meta, "simple_history_manager_attribute", ""), None)
+        if history is None:
+            raise Http404("This record keeps no versions.")
         try:
             version_pk = history.model._meta.pk.to_python(version_id)
         except ValidationError as error:
