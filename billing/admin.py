@@ -15,6 +15,7 @@ from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.shortcuts import redirect
+from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
 from billing import services
@@ -32,6 +33,7 @@ from billing.models import (
     PriceTerms,
     UsageEvent,
 )
+from billing.models.invoicing import TERMS_COMMON_KEYS, TERMS_EXAMPLES
 from customers.admin_base import TenantAdmin, TenantInline, TenantModelForm, request_role
 
 
@@ -278,7 +280,22 @@ class CatalogGuardMixin:
                 obj.delete()
 
 
+def terms_help_html():
+    """The terms field's help in the admin: each model's example as code, which the reader types as it is."""
+    examples = format_html_join("; ", "<code>{}</code> <code>{}</code>", TERMS_EXAMPLES)
+    keys = format_html_join(" and ", "<code>{}</code>", ((key,) for key in TERMS_COMMON_KEYS))
+    return format_html(
+        "{} {}. {} {}.", _("The charge model's parameters, amounts as strings, e.g."), examples,
+        _("Any model also takes"), keys,
+    )
+
+
 class PriceTermsForm(TenantModelForm):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if "terms" in self.fields:
+            self.fields["terms"].help_text = terms_help_html()
+
     def clean(self):
         cleaned = super().clean()
         lines = {self.instance.contract_line} if self.instance.pk else set()

@@ -1,11 +1,20 @@
 """Shared fixtures. Every test world has two tenants, so a missing tenant filter fails a test."""
 
+import os
+
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from customers.models import Role
 from customers.tenancy import platform_scope
 from tests.customers.factories import MembershipFactory, TenantFactory
 from tests.two_factor import verified_login
+
+# Property tests draw the same examples on every run, so CI is reproducible and a red run is the code's
+# fault, not the draw's. HYPOTHESIS_PROFILE=explore draws new ones (run it while working on a rule).
+hypothesis_settings.register_profile("suite", derandomize=True)
+hypothesis_settings.register_profile("explore", derandomize=False)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "suite"))
 
 
 @pytest.fixture

@@ -286,14 +286,23 @@ def percentage_metric_error(*, tenant, code: str) -> str | None:
     )
 
 
+# Each charge model's terms as an example (the admin shows them as code, the API as text).
+TERMS_EXAMPLES = (
+    ("per_unit", '{"unit_price": "0.50"}'),
+    ("graduated and volume",
+     '{"tiers": [{"up_to": "100", "unit_price": "1.00", "flat_fee": "10"}, {"up_to": null, "unit_price": "0.50"}]}'),
+    ("package", '{"package_size": "100", "package_price": "5", "free_units": "0"}'),
+    ("percentage", '{"rate_percent": "2.5", "fixed_fee_per_event": "0.30", "free_events": 3, "free_amount": "500", '
+                   '"min_per_event": "1", "max_per_event": "50"}'),
+    ("graduated_percentage", '{"tiers": [{"up_to": "1000", "rate_percent": "1", "flat_fee": "200"}, '
+                             '{"up_to": null, "rate_percent": "2", "flat_fee": "300"}]}'),
+    ("included_quota", '{"included": "100", "overage_unit_price": "0.40", "grace_percent": "1"}'),
+)
+TERMS_COMMON_KEYS = ("minimum_commitment", "failed_metric")
 TERMS_HELP = (
-    'The charge model\'s parameters, amounts as strings, e.g. per_unit {"unit_price": "0.50"}; graduated and '
-    'volume {"tiers": [{"up_to": "100", "unit_price": "1.00", "flat_fee": "10"}, {"up_to": null, "unit_price": "0.50"}]}; '
-    'package {"package_size": "100", "package_price": "5", "free_units": "0"}; percentage {"rate_percent": "2.5", '
-    '"fixed_fee_per_event": "0.30", "free_events": 3, "free_amount": "500", "min_per_event": "1", "max_per_event": "50"}; '
-    'graduated_percentage {"tiers": [{"up_to": "1000", "rate_percent": "1", "flat_fee": "200"}, '
-    '{"up_to": null, "rate_percent": "2", "flat_fee": "300"}]}; included_quota {"included": "100", '
-    '"overage_unit_price": "0.40", "grace_percent": "1"}. Any model also takes "minimum_commitment" and "failed_metric".'
+    "The charge model's parameters, amounts as strings, e.g. "
+    + "; ".join(f"{model} {example}" for model, example in TERMS_EXAMPLES)
+    + '. Any model also takes "minimum_commitment" and "failed_metric".'
 )
 
 

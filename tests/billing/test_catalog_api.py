@@ -162,10 +162,14 @@ def test_an_unused_metric_is_deleted(tenant_a):
         ("per_unit", "processed_jobs", {"unit_price": 0.1},
          {"terms": ['unit_price: write the number as a string, e.g. "0.50" (got 0.1).']}),
         ("per_unit", "processed_jobs", {"unit_price": "-1"}, {"terms": ["unit_price must not be negative."]}),
-        ("percentage", "processed_jobs", {"rate_percent": "120"}, {"terms": ["rate_percent must be between 0 and 100."]}),
+        ("percentage", "payment_volume", {"rate_percent": "120"}, {"terms": ["rate_percent must be between 0 and 100."]}),
+        ("percentage", "processed_jobs", {"rate_percent": "2"}, {"metric": [
+            'A percentage is taken of a summed amount: metric "processed_jobs" has the aggregation "count"; '
+            'choose a metric with the aggregation "sum".']}),
         ("graduated", "processed_jobs", {"tiers": []},
          {"terms": ["tiers must be a non-empty list of {up_to, unit_price, flat_fee}."]}),
-        ("per_unit", "processed_jobs", {"price": "1"}, {"terms": ["Unknown terms for per_unit: price."]}),
+        ("per_unit", "processed_jobs", {"price": "1"},
+         {"terms": ["Unknown terms for per_unit: price (it takes unit_price, minimum_commitment, failed_metric)."]}),
         ("per_unit", "", {}, {"metric": ["A metered charge model needs a metric."]}),
         ("per_unit", "gb_stored", {},
          {"metric": ['No billable metric "gb_stored"; create it first (POST /api/v1/billable-metrics/).']}),
@@ -175,6 +179,7 @@ def test_an_unused_metric_is_deleted(tenant_a):
 )
 def test_price_terms_are_validated_per_charge_model_with_a_message_per_field(tenant_a, charge_model, metric, terms, errors):
     BillableMetricFactory(tenant=tenant_a)
+    BillableMetricFactory(tenant=tenant_a, code="payment_volume", aggregation="sum", field="amount")
     line = usage_line(tenant_a)
 
     response = key_client(tenant_a).post("/api/v1/price-terms/", {

@@ -8,7 +8,7 @@ from decimal import Decimal as D
 from fractions import Fraction
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from billing.pricing import (
@@ -1049,6 +1049,8 @@ def test_percentage_without_per_event_settings_prices_the_total_as_the_events(ev
     free_amount=quantities.filter(lambda amount: amount > 0),
     currency=currencies,
 )
+# A zero event after one that used the free amount up exactly pays the fixed fee: the period has ended.
+@example(events=[D("5"), D("0")], rate=D("1"), fixed_fee=D("1"), free_events=5, free_amount=D("5"), currency=USD)
 def test_percentage_free_period_is_the_shorter_of_the_two_allowances(
     events, rate, fixed_fee, free_events, free_amount, currency
 ):
@@ -1063,14 +1065,15 @@ def test_percentage_free_period_is_the_shorter_of_the_two_allowances(
     assert both >= charge(free_events=free_events)
     assert both >= charge(free_amount=free_amount)
     assert both <= charge()
-    paying = len(events)
-    used = D(0)
+    # The free period ends at the first event past the free events, or past the free amount: the one
+    # that crosses it, or any event (a zero one too) after an event used it up exactly.
+    paying = 0
+    remaining = free_amount
     for index, amount in enumerate(events):
-        used += amount
-        if index >= free_events or used > free_amount:
+        if index >= free_events or remaining == 0 or amount > remaining:
             paying = len(events) - index
             break
-        paying = 0
+        remaining -= amount
     fixed_lines = [line for line in percentage(
         events, rate_percent=rate, fixed_fee_per_event=fixed_fee, free_events=free_events, free_amount=free_amount,
         currency=currency, description="x",

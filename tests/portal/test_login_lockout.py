@@ -10,6 +10,7 @@ from rest_framework.test import APIClient
 from customers.models import Role, TenantAPIKey
 from customers.tenancy import platform_scope
 from tests.customers.factories import PortalAccessFactory, UserFactory
+from tests.two_factor import verified_login
 
 PASSWORD = "pass-word-123"  # the factories' password
 LIMIT = 5  # settings.AXES_FAILURE_LIMIT's default
@@ -27,7 +28,9 @@ def superuser(db):
 
 
 def log_in(client, path, username, password, address="10.0.0.1"):
-    return client.post(path, {"username": username, "password": password}, REMOTE_ADDR=address)
+    """The login form posted as a browser posts it: form-encoded, also from DRF's client (JSON by default)."""
+    form = {"format": "multipart"} if isinstance(client, APIClient) else {}
+    return client.post(path, {"username": username, "password": password}, REMOTE_ADDR=address, **form)
 
 
 def fail(client, path, username, times, address="10.0.0.1"):
@@ -132,7 +135,7 @@ def test_locked_entries_are_listed_for_the_platform_superuser_only(client, tenan
     assert client.get("/admin/axes/accessattempt/").status_code == 403
     assert "accessattempt" not in client.get("/admin/").content.decode()
 
-    client.force_login(superuser)
+    verified_login(client, superuser)
     listing = client.get("/admin/axes/accessattempt/")
     assert listing.status_code == 200
     assert "victim" in listing.content.decode() and "Locked Out" in listing.content.decode()
@@ -142,7 +145,7 @@ def test_locked_entries_are_listed_for_the_platform_superuser_only(client, tenan
 def test_deleting_the_entry_unlocks_at_once(client, portal_user, superuser):
     fail(client, "/accounts/login/", "pat", LIMIT)
     attempt = AccessAttempt.objects.get(username="pat")
-    client.force_login(superuser)
+    verified_login(client, superuser)
 
     response = client.post(f"/admin/axes/accessattempt/{attempt.pk}/delete/", {"post": "yes"})
 

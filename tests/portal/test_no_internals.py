@@ -30,9 +30,10 @@ REPR = re.compile(r"\b\w+ object \(\d+\)|pk=None|\bNone\b(?! available)")  # Dja
 
 
 class VisibleText(HTMLParser):
-    """The text a reader sees: no tags, attributes, scripts or styles."""
+    """The text a reader sees: no tags, attributes, scripts or styles, nor ``<code>``, which shows
+    literal input to type as it is (the price terms' JSON keys)."""
 
-    HIDDEN = {"script", "style", "template"}
+    HIDDEN = {"script", "style", "template", "code"}
 
     def __init__(self):
         super().__init__()
