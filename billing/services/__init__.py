@@ -36,6 +36,7 @@ from billing.services.invoices import (
     invoice_void,
 )
 from billing.services.payments import (
+    AUTO,
     payment_allocate,
     payment_credit_apply,
     payment_open_invoices,
@@ -58,6 +59,7 @@ from billing.services.pricing import (
 )
 
 __all__ = [
+    "AUTO",
     "ANY_STAFF_LIMIT",
     "BILLED_CONTRACT_STATUSES",
     "DIRECTOR_ROLES",

@@ -166,7 +166,9 @@ def payment_record(
 
     ``currency`` defaults to the customer's. ``allocations`` is ``AUTO`` (the default: pay the
     customer's open invoices in that currency oldest due first, each as far as the money goes),
-    an explicit list of ``(invoice, amount)``, or ``None``/``[]`` (nothing allocated). Whatever is
+    an explicit list of ``(invoice, amount)`` (an amount of ``None``: as much as is left after the
+    named amounts, up to what the invoice owes, oldest due first), or ``None``/``[]`` (nothing
+    allocated). Whatever is
     not allocated is the customer's credit (see the module docstring). ``paid_at`` overrides when
     an invoice this payment settles counts as paid (default: ``received_on``).
     Returns the payment. Raises ValidationError for another tenant's customer, an amount that is
@@ -210,16 +212,30 @@ def payment_record(
                 _allocate(payment, invoice, share, paid_at=paid_at)
                 left -= share
         return payment
-    wanted = [(invoice, _check_amount(share, currency, "allocations")) for invoice, share in (allocations or [])]
-    if sum((share for _, share in wanted), ZERO) > amount:
-        total = sum((share for _, share in wanted), ZERO)
-        raise ValidationError({"allocations": f"The allocations add up to {total} {currency}, more than the payment ({amount})."})
+    wanted = [
+        (invoice, None if share is None else _check_amount(share, currency, "allocations"))
+        for invoice, share in (allocations or [])
+    ]
+    named = sum((share for _, share in wanted if share is not None), ZERO)
+    if named > amount:
+        raise ValidationError({"allocations": f"The allocations add up to {named} {currency}, more than the payment ({amount})."})
     for invoice, _share in wanted:
         if invoice.tenant_id != tenant.pk:
             raise ValidationError({"allocations": "An invoice belongs to another tenant."})
     locked = _locked_invoices(tenant, [invoice.pk for invoice, _ in wanted])
     for invoice, share in wanted:
-        _allocate(payment, locked[invoice.pk], share, paid_at=paid_at)
+        if share is not None:
+            _allocate(payment, locked[invoice.pk], share, paid_at=paid_at)
+    # Invoices named without an amount share what is left, oldest due first, each as far as it goes.
+    left = amount - named
+    for invoice, _share in sorted(
+        ((locked[i.pk], s) for i, s in wanted if s is None), key=lambda pair: (pair[0].due_date, pair[0].pk)
+    ):
+        if left <= 0:
+            raise ValidationError({"allocations": f"Nothing of the payment is left for invoice {invoice.number or invoice}."})
+        share = min(left, _owed(invoice)) if invoice.status == Invoice.Status.FINALIZED else left
+        _allocate(payment, invoice, share, paid_at=paid_at)  # refuses drafts, void and paid invoices
+        left -= share
     return payment
 
 
