@@ -10,7 +10,9 @@ allocated is the customer's credit, which their next finalized invoice takes.
 A recorded payment is never edited: its page shows its allocations and has *Allocate* (a number
 and optionally an amount) and *Void* (with a reason) buttons, each a small form through the
 services. Who may do it is the roles registry's billing area: finance, owners and platform admins;
-everyone else reads.
+everyone else reads. *Import bank statement* on the list reads a CSV statement
+(``billing.services.bank_statements``), shows every row as matched, ambiguous, unmatched, duplicate
+or invalid, and writes the matched ones only when finance confirms.
 """
 
 from django import forms
@@ -27,7 +29,8 @@ from django.utils.translation import gettext_lazy as _
 from billing import services
 from billing.admin_base import ReadOnlyMixin, _may_bill
 from billing.models import Invoice, Payment, PaymentAllocation
-from customers.admin_base import TenantAdmin, TenantInline, TenantModelForm, is_platform_admin, money_text
+from billing.services import bank_statements
+from customers.admin_base import TenantAdmin, TenantInline, TenantModelForm, is_platform_admin, money_text, request_tenant
 from customers.tenancy import tenant_scope
 
 
@@ -127,6 +130,30 @@ class AllocateForm(forms.Form):
     )
 
 
+class StatementForm(forms.Form):
+    """A CSV file on the first post; the same text, carried back by the preview, on confirm."""
+
+    file = forms.FileField(label=_("Bank statement (CSV)"), required=False)
+    statement = forms.CharField(required=False, widget=forms.HiddenInput)
+
+    def clean(self):
+        cleaned = super().clean()
+        upload = cleaned.get("file")
+        if upload is not None:
+            if upload.size > bank_statements.MAX_BYTES:
+                raise ValidationError(_("The file is larger than 2 MB; split the statement."))
+            try:
+                cleaned["statement"] = upload.read().decode("utf-8-sig")
+            except UnicodeDecodeError:
+                raise ValidationError(_("Save the statement as CSV in UTF-8 and upload it again.")) from None
+        if not cleaned.get("statement"):
+            raise ValidationError(_("Choose the statement's CSV file."))
+        return cleaned
+
+    def statement_text(self) -> str:
+        return self.cleaned_data["statement"]
+
+
 class VoidForm(forms.Form):
     reason = forms.CharField(label=_("Why is it voided?"), max_length=300, help_text=_("E.g. returned by the bank."))
 
@@ -181,6 +208,7 @@ class PaymentAdmin(TenantAdmin):
     autocomplete_fields = ["customer"]
     form = PaymentAddForm
     change_form_template = "admin/billing/payment/change_form.html"
+    change_list_template = "admin/billing/payment/change_list.html"
     readonly_fields_on_change = [
         "customer", "amount_text", "received_on", "method", "reference", "note", "unallocated_text", "state",
         "created_by", "created_at", "voided_at", "void_reason",
@@ -248,6 +276,7 @@ class PaymentAdmin(TenantAdmin):
         return [
             path("<path:object_id>/allocate/", view(self.allocate_view), name="billing_payment_allocate"),
             path("<path:object_id>/void/", view(self.void_view), name="billing_payment_void"),
+            path("import/", view(self.import_view), name="billing_payment_import"),
             *super().get_urls(),
         ]
 
@@ -260,6 +289,47 @@ class PaymentAdmin(TenantAdmin):
             buttons.append({"label": _("Void"), "url": reverse("admin:billing_payment_void", args=[payment.pk])})
         extra_context = {**(extra_context or {}), "moves": buttons}
         return super().change_view(request, object_id, form_url, extra_context)
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = {**(extra_context or {}), "may_import": _may_bill(request) and request_tenant(request) is not None}
+        return super().changelist_view(request, extra_context)
+
+    def import_view(self, request):
+        """Upload a CSV statement → preview of every row → confirm: only then are payments written."""
+        tenant = request_tenant(request)
+        if not _may_bill(request) or tenant is None:
+            raise PermissionDenied
+        form = StatementForm(request.POST or None, request.FILES or None)
+        rows, text, status, error = None, "", 200, ""
+        if request.method == "POST":
+            if not form.is_valid():
+                status = 400
+            else:
+                text = form.statement_text()
+                try:
+                    with tenant_scope(tenant):
+                        if request.POST.get("confirm") == "1":
+                            rows = bank_statements.bank_statement_import(tenant=tenant, text=text, created_by=request.user)
+                            written = sum(1 for row in rows if row.status == bank_statements.MATCHED)
+                            self.message_user(
+                                request, _("%(count)s payments recorded from the statement.") % {"count": written},
+                                messages.SUCCESS,
+                            )
+                            return redirect("admin:billing_payment_changelist")
+                        rows = bank_statements.bank_statement_preview(tenant=tenant, text=text)
+                except ValidationError as exc:
+                    error, status, rows = " ".join(exc.messages), 400, None
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": _("Import a bank statement"),
+            "form": form,
+            "rows": rows,
+            "statement": text,
+            "error": error,
+            "matched": sum(1 for row in rows or [] if row.status == bank_statements.MATCHED),
+        }
+        return TemplateResponse(request, "admin/billing/payment/import.html", context, status=status)
 
     def _payment_for_action(self, request, object_id):
         if not _may_bill(request):
