@@ -168,9 +168,9 @@ def payment_record(
     customer's open invoices in that currency oldest due first, each as far as the money goes),
     an explicit list of ``(invoice, amount)`` (an amount of ``None``: as much as is left after the
     named amounts, up to what the invoice owes, oldest due first), or ``None``/``[]`` (nothing
-    allocated). Whatever is
-    not allocated is the customer's credit (see the module docstring). ``paid_at`` overrides when
-    an invoice this payment settles counts as paid (default: ``received_on``).
+    allocated). Whatever is not allocated is the customer's credit (see the module docstring).
+    ``paid_at`` overrides when an invoice this payment settles counts as paid (default:
+    ``received_on``).
     Returns the payment. Raises ValidationError for another tenant's customer, an amount that is
     not positive or has too many decimals, an unknown method, a date in the future, or any
     allocation the rules refuse (the message names the invoice); nothing is written then.
