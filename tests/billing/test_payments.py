@@ -228,3 +228,39 @@ def test_database_allows_paid_back_to_finalized_but_no_money_change(acme):
         cursor.execute("UPDATE billing_invoice SET status = 'finalized', paid_at = NULL WHERE id = %s", [november.pk])
         with pytest.raises(Exception, match="cannot be changed"):
             cursor.execute("UPDATE billing_invoice SET total = 1 WHERE id = %s", [november.pk])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_payments_at_once_cannot_pay_more_than_is_owed():
+    import threading
+
+    from django.db import connections
+
+    from tests.customers.factories import TenantFactory
+
+    with platform_scope():
+        tenant = TenantFactory(slug="parallel-pay", invoice_number_prefix="PP-")
+        customer = CustomerFactory(tenant=tenant)
+    invoice = build_invoice(customer, lines=[("Platform fee", "1", "424.00")])
+    barrier = threading.Barrier(2)
+    outcomes = []
+
+    def pay():
+        try:
+            barrier.wait()
+            payment_record(tenant=tenant, customer=customer, amount=D("300.00"), received_on=RECEIVED,
+                           allocations=[(invoice, D("300.00"))])
+            outcomes.append("recorded")
+        except ValidationError as exc:
+            outcomes.append(" ".join(exc.messages))
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=pay) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sorted(outcomes) == [f"Invoice {invoice.number} owes 124.00 USD; 300.00 is more than that.", "recorded"]
+    assert standing(invoice)[2:] == (D("300.00"), D("124.00"))
