@@ -23,6 +23,7 @@ from django.db.models.functions import Coalesce, Greatest
 from django.utils.translation import gettext_lazy
 
 from billing import pricing
+from billing.models.payments import PaymentAllocation
 from customers.models import PERCENT_VALIDATORS, Contract, ContractLine, Customer
 from customers.money import MONEY_COLUMN, MoneyError, minor_unit_places
 from customers.tenancy import TenantManager, TenantOwned, TenantQuerySet
@@ -281,8 +282,6 @@ class InvoiceQuerySet(TenantQuerySet):
         The subqueries are correlated on the outer invoice's own id and tenant, so they read only
         rows of the tenant the outer queryset is scoped to.
         """
-        from billing.models.payments import PaymentAllocation  # payments.py imports this module
-
         money = DecimalField(**MONEY)
         zero = Value(Decimal("0.00"), output_field=money)  # two places, as every stored amount
         credited = (

@@ -22,7 +22,6 @@ from django.db.models import Case, DecimalField, F, OuterRef, Q, Subquery, Sum, 
 from django.db.models.functions import Coalesce
 from django.utils.translation import gettext_lazy
 
-from billing.models.invoicing import Invoice
 from customers.models import Customer
 from customers.money import MONEY_COLUMN, MoneyError, minor_unit_places
 from customers.tenancy import TenantManager, TenantOwned, TenantQuerySet
@@ -114,7 +113,8 @@ class PaymentAllocation(TenantOwned):
     """The part of ``payment`` that pays ``invoice``: positive, in both their currency."""
 
     payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="allocations")
-    invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="payment_allocations")
+    # By name: billing.models.invoicing reads allocations for the amount due, so it imports this module.
+    invoice = models.ForeignKey("billing.Invoice", on_delete=models.PROTECT, related_name="payment_allocations")
     amount = models.DecimalField(**MONEY_COLUMN, validators=[MinValueValidator(CENT)])
     created_at = models.DateTimeField(auto_now_add=True)
 
