@@ -31,6 +31,7 @@ from billing.models import (
     CreditRequest,
     Invoice,
     InvoiceLine,
+    PaymentStatus,
     PriceTerms,
     UsageEvent,
 )
@@ -70,12 +71,29 @@ class CreditNoteInline(ReadOnlyMixin, TenantInline):
         return credit_note_pdf_link(obj)
 
 
+class PaymentStatusFilter(admin.SimpleListFilter):
+    """Invoices by their derived payment status (``Invoice.objects.with_payment_status``): who is overdue."""
+
+    title = _("payment status")
+    parameter_name = "payment_status"
+
+    def lookups(self, request, model_admin):
+        return PaymentStatus.choices
+
+    def queryset(self, request, queryset):
+        if self.value() is None:
+            return queryset
+        if self.value() not in PaymentStatus.values:
+            return queryset.none()
+        return queryset.filter(payment_status=self.value())
+
+
 @admin.register(Invoice)
 class InvoiceAdmin(InvoiceReviewMixin, ReadOnlyMixin, TenantAdmin):
     # Seven columns fit 1 280 px: one period column, amounts written with their currency.
     list_display = ["__str__", "customer", "period", "payment_status", "total_with_currency", "amount_due_now", "pdf_link"]
     money_fields = ("subtotal", "discount_total", "vat_amount", "total", "credit_applied", "amount_due")
-    list_filter = ["status", "period_start", "customer"]
+    list_filter = [PaymentStatusFilter, "status", "period_start", "customer"]
     list_select_related = ["customer"]
     search_fields = ["number", "customer__name", "customer__external_ref"]
     date_hierarchy = "period_start"

@@ -8,6 +8,7 @@ from django.urls import reverse
 
 from billing.models import Invoice, Payment, PaymentAllocation
 from customers.models import Role
+from customers.periods import tenant_today
 from customers.tenancy import platform_scope
 from tests.billing.document_builders import build_invoice
 from tests.customers.factories import CustomerFactory
@@ -50,7 +51,7 @@ def test_finance_records_a_payment_over_two_invoices(client, member_factory, ten
     # Oldest due first: October (due 2026-12-31, numbered first) in full, November in part.
     assert allocations(tenant_a) == [(acme["october"].number, D("300.00")), (acme["november"].number, D("200.00"))]
     page = client.get(reverse("admin:billing_invoice_change", args=[acme["november"].pk])).content.decode()
-    assert "OCR 4711" in page and "Partially paid" in page and '<div class="readonly">$224.00</div>' in page
+    assert "OCR 4711" in page and ("Partially paid" if tenant_today(tenant_a) <= acme["november"].due_date else "Overdue") in page and '<div class="readonly">$224.00</div>' in page
 
 
 def test_a_refused_payment_shows_why_and_writes_nothing(client, member_factory, tenant_a, acme):
@@ -118,3 +119,18 @@ def test_another_tenants_payment_is_not_there(client, member_factory, tenant_a, 
     # Another tenant's customer cannot be picked on the add form.
     response = client.post(ADD, form(acme["northwind"], "5.00"))
     assert response.status_code == 200 and not Payment.objects.for_tenant(tenant_b).exists()
+
+
+def test_invoice_list_filters_by_payment_status(client, member_factory, tenant_a, acme):
+    from billing.services import payment_record
+
+    payment_record(tenant=tenant_a, customer=acme["northwind"], amount=D("300.00"), received_on=date(2026, 12, 2))
+    client.force_login(member_factory(tenant_a, Role.FINANCE))
+    url = reverse("admin:billing_invoice_changelist")
+
+    unpaid = "open" if tenant_today(tenant_a) <= acme["november"].due_date else "overdue"
+    paid = client.get(url, {"payment_status": "paid"}).content.decode()
+    open_ = client.get(url, {"payment_status": unpaid}).content.decode()
+
+    assert acme["october"].number in paid and acme["november"].number not in paid
+    assert acme["november"].number in open_ and acme["contoso_invoice"].number in open_ and acme["october"].number not in open_
