@@ -23,9 +23,9 @@ from django.db.models.functions import Coalesce, Greatest
 from django.utils.translation import gettext_lazy
 
 from billing import pricing
-from billing.models.payments import PaymentAllocation
+from billing.models.payments import PaymentAllocation, two_place_currency_problem
 from customers.models import PERCENT_VALIDATORS, Contract, ContractLine, Customer
-from customers.money import MONEY_COLUMN, MoneyError, minor_unit_places
+from customers.money import MONEY_COLUMN
 from customers.tenancy import TenantManager, TenantOwned, TenantQuerySet
 
 MONEY = MONEY_COLUMN
@@ -447,14 +447,9 @@ class Invoice(TenantOwned):
         errors = {}
         if self.period_start and self.period_end and self.period_end < self.period_start:
             errors["period_end"] = "The period cannot end before it starts."
-        if self.currency:
-            try:
-                places = minor_unit_places(self.currency)
-            except MoneyError as exc:
-                places = None
-                errors["currency"] = str(exc)
-            if places is not None and places > MONEY["decimal_places"]:
-                errors["currency"] = f"{self.currency} has {places} decimals; invoices keep 2."
+        problem = two_place_currency_problem(self.currency, "invoices")
+        if problem:
+            errors["currency"] = problem
         if self.customer_id and self.tenant_id and self.customer.tenant_id != self.tenant_id:
             errors["customer"] = "The customer belongs to another tenant."
         if errors:

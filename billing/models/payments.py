@@ -29,6 +29,18 @@ from customers.tenancy import TenantManager, TenantOwned, TenantQuerySet
 CENT = Decimal("0.01")
 
 
+def two_place_currency_problem(currency: str, documents: str) -> str:
+    """Why ``currency`` cannot be kept in a two-place money column of ``documents`` (unknown, or
+    with a three-digit minor unit such as KWD), or "" when it can (or is not given yet)."""
+    if not currency:
+        return ""
+    try:
+        places = minor_unit_places(currency)
+    except MoneyError as exc:
+        return str(exc)
+    return f"{currency} has {places} decimals; {documents} keep 2." if places > MONEY_COLUMN["decimal_places"] else ""
+
+
 class PaymentQuerySet(TenantQuerySet):
     def with_unallocated(self):
         """Annotate ``allocated`` (the sum of the payment's allocations) and ``unallocated`` (the
@@ -95,14 +107,9 @@ class Payment(TenantOwned):
 
     def clean(self):
         errors = {}
-        if self.currency:
-            try:
-                places = minor_unit_places(self.currency)
-            except MoneyError as exc:
-                places = None
-                errors["currency"] = str(exc)
-            if places is not None and places > MONEY_COLUMN["decimal_places"]:
-                errors["currency"] = f"{self.currency} has {places} decimals; payments keep 2."
+        problem = two_place_currency_problem(self.currency, "payments")
+        if problem:
+            errors["currency"] = problem
         if self.customer_id and self.tenant_id and self.customer.tenant_id != self.tenant_id:
             errors["customer"] = "The customer belongs to another tenant."
         if errors:
