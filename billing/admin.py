@@ -2,7 +2,8 @@
 
 Invoices and credit notes are computed documents: nobody edits them here, drafts included (a
 hand-edited total would no longer be the sum of its lines). Changes go through the services, as
-admin actions: finalize, void, mark paid; approve or reject a credit request. An action refused
+admin actions: finalize, void, mark paid (a payment of what is owed); approve or reject a credit
+request. Payments are recorded and allocated in ``billing.admin_payments``. An action refused
 by a service shows its message and changes nothing.
 
 An invoice's page shows its PDF (a draft's preview with its stamp) and has Finalize, Void and Mark
@@ -20,6 +21,7 @@ from django.utils.translation import gettext_lazy as _
 
 from billing import services
 from billing.admin_base import ReadOnlyMixin, _may_bill
+from billing.admin_payments import InvoicePaymentInline
 from billing.admin_review import CreditNoteReviewMixin, InvoiceReviewMixin, credit_note_pdf_link
 from billing.models import (
     BillableMetric,
@@ -30,6 +32,7 @@ from billing.models import (
     CreditRequest,
     Invoice,
     InvoiceLine,
+    PaymentStatus,
     PriceTerms,
     UsageEvent,
 )
@@ -70,19 +73,36 @@ class CreditNoteInline(ReadOnlyMixin, TenantInline):
         return credit_note_pdf_link(obj)
 
 
+class PaymentStatusFilter(admin.SimpleListFilter):
+    """Invoices by their derived payment status (``Invoice.objects.with_payment_status``): who is overdue."""
+
+    title = _("payment status")
+    parameter_name = "payment_status"
+
+    def lookups(self, request, model_admin):
+        return PaymentStatus.choices
+
+    def queryset(self, request, queryset):
+        if self.value() is None:
+            return queryset
+        if self.value() not in PaymentStatus.values:
+            return queryset.none()
+        return queryset.filter(payment_status=self.value())
+
+
 @admin.register(Invoice)
 class InvoiceAdmin(InvoiceReviewMixin, ReadOnlyMixin, TenantAdmin):
     # Seven columns fit 1 280 px: one period column, amounts written with their currency.
-    list_display = ["__str__", "customer", "period", "status", "total_with_currency", "amount_due_now", "pdf_link"]
+    list_display = ["__str__", "customer", "period", "payment_status", "total_with_currency", "amount_due_now", "pdf_link"]
     money_fields = ("subtotal", "discount_total", "vat_amount", "total", "credit_applied", "amount_due")
-    list_filter = ["status", "period_start", "customer"]
+    list_filter = [PaymentStatusFilter, "status", "period_start", "customer"]
     list_select_related = ["customer"]
     search_fields = ["number", "customer__name", "customer__external_ref"]
     date_hierarchy = "period_start"
-    inlines = [InvoiceLineInline, CreditNoteInline]
+    inlines = [InvoiceLineInline, CreditNoteInline, InvoicePaymentInline]
     actions = ["finalize", "void", "mark_paid"]
     fieldsets = [
-        (None, {"fields": ["customer", "contract", "period_start", "period_end", "status", "number"]}),
+        (None, {"fields": ["customer", "contract", "period_start", "period_end", "status", "payment_status", "number"]}),
         (_("Dates"), {"fields": ["issue_date", "due_date", "finalized_at", "paid_at", "voided_at"]}),
         (
             _("Amounts"),
@@ -110,7 +130,7 @@ class InvoiceAdmin(InvoiceReviewMixin, ReadOnlyMixin, TenantAdmin):
 
     @admin.action(description="Mark selected invoices paid", permissions=["billing"])
     def mark_paid(self, request, queryset):
-        _run(self, request, queryset, lambda i: services.invoice_mark_paid(invoice=i), "marked paid")
+        _run(self, request, queryset, lambda i: services.invoice_mark_paid(invoice=i, created_by=request.user), "marked paid")
 
 
 class CreditNoteLineInline(ReadOnlyMixin, TenantInline):

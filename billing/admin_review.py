@@ -23,6 +23,7 @@ from django.http import Http404
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.decorators import method_decorator
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
@@ -32,9 +33,9 @@ from django.views.decorators.clickjacking import xframe_options_sameorigin
 from billing import services
 from billing.admin_base import _may_bill
 from billing.documents import credit_note_staff_pdf, invoice_staff_pdf, pdf_response
-from billing.models import CreditNote, Invoice
-from customers.admin_base import money_text
-from customers.periods import month_end
+from billing.models import CreditNote, Invoice, PaymentStatus
+from customers.admin_base import money_text, request_tenant
+from customers.periods import month_end, tenant_today
 from customers.tenancy import tenant_scope
 
 
@@ -67,7 +68,9 @@ MOVES = {
         ),
         InvoiceMove(
             "mark-paid", _("Mark paid"), (Invoice.Status.FINALIZED,),
-            _("Marking it paid records that the customer paid the amount due in full; it then owes nothing."),
+            _("Marking it paid records a payment of the amount due (method “other”, the invoice number as "
+              "reference) received today; it then owes nothing. To record a part, or money received on "
+              "another day, add a payment under Payments instead."),
             _("Invoice %(invoice)s marked paid."), services.invoice_mark_paid,
         ),
     ]
@@ -129,7 +132,15 @@ class InvoiceReviewMixin(_PdfViewMixin):
         return invoice_staff_pdf(invoice=obj)
 
     def get_queryset(self, request):
-        return super().get_queryset(request).with_balance_due()
+        tenant = request_tenant(request)
+        today = tenant_today(tenant) if tenant is not None else timezone.localdate()
+        return super().get_queryset(request).with_payment_status(today=today)
+
+    def payment_status(self, obj):
+        return PaymentStatus(obj.payment_status).label
+
+    payment_status.short_description = _("Payment status")
+    payment_status.admin_order_field = "payment_status"
 
     def get_search_results(self, request, queryset, search_term):
         # The credit-request form's invoice autocomplete offers only invoices a credit can be asked for,
@@ -219,6 +230,8 @@ class InvoiceReviewMixin(_PdfViewMixin):
         error, status = "", 200
         if request.method == "POST":
             options = {"close_early": request.POST.get("close_early") == "on"} if slug == "finalize" else {}
+            if slug == "mark-paid":
+                options["created_by"] = request.user
             try:
                 with tenant_scope(invoice.tenant):
                     move.service(invoice=invoice, **options)

@@ -4,7 +4,8 @@ Documents are never written through the API: PUT, PATCH and DELETE are 405. Fina
 that may edit billing) move an invoice with POST actions, ``finalize``, ``void`` and ``mark-paid``;
 a move the invoice's status does not allow is 409, and so is finalizing an invoice whose period
 is still running without ``{"close_early": true}``. API keys only read. ``amount_due`` is billing's
-one definition (``Invoice.objects.with_balance_due``). ``GET …/pdf/`` returns a document's PDF
+one definition (``Invoice.objects.with_balance_due``); ``payment_status`` is derived as of the
+tenant's today (``with_payment_status``). Payments are ``billing.api_payments``. ``GET …/pdf/`` returns a document's PDF
 (a draft's preview with its stamp); another tenant's id is a 404.
 """
 
@@ -18,6 +19,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from billing import services
+from billing.api_payments import PaymentViewSet
 from billing.documents import credit_note_staff_pdf, invoice_staff_pdf, pdf_response
 from billing.models import CreditNote, CreditNoteLine, Invoice, InvoiceLine
 from billing.serializers import (
@@ -26,7 +28,8 @@ from billing.serializers import (
     InvoiceFinalizeSerializer,
     InvoiceSerializer,
 )
-from customers.api_base import TenantPagination
+from customers.api_base import TenantPagination, acting_user
+from customers.periods import tenant_today
 from customers.roles import role_can_edit
 
 
@@ -102,7 +105,7 @@ class InvoiceViewSet(TenantReadOnlyViewSet):
         return InvoiceDetailSerializer if self.action != "list" else InvoiceSerializer
 
     def scope_queryset(self, queryset):
-        queryset = queryset.with_balance_due().select_related("customer")
+        queryset = queryset.with_payment_status(today=tenant_today(self.request.tenant)).select_related("customer")
         if self.action != "list":
             lines = InvoiceLine.objects.for_tenant(self.request.tenant).order_by("position")
             queryset = queryset.prefetch_related(Prefetch("lines", queryset=lines))
@@ -147,8 +150,8 @@ class InvoiceViewSet(TenantReadOnlyViewSet):
     @extend_schema(request=None, responses=InvoiceDetailSerializer)
     @action(detail=True, methods=["post"], url_path="mark-paid", permission_classes=[IsBillingStaff])
     def mark_paid(self, request, pk=None):
-        """Record the payment of a finalized invoice. 409 otherwise."""
-        return self._move(services.invoice_mark_paid)
+        """Record a payment of what a finalized invoice still owes (received today). 409 otherwise."""
+        return self._move(services.invoice_mark_paid, created_by=acting_user(request))
 
     @extend_schema(responses=PDF_SCHEMA)
     @action(detail=True, methods=["get"], renderer_classes=PDF_RENDERERS)
@@ -189,3 +192,4 @@ def register(router):
     """Add this app's viewsets to the API router."""
     router.register("invoices", InvoiceViewSet, basename="invoice")
     router.register("credit-notes", CreditNoteViewSet, basename="credit-note")
+    router.register("payments", PaymentViewSet, basename="payment")

@@ -14,8 +14,8 @@ from django.db.models.fields.json import KT
 from django.db.models.functions import Cast, Coalesce
 
 from billing.metering import usage_totals
-from billing.models import BillableMetric, CreditNote, CreditRequest, Invoice, UsageEvent
-from customers.models import Tenant
+from billing.models import BillableMetric, CreditNote, CreditRequest, Invoice, Payment, UsageEvent
+from customers.models import Customer, Tenant
 
 ZERO = Decimal(0)
 
@@ -120,6 +120,17 @@ def balance_credit_remaining(*, tenant: Tenant, exclude_draft_period_start: date
         "id", "amount", "used"
     )
     return {request_id: amount - used for request_id, amount, used in rows if amount > used}
+
+
+def customer_payment_credit(*, customer: Customer) -> dict[str, Decimal]:
+    """The customer's credit from payments: what live (not void) payments have not allocated, per
+    currency, without zero entries. ``invoice_finalize`` spends it on the customer's next invoice."""
+    credit: dict[str, Decimal] = {}
+    rows = Payment.objects.for_tenant(customer.tenant).with_unallocated().filter(customer=customer, voided_at__isnull=True)
+    for currency, unallocated in rows.values_list("currency", "unallocated"):
+        if unallocated > 0:
+            credit[currency] = credit.get(currency, ZERO) + unallocated
+    return credit
 
 
 def customer_usage(*, tenant: Tenant, customer_id: int, period_start: date, period_end: date) -> list[dict]:

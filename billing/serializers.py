@@ -1,9 +1,10 @@
-"""Read shapes of invoices and credit notes for the API. Money is ``{"amount", "currency"}``."""
+"""Shapes of invoices, credit notes and payments for the API. Money is ``{"amount", "currency"}``."""
 
 from rest_framework import serializers
 
-from billing.models import CreditNote, CreditNoteLine, Invoice, InvoiceLine
-from customers.api_base import MoneyFieldSchema
+from billing.models import CreditNote, CreditNoteLine, Invoice, InvoiceLine, Payment, PaymentAllocation, PaymentStatus
+from customers.api_base import MoneyField, MoneyFieldSchema, TenantPrimaryKeyRelatedField
+from customers.models import Customer
 from customers.money import format_amount
 
 
@@ -47,12 +48,16 @@ class InvoiceSerializer(serializers.ModelSerializer):
         help_text="What the customer owes now: total − credit applied − credit notes − payments; 0 once paid or void.",
     )
     credit_notes_total = DocumentMoneyField("credited_total", help_text="The invoice's credit notes, VAT included.")
-    paid_total = DocumentMoneyField("paid_total", help_text="What was paid (the whole amount due, once paid).")
+    paid_total = DocumentMoneyField("paid_total", help_text="What payments allocated to it have paid (not counting void payments).")
+    payment_status = serializers.ChoiceField(
+        choices=PaymentStatus.choices, read_only=True,
+        help_text="Derived: draft, open, partially_paid, overdue (due date passed, something due), paid or void.",
+    )
 
     class Meta:
         model = Invoice
         fields = [
-            "id", "number", "status", "customer", "customer_name", "contract", "period_start", "period_end",
+            "id", "number", "status", "payment_status", "customer", "customer_name", "contract", "period_start", "period_end",
             "currency", "issue_date", "due_date", "subtotal", "discount_total", "vat_rate", "vat_amount", "total",
             "credit_applied", "credit_notes_total", "paid_total", "amount_due", "reverse_charge", "vat_note", "finalized_at", "paid_at", "voided_at",
         ]
@@ -111,3 +116,73 @@ class DocumentMoneyFieldSchema(MoneyFieldSchema):
     """Documents' amounts have the same shape in the schema as every other money value."""
 
     target_class = DocumentMoneyField
+
+
+# --- payments --------------------------------------------------------------------------------
+
+
+def _payment_currency(allocation):
+    return allocation.payment.currency
+
+
+class PaymentAllocationSerializer(serializers.ModelSerializer):
+    invoice_number = serializers.CharField(source="invoice.number", read_only=True)
+    amount = DocumentMoneyField("amount", _payment_currency)
+
+    class Meta:
+        model = PaymentAllocation
+        fields = ["invoice", "invoice_number", "amount"]
+        read_only_fields = fields
+
+
+class PaymentSerializer(serializers.ModelSerializer):
+    customer_name = serializers.CharField(source="customer.name", read_only=True)
+    amount = DocumentMoneyField("amount")
+    unallocated = DocumentMoneyField(
+        "unallocated", help_text="What no invoice has taken yet: the customer's credit, which the next invoice uses (0 once void)."
+    )
+    allocations = PaymentAllocationSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = Payment
+        fields = [
+            "id", "customer", "customer_name", "amount", "received_on", "method", "reference", "note", "unallocated",
+            "allocations", "created_at", "voided_at", "void_reason",
+        ]
+        read_only_fields = fields
+
+
+class PaymentAllocationInputSerializer(serializers.Serializer):
+    invoice = TenantPrimaryKeyRelatedField(model=Invoice, help_text="An invoice of the payment's customer.")
+    amount = MoneyField(
+        max_digits=18, decimal_places=2, required=False,
+        help_text="In the payment's currency. Omitted: as much as is left of the payment, up to what the invoice owes.",
+    )
+
+
+class PaymentCreateSerializer(serializers.Serializer):
+    customer = TenantPrimaryKeyRelatedField(model=Customer)
+    amount = MoneyField(max_digits=18, decimal_places=2, help_text="Positive, at most two decimals.")
+    received_on = serializers.DateField(help_text="The day the money arrived; not in the future.")
+    method = serializers.ChoiceField(choices=Payment.Method.choices)
+    reference = serializers.CharField(max_length=140, required=False, allow_blank=True, default="")
+    note = serializers.CharField(max_length=300, required=False, allow_blank=True, default="")
+    allocations = PaymentAllocationInputSerializer(
+        many=True, required=False,
+        help_text="Which invoices it pays. Omitted: the customer's open invoices, oldest due first. "
+        "An empty list: none (the money is the customer's credit).",
+    )
+
+    def validate(self, data):
+        currency = str(data["amount"].currency)
+        for index, allocation in enumerate(data.get("allocations") or []):
+            amount = allocation.get("amount")
+            if amount is not None and str(amount.currency) != currency:
+                raise serializers.ValidationError(
+                    {"allocations": [f"Allocation {index + 1}: give the amount in the payment's currency ({currency})."]}
+                )
+        return data
+
+
+class PaymentVoidSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=300, help_text="Why, e.g. returned by the bank.")

@@ -1,5 +1,5 @@
 """Billing models, split by domain: metering (metrics, usage events and the AI-usage roll-up),
-invoicing, delivery and month-end runs."""
+invoicing, payments, delivery and month-end runs."""
 
 from billing.models.ai_usage import AiUsageDay  # noqa: F401,E402
 from billing.models.delivery import InvoiceDelivery  # noqa: F401,E402
@@ -16,9 +16,11 @@ from billing.models.invoicing import (  # noqa: F401
     InvoiceLine,
     LineKind,
     NumberSequence,
+    PaymentStatus,
     PriceTerms,
     parse_terms,
     percentage_metric_error,
 )
 from billing.models.metering import BillableMetric, UsageEvent  # noqa: F401
+from billing.models.payments import Payment, PaymentAllocation  # noqa: F401
 from billing.models.runs import BillingRun, BillingRunItem, TransientItemFailures  # noqa: F401,E402

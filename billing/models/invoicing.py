@@ -6,9 +6,10 @@ simple and fast. Amounts have two decimal places, so currencies with a three-dig
 (KWD, BHD, ...) are refused when an invoice is validated.
 
 A finalized invoice is frozen. ``Invoice.save``/``delete`` and ``InvoiceLine.save``/``delete``
-refuse any change but the status moves finalized → paid and finalized → void; the database
-enforces the same with triggers (queryset updates and raw SQL bypass ``save()``), defined in
-billing migration 0004 (``FORWARD``), which also allows a tenant purge to delete them. Credit notes are final from the moment they are issued.
+refuse any change but the status moves finalized → paid, finalized → void and paid → finalized
+(a voided payment); the database enforces the same with triggers (queryset updates and raw SQL
+bypass ``save()``), defined in billing migration 0009 (``FORWARD``, from 0004's, which also allows a
+tenant purge to delete them). Credit notes are final from the moment they are issued.
 """
 
 from decimal import Decimal
@@ -23,8 +24,9 @@ from django.utils.translation import gettext_lazy
 
 from billing import pricing
 from billing.models.metering import BillableMetric
+from billing.models.payments import PaymentAllocation, two_place_currency_problem
 from customers.models import PERCENT_VALIDATORS, Contract, ContractLine, Customer
-from customers.money import MONEY_COLUMN, MoneyError, minor_unit_places
+from customers.money import MONEY_COLUMN
 from customers.tenancy import TenantManager, TenantOwned, TenantQuerySet
 
 MONEY = MONEY_COLUMN
@@ -385,14 +387,15 @@ class InvoiceQuerySet(TenantQuerySet):
 
         ``credit_applied`` (balance credits taken off the bill) is already inside the stored
         ``amount_due``, the figure as issued, which a finalized invoice keeps unchanged: credit
-        notes issued later are their own rows, so the figure is derived here, never written back.
-        ``credited_total`` is the VAT-inclusive sum of the invoice's credit notes. There is no
-        partial payment: a paid invoice was paid what it still asked for (``paid_total``), so it
-        owes 0; a void invoice owes 0 and records no payment. Decimals in the invoice's currency,
-        two places, exact (no rounding: every operand is already in minor units).
+        notes and payments recorded later are their own rows, so the figure is derived here, never
+        written back. ``credited_total`` is the VAT-inclusive sum of the invoice's credit notes;
+        ``paid_total`` the sum of its allocations from payments that are not void. A paid invoice
+        owes 0 (one marked paid before payments were recorded counts as paid what it asked for);
+        a void invoice owes 0. Decimals in the invoice's currency, two places, exact (no rounding:
+        every operand is already in minor units).
 
-        The credit-note subquery is correlated on the outer invoice's own id and tenant, so it
-        reads only rows of the tenant the outer queryset is scoped to.
+        The subqueries are correlated on the outer invoice's own id and tenant, so they read only
+        rows of the tenant the outer queryset is scoped to.
         """
         money = DecimalField(**MONEY)
         zero = Value(Decimal("0.00"), output_field=money)  # two places, as every stored amount
@@ -403,17 +406,64 @@ class InvoiceQuerySet(TenantQuerySet):
             .annotate(total=Sum("total"))
             .values("total")
         )
+        allocated = (
+            PaymentAllocation._base_manager.filter(
+                tenant=OuterRef("tenant"), invoice=OuterRef("pk"), payment__voided_at__isnull=True
+            )
+            .order_by()
+            .values("invoice")
+            .annotate(total=Sum("amount"))
+            .values("total")
+        )
         owed_after_credits = Greatest(zero, F("amount_due") - F("credited_total"), output_field=money)
         return self.annotate(
-            credited_total=Coalesce(Subquery(credited, output_field=money), zero, output_field=money)
+            credited_total=Coalesce(Subquery(credited, output_field=money), zero, output_field=money),
+            allocated_total=Coalesce(Subquery(allocated, output_field=money), zero, output_field=money),
         ).annotate(
-            paid_total=Case(When(status=Invoice.Status.PAID, then=owed_after_credits), default=zero, output_field=money),
+            paid_total=Case(
+                When(status=Invoice.Status.PAID, then=Greatest(F("allocated_total"), owed_after_credits)),
+                default=F("allocated_total"),
+                output_field=money,
+            ),
             balance_due=Case(
                 When(status__in=[Invoice.Status.PAID, Invoice.Status.VOID], then=zero),
-                default=owed_after_credits,
+                default=Greatest(zero, owed_after_credits - F("allocated_total"), output_field=money),
                 output_field=money,
             ),
         )
+
+    def with_payment_status(self, *, today):
+        """``with_balance_due`` plus ``payment_status``, one of ``PaymentStatus``, as of ``today``.
+
+        Derived, never stored (one truth: the allocations and credit notes): a draft or void invoice
+        has its own status; a paid one (stored once its amount due reached 0 by a payment) is
+        ``paid``; a finalized one with something due is ``overdue`` once ``today`` is after its due
+        date, else ``partially_paid`` if payments cover part of it, else ``open``; a finalized one
+        that owes nothing (credit notes covered it) is ``paid`` as well. ``today`` is the tenant's
+        (``customers.periods.tenant_today``).
+        """
+        return self.with_balance_due().annotate(
+            payment_status=Case(
+                When(status=Invoice.Status.DRAFT, then=Value(PaymentStatus.DRAFT)),
+                When(status=Invoice.Status.VOID, then=Value(PaymentStatus.VOID)),
+                When(Q(status=Invoice.Status.PAID) | Q(balance_due__lte=0), then=Value(PaymentStatus.PAID)),
+                When(due_date__lt=today, then=Value(PaymentStatus.OVERDUE)),
+                When(allocated_total__gt=0, then=Value(PaymentStatus.PARTIALLY_PAID)),
+                default=Value(PaymentStatus.OPEN),
+                output_field=models.CharField(),
+            )
+        )
+
+
+class PaymentStatus(models.TextChoices):
+    """Where an invoice stands with its customer: derived by ``InvoiceQuerySet.with_payment_status``."""
+
+    DRAFT = "draft", gettext_lazy("Draft")
+    OPEN = "open", gettext_lazy("Open")
+    PARTIALLY_PAID = "partially_paid", gettext_lazy("Partially paid")
+    OVERDUE = "overdue", gettext_lazy("Overdue")
+    PAID = "paid", gettext_lazy("Paid")
+    VOID = "void", gettext_lazy("Void")
 
 
 class Invoice(TenantOwned):
@@ -429,8 +479,9 @@ class Invoice(TenantOwned):
         PAID = "paid", gettext_lazy("Paid")
         VOID = "void", gettext_lazy("Void")
 
-    # Field changes allowed on a finalized invoice, and the status moves they belong to.
-    ALLOWED_TRANSITIONS = {("finalized", "paid"), ("finalized", "void")}
+    # Field changes allowed on a finalized invoice, and the status moves they belong to: paid goes
+    # back to finalized only when a payment that settled it is voided (billing migration 0009).
+    ALLOWED_TRANSITIONS = {("finalized", "paid"), ("finalized", "void"), ("paid", "finalized")}
     MUTABLE_AFTER_FINALIZE = {"status", "paid_at", "voided_at"}
 
     customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="invoices")
@@ -511,14 +562,9 @@ class Invoice(TenantOwned):
         errors = {}
         if self.period_start and self.period_end and self.period_end < self.period_start:
             errors["period_end"] = "The period cannot end before it starts."
-        if self.currency:
-            try:
-                places = minor_unit_places(self.currency)
-            except MoneyError as exc:
-                places = None
-                errors["currency"] = str(exc)
-            if places is not None and places > MONEY["decimal_places"]:
-                errors["currency"] = f"{self.currency} has {places} decimals; invoices keep 2."
+        problem = two_place_currency_problem(self.currency, "invoices")
+        if problem:
+            errors["currency"] = problem
         if self.customer_id and self.tenant_id and self.customer.tenant_id != self.tenant_id:
             errors["customer"] = "The customer belongs to another tenant."
         if errors:

@@ -4,7 +4,8 @@ writes, so a refused call leaves nothing behind.
 - ``pricing``: pricing one customer and a period, read-only (``price_period``, ``price_line``),
   shared by the draft run, the portal's projection and the what-ifs.
 - ``drafts``: the draft run (``invoice_compute_drafts``) writing what ``price_period`` priced.
-- ``invoices``: finalizing with gapless numbers, voiding, payment.
+- ``invoices``: finalizing with gapless numbers, voiding, marking paid.
+- ``payments``: payments received, their allocation to invoices, voiding, customer credit.
 - ``credits``: credit notes, manual credit requests and their approvals.
 - ``price_terms``: a tenant's billing settings and a contract line's price terms.
 - ``catalog``: the catalog's writes as the API makes them (metrics, price terms, billing settings),
@@ -49,6 +50,14 @@ from billing.services.invoices import (
     invoice_period_is_open,
     invoice_void,
 )
+from billing.services.payments import (
+    AUTO,
+    payment_allocate,
+    payment_credit_apply,
+    payment_open_invoices,
+    payment_record,
+    payment_void,
+)
 from billing.services.price_terms import billing_settings_for, price_terms_set
 from billing.services.pricing import (
     BILLED_CONTRACT_STATUSES,
@@ -65,6 +74,7 @@ from billing.services.pricing import (
 )
 
 __all__ = [
+    "AUTO",
     "ANY_STAFF_LIMIT",
     "CatalogInUse",
     "BILLED_CONTRACT_STATUSES",
@@ -100,6 +110,11 @@ __all__ = [
     "invoice_mark_paid",
     "invoice_period_is_open",
     "invoice_void",
+    "payment_allocate",
+    "payment_credit_apply",
+    "payment_open_invoices",
+    "payment_record",
+    "payment_void",
     "price_line",
     "price_period",
     "price_terms_create",

@@ -1,4 +1,5 @@
-"""The invoice lifecycle after the draft run: finalizing (gapless numbers), voiding, payment.
+"""The invoice lifecycle after the draft run: finalizing (gapless numbers), voiding, marking paid
+(a payment of what is owed; payments themselves are ``billing.services.payments``).
 
 Delivery after finalization is queued by task object, ``billing.delivery.invoice_deliver``
 (registered as ``billing.tasks.invoice_deliver``), which lives with delivery rather than in
@@ -9,6 +10,7 @@ month_end → services). The task a service queues sits below the service in the
 
 from datetime import date, datetime, timedelta
 from functools import partial
+from zoneinfo import ZoneInfo
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -19,8 +21,9 @@ from django.utils.translation import gettext as _
 from billing.delivery import invoice_deliver
 from billing.documents import invoice_pdf_refresh_on_commit
 from billing.metering import PERIOD_INVOICED
-from billing.models import CreditApplication, CreditAuditEntry, CreditRequest, Invoice, NumberSequence
+from billing.models import CreditApplication, CreditAuditEntry, CreditRequest, Invoice, NumberSequence, Payment
 from billing.services._common import ZERO, _audit, _locked, _next_number, _save
+from billing.services.payments import payment_credit_apply, payment_record, payment_release_invoice
 from customers.periods import tenant_today
 
 
@@ -44,7 +47,8 @@ def early_close_warning(*, invoice: Invoice) -> str:
 def invoice_finalize(
     *, invoice: Invoice, issue_date: date | None = None, deliver: bool = True, close_early: bool = False
 ) -> Invoice:
-    """Freeze a draft: number it, date it, and mark its fully used balance credits applied.
+    """Freeze a draft: number it, date it, mark its fully used balance credits applied, and pay it
+    from the customer's credit (unallocated payments, ``payments.payment_credit_apply``).
 
     The number is ``{prefix}{year}-{n:05d}`` with ``n`` the next value of the tenant's gapless
     invoice sequence (taken under a row lock in this transaction). ``issue_date`` defaults to
@@ -78,6 +82,7 @@ def invoice_finalize(
     invoice.finalized_at = timezone.now()
     _save(invoice)
     _mark_used_credits_applied(invoice)
+    payment_credit_apply(invoice=invoice)
     if deliver:
         transaction.on_commit(partial(invoice_deliver.delay, tenant.pk, invoice.pk))
     return invoice
@@ -111,7 +116,8 @@ def _mark_used_credits_applied(invoice: Invoice) -> None:
 def invoice_void(*, invoice: Invoice, reason: str = "") -> Invoice:
     """Void a draft or finalized invoice (a status; nothing is deleted).
 
-    Its number stays used; balance credits taken off it return to the customer's balance.
+    Its number stays used; balance credits taken off it return to the customer's balance, and
+    payments allocated to it are released (their money is the customer's credit again).
     Raises ValidationError for a paid or already void invoice.
     """
     invoice = _locked(invoice)
@@ -120,6 +126,7 @@ def invoice_void(*, invoice: Invoice, reason: str = "") -> Invoice:
     invoice.status = Invoice.Status.VOID
     invoice.voided_at = timezone.now()
     _save(invoice)
+    payment_release_invoice(invoice=invoice)
     invoice_pdf_refresh_on_commit(invoice=invoice)
     requests = CreditRequest.objects.for_tenant(invoice.tenant).filter(
         applications__invoice=invoice, status=CreditRequest.Status.APPLIED
@@ -132,11 +139,35 @@ def invoice_void(*, invoice: Invoice, reason: str = "") -> Invoice:
 
 
 @transaction.atomic
-def invoice_mark_paid(*, invoice: Invoice, paid_at: datetime | None = None) -> Invoice:
-    """Record that a finalized invoice was paid. Raises ValidationError for any other status."""
+def invoice_mark_paid(*, invoice: Invoice, paid_at: datetime | None = None, created_by=None) -> Invoice:
+    """Record that a finalized invoice was paid in full: a payment of what it still owes.
+
+    The payment (method "other", the invoice number as reference) is received on ``paid_at``'s
+    day in the tenant's time zone (default today) and allocated to this invoice, which makes it
+    paid. An invoice that owes nothing (credit notes covered it) is marked paid without a payment.
+    Raises ValidationError for any status but finalized.
+    """
     invoice = _locked(invoice)
     if invoice.status != Invoice.Status.FINALIZED:
         raise ValidationError(f"Invoice {invoice} is {invoice.status}; only a finalized invoice can be paid.")
+    tenant = invoice.tenant
+    owed = Invoice.objects.for_tenant(tenant).with_balance_due().get(pk=invoice.pk).balance_due
+    if owed > 0:
+        received_on = timezone.localtime(paid_at, ZoneInfo(tenant.time_zone)).date() if paid_at else tenant_today(tenant)
+        payment_record(
+            tenant=tenant,
+            customer=invoice.customer,
+            amount=owed,
+            currency=invoice.currency,
+            received_on=received_on,
+            method=Payment.Method.OTHER,
+            reference=invoice.number,
+            note="Marked paid",
+            allocations=[(invoice, owed)],
+            created_by=created_by,
+            paid_at=paid_at,
+        )
+        return Invoice.objects.for_tenant(tenant).get(pk=invoice.pk)
     invoice.status = Invoice.Status.PAID
     invoice.paid_at = paid_at or timezone.now()
     _save(invoice)

@@ -13,7 +13,7 @@ from datetime import date
 from django.db.models import Prefetch, Q
 from django.utils.translation import gettext as _
 
-from billing.models import CreditNote, Invoice
+from billing.models import CreditNote, Invoice, PaymentStatus
 from billing.projection import invoice_project
 from billing.selectors import customer_usage
 from customers.models import Contact, Contract, ContractChange, ContractLine, Customer
@@ -73,12 +73,16 @@ def contracts_of(*, tenant, customer: Customer, today: date) -> list[Contract]:
     )
 
 
-def documents_of(*, tenant, customer: Customer) -> dict:
-    """The newest ``LATEST`` invoices (drafts too) and credit notes, and how many there are in all."""
+def documents_of(*, tenant, customer: Customer, today: date) -> dict:
+    """The newest ``LATEST`` invoices (drafts too, each with its amount due and payment status as of
+    ``today``) and credit notes, and how many there are in all."""
     invoices = Invoice.objects.for_tenant(tenant).filter(customer=customer)
     notes = CreditNote.objects.for_tenant(tenant).filter(customer=customer)
+    latest = list(invoices.with_payment_status(today=today).order_by("-period_start", "-id")[:LATEST])
+    for invoice in latest:
+        invoice.payment_status_label = PaymentStatus(invoice.payment_status).label
     return {
-        "invoices": list(invoices.with_balance_due().order_by("-period_start", "-id")[:LATEST]),
+        "invoices": latest,
         "invoice_count": invoices.count(),
         "credit_notes": list(notes.select_related("invoice").order_by("-issue_date", "-id")[:LATEST]),
         "credit_note_count": notes.count(),
@@ -145,7 +149,7 @@ def customer_360(*, tenant, customer: Customer, first: date, last: date, today: 
         "panels": panels,
         "mrr_now": mrr_rows[-1]["mrr_end"] if mrr_rows else None,
         "contracts": contracts,
-        **documents_of(tenant=tenant, customer=customer),
+        **documents_of(tenant=tenant, customer=customer, today=today),
         "usage": usage_of(tenant=tenant, customer=customer, today=today),
         "opportunities": list(
             Opportunity.objects.for_tenant(tenant).filter(customer=customer).open().select_related("owner")

@@ -21,7 +21,7 @@ from django.utils import translation
 from django.utils.translation import gettext as _
 
 from billing.documents import credit_note_render_pdf, invoice_render_pdf
-from billing.models import CreditNote, Invoice
+from billing.models import CreditNote, Invoice, PaymentStatus
 from billing.projection import invoice_project
 from billing.selectors import customer_usage
 from customers.periods import PeriodError, add_months, month_end, month_start, parse_month, tenant_today
@@ -52,20 +52,24 @@ def customer_view(view):
 
 
 def status_labels() -> dict[str, str]:
-    """What a customer reads for an invoice status: a finalized invoice is one they still owe."""
+    """What a customer reads for an invoice's payment status (``Invoice.objects.with_payment_status``):
+    open (not paid yet), partially paid, overdue (due date passed with something due), paid, void."""
     return {
-        Invoice.Status.FINALIZED: _("Open"),
-        Invoice.Status.PAID: _("Paid"),
-        Invoice.Status.VOID: _("Void"),
+        PaymentStatus.OPEN: _("Open"),
+        PaymentStatus.PARTIALLY_PAID: _("Partially paid"),
+        PaymentStatus.OVERDUE: _("Overdue"),
+        PaymentStatus.PAID: _("Paid"),
+        PaymentStatus.VOID: _("Void"),
     }
 
 
 def customer_invoices(request):
     """The invoices the portal may show: this customer's, issued (never drafts), each with its
-    ``balance_due`` (the amount due after credit notes and payment, billing's one definition)."""
+    ``balance_due`` (the amount due after credit notes and payments, billing's one definition) and
+    its ``payment_status`` as of the tenant's today."""
     return (
         Invoice.objects.for_tenant(request.tenant)
-        .with_balance_due()
+        .with_payment_status(today=tenant_today(request.tenant))
         .filter(customer=request.customer, number__isnull=False)  # a draft voided unissued has none
         .exclude(status=Invoice.Status.DRAFT)
     )
@@ -105,15 +109,18 @@ def home(request):
 
 @customer_view
 def invoice_list(request):
-    """Invoices by period, newest first; ``?status=finalized|paid|void`` and ``?period=YYYY-MM`` filter."""
+    """Invoices by period, newest first; ``?status=open|partially_paid|overdue|paid|void`` and
+    ``?period=YYYY-MM`` filter."""
     invoices = customer_invoices(request).order_by("-period_start", "-id")
     errors = []
     status = request.GET.get("status", "")
     if status:
         if status in status_labels():
-            invoices = invoices.filter(status=status)
+            invoices = invoices.filter(payment_status=status)
         else:
-            errors.append(_("Unknown status %(status)s: choose open, paid or void.") % {"status": status[:20]})
+            errors.append(
+                _("Unknown status %(status)s: choose open, partially_paid, overdue, paid or void.") % {"status": status[:20]}
+            )
     period = request.GET.get("period", "")
     if period:
         month = _month(period)

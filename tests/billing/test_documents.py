@@ -28,7 +28,7 @@ from customers.tenancy import platform_scope
 from tests.billing.document_builders import build_credit_note, build_invoice
 from tests.customers.factories import CustomerFactory
 
-FINALIZED_INVOICE_TRIGGER_SQL = import_module("billing.migrations.0004_purge_allows_issued_deletes").FORWARD
+FINALIZED_INVOICE_TRIGGER_SQL = import_module("billing.migrations.0011_payments_and_allocations").FORWARD
 
 NBSP = "\u00a0"
 # A 1×1 PNG: enough for WeasyPrint to embed.

@@ -15,7 +15,8 @@ from customers.tenancy import platform_scope
 from tests.customers.factories import ContractFactory, ContractLineFactory, CustomerFactory, TenantFactory
 
 _TRIGGERS = import_module("billing.migrations.0004_purge_allows_issued_deletes")
-FINALIZED_INVOICE_TRIGGER_SQL, FINALIZED_INVOICE_TRIGGER_REVERSE_SQL = _TRIGGERS.FORWARD, _TRIGGERS.DROP
+FINALIZED_INVOICE_TRIGGER_SQL = import_module("billing.migrations.0011_payments_and_allocations").FORWARD
+FINALIZED_INVOICE_TRIGGER_REVERSE_SQL = _TRIGGERS.DROP
 
 NOV_START, NOV_END = date(2026, 11, 1), date(2026, 11, 30)
 ISSUED = date(2026, 12, 1)

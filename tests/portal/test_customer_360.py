@@ -144,7 +144,7 @@ def test_invoices_and_credit_notes_with_status_and_amount_due(world):
 
     invoices = _section(body, "invoices")
     assert [i.period_start for i in response.context["invoices"]] == [date(2026, 5, 1), date(2026, 4, 1)]
-    assert invoices.count("Finalized") == 2
+    assert invoices.count("Overdue") == 2  # due 1 May and 1 June, unpaid on 10 June
     assert "$1,500.00" in invoices and "$1,750.00" in invoices
     april, may = response.context["invoices"][1], response.context["invoices"][0]
     assert f'href="/admin/billing/invoice/{april.pk}/change/"' in invoices
