@@ -64,6 +64,8 @@ def world(django_db_setup, django_db_blocker):
 def _extra(a, b) -> dict:
     """What the walker needs beyond B's ids: B's users, platform rows, the dashboards' CSV links."""
     from django.contrib.auth.models import Group
+    from django_otp.plugins.otp_static.models import StaticDevice
+    from django_otp.plugins.otp_totp.models import TOTPDevice
     from rest_framework_api_key.models import APIKey
 
     from billing.models import CreditRequest, Invoice
@@ -79,8 +81,12 @@ def _extra(a, b) -> dict:
             "invoice": first(Invoice, status="finalized"), "credit_request": first(CreditRequest),
             "opportunity": first(Opportunity), "rule": first(AnomalyRule),
         }
+        # Tenant B's owner's two-factor devices: platform-wide admins, tied to a user, not a tenant.
+        totp = TOTPDevice.objects.create(user=b.owner, name=f"{B_WORD} phone", confirmed=True)
+        backup = StaticDevice.objects.create(user=b.owner, name=f"{B_WORD} backup codes", confirmed=True)
     other_ids = {"customers.Tenant": [b.tenant.pk], "auth.Group": [group.pk],
-                 "rest_framework_api_key.APIKey": [platform_key.pk]}
+                 "rest_framework_api_key.APIKey": [platform_key.pk],
+                 "otp_totp.TOTPDevice": [totp.pk], "otp_static.StaticDevice": [backup.pk]}
     for model in admin.site._registry:  # other platform-wide admins (login attempts, …): a row naming B
         label = model._meta.label
         if issubclass(model, TenantOwned) or label in other_ids or label == "auth.User":

@@ -143,7 +143,7 @@ def fill_route(route: Route, b: TenantWorld, b_pks, extra) -> list[tuple[str, bo
         return urls
 
     # The admin: change/delete/history/custom views of a model, by object_id.
-    if model is not None and params[0] in ("object_id", "#0"):
+    if model is not None and params[0] in ("object_id", "#0", "pk"):
         label = model._meta.label
         ids = b_pks.get(label) if label in b_pks else extra["user_ids"] if label == "auth.User" else None
         if ids is None:
@@ -159,8 +159,8 @@ def fill_route(route: Route, b: TenantWorld, b_pks, extra) -> list[tuple[str, bo
             return [(u, True) for u in reverse_each(pairs)]
         if params == ["object_id", "action"]:
             return [(u, True) for u in reverse_each([{"object_id": pk, "action": a} for pk in ids for a in ChangeAction.values])]
-        if params == ["object_id"]:
-            return [(u, True) for u in reverse_each([{"object_id": pk} for pk in ids])]
+        if params in (["object_id"], ["pk"]):  # ["pk"]: a third-party admin's own views (django-otp's QR code)
+            return [(u, True) for u in reverse_each([{params[0]: pk} for pk in ids])]
     if model is not None and model._meta.label == "auth.User" and params == ["id"]:
         return [(u, True) for u in reverse_each([{"id": pk} for pk in extra["user_ids"]])]
     if route.name == "admin:view_on_site":

@@ -26,6 +26,7 @@ from billing.models import (
     InvoiceDelivery,
 )
 from billing.services import credit_request_create
+from billing.services.payments import payment_record
 from customers.models import Contract, ContractChange, ContractLine, Membership, Role, Tenant, TenantAPIKey
 from customers.money import Money
 from customers.tenancy import TenantOwned, platform_scope, tenant_scope
@@ -157,6 +158,11 @@ def _build_tenant(tenant: Tenant, word: str, amount: str) -> TenantWorld:
             period_end=date(2026, 10, 31), finalize=False,
         )
         build_credit_note(invoice, reason=f"{word} outage")
+        payment_record(
+            tenant=tenant, customer=customer, amount=Decimal("10.00"), received_on=date(2026, 12, 1),
+            reference=f"{word} bank ref", note=f"{word} payment", allocations=[(invoice, Decimal("10.00"))],
+            created_by=owner,
+        )
         credit = credit_request_create(
             customer=customer, amount=Decimal("40.00"), reason=f"{word} goodwill", requested_by=owner
         )
