@@ -1,10 +1,36 @@
 """Shared fixtures. Every test world has two tenants, so a missing tenant filter fails a test."""
 
 import pytest
+from django.conf import settings
+from django.core.management import call_command
+from django.db import connections
 
 from customers.models import Role
 from customers.tenancy import platform_scope
 from tests.customers.factories import MembershipFactory, TenantFactory
+
+
+def _connect_as(user: str, password: str) -> None:
+    connection = connections["default"]
+    connection.close()
+    connection.settings_dict.update(USER=user, PASSWORD=password)
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """The test database is created and migrated as the owner; the tests run as the application role.
+
+    So row-level security holds in every test as in production: the role is no superuser, owns no
+    table and has no BYPASSRLS (tests/customers/test_row_level_security.py checks it). The owner
+    comes back at the end, to drop the database.
+    """
+    owner = connections["default"].settings_dict
+    owner_user, owner_password = owner["USER"], owner.get("PASSWORD", "")
+    with django_db_blocker.unblock():
+        call_command("db_roles", verbosity=0)
+    _connect_as(settings.DATABASE_APP_USER, settings.DATABASE_APP_PASSWORD)
+    yield
+    _connect_as(owner_user, owner_password)
 
 
 @pytest.fixture

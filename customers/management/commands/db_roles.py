@@ -1,0 +1,73 @@
+"""Create the application's database role and give it what it needs, idempotently (run as the owner).
+
+    DATABASE_ROLE=owner manage.py db_roles
+
+The role (``DATABASE_APP_USER``, default ``portal_app``) can log in and nothing more: no superuser,
+no CREATEDB/CREATEROLE, no BYPASSRLS, and it owns no table, so every tenant-owned table's
+row-level-security policy holds for it. It may read and write every table and sequence of the
+schema (TRUNCATE too, which the test suite's flushes use), and the same default privileges cover the
+tables later migrations create. With the database as the Celery broker (no CELERY_BROKER_URL), the
+owner creates kombu's two tables here, so the worker never needs CREATE on the schema.
+"""
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+from django.db import connection
+from psycopg import sql
+
+
+def ensure_app_role(cursor, role: str, password: str, database: str) -> None:
+    """Create or update ``role`` and grant it the schema's tables, sequences and future ones."""
+    cursor.execute("SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = %s", [role])
+    row = cursor.fetchone()
+    ident = sql.Identifier(role)
+    attributes = sql.SQL("LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS NOREPLICATION")
+    if row is None:
+        cursor.execute(sql.SQL("CREATE ROLE {} {}").format(ident, attributes))
+    else:
+        cursor.execute(sql.SQL("ALTER ROLE {} {}").format(ident, attributes))
+    if password:
+        cursor.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(ident, sql.Literal(password)))
+    statements = [
+        "GRANT CONNECT, TEMPORARY ON DATABASE {db} TO {role}",
+        "GRANT USAGE ON SCHEMA public TO {role}",
+        "GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES ON ALL TABLES IN SCHEMA public TO {role}",
+        "GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA public TO {role}",
+        "ALTER DEFAULT PRIVILEGES IN SCHEMA public"
+        " GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES ON TABLES TO {role}",
+        "ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT USAGE, SELECT, UPDATE ON SEQUENCES TO {role}",
+    ]
+    for statement in statements:
+        cursor.execute(sql.SQL(statement).format(db=sql.Identifier(database), role=ident))
+
+
+def create_broker_tables(owner: dict) -> None:
+    """Have kombu create its SQLAlchemy transport's tables now, as the owner (a no-op when they exist)."""
+    from kombu import Connection
+
+    from portal.embedded_db import database_broker_url
+
+    with Connection(database_broker_url(owner)) as broker:
+        broker.default_channel._open()  # kombu creates its tables when a channel first opens
+
+
+class Command(BaseCommand):
+    help = "Create the application role (DATABASE_APP_USER) and grant it the tables; run as the owner."
+
+    def handle(self, *args, **options):
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT rolsuper OR rolcreaterole FROM pg_roles WHERE rolname = current_user")
+            if not cursor.fetchone()[0]:
+                raise CommandError(
+                    f"Connected as {connection.settings_dict['USER']!r}, which cannot create roles: "
+                    "run this as the owner (DATABASE_ROLE=owner) with a superuser or CREATEROLE login."
+                )
+            if connection.settings_dict["USER"] == settings.DATABASE_APP_USER:
+                raise CommandError("DATABASE_URL must name the owner, not the application role, for db_roles.")
+            if settings.CELERY_BROKER_URL.startswith("sqla+"):
+                create_broker_tables(connection.settings_dict)
+            ensure_app_role(
+                cursor, settings.DATABASE_APP_USER, settings.DATABASE_APP_PASSWORD, connection.settings_dict["NAME"]
+            )
+        if options["verbosity"]:
+            self.stdout.write(f"Role {settings.DATABASE_APP_USER} ready on {connection.settings_dict['NAME']}.")
