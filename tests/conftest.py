@@ -21,7 +21,7 @@ def django_db_setup(django_db_setup, django_db_blocker):
     """The test database is created and migrated as the owner; the tests run as the application role.
 
     So row-level security holds in every test as in production: the role is no superuser, owns no
-    table and has no BYPASSRLS (tests/customers/test_row_level_security.py checks it). The owner
+    table and has no BYPASSRLS (tests/billing/test_row_level_security.py checks it). The owner
     comes back at the end, to drop the database.
     """
     owner = connections["default"].settings_dict
