@@ -20,7 +20,7 @@ import inspect
 import logging
 from contextlib import contextmanager
 
-from django.db import models
+from django.db import DEFAULT_DB_ALIAS, connections, models
 from django_scopes import ScopedManager, scope, scopes_disabled
 from django_scopes.exceptions import ScopeError
 
@@ -33,6 +33,7 @@ __all__ = [
     "tenant_scope",
     "current_scope_tenant",
     "database_tenant",
+    "tenant_cursor",
 ]
 
 logger = logging.getLogger("customers.tenancy")
@@ -83,6 +84,18 @@ def platform_scope(*, hot: bool = False):
     logger.log(logging.DEBUG if hot else logging.INFO, "platform_scope entered by %s", _caller())
     with scopes_disabled(), _database_scope_set(PLATFORM):
         yield
+
+
+@contextmanager
+def tenant_cursor(tenant, using=DEFAULT_DB_ALIAS):
+    """A database cursor whose SQL runs as ``tenant`` (row-level security), for raw SQL that names it.
+
+    Raw SQL still filters on ``tenant_id`` itself; this makes the policy agree, whatever scope the
+    caller runs in (none, the platform's, or the same tenant's).
+    """
+    tenant = _require_tenant(tenant)
+    with database_tenant(tenant.pk), connections[using].cursor() as cursor:
+        yield cursor
 
 
 def current_scope_tenant():
