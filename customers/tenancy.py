@@ -70,7 +70,7 @@ def _caller(depth: int = 3) -> str:
 
 
 @contextmanager
-def platform_scope(*, hot: bool = False):
+def platform_scope(*, hot: bool = False, reason: str = ""):
     """Leave tenant scoping for platform-wide work (superusers, fan-out jobs). Use sparingly.
 
     Both layers are left: django-scopes stops filtering, and the transaction's local setting
@@ -78,10 +78,12 @@ def platform_scope(*, hot: bool = False):
     rather than a dedicated database role: the application then needs one login only, and the bypass
     is per transaction (``set_config(..., true)``), so it cannot outlive the block even behind a
     transaction-mode pooler. Each entry is logged on ``customers.tenancy`` with its caller (file, line,
-    function) at INFO, or at DEBUG when ``hot`` (internal lookups on every request, such as finding an
-    API key's tenant). Nothing else is logged: no keys, no rows.
+    function) and ``reason`` if given, at INFO, or at DEBUG when ``hot`` (internal lookups on every
+    request, such as finding an API key's tenant). Nothing else is logged: no keys, no rows.
     """
-    logger.log(logging.DEBUG if hot else logging.INFO, "platform_scope entered by %s", _caller())
+    level = logging.DEBUG if hot else logging.INFO
+    if logger.isEnabledFor(level):
+        logger.log(level, "platform_scope entered by %s%s", _caller(), f" ({reason})" if reason else "")
     with scopes_disabled(), _database_scope_set(PLATFORM):
         yield
 

@@ -5,6 +5,7 @@ django-scopes), setting ``app.tenant_id`` by hand as a transaction-mode pooler's
 holds here holds for any SQL the application could ever send.
 """
 
+import logging
 from datetime import datetime, timezone
 from decimal import Decimal
 
@@ -192,3 +193,16 @@ def test_for_tenant_querysets_and_saves_work_outside_any_scope(tenant_a, tenant_
     assert customer.name == "Renamed"
     customer.delete()
     assert not Customer.objects.for_tenant(tenant_a).exists()
+
+
+def test_each_platform_scope_entry_is_logged_with_its_caller(caplog):
+    with caplog.at_level(logging.DEBUG, logger="customers.tenancy"):
+        with platform_scope():
+            pass
+        with platform_scope(hot=True, reason="an API key's tenant"):
+            pass
+    (plain, hot) = [(r.levelno, r.getMessage()) for r in caplog.records]
+    assert plain[0] == logging.INFO
+    assert "billing/test_row_level_security.py:" in plain[1]
+    assert plain[1].endswith("in test_each_platform_scope_entry_is_logged_with_its_caller")
+    assert hot[0] == logging.DEBUG and hot[1].endswith("(an API key's tenant)")
