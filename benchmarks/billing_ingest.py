@@ -175,11 +175,12 @@ def _post_http(port: int, api_key: str, body: bytes) -> tuple[int, bytes]:
 
 
 def _copy_baseline(source: _EventSource, plan: list[int], batch_size: int) -> float:
-    """Seconds for a raw COPY of the same rows into a scratch table without indexes or constraints."""
+    """Seconds for a raw COPY of the same rows into a scratch table without indexes or constraints
+    (temporary: the application role may not create tables in the schema)."""
     table = f"bench_usage_copy_{uuid.uuid4().hex[:8]}"
     with connection.cursor() as cursor:
         cursor.execute(
-            f"CREATE UNLOGGED TABLE {table} (customer_ref varchar(64), metric_code varchar(64), ts timestamptz,"
+            f"CREATE TEMPORARY TABLE {table} (customer_ref varchar(64), metric_code varchar(64), ts timestamptz,"
             " idempotency_key varchar(128), quantity numeric(24, 6), properties jsonb)"
         )
         try:

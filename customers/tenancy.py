@@ -177,6 +177,19 @@ class _ExplicitTenantMixin:
         tenant = _require_tenant(tenant)
         return self.with_scope(tenant=tenant).all()._remember_tenant(tenant)
 
+    def bulk_create(self, objs, *args, **kwargs):
+        """Outside any scope, rows that all belong to one tenant are written as that tenant (as a
+        save of each would be); rows of several tenants need ``platform_scope``."""
+        objs = list(objs)
+        with _rows_own_tenant_unless_scoped(objs):
+            return super().bulk_create(objs, *args, **kwargs)
+
+    def bulk_update(self, objs, *args, **kwargs):
+        """As ``bulk_create``: one tenant's rows outside any scope are updated as that tenant."""
+        objs = list(objs)
+        with _rows_own_tenant_unless_scoped(objs):
+            return super().bulk_update(objs, *args, **kwargs)
+
 
 def TenantManager(queryset_class=TenantQuerySet, base=models.Manager):
     """A manager that refuses unscoped queries; ``queryset_class`` must subclass TenantQuerySet."""
@@ -189,6 +202,16 @@ def _own_tenant_unless_scoped(instance):
     """Outside any scope, run the block's SQL as the instance's tenant; inside one, leave it be."""
     if _database_scope.get() is None and instance.tenant_id is not None:
         with database_tenant(instance.tenant_id):
+            yield
+    else:
+        yield
+
+
+@contextmanager
+def _rows_own_tenant_unless_scoped(objs):
+    tenant_ids = {obj.tenant_id for obj in objs}
+    if _database_scope.get() is None and len(tenant_ids) == 1 and None not in tenant_ids:
+        with database_tenant(tenant_ids.pop()):
             yield
     else:
         yield
