@@ -38,7 +38,7 @@ from django.test import Client
 from benchmarks.harness import database_url
 from billing.models import BillableMetric, UsageEvent
 from customers.models import Customer, Tenant, TenantAPIKey
-from customers.tenancy import platform_scope
+from customers.tenancy import platform_scope, tenant_cursor
 
 INGEST_PATH = "/api/v1/usage-events/"
 BENCHMARK_METRIC = "bench_processed_jobs"
@@ -335,7 +335,7 @@ def run_ingest_benchmark(
     copy_seconds = _copy_baseline(source, plan, batch_size)
 
     if cleanup:
-        with connection.cursor() as cursor:
+        with tenant_cursor(tenant) as cursor:
             cursor.execute(
                 f"DELETE FROM {UsageEvent._meta.db_table} WHERE tenant_id = %s AND idempotency_key LIKE %s",
                 [tenant.pk, source.prefix + "%"],
