@@ -41,13 +41,13 @@ def ensure_app_role(cursor, role: str, password: str, database: str) -> None:
         cursor.execute(sql.SQL(statement).format(db=sql.Identifier(database), role=ident))
 
 
-def create_broker_tables(owner: dict) -> None:
-    """Have kombu create its SQLAlchemy transport's tables now, as the owner (a no-op when they exist)."""
+def create_broker_tables(broker_url: str) -> None:
+    """Have kombu create its SQLAlchemy transport's tables now, as the owner (a no-op when they exist).
+
+    ``broker_url`` is the settings' database broker URL, which names the owner when this runs."""
     from kombu import Connection
 
-    from portal.embedded_db import database_broker_url
-
-    with Connection(database_broker_url(owner)) as broker:
+    with Connection(broker_url) as broker:
         broker.default_channel._open()  # kombu creates its tables when a channel first opens
 
 
@@ -65,7 +65,7 @@ class Command(BaseCommand):
             if connection.settings_dict["USER"] == settings.DATABASE_APP_USER:
                 raise CommandError("DATABASE_URL must name the owner, not the application role, for db_roles.")
             if settings.CELERY_BROKER_URL.startswith("sqla+"):
-                create_broker_tables(connection.settings_dict)
+                create_broker_tables(settings.CELERY_BROKER_URL)
             ensure_app_role(
                 cursor, settings.DATABASE_APP_USER, settings.DATABASE_APP_PASSWORD, connection.settings_dict["NAME"]
             )
