@@ -144,7 +144,9 @@ def test_writing_another_tenants_row_is_refused(two_worlds, tenant_a, tenant_b):
     cursor.execute("ROLLBACK TO SAVEPOINT refused")
     # Nor can tenant A change or delete B's rows: they are not there to touch.
     assert raw("UPDATE customers_customer SET name = 'Taken' WHERE id = %s", [customer_b.pk], tenant=tenant_a) == 0
-    assert raw("DELETE FROM billing_usageevent WHERE tenant_id = %s", [tenant_b.pk], tenant=tenant_a) == 0
+    assert raw(
+        "DELETE FROM billing_usageevent WHERE tenant_id = %s AND customer_id = %s", [tenant_b.pk, customer_b.pk], tenant=tenant_a
+    ) == 0
     with tenant_scope(tenant_b):
         assert Customer.objects.get(pk=customer_b.pk).name == "bergstrom customer"
 

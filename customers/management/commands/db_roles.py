@@ -45,9 +45,9 @@ def create_broker_tables(broker_url: str) -> None:
     """Have kombu create its SQLAlchemy transport's tables now, as the owner (a no-op when they exist).
 
     ``broker_url`` is the settings' database broker URL, which names the owner when this runs."""
-    from kombu import Connection
+    from celery import current_app
 
-    with Connection(broker_url) as broker:
+    with current_app.connection_for_write(url=broker_url) as broker:
         broker.default_channel._open()  # kombu creates its tables when a channel first opens
 
 
