@@ -6,11 +6,14 @@ many-to-many through table whose rows hang off a tenant-owned table (it is fence
 parent). Each such table gets ``ENABLE`` and ``FORCE ROW LEVEL SECURITY`` (FORCE: the owner is fenced
 too) and one policy, ``tenant_isolation``, for every command (``USING`` and ``WITH CHECK``):
 
-    tenant_id = nullif(current_setting('app.tenant_id', true), '')::bigint
-    OR current_setting('app.platform', true) = 'on'
+    tenant_id = (SELECT nullif(current_setting('app.tenant_id', true), '')::bigint)
+    OR (SELECT current_setting('app.platform', true)) = 'on'
 
 With neither setting made, the policy shows no row and refuses every write: fail closed. The settings
-are written per transaction by ``customers.tenancy`` (``set_config(..., true)``).
+are written per transaction by ``customers.tenancy`` (``set_config(..., true)``). Each setting is read
+in a sub-select, so PostgreSQL reads it once per statement (an init plan) rather than once per row:
+a 250 000-row scan took 160 ms with per-row reads, 110-130 ms so, and 100-130 ms as a superuser
+without RLS (README, "Performance").
 
 Each app's migration secures its own tables (``secure_tables_migration(app_label)``), and a
 ``post_migrate`` hook secures any tenant-owned table still lacking it, so a new model is covered the
@@ -24,8 +27,8 @@ from django.db import models
 
 POLICY_NAME = "tenant_isolation"
 TENANT_RULE = (
-    "tenant_id = nullif(current_setting('app.tenant_id', true), '')::bigint"
-    " OR current_setting('app.platform', true) = 'on'"
+    "tenant_id = (SELECT nullif(current_setting('app.tenant_id', true), '')::bigint)"
+    " OR (SELECT current_setting('app.platform', true)) = 'on'"
 )
 
 
