@@ -197,7 +197,7 @@ def savings_evidence(*, tenant: Tenant, invoice_line: InvoiceLine) -> dict:
     if terms is None:
         raise MetricError("This invoice line is not priced on savings.")
     metric = BillableMetric.objects.for_tenant(tenant).filter(code=terms.metric).first()
-    invoice: Invoice = invoice_line.invoice
+    invoice = Invoice.objects.for_tenant(tenant).get(pk=invoice_line.invoice_id)  # explicit tenant, any scope
     events = (
         UsageEvent.objects.for_tenant(tenant)
         .filter(customer_id=invoice.customer_id, metric_code=metric.source_code if metric else terms.metric,
