@@ -114,9 +114,10 @@ def _in_database_tenant(method):
     """Wrap a queryset method so its SQL runs as the queryset's own tenant, if it has one."""
 
     def wrapped(self, *args, **kwargs):
-        if self._database_tenant_id is None:
+        tenant_id = self._tenant_for_sql()
+        if tenant_id is None:
             return method(self, *args, **kwargs)
-        with database_tenant(self._database_tenant_id):
+        with database_tenant(tenant_id):
             return method(self, *args, **kwargs)
 
     wrapped.__name__ = method.__name__
@@ -138,6 +139,18 @@ class TenantQuerySet(models.QuerySet):
         clone._database_tenant_id = self._database_tenant_id
         return clone
 
+    def _tenant_for_sql(self):
+        """The tenant this queryset's SQL runs as: its own (``for_tenant``); else, outside any scope,
+        the tenant of the instance a related lookup starts from (``invoice_line.invoice``: Django
+        passes that instance as a hint), as that instance's save would; else the active scope's."""
+        if self._database_tenant_id is not None:
+            return self._database_tenant_id
+        if _database_scope.get() is None:
+            instance = self._hints.get("instance")
+            if isinstance(instance, TenantOwned) and instance.tenant_id is not None:
+                return instance.tenant_id
+        return None
+
     def _remember_tenant(self, tenant):
         self._database_tenant_id = tenant.pk
         return self
@@ -147,10 +160,11 @@ class TenantQuerySet(models.QuerySet):
         return self.filter(tenant=tenant)._remember_tenant(tenant)
 
     def iterator(self, chunk_size=None):
-        if self._database_tenant_id is None:
+        tenant_id = self._tenant_for_sql()
+        if tenant_id is None:
             yield from super().iterator(chunk_size)
             return
-        with database_tenant(self._database_tenant_id):
+        with database_tenant(tenant_id):
             yield from super().iterator(chunk_size)
 
     _fetch_all = _in_database_tenant(models.QuerySet._fetch_all)
@@ -228,9 +242,14 @@ class TenantOwned(models.Model):
     tenant = models.ForeignKey("customers.Tenant", on_delete=models.PROTECT, related_name="+")
 
     objects = TenantManager()
+    # Django's base manager (related lookups, saves, deletes), unfiltered as Django's own is, but with
+    # TenantQuerySet's rule for which tenant its SQL runs as. Declared after ``objects``, which stays
+    # the default manager.
+    tenant_base_objects = models.Manager.from_queryset(TenantQuerySet)()
 
     class Meta:
         abstract = True
+        base_manager_name = "tenant_base_objects"
 
     def save(self, *args, **kwargs):
         with _own_tenant_unless_scoped(self):
