@@ -160,12 +160,20 @@ class TenantQuerySet(models.QuerySet):
         return self.filter(tenant=tenant)._remember_tenant(tenant)
 
     def iterator(self, chunk_size=None):
+        # The tenant is set only while a row is fetched, never across a ``yield``: a caller that stops
+        # iterating half-way must not be left running as this queryset's tenant.
         tenant_id = self._tenant_for_sql()
+        rows = super().iterator(chunk_size)
         if tenant_id is None:
-            yield from super().iterator(chunk_size)
+            yield from rows
             return
-        with database_tenant(tenant_id):
-            yield from super().iterator(chunk_size)
+        while True:
+            with database_tenant(tenant_id):
+                try:
+                    row = next(rows)
+                except StopIteration:
+                    return
+            yield row
 
     _fetch_all = _in_database_tenant(models.QuerySet._fetch_all)
     count = _in_database_tenant(models.QuerySet.count)
@@ -219,6 +227,13 @@ def _own_tenant_unless_scoped(instance):
             yield
     else:
         yield
+
+
+def base_rows_for(instance, model=None):
+    """``model``'s (default: the instance's own) base manager, unfiltered, whose SQL outside any scope
+    runs as ``instance``'s tenant, as a related lookup from the instance would: for a model's own
+    checks of its stored row before ``save`` or ``delete``."""
+    return (model or type(instance))._base_manager.db_manager(hints={"instance": instance})
 
 
 @contextmanager
