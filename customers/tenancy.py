@@ -8,8 +8,8 @@ row-level-security policy (``customers.rls``) that shows a transaction only the 
 named by its ``app.tenant_id`` setting, and none when the setting is unset.
 
 The database layer follows the Python one by itself: the connection's execute wrapper
-(``customers.database.tenant_settings``) makes sure every statement runs in a transaction whose local settings
-name the active tenant, so raw SQL, triggers and history tables are fenced too. The active tenant is,
+(``customers.database.tenant_settings``) makes sure every statement runs in a transaction whose
+local settings name the active tenant, so raw SQL, triggers and history tables are fenced too. The active tenant is,
 from the inside out: the tenant of a ``for_tenant`` queryset while it reads or writes; the tenant of a
 ``TenantOwned`` instance being saved, deleted or refreshed outside any scope; the innermost
 ``tenant_scope``. Platform-wide jobs leave both layers with ``platform_scope()``, the single
