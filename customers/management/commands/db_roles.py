@@ -12,19 +12,33 @@ owner creates kombu's two tables here, so the worker never needs CREATE on the s
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
-from django.db import connection
-from psycopg import sql
+from django.db import ProgrammingError, connection, transaction
+from psycopg import errors, sql
 
 
 def ensure_app_role(cursor, role: str, password: str, database: str) -> None:
-    """Create or update ``role`` and grant it the schema's tables, sequences and future ones."""
-    cursor.execute("SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = %s", [role])
-    row = cursor.fetchone()
+    """Create or update ``role`` and grant it the schema's tables, sequences and future ones.
+
+    Safe to run from two processes at once (the test suite's two workers, each on its own database):
+    the role is only altered when its attributes are wrong, and a role another process created first
+    is taken as it is.
+    """
     ident = sql.Identifier(role)
     attributes = sql.SQL("LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS NOREPLICATION")
+    cursor.execute(
+        "SELECT rolcanlogin, rolsuper, rolcreatedb, rolcreaterole, rolbypassrls, rolreplication"
+        " FROM pg_roles WHERE rolname = %s",
+        [role],
+    )
+    row = cursor.fetchone()
     if row is None:
-        cursor.execute(sql.SQL("CREATE ROLE {} {}").format(ident, attributes))
-    else:
+        try:
+            with transaction.atomic():
+                cursor.execute(sql.SQL("CREATE ROLE {} {}").format(ident, attributes))
+        except ProgrammingError as error:
+            if not isinstance(error.__cause__, errors.DuplicateObject):
+                raise
+    elif row != (True, False, False, False, False, False):
         cursor.execute(sql.SQL("ALTER ROLE {} {}").format(ident, attributes))
     if password:
         cursor.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(ident, sql.Literal(password)))
