@@ -114,10 +114,10 @@ def _in_database_tenant(method):
     """Wrap a queryset method so its SQL runs as the queryset's own tenant, if it has one."""
 
     def wrapped(self, *args, **kwargs):
-        tenant_id = self._tenant_for_sql()
-        if tenant_id is None:
+        runs_as = self._tenant_for_sql()
+        if runs_as is None:
             return method(self, *args, **kwargs)
-        with database_tenant(tenant_id):
+        with _database_scope_set(runs_as):
             return method(self, *args, **kwargs)
 
     wrapped.__name__ = method.__name__
@@ -133,18 +133,24 @@ class TenantQuerySet(models.QuerySet):
     """
 
     _database_tenant_id = None
+    _built_in_scope = None  # the database scope active when the manager made this queryset
 
     def _clone(self):
         clone = super()._clone()
         clone._database_tenant_id = self._database_tenant_id
+        clone._built_in_scope = self._built_in_scope
         return clone
 
     def _tenant_for_sql(self):
-        """The tenant this queryset's SQL runs as: its own (``for_tenant``); else, outside any scope,
-        the tenant of the instance a related lookup starts from (``invoice_line.invoice``: Django
-        passes that instance as a hint), as that instance's save would; else the active scope's."""
+        """Who this queryset's SQL runs as: its own tenant (``for_tenant``); else the scope it was made
+        in, as django-scopes' filter is fixed when a queryset is made (so a queryset made inside
+        ``platform_scope`` and read after it still reads every tenant); else, outside any scope, the
+        tenant of the instance a related lookup starts from (``invoice_line.invoice``: Django passes
+        that instance as a hint), as that instance's save would; else the active scope's."""
         if self._database_tenant_id is not None:
             return self._database_tenant_id
+        if self._built_in_scope is not None:
+            return self._built_in_scope
         if _database_scope.get() is None:
             instance = self._hints.get("instance")
             if isinstance(instance, TenantOwned) and instance.tenant_id is not None:
@@ -162,13 +168,13 @@ class TenantQuerySet(models.QuerySet):
     def iterator(self, chunk_size=None):
         # The tenant is set only while a row is fetched, never across a ``yield``: a caller that stops
         # iterating half-way must not be left running as this queryset's tenant.
-        tenant_id = self._tenant_for_sql()
+        runs_as = self._tenant_for_sql()
         rows = super().iterator(chunk_size)
-        if tenant_id is None:
+        if runs_as is None:
             yield from rows
             return
         while True:
-            with database_tenant(tenant_id):
+            with _database_scope_set(runs_as):
                 try:
                     row = next(rows)
                 except StopIteration:
@@ -194,6 +200,12 @@ class TenantQuerySet(models.QuerySet):
 
 
 class _ExplicitTenantMixin:
+    def get_queryset(self):
+        queryset = super().get_queryset()
+        if isinstance(queryset, TenantQuerySet):
+            queryset._built_in_scope = _database_scope.get()
+        return queryset
+
     def for_tenant(self, tenant):
         """Rows of ``tenant``, whatever scope is active (explicit scoping beats the ambient one)."""
         tenant = _require_tenant(tenant)
