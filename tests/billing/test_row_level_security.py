@@ -16,12 +16,12 @@ from django.db import connection, models
 from django.test.utils import isolate_apps
 
 from billing.models import AiUsageDay, Invoice, UsageEvent
-from customers.models import Customer
+from customers.models import Contact, Customer
 from customers.rls import POLICY_NAME, TENANT_RULE, row_level_security_problems, tenant_owned_policies
 from customers.tenancy import platform_scope, tenant_scope
 from tests.billing.document_builders import build_invoice
 from tests.billing.factories import UsageEventFactory
-from tests.customers.factories import CustomerFactory
+from tests.customers.factories import ContactFactory, CustomerFactory
 
 AI_CALL = {"provider": "openai", "model": "gpt-x", "feature": "chat", "input_tokens": 100, "output_tokens": 20}
 
@@ -193,8 +193,13 @@ def test_for_tenant_querysets_and_saves_work_outside_any_scope(tenant_a, tenant_
     assert Customer.objects.for_tenant(tenant_a).update(name="Renamed") == 1
     customer.refresh_from_db()
     assert customer.name == "Renamed"
-    customer.delete()
-    assert not Customer.objects.for_tenant(tenant_a).exists()
+    ContactFactory(customer=customer)
+    contact = Contact.objects.for_tenant(tenant_a).get()  # its customer not loaded yet
+    assert contact.customer.name == "Renamed"  # a related lookup runs as the contact's tenant
+    with platform_scope():
+        everyone = Customer.objects.order_by("tenant_id")
+    assert everyone.count() == 2  # read after the block, as made inside it (as django-scopes filters)
+    assert Customer.objects.for_tenant(tenant_a).update(name="Gone") == 1
 
 
 def test_each_platform_scope_entry_is_logged_with_its_caller(caplog):
