@@ -38,7 +38,7 @@ from django.test import Client
 from benchmarks.harness import database_url
 from billing.models import BillableMetric, UsageEvent
 from customers.models import Customer, Tenant, TenantAPIKey
-from customers.tenancy import platform_scope
+from customers.tenancy import platform_scope, tenant_cursor
 
 INGEST_PATH = "/api/v1/usage-events/"
 BENCHMARK_METRIC = "bench_processed_jobs"
@@ -175,11 +175,12 @@ def _post_http(port: int, api_key: str, body: bytes) -> tuple[int, bytes]:
 
 
 def _copy_baseline(source: _EventSource, plan: list[int], batch_size: int) -> float:
-    """Seconds for a raw COPY of the same rows into a scratch table without indexes or constraints."""
+    """Seconds for a raw COPY of the same rows into a scratch table without indexes or constraints
+    (temporary: the application role may not create tables in the schema)."""
     table = f"bench_usage_copy_{uuid.uuid4().hex[:8]}"
     with connection.cursor() as cursor:
         cursor.execute(
-            f"CREATE UNLOGGED TABLE {table} (customer_ref varchar(64), metric_code varchar(64), ts timestamptz,"
+            f"CREATE TEMPORARY TABLE {table} (customer_ref varchar(64), metric_code varchar(64), ts timestamptz,"
             " idempotency_key varchar(128), quantity numeric(24, 6), properties jsonb)"
         )
         try:
@@ -334,7 +335,7 @@ def run_ingest_benchmark(
     copy_seconds = _copy_baseline(source, plan, batch_size)
 
     if cleanup:
-        with connection.cursor() as cursor:
+        with tenant_cursor(tenant) as cursor:
             cursor.execute(
                 f"DELETE FROM {UsageEvent._meta.db_table} WHERE tenant_id = %s AND idempotency_key LIKE %s",
                 [tenant.pk, source.prefix + "%"],

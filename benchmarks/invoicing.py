@@ -29,7 +29,7 @@ from billing.metering import usage_ingest
 from billing.models import BillableMetric, BillingSettings, ChargeModel, Invoice, PriceTerms, UsageEvent
 from billing.services.drafts import invoice_compute_drafts
 from customers.models import Customer, Tenant
-from customers.tenancy import platform_scope
+from customers.tenancy import platform_scope, tenant_cursor
 
 MONTH_START, MONTH_END = date(2026, 11, 1), date(2026, 11, 30)
 METRIC = "bench_processed_jobs"  # the ingestion benchmark's metric, so its events are priced too
@@ -98,7 +98,7 @@ def _bare_aggregate_seconds(tenant: Tenant) -> tuple[float, int]:
     start = datetime(2026, 11, 1, tzinfo=dt_timezone.utc)
     end = datetime(2026, 12, 1, tzinfo=dt_timezone.utc)
     started = time.perf_counter()
-    with connection.cursor() as cursor:
+    with tenant_cursor(tenant) as cursor:
         cursor.execute(
             f"SELECT customer_id, metric_code, COUNT(*), SUM(quantity) FROM {UsageEvent._meta.db_table}"
             " WHERE tenant_id = %s AND timestamp >= %s AND timestamp < %s GROUP BY customer_id, metric_code",

@@ -20,7 +20,7 @@ from benchmarks.harness import results_file, results_write, tenant_drop, timed_m
 from customers.models import Contract, ContractLine, Customer, Tenant
 from customers.money import Money
 from customers.periods import add_months, month_start
-from customers.tenancy import platform_scope
+from customers.tenancy import database_tenant, platform_scope
 from revenue.models import Opportunity
 from revenue.selectors.concentration import revenue_concentration
 from revenue.selectors.forecast import revenue_forecast
@@ -174,8 +174,9 @@ def same_concentration(mine: dict, bare: list[tuple]) -> bool:
 
 
 def _bare(query, values):
-    # Same session settings as the selectors, so the comparison is of the statements alone.
-    with transaction.atomic(), connection.cursor() as cursor:
+    # Same session settings and tenant (row-level security) as the selectors, so the comparison is
+    # of the statements alone.
+    with transaction.atomic(), database_tenant(values["tenant"]), connection.cursor() as cursor:
         cursor.execute(SESSION_SETTINGS)
         cursor.execute(query, values)
         return cursor.fetchall()
@@ -246,7 +247,11 @@ def build_tenant(*, contracts: int, months: int, first: date, seed: int = 42, re
             batch_size=2000,
         )
     with connection.cursor() as cursor:
-        cursor.execute("ANALYZE customers_contract; ANALYZE customers_contractline; ANALYZE customers_customer")
+        # Only the tables' owner may ANALYZE; as the application role, run `ANALYZE` as the owner
+        # before measuring with --reuse (README, "Performance").
+        cursor.execute("SELECT count(*) FROM pg_tables WHERE tablename = 'customers_contract' AND tableowner = current_user")
+        if cursor.fetchone()[0]:
+            cursor.execute("ANALYZE customers_contract; ANALYZE customers_contractline; ANALYZE customers_customer")
     return tenant
 
 

@@ -7,15 +7,14 @@ change: ``BillingConfig.ready`` connects ``rebuild_on_new_time_zone`` to
 ``customers.signals.tenant_time_zone_changed``, which ``customers.services`` sends.
 """
 
-from django.db import connection
-
 from customers.models import Tenant
+from customers.tenancy import tenant_cursor
 
 
 def ai_usage_rebuild(*, tenant: Tenant) -> int:
     """Make ``tenant``'s roll-up again from its usage events; returns the rows made. One statement
     in the database (``billing_ai_usage_rebuild``), set-wise."""
-    with connection.cursor() as cursor:
+    with tenant_cursor(tenant) as cursor:
         cursor.execute("SELECT billing_ai_usage_rebuild(%s)", [tenant.pk])
         return cursor.fetchone()[0]
 

@@ -25,11 +25,12 @@ from json.encoder import c_encode_basestring, c_make_encoder
 from typing import Any, Iterable, NamedTuple
 
 from django.apps import apps
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from billing.models import BillableMetric, BillingSettings, UsageEvent
 from customers.models import Contract, Customer, Tenant
+from customers.tenancy import tenant_cursor
 
 MAX_BATCH_EVENTS = 10_000
 IDEMPOTENCY_KEY_MAX_LENGTH = UsageEvent._meta.get_field("idempotency_key").max_length
@@ -239,7 +240,7 @@ def _invoiced_periods(tenant: Tenant, customer_ids: Iterable[int]) -> set[tuple[
     ids = list(customer_ids)
     if not ids:
         return set()
-    with connection.cursor() as cursor:
+    with tenant_cursor(tenant) as cursor:
         # One array parameter: `customer_id__in` would send thousands of placeholders per batch.
         cursor.execute(
             f"SELECT customer_id, period_start FROM {invoice_model._meta.db_table}"
@@ -280,7 +281,7 @@ def _windows(
     ids = list(customer_ids)
     if not ids:
         return {}, default
-    with connection.cursor() as cursor:
+    with tenant_cursor(tenant) as cursor:
         cursor.execute(
             f"SELECT customer_id, MIN(start_date) FROM {Contract._meta.db_table}"
             " WHERE tenant_id = %s AND customer_id = ANY(%s) GROUP BY customer_id",
@@ -322,7 +323,7 @@ def _customer_ids_locked(tenant: Tenant, refs: list[str]) -> dict[str, int]:
     """
     if not refs:
         return {}
-    with connection.cursor() as cursor:
+    with tenant_cursor(tenant) as cursor:
         # Django's select_for_update has no KEY SHARE mode; explicit tenant filter, as for_tenant would.
         cursor.execute(
             f"SELECT external_ref, id FROM {Customer._meta.db_table}"
@@ -485,7 +486,7 @@ def usage_ingest(*, tenant: Tenant, events: list[dict], now: datetime | None = N
             results[position] = EventResult(key, ACCEPTED if key in inserted else DUPLICATE)
 
         if late_rejections:
-            with connection.cursor() as cursor:
+            with tenant_cursor(tenant) as cursor:
                 cursor.execute(
                     f"SELECT idempotency_key FROM {UsageEvent._meta.db_table}"
                     " WHERE tenant_id = %s AND idempotency_key = ANY(%s)",
@@ -508,7 +509,7 @@ def _insert_new(*, tenant: Tenant, copy_text: str, received_at: datetime) -> set
     if not copy_text:
         return set()
     table = UsageEvent._meta.db_table
-    with connection.cursor() as cursor:
+    with tenant_cursor(tenant) as cursor:
         cursor.execute(
             f"CREATE TEMPORARY TABLE IF NOT EXISTS {_STAGE_TABLE} ("
             " customer_id bigint NOT NULL, metric_code varchar(64) NOT NULL, ts timestamptz NOT NULL,"
@@ -636,7 +637,7 @@ def usage_totals(
         return {}
     totals: dict[tuple[int, str], Decimal] = {}
     metrics = list(BillableMetric.objects.for_tenant(tenant))
-    with connection.cursor() as cursor:
+    with tenant_cursor(tenant) as cursor:
         for metric in metrics:
             where = "tenant_id = %s AND metric_code = %s AND timestamp >= %s AND timestamp < %s"
             params: list = [tenant.pk, metric.source_code, start, end]

@@ -14,6 +14,7 @@ from django.apps import apps
 from django.db import connection, models, transaction
 
 from customers.models import Tenant
+from customers.tenancy import database_tenant
 
 
 def _tenant_owned_models() -> list[type[models.Model]]:
@@ -71,7 +72,8 @@ def tenant_purge(*, tenant: Tenant) -> dict[str, int]:
     if tenant is None or tenant.pk is None:
         raise ValueError("tenant_purge needs a saved tenant.")
     counts: dict[str, int] = {}
-    with transaction.atomic(), connection.cursor() as cursor:
+    # Run as the tenant for row-level security: every row deleted is the tenant's, whatever the caller's scope.
+    with transaction.atomic(), database_tenant(tenant.pk), connection.cursor() as cursor:
         cursor.execute(
             f"UPDATE {Tenant._meta.db_table} SET purge_started_at = now() WHERE id = %s", [tenant.pk]
         )

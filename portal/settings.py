@@ -10,6 +10,7 @@ from urllib.parse import unquote
 
 import environ
 from csp.constants import NONE, SELF, UNSAFE_INLINE
+from django.core.exceptions import ImproperlyConfigured
 
 from portal.embedded_db import database_broker_url
 
@@ -26,8 +27,6 @@ DEBUG = env.bool("DJANGO_DEBUG", default=False)
 SECRET_KEY = env("DJANGO_SECRET_KEY", default="")
 if not SECRET_KEY:
     if not DEBUG and not env.bool("DJANGO_INSECURE_DEV_KEY", default=False):
-        from django.core.exceptions import ImproperlyConfigured
-
         raise ImproperlyConfigured("DJANGO_SECRET_KEY must be set (or DJANGO_DEBUG=true for local work).")
     SECRET_KEY = "dev-only-insecure-key-" + "x" * 40
 
@@ -106,14 +105,32 @@ TEMPLATES = [
     },
 ]
 
+# Two roles (README, "Configuration"). DATABASE_URL names the owner of the tables, which runs the
+# migrations and `manage.py db_roles` (with DATABASE_ROLE=owner). Everything else connects as the
+# application role DATABASE_APP_USER: no superuser, not the owner, no BYPASSRLS, so PostgreSQL's
+# row-level security (customers.rls) holds for it. Its password is DATABASE_APP_PASSWORD, else the
+# URL's own when DATABASE_URL already names the application role (as docker-compose's web does).
 if env("DATABASE_URL", default=""):
-    DATABASES = {"default": env.db("DATABASE_URL")}
+    DATABASE_OWNER = env.db("DATABASE_URL")
     # A unix-socket directory may be given percent-encoded as the host: postgres://user@%2Frun%2Fpg/db
-    DATABASES["default"]["HOST"] = unquote(DATABASES["default"]["HOST"])
+    DATABASE_OWNER["HOST"] = unquote(DATABASE_OWNER["HOST"])
 else:
     from portal.embedded_db import embedded_database_settings
 
-    DATABASES = {"default": embedded_database_settings()}
+    DATABASE_OWNER = embedded_database_settings()
+DATABASE_OWNER["ENGINE"] = "customers.database"  # PostgreSQL, with the tenant's settings per transaction
+DATABASE_APP_USER = env("DATABASE_APP_USER", default="portal_app")
+DATABASE_APP_PASSWORD = env("DATABASE_APP_PASSWORD", default=None)
+if DATABASE_APP_PASSWORD is None:
+    DATABASE_APP_PASSWORD = DATABASE_OWNER.get("PASSWORD", "") if DATABASE_OWNER.get("USER") == DATABASE_APP_USER else ""
+DATABASE_ROLE = env("DATABASE_ROLE", default="app")
+if DATABASE_ROLE not in ("app", "owner"):
+    raise ImproperlyConfigured(f"DATABASE_ROLE must be 'app' or 'owner', not {DATABASE_ROLE!r}.")
+DATABASES = {
+    "default": dict(DATABASE_OWNER)
+    if DATABASE_ROLE == "owner"
+    else {**DATABASE_OWNER, "USER": DATABASE_APP_USER, "PASSWORD": DATABASE_APP_PASSWORD}
+}
 DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
 DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

@@ -5,6 +5,9 @@ import tempfile
 
 os.environ.setdefault("DJANGO_SECRET_KEY", "test-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz")
 os.environ.setdefault("FAST_PASSWORD_HASHING", "true")
+# pytest-django creates and migrates the test database as the owner; tests/conftest.py's
+# django_db_setup then runs db_roles and reconnects every test as the application role.
+os.environ.setdefault("DATABASE_ROLE", "owner")
 
 from portal.settings import *  # noqa: E402,F403
 

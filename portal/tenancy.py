@@ -22,7 +22,7 @@ def _api_key_tenant(request):
     if not header.startswith(API_KEY_PREFIX):
         return None, None
     raw_key = header[len(API_KEY_PREFIX) :].strip()
-    with platform_scope():  # a key identifies its tenant; nothing else is read here
+    with platform_scope(hot=True):  # a key identifies its tenant; nothing else is read here
         try:
             api_key = TenantAPIKey.objects.get_from_key(raw_key)  # a manager method: not on querysets
         except TenantAPIKey.DoesNotExist:
@@ -36,7 +36,7 @@ def user_memberships(user):
     """The memberships of a staff user across tenants, by tenant name (for the switcher)."""
     if not user.is_authenticated:
         return []
-    with platform_scope():  # only this user's own memberships are read
+    with platform_scope(hot=True):  # only this user's own memberships are read
         return list(Membership.objects.filter(user=user).select_related("tenant").order_by("tenant__name"))
 
 
@@ -67,7 +67,7 @@ class TenantMiddleware:
             if membership:
                 request.membership, request.tenant = membership, membership.tenant
         elif user.is_authenticated:
-            with platform_scope():  # the user's own portal access names their tenant
+            with platform_scope(hot=True):  # the user's own portal access names their tenant
                 access = PortalAccess.objects.filter(user=user).select_related("tenant", "customer").first()
             if access:
                 request.tenant, request.customer = access.tenant, access.customer
@@ -75,7 +75,7 @@ class TenantMiddleware:
         if request.tenant is not None:
             context = tenant_scope(request.tenant)
         elif request.is_platform_admin:
-            context = platform_scope()
+            context = platform_scope(reason=f"platform superuser #{user.pk} {request.method} {request.path}")
         else:
             context = nullcontext()
         with context:

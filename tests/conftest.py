@@ -3,6 +3,9 @@
 import os
 
 import pytest
+from django.conf import settings
+from django.core.management import call_command
+from django.db import connections
 from hypothesis import settings as hypothesis_settings
 
 from customers.models import Role
@@ -15,6 +18,29 @@ from tests.two_factor import verified_login
 hypothesis_settings.register_profile("suite", derandomize=True)
 hypothesis_settings.register_profile("explore", derandomize=False)
 hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "suite"))
+
+
+def _connect_as(user: str, password: str) -> None:
+    connection = connections["default"]
+    connection.close()
+    connection.settings_dict.update(USER=user, PASSWORD=password)
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """The test database is created and migrated as the owner; the tests run as the application role.
+
+    So row-level security holds in every test as in production: the role is no superuser, owns no
+    table and has no BYPASSRLS (tests/billing/test_row_level_security.py checks it). The owner
+    comes back at the end, to drop the database.
+    """
+    owner = connections["default"].settings_dict
+    owner_user, owner_password = owner["USER"], owner.get("PASSWORD", "")
+    with django_db_blocker.unblock():
+        call_command("db_roles", verbosity=0)
+    _connect_as(settings.DATABASE_APP_USER, settings.DATABASE_APP_PASSWORD)
+    yield
+    _connect_as(owner_user, owner_password)
 
 
 @pytest.fixture

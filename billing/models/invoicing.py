@@ -27,7 +27,7 @@ from billing.models.metering import BillableMetric
 from billing.models.payments import PaymentAllocation, two_place_currency_problem
 from customers.models import PERCENT_VALIDATORS, Contract, ContractLine, Customer
 from customers.money import MONEY_COLUMN
-from customers.tenancy import TenantManager, TenantOwned, TenantQuerySet
+from customers.tenancy import TenantManager, TenantOwned, TenantQuerySet, base_rows_for
 
 MONEY = MONEY_COLUMN
 EXACT = {"max_digits": 24, "decimal_places": 6}
@@ -571,7 +571,7 @@ class Invoice(TenantOwned):
             raise ValidationError(errors)
 
     def _stored(self):
-        return type(self)._base_manager.filter(pk=self.pk).values().first()
+        return base_rows_for(self).filter(pk=self.pk).values().first()
 
     def save(self, *args, **kwargs):
         if self.pk is not None and not self._state.adding:
@@ -638,7 +638,7 @@ class InvoiceLine(TenantOwned):
         return self.description
 
     def _guard(self):
-        status = Invoice._base_manager.filter(pk=self.invoice_id).values_list("status", flat=True).first()
+        status = base_rows_for(self, Invoice).filter(pk=self.invoice_id).values_list("status", flat=True).first()
         if status is not None and status != Invoice.Status.DRAFT:
             raise ImmutableRecordError(f"The lines of a {status} invoice cannot be changed.")
 

@@ -32,7 +32,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.core.mail import EmailMessage
-from django.db import connection, transaction
+from django.db import transaction
 from django.template.loader import render_to_string
 from django.utils import timezone
 
@@ -40,6 +40,7 @@ from billing.metering import usage_totals
 from billing.models import AiUsageDay, UsageEvent
 from billing.outbox import outbox_send
 from customers.models import Customer, Membership, Role, Tenant
+from customers.tenancy import tenant_cursor
 from revenue.models import AlertDelivery, AnomalyAlert, AnomalyRule, ModelPrice
 
 ZERO = Decimal(0)
@@ -87,7 +88,7 @@ def _buckets(tenant: Tenant, measure: str, last_day: date, size: int, count: int
     params = {"tenant": tenant.pk, "tz": tenant.time_zone, "first_day": first_day, "last_day": last_day, "size": size,
               "start": _utc(tenant, first_day), "end": _utc(tenant, last_day + timedelta(days=1))}
     result: dict[int, dict[int, Decimal]] = defaultdict(dict)
-    with connection.cursor() as cursor:
+    with tenant_cursor(tenant) as cursor:
         cursor.execute(_EVENT_BUCKETS if measure == EVENTS else _SPEND_BUCKETS, params)
         for customer_id, bucket, value in cursor.fetchall():
             result[customer_id][bucket] = Decimal(value)

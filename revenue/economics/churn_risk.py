@@ -40,12 +40,12 @@ from datetime import date, datetime, time, timedelta
 from datetime import timezone as dt_timezone
 from decimal import ROUND_HALF_UP, Decimal
 
-from django.db import connection
 from django.db.models import Min, Q
 
 from billing.models import CreditRequest, Invoice, UsageEvent
 from customers.models import Contract, Customer, Tenant
 from customers.periods import add_months, last_closed_month, month_end, month_start
+from customers.tenancy import tenant_cursor
 from revenue.economics.roi import _AMOUNT, savings_metrics
 from revenue.selectors.common import MetricError
 from revenue.selectors.mrr import customer_mrr_range
@@ -155,7 +155,7 @@ def usage_history_start(tenant: Tenant) -> date | None:
 
     A skip scan over the (tenant, metric code, timestamp) index: one lookup per metric code, not
     a read of every event."""
-    with connection.cursor() as cursor:
+    with tenant_cursor(tenant) as cursor:
         cursor.execute(FIRST_USAGE_SQL, {"tenant": tenant.pk})
         first = cursor.fetchone()[0]
     return month_start(first.astimezone(zoneinfo.ZoneInfo(tenant.time_zone)).date()) if first else None
@@ -234,7 +234,7 @@ def churn_risk_scores_on(
     params = {"tenant": tenant.pk, "bounds": bounds, "start": bounds[0], "end": bounds[-1], "customers": ids}
     usage: dict[int, _Buckets] = defaultdict(lambda: _Buckets(len(bounds)))
     savings: dict[int, _Buckets] = defaultdict(lambda: _Buckets(len(bounds)))
-    with connection.cursor() as cursor:
+    with tenant_cursor(tenant) as cursor:
         cursor.execute(BUCKETED_USAGE_SQL, params)
         for customer_id, bucket, n in cursor.fetchall():
             usage[customer_id].add(bucket, Decimal(n))

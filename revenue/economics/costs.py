@@ -28,13 +28,13 @@ from dataclasses import dataclass, field
 from datetime import date
 from decimal import ROUND_DOWN, Decimal
 
-from django.db import connection
 from django.db.models import F, Sum
 
 from billing.models import AiUsageDay, CreditNote, Invoice, InvoiceLine
 from customers.models import BillingInterval, ContractLine, Tenant
 from customers.money import money_round
 from customers.periods import add_months, month_end, month_start
+from customers.tenancy import tenant_cursor
 from revenue.models import CustomerCost, ModelPrice
 from revenue.selectors.common import RateBook
 
@@ -101,7 +101,7 @@ def cost_to_serve(
         params["customers"] = list(customer_ids)
     rows: dict[tuple[int, date], CostRow] = defaultdict(CostRow)
     exact: dict[tuple[int, date], Decimal] = defaultdict(Decimal)
-    with connection.cursor() as cursor:
+    with tenant_cursor(tenant) as cursor:
         cursor.execute(TOKEN_COST_SQL.replace("CUSTOMER_FILTER", customer_filter), params)
         for customer_id, month, feature, calls, tokens_in, tokens_out, cost, unpriced in cursor.fetchall():
             row = rows[(customer_id, month)]

@@ -22,11 +22,11 @@ from datetime import date, datetime, time, timedelta
 from datetime import timezone as dt_timezone
 from decimal import Decimal
 
-from django.db import connection
 
 from billing.models import BillableMetric, ChargeModel, Invoice, InvoiceLine, PriceTerms, UsageEvent
 from customers.models import ContractLine, Customer, Tenant
 from customers.periods import add_months, month_end, month_start, months_between
+from customers.tenancy import tenant_cursor
 from revenue.economics.costs import BILLED, ZERO
 from revenue.selectors.common import MetricError
 
@@ -134,7 +134,7 @@ def customers_roi(*, tenant: Tenant, customers: list[Customer], first: date, las
     measured: dict[int, dict[date, list]] = defaultdict(dict)
     all_codes = sorted(set().union(*codes.values()))
     if all_codes:
-        with connection.cursor() as cursor:
+        with tenant_cursor(tenant) as cursor:
             cursor.execute(SAVINGS_SQL, {
                 "tz": tenant.time_zone, "tenant": tenant.pk, "customers": ids, "codes": all_codes,
                 "start": _utc(tenant, months[0]), "end": _utc(tenant, add_months(months[-1], 1)),
@@ -197,7 +197,7 @@ def savings_evidence(*, tenant: Tenant, invoice_line: InvoiceLine) -> dict:
     if terms is None:
         raise MetricError("This invoice line is not priced on savings.")
     metric = BillableMetric.objects.for_tenant(tenant).filter(code=terms.metric).first()
-    invoice: Invoice = invoice_line.invoice
+    invoice = Invoice.objects.for_tenant(tenant).get(pk=invoice_line.invoice_id)  # explicit tenant, any scope
     events = (
         UsageEvent.objects.for_tenant(tenant)
         .filter(customer_id=invoice.customer_id, metric_code=metric.source_code if metric else terms.metric,

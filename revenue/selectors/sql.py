@@ -40,6 +40,7 @@ from datetime import date
 from django.db import connection, transaction
 
 from customers.models import Tenant
+from customers.tenancy import database_tenant, tenant_cursor
 from revenue.selectors.common import MissingExchangeRate, Segment
 
 CHANGES_CTE = """
@@ -236,7 +237,7 @@ def customer_month_cte(*, segment: Segment | None, from_history: bool, convert: 
 
 def converts(tenant: Tenant) -> bool:
     """Whether any non-draft contract of the tenant is in another currency than its reporting one."""
-    with connection.cursor() as cursor:
+    with tenant_cursor(tenant) as cursor:
         cursor.execute(
             "SELECT EXISTS (SELECT 1 FROM customers_contract "
             "WHERE tenant_id = %s AND currency <> %s AND status <> 'draft')",
@@ -269,7 +270,8 @@ SESSION_SETTINGS = "SET LOCAL jit = off; SET LOCAL work_mem = '128MB'"
 
 
 def fetch(sql: str, values: dict) -> list[tuple]:
-    with transaction.atomic(), connection.cursor() as cursor:
+    """Run a statement of this module; ``values["tenant"]`` (an id) is also the tenant set for row-level security."""
+    with transaction.atomic(), database_tenant(values["tenant"]), connection.cursor() as cursor:
         cursor.execute(SESSION_SETTINGS)
         cursor.execute(sql, values)
         return cursor.fetchall()

@@ -4,7 +4,6 @@ from datetime import date, datetime, timezone
 from decimal import Decimal
 
 import pytest
-from django.db import connection
 from django.urls import reverse
 
 from billing.ai_usage import ai_usage_rebuild
@@ -12,7 +11,7 @@ from billing.metering import usage_ingest
 from billing.models import AiUsageDay, BillableMetric, UsageEvent
 from customers.models import Role, Tenant
 from customers.services import tenant_time_zone_set, tenant_update
-from customers.tenancy import tenant_scope
+from customers.tenancy import tenant_cursor, tenant_scope
 from tests.customers.factories import CustomerFactory
 from tests.revenue.economics.helpers import call, calls
 
@@ -27,7 +26,7 @@ def rolled(tenant) -> dict:
 
 def summed_from_events(tenant) -> dict:
     """The same sums straight from the events, as cost to serve read them before the roll-up."""
-    with connection.cursor() as cursor:
+    with tenant_cursor(tenant) as cursor:
         cursor.execute("""
             SELECT c.name, (e.timestamp AT TIME ZONE t.time_zone)::date, COALESCE(e.properties ->> 'provider', ''),
                    COALESCE(e.properties ->> 'model', ''),

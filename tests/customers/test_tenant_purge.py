@@ -46,7 +46,7 @@ def _counts(tenant_id: int) -> dict[str, int]:
     """Rows of the tenant in every table of the schema with a tenant_id column (found by the
     database, not by the app registry the purge walks)."""
     counts = {}
-    with connection.cursor() as cursor:
+    with platform_scope(), connection.cursor() as cursor:  # every tenant's rows: past row-level security
         cursor.execute(
             "SELECT table_name FROM information_schema.columns"
             " WHERE table_schema = current_schema() AND column_name = 'tenant_id' ORDER BY 1"
@@ -95,7 +95,7 @@ def test_purge_deletes_every_row_of_the_tenant_and_none_of_the_other(two_tenants
 def _delete_finalized_invoice(tenant: Tenant, *, first_statement: str = "SELECT 1") -> None:
     with platform_scope():
         invoice = Invoice.objects.filter(tenant=tenant, status=Invoice.Status.FINALIZED).first()
-    with transaction.atomic(), connection.cursor() as cursor:
+    with transaction.atomic(), tenant_scope(tenant), connection.cursor() as cursor:
         cursor.execute(first_statement, [str(tenant.pk)] if "%s" in first_statement else None)
         cursor.execute("DELETE FROM billing_invoice WHERE id = %s", [invoice.pk])
 

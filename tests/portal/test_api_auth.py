@@ -7,6 +7,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from customers.models import Customer, Role, TenantAPIKey
+from customers.tenancy import tenant_scope
 from tests.customers.factories import CustomerFactory, PortalAccessFactory, StaffUserFactory
 from tests.revenue.factories import OpportunityFactory
 
@@ -162,5 +163,6 @@ def test_history_records_the_staff_user_and_no_user_for_an_api_key(tenant_a, mem
     by_staff = session_client(manager).post("/api/v1/customers/", staff_payload, format="json").json()
 
     customers = Customer.objects.for_tenant(tenant_a)
-    assert customers.get(pk=by_key["id"]).history.get().history_user is None
-    assert customers.get(pk=by_staff["id"]).history.get().history_user == manager
+    with tenant_scope(tenant_a):  # the history tables are fenced by row-level security too
+        assert customers.get(pk=by_key["id"]).history.get().history_user is None
+        assert customers.get(pk=by_staff["id"]).history.get().history_user == manager

@@ -46,16 +46,34 @@ def test_compose_file_is_valid_and_has_the_production_services():
     assert compose, "docker-compose is installed by bin/setup"
     result = subprocess.run(
         [compose, "-f", str(ROOT / "docker-compose.yml"), "config"],
-        env={**os.environ, "DJANGO_SECRET_KEY": "x"},
+        env={**os.environ, "DJANGO_SECRET_KEY": "x", "POSTGRES_PASSWORD": "owner-pw", "PORTAL_APP_PASSWORD": "app-pw"},
         capture_output=True,
         text=True,
         timeout=60,
     )
     assert result.returncode == 0, result.stderr
     services = yaml.safe_load(result.stdout)["services"]
-    assert set(services) == {"web", "worker", "beat", "postgres", "redis", "mail"}
+    assert set(services) == {"migrate", "web", "worker", "beat", "postgres", "redis", "mail"}
+    # Only the one-shot migrate service knows the owner's password; the rest connect as portal_app.
+    assert services["migrate"]["environment"]["DATABASE_URL"] == "postgres://portal:owner-pw@postgres:5432/portal"
+    assert services["migrate"]["environment"]["DATABASE_ROLE"] == "owner"
+    for name in ("web", "worker", "beat"):
+        assert services[name]["environment"]["DATABASE_URL"] == "postgres://portal_app:app-pw@postgres:5432/portal"
+        assert "owner-pw" not in str(services[name])
     assert services["worker"]["command"].split()[:4] == ["celery", "-A", "portal", "worker"]
     assert services["beat"]["command"].split()[:4] == ["celery", "-A", "portal", "beat"]
+
+
+@pytest.mark.parametrize("missing", ["POSTGRES_PASSWORD", "PORTAL_APP_PASSWORD"])
+def test_compose_file_has_no_default_passwords(missing):
+    env = {**os.environ, "DJANGO_SECRET_KEY": "x", "POSTGRES_PASSWORD": "owner-pw", "PORTAL_APP_PASSWORD": "app-pw"}
+    del env[missing]
+    result = subprocess.run(
+        [shutil.which("docker-compose"), "-f", str(ROOT / "docker-compose.yml"), "config"],
+        env=env, capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode != 0
+    assert f"set {missing}" in result.stderr
 
 
 def test_deploy_checks_are_clean_in_production_mode():

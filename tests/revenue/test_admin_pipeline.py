@@ -7,7 +7,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from customers.models import Contract, Role
-from customers.tenancy import platform_scope
+from customers.tenancy import platform_scope, tenant_scope
 from revenue.models import Opportunity
 from tests.customers.factories import CustomerFactory
 from tests.revenue.factories import OpportunityFactory
@@ -87,7 +87,8 @@ def test_mark_won_creates_a_draft_contract_starting_today(client, manager, pipel
     assert (deal.stage, deal.probability) == (Opportunity.Stage.WON, 100)
     contract = Contract.objects.for_tenant(tenant_a).get()
     assert (contract.status, contract.start_date) == (Contract.Status.DRAFT, timezone.localdate())
-    assert deal.won_contract == contract
+    with tenant_scope(tenant_a):  # a related object is read as the request would, in its tenant's scope
+        assert deal.won_contract == contract
 
 
 def test_mark_lost_without_a_reason_changes_nothing(client, manager, pipeline):
