@@ -28,7 +28,13 @@ from billing.models.invoicing import TERMS_KEYS
 from billing.month_end import validate_run_period
 from billing.services import catalog
 from billing.services.price_terms import billing_settings_for
-from customers.api_base import TenantModelSerializer, TenantModelViewSet, TenantPagination, TenantPrimaryKeyRelatedField
+from customers.api_base import (
+    DecimalStringField,
+    TenantModelSerializer,
+    TenantModelViewSet,
+    TenantPagination,
+    TenantPrimaryKeyRelatedField,
+)
 from customers.models import ContractLine
 from customers.periods import month_key, month_start, parse_month, tenant_today
 
@@ -252,7 +258,7 @@ class PriceTermsViewSet(TenantModelViewSet):
 
 
 class BillingSettingsSerializer(TenantModelSerializer):
-    minimum_invoice_amount = serializers.DecimalField(
+    minimum_invoice_amount = DecimalStringField(
         max_digits=14, decimal_places=2, min_value=0,
         help_text="A non-zero invoice below this is topped up to it, in the invoice's own currency (so a plain "
         "decimal, not money with a currency); 0 means no minimum.",

@@ -18,6 +18,7 @@ from decimal import Decimal, InvalidOperation
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.db import models
 from drf_spectacular.extensions import OpenApiSerializerFieldExtension
 from drf_spectacular.plumbing import build_basic_type, build_object_type
 from drf_spectacular.types import OpenApiTypes
@@ -28,7 +29,9 @@ from customers.money import Money, format_amount
 
 __all__ = [
     "CurrencyField",
+    "DecimalStringField",
     "MoneyField",
+    "StrictCharField",
     "TenantMemberField",
     "TenantModelSerializer",
     "TenantModelViewSet",
@@ -201,8 +204,56 @@ class TenantMemberField(serializers.PrimaryKeyRelatedField):
         return get_user_model().objects.filter(memberships__tenant=_request_tenant(self)).distinct()
 
 
+class _StringOnly:
+    """Text given as a JSON string only: DRF's text fields would store ``0`` as ``"0"``, a silent
+    fix-up of a value the schema calls the wrong type."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            raise serializers.ValidationError("Give text as a JSON string.", code="not_a_string")
+        return super().to_internal_value(data)
+
+
+class StrictCharField(_StringOnly, serializers.CharField):
+    pass
+
+
+class StrictSlugField(_StringOnly, serializers.SlugField):
+    pass
+
+
+class StrictEmailField(_StringOnly, serializers.EmailField):
+    pass
+
+
+class StrictURLField(_StringOnly, serializers.URLField):
+    pass
+
+
+class DecimalStringField(serializers.DecimalField):
+    """A decimal given as a JSON string (``"1.00"``), exact, as the schema says; a JSON number is
+    refused rather than read through a binary float."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            raise serializers.ValidationError('Write the number as a string, e.g. "1.00".', code="not_a_string")
+        return super().to_internal_value(data)
+
+
 class TenantModelSerializer(serializers.ModelSerializer):
-    """A ModelSerializer that refuses a client-supplied ``tenant``: the credentials decide it."""
+    """A ModelSerializer that refuses a client-supplied ``tenant``: the credentials decide it.
+
+    Text columns (char, text, slug, email, URL) take JSON strings only (``_StringOnly``).
+    """
+
+    serializer_field_mapping = {
+        **serializers.ModelSerializer.serializer_field_mapping,
+        models.CharField: StrictCharField,
+        models.TextField: StrictCharField,
+        models.SlugField: StrictSlugField,
+        models.EmailField: StrictEmailField,
+        models.URLField: StrictURLField,
+    }
 
     tenant_error = "The tenant comes from your credentials and cannot be set."
 

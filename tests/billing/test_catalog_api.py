@@ -330,3 +330,17 @@ def test_a_running_month_is_drafted_never_finalized_by_a_run(tenant_a, member_fa
 
     assert response.status_code == 400
     assert list(response.json()) == ["finalize"]
+
+
+def test_text_and_decimals_of_the_wrong_json_type_are_refused_not_converted(tenant_a):
+    client = key_client(tenant_a)
+
+    metric = client.post("/api/v1/billable-metrics/", {"code": 0, "name": 7, "event_code": "", "aggregation": "count",
+                                                       "field": "quantity", "unit": "jobs"}, format="json")
+    minimum = client.patch("/api/v1/billing-settings/", {"minimum_invoice_amount": 1.5}, format="json")
+
+    assert (metric.status_code, metric.json()) == (
+        400, {"code": ["Give text as a JSON string."], "name": ["Give text as a JSON string."]})
+    assert (minimum.status_code, minimum.json()) == (
+        400, {"minimum_invoice_amount": ['Write the number as a string, e.g. "1.00".']})
+    assert not BillableMetric.objects.for_tenant(tenant_a).exists()

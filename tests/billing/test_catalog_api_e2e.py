@@ -54,8 +54,10 @@ def test_an_integrator_builds_the_catalog_bills_a_month_and_reads_the_invoice(wo
         "charge_model": "per_unit", "metric": "api_calls", "unit_price": {"amount": "0.008", "currency": "USD"},
     }, format="json"))
     assert plan["base_fee"] == {"amount": "49.00", "currency": "USD"}
-    settings = api.put("/api/v1/billing-settings/", {"minimum_invoice_amount": "1.00"}, format="json")
-    assert settings.status_code == 200 and settings.json() == {"minimum_invoice_amount": "1.00"}
+    settings = api.put("/api/v1/billing-settings/", {"minimum_invoice_amount": "1.00", "usage_max_age_days": 400},
+                       format="json")
+    assert settings.status_code == 200 and settings.json() == {
+        "minimum_invoice_amount": "1.00", "usage_max_age_days": 400, "usage_max_future_hours": 24}
     created(api.post("/api/v1/exchange-rates/", {"currency": "EUR", "rate": "1.08", "effective_on": f"{month}"}, format="json"))
 
     customer = created(api.post("/api/v1/customers/", {

@@ -5,7 +5,6 @@ from decimal import Decimal
 
 import pytest
 from django.core.exceptions import ValidationError
-from django.db import connection
 
 from billing.models import Invoice, Payment, PaymentAllocation, PaymentStatus
 from billing.selectors import customer_payment_credit
@@ -18,7 +17,7 @@ from billing.services import (
     payment_void,
 )
 from customers.periods import tenant_today
-from customers.tenancy import platform_scope
+from customers.tenancy import platform_scope, tenant_cursor
 from tests.billing.document_builders import build_credit_note, build_invoice
 from tests.customers.factories import CustomerFactory
 
@@ -224,8 +223,9 @@ def test_a_void_payment_cannot_be_allocated(acme):
 def test_database_allows_paid_back_to_finalized_but_no_money_change(acme):
     november = acme["november"]
     invoice_mark_paid(invoice=november)
-    with connection.cursor() as cursor:
+    with tenant_cursor(november.tenant) as cursor:  # as the tenant: row-level security shows no row otherwise
         cursor.execute("UPDATE billing_invoice SET status = 'finalized', paid_at = NULL WHERE id = %s", [november.pk])
+        assert cursor.rowcount == 1
         with pytest.raises(Exception, match="cannot be changed"):
             cursor.execute("UPDATE billing_invoice SET total = 1 WHERE id = %s", [november.pk])
 
