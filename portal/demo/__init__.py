@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 from billing.models import CreditNote, CreditRequest, Invoice, UsageEvent
 from customers.models import Contact, Contract, ContractChange, ContractLine, Customer, Tenant
+from customers.periods import tenant_today
 from customers.purge import tenant_purge
 from customers.tenancy import platform_scope, tenant_scope
 from portal.demo import billing as demo_billing
@@ -82,12 +83,14 @@ SLUGS = [builder.TENANT["slug"] for builder in BUILDERS]
 
 
 def demo_load(
-    *, today: date, seed: int = 2026, scale: float = 1.0, reset: bool = False, progress: bool = True,
+    *, today: date | None = None, seed: int = 2026, scale: float = 1.0, reset: bool = False, progress: bool = True,
     only: list[str] | None = None,
 ) -> LoadReport:
     """Build the demo tenants that do not exist yet and ensure every demo login.
 
-    ``today`` ends the history (24 months up to its month); ``seed`` makes the data reproducible;
+    ``today`` ends the history (24 months up to its month); None: each tenant's own today in its
+    time zone, so no usage is dated after the tenant's day (ingestion refuses events more than a day
+    ahead, and UTC's date runs ahead of New York's every evening); ``seed`` makes the data reproducible;
     ``scale`` multiplies the number of generated customers (the scripted showcase ones are always
     there). ``reset`` deletes the demo tenants first and rebuilds them. ``only``: these slugs of
     ``SLUGS`` (all when None); a tenant looks the same whether built alone or with the others.
@@ -116,6 +119,7 @@ def demo_load(
                 tenant = Tenant(**spec)
                 tenant.full_clean()
                 tenant.save()
+            day = today or tenant_today(tenant)
             with tenant_scope(tenant):
                 managers = logins.staff(tenant)
                 if status == "built":
@@ -123,17 +127,17 @@ def demo_load(
                         total=builder.planned_customers(scale), desc=spec["slug"], unit="customer",
                         file=sys.stderr, disable=not progress, leave=False,
                     ) as bar:
-                        _build(builder, tenant, today=today, seed=seed, scale=scale, managers=managers, progress=bar)
+                        _build(builder, tenant, today=day, seed=seed, scale=scale, managers=managers, progress=bar)
                 logins.portal(tenant, builder.PORTAL_CUSTOMERS)
                 if not demo_billing.has_billing(tenant):
                     rng = demo_billing.billing_rng(seed, tenant.slug)
-                    ctx = _context(tenant, rng, today=today, scale=scale, managers=managers)
+                    ctx = _context(tenant, rng, today=day, scale=scale, managers=managers)
                     demo_billing.build(ctx, builder, builder.PORTAL_CUSTOMERS)
                 if not demo_pipeline.has_quarter_targets(tenant):
                     rng = random.Random(f"{seed}:{tenant.slug}:targets")
-                    demo_pipeline.quarter_targets(_context(tenant, rng, today=today, scale=scale, managers=managers))
+                    demo_pipeline.quarter_targets(_context(tenant, rng, today=day, scale=scale, managers=managers))
                 if not demo_economics.has_economics(tenant):
                     rng = random.Random(f"{seed}:{tenant.slug}:economics")
-                    demo_economics.build(_context(tenant, rng, today=today, scale=scale, managers=managers), builder)
+                    demo_economics.build(_context(tenant, rng, today=day, scale=scale, managers=managers), builder)
                 reports.append(TenantReport(tenant.slug, tenant.name, status, _counts(tenant)))
     return LoadReport(tenants=reports, logins=logins.rows)

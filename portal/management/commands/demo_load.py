@@ -6,7 +6,6 @@ from datetime import date
 from django.core.management.base import BaseCommand, CommandError
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from django.db import connection
-from django.utils import timezone
 
 from portal.demo import SLUGS, demo_load
 from portal.demo.logins import ADMIN_USERNAME, DEMO_PASSWORD, DEMO_TOTP_DEVICE
@@ -41,7 +40,7 @@ class Command(BaseCommand):
             return
         if not 0 < scale <= 100:
             raise CommandError(f"--scale must be above 0 and at most 100, got {scale}.")
-        today = _date(today) if today else timezone.localdate()
+        today = _date(today) if today else None  # None: each tenant's own today
         started = time.monotonic()
         report = demo_load(today=today, seed=seed, scale=scale, reset=reset, progress=verbosity > 0, only=only)
         if any(tenant.status == "built" for tenant in report.tenants):
@@ -56,7 +55,8 @@ class Command(BaseCommand):
             counts = ", ".join(f"{n} {name}" for name, n in tenant.counts.items())
             style = self.style.SUCCESS if tenant.status == "built" else self.style.WARNING
             self.stdout.write(style(f"{tenant.name} ({tenant.slug}): {tenant.status}") + f" — {counts}")
-        self.stdout.write(f"History ends {today}; took {elapsed:.1f} s.\n")
+        ends = today or "today in each tenant's time zone"
+        self.stdout.write(f"History ends {ends}; took {elapsed:.1f} s.\n")
         self._logins_table(report.logins)
 
     def _analyze(self):
