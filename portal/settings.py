@@ -133,6 +133,10 @@ DATABASES = {
 }
 DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
 DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
+# Each view runs in one transaction: under row-level security the tenant's settings are then written
+# once per request instead of once per statement (a statement outside a transaction gets one of its
+# own, about 0.33 ms more each); DRF rolls it back when it answers an error.
+DATABASES["default"].setdefault("ATOMIC_REQUESTS", True)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [

@@ -5,30 +5,17 @@ from datetime import date
 from decimal import Decimal
 
 import pytest
-from rest_framework.test import APIClient
 
 from billing.models import BillableMetric, BillingRun, BillingSettings, Invoice, PriceTerms
 from billing.services import invoice_compute_drafts, invoice_finalize
-from customers.models import ContractLine, Role, TenantAPIKey
+from customers.models import ContractLine, Role
 from customers.tenancy import tenant_scope
+from tests.api_clients import key_client, staff_client
 from tests.billing.factories import BillableMetricFactory, PriceTermsFactory, UsageEventFactory
 from tests.customers.factories import ContractFactory, ContractLineFactory, CustomerFactory
 
 pytestmark = pytest.mark.django_db
 NOV_START, NOV_END = date(2026, 11, 1), date(2026, 11, 30)
-
-
-def key_client(tenant):
-    _, raw_key = TenantAPIKey.objects.create_key(tenant=tenant, name="ci")
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Api-Key {raw_key}")
-    return client
-
-
-def staff_client(member_factory, tenant, role):
-    client = APIClient()
-    client.force_login(member_factory(tenant, role))
-    return client
 
 
 def usage_line(tenant, reference="globex"):

@@ -3,7 +3,8 @@
 import pytest
 from rest_framework.test import APIClient
 
-from customers.models import Role, TenantAPIKey
+from customers.models import Role
+from tests.api_clients import key_client
 
 
 @pytest.fixture
@@ -16,13 +17,6 @@ def rates(settings):
 
     set_rates()
     return set_rates
-
-
-def key_client(tenant, name="ci"):
-    _, raw_key = TenantAPIKey.objects.create_key(tenant=tenant, name=name)
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Api-Key {raw_key}")
-    return client
 
 
 def assert_throttled(response):

@@ -5,10 +5,10 @@ from datetime import date
 from decimal import Decimal
 
 import pytest
-from rest_framework.test import APIClient
 
-from customers.models import Role, TenantAPIKey
+from customers.models import Role
 from revenue.models import ExchangeRate, MetricSnapshot, PricePlan
+from tests.api_clients import key_client, staff_client
 from tests.billing.factories import BillableMetricFactory
 from tests.revenue.factories import ExchangeRateFactory
 
@@ -19,19 +19,6 @@ PLAN = {
     "charge_model": "included_quota", "metric": "processed_jobs", "unit_price": {"amount": "0", "currency": "USD"},
     "terms": {"included": "100", "overage_unit_price": "0.50"}, "description": "100 jobs, $0.50 per extra job",
 }
-
-
-def key_client(tenant):
-    _, raw_key = TenantAPIKey.objects.create_key(tenant=tenant, name="ci")
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Api-Key {raw_key}")
-    return client
-
-
-def staff_client(member_factory, tenant, role):
-    client = APIClient()
-    client.force_login(member_factory(tenant, role))
-    return client
 
 
 def test_a_plan_is_created_with_money_in_its_currency_and_changed(tenant_a):

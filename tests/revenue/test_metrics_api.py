@@ -6,19 +6,12 @@ from decimal import Decimal
 import pytest
 from rest_framework.test import APIClient
 
-from customers.models import TenantAPIKey
 from customers.money import Money
 from revenue.models import MetricSnapshot
 from revenue.services import snapshot_month
+from tests.api_clients import key_client
 from tests.customers.factories import ContractFactory, ContractLineFactory, CustomerFactory
 from tests.revenue.factories import ExchangeRateFactory
-
-
-def key_client(tenant):
-    _, raw_key = TenantAPIKey.objects.create_key(tenant=tenant, name="metrics")
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Api-Key {raw_key}")
-    return client
 
 
 @pytest.fixture

@@ -2,22 +2,14 @@
 
 from datetime import date
 
-from rest_framework.test import APIClient
 
 from billing.models import InvoiceLine
-from customers.models import TenantAPIKey
+from tests.api_clients import key_client
 from tests.customers.factories import CustomerFactory
 from tests.revenue.economics.helpers import billed, calls, price
 from tests.revenue.economics.test_roi import mid  # noqa: F401  (fixture)
 
 JAN = date(2026, 1, 1)
-
-
-def key_client(tenant):
-    _, raw_key = TenantAPIKey.objects.create_key(tenant=tenant, name="economics")
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Api-Key {raw_key}")
-    return client
 
 
 def test_profitability_lists_only_the_tenants_losers_rounded(tenant_a, tenant_b):
