@@ -28,7 +28,7 @@ Conventions shared by every function here:
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Context, Decimal, Inexact, InvalidOperation, Rounded
@@ -455,6 +455,22 @@ def _first_tier_fee_at_zero(description: str, tiers: Sequence[Tier | PercentageT
     return [_tier_flat_fee(_tier_label(description, 0, _ZERO, first.up_to), first, currency)]
 
 
+def _tiers_reached(
+    quantity: Decimal, tiers: Sequence[Tier | PercentageTier], description: str
+) -> Iterator[tuple[str, Decimal, Tier | PercentageTier]]:
+    """(label, part of ``quantity`` in the tier, tier) for each tier a positive ``quantity`` reaches,
+    lowest first: tier *i* holds ``(previous up_to, up_to]``."""
+    lower = _ZERO
+    for index, tier in enumerate(tiers):
+        if quantity <= lower:
+            return
+        upper = quantity if tier.up_to is None else min(quantity, tier.up_to)
+        yield _tier_label(description, index, lower, tier.up_to), _EXACT.subtract(upper, lower), tier
+        if tier.up_to is None:
+            return
+        lower = tier.up_to
+
+
 def graduated(quantity: Number, *, tiers: Sequence[Tier], currency: str, description: str) -> list[Line]:
     """Graduated (tiered) pricing: each tier prices only the units that fall in it.
 
@@ -474,19 +490,10 @@ def graduated(quantity: Number, *, tiers: Sequence[Tier], currency: str, descrip
     if quantity == 0:
         return _first_tier_fee_at_zero(description, tiers, currency)
     lines: list[Line] = []
-    lower = _ZERO
-    for index, tier in enumerate(tiers):
-        if quantity <= lower:
-            break
-        upper = quantity if tier.up_to is None else min(quantity, tier.up_to)
-        label = _tier_label(description, index, lower, tier.up_to)
-        in_tier = _EXACT.subtract(upper, lower)
+    for label, in_tier, tier in _tiers_reached(quantity, tiers, description):
         lines.append(_line(label, quantity=in_tier, unit_price=tier.unit_price, currency=currency))
         if tier.flat_fee:
             lines.append(_tier_flat_fee(label, tier, currency))
-        if tier.up_to is None:
-            break
-        lower = tier.up_to
     return lines
 
 
@@ -543,22 +550,13 @@ def graduated_percentage(
     if amount == 0:
         return _first_tier_fee_at_zero(description, tiers, currency)
     lines: list[Line] = []
-    lower = _ZERO
-    for index, tier in enumerate(tiers):
-        if amount <= lower:
-            break
-        upper = amount if tier.up_to is None else min(amount, tier.up_to)
-        label = _tier_label(description, index, lower, tier.up_to)
-        in_tier = _EXACT.subtract(upper, lower)
+    for label, in_tier, tier in _tiers_reached(amount, tiers, description):
         rate = format(tier.rate_percent.normalize(), "f")
         lines.append(
             _line(f"{label} at {rate}%", quantity=in_tier, unit_price=_fraction_of(tier.rate_percent), currency=currency)
         )
         if tier.flat_fee:
             lines.append(_tier_flat_fee(label, tier, currency))
-        if tier.up_to is None:
-            break
-        lower = tier.up_to
     return lines
 
 
