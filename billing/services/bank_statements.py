@@ -155,11 +155,18 @@ def _match(tenant: Tenant, rows: list[StatementRow]) -> list[StatementRow]:
                     else:
                         reasons.append(f"{invoice.number} is in {invoice.currency}, not {currency}")
                 row.message = _sentence(reasons)
-    for row in rows:
-        if row.status == MATCHED and Payment.objects.for_tenant(tenant).filter(
-            received_on=row.received_on, amount=row.amount, currency=row.currency, reference=row.reference,
+    matched = [row for row in rows if row.status == MATCHED]
+    recorded = set(
+        Payment.objects.for_tenant(tenant)
+        .filter(
             voided_at__isnull=True,
-        ).exists():
+            received_on__in={row.received_on for row in matched},
+            reference__in={row.reference for row in matched},
+        )
+        .values_list("received_on", "amount", "currency", "reference")
+    ) if matched else set()
+    for row in matched:
+        if (row.received_on, row.amount, row.currency, row.reference) in recorded:
             row.status, row.message = DUPLICATE, "Already recorded (same date, amount and reference)."
     return rows
 
