@@ -7,9 +7,9 @@ it pays: the numbers typed in "Pays invoices" (each as far as the money goes, ol
 else the customer's open invoices oldest due first, unless "Keep as credit" is ticked. What is not
 allocated is the customer's credit, which their next finalized invoice takes.
 
-A recorded payment is never edited: its page shows its allocations and has *Allocate* (a number
-and optionally an amount) and *Void* (with a reason) buttons, each a small form through the
-services. Who may do it is the roles registry's billing area: finance, owners and platform admins;
+A recorded payment is never edited: its page shows its allocations and refunds and has *Allocate*
+(a number and optionally an amount), *Refund credit* (an amount of what is unallocated, the day it
+was paid back) and *Void* (with a reason) buttons, each a small form through the services. Who may do it is the roles registry's billing area: finance, owners and platform admins;
 everyone else reads. *Import bank statement* on the list reads a CSV statement
 (``billing.services.bank_statements``), shows every row as matched, ambiguous, unmatched, duplicate
 or invalid, and writes the matched ones only when finance confirms.
@@ -28,7 +28,7 @@ from django.utils.translation import gettext_lazy as _
 
 from billing import services
 from billing.admin_base import ReadOnlyMixin, _may_bill
-from billing.models import Invoice, Payment, PaymentAllocation
+from billing.models import Invoice, Payment, PaymentAllocation, Refund
 from billing.services import bank_statements
 from customers.admin_base import TenantAdmin, TenantInline, TenantModelForm, is_platform_admin, money_text, request_tenant
 from customers.tenancy import tenant_scope
@@ -154,6 +154,13 @@ class StatementForm(forms.Form):
         return self.cleaned_data["statement"]
 
 
+class RefundForm(forms.Form):
+    amount = forms.DecimalField(label=_("Amount"), max_digits=18, decimal_places=2, help_text=_("At most the payment's unallocated credit."))
+    refunded_on = forms.DateField(label=_("Paid back on"), help_text=_("YYYY-MM-DD; not in the future."))
+    method = forms.ChoiceField(label=_("Method"), choices=Payment.Method.choices, initial=Payment.Method.BANK_TRANSFER)
+    reference = forms.CharField(label=_("Reference"), max_length=140, required=False)
+
+
 class VoidForm(forms.Form):
     reason = forms.CharField(label=_("Why is it voided?"), max_length=300, help_text=_("E.g. returned by the bank."))
 
@@ -162,6 +169,14 @@ class PaymentAllocationInline(ReadOnlyMixin, TenantInline):
     model = PaymentAllocation
     fk_name = "payment"
     fields = ["invoice", "amount", "created_at"]
+    readonly_fields = fields
+    money_fields, money_currency = ("amount",), "payment.currency"
+
+
+class RefundInline(ReadOnlyMixin, TenantInline):
+    model = Refund
+    fk_name = "payment"
+    fields = ["refunded_on", "amount", "method", "reference", "created_by"]
     readonly_fields = fields
     money_fields, money_currency = ("amount",), "payment.currency"
 
@@ -230,7 +245,7 @@ class PaymentAdmin(TenantAdmin):
         return self.readonly_fields_on_change if obj is not None else []
 
     def get_inlines(self, request, obj):
-        return [PaymentAllocationInline] if obj is not None else []
+        return [PaymentAllocationInline, RefundInline] if obj is not None else []
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         form = super().get_form(request, obj, change=change, **kwargs)
@@ -276,6 +291,7 @@ class PaymentAdmin(TenantAdmin):
         return [
             path("<path:object_id>/allocate/", view(self.allocate_view), name="billing_payment_allocate"),
             path("<path:object_id>/void/", view(self.void_view), name="billing_payment_void"),
+            path("<path:object_id>/refund/", view(self.refund_view), name="billing_payment_refund"),
             path("import/", view(self.import_view), name="billing_payment_import"),
             *super().get_urls(),
         ]
@@ -286,6 +302,7 @@ class PaymentAdmin(TenantAdmin):
         if payment is not None and not payment.is_void and _may_bill(request):
             if payment.unallocated > 0:
                 buttons.append({"label": _("Allocate"), "url": reverse("admin:billing_payment_allocate", args=[payment.pk])})
+                buttons.append({"label": _("Refund credit"), "url": reverse("admin:billing_payment_refund", args=[payment.pk])})
             buttons.append({"label": _("Void"), "url": reverse("admin:billing_payment_void", args=[payment.pk])})
         extra_context = {**(extra_context or {}), "moves": buttons}
         return super().change_view(request, object_id, form_url, extra_context)
@@ -384,3 +401,14 @@ class PaymentAdmin(TenantAdmin):
 
         return self._act(request, payment, VoidForm, _("Void payment %(payment)s") % {"payment": payment}, run)
 
+
+    def refund_view(self, request, object_id):
+        payment = self._payment_for_action(request, object_id)
+
+        def run(data):
+            services.payment_refund(
+                payment=payment, amount=data["amount"], refunded_on=data["refunded_on"], method=data["method"],
+                reference=data["reference"], created_by=request.user,
+            )
+
+        return self._act(request, payment, RefundForm, _("Refund credit of payment %(payment)s") % {"payment": payment}, run)

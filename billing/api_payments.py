@@ -1,10 +1,13 @@
 """``/api/v1/payments/``: payments received, recorded and voided over the API.
 
 Members and API keys of the tenant read; API keys and staff whose role may edit billing (finance,
-owners) record (POST) and void (``POST …/{id}/void/``); other roles get 403. Payments are never
+owners) record (POST), void (``POST …/{id}/void/``) and refund credit (``POST …/{id}/refund/``);
+other roles get 403. Payments are never
 edited or deleted (PUT, PATCH, DELETE are 405). Recording goes through
 ``billing.services.payment_record``: a refusal is 400 with the field it concerns (an allocation
-the rules refuse is under ``allocations``, naming the invoice); voiding a void payment is 409.
+the rules refuse is under ``allocations``, naming the invoice); voiding a void payment is 409, and
+so is a refund the rules refuse (more than the credit left, a void payment, a date before the money
+arrived).
 Another tenant's payment, customer or invoice is a 404 or an unknown id, never a hint.
 """
 
@@ -17,8 +20,8 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from billing import services
-from billing.models import Payment, PaymentAllocation
-from billing.serializers import PaymentCreateSerializer, PaymentSerializer, PaymentVoidSerializer
+from billing.models import Payment, PaymentAllocation, Refund
+from billing.serializers import PaymentCreateSerializer, PaymentRefundSerializer, PaymentSerializer, PaymentVoidSerializer
 from customers.api_base import TenantPagination, acting_user
 
 
@@ -50,11 +53,12 @@ class PaymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cr
             return self.queryset
         tenant = self.request.tenant
         allocations = PaymentAllocation.objects.for_tenant(tenant).select_related("invoice", "payment").order_by("id")
+        refunds = Refund.objects.for_tenant(tenant).order_by("id")
         return (
             Payment.objects.for_tenant(tenant)
             .with_unallocated()
             .select_related("customer")
-            .prefetch_related(Prefetch("allocations", queryset=allocations))
+            .prefetch_related(Prefetch("allocations", queryset=allocations), Prefetch("refunds", queryset=refunds))
         )
 
     def _read(self, payment):
@@ -115,3 +119,24 @@ class PaymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cr
         except ValidationError as exc:
             return Response({"detail": " ".join(exc.messages)}, status=status.HTTP_409_CONFLICT)
         return Response(self._read(payment))
+
+    @extend_schema(
+        request=PaymentRefundSerializer,
+        responses={
+            201: PaymentSerializer,
+            400: OpenApiResponse(description="Invalid input (per field)."),
+            403: OpenApiResponse(description="Your role may not refund."),
+            409: OpenApiResponse(description="The rules refuse it: more than the credit left, a void payment, a date before the money arrived or in the future."),
+        },
+    )
+    @action(detail=True, methods=["post"])
+    def refund(self, request, pk=None):
+        """Pay part of the payment's unallocated money (the customer's credit) back to the customer."""
+        payment = self.get_object()
+        params = PaymentRefundSerializer(data=request.data)
+        params.is_valid(raise_exception=True)
+        try:
+            services.payment_refund(payment=payment, created_by=acting_user(request), **params.validated_data)
+        except ValidationError as exc:
+            return Response({"detail": " ".join(exc.messages)}, status=status.HTTP_409_CONFLICT)
+        return Response(self._read(payment), status=status.HTTP_201_CREATED)

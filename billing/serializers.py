@@ -2,8 +2,8 @@
 
 from rest_framework import serializers
 
-from billing.models import CreditNote, CreditNoteLine, Invoice, InvoiceLine, Payment, PaymentAllocation, PaymentStatus
-from customers.api_base import MoneyField, MoneyFieldSchema, TenantPrimaryKeyRelatedField
+from billing.models import CreditNote, CreditNoteLine, Invoice, InvoiceLine, Payment, PaymentAllocation, PaymentStatus, Refund
+from customers.api_base import DecimalStringField, MoneyField, MoneyFieldSchema, StrictCharField, TenantPrimaryKeyRelatedField
 from customers.models import Customer
 from customers.money import format_amount
 
@@ -135,19 +135,31 @@ class PaymentAllocationSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class RefundSerializer(serializers.ModelSerializer):
+    amount = DocumentMoneyField("amount")
+
+    class Meta:
+        model = Refund
+        fields = ["id", "amount", "refunded_on", "method", "reference", "note", "created_at"]
+        read_only_fields = fields
+
+
 class PaymentSerializer(serializers.ModelSerializer):
     customer_name = serializers.CharField(source="customer.name", read_only=True)
     amount = DocumentMoneyField("amount")
     unallocated = DocumentMoneyField(
-        "unallocated", help_text="What no invoice has taken yet: the customer's credit, which the next invoice uses (0 once void)."
+        "unallocated",
+        help_text="What no invoice has taken and no refund paid back: the customer's credit, which the next invoice "
+        "uses (0 once void).",
     )
     allocations = PaymentAllocationSerializer(many=True, read_only=True)
+    refunds = RefundSerializer(many=True, read_only=True)
 
     class Meta:
         model = Payment
         fields = [
             "id", "customer", "customer_name", "amount", "received_on", "method", "reference", "note", "unallocated",
-            "allocations", "created_at", "voided_at", "void_reason",
+            "allocations", "refunds", "created_at", "voided_at", "void_reason",
         ]
         read_only_fields = fields
 
@@ -186,3 +198,13 @@ class PaymentCreateSerializer(serializers.Serializer):
 
 class PaymentVoidSerializer(serializers.Serializer):
     reason = serializers.CharField(max_length=300, help_text="Why, e.g. returned by the bank.")
+
+
+class PaymentRefundSerializer(serializers.Serializer):
+    amount = DecimalStringField(
+        max_digits=18, decimal_places=2, help_text="In the payment's currency, as a string; at most its unallocated credit."
+    )
+    refunded_on = serializers.DateField(help_text="The day the money was paid back; not in the future.")
+    method = serializers.ChoiceField(choices=Payment.Method.choices, default=Payment.Method.BANK_TRANSFER)
+    reference = StrictCharField(max_length=140, required=False, allow_blank=True, default="")
+    note = StrictCharField(max_length=300, required=False, allow_blank=True, default="")

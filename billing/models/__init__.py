@@ -22,5 +22,5 @@ from billing.models.invoicing import (  # noqa: F401
     percentage_metric_error,
 )
 from billing.models.metering import BillableMetric, UsageEvent  # noqa: F401
-from billing.models.payments import Payment, PaymentAllocation  # noqa: F401
+from billing.models.payments import Payment, PaymentAllocation, Refund  # noqa: F401
 from billing.models.runs import BillingRun, BillingRunItem, TransientItemFailures  # noqa: F401,E402

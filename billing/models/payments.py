@@ -7,8 +7,10 @@ What a payment has not allocated is the customer's credit: ``billing.services.pa
 first for the customer's next finalized invoice in that currency.
 
 A payment's money is final once recorded: the services change only its allocations (added when an
-invoice is finalized or finance allocates the rest, released when the invoice is voided) and its
-void mark (a bounced or mistaken payment). Nothing here changes an issued invoice's money columns;
+invoice is finalized or finance allocates the rest, released when the invoice is voided or a credit
+note leaves it paid for more than it now asks) and its void mark (a bounced or mistaken payment).
+A ``Refund`` pays part of the customer's credit back: it comes out of one payment's unallocated
+money, so ``unallocated`` is what is neither allocated nor refunded. Nothing here changes an issued invoice's money columns;
 ``Invoice.objects.with_balance_due`` reads the allocations.
 """
 
@@ -43,20 +45,29 @@ def two_place_currency_problem(currency: str, documents: str) -> str:
 
 class PaymentQuerySet(TenantQuerySet):
     def with_unallocated(self):
-        """Annotate ``allocated`` (the sum of the payment's allocations) and ``unallocated`` (the
-        rest: the customer's credit from this payment; 0 for a void payment, which pays nothing)."""
+        """Annotate ``allocated`` (the sum of the payment's allocations), ``refunded`` (the sum of
+        its refunds) and ``unallocated`` (the rest: the customer's credit from this payment; 0 for a
+        void payment, which pays nothing)."""
         money = DecimalField(**MONEY_COLUMN)
         zero = Value(Decimal("0.00"), output_field=money)
-        allocated = (
-            PaymentAllocation._base_manager.filter(tenant=OuterRef("tenant"), payment=OuterRef("pk"))
-            .order_by()
-            .values("payment")
-            .annotate(total=Sum("amount"))
-            .values("total")
-        )
-        return self.annotate(allocated=Coalesce(Subquery(allocated, output_field=money), zero, output_field=money)).annotate(
+
+        def total_of(model):
+            return (
+                model._base_manager.filter(tenant=OuterRef("tenant"), payment=OuterRef("pk"))
+                .order_by()
+                .values("payment")
+                .annotate(total=Sum("amount"))
+                .values("total")
+            )
+
+        return self.annotate(
+            allocated=Coalesce(Subquery(total_of(PaymentAllocation), output_field=money), zero, output_field=money),
+            refunded=Coalesce(Subquery(total_of(Refund), output_field=money), zero, output_field=money),
+        ).annotate(
             unallocated=Case(
-                When(voided_at__isnull=False, then=zero), default=F("amount") - F("allocated"), output_field=money
+                When(voided_at__isnull=False, then=zero),
+                default=F("amount") - F("allocated") - F("refunded"),
+                output_field=money,
             )
         )
 
@@ -137,3 +148,32 @@ class PaymentAllocation(TenantOwned):
 
     def __str__(self):
         return f"{self.amount} to {self.invoice}" if self.invoice_id else f"{self.amount}"
+
+
+class Refund(TenantOwned):
+    """Money paid back to the customer out of ``payment``'s unallocated part (the customer's
+    credit, e.g. after a credit note on a paid invoice): positive, in the payment's currency.
+    Final once recorded, like the payment."""
+
+    payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="refunds")
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="refunds")
+    amount = models.DecimalField(**MONEY_COLUMN, validators=[MinValueValidator(CENT)])
+    currency = models.CharField(max_length=3)
+    refunded_on = models.DateField()
+    method = models.CharField(max_length=16, choices=Payment.Method.choices, default=Payment.Method.BANK_TRANSFER)
+    reference = models.CharField(max_length=140, blank=True, help_text=gettext_lazy("The bank's reference of the payout."))
+    note = models.CharField(max_length=300, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = gettext_lazy("refund")
+        verbose_name_plural = gettext_lazy("refunds")
+        ordering = ["-refunded_on", "-id"]
+        indexes = [models.Index(fields=["tenant", "payment"]), models.Index(fields=["tenant", "refunded_on"])]
+        constraints = [models.CheckConstraint(condition=Q(amount__gt=0), name="refund_amount_positive")]
+
+    def __str__(self):
+        return f"Refund {self.amount} {self.currency} on {self.refunded_on}"

@@ -56,6 +56,8 @@ from billing.services.payments import (
     payment_credit_apply,
     payment_open_invoices,
     payment_record,
+    payment_refund,
+    payment_release_overpayment,
     payment_void,
 )
 from billing.services.price_terms import billing_settings_for, price_terms_set
@@ -114,6 +116,8 @@ __all__ = [
     "payment_credit_apply",
     "payment_open_invoices",
     "payment_record",
+    "payment_refund",
+    "payment_release_overpayment",
     "payment_void",
     "price_line",
     "price_period",

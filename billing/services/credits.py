@@ -22,6 +22,7 @@ from billing.models import (
 )
 from billing.selectors import invoice_creditable_amount
 from billing.services._common import ZERO, _audit, _locked, _next_number, _save
+from billing.services.payments import payment_release_overpayment
 from customers.models import Customer, Membership, Role, Tenant
 from customers.periods import tenant_today
 
@@ -50,6 +51,9 @@ def credit_note_issue(
     ``{prefix}CN-{year}-{n:05d}`` from the tenant's own gapless credit-note sequence.
     Raises ValidationError for a draft/void invoice, no lines, non-positive amounts, lines of
     another invoice, a blank reason or a total above the creditable amount.
+
+    When payments already cover more than the invoice now asks, the excess becomes the customer's
+    credit again (``payment_release_overpayment``): the next invoice uses it, or finance refunds it.
     """
     invoice = _locked(invoice)
     tenant, currency = invoice.tenant, invoice.currency
@@ -111,6 +115,7 @@ def credit_note_issue(
                 invoice_line=spec.invoice_line,
             )
         )
+    payment_release_overpayment(invoice=invoice)
     invoice_pdf_refresh_on_commit(invoice=invoice)
     return note
 

@@ -17,6 +17,11 @@ The rules, stated once:
 - Voiding a payment (it bounced, or was recorded by mistake) keeps the row and its allocations for
   the record, but they stop counting: an invoice it had made paid goes back to ``finalized``.
   Voiding an invoice releases the payments allocated to it: their money is credit again.
+- A credit note on an invoice that payments have already covered leaves it paid for more than it
+  now asks: ``payment_release_overpayment`` takes the excess off its allocations (the newest
+  first), so that money is the customer's credit again, never lost in an allocation.
+- Credit can be paid back: ``payment_refund`` records a ``Refund`` out of one payment's
+  unallocated money. A payment with refunds cannot be voided (the money went back already).
 
 Every service runs in one transaction and locks the payment and the invoices it touches
 (``select_for_update``), so concurrent allocations cannot pay an invoice twice or spend a payment
@@ -33,7 +38,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from billing.documents import invoice_pdf_refresh_on_commit
-from billing.models import Invoice, Payment, PaymentAllocation
+from billing.models import Invoice, Payment, PaymentAllocation, Refund
 from billing.services._common import ZERO, _save
 from customers.models import Customer, Tenant
 from customers.money import MoneyError, minor_unit
@@ -276,6 +281,12 @@ def payment_void(*, payment: Payment, reason: str) -> Payment:
         raise ValidationError({"void_reason": "Say why the payment is voided (e.g. “returned by the bank”)."})
     if payment.is_void:
         raise ValidationError("This payment is already void.")
+    refunded = sum(Refund.objects.for_tenant(payment.tenant).filter(payment=payment).values_list("amount", flat=True), ZERO)
+    if refunded:
+        raise ValidationError(
+            f"{refunded} {payment.currency} of this payment has been refunded to the customer; a refunded payment "
+            "cannot be voided."
+        )
     invoice_ids = PaymentAllocation.objects.for_tenant(payment.tenant).filter(payment=payment).values_list("invoice_id", flat=True)
     invoices = _locked_invoices(payment.tenant, list(invoice_ids))
     payment.voided_at = timezone.now()
@@ -327,3 +338,86 @@ def payment_release_invoice(*, invoice: Invoice) -> Decimal:
     released = sum((a.amount for a in allocations.filter(payment__voided_at__isnull=True)), ZERO)
     allocations.delete()
     return released
+
+
+def payment_release_overpayment(*, invoice: Invoice) -> Decimal:
+    """Release what ``invoice``'s allocations pay beyond what it now asks (its amount due less its
+    credit notes): the newest allocation first, each reduced (deleted at 0), so the money is the
+    customer's credit again. Returns the amount released (0 when nothing is over).
+
+    Runs inside ``credit_note_issue``'s transaction, with the invoice locked.
+    """
+    fresh = Invoice.objects.for_tenant(invoice.tenant).with_balance_due().get(pk=invoice.pk)
+    excess = fresh.allocated_total - max(ZERO, fresh.amount_due - fresh.credited_total)
+    if excess <= 0:
+        return ZERO
+    allocations = (
+        PaymentAllocation.objects.for_tenant(invoice.tenant)
+        .filter(invoice=invoice, payment__voided_at__isnull=True)
+        .select_related("payment")
+        .order_by("-payment__received_on", "-pk")
+        .select_for_update(of=("self",))
+    )
+    released = ZERO
+    for allocation in allocations:
+        if released == excess:
+            break
+        share = min(excess - released, allocation.amount)
+        rows = PaymentAllocation.objects.for_tenant(invoice.tenant).filter(pk=allocation.pk)
+        if share == allocation.amount:
+            rows.delete()
+        else:
+            rows.update(amount=allocation.amount - share)
+        released += share
+    return released
+
+
+@transaction.atomic
+def payment_refund(
+    *,
+    payment: Payment,
+    amount,
+    refunded_on: date,
+    method: str = Payment.Method.BANK_TRANSFER,
+    reference: str = "",
+    note: str = "",
+    created_by=None,
+) -> Refund:
+    """Pay ``amount`` of ``payment``'s unallocated money (the customer's credit) back to the customer.
+
+    Returns the refund. Raises ValidationError for a void payment, an amount that is not positive,
+    has too many decimals or is more than the payment has unallocated, an unknown method, or a date
+    in the future or before the money was received; nothing is written then.
+    """
+    payment = _locked_payment(payment)
+    if payment.is_void:
+        raise ValidationError("This payment is void; there is nothing of it to refund.")
+    amount = _check_amount(amount, payment.currency)
+    if method not in Payment.Method.values:
+        raise ValidationError({"method": f"Unknown method {method!r}; use one of {', '.join(Payment.Method.values)}."})
+    if not isinstance(refunded_on, date) or isinstance(refunded_on, datetime):
+        raise ValidationError({"refunded_on": "Give the date the money was paid back (YYYY-MM-DD)."})
+    today = tenant_today(payment.tenant)
+    if refunded_on > today:
+        raise ValidationError({"refunded_on": f"A refund cannot be paid in the future (today is {today})."})
+    if refunded_on < payment.received_on:
+        raise ValidationError({"refunded_on": f"The money arrived on {payment.received_on}; it cannot be paid back before."})
+    unallocated = _unallocated(payment)
+    if amount > unallocated:
+        raise ValidationError(
+            {"amount": f"This payment has {unallocated} {payment.currency} of credit left; {amount} is more than that."}
+        )
+    return _save(
+        Refund(
+            tenant=payment.tenant,
+            payment=payment,
+            customer_id=payment.customer_id,
+            amount=amount,
+            currency=payment.currency,
+            refunded_on=refunded_on,
+            method=method,
+            reference=(reference or "").strip(),
+            note=(note or "").strip(),
+            created_by=created_by,
+        )
+    )

@@ -26,7 +26,7 @@ from billing.models import (
     InvoiceDelivery,
 )
 from billing.services import credit_request_create
-from billing.services.payments import payment_record
+from billing.services.payments import payment_record, payment_refund
 from customers.models import Contract, ContractChange, ContractLine, Membership, Role, Tenant, TenantAPIKey
 from customers.money import Money
 from customers.tenancy import TenantOwned, platform_scope, tenant_scope
@@ -163,6 +163,11 @@ def _build_tenant(tenant: Tenant, word: str, amount: str) -> TenantWorld:
             reference=f"{word} bank ref", note=f"{word} payment", allocations=[(invoice, Decimal("10.00"))],
             created_by=owner,
         )
+        overpaid = payment_record(
+            tenant=tenant, customer=customer, amount=Decimal("5.00"), received_on=date(2026, 12, 1),
+            reference=f"{word} overpaid", allocations=None, created_by=owner,
+        )
+        payment_refund(payment=overpaid, amount=Decimal("5.00"), refunded_on=date(2026, 12, 1), reference=f"{word} refund ref")
         credit = credit_request_create(
             customer=customer, amount=Decimal("40.00"), reason=f"{word} goodwill", requested_by=owner
         )
