@@ -17,6 +17,7 @@ from portal.views.dashboards import url_patterns as dashboard_patterns
 from portal.views.economics import url_patterns as economics_patterns
 from revenue.api import register as register_revenue_api
 from revenue.api_catalog import register as register_revenue_catalog_api
+from revenue.api_accounting import url_patterns as accounting_api_patterns
 from revenue.api_metrics import url_patterns as metrics_api_patterns
 from revenue.economics.api import url_patterns as economics_api_patterns
 
@@ -98,6 +99,7 @@ urlpatterns = [
     path("api/v1/", include(usage_api_patterns())),
     path("api/v1/", include(billing_catalog_api_patterns())),
     path("api/v1/", include(metrics_api_patterns())),
+    path("api/v1/", include(accounting_api_patterns())),
     path("api/v1/", include(economics_api_patterns())),
     path("api/v1/", include(router.urls)),
     path("api/schema/", CachedSpectacularAPIView.as_view(), name="api-schema"),

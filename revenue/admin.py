@@ -10,8 +10,16 @@ from datetime import date
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ActionForm
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.template.response import TemplateResponse
+from django.urls import path
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from customers.admin_base import request_tenant
+from customers.periods import PeriodError, last_closed_month, parse_month
+from revenue.api_accounting import journal_response, may_export
+from revenue.selectors.common import MissingExchangeRate
 
 from customers.admin_base import TenantAdmin, TenantModelForm, money_text, request_role
 from customers.admin_filters import DROPDOWN_TEMPLATE, DefaultedListFilter
@@ -20,7 +28,7 @@ from billing.services import CatalogInUse
 from revenue import services
 from revenue.catalog import exchange_rate_delete, exchange_rate_refusal
 from revenue.admin_board import PipelineBoardMixin
-from revenue.models import Band, ExchangeRate, Opportunity, QuarterTarget
+from revenue.models import AccountPlan, Band, ExchangeRate, Opportunity, QuarterTarget
 
 QUARTER_RE = re.compile(r"^(\d{4})-Q([1-4])$")
 NO_DATE = "none"
@@ -287,3 +295,62 @@ class QuarterTargetAdmin(TenantAdmin):
         return request_role(request) in (Role.OWNER, Role.FINANCE, Role.ACCOUNT_MANAGER) and self._owns(request, obj)
 
 import revenue.economics.admin  # noqa: E402,F401
+
+
+class JournalExportForm(forms.Form):
+    month = forms.CharField(label=_("Month"), max_length=7, help_text=_("YYYY-MM, e.g. 2026-11."))
+    journal_format = forms.ChoiceField(label=_("Format"), choices=AccountPlan.Format.choices)
+
+    def clean_month(self):
+        try:
+            return parse_month(self.cleaned_data["month"])
+        except PeriodError as exc:
+            raise ValidationError(exc.messages) from None
+
+
+@admin.register(AccountPlan)
+class AccountPlanAdmin(TenantAdmin):
+    """The accounts the journal export posts to (BAS defaults) and its format; *Export journal*
+    on the list downloads a month's journal. Finance and owners keep it and export."""
+
+    list_display = ["__str__", "journal_format", "receivables_account", "sales_account", "output_vat_account", "bank_account"]
+    fields = [
+        "journal_format", "organisation_number", "receivables_account", "sales_account", "sales_reverse_charge_account",
+        "output_vat_account", "bank_account", "credits_granted_account",
+    ]
+    change_list_template = "admin/revenue/accountplan/change_list.html"
+
+    def get_urls(self):
+        return [
+            path("export/", self.admin_site.admin_view(self.export_view), name="revenue_accountplan_export"),
+            *super().get_urls(),
+        ]
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = {**(extra_context or {}), "may_export": may_export(request) and request_tenant(request) is not None}
+        return super().changelist_view(request, extra_context)
+
+    def export_view(self, request):
+        """A month and a format → the journal file; a bad month or a missing rate shows why."""
+        from revenue.accounting import account_plan_for
+
+        tenant = request_tenant(request)
+        if tenant is None or not may_export(request):
+            raise PermissionDenied
+        plan = account_plan_for(tenant=tenant)
+        initial = {"month": f"{last_closed_month(tenant):%Y-%m}", "journal_format": plan.journal_format}
+        form = JournalExportForm(request.POST or None, initial=initial)
+        status = 200
+        if request.method == "POST":
+            if form.is_valid():
+                try:
+                    return journal_response(
+                        tenant=tenant, month=form.cleaned_data["month"], journal_format=form.cleaned_data["journal_format"]
+                    )
+                except MissingExchangeRate as exc:
+                    form.add_error(None, str(exc))
+                    status = 409
+            else:
+                status = 400
+        context = {**self.admin_site.each_context(request), "opts": self.opts, "title": _("Export the journal"), "form": form}
+        return TemplateResponse(request, "admin/revenue/accountplan/export.html", context, status=status)

@@ -13,6 +13,7 @@ def register() -> None:
             "revenue.modelprice": BILLING,
             "revenue.exchangerate": BILLING,
             "revenue.priceplan": BILLING,
+            "revenue.accountplan": BILLING,
         },
         default=PIPELINE,
     )

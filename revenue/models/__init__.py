@@ -1,6 +1,7 @@
 """Revenue's models, split by domain: the pipeline, metrics (exchange rates, targets, snapshots),
 report deliveries, and customer economics (``revenue.economics``; same app, same tables)."""
 
+from revenue.models.accounting import AccountPlan
 from revenue.models.economics import (
     AlertDelivery,
     AnomalyAlert,
@@ -23,6 +24,7 @@ from revenue.models.pipeline import (
 from revenue.models.reports import ReportDelivery
 
 __all__ = [
+    "AccountPlan",
     "BAND_RANGES",
     "STALE_ABOVE_PROBABILITY",
     "STALE_AFTER",

@@ -31,6 +31,7 @@ from customers.models import Contract, ContractChange, ContractLine, Membership,
 from customers.money import Money
 from customers.tenancy import TenantOwned, platform_scope, tenant_scope
 from revenue.models import (
+    AccountPlan,
     AlertDelivery,
     AnomalyAlert,
     AnomalyRule,
@@ -163,6 +164,7 @@ def _build_tenant(tenant: Tenant, word: str, amount: str) -> TenantWorld:
             reference=f"{word} bank ref", note=f"{word} payment", allocations=[(invoice, Decimal("10.00"))],
             created_by=owner,
         )
+        AccountPlan.objects.create(tenant=tenant, organisation_number="556677-8899", receivables_account="1511")
         overpaid = payment_record(
             tenant=tenant, customer=customer, amount=Decimal("5.00"), received_on=date(2026, 12, 1),
             reference=f"{word} overpaid", allocations=None, created_by=owner,
