@@ -23,6 +23,7 @@ from decimal import Decimal
 
 import stripe
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from billing.payment_providers.base import Checkout, PaidCheckout, ProviderUnavailable, VerifiedEvent, WebhookRefused
 from customers.money import MoneyError, minor_unit_places
@@ -33,6 +34,10 @@ WEBHOOK_TOLERANCE_SECONDS = 300
 REQUEST_TIMEOUT_SECONDS = 20
 # The events that complete a checkout's payment: at once (cards), or later for delayed methods.
 CHECKOUT_EVENTS = {"checkout.session.completed", "checkout.session.async_payment_succeeded"}
+
+def _unavailable() -> str:
+    return gettext("The card payment service could not open a payment page; try again later.")
+
 
 # Tests put a recording ``stripe.HTTPClient`` here; None: the library's default client.
 http_client: stripe.HTTPClient | None = None
@@ -100,10 +105,10 @@ class StripeProvider:
                 "Stripe refused a checkout for invoice %s of tenant %s: %s (HTTP %s)",
                 invoice.pk, invoice.tenant_id, type(exc).__name__, getattr(exc, "http_status", None),
             )
-            raise ProviderUnavailable("The card payment service could not open a payment page; try again later.") from None
+            raise ProviderUnavailable(_unavailable()) from None
         if not getattr(session, "url", None) or not getattr(session, "id", None):
             logger.warning("Stripe answered a checkout for invoice %s without a payment page.", invoice.pk)
-            raise ProviderUnavailable("The card payment service could not open a payment page; try again later.")
+            raise ProviderUnavailable(_unavailable())
         return Checkout(session_id=session.id, url=session.url)
 
     def parse_webhook(self, payload: bytes, headers: Mapping[str, str]) -> VerifiedEvent:
