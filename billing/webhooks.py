@@ -15,6 +15,7 @@ per-request transaction: the service's transaction is the unit.
 
 import logging
 
+from django.core.exceptions import RequestDataTooBig
 from django.db import transaction
 from django.http import JsonResponse
 from django.urls import path
@@ -63,7 +64,10 @@ def _stripe_webhook(request, tenant_slug: str) -> JsonResponse:
         length = request.headers.get("Content-Length") or "0"
         if not length.isdigit() or int(length) > MAX_BODY_BYTES:
             return _answer(413, "The body is too large for an event.")
-        payload = request.body
+        try:
+            payload = request.body
+        except RequestDataTooBig:
+            return _answer(413, "The body is too large for an event.")
         try:
             event = provider_for(account).parse_webhook(payload, request.headers)
         except WebhookRefused as exc:

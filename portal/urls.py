@@ -105,6 +105,7 @@ urlpatterns = [
     path("api/schema/", CachedSpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),  # no inline script (CSP)
     path("healthz", site.health, name="health"),
+    path("pay/done/", card_payments.card_pay_done, name="card_pay_done"),
     path("pay/<str:token>/", card_payments.card_pay, name="card_pay"),
     path("", include(webhook_patterns())),
 ]

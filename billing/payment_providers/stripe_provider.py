@@ -8,13 +8,15 @@ delivery's ``Stripe-Signature`` (HMAC-SHA256 with the tenant's signing secret, t
 The amount is sent in the currency's minor unit as ISO 4217 defines it (cents for USD and SEK, whole
 yen for JPY: Stripe's zero-decimal currencies are the ones whose ISO minor unit is 0 among ours).
 The session's metadata (and its payment intent's) carry the tenant id and the invoice id, and the
-request's idempotency key names the tenant, the invoice, the amount due and the UTC day, so a
+request's idempotency key names the tenant, the invoice, the amount due, the UTC day and the return
+addresses (Stripe refuses a key reused with other parameters), so a
 double click (or a retry) opens the same session, a changed amount due opens a new one, and a session
 Stripe has expired (after 24 hours) is not handed out again the next day.
 
 Nothing here logs or raises with a key: errors name the Stripe error class and status only.
 """
 
+import hashlib
 import json
 import logging
 from collections.abc import Mapping
@@ -96,7 +98,9 @@ class StripeProvider:
             "cancel_url": cancel_url,
         }
         day = timezone.now().astimezone(UTC).date().isoformat()
-        key = f"checkout-{invoice.tenant_id}-{invoice.pk}-{minor}-{currency}-{day}"
+        # Stripe refuses a key reused with other parameters: the return addresses are part of it too.
+        returns = hashlib.sha256(f"{success_url}\n{cancel_url}".encode()).hexdigest()[:12]
+        key = f"checkout-{invoice.tenant_id}-{invoice.pk}-{minor}-{currency}-{day}-{returns}"
         try:
             session = self._client().v1.checkout.sessions.create(params=params, options={"idempotency_key": key})
         except stripe.StripeError as exc:

@@ -9,19 +9,21 @@ Two ways in, one way out:
   checkout. An expired link is a 410 with what to do instead; a forged one a 404.
 
 The checkout is always for what the invoice owes at that moment, and the provider returns the
-customer to ``card_pay`` with ``?result=success`` or ``cancel``, which says so (the invoice shows paid
+customer to ``card_pay_done`` with ``?result=success`` or ``cancel``, which says so (the invoice shows paid
 once the provider's webhook confirms the payment, not on this redirect's word). When the tenant has no
 card payment, the button is shown disabled with the reason, and a POST is a 409 saying the same.
 """
 
+from django.conf import settings
 from django.http import Http404, HttpResponseRedirect
 from django.shortcuts import render
+from django.urls import reverse
 from django.utils import translation
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from billing.models import Invoice
-from billing.pay_links import PayLinkExpired, PayLinkInvalid, pay_link_path, pay_link_read
+from billing.pay_links import PayLinkExpired, PayLinkInvalid, pay_link_read
 from billing.payment_providers import ProviderUnavailable
 from billing.selectors import invoice_with_balance_due
 from billing.services.card_payments import CardPaymentOff, NothingToPay, card_checkout_start
@@ -31,12 +33,15 @@ from portal.views.customer_portal import _get_or_404, customer_invoices, custome
 
 
 def _checkout_redirect(request, invoice: Invoice):
-    """Open the checkout for ``invoice`` and redirect there, or render why not (409 / 502)."""
-    return_to = request.build_absolute_uri(pay_link_path(invoice=invoice))
+    """Open the checkout for ``invoice`` and redirect there, or render why not (409 / 502).
+
+    The provider sends the customer back to ``pay_done``: the same address for every invoice and
+    click, so a second click the same day is the same checkout request (and the same session)."""
+    done = f"{settings.PORTAL_BASE_URL.rstrip('/')}{reverse('card_pay_done')}"
     try:
         checkout = card_checkout_start(
             tenant=invoice.tenant, invoice=invoice,
-            success_url=f"{return_to}?result=success", cancel_url=f"{return_to}?result=cancel",
+            success_url=f"{done}?result=success", cancel_url=f"{done}?result=cancel",
         )
     except (CardPaymentOff, NothingToPay) as exc:
         return _page(request, invoice, message=str(exc), status=409)
@@ -47,15 +52,16 @@ def _checkout_redirect(request, invoice: Invoice):
 
 def _page(request, invoice: Invoice, *, message: str = "", status: int = 200, token: str = ""):
     invoice = invoice_with_balance_due(invoice=invoice)
-    result = request.GET.get("result", "") if request.method == "GET" else ""
-    context = {
-        "invoice": invoice,
-        "tenant": invoice.tenant,
-        "message": message,
-        "result": result if result in ("success", "cancel") else "",
-        "token": token,
-    }
+    context = {"invoice": invoice, "tenant": invoice.tenant, "message": message, "token": token}
     return render(request, "portal/card_pay.html", context, status=status)
+
+
+def card_pay_done(request):
+    """Where the provider sends the customer back: says whether they paid or cancelled, nothing more
+    (no invoice, no amount: the address is the same for everyone). The invoice turns paid when the
+    provider's webhook confirms the payment, not on this page's word."""
+    result = request.GET.get("result", "")
+    return render(request, "portal/card_pay_done.html", {"result": result if result in ("success", "cancel") else ""})
 
 
 @require_POST

@@ -95,7 +95,17 @@ def test_checkout_session_asks_for_the_amount_due_in_cents_with_tenant_and_invoi
         "cancel_url": "https://p.example/no",
     }
     day = time.strftime("%Y-%m-%d", time.gmtime())
-    assert sent["headers"]["Idempotency-Key"] == f"checkout-{invoice.tenant_id}-{invoice.pk}-123450-USD-{day}"
+    assert sent["headers"]["Idempotency-Key"].startswith(f"checkout-{invoice.tenant_id}-{invoice.pk}-123450-USD-{day}-")
+
+
+def test_the_same_checkout_asked_twice_sends_the_same_idempotency_key(accounts, invoices, recorder):
+    invoice, _ = invoices
+    for _ in range(2):
+        card_checkout_start(tenant=invoice.tenant, invoice=invoice, success_url="https://p.example/ok", cancel_url="https://p.example/no")
+    card_checkout_start(tenant=invoice.tenant, invoice=invoice, success_url="https://other.example/ok", cancel_url="https://p.example/no")
+
+    first, second, other_return = (r["headers"]["Idempotency-Key"] for r in recorder.requests)
+    assert first == second and other_return != first
 
 
 def test_checkout_of_a_zero_decimal_currency_sends_whole_units(tenant_a, tenant_b, accounts, recorder):

@@ -180,8 +180,10 @@ def fill_route(route: Route, b: TenantWorld, b_pks, extra) -> list[tuple[str, bo
     if params == ["token"] and route.name == "card_pay":  # a pay link: public, guarded by its signature
         forged = [signing.dumps([b.tenant.pk, pk], salt=pay_links.SALT, key="not-our-secret") for pk in b_pks["billing.Invoice"]]
         return [(u, True) for u in reverse_each([[token] for token in forged])]
-    if params == ["tenant_slug"]:  # the card provider's webhook, per tenant: signed deliveries only
-        return [(reverse(route.name, args=[b.tenant.slug]), True)]
+    if params == ["tenant_slug"]:
+        # The card provider's webhook of tenant B: public, guarded by B's signing secret, as a reset link by
+        # its token. Nobody's session opens it; unsigned it answers 400 and must show nothing of B.
+        return [(reverse(route.name, args=[b.tenant.slug]), False)]
     if set(params) == {"page_key", "panel_key"}:
         return [(url, False) for url in extra["csv_links"]]
     # Routes with object ids named by their parameter, and a few parameters that take a value list.
