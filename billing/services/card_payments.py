@@ -21,14 +21,16 @@ The rules, stated once:
 
 import logging
 from datetime import date
+from zoneinfo import ZoneInfo
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.utils.translation import gettext
 
-from billing.models import Invoice, PaymentProviderAccount, Payment, ProviderEvent
+from billing.models import Invoice, Payment, PaymentProviderAccount, ProviderEvent
 from billing.payment_providers import Checkout, VerifiedEvent, provider_for
-from billing.services.payments import payment_record
 from billing.selectors import invoice_with_balance_due
+from billing.services.payments import payment_record
 from customers.models import Tenant
 from customers.periods import tenant_today
 
@@ -56,8 +58,7 @@ def card_payment_account(*, tenant: Tenant) -> PaymentProviderAccount | None:
 
 
 def card_payment_off_reason(tenant: Tenant) -> str:
-    from django.utils.translation import gettext
-
+    """What customers read when the tenant has no card payment (in the active language)."""
     return gettext("Card payment is not set up by %(tenant)s.") % {"tenant": tenant.name}
 
 
@@ -81,8 +82,6 @@ def card_checkout_start(*, tenant: Tenant, invoice: Invoice, success_url: str, c
         raise CardPaymentOff(card_payment_off_reason(tenant))
     invoice = invoice_with_balance_due(invoice=invoice)
     if not invoice_payable_by_card(invoice):
-        from django.utils.translation import gettext
-
         raise NothingToPay(gettext("Invoice %(number)s has nothing left to pay.") % {"number": invoice.number or ""})
     return provider_for(account).create_checkout(
         invoice=invoice, amount=invoice.balance_due, success_url=success_url, cancel_url=cancel_url
@@ -92,8 +91,6 @@ def card_checkout_start(*, tenant: Tenant, invoice: Invoice, success_url: str, c
 def _received_on(tenant: Tenant, event: VerifiedEvent) -> date:
     # The day the provider took the money, in the tenant's time zone; never after the tenant's today
     # (a provider clock a little ahead must not make payment_record refuse money that arrived).
-    from zoneinfo import ZoneInfo
-
     day = event.created.astimezone(ZoneInfo(tenant.time_zone)).date()
     return min(day, tenant_today(tenant))
 

@@ -347,3 +347,26 @@ def test_the_payment_is_dated_the_day_stripe_took_the_money_in_the_tenants_time_
     signed_delivery(client, slug="acme", event=event, secret="whsec_acme_SIGNINGSECRET")
 
     assert _payments(invoice.tenant)[0].received_on == datetime.fromtimestamp(two_days_ago, tz=UTC).date()  # tenant A is UTC
+
+
+def test_each_tenant_verifies_with_its_own_secret_at_its_own_url(client, accounts, invoices):
+    invoice_a, invoice_b = invoices
+    event = checkout_completed_event(invoice=invoice_b, amount_total=30000000, currency="sek", event_id="evt_1")
+
+    at_a = signed_delivery(client, slug="acme", event=event, secret="whsec_bergstrom_SIGNINGSECRET")
+    at_b = signed_delivery(client, slug="bergstrom", event=event, secret="whsec_bergstrom_SIGNINGSECRET")
+    # The same event id at tenant A is A's own event: ids are unique per tenant, not across tenants.
+    same_id_at_a = signed_delivery(client, slug="acme", event=checkout_completed_event(
+        invoice=invoice_a, amount_total=123450, event_id="evt_1"), secret="whsec_acme_SIGNINGSECRET")
+
+    assert (at_a.status_code, at_b.status_code, same_id_at_a.status_code) == (400, 200, 200)
+    assert [(p.amount, p.currency) for p in _payments(invoice_b.tenant)] == [(Decimal("300000.00"), "SEK")]
+    assert [(p.amount, p.currency) for p in _payments(invoice_a.tenant)] == [(Decimal("1234.50"), "USD")]
+    assert _status(invoice_b).status == _status(invoice_a).status == Invoice.Status.PAID
+
+
+def test_an_oversized_body_is_refused_before_it_is_read(client, accounts):
+    response = client.post("/webhooks/stripe/acme/", data="x" * (300 * 1024), content_type="application/json",
+                           HTTP_STRIPE_SIGNATURE="t=1,v1=00")
+
+    assert response.status_code == 413 and response.json() == {"detail": "The body is too large for an event."}

@@ -189,3 +189,14 @@ def test_an_expired_link_is_410_and_a_forged_one_404(client, world):
 
     assert expired.status_code == 410 and "This payment link has expired" in expired.content.decode()
     assert forged.status_code == 404
+
+
+def test_a_swedish_customer_reads_the_pay_link_in_swedish(world, tenant_a):
+    with platform_scope():
+        customer = world["open"].customer
+        customer.language = "sv"
+        customer.save()
+
+    invoice_send(invoice=world["open"])
+
+    assert "Betala nu med kort: http://127.0.0.1:8000/pay/" in mail.outbox[0].body
