@@ -6,22 +6,24 @@ library into a recording HTTP client, and webhook deliveries are signed locally 
 
 import json
 import logging
+import threading
 import time
 from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
+from django.db import connections
 
 from billing.models import Invoice, Payment, PaymentAllocation, PaymentStatus, ProviderEvent
-from billing.payment_providers import ProviderUnavailable, stripe_provider
-from billing.services.card_payments import CardPaymentOff, NothingToPay, card_checkout_start
+from billing.payment_providers import PaidCheckout, ProviderUnavailable, VerifiedEvent, stripe_provider
+from billing.services.card_payments import CardPaymentOff, NothingToPay, card_checkout_start, card_event_record
 from billing.services.payments import payment_record
 from customers.periods import tenant_today
 from customers.tenancy import platform_scope
 from tests.billing.document_builders import build_invoice
 from tests.billing.factories import PaymentProviderAccountFactory
 from tests.billing.stripe_fakes import StripeRecorder, checkout_completed_event, signed_delivery
-from tests.customers.factories import CustomerFactory
+from tests.customers.factories import CustomerFactory, TenantFactory
 
 
 @pytest.fixture(autouse=True)
@@ -370,3 +372,41 @@ def test_an_oversized_body_is_refused_before_it_is_read(client, accounts):
                            HTTP_STRIPE_SIGNATURE="t=1,v1=00")
 
     assert response.status_code == 413 and response.json() == {"detail": "The body is too large for an event."}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_same_event_delivered_concurrently_records_one_payment():
+    with platform_scope():
+        tenant = TenantFactory(slug="concurrent", invoice_number_prefix="C-")
+        other = TenantFactory(slug="other-tenant", invoice_number_prefix="O-")
+        customer = CustomerFactory(tenant=tenant, name="Northwind", language="en")
+        PaymentProviderAccountFactory(tenant=tenant)
+        PaymentProviderAccountFactory(tenant=other)
+    invoice = build_invoice(customer, lines=[("Platform fee", "1", "1234.50")], issue_date=tenant_today(tenant))
+    event = VerifiedEvent(
+        event_id="evt_race", event_type="checkout.session.completed", created=datetime.now(tz=UTC),
+        checkout=PaidCheckout(session_id="cs_race", reference="pi_race", amount=Decimal("1234.50"), currency="USD",
+                              paid=True, tenant_id=str(tenant.pk), invoice_id=str(invoice.pk)),
+    )
+    threads_count = 4
+    barrier = threading.Barrier(threads_count)
+    results, errors = [], []
+
+    def deliver():
+        try:
+            barrier.wait()
+            results.append(card_event_record(tenant=tenant, provider="stripe", event=event)[1])
+        except Exception as exc:  # reported below: a thread's exception would otherwise vanish
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=deliver) for _ in range(threads_count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert errors == [] and sorted(results) == [False, False, False, True]
+    assert [p.amount for p in _payments(tenant)] == [Decimal("1234.50")]
+    assert ProviderEvent.objects.for_tenant(tenant).count() == 1 and _status(invoice).status == Invoice.Status.PAID
