@@ -62,7 +62,9 @@ def _stripe_webhook(request, tenant_slug: str) -> JsonResponse:
             logger.warning("Stripe webhook for tenant %s, which has no card payment set up.", tenant.pk)
             return JsonResponse(NOT_FOUND, status=404)
         length = request.headers.get("Content-Length") or "0"
-        if not length.isdigit() or int(length) > MAX_BODY_BYTES:
+        if not length.isdigit():
+            return _answer(400, "Content-Length is not a number.")
+        if int(length) > MAX_BODY_BYTES:
             return _answer(413, "The body is too large for an event.")
         try:
             payload = request.body

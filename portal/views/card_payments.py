@@ -35,7 +35,7 @@ from portal.views.customer_portal import _get_or_404, customer_invoices, custome
 def _checkout_redirect(request, invoice: Invoice):
     """Open the checkout for ``invoice`` and redirect there, or render why not (409 / 502).
 
-    The provider sends the customer back to ``pay_done``: the same address for every invoice and
+    The provider sends the customer back to ``card_pay_done``: the same address for every invoice and
     click, so a second click the same day is the same checkout request (and the same session)."""
     done = f"{settings.PORTAL_BASE_URL.rstrip('/')}{reverse('card_pay_done')}"
     try:
