@@ -28,7 +28,9 @@ from billing import formatting
 from billing.documents import invoice_render_pdf
 from billing.models import Invoice, InvoiceDelivery
 from billing.outbox import outbox_send
+from billing.pay_links import pay_link_url
 from billing.selectors import invoice_with_balance_due
+from billing.services.card_payments import card_payment_account, invoice_payable_by_card
 from customers.models import Tenant
 from customers.tenancy import tenant_scope
 
@@ -61,6 +63,9 @@ def _message(invoice: Invoice, recipient: str, pdf_name: str, pdf: bytes) -> Ema
         "period_start": formatting.format_day(invoice.period_start, language),
         "period_end": formatting.format_day(invoice.period_end, language),
     }
+    # "Pay now" by card only when the tenant has it set up and the invoice still owes something.
+    if invoice_payable_by_card(invoice) and card_payment_account(tenant=tenant) is not None:
+        context["pay_url"] = pay_link_url(invoice=invoice)
     with translation.override(language):
         subject = translation.gettext("Invoice %(number)s from %(tenant)s") % {
             "number": invoice.number,

@@ -261,6 +261,11 @@ EMAIL_HOST = env("EMAIL_HOST", default="localhost")
 EMAIL_PORT = env.int("EMAIL_PORT", default=25)
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="billing@portal.invalid")
 
+# Card payment (billing.payment_providers): where emailed "Pay now" links point (this site's public
+# address, as customers reach it), and how long such a link works.
+PORTAL_BASE_URL = env("PORTAL_BASE_URL", default="http://127.0.0.1:8000")
+CARD_PAY_LINK_MAX_AGE_DAYS = env.int("CARD_PAY_LINK_MAX_AGE_DAYS", default=60)
+
 # Celery: Redis as broker in production. Without CELERY_BROKER_URL the broker is the database itself
 # (kombu's SQLAlchemy transport, tables kombu_queue / kombu_message), so a real worker runs with no
 # server to install; slow work never runs in a web request. Only the test settings run tasks eagerly.

@@ -8,9 +8,10 @@ from billing.api import register as register_billing_api
 from billing.api_catalog import register as register_billing_catalog_api
 from billing.api_catalog import url_patterns as billing_catalog_api_patterns
 from billing.api_usage import url_patterns as usage_api_patterns
+from billing.webhooks import url_patterns as webhook_patterns
 from customers.api import register as register_customers_api
 from portal.password_reset import PortalPasswordResetView
-from portal.views import customer_portal, roi, site, two_factor
+from portal.views import card_payments, customer_portal, roi, site, two_factor
 from portal.views.api_schema import CachedSpectacularAPIView
 from portal.views.customer_360 import customer_360_page
 from portal.views.dashboards import url_patterns as dashboard_patterns
@@ -33,6 +34,7 @@ portal_patterns = [
     path("invoices/", customer_portal.invoice_list, name="invoice_list"),
     path("invoices/<int:invoice_id>/", customer_portal.invoice_detail, name="invoice_detail"),
     path("invoices/<int:invoice_id>/pdf/", customer_portal.invoice_pdf, name="invoice_pdf"),
+    path("invoices/<int:invoice_id>/pay/", card_payments.invoice_pay, name="invoice_pay"),
     path(
         "invoices/<int:invoice_id>/export.<str:export_format>",
         customer_portal.invoice_export,
@@ -105,6 +107,9 @@ urlpatterns = [
     path("api/schema/", CachedSpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),  # no inline script (CSP)
     path("healthz", site.health, name="health"),
+    path("pay/done/", card_payments.card_pay_done, name="card_pay_done"),
+    path("pay/<str:token>/", card_payments.card_pay, name="card_pay"),
+    path("", include(webhook_patterns())),
 ]
 
 # JSON errors under /api/ (a 500 included), Django's pages elsewhere.

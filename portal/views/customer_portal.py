@@ -24,6 +24,7 @@ from billing.documents import credit_note_render_pdf, invoice_render_pdf
 from billing.models import CreditNote, Invoice, PaymentStatus
 from billing.projection import invoice_project
 from billing.selectors import customer_usage
+from billing.services.card_payments import card_payment_account, card_payment_off_reason
 from customers.periods import PeriodError, add_months, month_end, month_start, parse_month, tenant_today
 
 PAGE_SIZE = 50
@@ -75,6 +76,12 @@ def customer_invoices(request):
     )
 
 
+def card_payment_context(request) -> dict:
+    """Whether *Pay now* works for this tenant (it has card payment set up), and why not when not."""
+    on = card_payment_account(tenant=request.tenant) is not None
+    return {"card_payment_on": on, "card_payment_off_reason": "" if on else card_payment_off_reason(request.tenant)}
+
+
 def customer_credit_notes(request):
     return CreditNote.objects.for_tenant(request.tenant).filter(customer=request.customer)
 
@@ -103,6 +110,7 @@ def home(request):
         "open_invoices": open_invoices,
         "latest": invoices.order_by("-issue_date", "-id").first(),
         "status_labels": status_labels(),
+        **card_payment_context(request),
     }
     return render(request, "portal/home.html", context)
 
@@ -136,6 +144,7 @@ def invoice_list(request):
         "period": period,
         "errors": errors,
         "status_labels": status_labels(),
+        **card_payment_context(request),
     }
     return render(request, "portal/invoice_list.html", context, status=400 if errors else 200)
 
@@ -149,6 +158,7 @@ def invoice_detail(request, invoice_id: int):
         "credit_notes": list(customer_credit_notes(request).filter(invoice=invoice).order_by("sequence_number")),
         "net": invoice.subtotal - invoice.discount_total,
         "status_labels": status_labels(),
+        **card_payment_context(request),
     }
     return render(request, "portal/invoice_detail.html", context)
 

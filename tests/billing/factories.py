@@ -112,3 +112,22 @@ def job_api_subscription(
         metric=metric,
         terms=job_api_terms(plan, failed_metric=failed_metric),
     )
+
+
+# --- card payment: a tenant's provider account ---------------------------------------------
+
+from billing.models import PaymentProviderAccount  # noqa: E402
+
+
+class PaymentProviderAccountFactory(factory.django.DjangoModelFactory):
+    """A tenant's Stripe account with test-mode keys that carry the tenant's slug (so a leak is visible)."""
+
+    class Meta:
+        model = PaymentProviderAccount
+
+    tenant = factory.SubFactory(TenantFactory)
+    provider = PaymentProviderAccount._meta.get_field("provider").default
+    publishable_key = factory.LazyAttribute(lambda a: f"pk_test_{a.tenant.slug}_publishable")
+    secret_key = factory.LazyAttribute(lambda a: f"sk_test_{a.tenant.slug}_SECRETKEY")
+    webhook_secret = factory.LazyAttribute(lambda a: f"whsec_{a.tenant.slug}_SIGNINGSECRET")
+    enabled = True

@@ -17,11 +17,13 @@ from urllib.parse import urlencode
 from django.apps import apps
 from django.contrib import admin
 from django.contrib.contenttypes.models import ContentType
+from django.core import signing
 from django.urls import URLPattern, URLResolver, get_resolver, resolve, reverse
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 from drf_spectacular.generators import SchemaGenerator
 
+from billing import pay_links
 from customers.services import ChangeAction
 from customers.tenancy import platform_scope
 from portal.views.customer_portal import EXPORT_FORMATS
@@ -175,6 +177,13 @@ def fill_route(route: Route, b: TenantWorld, b_pks, extra) -> list[tuple[str, bo
     if set(params) == {"uidb64", "token"}:  # a reset link: public, guarded by its token
         uid = urlsafe_base64_encode(force_bytes(b.portal_user.pk))
         return [(reverse(route.name, kwargs={"uidb64": uid, "token": "set-password"}), False)]
+    if params == ["token"] and route.name == "card_pay":  # a pay link: public, guarded by its signature
+        forged = [signing.dumps([b.tenant.pk, pk], salt=pay_links.SALT, key="not-our-secret") for pk in b_pks["billing.Invoice"]]
+        return [(u, True) for u in reverse_each([[token] for token in forged])]
+    if params == ["tenant_slug"]:
+        # The card provider's webhook of tenant B: public, guarded by B's signing secret, as a reset link by
+        # its token. Nobody's session opens it; unsigned it answers 400 and must show nothing of B.
+        return [(reverse(route.name, args=[b.tenant.slug]), False)]
     if set(params) == {"page_key", "panel_key"}:
         return [(url, False) for url in extra["csv_links"]]
     # Routes with object ids named by their parameter, and a few parameters that take a value list.

@@ -24,6 +24,8 @@ from billing.models import (
     BillingRunItem,
     CreditApplication,
     InvoiceDelivery,
+    PaymentProviderAccount,
+    ProviderEvent,
 )
 from billing.services import credit_request_create
 from billing.services.payments import payment_record, payment_refund
@@ -159,7 +161,7 @@ def _build_tenant(tenant: Tenant, word: str, amount: str) -> TenantWorld:
             period_end=date(2026, 10, 31), finalize=False,
         )
         build_credit_note(invoice, reason=f"{word} outage")
-        payment_record(
+        payment = payment_record(
             tenant=tenant, customer=customer, amount=Decimal("10.00"), received_on=date(2026, 12, 1),
             reference=f"{word} bank ref", note=f"{word} payment", allocations=[(invoice, Decimal("10.00"))],
             created_by=owner,
@@ -170,6 +172,13 @@ def _build_tenant(tenant: Tenant, word: str, amount: str) -> TenantWorld:
             reference=f"{word} overpaid", allocations=None, created_by=owner,
         )
         payment_refund(payment=overpaid, amount=Decimal("5.00"), refunded_on=date(2026, 12, 1), reference=f"{word} refund ref")
+        PaymentProviderAccount.objects.create(
+            tenant=tenant, publishable_key=f"pk_test_{word}", secret_key=f"sk_test_{word}", webhook_secret=f"whsec_{word}"
+        )
+        ProviderEvent.objects.create(
+            tenant=tenant, event_id=f"evt_{word}", event_type="checkout.session.completed", invoice=invoice,
+            payment=payment, outcome=ProviderEvent.Outcome.MISMATCH, detail=f"{word} card payment flagged",
+        )
         credit = credit_request_create(
             customer=customer, amount=Decimal("40.00"), reason=f"{word} goodwill", requested_by=owner
         )

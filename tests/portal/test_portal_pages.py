@@ -56,8 +56,8 @@ def portal(client, world):
 
 
 def test_invoice_list_shows_only_the_customers_issued_invoices(portal, world, django_assert_num_queries):
-    # session, user, portal access, the view's savepoint and its release, count, page
-    with django_assert_num_queries(7):
+    # session, user, portal access, the view's savepoint and its release, count, page, card payment account
+    with django_assert_num_queries(8):
         response = portal.get("/invoices/")
 
     assert response.status_code == 200
