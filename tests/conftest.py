@@ -83,6 +83,18 @@ def admin_client(client, admin_user):
 
 
 @pytest.fixture(autouse=True)
+def default_language():
+    """Start every test in the default language: a request for a Swedish tenant's page leaves
+    Swedish active in the thread (LocaleMiddleware does not switch back), and a later test's
+    service message would otherwise depend on which test ran before it."""
+    from django.utils import translation
+
+    translation.activate(settings.LANGUAGE_CODE)
+    yield
+    translation.activate(settings.LANGUAGE_CODE)
+
+
+@pytest.fixture(autouse=True)
 def empty_cache():
     """Start every test with an empty cache: API throttle counters and password-reset limits live there."""
     from django.core.cache import cache
