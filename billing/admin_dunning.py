@@ -29,7 +29,7 @@ from customers.tenancy import tenant_scope
 
 class DunningStepFormSet(TenantInlineFormSet):
     def clean(self):
-        super().clean()
+        # The schedule's own rule first: it names the day (Django's unique check would only say "duplicate").
         days = [
             form.cleaned_data.get("days_overdue")
             for form in self.forms
@@ -38,6 +38,7 @@ class DunningStepFormSet(TenantInlineFormSet):
         errors = dunning_steps_validate(days=days)
         if errors:
             raise ValidationError(errors)
+        super().clean()
 
 
 class DunningStepInline(TenantInline):

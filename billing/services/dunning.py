@@ -275,7 +275,9 @@ def _fee_description(invoice: Invoice, days: int) -> str:
         }
 
 
-def _decide(tenant: Tenant, invoice_id: int, step: DunningStep, earlier: list[DunningStep], today) -> DunningReminder | None:
+def _decide(
+    tenant: Tenant, invoice_id: int, step: DunningStep, earlier: list[DunningStep], today, now: datetime
+) -> DunningReminder | None:
     """Under the invoice's lock: the reminder of ``step`` still to send (created now, or pending /
     failed from an earlier run), or None when there is nothing to do (already sent, skipped or
     cancelled, or the invoice is no longer overdue). Earlier due steps never decided are recorded
@@ -294,7 +296,7 @@ def _decide(tenant: Tenant, invoice_id: int, step: DunningStep, earlier: list[Du
             DunningReminder(
                 tenant=tenant, invoice_id=invoice_id, customer_id=invoice.customer_id, step=earlier_step,
                 days_overdue=earlier_step.days_overdue, status=DunningReminder.Status.SKIPPED,
-                amount_due=invoice.balance_due, currency=invoice.currency,
+                amount_due=invoice.balance_due, currency=invoice.currency, created_at=now,
                 note=f"Not sent: the invoice was already {days} days overdue, so only the "
                      f"{step.days_overdue}-day step went out.",
             )
@@ -306,13 +308,13 @@ def _decide(tenant: Tenant, invoice_id: int, step: DunningStep, earlier: list[Du
             days_overdue=step.days_overdue, status=DunningReminder.Status.PENDING,
             amount_due=invoice.balance_due, currency=invoice.currency,
             late_fee=dunning_late_fee(step=step, amount_due=invoice.balance_due, currency=invoice.currency),
-            language=_language(invoice.customer),
+            language=_language(invoice.customer), created_at=now,
         )
         DunningReminder.objects.for_tenant(tenant).bulk_create([*skipped, reminder])
         return reminder
 
 
-def _deliver(tenant: Tenant, reminder: DunningReminder, step: DunningStep, today) -> str:
+def _deliver(tenant: Tenant, reminder: DunningReminder, step: DunningStep, today, now: datetime) -> str:
     """Email ``reminder`` to the customer's billing addresses through the outbox; returns its new status."""
     invoice = _fresh(tenant, reminder.invoice_id, today, lock=False)
     recipients = _recipients(invoice.customer.billing_emails)
@@ -338,7 +340,6 @@ def _deliver(tenant: Tenant, reminder: DunningReminder, step: DunningStep, today
 
     def on_sent(_recipient, _rows):
         fresh, fee = sent_state["invoice"], sent_state["fee"]
-        now = timezone.now()
         reminders.filter(pk=reminder.pk).update(
             status=DunningReminder.Status.SENT, amount_due=fresh.balance_due, late_fee=fee, note="",
         )
@@ -348,6 +349,7 @@ def _deliver(tenant: Tenant, reminder: DunningReminder, step: DunningStep, today
                 [PendingCharge(
                     tenant=tenant, customer_id=fresh.customer_id, reminder_id=reminder.pk,
                     description=_fee_description(fresh, sent_state["days"]), amount=fee, currency=fresh.currency,
+                    created_at=now,
                 )],
                 ignore_conflicts=True,  # one charge per reminder, however many recipients
             )
@@ -377,7 +379,8 @@ def _deliver(tenant: Tenant, reminder: DunningReminder, step: DunningStep, today
 def dunning_run(*, tenant: Tenant, now: datetime | None = None) -> dict[str, int]:
     """Send the due payment reminders of ``tenant`` (see the module docstring); returns counts by outcome.
 
-    ``now`` (default: the present) fixes the tenant's "today". Invoices considered: finalized,
+    ``now`` (default: the present) is the moment of the run: it fixes the tenant's "today" and
+    stamps the reminders (``created_at``, ``sent_at``). Invoices considered: finalized,
     past their due date, with an amount due above 0 (``PaymentStatus.OVERDUE``). Counts: ``sent``,
     ``failed`` (recorded, retried next run), ``cancelled`` (paid meanwhile), ``unchanged`` (nothing
     due that was not already handled). Nothing is sent while the schedule is disabled. A mail
@@ -390,6 +393,7 @@ def dunning_run(*, tenant: Tenant, now: datetime | None = None) -> dict[str, int
     steps = list(DunningStep.objects.for_tenant(tenant).filter(schedule=schedule).order_by("days_overdue"))
     if not steps:
         return counts
+    now = now or timezone.now()
     today = tenant_today(tenant, now)
     overdue = list(
         Invoice.objects.for_tenant(tenant).with_payment_status(today=today)
@@ -410,11 +414,11 @@ def dunning_run(*, tenant: Tenant, now: datetime | None = None) -> dict[str, int
         if (invoice_id, step.pk) in done:
             counts["unchanged"] += 1
             continue
-        reminder = _decide(tenant, invoice_id, step, due[:-1], today)
+        reminder = _decide(tenant, invoice_id, step, due[:-1], today, now)
         if reminder is None:
             counts["unchanged"] += 1
             continue
-        counts[_deliver(tenant, reminder, step, today)] += 1
+        counts[_deliver(tenant, reminder, step, today, now)] += 1
     return counts
 
 
