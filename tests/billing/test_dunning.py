@@ -208,8 +208,8 @@ def test_a_payment_committed_after_the_decision_stops_the_email(northwind, monke
     # under the invoice's lock right before sending sees it.
     decide = dunning_service._decide
 
-    def decide_then_pay(tenant, invoice_id, step, earlier, today):
-        reminder = decide(tenant, invoice_id, step, earlier, today)
+    def decide_then_pay(tenant, invoice_id, step, earlier, today, now):
+        reminder = decide(tenant, invoice_id, step, earlier, today, now)
         payment_record(tenant=tenant, customer=northwind.customer, amount=D("1000.00"), received_on=PAID_ON)
         return reminder
 
