@@ -235,10 +235,10 @@ def _recipients(emails) -> list[str]:
     return recipients
 
 
-def _fresh(tenant: Tenant, invoice_id: int, today, *, lock: bool):
-    """The invoice with its amount due and payment status as of ``today``; locked first when ``lock``."""
-    if lock:
-        Invoice.objects.for_tenant(tenant).filter(pk=invoice_id).select_for_update(of=("self",)).values_list("pk").get()
+def _locked(tenant: Tenant, invoice_id: int, today) -> Invoice:
+    """The invoice, locked until the caller's transaction ends (payments lock the same row), with its
+    amount due and payment status as of ``today`` read after the lock."""
+    Invoice.objects.for_tenant(tenant).filter(pk=invoice_id).select_for_update(of=("self",)).values_list("pk").get()
     return (
         Invoice.objects.for_tenant(tenant).with_payment_status(today=today)
         .select_related("tenant", "customer").get(pk=invoice_id)
@@ -277,28 +277,28 @@ def _fee_description(invoice: Invoice, days: int) -> str:
 
 def _decide(
     tenant: Tenant, invoice_id: int, step: DunningStep, earlier: list[DunningStep], today, now: datetime
-) -> DunningReminder | None:
+) -> tuple[DunningReminder | None, Invoice]:
     """Under the invoice's lock: the reminder of ``step`` still to send (created now, or pending /
     failed from an earlier run), or None when there is nothing to do (already sent, skipped or
-    cancelled, or the invoice is no longer overdue). Earlier due steps never decided are recorded
-    as skipped."""
+    cancelled, or the invoice is no longer overdue), with the invoice as read. Earlier due steps
+    never decided are recorded as skipped."""
     with transaction.atomic():
-        invoice = _fresh(tenant, invoice_id, today, lock=True)
+        invoice = _locked(tenant, invoice_id, today)
         if invoice.payment_status != PaymentStatus.OVERDUE:
-            return None
+            return None, invoice
         existing = {r.step_id: r for r in DunningReminder.objects.for_tenant(tenant).filter(invoice_id=invoice_id)}
         reminder = existing.get(step.pk)
         if reminder is not None:
             retry = reminder.status in (DunningReminder.Status.PENDING, DunningReminder.Status.FAILED)
-            return reminder if retry else None
+            return (reminder if retry else None), invoice
         days = (today - invoice.due_date).days
         skipped = [
             DunningReminder(
                 tenant=tenant, invoice_id=invoice_id, customer_id=invoice.customer_id, step=earlier_step,
                 days_overdue=earlier_step.days_overdue, status=DunningReminder.Status.SKIPPED,
                 amount_due=invoice.balance_due, currency=invoice.currency, created_at=now,
-                note=f"Not sent: the invoice was already {days} days overdue, so only the "
-                     f"{step.days_overdue}-day step went out.",
+                note=f"Skipped: the invoice was already {days} days overdue, so the "
+                     f"{step.days_overdue}-day step replaced it.",
             )
             for earlier_step in earlier
             if earlier_step.pk not in existing
@@ -311,12 +311,13 @@ def _decide(
             language=_language(invoice.customer), created_at=now,
         )
         DunningReminder.objects.for_tenant(tenant).bulk_create([*skipped, reminder])
-        return reminder
+        return reminder, invoice
 
 
-def _deliver(tenant: Tenant, reminder: DunningReminder, step: DunningStep, today, now: datetime) -> str:
+def _deliver(
+    tenant: Tenant, reminder: DunningReminder, invoice: Invoice, step: DunningStep, today, now: datetime
+) -> str:
     """Email ``reminder`` to the customer's billing addresses through the outbox; returns its new status."""
-    invoice = _fresh(tenant, reminder.invoice_id, today, lock=False)
     recipients = _recipients(invoice.customer.billing_emails)
     reminders = DunningReminder.objects.for_tenant(tenant)
     if not recipients:
@@ -330,7 +331,7 @@ def _deliver(tenant: Tenant, reminder: DunningReminder, step: DunningStep, today
     def compose(recipient, _rows):
         # Inside the outbox's transaction, under the delivery row's lock: lock the invoice too and
         # read what is owed now, so a payment committed a moment ago stops the email.
-        fresh = _fresh(tenant, reminder.invoice_id, today, lock=True)
+        fresh = _locked(tenant, reminder.invoice_id, today)
         if fresh.payment_status != PaymentStatus.OVERDUE:
             raise _NoLongerDue
         days = (today - fresh.due_date).days
@@ -414,11 +415,11 @@ def dunning_run(*, tenant: Tenant, now: datetime | None = None) -> dict[str, int
         if (invoice_id, step.pk) in done:
             counts["unchanged"] += 1
             continue
-        reminder = _decide(tenant, invoice_id, step, due[:-1], today, now)
+        reminder, invoice = _decide(tenant, invoice_id, step, due[:-1], today, now)
         if reminder is None:
             counts["unchanged"] += 1
             continue
-        counts[_deliver(tenant, reminder, step, today, now)] += 1
+        counts[_deliver(tenant, reminder, invoice, step, today, now)] += 1
     return counts
 
 

@@ -209,9 +209,9 @@ def test_a_payment_committed_after_the_decision_stops_the_email(northwind, monke
     decide = dunning_service._decide
 
     def decide_then_pay(tenant, invoice_id, step, earlier, today, now):
-        reminder = decide(tenant, invoice_id, step, earlier, today, now)
+        decided = decide(tenant, invoice_id, step, earlier, today, now)
         payment_record(tenant=tenant, customer=northwind.customer, amount=D("1000.00"), received_on=PAID_ON)
-        return reminder
+        return decided
 
     monkeypatch.setattr(dunning_service, "_decide", decide_then_pay)
     counts = run(northwind.tenant, at(3))
@@ -248,7 +248,7 @@ def test_an_invoice_first_seen_25_days_overdue_gets_only_the_latest_step(northwi
         (3, "skipped", D("1000.00"), None), (10, "skipped", D("1000.00"), None), (20, "sent", D("1000.00"), None),
     ]
     skipped = DunningReminder.objects.for_tenant(northwind.tenant).get(invoice=northwind, days_overdue=3)
-    assert skipped.note == "Not sent: the invoice was already 25 days overdue, so only the 20-day step went out."
+    assert skipped.note == "Skipped: the invoice was already 25 days overdue, so the 20-day step replaced it."
     run(northwind.tenant, at(26))
     assert len(mail.outbox) == 1
 
