@@ -34,6 +34,8 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.mail import EmailMessage
 from django.db import transaction
+from django.db.models import Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone, translation
 from django.utils.module_loading import import_string
 
@@ -343,8 +345,8 @@ def _deliver(
         fresh, fee = sent_state["invoice"], sent_state["fee"]
         reminders.filter(pk=reminder.pk).update(
             status=DunningReminder.Status.SENT, amount_due=fresh.balance_due, late_fee=fee, note="",
+            sent_at=Coalesce("sent_at", Value(now)),  # the first recipient's moment
         )
-        reminders.filter(pk=reminder.pk, sent_at__isnull=True).update(sent_at=now)
         if fee:
             PendingCharge.objects.for_tenant(tenant).bulk_create(
                 [PendingCharge(

@@ -426,3 +426,18 @@ def test_a_late_fee_is_in_the_customers_language_and_only_charged_when_sent(tena
 
     charges = list(PendingCharge.objects.for_tenant(tenant_b).values_list("customer_id", "description", "amount"))
     assert charges == [(loud.pk, "Förseningsavgift: faktura BK-2026-00001, 3 dagar försenad", D("60.00"))]
+
+
+def test_every_billing_address_gets_the_step_and_the_fee_is_charged_once(tenant_a, tenant_b):
+    set_fee(tenant_a, 3, fee=DunningStep.Fee.FIXED, fee_amount=D("15.00"))
+    with platform_scope():
+        customer = CustomerFactory(tenant=tenant_a, language="en",
+                                   billing_emails=["ap@kite.example.com", "cfo@kite.example.com", "AP@kite.example.com"])
+    invoice = build_invoice(customer)
+
+    run(tenant_a, at(3))
+    run(tenant_a, at(4))
+
+    assert sorted(m.to[0] for m in mail.outbox) == ["ap@kite.example.com", "cfo@kite.example.com"]
+    assert reminders(invoice) == [(3, "sent", D("1000.00"), D("15.00"))]
+    assert list(PendingCharge.objects.for_tenant(tenant_a).values_list("amount", "currency")) == [(D("15.00"), "USD")]
