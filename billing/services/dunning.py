@@ -24,7 +24,6 @@ at every overdue invoice with something still due and sends the latest step that
   link, a line naming it is left out.
 """
 
-import logging
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from email.utils import formataddr
@@ -55,9 +54,6 @@ from customers.models import Tenant
 from customers.money import money_round
 from customers.periods import tenant_today
 
-logger = logging.getLogger(__name__)
-
-ZERO = Decimal(0)
 FEE_ROUNDING = ROUND_HALF_UP
 
 _SIGN_OFF_EN = "\n\nKind regards,\n{tenant_name}"

@@ -30,6 +30,7 @@ from billing.services import (
     dunning_steps_validate,
     invoice_compute_drafts,
     invoice_finalize,
+    invoice_void,
     payment_record,
 )
 from billing.services import dunning as dunning_service
@@ -441,3 +442,22 @@ def test_every_billing_address_gets_the_step_and_the_fee_is_charged_once(tenant_
     assert sorted(m.to[0] for m in mail.outbox) == ["ap@kite.example.com", "cfo@kite.example.com"]
     assert reminders(invoice) == [(3, "sent", D("1000.00"), D("15.00"))]
     assert list(PendingCharge.objects.for_tenant(tenant_a).values_list("amount", "currency")) == [(D("15.00"), "USD")]
+
+
+def test_a_late_fee_on_a_voided_invoice_moves_to_the_next_draft(subscriber):
+    tenant, customer = subscriber.tenant, subscriber.customer
+    set_fee(tenant, 3, fee=DunningStep.Fee.FIXED, fee_amount=D("40.00"))
+    run(tenant, at(3))
+    dec, jan = date(2026, 12, 1), date(2027, 1, 1)
+    invoice_compute_drafts(tenant=tenant, period_start=dec, period_end=date(2026, 12, 31))
+    december = invoice_finalize(invoice=late_fee_lines(customer, dec)[0], issue_date=date(2027, 1, 4), close_early=True)
+    invoice_void(invoice=december)
+
+    invoice_compute_drafts(tenant=tenant, period_start=jan, period_end=date(2027, 1, 31))
+
+    january, lines = late_fee_lines(customer, jan)
+    assert lines == [
+        ("Starter plan", "charge", D("29.00")),
+        ("Late fee: invoice ACME-2026-00001, 3 days overdue", "one_time", D("40.00")),
+    ]
+    assert PendingCharge.objects.for_tenant(tenant).get().invoice_id == january.pk
