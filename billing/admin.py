@@ -386,3 +386,4 @@ class UsageEventAdmin(ReadOnlyMixin, TenantAdmin):
 
 from billing import admin_month_end  # noqa: E402,F401  (runs, items and deliveries)
 from billing import admin_card_payments  # noqa: E402,F401  (card payment providers and their events)
+from billing import admin_dunning  # noqa: E402,F401  (reminder schedule, reminders, pending charges)

@@ -14,8 +14,18 @@ from django.db.models.fields.json import KT
 from django.db.models.functions import Cast, Coalesce
 
 from billing.metering import usage_totals
-from billing.models import BillableMetric, CreditNote, CreditRequest, Invoice, Payment, UsageEvent
+from billing.models import (
+    BillableMetric,
+    CreditNote,
+    CreditRequest,
+    DunningReminder,
+    Invoice,
+    Payment,
+    PendingCharge,
+    UsageEvent,
+)
 from customers.models import Customer, Tenant
+from customers.periods import tenant_today
 
 ZERO = Decimal(0)
 
@@ -122,6 +132,28 @@ def balance_credit_remaining(*, tenant: Tenant, exclude_draft_period_start: date
     return {request_id: amount - used for request_id, amount, used in rows if amount > used}
 
 
+def pending_charges_open(
+    *, tenant: Tenant, period_start: date, customer_ids=None
+) -> dict[int, list[PendingCharge]]:
+    """One-off charges (late fees) the draft of ``period_start`` should bill, by customer id, oldest first.
+
+    Open means billed on no invoice, on a void one, or on the draft of this very period (which the
+    draft run is about to rebuild); a charge on any other invoice is billed already. ``customer_ids``
+    limits it to those customers (a projection).
+    """
+    rows = PendingCharge.objects.for_tenant(tenant).filter(
+        Q(invoice__isnull=True)
+        | Q(invoice__status=Invoice.Status.VOID)
+        | Q(invoice__status=Invoice.Status.DRAFT, invoice__period_start=period_start)
+    )
+    if customer_ids is not None:
+        rows = rows.filter(customer_id__in=list(customer_ids))
+    charges: dict[int, list[PendingCharge]] = defaultdict(list)
+    for charge in rows.order_by("created_at", "id"):
+        charges[charge.customer_id].append(charge)
+    return dict(charges)
+
+
 def customer_payment_credit(*, customer: Customer) -> dict[str, Decimal]:
     """The customer's credit from payments: what live (not void) payments have not allocated, per
     currency, without zero entries. ``invoice_finalize`` spends it on the customer's next invoice."""
@@ -142,3 +174,31 @@ def customer_usage(*, tenant: Tenant, customer_id: int, period_start: date, peri
         {"metric": metric, "quantity": totals.get((customer_id, metric.code), ZERO)}
         for metric in BillableMetric.objects.for_tenant(tenant).order_by("name")
     ]
+
+
+def invoice_reminders_sent(*, tenant: Tenant, invoice: Invoice) -> list[dict]:
+    """The payment reminders that went out for ``invoice``, oldest first, as the customer sees them:
+    ``{"day": date sent on the tenant's calendar, "days_overdue": int, "late_fee": Decimal | None,
+    "currency": str}``. Skipped, cancelled and failed reminders are not listed (nothing reached the customer)."""
+    rows = (
+        DunningReminder.objects.for_tenant(tenant)
+        .filter(invoice=invoice, status=DunningReminder.Status.SENT, sent_at__isnull=False)
+        .order_by("sent_at", "id")
+    )
+    return [
+        {"day": tenant_today(tenant, r.sent_at), "days_overdue": r.days_overdue, "late_fee": r.late_fee,
+         "currency": r.currency}
+        for r in rows
+    ]
+
+
+def customer_reminders(*, tenant: Tenant, customer: Customer, limit: int) -> list[DunningReminder]:
+    """The customer's newest ``limit`` payment reminders (any status), newest first, each with its
+    invoice and ``sent_on`` (the day it was sent on the tenant's calendar, or None). One query."""
+    rows = list(
+        DunningReminder.objects.for_tenant(tenant).filter(customer=customer)
+        .select_related("invoice").order_by("-created_at", "-id")[:limit]
+    )
+    for row in rows:
+        row.sent_on = tenant_today(tenant, row.sent_at) if row.sent_at else None
+    return rows

@@ -14,6 +14,7 @@ from celery import shared_task
 from django.db import OperationalError
 
 from billing.delivery import invoice_deliver, invoice_send
+from billing.services.dunning import dunning_run, dunning_tenant_ids
 from billing.models import BillingRun, Invoice, InvoiceDelivery
 from billing.month_end import (
     billing_run_advance,
@@ -27,7 +28,7 @@ from customers.models import Tenant
 from customers.tenancy import tenant_scope
 
 __all__ = [
-    "invoice_deliver", "invoice_resend", "month_end_advance", "month_end_chunk", "month_end_resume_stalled",
+    "dunning_run_tenant", "dunning_tick", "invoice_deliver", "invoice_resend", "month_end_advance", "month_end_chunk", "month_end_resume_stalled",
     "month_end_retry_failed", "month_end_start", "month_end_tick",
 ]
 
@@ -100,3 +101,23 @@ def invoice_resend(tenant_id: int, invoice_id: int) -> int:
         invoice = Invoice.objects.for_tenant(tenant).select_related("tenant", "customer").get(pk=invoice_id)
         rows = invoice_send(invoice=invoice, resend=True)
     return sum(row.status == InvoiceDelivery.Status.SENT for row in rows)
+
+
+# --- payment reminders (billing.services.dunning) ------------------------------------------------
+
+
+@shared_task(acks_late=True)
+def dunning_tick() -> int:
+    """Daily (beat): queue each tenant's reminder run; returns how many were queued."""
+    tenant_ids = dunning_tenant_ids()
+    for tenant_id in tenant_ids:
+        dunning_run_tenant.delay(tenant_id)
+    return len(tenant_ids)
+
+
+@shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=5)
+def dunning_run_tenant(tenant_id: int) -> dict:
+    """Send the tenant's due payment reminders (``dunning_run``). Idempotent: each step goes out once per invoice."""
+    tenant = Tenant.objects.get(pk=tenant_id)
+    with tenant_scope(tenant):
+        return dunning_run(tenant=tenant)

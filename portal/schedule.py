@@ -16,6 +16,9 @@ BEAT_SCHEDULE = {
         "task": "revenue.tasks.send_monthly_reports",
         "schedule": crontab(minute=0, hour=6, day_of_month=2),
     },
+    # Payment reminders (dunning), once a day: "days overdue" are counted on each tenant's own calendar,
+    # and each step goes out once per invoice however often this runs.
+    "billing-dunning": {"task": "billing.tasks.dunning_tick", "schedule": crontab(hour=8, minute=20)},
     # Closed months' metric snapshots re-frozen daily, so late contract edits reach the dashboards.
     "revenue-snapshots": {"task": "revenue.tasks.refresh_all_recent_snapshots", "schedule": crontab(hour=2, minute=30)},
     "revenue-weekly-digest": {

@@ -260,6 +260,9 @@ EMAIL_FILE_PATH = env("EMAIL_FILE_PATH", default=str(BASE_DIR / "var" / "mail"))
 EMAIL_HOST = env("EMAIL_HOST", default="localhost")
 EMAIL_PORT = env.int("EMAIL_PORT", default=25)
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="billing@portal.invalid")
+# Payment reminders' {pay_url}: a dotted path to a callable taking the invoice and returning a URL (or "").
+# Empty: reminders carry no pay link (billing.services.dunning.pay_url_for).
+DUNNING_PAY_URL = env("DUNNING_PAY_URL", default="billing.services.card_payments.card_pay_url")
 
 # Card payment (billing.payment_providers): where emailed "Pay now" links point (this site's public
 # address, as customers reach it), and how long such a link works.

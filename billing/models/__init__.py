@@ -25,3 +25,10 @@ from billing.models.metering import BillableMetric, UsageEvent  # noqa: F401
 from billing.models.payments import Payment, PaymentAllocation, Refund  # noqa: F401
 from billing.models.runs import BillingRun, BillingRunItem, TransientItemFailures  # noqa: F401,E402
 from billing.models.card_payments import PaymentProviderAccount, Provider, ProviderEvent  # noqa: F401,E402
+from billing.models.dunning import (  # noqa: F401,E402
+    DunningReminder,
+    DunningReminderDelivery,
+    DunningSchedule,
+    DunningStep,
+    PendingCharge,
+)

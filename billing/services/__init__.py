@@ -42,6 +42,12 @@ from billing.services.credits import (
     credit_request_reject,
 )
 from billing.services.drafts import REVERSE_CHARGE_NOTE, invoice_compute_drafts
+from billing.services.dunning import (
+    dunning_late_fee,
+    dunning_run,
+    dunning_schedule_for,
+    dunning_steps_validate,
+)
 from billing.services.invoices import (
     PERIOD_OPEN,
     early_close_warning,
@@ -106,6 +112,10 @@ __all__ = [
     "credit_request_approve",
     "credit_request_create",
     "credit_request_reject",
+    "dunning_late_fee",
+    "dunning_run",
+    "dunning_schedule_for",
+    "dunning_steps_validate",
     "early_close_warning",
     "invoice_compute_drafts",
     "invoice_finalize",

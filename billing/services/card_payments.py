@@ -28,6 +28,7 @@ from django.db import IntegrityError, transaction
 from django.utils.translation import gettext
 
 from billing.models import Invoice, Payment, PaymentProviderAccount, ProviderEvent
+from billing.pay_links import pay_link_url
 from billing.payment_providers import Checkout, VerifiedEvent, provider_for
 from billing.selectors import invoice_with_balance_due
 from billing.services.payments import payment_record
@@ -65,6 +66,15 @@ def card_payment_off_reason(tenant: Tenant) -> str:
 def invoice_payable_by_card(invoice: Invoice) -> bool:
     """True when ``invoice`` (annotated with ``balance_due``) is finalized and still owes something."""
     return invoice.status == Invoice.Status.FINALIZED and invoice.balance_due > 0
+
+
+def card_pay_url(invoice: Invoice) -> str:
+    """The emailed "Pay now" link of ``invoice`` when the tenant takes cards and it still owes
+    something, else "": the payment reminders' pay link (``settings.DUNNING_PAY_URL``)."""
+    fresh = invoice_with_balance_due(invoice=invoice)
+    if not invoice_payable_by_card(fresh) or card_payment_account(tenant=invoice.tenant) is None:
+        return ""
+    return pay_link_url(invoice=invoice)
 
 
 def card_checkout_start(*, tenant: Tenant, invoice: Invoice, success_url: str, cancel_url: str) -> Checkout:

@@ -5,7 +5,7 @@ from datetime import date
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from billing.models import CreditApplication, Invoice, InvoiceLine
+from billing.models import CreditApplication, Invoice, InvoiceLine, PendingCharge
 from billing.services.price_terms import billing_settings_for
 from billing.services.pricing import PricedInvoice, PricedLine, price_period
 from customers.models import Tenant
@@ -21,7 +21,8 @@ def invoice_compute_drafts(*, tenant: Tenant, period_start: date, period_end: da
     customers and price terms), one per metric for usage, then bulk writes. A draft whose inputs
     are unchanged is left alone (so a second run writes nothing); a changed one gets new lines and
     totals; a finalized or paid invoice is never touched; a draft whose customer no longer has
-    anything to bill is deleted. Concurrent runs of one tenant are serialized. Pricing is
+    anything to bill is deleted. Pending one-off charges (late fees) are billed as one-time lines
+    and linked to the draft that bills them, so exactly one invoice carries each. Concurrent runs of one tenant are serialized. Pricing is
     ``price_period``'s, shared with the customer portal's projection.
 
     Returns counts: ``created``, ``updated``, ``unchanged``, ``final`` (left as issued), ``removed``,
@@ -75,6 +76,8 @@ def invoice_compute_drafts(*, tenant: Tenant, period_start: date, period_end: da
     if stale_ids or removed_ids:
         InvoiceLine.objects.for_tenant(tenant).filter(invoice_id__in=stale_ids + removed_ids).delete()
         CreditApplication.objects.for_tenant(tenant).filter(invoice_id__in=stale_ids + removed_ids).delete()
+        # Pending charges go back to pending; the rebuilt drafts take theirs again below.
+        PendingCharge.objects.for_tenant(tenant).filter(invoice_id__in=stale_ids + removed_ids).update(invoice=None)
     if removed_ids:
         Invoice.objects.for_tenant(tenant).filter(pk__in=removed_ids, status=Invoice.Status.DRAFT).delete()
     Invoice.objects.for_tenant(tenant).bulk_create(to_create, batch_size=2000)
@@ -91,6 +94,10 @@ def invoice_compute_drafts(*, tenant: Tenant, period_start: date, period_end: da
         line.clean_fields(exclude=["tenant", "invoice", "contract_line"])
     InvoiceLine.objects.for_tenant(tenant).bulk_create(new_lines, batch_size=5000)
     CreditApplication.objects.for_tenant(tenant).bulk_create(applications)
+    for invoice in to_create + to_update:
+        charge_ids = drafts[invoice.customer_id].charges
+        if charge_ids:  # billed by this draft, so no other draft bills them (billing.selectors.pending_charges_open)
+            PendingCharge.objects.for_tenant(tenant).filter(pk__in=charge_ids).update(invoice=invoice)
 
     counts.update(created=len(to_create), updated=len(to_update), removed=len(removed_ids), lines=len(new_lines))
     counts["problems"] = problems

@@ -26,7 +26,7 @@ import hashlib
 import json
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 from fractions import Fraction
@@ -38,7 +38,7 @@ from billing import pricing
 from billing.metering import usage_totals
 from billing.models import BillableMetric, BillingSettings, ChargeModel, CreditRequest, PriceTerms
 from billing.models.invoicing import PER_EVENT_KEYS, PERCENTAGE_MODELS
-from billing.selectors import balance_credit_remaining, metric_event_amounts, metric_totals
+from billing.selectors import balance_credit_remaining, metric_event_amounts, metric_totals, pending_charges_open
 from billing.services._common import ZERO
 from customers.models import Contract, ContractLine, Customer, Tenant
 
@@ -309,15 +309,27 @@ class PricedInvoice:
     reverse_charge: bool
     credits: list[tuple[int, Decimal]]
     inputs_hash: str = ""
+    # Ids of the PendingCharge rows (late fees) billed as one-time lines of this draft.
+    charges: list[int] = field(default_factory=list)
 
 
-def _build_draft(customer, priced, contract_ids, settings, remaining_credits, ctx, currency) -> PricedInvoice:
+def _build_draft(customer, priced, contract_ids, settings, remaining_credits, ctx, currency, charges=()) -> PricedInvoice:
     tenant = ctx.tenant
     if settings.minimum_invoice_amount > 0:
         minimum = pricing.minimum_charge(
             [p.line for p in priced], minimum=settings.minimum_invoice_amount, currency=currency, description="Minimum charge"
         )
         priced = priced + [PricedLine(line, None) for line in minimum]
+    # Pending one-off charges (late fees) after the minimum: a fee does not count towards the
+    # minimum for the service. Only those in the invoice's currency; the others wait.
+    charge_ids = []
+    for charge in charges:
+        if charge.currency == currency:
+            priced = priced + [
+                PricedLine(line, None)
+                for line in pricing.one_time(amount=charge.amount, currency=currency, description=charge.description)
+            ]
+            charge_ids.append(charge.pk)
     reverse = _reverse_charge(tenant, customer)
     vat_rate = ZERO if reverse else tenant.vat_rate
     net = pricing.total(p.line for p in priced)
@@ -345,6 +357,7 @@ def _build_draft(customer, priced, contract_ids, settings, remaining_credits, ct
         amount_due=max(ZERO, grand_total - credit_applied),
         reverse_charge=reverse,
         credits=credits,
+        charges=charge_ids,
     )
     draft.inputs_hash = _fingerprint(draft, ctx.period, currency)
     return draft
@@ -369,6 +382,8 @@ def _fingerprint(draft: PricedInvoice, period: Period, currency: str) -> str:
             for p in draft.lines
         ],
     ]
+    if draft.charges:  # only then, so drafts without charges keep the fingerprints they had
+        payload.append(draft.charges)
     return hashlib.sha256(json.dumps(payload, separators=(",", ":")).encode()).hexdigest()
 
 
@@ -439,8 +454,8 @@ def price_period(
     The one pricing path behind ``invoice_compute_drafts`` (which writes what this returns) and
     ``billing.projection.invoice_project`` (which only shows it). Reads, never writes: contract
     lines active in the period with their price terms, usage totals, unused balance credits
-    (leaving out the drafts of this period, which the result replaces) and ``settings``
-    (the minimum invoice amount). A customer whose contracts are in another currency than theirs,
+    and open pending charges (late fees, billed as one-time lines; both leaving out the drafts of
+    this period, which the result replaces) and ``settings`` (the minimum invoice amount). A customer whose contracts are in another currency than theirs,
     or whose terms the pricing engine refuses, is skipped and reported in ``problems``.
     """
     period = Period(period_start, period_end)
@@ -481,6 +496,8 @@ def price_period(
         ):
             remaining_credits[customer_id].append((request_id, currency, remaining[request_id]))
 
+    charges = pending_charges_open(tenant=tenant, period_start=period_start, customer_ids=customer_ids)
+
     skipped = 0
     problems: list[str] = []
     drafts: dict[int, PricedInvoice] = {}
@@ -502,7 +519,9 @@ def price_period(
             skipped += 1
             problems.append(f"{customer}: {exc}")
             continue
-        drafts[customer_id] = _build_draft(customer, priced, set(contract_ids), settings, remaining_credits, ctx, currency)
+        drafts[customer_id] = _build_draft(
+            customer, priced, set(contract_ids), settings, remaining_credits, ctx, currency, charges.get(customer_id, ())
+        )
     return PricedPeriod(drafts=drafts, billed_customer_ids=set(by_customer), skipped=skipped, problems=problems)
 
 

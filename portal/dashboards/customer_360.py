@@ -15,7 +15,7 @@ from django.utils.translation import gettext as _
 
 from billing.models import CreditNote, Invoice, PaymentStatus
 from billing.projection import invoice_project
-from billing.selectors import customer_usage
+from billing.selectors import customer_reminders, customer_usage
 from customers.models import Contact, Contract, ContractChange, ContractLine, Customer
 from customers.periods import month_end, month_start
 from portal.dashboards.panels import MONEY, Column, Display, Panel, series
@@ -27,7 +27,7 @@ from revenue.models import Opportunity
 from revenue.selectors.common import Segment
 from revenue.selectors.movements import mrr_movements
 
-LATEST = 24  # invoices, credit notes and audit records shown (the newest); the admin lists the rest
+LATEST = 24  # invoices, credit notes, payment reminders and audit records shown (the newest); the admin lists the rest
 
 
 def mrr_panels(*, tenant, customer: Customer, first: date, last: date, show: Display) -> tuple[list[Panel], list[dict]]:
@@ -150,6 +150,7 @@ def customer_360(*, tenant, customer: Customer, first: date, last: date, today: 
         "mrr_now": mrr_rows[-1]["mrr_end"] if mrr_rows else None,
         "contracts": contracts,
         **documents_of(tenant=tenant, customer=customer, today=today),
+        "reminders": customer_reminders(tenant=tenant, customer=customer, limit=LATEST),
         "usage": usage_of(tenant=tenant, customer=customer, today=today),
         "opportunities": list(
             Opportunity.objects.for_tenant(tenant).filter(customer=customer).open().select_related("owner")

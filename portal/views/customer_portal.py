@@ -23,7 +23,7 @@ from django.utils.translation import gettext as _
 from billing.documents import credit_note_render_pdf, invoice_render_pdf
 from billing.models import CreditNote, Invoice, PaymentStatus
 from billing.projection import invoice_project
-from billing.selectors import customer_usage
+from billing.selectors import customer_usage, invoice_reminders_sent
 from billing.services.card_payments import card_payment_account, card_payment_off_reason
 from customers.periods import PeriodError, add_months, month_end, month_start, parse_month, tenant_today
 
@@ -159,6 +159,7 @@ def invoice_detail(request, invoice_id: int):
         "net": invoice.subtotal - invoice.discount_total,
         "status_labels": status_labels(),
         **card_payment_context(request),
+        "reminders": invoice_reminders_sent(tenant=request.tenant, invoice=invoice),
     }
     return render(request, "portal/invoice_detail.html", context)
 

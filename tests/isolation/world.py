@@ -23,11 +23,15 @@ from billing.models import (
     BillingRun,
     BillingRunItem,
     CreditApplication,
+    DunningReminder,
+    DunningReminderDelivery,
+    DunningStep,
     InvoiceDelivery,
     PaymentProviderAccount,
+    PendingCharge,
     ProviderEvent,
 )
-from billing.services import credit_request_create
+from billing.services import credit_request_create, dunning_schedule_for
 from billing.services.payments import payment_record, payment_refund
 from customers.models import Contract, ContractChange, ContractLine, Membership, Role, Tenant, TenantAPIKey
 from customers.money import Money
@@ -184,6 +188,18 @@ def _build_tenant(tenant: Tenant, word: str, amount: str) -> TenantWorld:
         )
         CreditApplication.objects.create(tenant=tenant, credit_request=credit, invoice=draft_invoice, amount=Decimal("40.00"))
         InvoiceDelivery.objects.create(tenant=tenant, invoice=invoice, recipient=f"ap@{low}.example.com")
+        schedule = dunning_schedule_for(tenant=tenant)
+        step = DunningStep.objects.get(schedule=schedule, days_overdue=3)
+        reminder = DunningReminder.objects.create(
+            tenant=tenant, invoice=invoice, customer=customer, step=step, days_overdue=3,
+            status=DunningReminder.Status.SENT, amount_due=Decimal(amount), currency=currency, late_fee=Decimal("7.00"),
+            note=f"{word} reminder", sent_at=datetime(2027, 1, 4, 9, tzinfo=timezone.utc),
+        )
+        DunningReminderDelivery.objects.create(tenant=tenant, reminder=reminder, recipient=f"dun@{low}.example.com")
+        PendingCharge.objects.create(
+            tenant=tenant, customer=customer, reminder=reminder, description=f"{word} late fee",
+            amount=Decimal("7.00"), currency=currency,
+        )
         run = BillingRun.objects.create(
             tenant=tenant, period_start=date(2026, 11, 1), period_end=date(2026, 11, 30), finalize_on=date(2026, 12, 5),
             started_by=owner,
