@@ -4,6 +4,7 @@ The invoices are issued 2026-12-01 with 30 days' terms: due 2026-12-31, overdue 
 the default steps fall due on 2027-01-03 (3 days), 2027-01-10 (10) and 2027-01-20 (20).
 """
 
+import re
 import smtplib
 from datetime import date, datetime
 from datetime import timezone as dt_timezone
@@ -281,6 +282,21 @@ def test_a_pay_link_from_the_hook_is_included(northwind, settings):
 
 def example_pay_url(invoice):
     return f"https://pay.example.com/{invoice.number}"
+
+
+def test_by_default_the_reminder_carries_the_card_pay_link_when_the_tenant_takes_cards(northwind):
+    from billing.pay_links import pay_link_read
+    from tests.billing.factories import PaymentProviderAccountFactory
+
+    run(northwind.tenant, at(3))
+    assert "/pay/" not in mail.outbox[0].body  # no card payment set up: the line is left out
+
+    with platform_scope():
+        PaymentProviderAccountFactory(tenant=northwind.tenant)
+    run(northwind.tenant, at(10))
+    found = re.search(r"http://127\.0\.0\.1:8000/pay/([^/\s]+)/", mail.outbox[1].body)
+    assert found is not None, mail.outbox[1].body
+    assert pay_link_read(found.group(1)) == (northwind.tenant_id, northwind.pk)
 
 
 def test_a_mail_server_failure_is_recorded_and_retried_without_a_duplicate(northwind, monkeypatch):
