@@ -385,3 +385,4 @@ class UsageEventAdmin(ReadOnlyMixin, TenantAdmin):
 
 
 from billing import admin_month_end  # noqa: E402,F401  (runs, items and deliveries)
+from billing import admin_webhooks  # noqa: E402,F401  (webhook endpoints, deliveries and events)

@@ -24,7 +24,7 @@ from django.utils.translation import gettext_lazy as _
 from customers.change_guards import contract_change_check
 from customers.models import LANGUAGE_CHOICES, Contract, ContractChange, ContractLine, Customer, Membership, Tenant
 from customers.money import Money
-from customers.signals import contract_line_versioned, tenant_time_zone_changed
+from customers.signals import contract_line_versioned, customer_churned, tenant_time_zone_changed
 from customers.tenancy import tenant_scope
 
 RECURRING_KINDS = {ContractLine.Kind.RECURRING, ContractLine.Kind.PER_SEAT}
@@ -261,7 +261,8 @@ def contract_line_change(
 
 @transaction.atomic
 def contract_cancel(*, contract: Contract, last_day: date, created_by=None) -> Contract:
-    """End a contract on ``last_day`` (inclusive): its open lines end then too.
+    """End a contract on ``last_day`` (inclusive): its open lines end then too. When no other active
+    contract of the customer runs past ``last_day``, ``customers.signals.customer_churned`` is sent.
 
     Raises ValidationError if ``last_day`` is before the contract starts, and
     ``ContractChangeRefused`` if the day after it is in an invoiced period (see the module).
@@ -280,6 +281,16 @@ def contract_cancel(*, contract: Contract, last_day: date, created_by=None) -> C
             line.ends_on = last_day
             save_validated(line)
     _record(contract, ContractChange.Kind.CANCELLATION, last_day + timedelta(days=1), "Cancelled", created_by)
+    still_live = (
+        Contract.objects.for_tenant(contract.tenant)
+        .filter(customer_id=contract.customer_id, status=Contract.Status.ACTIVE)
+        .filter(Q(end_date__isnull=True) | Q(end_date__gt=last_day))
+        .exclude(pk=contract.pk)
+    )
+    if not still_live.exists():
+        customer_churned.send(
+            sender=Customer, customer=contract.customer, contract=contract, churned_on=last_day + timedelta(days=1)
+        )
     return contract
 
 

@@ -261,6 +261,11 @@ EMAIL_HOST = env("EMAIL_HOST", default="localhost")
 EMAIL_PORT = env.int("EMAIL_PORT", default=25)
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="billing@portal.invalid")
 
+# Outgoing webhooks (billing.webhook_http): http:// and loopback receivers only for local work; in
+# production every endpoint must be https to a public address.
+WEBHOOK_ALLOW_LOOPBACK = env.bool("WEBHOOK_ALLOW_LOOPBACK", default=DEBUG)
+WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=10.0)
+
 # Celery: Redis as broker in production. Without CELERY_BROKER_URL the broker is the database itself
 # (kombu's SQLAlchemy transport, tables kombu_queue / kombu_message), so a real worker runs with no
 # server to install; slow work never runs in a web request. Only the test settings run tasks eagerly.

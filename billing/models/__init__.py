@@ -24,3 +24,11 @@ from billing.models.invoicing import (  # noqa: F401
 from billing.models.metering import BillableMetric, UsageEvent  # noqa: F401
 from billing.models.payments import Payment, PaymentAllocation  # noqa: F401
 from billing.models.runs import BillingRun, BillingRunItem, TransientItemFailures  # noqa: F401,E402
+from billing.models.webhooks import (  # noqa: F401,E402
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookEndpointNotice,
+    WebhookEvent,
+    WebhookEventType,
+)
