@@ -32,6 +32,13 @@ def _may_manage(request) -> bool:
     return is_platform_admin(request) or (role is not None and role_can_edit(role, WebhookEndpoint))
 
 
+def _https_by_default(db_field, **kwargs):
+    # A URL typed without a scheme is https: the only scheme an endpoint may have outside local work.
+    if db_field.name == "url":
+        kwargs["assume_scheme"] = "https"
+    return db_field.formfield(**kwargs)
+
+
 class WebhookEndpointForm(TenantModelForm):
     event_types = forms.MultipleChoiceField(
         label=_("Event types"), choices=WebhookEventType.choices, widget=forms.CheckboxSelectMultiple,
@@ -40,6 +47,7 @@ class WebhookEndpointForm(TenantModelForm):
     class Meta:
         model = WebhookEndpoint
         fields = ["url", "description", "event_types", "enabled"]
+        formfield_callback = _https_by_default
 
     def clean_url(self):
         url = (self.cleaned_data.get("url") or "").strip()
@@ -68,6 +76,11 @@ class WebhookEndpointAdmin(TenantAdmin):
         "consecutive_failures", "failing_since", "disabled_at", "disabled_reason", "previous_secret_expires_at",
         "created_at",
     ]
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        if db_field.name == "url":
+            kwargs["assume_scheme"] = "https"
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
 
     @admin.display(description=_("Event types"))
     def event_list(self, obj):

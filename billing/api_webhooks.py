@@ -5,7 +5,7 @@ other roles get 403. Creating one answers 201 with its ``secret``, the only time
 ``POST …/{id}/rotate-secret/`` gives a new one (the old one keeps signing for 24 hours) and shows it
 once. A URL the SSRF guard refuses (not https, credentials, a private address) is 400 under ``url``.
 ``GET …/{id}/deliveries/`` lists the endpoint's latest deliveries with their attempts and
-``POST …/{id}/deliveries/{delivery_id}/redeliver/`` sends one again with the same message id (409
+``POST …/{id}/deliveries/{webhook_delivery_id}/redeliver/`` sends one again with the same message id (409
 when the endpoint is disabled). Another tenant's endpoint or delivery is a 404.
 """
 
@@ -129,11 +129,11 @@ class WebhookEndpointViewSet(TenantModelViewSet):
         202: WebhookDeliverySerializer, 404: OpenApiResponse(description="No such delivery of this endpoint."),
         409: OpenApiResponse(description="The endpoint is disabled."),
     })
-    @action(detail=True, methods=["post"], url_path=r"deliveries/(?P<delivery_id>\d+)/redeliver")
-    def redeliver(self, request, pk=None, delivery_id=None):
+    @action(detail=True, methods=["post"], url_path=r"deliveries/(?P<webhook_delivery_id>\d+)/redeliver")
+    def redeliver(self, request, pk=None, webhook_delivery_id=None):
         """Send a delivery again now, with the same message id (a new round of attempts)."""
         endpoint = self.get_object()
-        delivery = WebhookDelivery.objects.for_tenant(request.tenant).filter(endpoint=endpoint, pk=delivery_id).first()
+        delivery = WebhookDelivery.objects.for_tenant(request.tenant).filter(endpoint=endpoint, pk=webhook_delivery_id).first()
         if delivery is None:
             return Response({"detail": "No such delivery of this endpoint."}, status=status.HTTP_404_NOT_FOUND)
         try:
