@@ -11,9 +11,10 @@
   (``contract_reactivate``). Receivers carry what they keep per line to the new version (billing's
   price terms), so a new version is priced like the old one.
 - ``customer_churned(sender=Customer, customer=..., contract=..., churned_on=...)``: sent by
-  ``contract_cancel`` inside its transaction when the cancelled contract was the customer's last live
-  one (no other active contract runs past its last day); ``churned_on`` is the first day without a
-  contract, which may be in the future. Receivers announce it (billing's ``customer.churned`` webhook).
+  ``contract_cancel`` inside its transaction when, once it is cancelled, no started contract of the
+  customer runs on without a set end (open-ended or auto-renewing); ``churned_on`` is the first day
+  without a contract (after the latest end date still ahead), which may be in the future. Receivers
+  announce it (billing's ``customer.churned`` webhook).
 """
 
 from django.dispatch import Signal

@@ -33,6 +33,7 @@ from billing.webhook_delivery import (
     RETRY_SCHEDULE,
     retry_delay,
     webhook_deliveries_lost,
+    webhook_endpoint_disabled_email,
 )
 from customers.models import Contract, Role
 from customers.services import contract_cancel
@@ -171,6 +172,19 @@ def test_cancelling_one_of_two_live_contracts_is_no_churn(hooked, tenant_a, djan
 
     assert hooked["a"].received == []
     assert not WebhookEvent.objects.for_tenant(tenant_a).exists()
+
+
+def test_churn_waits_for_a_contract_cancelled_to_end_later(hooked, tenant_a, django_capture_on_commit_callbacks):
+    with platform_scope():
+        later = ContractFactory(tenant=tenant_a, customer=hooked["northwind"], start_date=date(2026, 1, 1))
+        first = ContractFactory(tenant=tenant_a, customer=hooked["northwind"], start_date=date(2026, 1, 1))
+    with django_capture_on_commit_callbacks(execute=True):
+        contract_cancel(contract=later, last_day=date(2027, 3, 31))  # the other still runs: no churn
+        contract_cancel(contract=first, last_day=date(2027, 1, 31))
+
+    [got] = hooked["a"].received
+    assert (got.json["type"], got.json["data"]["churned_on"]) == ("customer.churned", "2027-04-01")
+    assert got.json["data"]["last_contract"]["id"] == first.pk
 
 
 def test_overdue_invoices_are_announced_once(hooked, tenant_a, django_capture_on_commit_callbacks):
@@ -465,3 +479,20 @@ def test_a_finance_member_cannot_add_endpoints_in_the_admin(tenant_a, client, me
     client.force_login(member_factory(tenant_a, Role.FINANCE))
 
     assert client.get(reverse("admin:billing_webhookendpoint_add")).status_code == 403
+
+
+def test_the_disabled_endpoint_email_speaks_the_owners_language(tenant_b, member_factory):
+    owner = member_factory(tenant_b, Role.OWNER, username="sven")  # tenant B's language is Swedish
+    endpoint = webhook_endpoint_create(tenant=tenant_b, url="http://127.0.0.1:9/hooks", event_types=["invoice.paid"])
+    WebhookEndpoint.objects.for_tenant(tenant_b).filter(pk=endpoint.pk).update(
+        enabled=False, disabled_at=timezone.now(), disabled_reason="receiver down"
+    )
+    endpoint.refresh_from_db()
+
+    rows = webhook_endpoint_disabled_email(tenant=tenant_b, endpoint=endpoint)
+    webhook_endpoint_disabled_email(tenant=tenant_b, endpoint=endpoint)  # once per owner and disabling
+
+    assert [(r.recipient, r.status) for r in rows] == [(owner.email, "sent")]
+    [message] = mail.outbox
+    assert message.subject == f"{tenant_b.name}: webhook-mottagaren har stängts av"
+    assert message.body.startswith("Webhook-mottagaren http://127.0.0.1:9/hooks (-) har stängts av: receiver down")
