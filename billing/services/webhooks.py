@@ -195,7 +195,8 @@ def webhook_event_emit(*, tenant: Tenant, type: str, payload: dict, dedupe_key: 
         tenant=tenant, message_id=new_message_id(), type=type, dedupe_key=dedupe_key, created_at=now,
         body=json.dumps({"type": type, "timestamp": _timestamp(now), "data": payload}, separators=(",", ":")),
     )
-    with transaction.atomic():
+    # No savepoint: the caller's transaction is the unit (ON CONFLICT DO NOTHING raises nothing to undo).
+    with transaction.atomic(savepoint=False):
         events = WebhookEvent.objects.for_tenant(tenant)
         if dedupe_key:
             # A concurrent sweep may emit the same occurrence: the unique key keeps the first.
