@@ -13,6 +13,7 @@ import http.client
 import ipaddress
 import socket
 import ssl
+import threading
 import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -128,10 +129,22 @@ class PostResult:
         return self.status_code is not None and 200 <= self.status_code < 300
 
 
+def _cut(connection: http.client.HTTPConnection, expired: threading.Event) -> None:
+    # Shut the socket down under a read or write that is still waiting: it fails at once.
+    expired.set()
+    sock = connection.sock
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+
 def webhook_post(*, url: str, body: bytes, headers: dict[str, str], timeout: float) -> PostResult:
-    """POST ``body`` to ``url`` (checked again now, see the module) within ``timeout`` seconds per
-    network step. Never raises: a refused URL, a network error or a timeout is the result's ``error``.
-    The response body is read only up to ``RESPONSE_EXCERPT`` bytes."""
+    """POST ``body`` to ``url`` (checked again now, see the module) and read the answer, all within
+    ``timeout`` seconds: a receiver that trickles its answer a byte at a time is cut off then too.
+    Never raises: a refused URL, a network error or a timeout is the result's ``error``. The response
+    body is read only up to ``RESPONSE_EXCERPT`` bytes."""
     started = time.monotonic()
 
     def elapsed() -> int:
@@ -143,12 +156,21 @@ def webhook_post(*, url: str, body: bytes, headers: dict[str, str], timeout: flo
         return PostResult(None, elapsed(), " ".join(exc.messages), "")
     connection_class = _PinnedHTTPSConnection if target.scheme == "https" else _PinnedHTTPConnection
     connection = connection_class(target, timeout)
+    expired = threading.Event()
+    watchdog = threading.Timer(timeout, _cut, (connection, expired))
+    watchdog.daemon = True
+    watchdog.start()
     try:
         connection.request("POST", target.path, body=body, headers=headers)
         response = connection.getresponse()
         excerpt = response.read(RESPONSE_EXCERPT).decode("utf-8", "replace")
+        if expired.is_set():
+            raise TimeoutError(f"no complete answer within {timeout:g} s")
         return PostResult(response.status, elapsed(), "", excerpt)
     except (OSError, http.client.HTTPException) as exc:
+        if expired.is_set():
+            exc = TimeoutError(f"no complete answer within {timeout:g} s")
         return PostResult(None, elapsed(), (f"{type(exc).__name__}: {exc}")[:500], "")
     finally:
+        watchdog.cancel()
         connection.close()

@@ -1,6 +1,7 @@
 """Outgoing webhooks: each event from its real service call reaches a real loopback receiver, signed;
 retries, backoff, disabling, rotation, the SSRF guard, the API and the admin, across two tenants."""
 
+import threading
 from datetime import date, timedelta
 from datetime import timezone as dt_timezone
 from decimal import Decimal
@@ -496,3 +497,16 @@ def test_the_disabled_endpoint_email_speaks_the_owners_language(tenant_b, member
     [message] = mail.outbox
     assert message.subject == f"{tenant_b.name}: webhook-mottagaren har stängts av"
     assert message.body.startswith("Webhook-mottagaren http://127.0.0.1:9/hooks (-) har stängts av: receiver down")
+
+
+@override_settings(WEBHOOK_TIMEOUT_SECONDS=0.3)
+def test_a_receiver_that_does_not_answer_in_time_is_a_timed_out_attempt(hooked, tenant_a):
+    hooked["a"].hold = threading.Event()  # holds the request until the test ends
+    webhook_event_emit(tenant=tenant_a, type="invoice.paid", payload={"id": 1})
+    delivery = WebhookDelivery.objects.for_tenant(tenant_a).get()
+
+    webhook_deliver(tenant_a.pk, delivery.pk)
+
+    attempt = WebhookAttempt.objects.for_tenant(tenant_a).get()
+    assert (attempt.status_code, attempt.error) == (None, "TimeoutError: no complete answer within 0.3 s")
+    assert 300 <= attempt.latency_ms < 3000
