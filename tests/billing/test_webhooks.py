@@ -27,7 +27,7 @@ from billing.services.webhooks import (
     webhook_event_emit,
     webhook_overdue_announce,
 )
-from billing.tasks import webhook_deliver, webhook_requeue_lost
+from billing.tasks import webhook_deliver, webhook_overdue_sweep_all_tenants, webhook_requeue_lost
 from billing.webhook_delivery import (
     DISABLE_AFTER,
     DISABLE_MIN_FAILURES,
@@ -510,3 +510,45 @@ def test_a_receiver_that_does_not_answer_in_time_is_a_timed_out_attempt(hooked, 
     attempt = WebhookAttempt.objects.for_tenant(tenant_a).get()
     assert (attempt.status_code, attempt.error) == (None, "TimeoutError: no complete answer within 0.3 s")
     assert 300 <= attempt.latency_ms < 3000
+
+
+def test_the_daily_sweep_fans_out_to_tenants_with_an_overdue_endpoint(hooked, tenant_a, tenant_b,
+                                                                      django_capture_on_commit_callbacks):
+    from customers.periods import tenant_today
+
+    WebhookEndpoint.objects.for_tenant(tenant_b).update(event_types=["invoice.paid"])
+    issued = tenant_today(tenant_a) - timedelta(days=31)  # due yesterday
+    invoice = build_invoice(hooked["northwind"], lines=[("Platform fee", "1", "424.00")], issue_date=issued)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert webhook_overdue_sweep_all_tenants() == 1
+        assert webhook_overdue_sweep_all_tenants() == 1  # the tenant is swept again, the invoice not announced
+
+    [got] = hooked["a"].received
+    assert (got.json["type"], got.json["data"]["id"]) == ("invoice.overdue", invoice.pk)
+
+
+def test_the_address_is_checked_again_at_delivery(hooked, tenant_a, django_capture_on_commit_callbacks):
+    with override_settings(WEBHOOK_ALLOW_LOOPBACK=False), django_capture_on_commit_callbacks(execute=True):
+        webhook_event_emit(tenant=tenant_a, type="invoice.paid", payload={"id": 1})
+
+    assert hooked["a"].received == []
+    attempt = WebhookAttempt.objects.for_tenant(tenant_a).get()
+    assert attempt.error == "The host 127.0.0.1 resolves to a loopback address; webhooks go to public addresses only."
+
+
+def test_a_disabled_endpoint_gets_no_new_deliveries(hooked, tenant_a):
+    WebhookEndpoint.objects.for_tenant(tenant_a).update(enabled=False)
+
+    assert webhook_event_emit(tenant=tenant_a, type="invoice.paid", payload={"id": 1}) is None
+    assert not WebhookDelivery.objects.for_tenant(tenant_a).exists()
+
+
+def test_the_admin_rotates_a_secret_and_shows_the_new_one_once(hooked, tenant_a, client, member_factory):
+    client.force_login(member_factory(tenant_a, Role.OWNER))
+    response = client.post(reverse("admin:billing_webhookendpoint_changelist"),
+                           {"action": "rotate_secret", "_selected_action": [hooked["endpoint"].pk], "index": 0},
+                           follow=True)
+
+    endpoint = WebhookEndpoint.objects.for_tenant(tenant_a).get()
+    assert endpoint.secret != hooked["endpoint"].secret and endpoint.previous_secret == hooked["endpoint"].secret
+    assert endpoint.secret in response.content.decode()
