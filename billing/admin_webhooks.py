@@ -89,7 +89,9 @@ class WebhookEndpointAdmin(TenantAdmin):
     def save_model(self, request, obj, form, change):
         data = {name: form.cleaned_data[name] for name in ("url", "description", "event_types", "enabled")}
         if change:
-            webhook_endpoint_update(endpoint=obj, **data)
+            # The form has already set its values on ``obj``: the service compares with the stored row.
+            stored = WebhookEndpoint.objects.for_tenant(obj.tenant).get(pk=obj.pk)
+            webhook_endpoint_update(endpoint=stored, **data)
             return
         created = webhook_endpoint_create(tenant=obj.tenant, **data)
         obj.pk, obj.secret = created.pk, created.secret

@@ -552,3 +552,18 @@ def test_the_admin_rotates_a_secret_and_shows_the_new_one_once(hooked, tenant_a,
     endpoint = WebhookEndpoint.objects.for_tenant(tenant_a).get()
     assert endpoint.secret != hooked["endpoint"].secret and endpoint.previous_secret == hooked["endpoint"].secret
     assert endpoint.secret in response.content.decode()
+
+
+def test_enabling_a_disabled_endpoint_in_the_admin_starts_its_count_afresh(hooked, tenant_a, client, member_factory):
+    WebhookEndpoint.objects.for_tenant(tenant_a).update(
+        enabled=False, consecutive_failures=9, failing_since=timezone.now(), disabled_at=timezone.now(),
+        disabled_reason="down",
+    )
+    client.force_login(member_factory(tenant_a, Role.OWNER))
+    response = client.post(reverse("admin:billing_webhookendpoint_change", args=[hooked["endpoint"].pk]), {
+        "url": hooked["a"].url, "description": "ERP", "event_types": ALL_TYPES, "enabled": "on"})
+
+    assert response.status_code == 302
+    endpoint = WebhookEndpoint.objects.for_tenant(tenant_a).get()
+    assert (endpoint.enabled, endpoint.consecutive_failures, endpoint.failing_since, endpoint.disabled_at,
+            endpoint.disabled_reason) == (True, 0, None, None, "")
