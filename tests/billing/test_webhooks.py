@@ -567,3 +567,34 @@ def test_enabling_a_disabled_endpoint_in_the_admin_starts_its_count_afresh(hooke
     endpoint = WebhookEndpoint.objects.for_tenant(tenant_a).get()
     assert (endpoint.enabled, endpoint.consecutive_failures, endpoint.failing_since, endpoint.disabled_at,
             endpoint.disabled_reason) == (True, 0, None, None, "")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_second_worker_skips_a_delivery_another_is_sending(tenant_a):
+    from django.db import connection
+
+    with Receiver() as receiver:
+        receiver.hold = threading.Event()
+        endpoint = webhook_endpoint_create(tenant=tenant_a, url=receiver.url, event_types=["invoice.paid"])
+        event = WebhookEvent.objects.for_tenant(tenant_a).create(
+            tenant=tenant_a, message_id="msg_race", type="invoice.paid", body='{"type":"invoice.paid","data":{}}'
+        )
+        delivery = WebhookDelivery.objects.for_tenant(tenant_a).create(tenant=tenant_a, event=event, endpoint=endpoint)
+        outcome = {}
+
+        def first_worker():
+            try:
+                outcome["first"] = webhook_deliver(tenant_a.pk, delivery.pk)
+            finally:
+                connection.close()
+
+        sender = threading.Thread(target=first_worker)
+        sender.start()
+        assert receiver.arrived.wait(10)
+        outcome["second"] = webhook_deliver(tenant_a.pk, delivery.pk)  # while the first holds the row
+        receiver.hold.set()
+        sender.join(10)
+
+    assert outcome == {"first": True, "second": False}
+    assert [got.message_id for got in receiver.received] == ["msg_race"]
+    assert WebhookAttempt.objects.for_tenant(tenant_a).count() == 1
