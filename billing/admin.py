@@ -387,3 +387,4 @@ class UsageEventAdmin(ReadOnlyMixin, TenantAdmin):
 from billing import admin_month_end  # noqa: E402,F401  (runs, items and deliveries)
 from billing import admin_card_payments  # noqa: E402,F401  (card payment providers and their events)
 from billing import admin_dunning  # noqa: E402,F401  (reminder schedule, reminders, pending charges)
+from billing import admin_webhooks  # noqa: E402,F401  (webhook endpoints, deliveries and events)

@@ -11,10 +11,12 @@ class BillingConfig(AppConfig):
         from billing import ai_usage, change_guards, roles
         from billing.services.price_terms import price_terms_carry
         from customers.change_guards import register_change_guard
-        from customers.signals import contract_line_versioned, tenant_time_zone_changed
+        from billing.services.webhooks import webhook_customer_churned
+        from customers.signals import contract_line_versioned, customer_churned, tenant_time_zone_changed
 
         roles.register()
         # History is never rewritten: contract changes dated into a finalized period are refused.
         register_change_guard("billing.finalized_period", change_guards.finalized_period_refusal)
         tenant_time_zone_changed.connect(ai_usage.rebuild_on_new_time_zone, dispatch_uid="billing_ai_usage_rebuild")
         contract_line_versioned.connect(price_terms_carry, dispatch_uid="billing_price_terms_carry")
+        customer_churned.connect(webhook_customer_churned, dispatch_uid="billing_webhook_customer_churned")

@@ -1,7 +1,19 @@
-"""Billing's models in the role areas of ``customers.roles``: all of them are billing's (finance edits)."""
+"""Billing's models in the role areas of ``customers.roles``: billing's (finance edits), except the
+webhook endpoints and what they send, which are the team's (only owners: an endpoint holds a secret
+and receives the tenant's data)."""
 
-from customers.roles import BILLING, register_areas
+from customers.roles import BILLING, TEAM, register_areas
 
 
 def register() -> None:
-    register_areas("billing", default=BILLING)
+    register_areas(
+        "billing",
+        {
+            "billing.webhookendpoint": TEAM,
+            "billing.webhookevent": TEAM,
+            "billing.webhookdelivery": TEAM,
+            "billing.webhookattempt": TEAM,
+            "billing.webhookendpointnotice": TEAM,
+        },
+        default=BILLING,
+    )

@@ -24,12 +24,15 @@ from billing.month_end import (
     month_end_due,
     month_end_stalled,
 )
+from billing.services.webhooks import webhook_overdue_announce, webhook_overdue_tenants
+from billing.webhook_delivery import webhook_deliver, webhook_deliveries_lost, webhook_endpoint_disabled_notify
 from customers.models import Tenant
 from customers.tenancy import tenant_scope
 
 __all__ = [
     "dunning_run_tenant", "dunning_tick", "invoice_deliver", "invoice_resend", "month_end_advance", "month_end_chunk", "month_end_resume_stalled",
-    "month_end_retry_failed", "month_end_start", "month_end_tick",
+    "month_end_retry_failed", "month_end_start", "month_end_tick", "webhook_deliver", "webhook_endpoint_disabled_notify",
+    "webhook_overdue_sweep", "webhook_overdue_sweep_all_tenants", "webhook_requeue_lost",
 ]
 
 
@@ -121,3 +124,32 @@ def dunning_run_tenant(tenant_id: int) -> dict:
     tenant = Tenant.objects.get(pk=tenant_id)
     with tenant_scope(tenant):
         return dunning_run(tenant=tenant)
+
+
+# --- outgoing webhooks (billing.services.webhooks, billing.webhook_delivery) ------------------------
+
+
+@shared_task(acks_late=True)
+def webhook_overdue_sweep_all_tenants() -> int:
+    """Daily (beat): one ``webhook_overdue_sweep`` per tenant with an ``invoice.overdue`` endpoint."""
+    tenant_ids = webhook_overdue_tenants()
+    for tenant_id in tenant_ids:
+        webhook_overdue_sweep.delay(tenant_id)
+    return len(tenant_ids)
+
+
+@shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=5)
+def webhook_overdue_sweep(tenant_id: int) -> int:
+    """Announce the tenant's newly overdue invoices, each once (``webhook_overdue_announce``)."""
+    tenant = Tenant.objects.get(pk=tenant_id)
+    with tenant_scope(tenant):
+        return webhook_overdue_announce(tenant=tenant)
+
+
+@shared_task(acks_late=True)
+def webhook_requeue_lost() -> int:
+    """Every few minutes (beat): queue again the webhook retries whose task the broker lost."""
+    lost = webhook_deliveries_lost()
+    for tenant_id, delivery_id in lost:
+        webhook_deliver.delay(tenant_id, delivery_id)
+    return len(lost)

@@ -24,7 +24,7 @@ from django.utils.translation import gettext_lazy as _
 from customers.change_guards import contract_change_check
 from customers.models import LANGUAGE_CHOICES, Contract, ContractChange, ContractLine, Customer, Membership, Tenant
 from customers.money import Money
-from customers.signals import contract_line_versioned, tenant_time_zone_changed
+from customers.signals import contract_line_versioned, customer_churned, tenant_time_zone_changed
 from customers.tenancy import tenant_scope
 
 RECURRING_KINDS = {ContractLine.Kind.RECURRING, ContractLine.Kind.PER_SEAT}
@@ -261,7 +261,9 @@ def contract_line_change(
 
 @transaction.atomic
 def contract_cancel(*, contract: Contract, last_day: date, created_by=None) -> Contract:
-    """End a contract on ``last_day`` (inclusive): its open lines end then too.
+    """End a contract on ``last_day`` (inclusive): its open lines end then too. When no other started
+    contract of the customer runs on without a set end, ``customers.signals.customer_churned`` is sent
+    (see ``_announce_churn``).
 
     Raises ValidationError if ``last_day`` is before the contract starts, and
     ``ContractChangeRefused`` if the day after it is in an invoiced period (see the module).
@@ -280,7 +282,24 @@ def contract_cancel(*, contract: Contract, last_day: date, created_by=None) -> C
             line.ends_on = last_day
             save_validated(line)
     _record(contract, ContractChange.Kind.CANCELLATION, last_day + timedelta(days=1), "Cancelled", created_by)
+    _announce_churn(contract, last_day)
     return contract
+
+
+def _announce_churn(contract: Contract, last_day: date) -> None:
+    # The customer churns unless another started contract runs on without a set end (open-ended or
+    # renewing); then on the day after the last of the end dates still ahead (theirs or this one's).
+    running = (
+        Contract.objects.for_tenant(contract.tenant)
+        .filter(customer_id=contract.customer_id)
+        .exclude(pk=contract.pk)
+        .exclude(status=Contract.Status.DRAFT)
+        .filter(Q(end_date__isnull=True) | Q(end_date__gt=last_day))
+    )
+    if running.filter(status=Contract.Status.ACTIVE).filter(Q(end_date__isnull=True) | Q(auto_renew=True)).exists():
+        return
+    last = max([last_day, *(end for end in running.values_list("end_date", flat=True) if end is not None)])
+    customer_churned.send(sender=Customer, customer=contract.customer, contract=contract, churned_on=last + timedelta(days=1))
 
 
 @transaction.atomic

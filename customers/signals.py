@@ -10,9 +10,15 @@
   ``previous`` (``contract_line_change``) or a reactivation resumes ``previous`` as ``line``
   (``contract_reactivate``). Receivers carry what they keep per line to the new version (billing's
   price terms), so a new version is priced like the old one.
+- ``customer_churned(sender=Customer, customer=..., contract=..., churned_on=...)``: sent by
+  ``contract_cancel`` inside its transaction when, once it is cancelled, no started contract of the
+  customer runs on without a set end (open-ended or auto-renewing); ``churned_on`` is the first day
+  without a contract (after the latest end date still ahead), which may be in the future. Receivers
+  announce it (billing's ``customer.churned`` webhook).
 """
 
 from django.dispatch import Signal
 
 tenant_time_zone_changed = Signal()
 contract_line_versioned = Signal()
+customer_churned = Signal()

@@ -21,6 +21,12 @@ BEAT_SCHEDULE = {
     "billing-dunning": {"task": "billing.tasks.dunning_tick", "schedule": crontab(hour=8, minute=20)},
     # Closed months' metric snapshots re-frozen daily, so late contract edits reach the dashboards.
     "revenue-snapshots": {"task": "revenue.tasks.refresh_all_recent_snapshots", "schedule": crontab(hour=2, minute=30)},
+    # Outgoing webhooks: invoices that fell overdue yesterday are announced (once each), after every
+    # zone's midnight; retries whose task the broker lost are queued again.
+    "billing-webhooks-overdue": {
+        "task": "billing.tasks.webhook_overdue_sweep_all_tenants", "schedule": crontab(hour=12, minute=10),
+    },
+    "billing-webhooks-requeue": {"task": "billing.tasks.webhook_requeue_lost", "schedule": crontab(minute="*/5")},
     "revenue-weekly-digest": {
         "task": "revenue.tasks.send_weekly_digests",
         "schedule": crontab(minute=0, hour=7, day_of_week="mon"),

@@ -269,6 +269,11 @@ DUNNING_PAY_URL = env("DUNNING_PAY_URL", default="billing.services.card_payments
 PORTAL_BASE_URL = env("PORTAL_BASE_URL", default="http://127.0.0.1:8000")
 CARD_PAY_LINK_MAX_AGE_DAYS = env.int("CARD_PAY_LINK_MAX_AGE_DAYS", default=60)
 
+# Outgoing webhooks (billing.webhook_http): http:// and loopback receivers only for local work; in
+# production every endpoint must be https to a public address.
+WEBHOOK_ALLOW_LOOPBACK = env.bool("WEBHOOK_ALLOW_LOOPBACK", default=DEBUG)
+WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=10.0)
+
 # Celery: Redis as broker in production. Without CELERY_BROKER_URL the broker is the database itself
 # (kombu's SQLAlchemy transport, tables kombu_queue / kombu_message), so a real worker runs with no
 # server to install; slow work never runs in a web request. Only the test settings run tasks eagerly.

@@ -19,6 +19,7 @@ EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 STORAGES["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}  # noqa: F405
 MEDIA_ROOT = tempfile.mkdtemp(prefix="portal-test-media-")
 CELERY_TASK_ALWAYS_EAGER = True
+WEBHOOK_ALLOW_LOOPBACK = True  # the tests' receivers listen on 127.0.0.1; the SSRF tests turn it off
 LOGGING["root"]["level"] = "WARNING"  # noqa: F405
 STATIC_ROOT = tempfile.mkdtemp(prefix="portal-test-static-")  # whitenoise wants it to exist
 # Each process its own cache, emptied before every test (tests/conftest.py): no query counted for it, and no

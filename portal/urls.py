@@ -6,6 +6,7 @@ from rest_framework.routers import DefaultRouter
 
 from billing.api import register as register_billing_api
 from billing.api_catalog import register as register_billing_catalog_api
+from billing.api_webhooks import register as register_billing_webhooks_api
 from billing.api_catalog import url_patterns as billing_catalog_api_patterns
 from billing.api_usage import url_patterns as usage_api_patterns
 from billing.webhooks import url_patterns as webhook_patterns
@@ -27,6 +28,7 @@ register_customers_api(router)
 register_revenue_api(router)
 register_billing_api(router)
 register_billing_catalog_api(router)
+register_billing_webhooks_api(router)
 register_revenue_catalog_api(router)
 
 portal_patterns = [

@@ -32,3 +32,11 @@ from billing.models.dunning import (  # noqa: F401,E402
     DunningStep,
     PendingCharge,
 )
+from billing.models.webhooks import (  # noqa: F401,E402
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookEndpointNotice,
+    WebhookEvent,
+    WebhookEventType,
+)

@@ -10,6 +10,8 @@ writes, so a refused call leaves nothing behind.
 - ``price_terms``: a tenant's billing settings and a contract line's price terms.
 - ``catalog``: the catalog's writes as the API makes them (metrics, price terms, billing settings),
   refusing with ``CatalogInUse`` what would change how an issued invoice was priced.
+- ``webhooks``: outgoing webhook endpoints (secrets, rotation, redelivery) and the events the other
+  services emit in their own transactions (``webhook_event_emit``).
 
 This package re-exports every public name so ``from billing.services import invoice_finalize``
 keeps working for callers in other apps; modules inside billing import from the precise module
@@ -80,6 +82,14 @@ from billing.services.pricing import (
     price_line,
     price_period,
 )
+from billing.services.webhooks import (
+    webhook_delivery_redeliver,
+    webhook_endpoint_create,
+    webhook_endpoint_rotate_secret,
+    webhook_endpoint_update,
+    webhook_event_emit,
+    webhook_overdue_announce,
+)
 
 __all__ = [
     "AUTO",
@@ -136,4 +146,10 @@ __all__ = [
     "price_terms_refusal",
     "price_terms_set",
     "price_terms_update",
+    "webhook_delivery_redeliver",
+    "webhook_endpoint_create",
+    "webhook_endpoint_rotate_secret",
+    "webhook_endpoint_update",
+    "webhook_event_emit",
+    "webhook_overdue_announce",
 ]

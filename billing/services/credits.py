@@ -23,6 +23,7 @@ from billing.models import (
 from billing.selectors import invoice_creditable_amount
 from billing.services._common import ZERO, _audit, _locked, _next_number, _save
 from billing.services.payments import payment_release_overpayment
+from billing.services.webhooks import webhook_credit_note_emit
 from customers.models import Customer, Membership, Role, Tenant
 from customers.periods import tenant_today
 
@@ -116,6 +117,7 @@ def credit_note_issue(
             )
         )
     payment_release_overpayment(invoice=invoice)
+    webhook_credit_note_emit(note=note)
     invoice_pdf_refresh_on_commit(invoice=invoice)
     return note
 

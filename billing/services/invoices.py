@@ -21,9 +21,18 @@ from django.utils.translation import gettext as _
 from billing.delivery import invoice_deliver
 from billing.documents import invoice_pdf_refresh_on_commit
 from billing.metering import PERIOD_INVOICED
-from billing.models import CreditApplication, CreditAuditEntry, CreditRequest, Invoice, NumberSequence, Payment
+from billing.models import (
+    CreditApplication,
+    CreditAuditEntry,
+    CreditRequest,
+    Invoice,
+    NumberSequence,
+    Payment,
+    WebhookEventType,
+)
 from billing.services._common import ZERO, _audit, _locked, _next_number, _save
 from billing.services.payments import payment_credit_apply, payment_record, payment_release_invoice
+from billing.services.webhooks import webhook_invoice_emit
 from customers.periods import tenant_today
 
 
@@ -81,6 +90,7 @@ def invoice_finalize(
     invoice.due_date = issue_date + timedelta(days=tenant.payment_terms_days)
     invoice.finalized_at = timezone.now()
     _save(invoice)
+    webhook_invoice_emit(invoice=invoice, type=WebhookEventType.INVOICE_FINALIZED)
     _mark_used_credits_applied(invoice)
     payment_credit_apply(invoice=invoice)
     if deliver:
@@ -171,5 +181,6 @@ def invoice_mark_paid(*, invoice: Invoice, paid_at: datetime | None = None, crea
     invoice.status = Invoice.Status.PAID
     invoice.paid_at = paid_at or timezone.now()
     _save(invoice)
+    webhook_invoice_emit(invoice=invoice, type=WebhookEventType.INVOICE_PAID)
     invoice_pdf_refresh_on_commit(invoice=invoice)
     return invoice

@@ -38,8 +38,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from billing.documents import invoice_pdf_refresh_on_commit
-from billing.models import Invoice, Payment, PaymentAllocation, Refund
+from billing.models import Invoice, Payment, PaymentAllocation, Refund, WebhookEventType
 from billing.services._common import ZERO, _save
+from billing.services.webhooks import webhook_invoice_emit, webhook_payment_emit
 from customers.models import Customer, Tenant
 from customers.money import MoneyError, minor_unit
 from customers.periods import tenant_today
@@ -136,6 +137,7 @@ def _allocate(payment: Payment, invoice: Invoice, amount: Decimal, *, paid_at: d
         invoice.status = Invoice.Status.PAID
         invoice.paid_at = paid_at or _paid_moment(payment.tenant, payment.received_on)
         _save(invoice)
+        webhook_invoice_emit(invoice=invoice, type=WebhookEventType.INVOICE_PAID)
     invoice_pdf_refresh_on_commit(invoice=invoice)
     return allocation
 
@@ -204,6 +206,7 @@ def payment_record(
             created_by=created_by,
         )
     )
+    made: list[tuple[Invoice, Decimal]] = []
     if allocations == AUTO:
         left = amount
         open_ids = [invoice.pk for invoice in payment_open_invoices(customer=customer, currency=currency)]
@@ -215,7 +218,9 @@ def payment_record(
             share = min(left, _owed(invoice))
             if share > 0:
                 _allocate(payment, invoice, share, paid_at=paid_at)
+                made.append((invoice, share))
                 left -= share
+        webhook_payment_emit(payment=payment, allocations=made)
         return payment
     wanted = [
         (invoice, None if share is None else _check_amount(share, currency, "allocations"))
@@ -231,6 +236,7 @@ def payment_record(
     for invoice, share in wanted:
         if share is not None:
             _allocate(payment, locked[invoice.pk], share, paid_at=paid_at)
+            made.append((locked[invoice.pk], share))
     # Invoices named without an amount share what is left, oldest due first, each as far as it goes.
     left = amount - named
     for invoice, _share in sorted(
@@ -240,7 +246,9 @@ def payment_record(
             raise ValidationError({"allocations": f"Nothing of the payment is left for invoice {invoice.number or invoice}."})
         share = min(left, _owed(invoice)) if invoice.status == Invoice.Status.FINALIZED else left
         _allocate(payment, invoice, share, paid_at=paid_at)  # refuses drafts, void and paid invoices
+        made.append((invoice, share))
         left -= share
+    webhook_payment_emit(payment=payment, allocations=made)
     return payment
 
 

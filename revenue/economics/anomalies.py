@@ -38,7 +38,9 @@ from django.utils import timezone
 
 from billing.metering import usage_totals
 from billing.models import AiUsageDay, UsageEvent
+from billing.models import WebhookEventType
 from billing.outbox import outbox_send
+from billing.services.webhooks import customer_data, webhook_event_emit, webhook_subscribed
 from customers.models import Customer, Membership, Role, Tenant
 from customers.tenancy import tenant_cursor
 from revenue.models import AlertDelivery, AnomalyAlert, AnomalyRule, ModelPrice
@@ -182,7 +184,37 @@ def detect_anomalies(*, tenant: Tenant, day: date) -> dict:
         ))
     # A concurrent run may have raised the same alert since the read above: the constraint keeps one.
     AnomalyAlert.objects.for_tenant(tenant).bulk_create(new, ignore_conflicts=True)
+    _announce(tenant, new)
     return {"found": len(found), "created": len(new)}
+
+
+def _announce(tenant: Tenant, new: list[AnomalyAlert]) -> None:
+    """Emit a ``usage.alert`` webhook per alert just raised, once per alert (its id is the dedupe key,
+    so a concurrent run that raised the same alert does not announce it twice)."""
+    if not new or not webhook_subscribed(tenant=tenant, type=WebhookEventType.USAGE_ALERT):
+        return
+    keys = {(a.customer_id, a.kind, a.measure, a.period_start, a.rule_id) for a in new}
+    stored = (
+        AnomalyAlert.objects.for_tenant(tenant)
+        .filter(period_start__in={a.period_start for a in new}, customer_id__in={a.customer_id for a in new})
+        .select_related("customer", "rule")
+        .order_by("pk")
+    )
+    for alert in stored:
+        if (alert.customer_id, alert.kind, alert.measure, alert.period_start, alert.rule_id) not in keys:
+            continue
+        webhook_event_emit(tenant=tenant, type=WebhookEventType.USAGE_ALERT, dedupe_key=f"usage.alert:{alert.pk}", payload={
+            "id": alert.pk,
+            "customer": customer_data(alert.customer),
+            "kind": alert.kind,
+            "measure": alert.measure,
+            "period_start": alert.period_start.isoformat(),
+            "period_end": alert.period_end.isoformat(),
+            "observed": str(alert.observed),
+            "baseline": str(alert.baseline),
+            "z_score": str(alert.z_score) if alert.z_score is not None else None,
+            "rule": {"id": alert.rule.pk, "name": alert.rule.name} if alert.rule else None,
+        })
 
 
 def _recipients(customer: Customer, owners: list[str]) -> list[str]:

@@ -30,6 +30,11 @@ from billing.models import (
     PaymentProviderAccount,
     PendingCharge,
     ProviderEvent,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookEndpointNotice,
+    WebhookEvent,
 )
 from billing.services import credit_request_create, dunning_schedule_for
 from billing.services.payments import payment_record, payment_refund
@@ -236,6 +241,25 @@ def _build_tenant(tenant: Tenant, word: str, amount: str) -> TenantWorld:
         )
         ReportDelivery.objects.create(
             tenant=tenant, kind=ReportDelivery.Kind.MONTHLY, period="2026-11", recipient=f"owner@{low}.example.com"
+        )
+        endpoint = WebhookEndpoint.objects.create(
+            tenant=tenant, url=f"https://hooks.{low}.example.com/{word}", description=f"{word} ERP hook",
+            event_types=["invoice.finalized"], secret=f"whsec_{low}secret", disabled_reason=f"{word} receiver down",
+        )
+        event = WebhookEvent.objects.create(
+            tenant=tenant, message_id=f"msg_{low}1", type="invoice.finalized",
+            body=f'{{"type":"invoice.finalized","data":{{"customer":"{word} Customer AB","total":"{amount}"}}}}',
+        )
+        webhook_delivery = WebhookDelivery.objects.create(
+            tenant=tenant, event=event, endpoint=endpoint, last_error=f"{word} said no"
+        )
+        WebhookAttempt.objects.create(
+            tenant=tenant, delivery=webhook_delivery, status_code=500, error=f"{word} error",
+            response_excerpt=f"{word} receiver says no",
+        )
+        WebhookEndpointNotice.objects.create(
+            tenant=tenant, endpoint=endpoint, disabled_at=datetime(2026, 12, 1, tzinfo=timezone.utc),
+            recipient=f"owner@{low}.example.com",
         )
     return TenantWorld(tenant=tenant, owner=owner, portal_user=portal_user, api_key=raw_key)
 
