@@ -342,8 +342,17 @@ class PriceTermsAdmin(CatalogGuardMixin, TenantAdmin):
 
 @admin.register(BillingSettings)
 class BillingSettingsAdmin(TenantAdmin):
-    list_display = ["__str__", "minimum_invoice_amount", "usage_max_age_days", "usage_max_future_hours"]
-    fields = ["minimum_invoice_amount", "usage_max_age_days", "usage_max_future_hours"]
+    list_display = ["__str__", "minimum_invoice_amount", "usage_max_age_days", "usage_max_future_hours", "payment_method"]
+    fieldsets = [
+        (None, {"fields": ["minimum_invoice_amount", "usage_max_age_days", "usage_max_future_hours"]}),
+        (_("Payment details on invoices"), {
+            "fields": ["payment_method", "bankgiro", "iban", "bic", "bank_name", "payment_reference_text"],
+            "description": _(
+                "Bankgiro: invoices finalized from now on carry an OCR number, which bank statement imports "
+                "match. IBAN: customers are asked to quote the invoice number."
+            ),
+        }),
+    ]
 
 
 class BillableMetricForm(TenantModelForm):
