@@ -28,6 +28,7 @@ from billing import formatting
 from billing.documents import invoice_render_pdf
 from billing.models import Invoice, InvoiceDelivery
 from billing.outbox import outbox_send
+from billing.payment_details import invoice_payment_details
 from billing.selectors import invoice_with_balance_due
 from customers.models import Tenant
 from customers.tenancy import tenant_scope
@@ -62,6 +63,7 @@ def _message(invoice: Invoice, recipient: str, pdf_name: str, pdf: bytes) -> Ema
         "period_end": formatting.format_day(invoice.period_end, language),
     }
     with translation.override(language):
+        context["payment_details"] = invoice_payment_details(invoice=invoice)
         subject = translation.gettext("Invoice %(number)s from %(tenant)s") % {
             "number": invoice.number,
             "tenant": tenant.name,
