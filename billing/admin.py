@@ -97,12 +97,14 @@ class InvoiceAdmin(InvoiceReviewMixin, ReadOnlyMixin, TenantAdmin):
     money_fields = ("subtotal", "discount_total", "vat_amount", "total", "credit_applied", "amount_due")
     list_filter = [PaymentStatusFilter, "status", "period_start", "customer"]
     list_select_related = ["customer"]
-    search_fields = ["number", "customer__name", "customer__external_ref"]
+    search_fields = ["number", "ocr_reference", "customer__name", "customer__external_ref"]
     date_hierarchy = "period_start"
     inlines = [InvoiceLineInline, CreditNoteInline, InvoicePaymentInline]
     actions = ["finalize", "void", "mark_paid"]
     fieldsets = [
-        (None, {"fields": ["customer", "contract", "period_start", "period_end", "status", "payment_status", "number"]}),
+        (None, {"fields": [
+            "customer", "contract", "period_start", "period_end", "status", "payment_status", "number", "ocr_reference",
+        ]}),
         (_("Dates"), {"fields": ["issue_date", "due_date", "finalized_at", "paid_at", "voided_at"]}),
         (
             _("Amounts"),

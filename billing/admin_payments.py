@@ -204,14 +204,14 @@ class PaymentAdmin(TenantAdmin):
     list_display = ["received_on", "customer", "amount_text", "method", "reference", "unallocated_text", "state"]
     list_filter = ["method", "received_on", "customer"]
     list_select_related = ["customer"]
-    search_fields = ["reference", "customer__name", "allocations__invoice__number"]
+    search_fields = ["reference", "bank_reference", "customer__name", "allocations__invoice__number"]
     date_hierarchy = "received_on"
     autocomplete_fields = ["customer"]
     form = PaymentAddForm
     change_form_template = "admin/billing/payment/change_form.html"
     change_list_template = "admin/billing/payment/change_list.html"
     readonly_fields_on_change = [
-        "customer", "amount_text", "received_on", "method", "reference", "note", "unallocated_text", "state",
+        "customer", "amount_text", "received_on", "method", "reference", "bank_reference", "note", "unallocated_text", "state",
         "created_by", "created_at", "voided_at", "void_reason",
     ]
 

@@ -38,7 +38,7 @@ from datetime import date
 from decimal import Decimal, InvalidOperation
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.db.models.functions import Upper
 
@@ -301,19 +301,25 @@ def bank_statement_import(*, tenant: Tenant, text: str, created_by=None) -> list
         if not still_open:
             row.message = f"{row.invoice.number} was paid by an earlier row; kept as {row.invoice.customer.name}'s credit."
         try:
-            payment_record(
-                tenant=tenant,
-                customer=row.invoice.customer,
-                amount=row.amount,
-                currency=row.currency,
-                received_on=row.received_on,
-                method=Payment.Method.BANK_TRANSFER,
-                reference=row.reference,
-                bank_reference=row.bank_reference,
-                note=_note(row),
-                allocations=[(row.invoice, None)] if still_open else [],
-                created_by=created_by,
-            )
+            with transaction.atomic():  # a concurrent import of the same bank reference loses here, as a refusal
+                payment_record(
+                    tenant=tenant,
+                    customer=row.invoice.customer,
+                    amount=row.amount,
+                    currency=row.currency,
+                    received_on=row.received_on,
+                    method=Payment.Method.BANK_TRANSFER,
+                    reference=row.reference,
+                    bank_reference=row.bank_reference,
+                    note=_note(row),
+                    allocations=[(row.invoice, None)] if still_open else [],
+                    created_by=created_by,
+                )
         except ValidationError as exc:
             raise ValidationError(f"Row {row.label}: {' '.join(exc.messages)}") from None
+        except IntegrityError:
+            raise ValidationError(
+                f"Row {row.label}: a payment with bank reference {row.bank_reference} was recorded meanwhile; "
+                "preview the statement again."
+            ) from None
     return rows
