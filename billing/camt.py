@@ -58,8 +58,13 @@ class CamtEntry:
         return f"{self.number}.{self.part}" if self.part else str(self.number)
 
 
+def _local(tag) -> str:
+    # "{namespace}Ntry" → "Ntry"; comments and processing instructions have no string tag.
+    return tag[tag.rfind("}") + 1:] if isinstance(tag, str) else ""
+
+
 def _children(element, name: str) -> list:
-    return [child for child in element if isinstance(child.tag, str) and etree.QName(child).localname == name]
+    return [child for child in element if _local(child.tag) == name]
 
 
 def _child(element, *path: str):

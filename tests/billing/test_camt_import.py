@@ -85,6 +85,24 @@ def test_version_08_reads_status_code_debtor_party_and_splits_a_batch(sek):
     assert entries[3].reason == "A reversal of an earlier entry, not a payment received."
 
 
+def test_prefixed_and_namespace_free_documents_read_the_same():
+    entry = (
+        "<{p}Ntry><{p}Amt Ccy='EUR'>12.50</{p}Amt><{p}CdtDbtInd>CRDT</{p}CdtDbtInd><{p}Sts>BOOK</{p}Sts>"
+        "<{p}BookgDt><{p}Dt>2026-12-01</{p}Dt></{p}BookgDt><{p}AcctSvcrRef>R1</{p}AcctSvcrRef><{p}NtryDtls><{p}TxDtls>"
+        "<{p}RmtInf><{p}Ustrd>INV-7</{p}Ustrd></{p}RmtInf></{p}TxDtls></{p}NtryDtls></{p}Ntry>"
+    )
+    prefixed = (
+        "<c:Document xmlns:c='urn:iso:std:iso:20022:tech:xsd:camt.053.001.04'><c:BkToCstmrStmt><c:Stmt>"
+        + entry.format(p="c:") + "</c:Stmt></c:BkToCstmrStmt></c:Document>"
+    )
+    bare = "<Document><BkToCstmrStmt><Stmt>" + entry.format(p="") + "</Stmt></BkToCstmrStmt></Document>"
+
+    read = [camt053_read(text.encode(), max_rows=10)[0] for text in (prefixed, bare)]
+
+    assert [(e.amount, e.currency, e.references, e.bank_reference) for e in read] == [
+        (D("12.50"), "EUR", ("INV-7",), "R1")] * 2
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
