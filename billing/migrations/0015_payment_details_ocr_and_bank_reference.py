@@ -46,7 +46,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='invoice',
             name='ocr_reference',
-            field=models.CharField(blank=True, db_default='', default='', help_text='Set at finalization when the tenant is paid by bankgiro (billing.references).', max_length=25, verbose_name='OCR reference'),
+            field=models.CharField(blank=True, db_default='', default='', help_text='The number customers quote when paying by bankgiro; set once, when the invoice is finalized.', max_length=25, verbose_name='OCR reference'),
         ),
         migrations.AddField(
             model_name='payment',

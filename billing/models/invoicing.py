@@ -550,7 +550,7 @@ class Invoice(TenantOwned):
     sequence_number = models.PositiveIntegerField(null=True, blank=True)
     ocr_reference = models.CharField(
         gettext_lazy("OCR reference"), max_length=25, blank=True, default="", db_default="",
-        help_text=gettext_lazy("Set at finalization when the tenant is paid by bankgiro (billing.references)."),
+        help_text=gettext_lazy("The number customers quote when paying by bankgiro; set once, when the invoice is finalized."),
     )
     issue_date = models.DateField(null=True, blank=True)
     due_date = models.DateField(null=True, blank=True)
