@@ -1,6 +1,8 @@
 """camt.053 bank statements: read (versions 02 and 08), matched by invoice number or OCR through the
 same preview / confirm flow as CSV, written only on confirm and once per bank transaction."""
 
+import html
+import re
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -230,6 +232,16 @@ def test_csv_rows_match_by_ocr_too(sek, tenant_b):
         f"OCR {typo} has a wrong check digit; not matched: check the number with the payer, or record it by hand.")
 
 
+def test_a_credit_in_another_currency_or_with_a_bad_amount_is_not_matched(sek, tenant_b):
+    text = camt("camt053_v02.xml", sek).replace('<Amt Ccy="SEK">12500.00</Amt>', '<Amt Ccy="EUR">12500.00</Amt>', 1)
+    text = text.replace('<Amt Ccy="SEK">8333.00</Amt>', '<Amt Ccy="SEK">8333.005</Amt>', 1)
+
+    rows = by_label(bank_statement_preview(tenant=tenant_b, text=text))
+
+    assert rows["1"] == ("unmatched", f"{sek['by_ocr'].number} is in SEK, not EUR.")
+    assert rows["2"] == ("invalid", "The amount is not a positive amount with at most 2 decimals.")
+
+
 # --- the admin ------------------------------------------------------------------------------------
 
 
@@ -243,7 +255,9 @@ def test_admin_upload_previews_a_camt_file_then_confirm_records_it(client, membe
     assert preview.status_code == 200 and page.count('class="row-matched"') == 2 and page.count('class="row-ignored"') == 2
     assert "Norrsken Logistik AB" in page and Payment.objects.for_tenant(tenant_b).count() == 0
 
-    done = client.post(url, {"statement": text, "confirm": "1"})
+    carried = html.unescape(re.search(r'name="statement" value="([^"]*)"', page).group(1))
+    assert carried == text  # the preview carries the file back unchanged
+    done = client.post(url, {"statement": carried, "confirm": "1"})
     assert done.status_code == 302 and Payment.objects.for_tenant(tenant_b).count() == 2
 
 
