@@ -19,6 +19,8 @@ digit 1 for eleven digits, check digit 7).
 
 import re
 
+from django.utils.translation import gettext as _
+
 OCR_MAX_DIGITS = 25  # Bankgirot's limit
 OCR_MIN_DIGITS = 2
 _DIGITS = re.compile(r"\d+")
@@ -80,9 +82,9 @@ def bankgiro_problem(value: str) -> str:
     """Why ``value`` is not a bankgiro number ("" when it is): 7 or 8 digits ending in a Luhn check digit."""
     digits = bankgiro_digits(value)
     if not _DIGITS.fullmatch(digits) or len(digits) not in (7, 8):
-        return "A bankgiro number has 7 or 8 digits, e.g. 123-4566 or 5050-1055."
+        return _("A bankgiro number has 7 or 8 digits, e.g. 123-4566 or 5050-1055.")
     if not luhn_is_valid(digits):
-        return f"Bankgiro {bankgiro_format(digits)} has a wrong check digit; check the number."
+        return _("Bankgiro %(number)s has a wrong check digit; check the number.") % {"number": bankgiro_format(digits)}
     return ""
 
 

@@ -10,6 +10,7 @@ from django.core.exceptions import ValidationError
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 from django.urls import reverse
+from django.utils import translation
 from pypdf import PdfReader
 
 from billing.delivery import invoice_send
@@ -91,7 +92,13 @@ def test_ocr_problem_names_what_is_wrong(reference, problem):
     ],
 )
 def test_bankgiro_is_seven_or_eight_digits_with_a_luhn_check_digit(value, problem):
-    assert bankgiro_problem(value) == problem
+    with translation.override("en"):
+        assert bankgiro_problem(value) == problem
+
+
+def test_a_wrong_bankgiro_is_explained_in_swedish_too():
+    with translation.override("sv"):
+        assert bankgiro_problem("123-4567") == "Bankgiro 123-4567 har fel kontrollsiffra; kontrollera numret."
 
 
 def test_bankgiro_is_written_with_a_hyphen_before_the_last_four_digits():
@@ -158,7 +165,7 @@ def test_finance_sets_payment_details_in_the_admin(client, member_factory, tenan
     refused = client.post(url, {**form, "bankgiro": "123-4567"})
     saved = client.post(url, {**form, "bankgiro": "1234566"})
 
-    assert refused.status_code == 200 and "wrong check digit" in refused.content.decode()
+    assert refused.status_code == 200 and "fel kontrollsiffra" in refused.content.decode()  # Bergström's staff read Swedish
     assert saved.status_code == 302
     assert BillingSettings.objects.for_tenant(tenant_b).get().bankgiro == "123-4566"
 
