@@ -22,6 +22,7 @@ from django.utils.translation import gettext as _
 
 from billing.documents import credit_note_render_pdf, invoice_render_pdf
 from billing.models import CreditNote, Invoice, PaymentStatus
+from billing.payment_details import invoice_payment_details
 from billing.projection import invoice_project
 from billing.selectors import customer_usage
 from customers.periods import PeriodError, add_months, month_end, month_start, parse_month, tenant_today
@@ -149,6 +150,8 @@ def invoice_detail(request, invoice_id: int):
         "credit_notes": list(customer_credit_notes(request).filter(invoice=invoice).order_by("sequence_number")),
         "net": invoice.subtotal - invoice.discount_total,
         "status_labels": status_labels(),
+        # How to pay (bankgiro + OCR, or IBAN + invoice number), while something is still due.
+        "payment_details": invoice_payment_details(invoice=invoice) if invoice.balance_due > 0 else None,
     }
     return render(request, "portal/invoice_detail.html", context)
 
