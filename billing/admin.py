@@ -97,12 +97,14 @@ class InvoiceAdmin(InvoiceReviewMixin, ReadOnlyMixin, TenantAdmin):
     money_fields = ("subtotal", "discount_total", "vat_amount", "total", "credit_applied", "amount_due")
     list_filter = [PaymentStatusFilter, "status", "period_start", "customer"]
     list_select_related = ["customer"]
-    search_fields = ["number", "customer__name", "customer__external_ref"]
+    search_fields = ["number", "ocr_reference", "customer__name", "customer__external_ref"]
     date_hierarchy = "period_start"
     inlines = [InvoiceLineInline, CreditNoteInline, InvoicePaymentInline]
     actions = ["finalize", "void", "mark_paid"]
     fieldsets = [
-        (None, {"fields": ["customer", "contract", "period_start", "period_end", "status", "payment_status", "number"]}),
+        (None, {"fields": [
+            "customer", "contract", "period_start", "period_end", "status", "payment_status", "number", "ocr_reference",
+        ]}),
         (_("Dates"), {"fields": ["issue_date", "due_date", "finalized_at", "paid_at", "voided_at"]}),
         (
             _("Amounts"),
@@ -342,8 +344,17 @@ class PriceTermsAdmin(CatalogGuardMixin, TenantAdmin):
 
 @admin.register(BillingSettings)
 class BillingSettingsAdmin(TenantAdmin):
-    list_display = ["__str__", "minimum_invoice_amount", "usage_max_age_days", "usage_max_future_hours"]
-    fields = ["minimum_invoice_amount", "usage_max_age_days", "usage_max_future_hours"]
+    list_display = ["__str__", "minimum_invoice_amount", "usage_max_age_days", "usage_max_future_hours", "payment_method"]
+    fieldsets = [
+        (None, {"fields": ["minimum_invoice_amount", "usage_max_age_days", "usage_max_future_hours"]}),
+        (_("Payment details on invoices"), {
+            "fields": ["payment_method", "bankgiro", "iban", "bic", "bank_name", "payment_reference_text"],
+            "description": _(
+                "Bankgiro: invoices finalized from now on carry an OCR number, which bank statement imports "
+                "match. IBAN: customers are asked to quote the invoice number."
+            ),
+        }),
+    ]
 
 
 class BillableMetricForm(TenantModelForm):

@@ -9,10 +9,12 @@ allocated is the customer's credit, which their next finalized invoice takes.
 
 A recorded payment is never edited: its page shows its allocations and refunds and has *Allocate*
 (a number and optionally an amount), *Refund credit* (an amount of what is unallocated, the day it
-was paid back) and *Void* (with a reason) buttons, each a small form through the services. Who may do it is the roles registry's billing area: finance, owners and platform admins;
-everyone else reads. *Import bank statement* on the list reads a CSV statement
-(``billing.services.bank_statements``), shows every row as matched, ambiguous, unmatched, duplicate
-or invalid, and writes the matched ones only when finance confirms.
+was paid back) and *Void* (with a reason) buttons, each a small form through the services. Who may
+do it is the roles registry's billing area: finance, owners and platform admins; everyone else
+reads. *Import bank statement* on the list reads a CSV or camt.053 XML statement
+(``billing.services.bank_statements``), shows every row as matched, ambiguous, unmatched, duplicate,
+ignored (camt.053 debits and unbooked entries) or invalid, and writes the matched ones only when
+finance confirms.
 """
 
 from django import forms
@@ -131,9 +133,9 @@ class AllocateForm(forms.Form):
 
 
 class StatementForm(forms.Form):
-    """A CSV file on the first post; the same text, carried back by the preview, on confirm."""
+    """A CSV or camt.053 XML file on the first post; the same text, carried back by the preview, on confirm."""
 
-    file = forms.FileField(label=_("Bank statement (CSV)"), required=False)
+    file = forms.FileField(label=_("Bank statement (CSV or camt.053 XML)"), required=False)
     statement = forms.CharField(required=False, widget=forms.HiddenInput)
 
     def clean(self):
@@ -145,9 +147,9 @@ class StatementForm(forms.Form):
             try:
                 cleaned["statement"] = upload.read().decode("utf-8-sig")
             except UnicodeDecodeError:
-                raise ValidationError(_("Save the statement as CSV in UTF-8 and upload it again.")) from None
+                raise ValidationError(_("Save the statement as CSV or camt.053 XML in UTF-8 and upload it again.")) from None
         if not cleaned.get("statement"):
-            raise ValidationError(_("Choose the statement's CSV file."))
+            raise ValidationError(_("Choose the statement's CSV or camt.053 file."))
         return cleaned
 
     def statement_text(self) -> str:
@@ -218,14 +220,14 @@ class PaymentAdmin(TenantAdmin):
     list_display = ["received_on", "customer", "amount_text", "method", "reference", "unallocated_text", "state"]
     list_filter = ["method", "received_on", "customer"]
     list_select_related = ["customer"]
-    search_fields = ["reference", "customer__name", "allocations__invoice__number"]
+    search_fields = ["reference", "bank_reference", "customer__name", "allocations__invoice__number"]
     date_hierarchy = "received_on"
     autocomplete_fields = ["customer"]
     form = PaymentAddForm
     change_form_template = "admin/billing/payment/change_form.html"
     change_list_template = "admin/billing/payment/change_list.html"
     readonly_fields_on_change = [
-        "customer", "amount_text", "received_on", "method", "reference", "note", "unallocated_text", "state",
+        "customer", "amount_text", "received_on", "method", "reference", "bank_reference", "note", "unallocated_text", "state",
         "created_by", "created_at", "voided_at", "void_reason",
     ]
 

@@ -266,13 +266,30 @@ class BillingSettingsSerializer(TenantModelSerializer):
 
     class Meta:
         model = BillingSettings
-        fields = ["minimum_invoice_amount", "usage_max_age_days", "usage_max_future_hours"]
+        fields = [
+            "minimum_invoice_amount", "usage_max_age_days", "usage_max_future_hours",
+            "payment_method", "bankgiro", "iban", "bic", "bank_name", "payment_reference_text",
+        ]
+        extra_kwargs = {
+            "payment_method": {"help_text": "How customers pay, printed on invoices: \"bankgiro\" (Swedish bankgiro; "
+                               "invoices carry an OCR number), \"iban\" (bank transfer) or \"\" (none)."},
+            "bankgiro": {"help_text": "With payment_method \"bankgiro\": 7 or 8 digits with a Luhn check digit, e.g. 123-4566."},
+            "iban": {"help_text": "With payment_method \"iban\": the account, validated (spaces allowed)."},
+            "bic": {"help_text": "With payment_method \"iban\": optional BIC, 8 or 11 characters."},
+        }
 
 
 SETTINGS_EXAMPLES = [
     OpenApiExample(
-        "A $1 minimum charge, usage at most 90 days old",
-        value={"minimum_invoice_amount": "1.00", "usage_max_age_days": 90, "usage_max_future_hours": 24},
+        "A $1 minimum charge, usage at most 90 days old, paid to an IBAN",
+        value={
+            "minimum_invoice_amount": "1.00", "usage_max_age_days": 90, "usage_max_future_hours": 24,
+            "payment_method": "iban", "bankgiro": "", "iban": "SE4550000000058398257466", "bic": "ESSESESS",
+            "bank_name": "SEB", "payment_reference_text": "",
+        },
+    ),
+    OpenApiExample(
+        "Paid by bankgiro with OCR", value={"payment_method": "bankgiro", "bankgiro": "123-4566"}, request_only=True,
     ),
     OpenApiExample(
         "Field errors", value={"minimum_invoice_amount": ["Ensure this value is greater than or equal to 0."]},
@@ -302,9 +319,12 @@ class BillingSettingsView(generics.GenericAPIView):
             "minimum_invoice_amount": settings.minimum_invoice_amount,
             "usage_max_age_days": settings.usage_max_age_days,
             "usage_max_future_hours": settings.usage_max_future_hours,
+            **{name: getattr(settings, name) for name in catalog.PAYMENT_DETAIL_FIELDS},
             **serializer.validated_data,
         }
-        settings = catalog.billing_settings_update(tenant=request.tenant, **data)
+        details = {name: data.pop(name) for name in catalog.PAYMENT_DETAIL_FIELDS}
+        catalog.billing_settings_update(tenant=request.tenant, **data)
+        settings = catalog.billing_payment_details_set(tenant=request.tenant, **details)
         return Response(self.get_serializer(settings).data)
 
     @extend_schema(examples=SETTINGS_EXAMPLES, responses={200: BillingSettingsSerializer, 400: INVALID})

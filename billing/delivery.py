@@ -29,6 +29,7 @@ from billing.documents import invoice_render_pdf
 from billing.models import Invoice, InvoiceDelivery
 from billing.outbox import outbox_send
 from billing.pay_links import pay_link_url
+from billing.payment_details import invoice_payment_details
 from billing.selectors import invoice_with_balance_due
 from billing.services.card_payments import card_payment_account, invoice_payable_by_card
 from customers.models import Tenant
@@ -67,6 +68,7 @@ def _message(invoice: Invoice, recipient: str, pdf_name: str, pdf: bytes) -> Ema
     if invoice_payable_by_card(invoice) and card_payment_account(tenant=tenant) is not None:
         context["pay_url"] = pay_link_url(invoice=invoice)
     with translation.override(language):
+        context["payment_details"] = invoice_payment_details(invoice=invoice)
         subject = translation.gettext("Invoice %(number)s from %(tenant)s") % {
             "number": invoice.number,
             "tenant": tenant.name,

@@ -34,6 +34,7 @@ from weasyprint.urls import URLFetcher, URLFetcherResponse
 
 from billing import formatting
 from billing.models import CreditNote, Invoice
+from billing.payment_details import invoice_payment_details
 from billing.selectors import invoice_with_balance_due
 from customers.models import Tenant
 from customers.tenancy import tenant_scope
@@ -147,6 +148,7 @@ def _invoice_context(invoice: Invoice, language: str) -> dict:
         "paid_total": money(-invoice.paid_total) if invoice.paid_total else "",
         "amount_due": money(invoice.balance_due),
         "payment_terms_days": invoice.tenant.payment_terms_days,
+        "payment_details": invoice_payment_details(invoice=invoice),
         "has_logo": tenant_has_logo(invoice.tenant),
         "logo_url": LOGO_URL,
     }

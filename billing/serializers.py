@@ -57,7 +57,7 @@ class InvoiceSerializer(serializers.ModelSerializer):
     class Meta:
         model = Invoice
         fields = [
-            "id", "number", "status", "payment_status", "customer", "customer_name", "contract", "period_start", "period_end",
+            "id", "number", "ocr_reference", "status", "payment_status", "customer", "customer_name", "contract", "period_start", "period_end",
             "currency", "issue_date", "due_date", "subtotal", "discount_total", "vat_rate", "vat_amount", "total",
             "credit_applied", "credit_notes_total", "paid_total", "amount_due", "reverse_charge", "vat_note", "finalized_at", "paid_at", "voided_at",
         ]
@@ -158,8 +158,8 @@ class PaymentSerializer(serializers.ModelSerializer):
     class Meta:
         model = Payment
         fields = [
-            "id", "customer", "customer_name", "amount", "received_on", "method", "reference", "note", "unallocated",
-            "allocations", "refunds", "created_at", "voided_at", "void_reason",
+            "id", "customer", "customer_name", "amount", "received_on", "method", "reference", "bank_reference", "note",
+            "unallocated", "allocations", "refunds", "created_at", "voided_at", "void_reason",
         ]
         read_only_fields = fields
 

@@ -21,10 +21,14 @@ from django.db import models
 from django.db.models import Case, DecimalField, F, OuterRef, Q, Subquery, Sum, Value, When
 from django.db.models.functions import Coalesce, Greatest
 from django.utils.translation import gettext_lazy
+from stdnum import bic as stdnum_bic
+from stdnum import iban as stdnum_iban
+from stdnum.exceptions import ValidationError as StdnumError
 
 from billing import pricing
 from billing.models.metering import BillableMetric
 from billing.models.payments import PaymentAllocation, two_place_currency_problem
+from billing.references import bankgiro_format, bankgiro_problem
 from customers.models import PERCENT_VALIDATORS, Contract, ContractLine, Customer
 from customers.money import MONEY_COLUMN
 from customers.tenancy import TenantManager, TenantOwned, TenantQuerySet, base_rows_for
@@ -67,6 +71,33 @@ class BillingSettings(TenantOwned):
         help_text="Refuse usage events dated more than this many hours after they arrive (clock drift). Default 24.",
     )
 
+    class PaymentMethod(models.TextChoices):
+        NONE = "", gettext_lazy("Not shown on invoices")
+        BANKGIRO = "bankgiro", gettext_lazy("Swedish bankgiro with OCR reference")
+        IBAN = "iban", gettext_lazy("Bank transfer to an IBAN")
+
+    # How customers pay (issue 14): printed on the invoice PDF and in its email. With a bankgiro
+    # each invoice gets an OCR number at finalization (billing.references), which statement
+    # matching (billing.services.bank_statements) reads like the invoice number.
+    payment_method = models.CharField(
+        gettext_lazy("payment method"), max_length=10, choices=PaymentMethod.choices, blank=True, default="",
+        db_default="",
+    )
+    bankgiro = models.CharField(
+        gettext_lazy("bankgiro"), max_length=9, blank=True, default="", db_default="",
+        help_text=gettext_lazy("7 or 8 digits, e.g. 123-4566. Invoices then carry an OCR number."),
+    )
+    iban = models.CharField(
+        "IBAN", max_length=42, blank=True, default="", db_default="",
+        help_text=gettext_lazy("E.g. SE45 5000 0000 0583 9825 7466."),
+    )
+    bic = models.CharField("BIC", max_length=11, blank=True, default="", db_default="")
+    bank_name = models.CharField(gettext_lazy("bank name"), max_length=100, blank=True, default="", db_default="")
+    payment_reference_text = models.CharField(
+        gettext_lazy("payment reference text"), max_length=200, blank=True, default="", db_default="",
+        help_text=gettext_lazy("Printed under the bank details, e.g. who to ask about payments."),
+    )
+
     class Meta:
         verbose_name = gettext_lazy("billing settings")
         verbose_name_plural = gettext_lazy("billing settings")
@@ -74,6 +105,31 @@ class BillingSettings(TenantOwned):
 
     def __str__(self):
         return f"Billing settings of {self.tenant}" if self.tenant_id else "Billing settings"
+
+    def clean(self):
+        """Normalize and check the payment details of the chosen method (the others are cleared)."""
+        errors = {}
+        if self.payment_method == self.PaymentMethod.BANKGIRO:
+            problem = bankgiro_problem(self.bankgiro)
+            if problem:
+                errors["bankgiro"] = problem
+            else:
+                self.bankgiro = bankgiro_format(self.bankgiro)
+            self.iban = self.bic = self.bank_name = ""
+        elif self.payment_method == self.PaymentMethod.IBAN:
+            self.bankgiro = ""
+            try:
+                self.iban = stdnum_iban.validate(self.iban)
+            except StdnumError:
+                errors["iban"] = gettext_lazy("Enter a valid IBAN, e.g. SE45 5000 0000 0583 9825 7466.")
+            self.bic = (self.bic or "").replace(" ", "").upper()
+            if self.bic:
+                try:
+                    self.bic = stdnum_bic.validate(self.bic)
+                except StdnumError:
+                    errors["bic"] = gettext_lazy("Enter a valid BIC (8 or 11 characters), e.g. ESSESESS.")
+        if errors:
+            raise ValidationError(errors)
 
 
 class ChargeModel(models.TextChoices):
@@ -492,6 +548,10 @@ class Invoice(TenantOwned):
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT)
     number = models.CharField(max_length=40, null=True, blank=True)
     sequence_number = models.PositiveIntegerField(null=True, blank=True)
+    ocr_reference = models.CharField(
+        gettext_lazy("OCR reference"), max_length=25, blank=True, default="", db_default="",
+        help_text=gettext_lazy("The number customers quote when paying by bankgiro; set once, when the invoice is finalized."),
+    )
     issue_date = models.DateField(null=True, blank=True)
     due_date = models.DateField(null=True, blank=True)
     subtotal = models.DecimalField(**MONEY, default=ZERO, help_text="Sum of charge lines.")
@@ -529,6 +589,9 @@ class Invoice(TenantOwned):
                 violation_error_message="This customer already has an invoice for this period.",
             ),
             models.UniqueConstraint(fields=["tenant", "number"], name="invoice_unique_number"),
+            models.UniqueConstraint(
+                fields=["tenant", "ocr_reference"], condition=~Q(ocr_reference=""), name="invoice_unique_ocr_reference"
+            ),
             models.CheckConstraint(
                 condition=Q(status="draft", number__isnull=True)
                 | Q(status__in=["finalized", "paid"], number__isnull=False)

@@ -88,6 +88,13 @@ class Payment(TenantOwned):
     reference = models.CharField(
         max_length=140, blank=True, help_text=gettext_lazy("The bank's reference, e.g. the OCR number or invoice number.")
     )
+    bank_reference = models.CharField(
+        gettext_lazy("bank reference"), max_length=140, blank=True, default="", db_default="",
+        help_text=gettext_lazy(
+            "The bank's own id of the transaction (camt.053 account servicer reference or end-to-end id): "
+            "one payment per bank transaction."
+        ),
+    )
     note = models.CharField(max_length=300, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -105,6 +112,10 @@ class Payment(TenantOwned):
         indexes = [models.Index(fields=["tenant", "customer", "received_on"])]
         constraints = [
             models.CheckConstraint(condition=Q(amount__gt=0), name="payment_amount_positive"),
+            models.UniqueConstraint(
+                fields=["tenant", "bank_reference"], condition=~Q(bank_reference=""), name="payment_unique_bank_reference",
+                violation_error_message="A payment with this bank reference is already recorded.",
+            ),
         ]
 
     def __str__(self):

@@ -174,3 +174,30 @@ def billing_settings_update(
     settings.usage_max_age_days = usage_max_age_days
     settings.usage_max_future_hours = usage_max_future_hours
     return _save(settings)
+
+
+PAYMENT_DETAIL_FIELDS = ("payment_method", "bankgiro", "iban", "bic", "bank_name", "payment_reference_text")
+
+
+@transaction.atomic
+def billing_payment_details_set(
+    *, tenant: Tenant, payment_method: str, bankgiro: str = "", iban: str = "", bic: str = "", bank_name: str = "",
+    payment_reference_text: str = "",
+) -> BillingSettings:
+    """Set how the tenant's customers pay, as printed on invoices and their emails (under a row lock).
+
+    ``payment_method`` is ``"bankgiro"`` (``bankgiro`` required: 7-8 digits with a Luhn check digit,
+    stored as 123-4566; invoices finalized from now on carry an OCR number), ``"iban"`` (``iban``
+    required, validated and stored compact; ``bic`` optional, validated; ``bank_name`` and
+    ``payment_reference_text`` free text) or ``""`` (no payment details). The fields of the other
+    method are cleared. Issued invoices keep their OCR numbers and frozen PDFs. Raises
+    ValidationError per field.
+    """
+    settings = billing_settings_for(tenant=tenant, lock=True)
+    settings.payment_method = payment_method
+    settings.bankgiro = (bankgiro or "").strip()
+    settings.iban = (iban or "").strip()
+    settings.bic = (bic or "").strip()
+    settings.bank_name = (bank_name or "").strip()
+    settings.payment_reference_text = (payment_reference_text or "").strip()
+    return _save(settings)

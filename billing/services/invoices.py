@@ -22,6 +22,7 @@ from billing.delivery import invoice_deliver
 from billing.documents import invoice_pdf_refresh_on_commit
 from billing.metering import PERIOD_INVOICED
 from billing.models import (
+    BillingSettings,
     CreditApplication,
     CreditAuditEntry,
     CreditRequest,
@@ -30,6 +31,7 @@ from billing.models import (
     Payment,
     WebhookEventType,
 )
+from billing.references import ocr_for_invoice
 from billing.services._common import ZERO, _audit, _locked, _next_number, _save
 from billing.services.payments import payment_credit_apply, payment_record, payment_release_invoice
 from billing.services.webhooks import webhook_invoice_emit
@@ -60,7 +62,8 @@ def invoice_finalize(
     from the customer's credit (unallocated payments, ``payments.payment_credit_apply``).
 
     The number is ``{prefix}{year}-{n:05d}`` with ``n`` the next value of the tenant's gapless
-    invoice sequence (taken under a row lock in this transaction). ``issue_date`` defaults to
+    invoice sequence (taken under a row lock in this transaction). A tenant paid by bankgiro also
+    gets the invoice's OCR number from the same year and ``n`` (``billing.references``), stored once. ``issue_date`` defaults to
     today in the tenant's time zone; the due date adds the tenant's payment terms. Returns the
     finalized invoice. Once the transaction commits, ``billing.tasks.invoice_deliver`` renders
     its PDF and emails it; ``deliver=False`` queues nothing (an invoice delivered outside the
@@ -85,6 +88,8 @@ def invoice_finalize(
     sequence_number = _next_number(tenant=tenant, kind=NumberSequence.Kind.INVOICE)
     invoice.sequence_number = sequence_number
     invoice.number = f"{tenant.invoice_number_prefix}{issue_date.year}-{sequence_number:05d}"
+    if BillingSettings.objects.for_tenant(tenant).filter(payment_method=BillingSettings.PaymentMethod.BANKGIRO).exists():
+        invoice.ocr_reference = ocr_for_invoice(year=issue_date.year, sequence_number=sequence_number)
     invoice.status = Invoice.Status.FINALIZED
     invoice.issue_date = issue_date
     invoice.due_date = issue_date + timedelta(days=tenant.payment_terms_days)

@@ -168,6 +168,7 @@ def payment_record(
     allocations: Iterable[tuple[Invoice, Decimal]] | str | None = AUTO,
     created_by=None,
     paid_at: datetime | None = None,
+    bank_reference: str = "",
 ) -> Payment:
     """Record money received from ``customer`` and allocate it.
 
@@ -177,7 +178,8 @@ def payment_record(
     named amounts, up to what the invoice owes, oldest due first), or ``None``/``[]`` (nothing
     allocated). Whatever is not allocated is the customer's credit (see the module docstring).
     ``paid_at`` overrides when an invoice this payment settles counts as paid (default:
-    ``received_on``).
+    ``received_on``). ``bank_reference`` is the bank's id of the transaction (a statement import
+    sets it): a second payment with the same one is refused.
     Returns the payment. Raises ValidationError for another tenant's customer, an amount that is
     not positive or has too many decimals, an unknown method, a date in the future, or any
     allocation the rules refuse (the message names the invoice); nothing is written then.
@@ -203,6 +205,7 @@ def payment_record(
             method=method,
             reference=(reference or "").strip(),
             note=(note or "").strip(),
+            bank_reference=(bank_reference or "").strip(),
             created_by=created_by,
         )
     )

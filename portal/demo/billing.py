@@ -17,7 +17,7 @@ score (``revenue.economics.churn_risk``) reads and what its back-test on the dem
 
 What differs per tenant (its metrics, how a usage line is priced, what its customers use, the
 words of its credits) lives in the tenant's module as ``METRICS``, ``MINIMUM_INVOICE_AMOUNT``,
-``usage_terms(line)``, ``usage_events(ctx, month)`` and ``CREDITS``; a module may also add
+``PAYMENT_DETAILS`` (bankgiro + OCR, or IBAN: printed on the invoices), ``usage_terms(line)``, ``usage_events(ctx, month)`` and ``CREDITS``; a module may also add
 contracts first with ``billing_contracts(ctx)``.
 """
 
@@ -31,6 +31,7 @@ from billing.metering import MAX_BATCH_EVENTS, usage_ingest
 from billing.models import BillableMetric, BillingRun, BillingRunItem, Invoice
 from billing.month_end import billing_run_process_items, billing_run_start
 from billing.services import (
+    billing_payment_details_set,
     billing_settings_for,
     credit_approver_roles,
     credit_request_approve,
@@ -306,6 +307,8 @@ def build(ctx: DemoContext, module, portal_refs: list[str]) -> dict[str, int]:
         settings.minimum_invoice_amount = module.MINIMUM_INVOICE_AMOUNT
         settings.full_clean()
         settings.save(update_fields=["minimum_invoice_amount"])
+    # Before any invoice is finalized: a bankgiro tenant's invoices get their OCR numbers then.
+    billing_payment_details_set(tenant=tenant, **module.PAYMENT_DETAILS)
     metrics_ensure(tenant, module.METRICS)
     if hasattr(module, "billing_contracts"):
         module.billing_contracts(ctx)

@@ -294,6 +294,11 @@ def _pipeline(ctx: DemoContext, business: list, enterprise: list) -> None:
 # --- billing data (see portal.demo.billing) --------------------------------------------------
 
 MINIMUM_INVOICE_AMOUNT = Decimal("1.00")
+# How its customers pay, printed on every invoice: a bank transfer quoting the invoice number.
+PAYMENT_DETAILS = {
+    "payment_method": "iban", "iban": "GB82 WEST 1234 5698 7654 32", "bic": "WESTGB2L", "bank_name": "Westminster Bank",
+    "payment_reference_text": "Questions about an invoice: billing@jobapi.example.com",
+}
 # One `processed_jobs` event per job carries its status, compute time and data; created and
 # confirmed jobs arrive as daily counts. Failed jobs, compute and data are read from the job events.
 METRICS = [

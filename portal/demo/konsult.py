@@ -286,6 +286,8 @@ def _pipeline(ctx: DemoContext, without_seats: list, with_retainer: list) -> Non
 # --- billing data (see portal.demo.billing) --------------------------------------------------
 
 MINIMUM_INVOICE_AMOUNT = Decimal("0")
+# How its customers pay, printed on every invoice: bankgiro with an OCR number per invoice.
+PAYMENT_DETAILS = {"payment_method": "bankgiro", "bankgiro": "123-4566"}
 METRICS = [{"code": "hours", "name": "Konsulttimmar", "aggregation": "sum", "field": "quantity", "unit": "timmar"}]
 HOURS_TITLE = "Konsulttimmar enligt avtal"
 HOURS_SHARE = 0.4  # of the customers with a running agreement who also buy hours by the hour

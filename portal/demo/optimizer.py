@@ -294,6 +294,11 @@ def _pipeline(ctx: DemoContext, by_tier: dict, enterprise: list) -> None:
 # --- billing data (see portal.demo.billing) --------------------------------------------------
 
 MINIMUM_INVOICE_AMOUNT = Decimal("0")
+# How its customers pay, printed on every invoice: a bank transfer quoting the invoice number.
+PAYMENT_DETAILS = {
+    "payment_method": "iban", "iban": "DE89 3704 0044 0532 0130 00", "bic": "COBADEFFXXX", "bank_name": "Commerzbank",
+    "payment_reference_text": "",
+}
 # Each customer's optimizer sends one savings report a month: its AI spend at the old prices and
 # routing (baseline) and what it actually paid (optimized). Savings = baseline − optimized, never < 0.
 METRICS = [

@@ -22,6 +22,7 @@ from django.utils.translation import gettext as _
 
 from billing.documents import credit_note_render_pdf, invoice_render_pdf
 from billing.models import CreditNote, Invoice, PaymentStatus
+from billing.payment_details import invoice_payment_details
 from billing.projection import invoice_project
 from billing.selectors import customer_usage, invoice_reminders_sent
 from billing.services.card_payments import card_payment_account, card_payment_off_reason
@@ -160,6 +161,8 @@ def invoice_detail(request, invoice_id: int):
         "status_labels": status_labels(),
         **card_payment_context(request),
         "reminders": invoice_reminders_sent(tenant=request.tenant, invoice=invoice),
+        # How to pay (bankgiro + OCR, or IBAN + invoice number), while something is still due.
+        "payment_details": invoice_payment_details(invoice=invoice) if invoice.balance_due > 0 else None,
     }
     return render(request, "portal/invoice_detail.html", context)
 

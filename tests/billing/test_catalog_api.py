@@ -243,6 +243,8 @@ def test_terms_of_an_invoiced_line_are_history(tenant_a, invoiced):
 
 # --- billing settings ----------------------------------------------------------------------------
 
+NO_PAYMENT_DETAILS = {"payment_method": "", "bankgiro": "", "iban": "", "bic": "", "bank_name": "", "payment_reference_text": ""}
+
 
 def test_billing_settings_are_one_object_per_tenant(tenant_a, tenant_b):
     client = key_client(tenant_a)
@@ -252,7 +254,7 @@ def test_billing_settings_are_one_object_per_tenant(tenant_a, tenant_b):
     negative = client.put("/api/v1/billing-settings/", {"minimum_invoice_amount": "-1"}, format="json")
     not_a_number = client.put("/api/v1/billing-settings/", {"minimum_invoice_amount": "one"}, format="json")
 
-    defaults = {"usage_max_age_days": None, "usage_max_future_hours": 24}
+    defaults = {"usage_max_age_days": None, "usage_max_future_hours": 24, **NO_PAYMENT_DETAILS}
     assert (first.status_code, first.json()) == (200, {"minimum_invoice_amount": "0.00", **defaults})
     assert (patched.status_code, patched.json()) == (200, {"minimum_invoice_amount": "1.00", **defaults})
     assert (negative.status_code, negative.json()) == (
@@ -273,10 +275,11 @@ def test_billing_settings_set_the_usage_plausibility_window(tenant_a):
     minimum_only = client.put("/api/v1/billing-settings/", {"minimum_invoice_amount": "3.00"}, format="json")
 
     assert (window.status_code, window.json()) == (
-        200, {"minimum_invoice_amount": "0.00", "usage_max_age_days": 90, "usage_max_future_hours": 2})
+        200, {"minimum_invoice_amount": "0.00", "usage_max_age_days": 90, "usage_max_future_hours": 2, **NO_PAYMENT_DETAILS})
     assert (too_short.status_code, list(too_short.json())) == (400, ["usage_max_age_days"])
     assert (too_far.status_code, list(too_far.json())) == (400, ["usage_max_future_hours"])
-    assert minimum_only.json() == {"minimum_invoice_amount": "3.00", "usage_max_age_days": 90, "usage_max_future_hours": 2}
+    assert minimum_only.json() == {
+        "minimum_invoice_amount": "3.00", "usage_max_age_days": 90, "usage_max_future_hours": 2, **NO_PAYMENT_DETAILS}
     stored = BillingSettings.objects.for_tenant(tenant_a).get()
     assert (stored.usage_max_age_days, stored.usage_max_future_hours) == (90, 2)
 

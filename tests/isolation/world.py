@@ -146,7 +146,11 @@ def _build_tenant(tenant: Tenant, word: str, amount: str) -> TenantWorld:
             tenant=tenant, contract=contract, kind=ContractChange.Kind.NEW, effective_on=date(2026, 1, 1),
             note=f"{word} signed", created_by=owner,
         )
-        BillingSettingsFactory(tenant=tenant)
+        # Payment details with the tenant's word: printed on its invoices, never on another tenant's.
+        BillingSettingsFactory(
+            tenant=tenant, payment_method="iban", iban="SE4550000000058398257466",
+            payment_reference_text=f"{word} Payment Note",
+        )
         metric = BillableMetricFactory(tenant=tenant, code=f"{low}_jobs", name=f"{word} jobs")
         usage_line = ContractLineFactory(
             tenant=tenant, contract=contract, description=f"{word} Jobs", kind=ContractLine.Kind.USAGE,

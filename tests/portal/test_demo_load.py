@@ -28,6 +28,7 @@ from billing.models import (
     PriceTerms,
     UsageEvent,
 )
+from billing.references import ocr_problem
 from customers.models import (
     Contact,
     Contract,
@@ -270,6 +271,23 @@ def test_consultancy_customers_are_swedish_and_bill_in_sek(tenants):
 
     assert profile == {("sv", "SE", "SEK")}
     assert line_currencies == {"SEK"}
+
+
+def test_konsult_invoices_carry_ocr_numbers_and_the_others_iban_details(tenants):
+    with platform_scope():
+        details = {
+            s.tenant.slug: (s.payment_method, s.bankgiro, s.iban[:4])
+            for s in BillingSettings.objects.filter(tenant__in=tenants.values()).select_related("tenant")
+        }
+        issued = Invoice.objects.filter(status__in=["finalized", "paid"])
+        konsult_ocrs = list(issued.filter(tenant=tenants["konsult"]).values_list("ocr_reference", flat=True))
+        others_with_ocr = issued.exclude(tenant=tenants["konsult"]).exclude(ocr_reference="").count()
+
+    assert details == {
+        "konsult": ("bankgiro", "123-4566", ""), "jobapi": ("iban", "", "GB82"), "optimizer": ("iban", "", "DE89"),
+    }
+    assert konsult_ocrs and all(ocr and not ocr_problem(ocr) for ocr in konsult_ocrs)
+    assert len(set(konsult_ocrs)) == len(konsult_ocrs) and others_with_ocr == 0
 
 
 def test_consultancy_seats_change_over_time_at_150_sek(tenants):
