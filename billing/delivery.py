@@ -65,7 +65,9 @@ def _attachments(invoice: Invoice, pdf_name: str, pdf: bytes) -> list[tuple[str,
             content, filename = invoice_facturx(invoice=invoice)
             return [(filename, content, "application/pdf")]
     except EInvoiceError as exc:
-        raise ValidationError(f"Invoice {invoice} has no {choice} e-invoice: {exc}") from exc
+        # The PDF is the invoice; the e-invoice is its machine-readable twin. One that cannot be made (an
+        # invoice without lines) must not hold the invoice back: the email carries the PDF, and says why in the log.
+        logger.warning("Invoice %s emailed as PDF only, not %s: %s", invoice.pk, choice, exc)
     return [plain]
 
 
@@ -105,7 +107,8 @@ def invoice_send(*, invoice: Invoice, resend: bool = False) -> list[InvoiceDeliv
     """Email a finalized (or paid) invoice, PDF attached, to each of the customer's billing emails.
 
     The attachments follow the customer's ``einvoice_format`` (``_attachments``): the PDF, the PDF and
-    its UBL XML, or the Factur-X PDF alone.
+    its UBL XML, or the Factur-X PDF alone; an invoice that has no e-invoice (no lines) carries the PDF,
+    with a warning logged.
 
     Bodies (HTML and plain text) and subject are in the customer's language; the PDF is the
     stored one (rendered now if it is not yet). Each recipient's ``InvoiceDelivery`` row records

@@ -271,7 +271,8 @@ def _language(customer) -> str:
 def invoice_document(invoice: Invoice) -> EDocument:
     """The e-invoice view of a finalized (paid, or void once numbered) invoice, lines in order.
 
-    Raises EInvoiceError for a draft (no number yet) or figures that do not agree to the cent.
+    Raises EInvoiceError for a draft (no number yet), an invoice without lines (a month with nothing
+    billed), or figures that do not agree to the cent.
     """
     if invoice.status == Invoice.Status.DRAFT or not invoice.number or invoice.issue_date is None:
         raise EInvoiceError("This invoice is a draft: e-invoices exist once it is finalized.")
@@ -285,6 +286,11 @@ def invoice_document(invoice: Invoice) -> EDocument:
         quantity, price = _price(line.quantity, line.unit_price, line.proration)
         note = f"Prorated: {line.proration} of the period" if line.proration not in ("", "1") else ""
         lines.append(Line(line.position, line.description, quantity, price, line.amount, category, note))
+    if not lines:
+        raise EInvoiceError(
+            f"Invoice {invoice.number} has no lines (nothing was billed for its period): an e-invoice needs at "
+            "least one line (EN 16931 rule BR-16)."
+        )
     net = invoice.subtotal - invoice.discount_total
     notes = [invoice.vat_note] if invoice.vat_note else []
     document = EDocument(

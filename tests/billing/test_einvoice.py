@@ -313,3 +313,10 @@ def test_tenant_addresses_are_read_into_parts():
         "200 Varick St, Suite 610", "Floor 6", "New York", "NY", "10014"
     )
     assert tenant_address("Somewhere", "").city == ""
+
+
+def test_an_invoice_without_lines_has_no_e_invoice_and_says_why(swedish_seller):
+    invoice = build_invoice(_customer(swedish_seller), lines=(), vat_rate="25")
+    assert invoice.total == Decimal("0.00")
+    with pytest.raises(EInvoiceError, match=f"Invoice {invoice.number} has no lines .*BR-16"):
+        invoice_ubl(invoice=invoice)

@@ -147,7 +147,7 @@ def test_portal_answers_a_void_invoice_with_409_and_why(client, world):
 
     response = client.get(f"/invoices/{invoice.pk}/ubl/")
     assert response.status_code == 409
-    assert "Den här fakturan är makulerad" in response.content.decode() or "void" in response.content.decode()
+    assert "Fakturan är makulerad: den har ingen e-faktura." in response.content.decode()  # the customer reads Swedish
 
 
 @pytest.mark.parametrize(
@@ -198,3 +198,24 @@ def test_customer_api_shows_and_validates_the_peppol_id_and_invoice_format(api, 
     response = api.patch(f"/api/v1/customers/{kund.pk}/", {"einvoice_format": "facturx"}, format="json")
     assert response.status_code == 200
     assert response.json()["einvoice_format"] == "facturx"
+
+
+def test_an_invoice_without_lines_is_emailed_as_its_pdf_when_the_customer_chose_ubl(world, caplog):
+    kund = world["kund"]
+    with platform_scope():
+        type(kund).objects.filter(pk=kund.pk).update(einvoice_format=EInvoiceFormat.PDF_UBL)
+    empty = build_invoice(kund, lines=(), period_start=date(2026, 9, 1), period_end=date(2026, 9, 30))
+
+    invoice_send(invoice=empty)
+
+    assert [name for name, _content, _type in mail.outbox[0].attachments] == [f"{empty.number}.pdf"]
+    assert f"emailed as PDF only, not pdf_ubl: Invoice {empty.number} has no lines" in caplog.text
+
+
+def test_api_answers_an_invoice_without_lines_with_409(api, world):
+    empty = build_invoice(world["kund"], lines=(), period_start=date(2026, 9, 1), period_end=date(2026, 9, 30))
+
+    response = api.get(f"/api/v1/invoices/{empty.pk}/ubl/")
+
+    assert response.status_code == 409
+    assert response.json()["detail"].startswith(f"Invoice {empty.number} has no lines")
