@@ -1,6 +1,6 @@
 """What an e-invoice costs beside the invoice's own PDF, on a loaded tenant's finalized invoices (the demo's).
 
-For each of up to ``invoices`` finalized invoices of the tenant, the median of ``runs`` calls of:
+For each of up to ``invoices`` finalized invoices of the tenant that have lines, the median of ``runs`` calls of:
 the UBL XML (``invoice_ubl``); the CII XML alone; the plain PDF render (the baseline: what every
 invoice already costs, ``invoice_preview_pdf``); the PDF/A-3b render alone; and the whole Factur-X PDF
 (PDF/A-3b render, XSD check, embedding). Figures are the medians over invoices, in milliseconds.
@@ -29,7 +29,8 @@ def run_einvoice_benchmark(*, slug: str, invoices: int, runs: int) -> dict:
     with tenant_scope(tenant):
         chosen = list(
             Invoice.objects.for_tenant(tenant)
-            .filter(status__in=[Invoice.Status.FINALIZED, Invoice.Status.PAID])
+            .filter(status__in=[Invoice.Status.FINALIZED, Invoice.Status.PAID], lines__isnull=False)
+            .distinct()
             .select_related("tenant", "customer", "contract")
             .order_by("-issue_date", "-id")[:invoices]
         )
