@@ -45,7 +45,7 @@ def _filename(number: str, suffix: str) -> str:
 
 def _invoice(invoice: Invoice) -> EDocument:
     if invoice.status == Invoice.Status.VOID:
-        raise EInvoiceError(f"Invoice {invoice.number or invoice.pk} is void: a void invoice has no e-invoice.")
+        raise EInvoiceError(f"Invoice {invoice.number or invoice.pk} is void: a void invoice has no e-invoice.", code="void")
     with tenant_scope(invoice.tenant):
         return invoice_document(invoice)
 

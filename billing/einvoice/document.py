@@ -41,7 +41,13 @@ PROFILE_ID = "urn:fdc:peppol.eu:2017:poacc:billing:01:1.0"
 
 
 class EInvoiceError(Exception):
-    """An e-invoice cannot be made: a draft, or figures that would not agree with the document's."""
+    """An e-invoice cannot be made. ``code`` says why: ``draft``, ``void``, ``no_lines`` (nothing billed),
+    ``missing_data`` (a country or VAT number EN 16931 requires is not set) or ``figures`` (they would not
+    agree with the document's to the cent)."""
+
+    def __init__(self, message: str, *, code: str):
+        super().__init__(message)
+        self.code = code
 
 
 @dataclass(frozen=True)
@@ -260,7 +266,17 @@ def _check(document: EDocument, *, expected_total: Decimal) -> EDocument:
     if document.line_total + document.tax_total != expected_total:
         problems.append(f"net + VAT is {document.line_total + document.tax_total}, the total is {expected_total}")
     if problems:
-        raise EInvoiceError(f"{document.number}: " + "; ".join(problems) + ".")
+        raise EInvoiceError(f"{document.number}: " + "; ".join(problems) + ".", code="figures")
+    missing = []
+    if not document.seller.address.country:
+        missing.append("the tenant has no country (Admin → Tenants)")
+    if not document.buyer.address.country:
+        missing.append(f"customer {document.buyer.name} has no country")
+    needs_seller_vat = sorted({t.category.code for t in document.taxes} & {"S", "Z", "AE"})
+    if needs_seller_vat and not document.seller.vat_number:
+        missing.append(f"the tenant has no VAT number, which VAT category {', '.join(needs_seller_vat)} requires")
+    if missing:
+        raise EInvoiceError(f"{document.number} cannot be an EN 16931 e-invoice: " + "; ".join(missing) + ".", code="missing_data")
     return document
 
 
@@ -272,10 +288,11 @@ def invoice_document(invoice: Invoice) -> EDocument:
     """The e-invoice view of a finalized (paid, or void once numbered) invoice, lines in order.
 
     Raises EInvoiceError for a draft (no number yet), an invoice without lines (a month with nothing
-    billed), or figures that do not agree to the cent.
+    billed), a seller or buyer without the country (or seller VAT number) EN 16931 requires, or figures
+    that do not agree to the cent.
     """
     if invoice.status == Invoice.Status.DRAFT or not invoice.number or invoice.issue_date is None:
-        raise EInvoiceError("This invoice is a draft: e-invoices exist once it is finalized.")
+        raise EInvoiceError("This invoice is a draft: e-invoices exist once it is finalized.", code="draft")
     tenant, customer = invoice.tenant, invoice.customer
     seller = _seller(tenant)
     category = tax_category(
@@ -289,7 +306,8 @@ def invoice_document(invoice: Invoice) -> EDocument:
     if not lines:
         raise EInvoiceError(
             f"Invoice {invoice.number} has no lines (nothing was billed for its period): an e-invoice needs at "
-            "least one line (EN 16931 rule BR-16)."
+            "least one line (EN 16931 rule BR-16).",
+            code="no_lines",
         )
     net = invoice.subtotal - invoice.discount_total
     notes = [invoice.vat_note] if invoice.vat_note else []

@@ -177,10 +177,15 @@ def invoice_pdf(request, invoice_id: int):
 
 
 def _einvoice(request, make, respond):
+    """``respond(*make())``, or a 409 page saying, in the customer's language, why there is no e-invoice."""
     try:
         return respond(*make())
-    except EInvoiceError:
-        message = _("This invoice is void: it has no e-invoice.")
+    except EInvoiceError as exc:
+        messages = {
+            "void": _("This invoice is void: it has no e-invoice."),
+            "no_lines": _("Nothing was billed on this invoice, so it has no e-invoice. The PDF is the invoice."),
+        }
+        message = messages.get(exc.code, _("This document has no e-invoice yet. Ask us and we will put it right."))
         return render(request, "portal/no_einvoice.html", {"message": message}, status=409)
 
 

@@ -320,3 +320,19 @@ def test_an_invoice_without_lines_has_no_e_invoice_and_says_why(swedish_seller):
     assert invoice.total == Decimal("0.00")
     with pytest.raises(EInvoiceError, match=f"Invoice {invoice.number} has no lines .*BR-16"):
         invoice_ubl(invoice=invoice)
+
+
+def test_a_party_without_the_country_or_vat_number_en_16931_requires_is_refused_naming_it(swedish_seller):
+    invoice = build_invoice(_customer(swedish_seller, name="Landlös AB", country=""), vat_rate="25")
+    swedish_seller.vat_number = ""
+    swedish_seller.save()
+    invoice.tenant.refresh_from_db()
+
+    with pytest.raises(EInvoiceError) as refused:
+        invoice_ubl(invoice=invoice)
+
+    assert refused.value.code == "missing_data"
+    assert str(refused.value) == (
+        f"{invoice.number} cannot be an EN 16931 e-invoice: customer Landlös AB has no country; "
+        "the tenant has no VAT number, which VAT category S requires."
+    )

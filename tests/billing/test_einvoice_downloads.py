@@ -219,3 +219,13 @@ def test_api_answers_an_invoice_without_lines_with_409(api, world):
 
     assert response.status_code == 409
     assert response.json()["detail"].startswith(f"Invoice {empty.number} has no lines")
+
+
+def test_portal_answers_an_invoice_without_lines_with_409_in_the_customers_language(client, world):
+    client.force_login(world["portal_user"])
+    empty = build_invoice(world["kund"], lines=(), period_start=date(2026, 9, 1), period_end=date(2026, 9, 30))
+
+    response = client.get(f"/invoices/{empty.pk}/facturx/")
+
+    assert response.status_code == 409
+    assert "Inget debiterades på den här fakturan, så den har ingen e-faktura." in response.content.decode()
