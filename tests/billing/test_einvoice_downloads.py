@@ -229,3 +229,27 @@ def test_portal_answers_an_invoice_without_lines_with_409_in_the_customers_langu
 
     assert response.status_code == 409
     assert "Inget debiterades på den här fakturan, så den har ingen e-faktura." in response.content.decode()
+
+
+def test_admin_invoice_page_links_and_serves_the_e_invoices_of_its_tenant_only(client, world, member_factory, tenant_b):
+    from customers.models import Role
+
+    client.force_login(member_factory(tenant_b, Role.FINANCE))
+    invoice, note = world["invoice"], world["note"]
+    page = client.get(f"/admin/billing/invoice/{invoice.pk}/change/").content.decode()
+    assert f'href="/admin/billing/invoice/{invoice.pk}/ubl/"' in page
+    assert f'href="/admin/billing/invoice/{invoice.pk}/facturx/"' in page
+
+    response = client.get(f"/admin/billing/invoice/{invoice.pk}/ubl/")
+    assert response.status_code == 200
+    assert ubl_figures(assert_valid_ubl(response.content))["total"] == invoice.total
+    response = client.get(f"/admin/billing/creditnote/{note.pk}/ubl/")
+    assert response.status_code == 200
+    assert_valid_ubl(response.content, credit_note=True)
+    assert client.get(f"/admin/billing/invoice/{world['foreign'].pk}/ubl/").status_code == 404
+
+    draft = world["draft"]
+    assert f'/admin/billing/invoice/{draft.pk}/ubl/' not in client.get(f"/admin/billing/invoice/{draft.pk}/change/").content.decode()
+    response = client.get(f"/admin/billing/invoice/{draft.pk}/ubl/", follow=True)
+    assert response.redirect_chain == [(f"/admin/billing/invoice/{draft.pk}/change/", 302)]
+    assert "This invoice is a draft: e-invoices exist once it is finalized." in response.content.decode()
