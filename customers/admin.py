@@ -310,7 +310,7 @@ class ContactInline(TenantInline):
 @admin.register(Customer)
 class CustomerAdmin(TenantAdmin):
     list_display = ["name", "external_ref", "tier", "segment", "country", "currency", "account_manager"]
-    list_filter = [AccountManagerFilter, "currency", "tier", "segment", "country"]
+    list_filter = [AccountManagerFilter, "currency", "tier", "segment", "country", "einvoice_format"]
     search_fields = ["name", "external_ref", "org_number", "vat_number", "peppol_id"]
     list_select_related = ["account_manager"]
     inlines = [ContactInline]

@@ -85,6 +85,20 @@ def test_api_gives_a_finalized_invoice_as_factur_x_pdf_a3_with_its_cii_inside(ap
     assert (figures["total"], figures["payable"]) == (Decimal("43906.25"), Decimal("43906.25")) == (invoice.total, invoice.amount_due)
 
 
+def test_api_gives_a_credit_note_as_factur_x_type_381_naming_its_invoice(api, world):
+    note = world["note"]
+    response = api.get(f"/api/v1/credit-notes/{note.pk}/facturx/")
+
+    assert response.status_code == 200
+    assert response["Content-Disposition"] == f'attachment; filename="{note.number}-facturx.pdf"'
+    tree = assert_valid_cii(get_xml_from_pdf(response.content, check_xsd=False)[1])
+    ns = {"rsm": "urn:un:unece:uncefact:data:standard:CrossIndustryInvoice:100",
+          "ram": "urn:un:unece:uncefact:data:standard:ReusableAggregateBusinessInformationEntity:100"}
+    assert tree.findtext("rsm:ExchangedDocument/ram:TypeCode", namespaces=ns) == "381"
+    assert tree.findtext(".//ram:InvoiceReferencedDocument/ram:IssuerAssignedID", namespaces=ns) == world["invoice"].number
+    assert cii_figures(tree)["total"] == note.total
+
+
 def test_api_gives_a_credit_note_as_ubl(api, world):
     note = world["note"]
     response = api.get(f"/api/v1/credit-notes/{note.pk}/ubl/", HTTP_ACCEPT="application/xml")
