@@ -21,7 +21,7 @@ from rest_framework_api_key.models import AbstractAPIKey, BaseAPIKeyManager
 from simple_history.models import HistoricalRecords
 
 from customers.money import CURRENCY_CHOICES, MoneyField
-from customers.peppol import validate_peppol_id
+from customers.peppol import validate_bic, validate_iban, validate_peppol_id
 from customers.tenancy import TenantManager, TenantOwned
 
 LANGUAGE_CHOICES = [("en", "English"), ("sv", "Svenska")]
@@ -57,11 +57,14 @@ class Tenant(models.Model):
     )
     payment_account = models.CharField(
         gettext_lazy("bank account (IBAN)"),
-        max_length=34,
+        max_length=42,
         blank=True,
+        validators=[validate_iban],
         help_text=gettext_lazy("Where customers pay by credit transfer; e-invoices carry it as the payment account."),
     )
-    payment_bic = models.CharField(gettext_lazy("BIC"), max_length=11, blank=True, help_text=gettext_lazy("The bank's BIC/SWIFT code."))
+    payment_bic = models.CharField(
+        gettext_lazy("BIC"), max_length=11, blank=True, validators=[validate_bic], help_text=gettext_lazy("The bank's BIC/SWIFT code.")
+    )
     logo = models.FileField(upload_to="tenant-logos/", blank=True)
     payment_terms_days = models.PositiveSmallIntegerField(default=30)
     draft_grace_days = models.PositiveSmallIntegerField(

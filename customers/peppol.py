@@ -82,3 +82,21 @@ def validate_peppol_id(value: str) -> None:
         )
     if scheme == "0088" and not _gln_check_digit_ok(rest):
         raise ValidationError(_("%(value)s is not a GLN: its check digit is wrong.") % {"value": rest}, code="peppol_value")
+
+
+def validate_iban(value: str) -> None:
+    """Raise ValidationError unless ``value`` (spaces allowed) is an IBAN with a correct check (ISO 13616)."""
+    if not value:
+        return
+    iban = value.replace(" ", "").upper()
+    if not re.fullmatch(r"[A-Z]{2}\d{2}[A-Z0-9]{10,30}", iban):
+        raise ValidationError(_("Write the account as an IBAN, e.g. SE45 5000 0000 0583 9825 7466."), code="iban_format")
+    digits = "".join(str(int(char, 36)) for char in iban[4:] + iban[:4])
+    if int(digits) % 97 != 1:
+        raise ValidationError(_("%(value)s is not an IBAN: its check digits are wrong.") % {"value": value}, code="iban_check")
+
+
+def validate_bic(value: str) -> None:
+    """Raise ValidationError unless ``value`` is a BIC (SWIFT code) of 8 or 11 characters."""
+    if value and not re.fullmatch(r"[A-Z]{6}[A-Z0-9]{2}([A-Z0-9]{3})?", value):
+        raise ValidationError(_("A BIC is 8 or 11 capital letters and digits, e.g. ESSESESS."), code="bic_format")

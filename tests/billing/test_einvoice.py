@@ -5,6 +5,7 @@ from decimal import Decimal
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.utils import translation
 
 from billing.einvoice import EInvoiceError, credit_note_ubl, invoice_ubl
 from billing.einvoice.cii import cii_bytes
@@ -300,8 +301,13 @@ def test_peppol_ids_of_known_schemes_are_accepted(value):
     ],
 )
 def test_malformed_peppol_ids_are_refused_with_what_to_write(value, message):
-    with pytest.raises(ValidationError, match=message):
+    with translation.override("en"), pytest.raises(ValidationError, match=message):
         validate_peppol_id(value)
+
+
+def test_a_malformed_peppol_id_is_refused_in_swedish_to_a_swedish_reader():
+    with translation.override("sv"), pytest.raises(ValidationError, match="Skriv Peppol-id som"):
+        validate_peppol_id("5567321707")
 
 
 def test_tenant_addresses_are_read_into_parts():
@@ -336,3 +342,18 @@ def test_a_party_without_the_country_or_vat_number_en_16931_requires_is_refused_
         f"{invoice.number} cannot be an EN 16931 e-invoice: customer Landlös AB has no country; "
         "the tenant has no VAT number, which VAT category S requires."
     )
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("payment_account", "SE45 5000 0000 0583 9825 7467", "is not an IBAN: its check digits are wrong"),
+        ("payment_account", "5000-0000 0583", "Write the account as an IBAN"),
+        ("payment_bic", "esses", "A BIC is 8 or 11 capital letters and digits"),
+        ("peppol_id", "0007:55673217", "Swedish organisation number of 10 digits"),
+    ],
+)
+def test_a_tenants_malformed_payment_account_bic_or_peppol_id_is_refused(swedish_seller, field, value, message):
+    setattr(swedish_seller, field, value)
+    with translation.override("en"), pytest.raises(ValidationError, match=message):
+        swedish_seller.full_clean()
