@@ -57,7 +57,7 @@ def _party(parent, name: str, party: Party, *, print_vat: bool):
         _ram(_ram(node, "SpecifiedTaxRegistration"), "ID", party.vat_number, schemeID="VA")
 
 
-def _tax(parent, category, *, calculated=None, basis=None, currency=None):
+def _tax(parent, category, *, calculated=None, basis=None):
     node = _ram(parent, "ApplicableTradeTax")
     if calculated is not None:
         _ram(node, "CalculatedAmount", money(calculated))
@@ -120,7 +120,7 @@ def cii_tree(document: EDocument) -> etree._Element:
         if document.payment_bic:
             _ram(_ram(means, "PayeeSpecifiedCreditorFinancialInstitution"), "BICID", document.payment_bic)
     for subtotal in document.taxes:
-        _tax(settlement, subtotal.category, calculated=subtotal.tax, basis=subtotal.taxable, currency=currency)
+        _tax(settlement, subtotal.category, calculated=subtotal.tax, basis=subtotal.taxable)
     if document.period_start and document.period_end:
         period = _ram(settlement, "BillingSpecifiedPeriod")
         _date(period, "StartDateTime", document.period_start)
