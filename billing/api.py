@@ -85,7 +85,10 @@ class XMLRenderer(PDFRenderer):
 
 
 XML_RENDERERS = [renderers.JSONRenderer, XMLRenderer]
-NO_EINVOICE = OpenApiResponse(description="A draft (not finalized yet) or a void invoice has no e-invoice (`detail` says which).")
+NO_EINVOICE = OpenApiResponse(
+    description="No e-invoice: a draft (not finalized yet), a void invoice, one without lines, or a tenant or customer "
+    "without the country (or VAT number) EN 16931 requires (`detail` says which and what to set)."
+)
 UBL_SCHEMA = {
     (200, "application/xml"): OpenApiResponse(OpenApiTypes.BINARY, description="Peppol BIS Billing 3.0 UBL 2.1 XML."),
     404: OpenApiResponse(description="No such document in this tenant."),
@@ -202,14 +205,15 @@ class InvoiceViewSet(TenantReadOnlyViewSet):
     @extend_schema(responses={**UBL_SCHEMA, 409: NO_EINVOICE})
     @action(detail=True, methods=["get"], renderer_classes=XML_RENDERERS)
     def ubl(self, request, pk=None):
-        """The finalized invoice as Peppol BIS Billing 3.0 UBL XML (``<number>.xml``). 409 for a draft or void invoice."""
+        """The finalized invoice as Peppol BIS Billing 3.0 UBL XML (``<number>.xml``). 409 when it has none (a draft,
+        void, no lines, or a country or VAT number missing), with the reason."""
         invoice = self.get_object()
         return einvoice_answer(lambda: invoice_ubl(invoice=invoice), xml_response)
 
     @extend_schema(responses={**FACTURX_SCHEMA, 409: NO_EINVOICE})
     @action(detail=True, methods=["get"], renderer_classes=PDF_RENDERERS)
     def facturx(self, request, pk=None):
-        """The finalized invoice as a Factur-X EN 16931 PDF (``<number>-facturx.pdf``). 409 for a draft or void invoice."""
+        """The finalized invoice as a Factur-X EN 16931 PDF (``<number>-facturx.pdf``). 409 when it has none, as for ``ubl``."""
         invoice = self.get_object()
         return einvoice_answer(lambda: invoice_facturx(invoice=invoice), facturx_response)
 
@@ -241,14 +245,14 @@ class CreditNoteViewSet(TenantReadOnlyViewSet):
         """The credit note's PDF (rendered and stored the first time it is asked for)."""
         return pdf_response(*credit_note_staff_pdf(credit_note=self.get_object()))
 
-    @extend_schema(responses=UBL_SCHEMA)
+    @extend_schema(responses={**UBL_SCHEMA, 409: NO_EINVOICE})
     @action(detail=True, methods=["get"], renderer_classes=XML_RENDERERS)
     def ubl(self, request, pk=None):
         """The credit note as Peppol BIS Billing 3.0 UBL CreditNote XML (``<number>.xml``)."""
         note = self.get_object()
         return einvoice_answer(lambda: credit_note_ubl(credit_note=note), xml_response)
 
-    @extend_schema(responses=FACTURX_SCHEMA)
+    @extend_schema(responses={**FACTURX_SCHEMA, 409: NO_EINVOICE})
     @action(detail=True, methods=["get"], renderer_classes=PDF_RENDERERS)
     def facturx(self, request, pk=None):
         """The credit note as a Factur-X EN 16931 PDF (TypeCode 381, ``<number>-facturx.pdf``)."""
