@@ -27,6 +27,9 @@ from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
 
+from django.utils import translation
+from django.utils.translation import gettext_noop
+
 from billing.models import CreditNote, Invoice
 from customers.peppol import LEGAL_ENTITY_SCHEMES, peppol_id_split
 
@@ -284,6 +287,12 @@ def _language(customer) -> str:
     return customer.language if customer.language in ("en", "sv") else "en"
 
 
+def _text(language: str, message: str, **values) -> str:
+    """A note of the document in the customer's language (the figures and codes are the standard's)."""
+    with translation.override(language):
+        return translation.gettext(message) % values
+
+
 def invoice_document(invoice: Invoice) -> EDocument:
     """The e-invoice view of a finalized (paid, or void once numbered) invoice, lines in order.
 
@@ -294,6 +303,7 @@ def invoice_document(invoice: Invoice) -> EDocument:
     if invoice.status == Invoice.Status.DRAFT or not invoice.number or invoice.issue_date is None:
         raise EInvoiceError("This invoice is a draft: e-invoices exist once it is finalized.", code="draft")
     tenant, customer = invoice.tenant, invoice.customer
+    language = _language(customer)
     seller = _seller(tenant)
     category = tax_category(
         reverse_charge=invoice.reverse_charge, vat_rate=invoice.vat_rate, seller_vat_number=seller.vat_number
@@ -301,7 +311,9 @@ def invoice_document(invoice: Invoice) -> EDocument:
     lines = []
     for line in invoice.lines.order_by("position"):
         quantity, price = _price(line.quantity, line.unit_price, line.proration)
-        note = f"Prorated: {line.proration} of the period" if line.proration not in ("", "1") else ""
+        note = ""
+        if line.proration not in ("", "1"):
+            note = _text(language, gettext_noop("Prorated: %(fraction)s of the period"), fraction=line.proration)
         lines.append(Line(line.position, line.description, quantity, price, line.amount, category, note))
     if not lines:
         raise EInvoiceError(
@@ -330,13 +342,16 @@ def invoice_document(invoice: Invoice) -> EDocument:
         period_start=invoice.period_start,
         period_end=invoice.period_end,
         notes=notes,
-        payment_terms=f"Payment within {tenant.payment_terms_days} days, by {invoice.due_date:%Y-%m-%d}."
+        payment_terms=_text(
+            language, gettext_noop("Payment within %(days)s days, by %(due_date)s."),
+            days=tenant.payment_terms_days, due_date=invoice.due_date.isoformat(),
+        )
         if invoice.due_date
         else "",
         payment_account=tenant.payment_account.replace(" ", ""),
         payment_bic=tenant.payment_bic.strip(),
         payment_reference=invoice.number,
-        language=_language(customer),
+        language=language,
     )
     return _check(document, expected_total=invoice.total)
 

@@ -258,7 +258,11 @@ def test_a_prorated_line_prints_its_prorated_price_and_its_stored_amount(swedish
     line = tree.find("cac:InvoiceLine", UBL_NS)
     assert line.findtext("cac:Price/cbc:PriceAmount", namespaces=UBL_NS) == "3300"
     assert line.findtext("cbc:LineExtensionAmount", namespaces=UBL_NS) == "3300.00"
-    assert line.findtext("cbc:Note", namespaces=UBL_NS) == "Prorated: 11/30 of the period"
+    # The notes speak the customer's language (Swedish here); the figures and codes are the standard's.
+    assert line.findtext("cbc:Note", namespaces=UBL_NS) == "Periodiserat: 11/30 av perioden"
+    assert tree.findtext("cac:PaymentTerms/cbc:Note", namespaces=UBL_NS) == (
+        f"Betalning inom 30 dagar, senast {invoice.due_date.isoformat()}."
+    )
 
 
 def test_a_draft_or_void_invoice_has_no_e_invoice(swedish_seller):
