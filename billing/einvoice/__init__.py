@@ -9,7 +9,9 @@ carry the same figures, which are the invoice's own to the cent:
   document's PDF rendered as PDF/A-3b by WeasyPrint with its CII XML embedded by the ``factur-x``
   library, which checks the XML against the Factur-X XSD first.
 
-A draft has no e-invoice (it has no number): ``EInvoiceError``; so has a void invoice. Customers
+A draft (it has no number), a void invoice, an invoice without lines and a document whose tenant or
+customer lacks what EN 16931 requires (a country; the tenant's VAT number for VAT categories S, Z and
+AE) have none: ``EInvoiceError``, whose ``code`` says which and whose message what to set. Customers
 choose which form their invoice email carries (``Customer.einvoice_format``, ``billing.delivery``).
 """
 
