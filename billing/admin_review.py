@@ -8,7 +8,9 @@ same people: roles that may edit billing (finance, owners) and platform admins; 
 otherwise (``billing.services.invoice_finalize(close_early=…)``).
 
 Staff open any invoice's or credit note's PDF from its page and its list (a draft: the preview with
-its stamp). Amounts due come from ``Invoice.objects.with_balance_due``, the one definition.
+its stamp), and a finalized invoice's or a credit note's e-invoice (UBL XML, Factur-X PDF) from its page;
+one that has none (a draft, void, without lines) comes back to the page with the reason. Amounts due
+come from ``Invoice.objects.with_balance_due``, the one definition.
 """
 
 from dataclasses import dataclass
@@ -33,6 +35,15 @@ from django.views.decorators.clickjacking import xframe_options_sameorigin
 from billing import services
 from billing.admin_base import _may_bill
 from billing.documents import credit_note_staff_pdf, invoice_staff_pdf, pdf_response
+from billing.einvoice import (
+    EInvoiceError,
+    credit_note_facturx,
+    credit_note_ubl,
+    facturx_response,
+    invoice_facturx,
+    invoice_ubl,
+    xml_response,
+)
 from billing.models import CreditNote, Invoice, PaymentStatus
 from customers.admin_base import money_text, request_tenant
 from customers.periods import month_end, tenant_today
@@ -89,9 +100,36 @@ class _PdfViewMixin:
     def staff_pdf(self, obj) -> tuple[bytes, str]:
         raise NotImplementedError
 
+    def staff_einvoice(self, obj, form: str) -> tuple[bytes, str]:
+        """``(content, filename)`` of the object's e-invoice ``form`` ("ubl" or "facturx")."""
+        raise NotImplementedError
+
     def pdf_urls(self, *extra):
         view = self.admin_site.admin_view
-        return [path("<path:object_id>/pdf/", view(self.pdf_view), name=self.pdf_url_name), *extra]
+        base = self.pdf_url_name.removesuffix("_pdf")
+        return [
+            path("<path:object_id>/pdf/", view(self.pdf_view), name=self.pdf_url_name),
+            path("<path:object_id>/ubl/", view(self.ubl_view), name=f"{base}_ubl"),
+            path("<path:object_id>/facturx/", view(self.facturx_view), name=f"{base}_facturx"),
+            *extra,
+        ]
+
+    def _einvoice_view(self, request, object_id, form: str, respond):
+        obj = self.get_object(request, unquote(object_id))
+        if obj is None or not self.has_view_permission(request, obj):
+            raise Http404(_("No such document."))
+        try:
+            with tenant_scope(obj.tenant):
+                return respond(*self.staff_einvoice(obj, form))
+        except EInvoiceError as exc:
+            messages.error(request, str(exc))
+            return redirect(reverse(f"admin:{self.pdf_url_name.removesuffix('_pdf')}_change", args=[obj.pk]))
+
+    def ubl_view(self, request, object_id):
+        return self._einvoice_view(request, object_id, "ubl", xml_response)
+
+    def facturx_view(self, request, object_id):
+        return self._einvoice_view(request, object_id, "facturx", facturx_response)
 
     @method_decorator(xframe_options_sameorigin)  # the object's own page embeds the preview
     @method_decorator(csp_replace({"frame-ancestors": [SELF]}))
@@ -109,7 +147,13 @@ class _PdfViewMixin:
     pdf_link.short_description = _("PDF")
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
-        extra_context = {**(extra_context or {}), "pdf_url": reverse(f"admin:{self.pdf_url_name}", args=[object_id])}
+        base = self.pdf_url_name.removesuffix("_pdf")
+        extra_context = {
+            **(extra_context or {}),
+            "pdf_url": reverse(f"admin:{self.pdf_url_name}", args=[object_id]),
+            "ubl_url": reverse(f"admin:{base}_ubl", args=[object_id]),
+            "facturx_url": reverse(f"admin:{base}_facturx", args=[object_id]),
+        }
         return super().change_view(request, object_id, form_url, extra_context)
 
 
@@ -119,6 +163,9 @@ class CreditNoteReviewMixin(_PdfViewMixin):
 
     def staff_pdf(self, obj):
         return credit_note_staff_pdf(credit_note=obj)
+
+    def staff_einvoice(self, obj, form):
+        return (credit_note_ubl if form == "ubl" else credit_note_facturx)(credit_note=obj)
 
     def get_urls(self):
         return self.pdf_urls(*super().get_urls())
@@ -130,6 +177,9 @@ class InvoiceReviewMixin(_PdfViewMixin):
 
     def staff_pdf(self, obj):
         return invoice_staff_pdf(invoice=obj)
+
+    def staff_einvoice(self, obj, form):
+        return (invoice_ubl if form == "ubl" else invoice_facturx)(invoice=obj)
 
     def get_queryset(self, request):
         tenant = request_tenant(request)

@@ -6,7 +6,9 @@ a move the invoice's status does not allow is 409, and so is finalizing an invoi
 is still running without ``{"close_early": true}``. API keys only read. ``amount_due`` is billing's
 one definition (``Invoice.objects.with_balance_due``); ``payment_status`` is derived as of the
 tenant's today (``with_payment_status``). Payments are ``billing.api_payments``. ``GET …/pdf/`` returns a document's PDF
-(a draft's preview with its stamp); another tenant's id is a 404.
+(a draft's preview with its stamp); another tenant's id is a 404. ``GET …/ubl/`` and ``GET …/facturx/`` return a
+finalized invoice's or a credit note's e-invoice (``billing.einvoice``): Peppol BIS 3.0 UBL XML, or the Factur-X
+EN 16931 PDF; a draft or void invoice has none (409).
 """
 
 import django_filters
@@ -21,6 +23,15 @@ from rest_framework.response import Response
 from billing import services
 from billing.api_payments import PaymentViewSet
 from billing.documents import credit_note_staff_pdf, invoice_staff_pdf, pdf_response
+from billing.einvoice import (
+    EInvoiceError,
+    credit_note_facturx,
+    credit_note_ubl,
+    facturx_response,
+    invoice_facturx,
+    invoice_ubl,
+    xml_response,
+)
 from billing.models import CreditNote, CreditNoteLine, Invoice, InvoiceLine
 from billing.serializers import (
     CreditNoteSerializer,
@@ -64,6 +75,38 @@ PDF_SCHEMA = {
     404: OpenApiResponse(description="No such document in this tenant."),
 }
 PDF_RENDERERS = [renderers.JSONRenderer, PDFRenderer]
+
+
+class XMLRenderer(PDFRenderer):
+    """Lets a client ask for ``Accept: application/xml``; the UBL views answer with the bytes themselves."""
+
+    media_type = "application/xml"
+    format = "xml"
+
+
+XML_RENDERERS = [renderers.JSONRenderer, XMLRenderer]
+NO_EINVOICE = OpenApiResponse(
+    description="No e-invoice: a draft (not finalized yet), a void invoice, one without lines, or a tenant or customer "
+    "without the country (or VAT number) EN 16931 requires (`detail` says which and what to set)."
+)
+UBL_SCHEMA = {
+    (200, "application/xml"): OpenApiResponse(OpenApiTypes.BINARY, description="Peppol BIS Billing 3.0 UBL 2.1 XML."),
+    404: OpenApiResponse(description="No such document in this tenant."),
+}
+FACTURX_SCHEMA = {
+    (200, "application/pdf"): OpenApiResponse(
+        OpenApiTypes.BINARY, description="Factur-X (EN 16931) PDF/A-3b with the CII XML embedded."
+    ),
+    404: OpenApiResponse(description="No such document in this tenant."),
+}
+
+
+def einvoice_answer(make, respond):
+    """``respond(*make())``, or a 409 naming why the document has no e-invoice."""
+    try:
+        return respond(*make())
+    except EInvoiceError as exc:
+        return Response({"detail": str(exc), "code": "no_einvoice"}, status=status.HTTP_409_CONFLICT)
 
 
 class TenantReadOnlyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
@@ -159,6 +202,21 @@ class InvoiceViewSet(TenantReadOnlyViewSet):
         """The invoice's PDF: the stored document once numbered, a draft's preview with its stamp."""
         return pdf_response(*invoice_staff_pdf(invoice=self.get_object()))
 
+    @extend_schema(responses={**UBL_SCHEMA, 409: NO_EINVOICE})
+    @action(detail=True, methods=["get"], renderer_classes=XML_RENDERERS)
+    def ubl(self, request, pk=None):
+        """The finalized invoice as Peppol BIS Billing 3.0 UBL XML (``<number>.xml``). 409 when it has none (a draft,
+        void, no lines, or a country or VAT number missing), with the reason."""
+        invoice = self.get_object()
+        return einvoice_answer(lambda: invoice_ubl(invoice=invoice), xml_response)
+
+    @extend_schema(responses={**FACTURX_SCHEMA, 409: NO_EINVOICE})
+    @action(detail=True, methods=["get"], renderer_classes=PDF_RENDERERS)
+    def facturx(self, request, pk=None):
+        """The finalized invoice as a Factur-X EN 16931 PDF (``<number>-facturx.pdf``). 409 when it has none, as for ``ubl``."""
+        invoice = self.get_object()
+        return einvoice_answer(lambda: invoice_facturx(invoice=invoice), facturx_response)
+
 
 class CreditNoteFilter(django_filters.FilterSet):
     invoice = django_filters.NumberFilter(field_name="invoice_id")
@@ -186,6 +244,20 @@ class CreditNoteViewSet(TenantReadOnlyViewSet):
     def pdf(self, request, pk=None):
         """The credit note's PDF (rendered and stored the first time it is asked for)."""
         return pdf_response(*credit_note_staff_pdf(credit_note=self.get_object()))
+
+    @extend_schema(responses={**UBL_SCHEMA, 409: NO_EINVOICE})
+    @action(detail=True, methods=["get"], renderer_classes=XML_RENDERERS)
+    def ubl(self, request, pk=None):
+        """The credit note as Peppol BIS Billing 3.0 UBL CreditNote XML (``<number>.xml``)."""
+        note = self.get_object()
+        return einvoice_answer(lambda: credit_note_ubl(credit_note=note), xml_response)
+
+    @extend_schema(responses={**FACTURX_SCHEMA, 409: NO_EINVOICE})
+    @action(detail=True, methods=["get"], renderer_classes=PDF_RENDERERS)
+    def facturx(self, request, pk=None):
+        """The credit note as a Factur-X EN 16931 PDF (TypeCode 381, ``<number>-facturx.pdf``)."""
+        note = self.get_object()
+        return einvoice_answer(lambda: credit_note_facturx(credit_note=note), facturx_response)
 
 
 def register(router):

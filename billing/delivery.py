@@ -1,5 +1,9 @@
 """Emailing a finalized invoice to the customer's billing addresses, with its PDF attached.
 
+What is attached follows the customer's ``einvoice_format``: the PDF; the PDF and the Peppol BIS
+3.0 UBL XML; or the Factur-X PDF (the same PDF as PDF/A-3b with the invoice's CII XML inside) in
+place of the plain PDF (``billing.einvoice``).
+
 Each recipient has one ``InvoiceDelivery`` row (an outbox message, unique per tenant, invoice and
 recipient) that records the outcome, so sending twice sends once unless ``resend=True``. Callers
 queue the send after their own transaction commits (``invoice_send_on_commit``): an email cannot be taken back,
@@ -26,13 +30,14 @@ from django.utils import translation
 
 from billing import formatting
 from billing.documents import invoice_render_pdf
+from billing.einvoice import EInvoiceError, XML_CONTENT_TYPE, invoice_facturx, invoice_ubl
 from billing.models import Invoice, InvoiceDelivery
 from billing.outbox import outbox_send
 from billing.pay_links import pay_link_url
 from billing.payment_details import invoice_payment_details
 from billing.selectors import invoice_with_balance_due
 from billing.services.card_payments import card_payment_account, invoice_payable_by_card
-from customers.models import Tenant
+from customers.models import EInvoiceFormat, Tenant
 from customers.tenancy import tenant_scope
 
 logger = logging.getLogger(__name__)
@@ -51,7 +56,25 @@ def _recipients(emails: list[str]) -> list[str]:
     return recipients
 
 
-def _message(invoice: Invoice, recipient: str, pdf_name: str, pdf: bytes) -> EmailMultiAlternatives:
+def _attachments(invoice: Invoice, pdf_name: str, pdf: bytes) -> list[tuple[str, bytes, str]]:
+    """``(filename, content, mimetype)`` of what the invoice email carries, by the customer's choice."""
+    plain = (pdf_name.rsplit("/", 1)[-1], pdf, "application/pdf")
+    choice = invoice.customer.einvoice_format
+    try:
+        if choice == EInvoiceFormat.PDF_UBL:
+            content, filename = invoice_ubl(invoice=invoice)
+            return [plain, (filename, content, XML_CONTENT_TYPE)]
+        if choice == EInvoiceFormat.FACTURX:
+            content, filename = invoice_facturx(invoice=invoice)
+            return [(filename, content, "application/pdf")]
+    except EInvoiceError as exc:
+        # The PDF is the invoice; the e-invoice is its machine-readable twin. One that cannot be made (an
+        # invoice without lines) must not hold the invoice back: the email carries the PDF, and says why in the log.
+        logger.warning("Invoice %s emailed as PDF only, not %s: %s", invoice.pk, choice, exc)
+    return [plain]
+
+
+def _message(invoice: Invoice, recipient: str, attachments: list[tuple[str, bytes, str]]) -> EmailMultiAlternatives:
     customer, tenant = invoice.customer, invoice.tenant
     language = customer.language if customer.language in formatting.LOCALES else formatting.DEFAULT_LANGUAGE
     context = {
@@ -82,12 +105,17 @@ def _message(invoice: Invoice, recipient: str, pdf_name: str, pdf: bytes) -> Ema
         to=[recipient],
     )
     message.attach_alternative(html, "text/html")
-    message.attach(pdf_name.rsplit("/", 1)[-1], pdf, "application/pdf")
+    for filename, content, mimetype in attachments:
+        message.attach(filename, content, mimetype)
     return message
 
 
 def invoice_send(*, invoice: Invoice, resend: bool = False) -> list[InvoiceDelivery]:
     """Email a finalized (or paid) invoice, PDF attached, to each of the customer's billing emails.
+
+    The attachments follow the customer's ``einvoice_format`` (``_attachments``): the PDF, the PDF and
+    its UBL XML, or the Factur-X PDF alone; an invoice that has no e-invoice (no lines) carries the PDF,
+    with a warning logged.
 
     Bodies (HTML and plain text) and subject are in the customer's language; the PDF is the
     stored one (rendered now if it is not yet). Each recipient's ``InvoiceDelivery`` row records
@@ -111,10 +139,11 @@ def invoice_send(*, invoice: Invoice, resend: bool = False) -> list[InvoiceDeliv
     pdf_name = invoice_render_pdf(invoice=invoice)
     with default_storage.open(pdf_name, "rb") as handle:
         pdf = handle.read()
+    attachments = _attachments(invoice, pdf_name, pdf)
 
     rows = [InvoiceDelivery(tenant=tenant, invoice=invoice, recipient=address) for address in recipients]
     return outbox_send(
-        tenant=tenant, rows=rows, resend=resend, compose=lambda recipient, _rows: _message(invoice, recipient, pdf_name, pdf)
+        tenant=tenant, rows=rows, resend=resend, compose=lambda recipient, _rows: _message(invoice, recipient, attachments)
     )
 
 

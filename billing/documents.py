@@ -197,17 +197,19 @@ def tenant_has_logo(tenant: Tenant) -> bool:
     return TenantLogoFetcher(tenant).logo_path() is not None
 
 
-def html_to_pdf(html: str, *, tenant: Tenant) -> bytes:
+def html_to_pdf(html: str, *, tenant: Tenant, pdf_variant: str | None = None) -> bytes:
     """A PDF of ``html`` (WeasyPrint) that may load the tenant's own logo and nothing else, with the
-    process's shared fonts. Every PDF the product makes (invoices, credit notes, reports) goes here."""
+    process's shared fonts. Every PDF the product makes (invoices, credit notes, reports) goes here.
+    ``pdf_variant`` is WeasyPrint's, e.g. ``"pdf/a-3b"`` for the archival PDF a Factur-X file needs."""
     fonts = _font_config(os.getpid(), threading.get_ident())
-    return HTML(string=html, url_fetcher=TenantLogoFetcher(tenant)).write_pdf(font_config=fonts)
+    options = {"pdf_variant": pdf_variant} if pdf_variant else {}
+    return HTML(string=html, url_fetcher=TenantLogoFetcher(tenant)).write_pdf(font_config=fonts, **options)
 
 
-def _render(template: str, context: dict, *, tenant: Tenant, language: str) -> bytes:
+def _render(template: str, context: dict, *, tenant: Tenant, language: str, pdf_variant: str | None = None) -> bytes:
     with translation.override(language):
         html = render_to_string(template, {**context, "language": language})
-    return html_to_pdf(html, tenant=tenant)
+    return html_to_pdf(html, tenant=tenant, pdf_variant=pdf_variant)
 
 
 def _language(customer) -> str:
@@ -243,16 +245,26 @@ def _store(name: str, content: bytes) -> str:
     return stored
 
 
-def invoice_preview_pdf(*, invoice: Invoice) -> bytes:
+def invoice_preview_pdf(*, invoice: Invoice, pdf_variant: str | None = None) -> bytes:
     """The PDF of ``invoice`` as it would print now, as bytes; nothing is stored or saved.
 
     For drafts (marked "Draft" on the page, without number) and for checking a layout. Any status
     is accepted; for a finalized invoice the stored file (``invoice_render_pdf``) is the record.
+    ``pdf_variant`` as ``html_to_pdf`` (the Factur-X PDF renders ``"pdf/a-3b"``).
     """
     language = _language(invoice.customer)
     with translation.override(language), tenant_scope(invoice.tenant):
         context = _invoice_context(invoice, language)
-    return _render(INVOICE_TEMPLATE, context, tenant=invoice.tenant, language=language)
+    return _render(INVOICE_TEMPLATE, context, tenant=invoice.tenant, language=language, pdf_variant=pdf_variant)
+
+
+def credit_note_pdf_bytes(*, credit_note: CreditNote, pdf_variant: str | None = None) -> bytes:
+    """The PDF of a credit note rendered now, as bytes (nothing stored): what ``credit_note_render_pdf``
+    stores, or with ``pdf_variant="pdf/a-3b"`` the archival PDF a Factur-X file embeds its XML in."""
+    language = _language(credit_note.customer)
+    with translation.override(language), tenant_scope(credit_note.tenant):
+        context = _credit_note_context(credit_note, language)
+    return _render(CREDIT_NOTE_TEMPLATE, context, tenant=credit_note.tenant, language=language, pdf_variant=pdf_variant)
 
 
 @transaction.atomic
@@ -314,10 +326,7 @@ def credit_note_render_pdf(*, credit_note: CreditNote) -> str:
     name = credit_note_pdf_path(credit_note=credit_note)
     if default_storage.exists(name):
         return name
-    language = _language(credit_note.customer)
-    with translation.override(language), tenant_scope(credit_note.tenant):
-        context = _credit_note_context(credit_note, language)
-    return _store(name, _render(CREDIT_NOTE_TEMPLATE, context, tenant=credit_note.tenant, language=language))
+    return _store(name, credit_note_pdf_bytes(credit_note=credit_note))
 
 
 def invoice_staff_pdf(*, invoice: Invoice) -> tuple[bytes, str]:

@@ -310,13 +310,13 @@ class ContactInline(TenantInline):
 @admin.register(Customer)
 class CustomerAdmin(TenantAdmin):
     list_display = ["name", "external_ref", "tier", "segment", "country", "currency", "account_manager"]
-    list_filter = [AccountManagerFilter, "currency", "tier", "segment", "country"]
-    search_fields = ["name", "external_ref", "org_number", "vat_number"]
+    list_filter = [AccountManagerFilter, "currency", "tier", "segment", "country", "einvoice_format"]
+    search_fields = ["name", "external_ref", "org_number", "vat_number", "peppol_id"]
     list_select_related = ["account_manager"]
     inlines = [ContactInline]
     fieldsets = [
-        (None, {"fields": ["name", "external_ref", "is_business", "org_number", "vat_number"]}),
-        ("Billing", {"fields": ["currency", "language", "billing_emails", "acquisition_cost"]}),
+        (None, {"fields": ["name", "external_ref", "is_business", "org_number", "vat_number", "peppol_id"]}),
+        ("Billing", {"fields": ["currency", "language", "billing_emails", "einvoice_format", "acquisition_cost"]}),
         ("Address", {"fields": ["address_line1", "address_line2", "postal_code", "city", "country"]}),
         ("Account", {"fields": ["segment", "tier", "account_manager", "first_contact_on"]}),
     ]

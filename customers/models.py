@@ -21,6 +21,7 @@ from rest_framework_api_key.models import AbstractAPIKey, BaseAPIKeyManager
 from simple_history.models import HistoricalRecords
 
 from customers.money import CURRENCY_CHOICES, MoneyField
+from customers.peppol import validate_peppol_id
 from customers.tenancy import TenantManager, TenantOwned
 
 LANGUAGE_CHOICES = [("en", "English"), ("sv", "Svenska")]
@@ -44,6 +45,16 @@ class Tenant(models.Model):
     vat_number = models.CharField(max_length=32, blank=True)
     address = models.TextField(blank=True)
     country = CountryField(blank=True)
+    peppol_id = models.CharField(
+        gettext_lazy("Peppol id"),
+        max_length=64,
+        blank=True,
+        validators=[validate_peppol_id],
+        help_text=gettext_lazy(
+            'Your electronic address in e-invoices, "scheme:value": e.g. 0007:5567321707 (Swedish organisation '
+            "number), 0088:… (GLN), 0060:… (DUNS), 9930:DE… (German VAT number)."
+        ),
+    )
     logo = models.FileField(upload_to="tenant-logos/", blank=True)
     payment_terms_days = models.PositiveSmallIntegerField(default=30)
     draft_grace_days = models.PositiveSmallIntegerField(
@@ -112,6 +123,14 @@ class TenantAPIKey(TenantOwned, AbstractAPIKey):
         verbose_name_plural = gettext_lazy("API keys")
 
 
+class EInvoiceFormat(models.TextChoices):
+    """What a customer's invoice email carries (``billing.delivery``)."""
+
+    PDF = "pdf", gettext_lazy("PDF only")
+    PDF_UBL = "pdf_ubl", gettext_lazy("PDF and Peppol UBL XML")
+    FACTURX = "facturx", gettext_lazy("Factur-X PDF (PDF with the invoice's XML inside)")
+
+
 class Customer(TenantOwned):
     name = models.CharField("legal name", max_length=200)
     external_ref = models.SlugField(
@@ -126,6 +145,23 @@ class Customer(TenantOwned):
     postal_code = models.CharField(max_length=20, blank=True)
     city = models.CharField(max_length=100, blank=True)
     country = CountryField(blank=True)
+    peppol_id = models.CharField(
+        gettext_lazy("Peppol id"),
+        max_length=64,
+        blank=True,
+        validators=[validate_peppol_id],
+        help_text=gettext_lazy(
+            "The customer's electronic address for e-invoices, \"scheme:value\": e.g. 0007:5567321707 (Swedish "
+            "organisation number), 0088:… (GLN), 9930:DE… (German VAT number)."
+        ),
+    )
+    einvoice_format = models.CharField(
+        gettext_lazy("invoice format"),
+        max_length=10,
+        choices=EInvoiceFormat.choices,
+        default=EInvoiceFormat.PDF,
+        help_text=gettext_lazy("What the invoice email carries; every form can be downloaded in the portal and the API."),
+    )
     currency = models.CharField(max_length=3, choices=CURRENCY_CHOICES)
     language = models.CharField(max_length=5, choices=LANGUAGE_CHOICES, default="en")
     segment = models.CharField(max_length=50, blank=True, help_text="e.g. SMB, mid-market, enterprise")

@@ -42,9 +42,17 @@ portal_patterns = [
         customer_portal.invoice_export,
         name="invoice_export",
     ),
+    path("invoices/<int:invoice_id>/ubl/", customer_portal.invoice_ubl_download, name="invoice_ubl"),
+    path("invoices/<int:invoice_id>/facturx/", customer_portal.invoice_facturx_download, name="invoice_facturx"),
     path("credit-notes/", customer_portal.credit_note_list, name="credit_note_list"),
     path("credit-notes/<int:credit_note_id>/", customer_portal.credit_note_detail, name="credit_note_detail"),
     path("credit-notes/<int:credit_note_id>/pdf/", customer_portal.credit_note_pdf, name="credit_note_pdf"),
+    path("credit-notes/<int:credit_note_id>/ubl/", customer_portal.credit_note_ubl_download, name="credit_note_ubl"),
+    path(
+        "credit-notes/<int:credit_note_id>/facturx/",
+        customer_portal.credit_note_facturx_download,
+        name="credit_note_facturx",
+    ),
     path(
         "credit-notes/<int:credit_note_id>/export.<str:export_format>",
         customer_portal.credit_note_export,

@@ -5,6 +5,7 @@ the tenant's slug, so a tenant looks the same whether or not the others were bui
 """
 
 import random
+import zlib
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -13,7 +14,7 @@ from zoneinfo import ZoneInfo
 from django.contrib.auth.models import AbstractBaseUser
 from faker import Faker
 
-from customers.models import Contact, Customer, Tenant
+from customers.models import Contact, Customer, EInvoiceFormat, Tenant
 from customers.money import Money
 from customers.periods import add_months, month_end, month_start
 from customers.services import customer_create
@@ -97,6 +98,35 @@ class DemoContext:
             self.progress.update(1)
 
 
+def einvoice_ids(name: str, fields: dict) -> dict:
+    """A demo customer's Peppol id, VAT number where its country has one, and invoice format, derived from
+    its name or organisation number: no random draw, so the demo's random sequence is what it was.
+
+    Swedish companies are addressed by organisation number (0007) and every third takes its invoices as
+    PDF and UBL; German and Dutch ones by VAT number (9930, 9944), every fourth German one as Factur-X;
+    US and Canadian ones by a DUNS-shaped number (0060); British ones get a VAT number.
+    """
+    country, digits = fields.get("country", ""), f"{zlib.crc32(name.encode()):010d}"
+    ids: dict = {}
+    if fields.get("org_number") and country == "SE":
+        ids["peppol_id"] = "0007:" + fields["org_number"].replace("-", "")
+        if int(digits) % 3 == 0:
+            ids["einvoice_format"] = EInvoiceFormat.PDF_UBL
+    elif country == "DE":
+        ids["vat_number"] = f"DE{digits[-9:]}"
+        ids["peppol_id"] = f"9930:{ids['vat_number']}"
+        if int(digits) % 4 == 0:
+            ids["einvoice_format"] = EInvoiceFormat.FACTURX
+    elif country == "NL":
+        ids["vat_number"] = f"NL{digits[-9:]}B01"
+        ids["peppol_id"] = f"9944:{ids['vat_number']}"
+    elif country == "GB":
+        ids["vat_number"] = f"GB{digits[-9:]}"
+    elif country in ("US", "CA"):
+        ids["peppol_id"] = f"0060:{digits[-9:]}"
+    return ids
+
+
 def customer_add(
     ctx: DemoContext,
     *,
@@ -120,7 +150,7 @@ def customer_add(
         account_manager=ctx.manager(),
         first_contact_on=first_contact_on,
         acquisition_cost=money(acquisition_cost, ctx.currency),
-        **fields,
+        **{**einvoice_ids(name, fields), **fields},
     )
     people = []
     for index in range(contacts):

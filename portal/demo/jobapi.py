@@ -32,6 +32,7 @@ TENANT = {
     "vat_rate": Decimal("0"),
     "country": "US",
     "address": "200 Varick St, Suite 610\nNew York, NY 10014",
+    "peppol_id": "0060:081466849",
     "payment_terms_days": 14,
 }
 

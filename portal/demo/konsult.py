@@ -32,6 +32,7 @@ TENANT = {
     "vat_number": "SE559123456701",
     "country": "SE",
     "address": "Drottninggatan 55\n111 21 Stockholm",
+    "peppol_id": "0007:5591234567",
     "payment_terms_days": 30,
 }
 

@@ -35,6 +35,7 @@ TENANT = {
     "vat_rate": Decimal("0"),
     "country": "US",
     "address": "548 Market St, Suite 300\nSan Francisco, CA 94104",
+    "peppol_id": "0060:117409255",
     "payment_terms_days": 30,
 }
 

@@ -21,6 +21,15 @@ from django.utils import translation
 from django.utils.translation import gettext as _
 
 from billing.documents import credit_note_render_pdf, invoice_render_pdf
+from billing.einvoice import (
+    EInvoiceError,
+    credit_note_facturx,
+    credit_note_ubl,
+    facturx_response,
+    invoice_facturx,
+    invoice_ubl,
+    xml_response,
+)
 from billing.models import CreditNote, Invoice, PaymentStatus
 from billing.payment_details import invoice_payment_details
 from billing.projection import invoice_project
@@ -179,6 +188,53 @@ def invoice_pdf(request, invoice_id: int):
     """The stored PDF of one of the customer's invoices (rendered first if it never was)."""
     invoice = _get_or_404(customer_invoices(request).select_related("tenant", "customer"), invoice_id)
     return _pdf_response(invoice_render_pdf(invoice=invoice), f"{invoice.number}.pdf")
+
+
+def _einvoice(request, make, respond):
+    """``respond(*make())``, or a 409 page saying, in the customer's language, why there is no e-invoice."""
+    try:
+        return respond(*make())
+    except EInvoiceError as exc:
+        messages = {
+            "void": _("This invoice is void: it has no e-invoice."),
+            "no_lines": _("Nothing was billed on this invoice, so it has no e-invoice. The PDF is the invoice."),
+        }
+        message = messages.get(exc.code, _("This document has no e-invoice yet. Ask us and we will put it right."))
+        return render(request, "portal/no_einvoice.html", {"message": message}, status=409)
+
+
+def _customer_invoice(request, invoice_id: int) -> Invoice:
+    return _get_or_404(customer_invoices(request).select_related("tenant", "customer", "contract"), invoice_id)
+
+
+def _customer_credit_note(request, credit_note_id: int) -> CreditNote:
+    return _get_or_404(customer_credit_notes(request).select_related("tenant", "customer", "invoice"), credit_note_id)
+
+
+@customer_view
+def invoice_ubl_download(request, invoice_id: int):
+    """One of the customer's invoices as Peppol BIS 3.0 UBL XML. A void invoice has none (409)."""
+    invoice = _customer_invoice(request, invoice_id)
+    return _einvoice(request, lambda: invoice_ubl(invoice=invoice), xml_response)
+
+
+@customer_view
+def invoice_facturx_download(request, invoice_id: int):
+    """One of the customer's invoices as a Factur-X PDF. A void invoice has none (409)."""
+    invoice = _customer_invoice(request, invoice_id)
+    return _einvoice(request, lambda: invoice_facturx(invoice=invoice), facturx_response)
+
+
+@customer_view
+def credit_note_ubl_download(request, credit_note_id: int):
+    note = _customer_credit_note(request, credit_note_id)
+    return _einvoice(request, lambda: credit_note_ubl(credit_note=note), xml_response)
+
+
+@customer_view
+def credit_note_facturx_download(request, credit_note_id: int):
+    note = _customer_credit_note(request, credit_note_id)
+    return _einvoice(request, lambda: credit_note_facturx(credit_note=note), facturx_response)
 
 
 def _cell(value) -> str:

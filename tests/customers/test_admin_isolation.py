@@ -348,7 +348,7 @@ def test_superuser_picks_the_tenant_when_adding(client, world, tenant_b):
         {
             "tenant": tenant_b.pk, "name": "Gamma AB", "external_ref": "gamma", "currency": "SEK", "language": "sv",
             "is_business": "on", "billing_emails": "", "acquisition_cost_0": "", "acquisition_cost_1": "SEK",
-            "contacts-TOTAL_FORMS": 0, "contacts-INITIAL_FORMS": 0,
+            "einvoice_format": "pdf", "contacts-TOTAL_FORMS": 0, "contacts-INITIAL_FORMS": 0,
         },
     )
     assert response.status_code == 302

@@ -20,7 +20,7 @@ def customer_data(**overrides):
     data = {
         "name": "Delta Corp", "external_ref": "delta", "currency": "USD", "language": "en", "is_business": "on",
         "billing_emails": "", "acquisition_cost_0": "", "acquisition_cost_1": "USD", "country": "US",
-        "contacts-TOTAL_FORMS": 0, "contacts-INITIAL_FORMS": 0,
+        "einvoice_format": "pdf", "contacts-TOTAL_FORMS": 0, "contacts-INITIAL_FORMS": 0,
     }
     data.update(overrides)
     return data

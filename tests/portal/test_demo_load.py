@@ -312,6 +312,32 @@ def test_every_customer_has_a_manager_first_contact_acquisition_cost_and_segment
         assert list(incomplete) == []
 
 
+def test_every_demo_tenant_and_customer_has_an_e_invoice_address_and_konsults_e_invoices_validate(tenants):
+    from billing.einvoice import credit_note_ubl, invoice_ubl
+    from tests.billing.einvoice_checks import assert_valid_ubl, ubl_figures
+
+    with platform_scope():
+        assert {t.slug: bool(t.peppol_id) for t in tenants.values()} == {slug: True for slug in SLUGS}
+        # Every customer has a Peppol id, except British ones (no Peppol scheme of theirs in the demo), which
+        # have a VAT number and are addressed by their billing email.
+        unaddressed = Customer.objects.filter(tenant__slug__in=SLUGS, peppol_id="").exclude(country="GB", vat_number__startswith="GB")
+        assert list(unaddressed) == []
+        konsult = tenants["konsult"]
+        invoices = list(
+            Invoice.objects.for_tenant(konsult).filter(status__in=["finalized", "paid"], lines__isnull=False)
+            .distinct().select_related("tenant", "customer", "contract").order_by("-issue_date", "-id")[:3]
+        )
+        notes = list(CreditNote.objects.for_tenant(konsult).select_related("tenant", "customer", "invoice")[:1])
+    assert invoices
+    for invoice in invoices:
+        figures = ubl_figures(assert_valid_ubl(invoice_ubl(invoice=invoice)[0]))
+        assert (figures["net"], figures["tax"], figures["total"]) == (
+            invoice.subtotal - invoice.discount_total, invoice.vat_amount, invoice.total
+        )
+    for note in notes:
+        assert ubl_figures(assert_valid_ubl(credit_note_ubl(credit_note=note)[0], credit_note=True))["total"] == note.total
+
+
 def test_job_api_plan_fees_follow_the_price_list(tenants):
     with platform_scope():
         monthly_fees = set(
