@@ -1,6 +1,7 @@
 """E-invoices: Peppol BIS 3.0 UBL and Factur-X CII, valid against the official XSDs and the EN 16931
 rules, with the invoice's own figures to the cent."""
 
+from datetime import date
 from decimal import Decimal
 
 import pytest
@@ -359,3 +360,26 @@ def test_a_tenants_malformed_peppol_id_is_refused(swedish_seller, field, value, 
     setattr(swedish_seller, field, value)
     with translation.override("en"), pytest.raises(ValidationError, match=message):
         swedish_seller.full_clean()
+
+
+def test_the_payment_account_is_the_tenants_payment_details_iban_or_bankgiro_with_ocr(swedish_seller):
+    iban_invoice = build_invoice(_customer(swedish_seller), lines=(("Workshop", "1", "100.00"),), vat_rate="25")
+    tree = assert_valid_ubl(_ubl(iban_invoice)[0])
+    means = "cac:PaymentMeans/cac:PayeeFinancialAccount"
+    assert tree.findtext(f"{means}/cbc:ID", namespaces=UBL_NS) == "SE4550000000058398257466"
+    assert tree.findtext(f"{means}/cac:FinancialInstitutionBranch/cbc:ID", namespaces=UBL_NS) == "ESSESESS"
+    assert tree.findtext("cac:PaymentMeans/cbc:PaymentID", namespaces=UBL_NS) == iban_invoice.number
+
+    with tenant_scope(swedish_seller):
+        billing_payment_details_set(tenant=swedish_seller, payment_method="bankgiro", bankgiro="1234566")
+    bankgiro_invoice = build_invoice(
+        _customer(swedish_seller, name="Kund 2 AB"), lines=(("Workshop", "1", "100.00"),), vat_rate="25",
+        period_start=date(2026, 10, 1), period_end=date(2026, 10, 31),
+    )
+    assert bankgiro_invoice.ocr_reference
+    tree = assert_valid_ubl(_ubl(bankgiro_invoice)[0])
+    assert tree.findtext(f"{means}/cbc:ID", namespaces=UBL_NS) == "1234566"
+    assert tree.findtext(f"{means}/cac:FinancialInstitutionBranch/cbc:ID", namespaces=UBL_NS) == "SE:BANKGIRO"
+    assert tree.findtext("cac:PaymentMeans/cbc:PaymentID", namespaces=UBL_NS) == bankgiro_invoice.ocr_reference
+    cii = assert_valid_cii(_cii(bankgiro_invoice))
+    assert [e.text for e in cii.iter("{*}ProprietaryID")] == ["1234566"]
