@@ -29,6 +29,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from billing.models import BillableMetric, BillingSettings, UsageEvent
+from billing.usage_store import usage_store
 from customers.models import Contract, Customer, Tenant
 from customers.tenancy import tenant_cursor
 
@@ -481,18 +482,13 @@ def usage_ingest(*, tenant: Tenant, events: list[dict], now: datetime | None = N
             )
             staged.append((position, key))
 
-        inserted = _insert_new(tenant=tenant, copy_text="".join(copy_lines), received_at=received_at)
+        store = usage_store()
+        inserted = store.insert_new(tenant=tenant, copy_text="".join(copy_lines), received_at=received_at)
         for position, key in staged:
             results[position] = EventResult(key, ACCEPTED if key in inserted else DUPLICATE)
 
         if late_rejections:
-            with tenant_cursor(tenant) as cursor:
-                cursor.execute(
-                    f"SELECT idempotency_key FROM {UsageEvent._meta.db_table}"
-                    " WHERE tenant_id = %s AND idempotency_key = ANY(%s)",
-                    [tenant.pk, [results[p].idempotency_key for p in late_rejections]],
-                )
-                retried = {key for (key,) in cursor.fetchall()}
+            retried = store.stored_keys(tenant=tenant, keys=[results[p].idempotency_key for p in late_rejections])
             for position in late_rejections:
                 if results[position].idempotency_key in retried:
                     results[position] = EventResult(results[position].idempotency_key, DUPLICATE)
@@ -635,8 +631,25 @@ def usage_totals(
     ids = None if customer_ids is None else list(customer_ids)
     if ids is not None and not ids:
         return {}
-    totals: dict[tuple[int, str], Decimal] = {}
     metrics = list(BillableMetric.objects.for_tenant(tenant))
+    return usage_store().totals(tenant=tenant, metrics=metrics, start=start, end=end, customer_ids=ids)
+
+
+def _stored_keys(*, tenant: Tenant, keys: list[str]) -> set[str]:
+    """Which of ``keys`` are in the event table (the PostgreSQL store's ``stored_keys``)."""
+    with tenant_cursor(tenant) as cursor:
+        cursor.execute(
+            f"SELECT idempotency_key FROM {UsageEvent._meta.db_table} WHERE tenant_id = %s AND idempotency_key = ANY(%s)",
+            [tenant.pk, keys],
+        )
+        return {key for (key,) in cursor.fetchall()}
+
+
+def _totals_sql(
+    *, tenant: Tenant, metrics: list[BillableMetric], start: datetime, end: datetime, ids: list[int] | None
+) -> dict[tuple[int, str], Decimal]:
+    """``usage_totals`` over the event table: one query per metric (the PostgreSQL store's ``totals``)."""
+    totals: dict[tuple[int, str], Decimal] = {}
     with tenant_cursor(tenant) as cursor:
         for metric in metrics:
             where = "tenant_id = %s AND metric_code = %s AND timestamp >= %s AND timestamp < %s"

@@ -23,12 +23,13 @@ from billing.month_end import (
     month_end_due,
     month_end_stalled,
 )
+from billing.usage_store import usage_store
 from customers.models import Tenant
 from customers.tenancy import tenant_scope
 
 __all__ = [
     "invoice_deliver", "invoice_resend", "month_end_advance", "month_end_chunk", "month_end_resume_stalled",
-    "month_end_retry_failed", "month_end_start", "month_end_tick",
+    "month_end_retry_failed", "month_end_start", "month_end_tick", "usage_store_flush",
 ]
 
 
@@ -100,3 +101,15 @@ def invoice_resend(tenant_id: int, invoice_id: int) -> int:
         invoice = Invoice.objects.for_tenant(tenant).select_related("tenant", "customer").get(pk=invoice_id)
         rows = invoice_send(invoice=invoice, resend=True)
     return sum(row.status == InvoiceDelivery.Status.SENT for row in rows)
+
+
+# --- usage-event store (billing.usage_store) ------------------------------------------------------
+
+
+@shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=5)
+def usage_store_flush(tenant_id: int | None = None) -> int:
+    """Write the usage batches pending for the event store (all tenants', or one's); how many.
+
+    Idempotent: a written batch is deleted, and ClickHouse drops a batch it already holds."""
+    tenant = Tenant.objects.get(pk=tenant_id) if tenant_id is not None else None
+    return usage_store().pending_flush(tenant=tenant)

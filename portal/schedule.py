@@ -18,6 +18,8 @@ BEAT_SCHEDULE = {
     },
     # Closed months' metric snapshots re-frozen daily, so late contract edits reach the dashboards.
     "revenue-snapshots": {"task": "revenue.tasks.refresh_all_recent_snapshots", "schedule": crontab(hour=2, minute=30)},
+    # Usage batches a crash left between PostgreSQL and ClickHouse (a no-op on the PostgreSQL store).
+    "billing-usage-store-flush": {"task": "billing.tasks.usage_store_flush", "schedule": crontab(minute="*")},
     "revenue-weekly-digest": {
         "task": "revenue.tasks.send_weekly_digests",
         "schedule": crontab(minute=0, hour=7, day_of_week="mon"),
