@@ -3,15 +3,12 @@
 Every selector takes ``tenant=`` explicitly and returns only that tenant's rows.
 """
 
-import json
 import zoneinfo
-from collections import defaultdict
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 
-from django.db.models import DecimalField, F, Q, Sum
-from django.db.models.fields.json import KT
-from django.db.models.functions import Cast, Coalesce
+from django.db.models import Q, Sum
+from django.db.models.functions import Coalesce
 
 from billing.metering import usage_totals
 from billing.models import BillableMetric, CreditNote, CreditRequest, Invoice, Payment
