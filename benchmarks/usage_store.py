@@ -123,6 +123,20 @@ def _month_totals(tenant: Tenant, runs: int) -> tuple[dict, float]:
         return timed_median(lambda: usage_totals(tenant=tenant, period_start=MONTH, period_end=end), runs)
 
 
+def _per_metric_seconds(tenant: Tenant) -> dict[str, float]:
+    """One run of the month's totals per metric alone: which aggregation costs what."""
+    end = date(MONTH.year + MONTH.month // 12, MONTH.month % 12 + 1, 1) - timedelta(days=1)
+    start, stop = metering._period_bounds(tenant, MONTH, end)
+    seconds = {}
+    with tenant_scope(tenant):
+        store = metering.usage_store()
+        for metric in BillableMetric.objects.for_tenant(tenant):
+            started = time.perf_counter()
+            store.totals(tenant=tenant, metrics=[metric], start=start, end=stop, customer_ids=None)
+            seconds[f"{metric.aggregation}:{metric.code}"] = round(time.perf_counter() - started, 3)
+    return seconds
+
+
 class _ReplacingStore(ClickHouseUsageStore):
     """Option (b): every event straight to a ReplacingMergeTree, read with FINAL; no keys anywhere else."""
 
@@ -156,6 +170,7 @@ def run_usage_store_benchmark(*, customers: int, events: int, runs: int = 3, kee
             figures["postgres"] = {"ingest": _ingest(tenant, refs, events, now)}
             expected, seconds = _month_totals(tenant, runs)
             figures["postgres"]["month_totals_seconds"] = round(seconds, 3)
+            figures["postgres"]["per_metric_seconds"] = _per_metric_seconds(tenant)
 
         with override_settings(USAGE_EVENT_STORE="clickhouse", CLICKHOUSE_URL=url):
             keys_store = _store("clickhouse", url)
@@ -163,6 +178,7 @@ def run_usage_store_benchmark(*, customers: int, events: int, runs: int = 3, kee
             totals, seconds = _month_totals(tenant, runs)
             figures["clickhouse_keys"]["month_totals_seconds"] = round(seconds, 3)
             figures["clickhouse_keys"]["totals_equal_postgres"] = totals == expected
+            figures["clickhouse_keys"]["per_metric_seconds"] = _per_metric_seconds(tenant)
 
             replacing = _ReplacingStore.__new__(_ReplacingStore)
             replacing.backend = keys_store.backend
