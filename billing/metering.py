@@ -8,6 +8,10 @@ them into ``billing_usageevent``. The unique constraint is what makes ingestion 
 concurrent requests carrying the same key each learn from RETURNING which keys were their own.
 
 ``usage_totals`` aggregates set-wise in SQL, one query per billable metric, grouped by customer.
+
+Both go through the configured usage-event store (``billing.usage_store``): the PostgreSQL store
+runs ``_insert_new`` and ``_totals_sql`` below; the ClickHouse store keeps the keys in PostgreSQL
+and the events in ClickHouse (docs/scaling.md).
 """
 
 from __future__ import annotations

@@ -237,3 +237,27 @@ def test_the_draft_run_writes_pending_batches_before_pricing(usage_store, world,
     assert usage_totals(tenant=tenant_a, period_start=NOV_START, period_end=NOV_END) == {
         (world["northwind"].pk, "jobs"): D(1)
     }
+
+
+@pytest.mark.parametrize("usage_store", ["clickhouse"], indirect=True)
+def test_the_flush_task_writes_every_tenants_pending_batches(usage_store, world, tenant_a, tenant_b, monkeypatch):
+    from billing.tasks import usage_store_flush
+
+    monkeypatch.setattr(usage_store, "_after_commit", lambda write: None)
+    usage_ingest(tenant=tenant_a, events=[event("k1")], now=NOW)
+    usage_ingest(tenant=tenant_b, events=[event("k1", customer="bergen"), event("k2", customer="bergen")], now=NOW)
+
+    assert usage_store_flush.delay().get() == 2
+
+    assert usage_totals(tenant=tenant_a, period_start=NOV_START, period_end=NOV_END) == {
+        (world["northwind"].pk, "jobs"): D(1)
+    }
+    assert usage_totals(tenant=tenant_b, period_start=NOV_START, period_end=NOV_END) == {
+        (world["bergen"].pk, "jobs"): D(2)
+    }
+
+
+def test_the_flush_task_is_a_no_op_on_the_postgres_store(db):
+    from billing.tasks import usage_store_flush
+
+    assert usage_store_flush.delay().get() == 0
