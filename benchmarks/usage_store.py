@@ -173,7 +173,7 @@ def run_usage_store_benchmark(*, customers: int, events: int, runs: int = 3, kee
             figures["postgres"]["per_metric_seconds"] = _per_metric_seconds(tenant)
 
         with override_settings(USAGE_EVENT_STORE="clickhouse", CLICKHOUSE_URL=url):
-            keys_store = _store("clickhouse", url)
+            keys_store = metering.usage_store()
             figures["clickhouse_keys"] = {"ingest": _ingest(tenant, refs, events, now)}
             totals, seconds = _month_totals(tenant, runs)
             figures["clickhouse_keys"]["month_totals_seconds"] = round(seconds, 3)
@@ -181,7 +181,7 @@ def run_usage_store_benchmark(*, customers: int, events: int, runs: int = 3, kee
             figures["clickhouse_keys"]["per_metric_seconds"] = _per_metric_seconds(tenant)
 
             replacing = _ReplacingStore.__new__(_ReplacingStore)
-            replacing.backend = keys_store.backend
+            replacing.backend, replacing.sql = keys_store.backend, keys_store.sql
             replacing.backend.query(
                 DDL.replace(f"EXISTS {TABLE} ", f"EXISTS {REPLACING} ").replace("ENGINE = MergeTree", "ENGINE = ReplacingMergeTree")
                 .replace("ORDER BY (tenant_id, customer_id, metric_code, timestamp)",

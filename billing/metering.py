@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import sys
 import zoneinfo
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -33,7 +34,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from billing.models import BillableMetric, BillingSettings, UsageEvent
-from billing.usage_store import usage_store
+from billing.usage_store import usage_store_for
+from billing.usage_store.base import UsageEventStore
 from customers.models import Contract, Customer, Tenant
 from customers.tenancy import tenant_cursor
 
@@ -336,6 +338,14 @@ def _customer_ids_locked(tenant: Tenant, refs: list[str]) -> dict[str, int]:
             [tenant.pk, refs],
         )
         return dict(cursor.fetchall())
+
+
+def usage_store() -> UsageEventStore:
+    """The configured usage-event store (``USAGE_EVENT_STORE``), built on this module's SQL.
+
+    Every read and write of usage events goes through it: billing and revenue never know which
+    store is in use (``billing.usage_store``, docs/scaling.md)."""
+    return usage_store_for(sys.modules[__name__])
 
 
 def usage_ingest(*, tenant: Tenant, events: list[dict], now: datetime | None = None) -> IngestResult:

@@ -10,9 +10,8 @@ from decimal import Decimal
 from django.db.models import Q, Sum
 from django.db.models.functions import Coalesce
 
-from billing.metering import usage_totals
+from billing.metering import usage_store, usage_totals
 from billing.models import BillableMetric, CreditNote, CreditRequest, Invoice, Payment
-from billing.usage_store import usage_store
 from customers.models import Customer, Tenant
 
 ZERO = Decimal(0)

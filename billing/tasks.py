@@ -23,7 +23,7 @@ from billing.month_end import (
     month_end_due,
     month_end_stalled,
 )
-from billing.usage_store import usage_store
+from billing.metering import usage_store
 from customers.models import Tenant
 from customers.tenancy import tenant_scope
 

@@ -68,7 +68,7 @@ def usage_store(request, settings, chdb_url, monkeypatch):
     The test's transaction never commits, so the ClickHouse store writes each batch at once, as it
     does right after a commit. Its table is emptied afterwards (tenant ids are never reused anyway).
     """
-    from billing.usage_store import usage_store as configured_store
+    from billing.metering import usage_store as configured_store
 
     settings.USAGE_EVENT_STORE = request.param
     settings.CLICKHOUSE_URL = chdb_url

@@ -8,7 +8,7 @@ from django.db import transaction
 from billing.models import CreditApplication, Invoice, InvoiceLine
 from billing.services.price_terms import billing_settings_for
 from billing.services.pricing import PricedInvoice, PricedLine, price_period
-from billing.usage_store import usage_store
+from billing.metering import usage_store
 from customers.models import Tenant
 
 REVERSE_CHARGE_NOTE = "Reverse charge: VAT to be accounted for by the recipient (Art. 196 Directive 2006/112/EC)."

@@ -3,7 +3,7 @@
 Two stores implement it: ``PostgresUsageStore`` (the default: the ``billing_usageevent`` table,
 written and read by the SQL in ``billing.metering``) and ``ClickHouseUsageStore`` (a MergeTree table
 ordered by tenant, customer, metric and time, for event volumes one PostgreSQL cannot hold). Which
-one runs is the setting ``USAGE_EVENT_STORE``; callers get it from ``billing.usage_store.usage_store()``
+one runs is the setting ``USAGE_EVENT_STORE``; callers get it from ``billing.metering.usage_store()``
 and never know which it is.
 
 Every method takes ``tenant`` and returns that tenant's events only. Instants are aware datetimes
@@ -14,14 +14,35 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Protocol
 
 from billing.models import BillableMetric
 from customers.models import Tenant
 
 # The columns of ``insert_new``'s rows, in order (COPY text format, one event a line).
 ROW_COLUMNS = ("customer_id", "metric_code", "timestamp", "idempotency_key", "quantity", "properties")
+
+
+class MeteringSQL(Protocol):
+    """What the stores use of ``billing.metering``, which hands itself over (``metering.usage_store``).
+
+    Given, not imported: metering calls the store, so a store importing metering would be an
+    import circle (tests/billing/test_import_graph.py). The PostgreSQL store runs metering's own
+    SQL; the ClickHouse store reads properties and filters by metering's rules."""
+
+    _SQL_NUMERIC: str
+
+    def _insert_new(self, *, tenant: Tenant, copy_text: str, received_at: datetime) -> set[str]: ...
+
+    def _stored_keys(self, *, tenant: Tenant, keys: list[str]) -> set[str]: ...
+
+    def _totals_sql(self, *, tenant, metrics, start, end, ids) -> dict[tuple[int, str], Decimal]: ...
+
+    def _filter_texts(self, value) -> list[str]: ...
+
+    def _time_weighted(self, held: Decimal, period: timedelta) -> Decimal: ...
 
 
 class UsageEventStore(ABC):

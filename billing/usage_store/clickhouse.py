@@ -34,9 +34,8 @@ from functools import partial
 from clickhouse_connect.driver.binding import finalize_query
 from django.db import transaction
 
-from billing import metering
 from billing.models import BillableMetric, UsageEventBatch, UsageEventKey
-from billing.usage_store.base import UsageEventStore
+from billing.usage_store.base import MeteringSQL, UsageEventStore
 from customers.models import Tenant
 from customers.tenancy import platform_scope, tenant_cursor
 
@@ -153,7 +152,8 @@ class ClickHouseUsageStore(UsageEventStore):
     # What the reads name in FROM (the benchmark reads a ReplacingMergeTree copy with FINAL).
     source = TABLE
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, sql: MeteringSQL):
+        self.sql = sql
         if not url:
             raise ValueError("USAGE_EVENT_STORE = 'clickhouse' needs CLICKHOUSE_URL.")
         self.backend = _ChdbBackend(url[len("chdb://"):]) if url.startswith("chdb://") else _ServerBackend(url)
@@ -176,11 +176,11 @@ class ClickHouseUsageStore(UsageEventStore):
         params = {"tenant": tenant.pk, "start": _micros(start), "end": _micros(end)}
         if metric is not None:
             where += " AND metric_code = %(metric)s"
-            params.update(metric=metric.source_code, field=metric.field, numeric=metering._SQL_NUMERIC)
+            params.update(metric=metric.source_code, field=metric.field, numeric=self.sql._SQL_NUMERIC)
             for index, (key, value) in enumerate(sorted((metric.filters or {}).items())):
                 where += f" AND {_property_text(f'filter_key_{index}')} IN %(filter_{index})s"
                 params[f"filter_key_{index}"] = key
-                params[f"filter_{index}"] = tuple(metering._filter_texts(value))
+                params[f"filter_{index}"] = tuple(self.sql._filter_texts(value))
         if customer_ids is not None:
             where += " AND customer_id IN %(customers)s"
             params["customers"] = tuple(customer_ids) or (0,)
@@ -322,7 +322,7 @@ class ClickHouseUsageStore(UsageEventStore):
                     continue
                 amount = Decimal(value)
                 if weighted:
-                    amount = metering._time_weighted(amount / 1_000_000, end - start)
+                    amount = self.sql._time_weighted(amount / 1_000_000, end - start)
                 totals[(int(customer_id), metric.code)] = amount
         return totals
 

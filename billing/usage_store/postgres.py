@@ -1,6 +1,6 @@
 """The default usage-event store: the ``billing_usageevent`` table, through the SQL in ``billing.metering``.
 
-Nothing here rewrites that SQL: ingestion is ``metering._insert_new`` (COPY, then INSERT … ON CONFLICT
+Nothing here rewrites that SQL (metering hands it over, see ``base.MeteringSQL``): ingestion is ``metering._insert_new`` (COPY, then INSERT … ON CONFLICT
 on the table's unique key), totals are ``metering._totals_sql`` (one aggregate query per metric).
 """
 
@@ -16,9 +16,8 @@ from django.db.models import Case, DecimalField, F, When
 from django.db.models.fields.json import KT
 from django.db.models.functions import Cast, Coalesce
 
-from billing import metering
 from billing.models import BillableMetric, UsageEvent
-from billing.usage_store.base import UsageEventStore
+from billing.usage_store.base import MeteringSQL, UsageEventStore
 from customers.models import Tenant
 from customers.tenancy import tenant_cursor
 
@@ -48,14 +47,17 @@ GROUP BY 1, 2
 class PostgresUsageStore(UsageEventStore):
     name = "postgres"
 
+    def __init__(self, sql: MeteringSQL):
+        self.sql = sql
+
     def insert_new(self, *, tenant: Tenant, copy_text: str, received_at: datetime) -> set[str]:
-        return metering._insert_new(tenant=tenant, copy_text=copy_text, received_at=received_at)
+        return self.sql._insert_new(tenant=tenant, copy_text=copy_text, received_at=received_at)
 
     def stored_keys(self, *, tenant: Tenant, keys: list[str]) -> set[str]:
-        return metering._stored_keys(tenant=tenant, keys=keys)
+        return self.sql._stored_keys(tenant=tenant, keys=keys)
 
     def totals(self, *, tenant, metrics, start, end, customer_ids):
-        return metering._totals_sql(tenant=tenant, metrics=metrics, start=start, end=end, ids=customer_ids)
+        return self.sql._totals_sql(tenant=tenant, metrics=metrics, start=start, end=end, ids=customer_ids)
 
     def event_amounts(
         self,
@@ -87,7 +89,7 @@ class PostgresUsageStore(UsageEventStore):
             events = events.alias(measured_text=KT(f"properties__{metric.field}"))
             measured = Case(
                 When(
-                    measured_text__regex=metering._SQL_NUMERIC,
+                    measured_text__regex=self.sql._SQL_NUMERIC,
                     then=Cast("measured_text", DecimalField(max_digits=24, decimal_places=6)),
                 ),
                 default=None,

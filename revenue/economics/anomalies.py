@@ -39,7 +39,7 @@ from django.utils import timezone
 from billing.metering import usage_totals
 from billing.models import AiUsageDay
 from billing.outbox import outbox_send
-from billing.usage_store import usage_store
+from billing.metering import usage_store
 from customers.models import Customer, Membership, Role, Tenant
 from customers.tenancy import tenant_cursor
 from revenue.models import AlertDelivery, AnomalyAlert, AnomalyRule, ModelPrice

@@ -43,7 +43,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from django.db.models import Min, Q
 
 from billing.models import CreditRequest, Invoice, UsageEvent
-from billing.usage_store import usage_store
+from billing.metering import usage_store
 from customers.models import Contract, Customer, Tenant
 from customers.periods import add_months, last_closed_month, month_end, month_start
 from customers.tenancy import tenant_cursor

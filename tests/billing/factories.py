@@ -6,8 +6,8 @@ from decimal import Decimal
 import factory
 
 from billing import metering
+from billing.metering import usage_store
 from billing.models import BillableMetric, UsageEvent
-from billing.usage_store import usage_store
 from tests.customers.factories import CustomerFactory, TenantFactory
 
 

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from billing.metering import usage_ingest
 from billing.models import BillableMetric, ChargeModel, Invoice, InvoiceLine
 from billing.services import invoice_compute_drafts, price_terms_set
-from billing.usage_store import usage_store as configured_store
+from billing.metering import usage_store as configured_store
 from customers.models import ContractLine
 from customers.money import Money
 from tests.billing.factories import BillableMetricFactory, BillingSettingsFactory, job_api_subscription
