@@ -21,6 +21,10 @@ from typing import Protocol
 from billing.models import BillableMetric
 from customers.models import Tenant
 
+# A savings property (``baseline``, ``optimized``) counts when it is a number or a numeric string of at
+# most 18 digits before the point and 12 after; anything else, and a negative value, counts as 0.
+SAVINGS_AMOUNT = r"^\s*[+-]?([0-9]{1,18}(\.[0-9]{0,12})?|\.[0-9]{1,12})\s*$"
+
 # The columns of ``insert_new``'s rows, in order (COPY text format, one event a line).
 ROW_COLUMNS = ("customer_id", "metric_code", "timestamp", "idempotency_key", "quantity", "properties")
 
@@ -104,6 +108,14 @@ class UsageEventStore(ABC):
 
         ``{customer_id: {i: count}}`` where bucket ``i`` (1 … len(bounds) − 1) holds
         ``bounds[i-1] <= timestamp < bounds[i]``; empty buckets are absent."""
+
+    @abstractmethod
+    def savings_buckets(
+        self, *, tenant: Tenant, metric_codes: list[str], bounds: list[datetime], customer_ids: list[int]
+    ) -> dict[tuple[int, str, int], list]:
+        """Verified savings of events named ``metric_codes`` (performance pricing), per customer, event
+        metric code and bucket between ``bounds`` (as ``event_counts``): ``[Σ baseline, Σ optimized,
+        Σ max(baseline − optimized, 0), events]``, properties read by ``SAVINGS_AMOUNT``."""
 
     @abstractmethod
     def first_event_at(self, *, tenant: Tenant) -> datetime | None:

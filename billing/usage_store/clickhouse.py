@@ -35,7 +35,7 @@ from clickhouse_connect.driver.binding import finalize_query
 from django.db import transaction
 
 from billing.models import BillableMetric, UsageEventBatch, UsageEventKey
-from billing.usage_store.base import MeteringSQL, UsageEventStore
+from billing.usage_store.base import SAVINGS_AMOUNT, MeteringSQL, UsageEventStore
 from customers.models import Tenant
 from customers.tenancy import platform_scope, tenant_cursor
 
@@ -356,6 +356,28 @@ class ClickHouseUsageStore(UsageEventStore):
         for customer_id, bucket, count in self._select(sql, params):
             counts[int(customer_id)][int(bucket)] = int(count)
         return counts
+
+    def savings_buckets(self, *, tenant, metric_codes, bounds, customer_ids):
+        where, params = self._where(tenant, bounds[0], bounds[-1], list(customer_ids))
+        params.update(bounds=[_micros(b) for b in bounds], codes=tuple(metric_codes) or ("",), amount=SAVINGS_AMOUNT)
+        amount = (
+            "if(JSONType(properties, '{key}') IN ('String', 'Int64', 'UInt64', 'Double')"
+            " AND match(assumeNotNull({text}), %(amount)s),"
+            " greatest(toDecimal128OrZero(trimBoth(assumeNotNull({text})), 12), toDecimal128(0, 12)), toDecimal128(0, 12))"
+        )
+        b = amount.format(key="baseline", text=_property_text("baseline_key"))
+        o = amount.format(key="optimized", text=_property_text("optimized_key"))
+        params.update(baseline_key="baseline", optimized_key="optimized")
+        sql = (
+            "SELECT customer_id, metric_code, arrayCount(x -> x <= toUnixTimestamp64Micro(timestamp), %(bounds)s) AS bucket,"
+            " sum(b), sum(o), sum(greatest(b - o, toDecimal128(0, 12))), count()"
+            f" FROM (SELECT customer_id, metric_code, timestamp, {b} AS b, {o} AS o FROM {self.source}"
+            f" WHERE {where} AND metric_code IN %(codes)s) GROUP BY customer_id, metric_code, bucket"
+        )
+        return {
+            (int(customer_id), code, int(bucket)): [Decimal(base), Decimal(optimized), Decimal(saved), int(events)]
+            for customer_id, code, bucket, base, optimized, saved, events in self._select(sql, params)
+        }
 
     def first_event_at(self, *, tenant):
         rows = self._select(

@@ -17,7 +17,7 @@ from django.db.models.fields.json import KT
 from django.db.models.functions import Cast, Coalesce
 
 from billing.models import BillableMetric, UsageEvent
-from billing.usage_store.base import MeteringSQL, UsageEventStore
+from billing.usage_store.base import SAVINGS_AMOUNT, MeteringSQL, UsageEventStore
 from customers.models import Tenant
 from customers.tenancy import tenant_cursor
 
@@ -41,6 +41,21 @@ SELECT customer_id, width_bucket(timestamp, %(bounds)s::timestamptz[]), COUNT(*)
 FROM {TABLE}
 WHERE tenant_id = %(tenant)s AND timestamp >= %(start)s AND timestamp < %(end)s{{customers}}
 GROUP BY 1, 2
+"""
+
+
+_AMOUNT_SQL = "CASE WHEN properties ->> '{key}' ~ %(amount)s THEN GREATEST((properties ->> '{key}')::numeric, 0) ELSE 0 END"
+SAVINGS_SQL = f"""
+SELECT customer_id, metric_code, width_bucket(timestamp, %(bounds)s::timestamptz[]),
+       SUM(b), SUM(o), SUM(GREATEST(b - o, 0)), COUNT(*)
+FROM (
+    SELECT customer_id, metric_code, timestamp, {_AMOUNT_SQL.format(key="baseline")} AS b,
+           {_AMOUNT_SQL.format(key="optimized")} AS o
+    FROM {TABLE}
+    WHERE tenant_id = %(tenant)s AND customer_id = ANY(%(customers)s) AND metric_code = ANY(%(codes)s)
+      AND timestamp >= %(start)s AND timestamp < %(end)s
+) e
+GROUP BY 1, 2, 3
 """
 
 
@@ -113,6 +128,13 @@ class PostgresUsageStore(UsageEventStore):
             for customer_id, bucket, count in cursor.fetchall():
                 counts[customer_id][bucket] = count
         return counts
+
+    def savings_buckets(self, *, tenant, metric_codes, bounds, customer_ids):
+        params = {"tenant": tenant.pk, "bounds": list(bounds), "start": bounds[0], "end": bounds[-1],
+                  "customers": list(customer_ids), "codes": list(metric_codes), "amount": SAVINGS_AMOUNT}
+        with tenant_cursor(tenant) as cursor:
+            cursor.execute(SAVINGS_SQL, params)
+            return {(customer_id, code, bucket): figures for customer_id, code, bucket, *figures in cursor.fetchall()}
 
     def first_event_at(self, *, tenant):
         with tenant_cursor(tenant) as cursor:

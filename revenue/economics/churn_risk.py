@@ -42,12 +42,11 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from django.db.models import Min, Q
 
-from billing.models import CreditRequest, Invoice, UsageEvent
+from billing.models import CreditRequest, Invoice
 from billing.metering import usage_store
 from customers.models import Contract, Customer, Tenant
 from customers.periods import add_months, last_closed_month, month_end, month_start
-from customers.tenancy import tenant_cursor
-from revenue.economics.roi import _AMOUNT, savings_metrics
+from revenue.economics.roi import savings_metrics
 from revenue.selectors.common import MetricError
 from revenue.selectors.mrr import customer_mrr_range
 
@@ -148,25 +147,6 @@ def usage_history_start(tenant: Tenant) -> date | None:
     return month_start(first.astimezone(zoneinfo.ZoneInfo(tenant.time_zone)).date()) if first else None
 
 
-# Verified savings per customer between consecutive ``bounds`` (the sorted instants that start and
-# end every window scored): bucket i holds bounds[i-1] <= timestamp < bounds[i]. Events per bucket come
-# from the usage-event store (``event_counts``); this sum reads the PostgreSQL event table only
-# (docs/scaling.md lists it among what the ClickHouse store does not serve yet).
-BUCKETED_SAVINGS_SQL = f"""
-SELECT customer_id, width_bucket(timestamp, %(bounds)s::timestamptz[]), SUM(s)
-FROM (
-    SELECT customer_id, timestamp, GREATEST(
-        CASE WHEN properties ->> 'baseline' ~ '{_AMOUNT}' THEN GREATEST((properties ->> 'baseline')::numeric, 0) ELSE 0 END
-      - CASE WHEN properties ->> 'optimized' ~ '{_AMOUNT}' THEN GREATEST((properties ->> 'optimized')::numeric, 0) ELSE 0 END,
-        0) AS s
-    FROM {UsageEvent._meta.db_table}
-    WHERE tenant_id = %(tenant)s AND metric_code = ANY(%(codes)s) AND timestamp >= %(start)s AND timestamp < %(end)s
-      AND customer_id = ANY(%(customers)s)
-) e
-GROUP BY 1, 2
-"""
-
-
 _UNSET = object()
 
 
@@ -219,12 +199,11 @@ def churn_risk_scores_on(
     for customer_id, buckets in usage_store().event_counts(tenant=tenant, bounds=bounds, customer_ids=ids).items():
         for bucket, n in buckets.items():
             usage[customer_id].add(bucket, Decimal(n))
-    with tenant_cursor(tenant) as cursor:
-        codes = sorted(set(savings_metrics(tenant=tenant).values()))
-        if codes:
-            cursor.execute(BUCKETED_SAVINGS_SQL, {**params, "codes": codes})
-            for customer_id, bucket, saved in cursor.fetchall():
-                savings[customer_id].add(bucket, saved)
+    codes = sorted(set(savings_metrics(tenant=tenant).values()))
+    if codes:
+        found = usage_store().savings_buckets(tenant=tenant, metric_codes=codes, bounds=bounds, customer_ids=ids)
+        for (customer_id, _code, bucket), (_baseline, _optimized, saved, _events) in sorted(found.items()):
+            savings[customer_id].add(bucket, saved)
     savers = set(
         Customer.objects.for_tenant(tenant).filter(
             pk__in=ids, contracts__lines__price_terms__charge_model="percentage"

@@ -261,3 +261,28 @@ def test_the_flush_task_is_a_no_op_on_the_postgres_store(db):
     from billing.tasks import usage_store_flush
 
     assert usage_store_flush.delay().get() == 0
+
+
+def test_savings_are_summed_per_customer_code_and_bucket_in_either_store(usage_store, world, tenant_a, tenant_b):
+    metric(tenant_a, "savings", "sum", "savings")
+    metric(tenant_b, "savings", "sum", "savings")
+    usage_ingest(tenant=tenant_a, now=NOW, events=[
+        event("s1", metric="savings", when="2026-11-02T00:00:00Z", baseline=1000, optimized="700.5"),
+        event("s2", metric="savings", when="2026-11-03T00:00:00Z", baseline="100", optimized=150),  # spent more
+        event("s3", metric="savings", when="2026-11-20T00:00:00Z", baseline="-5", optimized="lots"),  # both 0
+        event("s4", metric="jobs", when="2026-11-20T00:00:00Z", baseline=99, optimized=1),  # another code
+    ])
+    usage_ingest(tenant=tenant_b, now=NOW, events=[
+        event("s1", customer="bergen", metric="savings", when="2026-11-02T00:00:00Z", baseline=5000, optimized=1),
+    ])
+    n, bergen = world["northwind"].pk, world["bergen"].pk
+    bounds = [datetime(2026, 11, 1, tzinfo=timezone.utc), datetime(2026, 11, 16, tzinfo=timezone.utc),
+              datetime(2026, 12, 1, tzinfo=timezone.utc)]
+
+    # Bergen's id asked for under tenant A's name: tenant B's events stay out.
+    found = usage_store.savings_buckets(tenant=tenant_a, metric_codes=["savings"], bounds=bounds, customer_ids=[n, bergen])
+
+    assert found == {
+        (n, "savings", 1): [D("1100"), D("850.5"), D("299.5"), 2],
+        (n, "savings", 2): [D(0), D(0), D(0), 1],
+    }
