@@ -118,6 +118,13 @@ class UsageEventStore(ABC):
         Σ max(baseline − optimized, 0), events]``, properties read by ``SAVINGS_AMOUNT``."""
 
     @abstractmethod
+    def customer_events(
+        self, *, tenant: Tenant, customer_id: int, metric_code: str, start: datetime, end: datetime
+    ) -> list[tuple[datetime, str, dict]]:
+        """One customer's events of one metric code, in time order: ``(timestamp, idempotency_key,
+        properties)``. For evidence pages listing the events behind an invoice line."""
+
+    @abstractmethod
     def first_event_at(self, *, tenant: Tenant) -> datetime | None:
         """The instant of the tenant's first usage event, or None without any."""
 

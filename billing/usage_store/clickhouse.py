@@ -21,6 +21,7 @@ client by clickhouse-connect's own formatter, and both answer in TabSeparated.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import threading
@@ -378,6 +379,15 @@ class ClickHouseUsageStore(UsageEventStore):
             (int(customer_id), code, int(bucket)): [Decimal(base), Decimal(optimized), Decimal(saved), int(events)]
             for customer_id, code, bucket, base, optimized, saved, events in self._select(sql, params)
         }
+
+    def customer_events(self, *, tenant, customer_id, metric_code, start, end):
+        where, params = self._where(tenant, start, end, [customer_id])
+        params["metric"] = metric_code
+        sql = (
+            f"SELECT toUnixTimestamp64Micro(timestamp), idempotency_key, properties FROM {self.source}"
+            f" WHERE {where} AND metric_code = %(metric)s ORDER BY timestamp, received_at, idempotency_key"
+        )
+        return [(_instant(int(micros)), key, json.loads(properties)) for micros, key, properties in self._select(sql, params)]
 
     def first_event_at(self, *, tenant):
         rows = self._select(

@@ -136,6 +136,14 @@ class PostgresUsageStore(UsageEventStore):
             cursor.execute(SAVINGS_SQL, params)
             return {(customer_id, code, bucket): figures for customer_id, code, bucket, *figures in cursor.fetchall()}
 
+    def customer_events(self, *, tenant, customer_id, metric_code, start, end):
+        return list(
+            UsageEvent.objects.for_tenant(tenant)
+            .filter(customer_id=customer_id, metric_code=metric_code, timestamp__gte=start, timestamp__lt=end)
+            .order_by("timestamp", "id")
+            .values_list("timestamp", "idempotency_key", "properties")
+        )
+
     def first_event_at(self, *, tenant):
         with tenant_cursor(tenant) as cursor:
             cursor.execute(FIRST_EVENT_SQL, {"tenant": tenant.pk})

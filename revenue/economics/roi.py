@@ -24,7 +24,7 @@ from decimal import Decimal
 
 
 from billing.metering import usage_store
-from billing.models import BillableMetric, ChargeModel, Invoice, InvoiceLine, PriceTerms, UsageEvent
+from billing.models import BillableMetric, ChargeModel, Invoice, InvoiceLine, PriceTerms
 from customers.models import ContractLine, Customer, Tenant
 from customers.periods import add_months, month_end, month_start, months_between
 from revenue.economics.costs import BILLED, ZERO
@@ -181,13 +181,9 @@ def savings_evidence(*, tenant: Tenant, invoice_line: InvoiceLine) -> dict:
         raise MetricError("This invoice line is not priced on savings.")
     metric = BillableMetric.objects.for_tenant(tenant).filter(code=terms.metric).first()
     invoice = Invoice.objects.for_tenant(tenant).get(pk=invoice_line.invoice_id)  # explicit tenant, any scope
-    events = (
-        UsageEvent.objects.for_tenant(tenant)
-        .filter(customer_id=invoice.customer_id, metric_code=metric.source_code if metric else terms.metric,
-                timestamp__gte=_utc(tenant, invoice.period_start),
-                timestamp__lt=_utc(tenant, invoice.period_end + timedelta(days=1)))
-        .order_by("timestamp", "id")
-        .values_list("timestamp", "idempotency_key", "properties")
+    events = usage_store().customer_events(
+        tenant=tenant, customer_id=invoice.customer_id, metric_code=metric.source_code if metric else terms.metric,
+        start=_utc(tenant, invoice.period_start), end=_utc(tenant, invoice.period_end + timedelta(days=1)),
     )
     listed, total = [], ZERO
     for timestamp, key, properties in events:

@@ -73,7 +73,7 @@ def test_roi_per_month_and_cumulative_from_the_billed_invoices(usage_store, mid,
     assert total["roi"] == Decimal(1480) / Decimal(1620)
 
 
-def test_evidence_behind_an_invoice_line_sums_to_its_quantity(mid, tenant_a):
+def test_evidence_behind_an_invoice_line_sums_to_its_quantity(usage_store, mid, tenant_a):
     line = InvoiceLine.objects.for_tenant(tenant_a).get(
         invoice__customer=mid, invoice__period_start=JAN, contract_line__kind="usage"
     )
