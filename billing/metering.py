@@ -8,6 +8,10 @@ them into ``billing_usageevent``. The unique constraint is what makes ingestion 
 concurrent requests carrying the same key each learn from RETURNING which keys were their own.
 
 ``usage_totals`` aggregates set-wise in SQL, one query per billable metric, grouped by customer.
+
+Both go through the configured usage-event store (``billing.usage_store``): the PostgreSQL store
+runs ``_insert_new`` and ``_totals_sql`` below; the ClickHouse store keeps the keys in PostgreSQL
+and the events in ClickHouse (docs/scaling.md).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import sys
 import zoneinfo
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -29,6 +34,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from billing.models import BillableMetric, BillingSettings, UsageEvent
+from billing.usage_store import usage_store_for
+from billing.usage_store.base import UsageEventStore
 from customers.models import Contract, Customer, Tenant
 from customers.tenancy import tenant_cursor
 
@@ -333,6 +340,14 @@ def _customer_ids_locked(tenant: Tenant, refs: list[str]) -> dict[str, int]:
         return dict(cursor.fetchall())
 
 
+def usage_store() -> UsageEventStore:
+    """The configured usage-event store (``USAGE_EVENT_STORE``), built on this module's SQL.
+
+    Every read and write of usage events goes through it: billing and revenue never know which
+    store is in use (``billing.usage_store``, docs/scaling.md)."""
+    return usage_store_for(sys.modules[__name__])
+
+
 def usage_ingest(*, tenant: Tenant, events: list[dict], now: datetime | None = None) -> IngestResult:
     """Store each valid, new usage event of ``tenant`` exactly once; report every event's fate.
 
@@ -481,18 +496,13 @@ def usage_ingest(*, tenant: Tenant, events: list[dict], now: datetime | None = N
             )
             staged.append((position, key))
 
-        inserted = _insert_new(tenant=tenant, copy_text="".join(copy_lines), received_at=received_at)
+        store = usage_store()
+        inserted = store.insert_new(tenant=tenant, copy_text="".join(copy_lines), received_at=received_at)
         for position, key in staged:
             results[position] = EventResult(key, ACCEPTED if key in inserted else DUPLICATE)
 
         if late_rejections:
-            with tenant_cursor(tenant) as cursor:
-                cursor.execute(
-                    f"SELECT idempotency_key FROM {UsageEvent._meta.db_table}"
-                    " WHERE tenant_id = %s AND idempotency_key = ANY(%s)",
-                    [tenant.pk, [results[p].idempotency_key for p in late_rejections]],
-                )
-                retried = {key for (key,) in cursor.fetchall()}
+            retried = store.stored_keys(tenant=tenant, keys=[results[p].idempotency_key for p in late_rejections])
             for position in late_rejections:
                 if results[position].idempotency_key in retried:
                     results[position] = EventResult(results[position].idempotency_key, DUPLICATE)
@@ -635,8 +645,25 @@ def usage_totals(
     ids = None if customer_ids is None else list(customer_ids)
     if ids is not None and not ids:
         return {}
-    totals: dict[tuple[int, str], Decimal] = {}
     metrics = list(BillableMetric.objects.for_tenant(tenant))
+    return usage_store().totals(tenant=tenant, metrics=metrics, start=start, end=end, customer_ids=ids)
+
+
+def _stored_keys(*, tenant: Tenant, keys: list[str]) -> set[str]:
+    """Which of ``keys`` are in the event table (the PostgreSQL store's ``stored_keys``)."""
+    with tenant_cursor(tenant) as cursor:
+        cursor.execute(
+            f"SELECT idempotency_key FROM {UsageEvent._meta.db_table} WHERE tenant_id = %s AND idempotency_key = ANY(%s)",
+            [tenant.pk, keys],
+        )
+        return {key for (key,) in cursor.fetchall()}
+
+
+def _totals_sql(
+    *, tenant: Tenant, metrics: list[BillableMetric], start: datetime, end: datetime, ids: list[int] | None
+) -> dict[tuple[int, str], Decimal]:
+    """``usage_totals`` over the event table: one query per metric (the PostgreSQL store's ``totals``)."""
+    totals: dict[tuple[int, str], Decimal] = {}
     with tenant_cursor(tenant) as cursor:
         for metric in metrics:
             where = "tenant_id = %s AND metric_code = %s AND timestamp >= %s AND timestamp < %s"

@@ -3,17 +3,14 @@
 Every selector takes ``tenant=`` explicitly and returns only that tenant's rows.
 """
 
-import json
 import zoneinfo
-from collections import defaultdict
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 
-from django.db.models import DecimalField, F, Q, Sum
-from django.db.models.fields.json import KT
-from django.db.models.functions import Cast, Coalesce
+from django.db.models import Q, Sum
+from django.db.models.functions import Coalesce
 
-from billing.metering import usage_totals
+from billing.metering import usage_store, usage_totals
 from billing.models import (
     BillableMetric,
     CreditNote,
@@ -53,31 +50,12 @@ def metric_event_amounts(
 
     For percentage pricing with per-event fees, minimums or maximums, where a sum is not enough.
     The metric's filters and time window read events as ``usage_totals`` does; an event without
-    a numeric value measures 0.
+    a numeric value measures 0. Read from the usage-event store (``billing.usage_store``).
     """
     zone = zoneinfo.ZoneInfo(tenant.time_zone)
     start = datetime.combine(period_start, time.min, tzinfo=zone)
     end = datetime.combine(period_end + timedelta(days=1), time.min, tzinfo=zone)
-    events = UsageEvent.objects.for_tenant(tenant).filter(
-        metric_code=metric.source_code, timestamp__gte=start, timestamp__lt=end
-    )
-    if customer_ids is not None:
-        events = events.filter(customer_id__in=list(customer_ids))
-    for index, (key, wanted) in enumerate(sorted((metric.filters or {}).items())):
-        values = wanted if isinstance(wanted, list) else [wanted]
-        texts = ["true" if v is True else "false" if v is False else v if isinstance(v, str) else json.dumps(v) for v in values]
-        events = events.alias(**{f"filter_{index}": KT(f"properties__{key}")}).filter(**{f"filter_{index}__in": texts})
-    if metric.field == "quantity":
-        measured = F("quantity")
-    else:
-        measured = Cast(KT(f"properties__{metric.field}"), DecimalField(max_digits=24, decimal_places=6))
-    amounts: dict[int, list[Decimal]] = defaultdict(list)
-    rows = events.annotate(measured=Coalesce(measured, ZERO, output_field=DecimalField())).order_by(
-        "customer_id", "timestamp", "id"
-    )
-    for customer_id, value in rows.values_list("customer_id", "measured"):
-        amounts[customer_id].append(Decimal(value))
-    return amounts
+    return usage_store().event_amounts(tenant=tenant, metric=metric, start=start, end=end, customer_ids=customer_ids)
 
 
 def invoice_credited_total(*, invoice: Invoice) -> Decimal:

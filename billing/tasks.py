@@ -26,13 +26,14 @@ from billing.month_end import (
 )
 from billing.services.webhooks import webhook_overdue_announce, webhook_overdue_tenants
 from billing.webhook_delivery import webhook_deliver, webhook_deliveries_lost, webhook_endpoint_disabled_notify
+from billing.metering import usage_store
 from customers.models import Tenant
 from customers.tenancy import tenant_scope
 
 __all__ = [
     "dunning_run_tenant", "dunning_tick", "invoice_deliver", "invoice_resend", "month_end_advance", "month_end_chunk", "month_end_resume_stalled",
-    "month_end_retry_failed", "month_end_start", "month_end_tick", "webhook_deliver", "webhook_endpoint_disabled_notify",
-    "webhook_overdue_sweep", "webhook_overdue_sweep_all_tenants", "webhook_requeue_lost",
+    "month_end_retry_failed", "month_end_start", "month_end_tick", "usage_store_flush", "webhook_deliver",
+    "webhook_endpoint_disabled_notify", "webhook_overdue_sweep", "webhook_overdue_sweep_all_tenants", "webhook_requeue_lost",
 ]
 
 
@@ -153,3 +154,15 @@ def webhook_requeue_lost() -> int:
     for tenant_id, delivery_id in lost:
         webhook_deliver.delay(tenant_id, delivery_id)
     return len(lost)
+
+
+# --- usage-event store (billing.usage_store) ------------------------------------------------------
+
+
+@shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=5)
+def usage_store_flush(tenant_id: int | None = None) -> int:
+    """Write the usage batches pending for the event store (all tenants', or one's); how many.
+
+    Idempotent: a written batch is deleted, and ClickHouse drops a batch it already holds."""
+    tenant = Tenant.objects.get(pk=tenant_id) if tenant_id is not None else None
+    return usage_store().pending_flush(tenant=tenant)

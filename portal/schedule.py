@@ -27,6 +27,8 @@ BEAT_SCHEDULE = {
         "task": "billing.tasks.webhook_overdue_sweep_all_tenants", "schedule": crontab(hour=12, minute=10),
     },
     "billing-webhooks-requeue": {"task": "billing.tasks.webhook_requeue_lost", "schedule": crontab(minute="*/5")},
+    # Usage batches a crash left between PostgreSQL and ClickHouse (a no-op on the PostgreSQL store).
+    "billing-usage-store-flush": {"task": "billing.tasks.usage_store_flush", "schedule": crontab(minute="*")},
     "revenue-weekly-digest": {
         "task": "revenue.tasks.send_weekly_digests",
         "schedule": crontab(minute=0, hour=7, day_of_week="mon"),

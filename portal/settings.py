@@ -274,6 +274,12 @@ CARD_PAY_LINK_MAX_AGE_DAYS = env.int("CARD_PAY_LINK_MAX_AGE_DAYS", default=60)
 WEBHOOK_ALLOW_LOOPBACK = env.bool("WEBHOOK_ALLOW_LOOPBACK", default=DEBUG)
 WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=10.0)
 
+# Where usage events are stored and aggregated (billing.usage_store, docs/scaling.md): "postgres" (the
+# billing_usageevent table) or "clickhouse" at CLICKHOUSE_URL (http(s)://user:password@host:8123/db for a
+# server, chdb://<directory> for ClickHouse inside the process, as the tests run it).
+USAGE_EVENT_STORE = env("USAGE_EVENT_STORE", default="postgres")
+CLICKHOUSE_URL = env("CLICKHOUSE_URL", default="")
+
 # Celery: Redis as broker in production. Without CELERY_BROKER_URL the broker is the database itself
 # (kombu's SQLAlchemy transport, tables kombu_queue / kombu_message), so a real worker runs with no
 # server to install; slow work never runs in a web request. Only the test settings run tasks eagerly.

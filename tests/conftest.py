@@ -55,6 +55,31 @@ def tenant_b(db):
     )
 
 
+@pytest.fixture(scope="session")
+def chdb_url(tmp_path_factory):
+    """ClickHouse in this process (chdb), one directory per test process."""
+    return f"chdb://{tmp_path_factory.mktemp('chdb')}"
+
+
+@pytest.fixture(params=["postgres", "clickhouse"])
+def usage_store(request, settings, chdb_url, monkeypatch):
+    """Run the test once per usage-event store (``billing.usage_store``); the store in use.
+
+    The test's transaction never commits, so the ClickHouse store writes each batch at once, as it
+    does right after a commit. Its table is emptied afterwards (tenant ids are never reused anyway).
+    """
+    from billing.metering import usage_store as configured_store
+
+    settings.USAGE_EVENT_STORE = request.param
+    settings.CLICKHOUSE_URL = chdb_url
+    store = configured_store()
+    if request.param == "clickhouse":
+        monkeypatch.setattr(store, "_after_commit", lambda write: write())
+    yield store
+    if request.param == "clickhouse":
+        store.truncate()
+
+
 @pytest.fixture
 def unscoped():
     """Run a block outside tenant scoping, as fixtures that build several tenants' data must."""

@@ -134,3 +134,47 @@ class UsageEvent(TenantOwned):
     def __str__(self):
         when = f" @ {self.timestamp:%Y-%m-%d %H:%M}" if self.timestamp else ""
         return f"{self.metric_code} × {self.quantity}{when}"
+
+
+class UsageEventKey(TenantOwned):
+    """An idempotency key stored when usage events live outside PostgreSQL (the ClickHouse store).
+
+    The unique constraint is what makes ingestion exactly-once there, as ``usage_event_unique_key``
+    does for ``UsageEvent``: ``INSERT … ON CONFLICT DO NOTHING RETURNING`` tells each request which
+    keys were its own, and only those events are written to ClickHouse (see ``UsageEventBatch``).
+    """
+
+    tenant = models.ForeignKey("customers.Tenant", on_delete=models.PROTECT, related_name="+", db_index=False)
+    idempotency_key = models.CharField(max_length=IDEMPOTENCY_KEY_MAX_LENGTH)
+
+    class Meta:
+        verbose_name = gettext_lazy("usage event key")
+        verbose_name_plural = gettext_lazy("usage event keys")
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "idempotency_key"], name="usage_event_key_unique"),
+        ]
+
+    def __str__(self):
+        return self.idempotency_key
+
+
+class UsageEventBatch(TenantOwned):
+    """The outbox of the ClickHouse store: new events whose keys are committed here, not yet written there.
+
+    Created in the ingesting transaction with the keys, so a batch exists exactly when its keys do.
+    After the commit the batch is written to ClickHouse with ``insert_deduplication_token`` set to
+    its id and deleted; a crash in between leaves it here, and ``usage_store_flush`` writes it again:
+    ClickHouse drops a block whose token it has already seen, so nothing is lost or counted twice.
+    ``rows`` is the batch in ClickHouse's TabSeparated format.
+    """
+
+    rows = models.TextField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = gettext_lazy("pending usage batch")
+        verbose_name_plural = gettext_lazy("pending usage batches")
+        indexes = [models.Index(fields=["tenant", "created_at"], name="usage_batch_tenant_created")]
+
+    def __str__(self):
+        return f"usage batch {self.pk}"

@@ -7,8 +7,9 @@ old address, kept for migration 0005 and for callers).
 What it reads from billing (never writes, except the benchmarks' and demo's usage events):
 - ``AiUsageDay``, the AI-usage roll-up kept by billing's triggers (costs, anomalies; the
   benchmark calls ``billing.ai_usage.ai_usage_rebuild``);
-- ``UsageEvent``, ``BillableMetric`` and ``billing.metering.usage_totals`` (anomalies, churn risk,
-  what-ifs, the simulator feeds ``usage_ingest``);
+- usage events only through the usage-event store: ``billing.metering.usage_totals`` and
+  ``billing.metering.usage_store()`` (anomalies, churn risk, ROI, what-ifs; PostgreSQL or
+  ClickHouse, docs/scaling.md), with ``BillableMetric``; the simulator feeds ``usage_ingest``;
 - ``Invoice``, ``InvoiceLine``, ``CreditNote``, ``CreditRequest``, ``BillingSettings``,
   ``PriceTerms``, ``ChargeModel`` (revenue and margins, churn risk);
 - ``billing.services.price_line`` / ``BILLED_CONTRACT_STATUSES``, ``billing.pricing`` and

@@ -37,8 +37,8 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from billing.metering import usage_totals
-from billing.models import AiUsageDay, UsageEvent
-from billing.models import WebhookEventType
+from billing.metering import usage_store
+from billing.models import AiUsageDay, UsageEvent, WebhookEventType
 from billing.outbox import outbox_send
 from billing.services.webhooks import customer_data, webhook_event_emit, webhook_subscribed
 from customers.models import Customer, Membership, Role, Tenant
@@ -53,13 +53,6 @@ BASELINE_WEEKS = 12
 EVENTS, SPEND = "events", AnomalyRule.SPEND
 MIN_DAILY_VOLUME = {EVENTS: Decimal(20), SPEND: Decimal("5.00")}
 MILLION = Decimal(1_000_000)
-
-_EVENT_BUCKETS = f"""
-SELECT customer_id, (%(last_day)s::date - (timestamp AT TIME ZONE %(tz)s)::date) / %(size)s AS bucket, COUNT(*)::numeric
-FROM {UsageEvent._meta.db_table}
-WHERE tenant_id = %(tenant)s AND timestamp >= %(start)s AND timestamp < %(end)s
-GROUP BY 1, 2
-"""
 
 _SPEND_BUCKETS = f"""
 WITH grouped AS (
@@ -90,8 +83,15 @@ def _buckets(tenant: Tenant, measure: str, last_day: date, size: int, count: int
     params = {"tenant": tenant.pk, "tz": tenant.time_zone, "first_day": first_day, "last_day": last_day, "size": size,
               "start": _utc(tenant, first_day), "end": _utc(tenant, last_day + timedelta(days=1))}
     result: dict[int, dict[int, Decimal]] = defaultdict(dict)
+    if measure == EVENTS:
+        # From the usage-event store: its bucket i (1 … count) is this function's count − i.
+        bounds = [_utc(tenant, first_day + timedelta(days=size * k)) for k in range(count + 1)]
+        for customer_id, buckets in usage_store().event_counts(tenant=tenant, bounds=bounds).items():
+            for index, events in buckets.items():
+                result[customer_id][count - index] = Decimal(events)
+        return result
     with tenant_cursor(tenant) as cursor:
-        cursor.execute(_EVENT_BUCKETS if measure == EVENTS else _SPEND_BUCKETS, params)
+        cursor.execute(_SPEND_BUCKETS, params)
         for customer_id, bucket, value in cursor.fetchall():
             result[customer_id][bucket] = Decimal(value)
     return result

@@ -42,11 +42,11 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from django.db.models import Min, Q
 
-from billing.models import CreditRequest, Invoice, UsageEvent
+from billing.models import CreditRequest, Invoice
+from billing.metering import usage_store
 from customers.models import Contract, Customer, Tenant
 from customers.periods import add_months, last_closed_month, month_end, month_start
-from customers.tenancy import tenant_cursor
-from revenue.economics.roi import _AMOUNT, savings_metrics
+from revenue.economics.roi import savings_metrics
 from revenue.selectors.common import MetricError
 from revenue.selectors.mrr import customer_mrr_range
 
@@ -138,51 +138,13 @@ def _trend(last30: Decimal, last90: Decimal, days: int, what: str, unit: str) ->
     return {**raw, "ratio": ratio}, severity, text
 
 
-FIRST_USAGE_SQL = f"""
-WITH RECURSIVE codes AS (
-    SELECT MIN(metric_code) AS code FROM {UsageEvent._meta.db_table} WHERE tenant_id = %(tenant)s
-    UNION ALL
-    SELECT (SELECT MIN(metric_code) FROM {UsageEvent._meta.db_table} WHERE tenant_id = %(tenant)s AND metric_code > code)
-    FROM codes WHERE code IS NOT NULL
-)
-SELECT MIN((SELECT MIN(timestamp) FROM {UsageEvent._meta.db_table} WHERE tenant_id = %(tenant)s AND metric_code = code))
-FROM codes WHERE code IS NOT NULL
-"""
-
-
 def usage_history_start(tenant: Tenant) -> date | None:
     """The first day of the month of the tenant's first usage event (its local calendar), or None.
 
-    A skip scan over the (tenant, metric code, timestamp) index: one lookup per metric code, not
-    a read of every event."""
-    with tenant_cursor(tenant) as cursor:
-        cursor.execute(FIRST_USAGE_SQL, {"tenant": tenant.pk})
-        first = cursor.fetchone()[0]
+    From the usage-event store (on PostgreSQL a skip scan over the (tenant, metric code, timestamp)
+    index: one lookup per metric code, not a read of every event)."""
+    first = usage_store().first_event_at(tenant=tenant)
     return month_start(first.astimezone(zoneinfo.ZoneInfo(tenant.time_zone)).date()) if first else None
-
-
-# Events and verified savings per customer between consecutive ``bounds`` (the sorted instants that
-# start and end every window scored): bucket i holds bounds[i-1] <= timestamp < bounds[i].
-BUCKETED_USAGE_SQL = f"""
-SELECT customer_id, width_bucket(timestamp, %(bounds)s::timestamptz[]), COUNT(*)
-FROM {UsageEvent._meta.db_table}
-WHERE tenant_id = %(tenant)s AND timestamp >= %(start)s AND timestamp < %(end)s AND customer_id = ANY(%(customers)s)
-GROUP BY 1, 2
-"""
-
-BUCKETED_SAVINGS_SQL = f"""
-SELECT customer_id, width_bucket(timestamp, %(bounds)s::timestamptz[]), SUM(s)
-FROM (
-    SELECT customer_id, timestamp, GREATEST(
-        CASE WHEN properties ->> 'baseline' ~ '{_AMOUNT}' THEN GREATEST((properties ->> 'baseline')::numeric, 0) ELSE 0 END
-      - CASE WHEN properties ->> 'optimized' ~ '{_AMOUNT}' THEN GREATEST((properties ->> 'optimized')::numeric, 0) ELSE 0 END,
-        0) AS s
-    FROM {UsageEvent._meta.db_table}
-    WHERE tenant_id = %(tenant)s AND metric_code = ANY(%(codes)s) AND timestamp >= %(start)s AND timestamp < %(end)s
-      AND customer_id = ANY(%(customers)s)
-) e
-GROUP BY 1, 2
-"""
 
 
 _UNSET = object()
@@ -234,15 +196,14 @@ def churn_risk_scores_on(
     params = {"tenant": tenant.pk, "bounds": bounds, "start": bounds[0], "end": bounds[-1], "customers": ids}
     usage: dict[int, _Buckets] = defaultdict(lambda: _Buckets(len(bounds)))
     savings: dict[int, _Buckets] = defaultdict(lambda: _Buckets(len(bounds)))
-    with tenant_cursor(tenant) as cursor:
-        cursor.execute(BUCKETED_USAGE_SQL, params)
-        for customer_id, bucket, n in cursor.fetchall():
+    for customer_id, buckets in usage_store().event_counts(tenant=tenant, bounds=bounds, customer_ids=ids).items():
+        for bucket, n in buckets.items():
             usage[customer_id].add(bucket, Decimal(n))
-        codes = sorted(set(savings_metrics(tenant=tenant).values()))
-        if codes:
-            cursor.execute(BUCKETED_SAVINGS_SQL, {**params, "codes": codes})
-            for customer_id, bucket, saved in cursor.fetchall():
-                savings[customer_id].add(bucket, saved)
+    codes = sorted(set(savings_metrics(tenant=tenant).values()))
+    if codes:
+        found = usage_store().savings_buckets(tenant=tenant, metric_codes=codes, bounds=bounds, customer_ids=ids)
+        for (customer_id, _code, bucket), (_baseline, _optimized, saved, _events) in sorted(found.items()):
+            savings[customer_id].add(bucket, saved)
     savers = set(
         Customer.objects.for_tenant(tenant).filter(
             pk__in=ids, contracts__lines__price_terms__charge_model="percentage"

@@ -23,14 +23,13 @@ from datetime import timezone as dt_timezone
 from decimal import Decimal
 
 
-from billing.models import BillableMetric, ChargeModel, Invoice, InvoiceLine, PriceTerms, UsageEvent
+from billing.metering import usage_store
+from billing.models import BillableMetric, ChargeModel, Invoice, InvoiceLine, PriceTerms
 from customers.models import ContractLine, Customer, Tenant
 from customers.periods import add_months, month_end, month_start, months_between
-from customers.tenancy import tenant_cursor
 from revenue.economics.costs import BILLED, ZERO
 from revenue.selectors.common import MetricError
 
-_AMOUNT = r"^\s*[+-]?([0-9]{1,18}(\.[0-9]{0,12})?|\.[0-9]{1,12})\s*$"
 MAX_MONTHS = 60
 
 
@@ -55,21 +54,6 @@ def savings_customers(*, tenant: Tenant):
 
 def _utc(tenant: Tenant, day: date) -> datetime:
     return datetime.combine(day, time.min, tzinfo=zoneinfo.ZoneInfo(tenant.time_zone)).astimezone(dt_timezone.utc)
-
-
-SAVINGS_SQL = f"""
-SELECT e.customer_id, e.metric_code, date_trunc('month', e.timestamp AT TIME ZONE %(tz)s)::date AS month,
-       SUM(e.b), SUM(e.o), SUM(GREATEST(e.b - e.o, 0)), COUNT(*)
-FROM (
-    SELECT customer_id, metric_code, timestamp,
-           CASE WHEN properties ->> 'baseline' ~ '{_AMOUNT}' THEN GREATEST((properties ->> 'baseline')::numeric, 0) ELSE 0 END AS b,
-           CASE WHEN properties ->> 'optimized' ~ '{_AMOUNT}' THEN GREATEST((properties ->> 'optimized')::numeric, 0) ELSE 0 END AS o
-    FROM {UsageEvent._meta.db_table}
-    WHERE tenant_id = %(tenant)s AND customer_id = ANY(%(customers)s) AND metric_code = ANY(%(codes)s)
-      AND timestamp >= %(start)s AND timestamp < %(end)s
-) e
-GROUP BY 1, 2, 3
-"""
 
 
 def _ratio(numerator: Decimal, denominator: Decimal) -> Decimal | None:
@@ -134,17 +118,16 @@ def customers_roi(*, tenant: Tenant, customers: list[Customer], first: date, las
     measured: dict[int, dict[date, list]] = defaultdict(dict)
     all_codes = sorted(set().union(*codes.values()))
     if all_codes:
-        with tenant_cursor(tenant) as cursor:
-            cursor.execute(SAVINGS_SQL, {
-                "tz": tenant.time_zone, "tenant": tenant.pk, "customers": ids, "codes": all_codes,
-                "start": _utc(tenant, months[0]), "end": _utc(tenant, add_months(months[-1], 1)),
-            })
-            for customer_id, code, month, *figures in cursor.fetchall():
-                if code in codes[customer_id]:
-                    known = measured[customer_id].get(month)
-                    measured[customer_id][month] = figures if known is None else [
-                        a + b for a, b in zip(known, figures, strict=True)
-                    ]
+        # From the usage-event store, one bucket per month (the tenant's calendar): bucket i is months[i - 1].
+        bounds = [_utc(tenant, month) for month in months] + [_utc(tenant, add_months(months[-1], 1))]
+        found = usage_store().savings_buckets(tenant=tenant, metric_codes=all_codes, bounds=bounds, customer_ids=ids)
+        for (customer_id, code, bucket), figures in sorted(found.items()):
+            month = months[bucket - 1]
+            if code in codes[customer_id]:
+                known = measured[customer_id].get(month)
+                measured[customer_id][month] = figures if known is None else [
+                    a + b for a, b in zip(known, figures, strict=True)
+                ]
     fees = _fees(tenant, ids, months[0], months[-1])
     return {
         customer.pk: _roi(customer, months, measured.get(customer.pk, {}), fees.get(customer.pk, {}))
@@ -198,13 +181,9 @@ def savings_evidence(*, tenant: Tenant, invoice_line: InvoiceLine) -> dict:
         raise MetricError("This invoice line is not priced on savings.")
     metric = BillableMetric.objects.for_tenant(tenant).filter(code=terms.metric).first()
     invoice = Invoice.objects.for_tenant(tenant).get(pk=invoice_line.invoice_id)  # explicit tenant, any scope
-    events = (
-        UsageEvent.objects.for_tenant(tenant)
-        .filter(customer_id=invoice.customer_id, metric_code=metric.source_code if metric else terms.metric,
-                timestamp__gte=_utc(tenant, invoice.period_start),
-                timestamp__lt=_utc(tenant, invoice.period_end + timedelta(days=1)))
-        .order_by("timestamp", "id")
-        .values_list("timestamp", "idempotency_key", "properties")
+    events = usage_store().customer_events(
+        tenant=tenant, customer_id=invoice.customer_id, metric_code=metric.source_code if metric else terms.metric,
+        start=_utc(tenant, invoice.period_start), end=_utc(tenant, invoice.period_end + timedelta(days=1)),
     )
     listed, total = [], ZERO
     for timestamp, key, properties in events:

@@ -89,3 +89,54 @@ def test_every_unique_constraint_and_index_in_the_database_starts_with_tenant_id
     assert found == {}, f"unique constraints or indexes not starting with tenant_id: {found}"
     # An exception whose key is gone (fixed) is struck from the list.
     assert excepted == set(KNOWN_EXCEPTIONS)
+
+
+# Every unique index of every table with a tenant_id column, read from the catalog: tables no model
+# describes (partitions, tables of raw-SQL migrations) and expression indexes (no first column) too.
+UNIQUE_INDEXES_SQL = """
+SELECT c.relname, i.relname, a.attname
+FROM pg_index ix
+JOIN pg_class i ON i.oid = ix.indexrelid
+JOIN pg_class c ON c.oid = ix.indrelid
+LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = ix.indkey[0] AND ix.indkey[0] <> 0
+WHERE c.relnamespace = %s::regnamespace AND ix.indisunique AND NOT ix.indisprimary
+  AND EXISTS (SELECT 1 FROM pg_attribute t WHERE t.attrelid = c.oid AND t.attname = 'tenant_id' AND NOT t.attisdropped)
+ORDER BY 1, 2
+"""
+
+
+def unique_indexes_not_tenant_first(cursor, schema: str) -> dict[str, str | None]:
+    """``{"table.index": first column (None for an expression)}`` of the schema's unique indexes on
+    tables with a tenant_id column that do not start with it, the known exceptions left out."""
+    excepted = {}
+    for model in tenant_tables():
+        for key in KNOWN_EXCEPTIONS:
+            label, field = key.rsplit(".", 1)
+            if label == model._meta.label:
+                excepted[model._meta.db_table] = model._meta.get_field(field).column
+    cursor.execute(UNIQUE_INDEXES_SQL, [schema])
+    return {
+        f"{table}.{index}": first
+        for table, index, first in cursor.fetchall()
+        if first != "tenant_id" and (first is None or excepted.get(table) != first)
+    }
+
+
+@pytest.mark.django_db
+def test_every_unique_index_in_the_catalog_starts_with_tenant_id_even_without_a_model():
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT current_schema()")
+        found = unique_indexes_not_tenant_first(cursor, cursor.fetchone()[0])
+    assert found == {}, f"unique indexes not starting with tenant_id: {found}"
+
+
+@pytest.mark.django_db
+def test_the_catalog_walk_finds_a_raw_sql_unique_index_and_an_expression_one():
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE TEMPORARY TABLE probe_events (id bigint, tenant_id bigint, code text)")
+        cursor.execute("CREATE UNIQUE INDEX probe_code ON probe_events (code)")
+        cursor.execute("CREATE UNIQUE INDEX probe_lower ON probe_events (lower(code), tenant_id)")
+        cursor.execute("CREATE UNIQUE INDEX probe_fine ON probe_events (tenant_id, code)")
+        cursor.execute("SELECT nspname FROM pg_namespace WHERE oid = pg_my_temp_schema()")
+        found = unique_indexes_not_tenant_first(cursor, cursor.fetchone()[0])
+    assert found == {"probe_events.probe_code": "code", "probe_events.probe_lower": None}

@@ -5,6 +5,8 @@ from decimal import Decimal
 
 import factory
 
+from billing import metering
+from billing.metering import usage_store
 from billing.models import BillableMetric, UsageEvent
 from tests.customers.factories import CustomerFactory, TenantFactory
 
@@ -35,6 +37,28 @@ class UsageEventFactory(factory.django.DjangoModelFactory):
     idempotency_key = factory.Sequence(lambda n: f"evt-{n:08d}")
     quantity = Decimal(1)
     properties = factory.LazyFunction(dict)
+
+    @classmethod
+    def _create(cls, model_class, *args, **kwargs):
+        # Into whichever usage-event store is configured (tests parametrized with ``usage_store``).
+        if usage_store().name == "postgres":
+            return super()._create(model_class, *args, **kwargs)
+        event = model_class(*args, **kwargs)
+        usage_events_write([event])
+        return event
+
+
+def usage_events_write(events: list[UsageEvent]) -> set[str]:
+    """Store unsaved ``UsageEvent`` instances (one tenant's) in the configured store, as
+    ``usage_ingest`` would after validating them; the keys that were new."""
+    if not events:
+        return set()
+    text = "".join(
+        f"{e.customer_id}\t{e.metric_code}\t{e.timestamp.isoformat()}\t{metering._copy_field(e.idempotency_key)}\t"
+        f"{e.quantity}\t{metering._copy_field(metering._dump_properties(e.properties))}\n"
+        for e in events
+    )
+    return usage_store().insert_new(tenant=events[0].tenant, copy_text=text, received_at=events[0].received_at)
 
 
 # --- invoicing: price terms, plans of the job API, settings ---------------------------------

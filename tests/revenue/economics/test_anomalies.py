@@ -66,6 +66,22 @@ def test_spike_drop_and_threshold_with_their_figures(world):
     ]
 
 
+def test_event_spikes_and_drops_are_found_in_either_usage_store(usage_store, tenant_a, tenant_b):
+    spiky, droppy = CustomerFactory(tenant=tenant_a, name="Spiky"), CustomerFactory(tenant=tenant_a, name="Droppy")
+    history(spiky, [20, 30] * 14)
+    calls(spiky, 60, when=DAY)
+    history(droppy, [30] * 28)
+    calls(droppy, 10, when=DAY)
+    elsewhere = CustomerFactory(tenant=tenant_b, name="Elsewhere")
+    calls(elsewhere, 90, when=DAY)  # another tenant's spike day, on Droppy's quiet one
+
+    assert detect_anomalies(tenant=tenant_a, day=DAY) == {"found": 2, "created": 2}
+    assert alerts(tenant_a) == [
+        ("Droppy", "drop", "events", Decimal(10), Decimal(30), Decimal("-6.67")),
+        ("Spiky", "spike", "events", Decimal(60), Decimal(25), Decimal("6.87")),
+    ]
+
+
 def test_a_second_run_raises_nothing_new(world):
     detect_anomalies(tenant=world, day=DAY)
 

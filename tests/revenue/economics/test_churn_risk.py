@@ -131,7 +131,7 @@ def _usage_signal(tenant, customer):
     return next(s for s in score.signals if s.code == "usage_trend")
 
 
-def test_usage_trend_of_a_young_customer_reads_its_days_not_ninety(tenant_a):
+def test_usage_trend_of_a_young_customer_reads_its_days_not_ninety(usage_store, tenant_a):
     young = CustomerFactory(tenant=tenant_a, name="Young")
     ContractLineFactory(contract=ContractFactory(customer=young, start_date=date(2026, 2, 1)))
     calls(young, 1, when=date(2025, 6, 1))  # the tenant's usage history starts in June 2025
@@ -164,7 +164,7 @@ def test_usage_trend_of_a_returning_customer_starts_at_its_return(tenant_a):
     assert signal.points == Decimal("25.0")
 
 
-def test_usage_trend_starts_with_the_tenants_usage_history(tenant_a, tenant_b):
+def test_usage_trend_starts_with_the_tenants_usage_history(usage_store, tenant_a, tenant_b):
     steady = CustomerFactory(tenant=tenant_a, name="Steady since 2024")
     ContractLineFactory(contract=ContractFactory(customer=steady, start_date=date(2024, 1, 1)))
     calls(steady, 62, when=date(2026, 2, 3))  # the tenant sent its first usage in February

@@ -11,19 +11,20 @@ from customers.models import ContractLine
 from customers.money import Money
 from revenue.economics.roi import customer_roi, savings_customers, savings_evidence
 from revenue.selectors.common import MetricError
-from tests.billing.factories import PriceTermsFactory
+from tests.billing.factories import PriceTermsFactory, usage_events_write
 from tests.customers.factories import ContractFactory, ContractLineFactory, CustomerFactory
 
 JAN, FEB = date(2026, 1, 1), date(2026, 2, 1)
 
 
 def saving(customer, day, baseline, optimized, key):
-    UsageEvent.objects.create(
+    """One verified-savings event, in the configured usage-event store."""
+    usage_events_write([UsageEvent(
         tenant=customer.tenant, customer=customer, metric_code="savings", idempotency_key=key,
         timestamp=datetime(day.year, day.month, day.day, 12, tzinfo=timezone.utc),
         properties={"baseline": baseline, "optimized": optimized,
                     "savings": str(max(0, Decimal(baseline) - Decimal(optimized)))},
-    )
+    )])
 
 
 def optimizer_customer(tenant, name):
@@ -57,7 +58,7 @@ def mid(tenant_a, tenant_b):
     return customer
 
 
-def test_roi_per_month_and_cumulative_from_the_billed_invoices(mid, tenant_a):
+def test_roi_per_month_and_cumulative_from_the_billed_invoices(usage_store, mid, tenant_a):
     result = customer_roi(tenant=tenant_a, customer=mid, first=JAN, last=FEB)
 
     jan, feb = result["months"]
@@ -72,7 +73,7 @@ def test_roi_per_month_and_cumulative_from_the_billed_invoices(mid, tenant_a):
     assert total["roi"] == Decimal(1480) / Decimal(1620)
 
 
-def test_evidence_behind_an_invoice_line_sums_to_its_quantity(mid, tenant_a):
+def test_evidence_behind_an_invoice_line_sums_to_its_quantity(usage_store, mid, tenant_a):
     line = InvoiceLine.objects.for_tenant(tenant_a).get(
         invoice__customer=mid, invoice__period_start=JAN, contract_line__kind="usage"
     )

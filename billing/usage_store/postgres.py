@@ -1,0 +1,150 @@
+"""The default usage-event store: the ``billing_usageevent`` table, through the SQL in ``billing.metering``.
+
+Nothing here rewrites that SQL (metering hands it over, see ``base.MeteringSQL``): ingestion is ``metering._insert_new`` (COPY, then INSERT … ON CONFLICT
+on the table's unique key), totals are ``metering._totals_sql`` (one aggregate query per metric).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import datetime
+from decimal import Decimal
+
+from django.db.models import Case, DecimalField, F, When
+from django.db.models.fields.json import KT
+from django.db.models.functions import Cast, Coalesce
+
+from billing.models import BillableMetric, UsageEvent
+from billing.usage_store.base import SAVINGS_AMOUNT, MeteringSQL, UsageEventStore
+from customers.models import Tenant
+from customers.tenancy import tenant_cursor
+
+ZERO = Decimal(0)
+TABLE = UsageEvent._meta.db_table
+
+# A skip scan over the (tenant, metric code, timestamp) index: one lookup per metric code.
+FIRST_EVENT_SQL = f"""
+WITH RECURSIVE codes AS (
+    SELECT MIN(metric_code) AS code FROM {TABLE} WHERE tenant_id = %(tenant)s
+    UNION ALL
+    SELECT (SELECT MIN(metric_code) FROM {TABLE} WHERE tenant_id = %(tenant)s AND metric_code > code)
+    FROM codes WHERE code IS NOT NULL
+)
+SELECT MIN((SELECT MIN(timestamp) FROM {TABLE} WHERE tenant_id = %(tenant)s AND metric_code = code))
+FROM codes WHERE code IS NOT NULL
+"""
+
+BUCKETED_COUNTS_SQL = f"""
+SELECT customer_id, width_bucket(timestamp, %(bounds)s::timestamptz[]), COUNT(*)
+FROM {TABLE}
+WHERE tenant_id = %(tenant)s AND timestamp >= %(start)s AND timestamp < %(end)s{{customers}}
+GROUP BY 1, 2
+"""
+
+
+_AMOUNT_SQL = "CASE WHEN properties ->> '{key}' ~ %(amount)s THEN GREATEST((properties ->> '{key}')::numeric, 0) ELSE 0 END"
+SAVINGS_SQL = f"""
+SELECT customer_id, metric_code, width_bucket(timestamp, %(bounds)s::timestamptz[]),
+       SUM(b), SUM(o), SUM(GREATEST(b - o, 0)), COUNT(*)
+FROM (
+    SELECT customer_id, metric_code, timestamp, {_AMOUNT_SQL.format(key="baseline")} AS b,
+           {_AMOUNT_SQL.format(key="optimized")} AS o
+    FROM {TABLE}
+    WHERE tenant_id = %(tenant)s AND customer_id = ANY(%(customers)s) AND metric_code = ANY(%(codes)s)
+      AND timestamp >= %(start)s AND timestamp < %(end)s
+) e
+GROUP BY 1, 2, 3
+"""
+
+
+class PostgresUsageStore(UsageEventStore):
+    name = "postgres"
+
+    def __init__(self, sql: MeteringSQL):
+        self.sql = sql
+
+    def insert_new(self, *, tenant: Tenant, copy_text: str, received_at: datetime) -> set[str]:
+        return self.sql._insert_new(tenant=tenant, copy_text=copy_text, received_at=received_at)
+
+    def stored_keys(self, *, tenant: Tenant, keys: list[str]) -> set[str]:
+        return self.sql._stored_keys(tenant=tenant, keys=keys)
+
+    def totals(self, *, tenant, metrics, start, end, customer_ids):
+        return self.sql._totals_sql(tenant=tenant, metrics=metrics, start=start, end=end, ids=customer_ids)
+
+    def event_amounts(
+        self,
+        *,
+        tenant: Tenant,
+        metric: BillableMetric,
+        start: datetime,
+        end: datetime,
+        customer_ids: Iterable[int] | None,
+    ) -> dict[int, list[Decimal]]:
+        events = UsageEvent.objects.for_tenant(tenant).filter(
+            metric_code=metric.source_code, timestamp__gte=start, timestamp__lt=end
+        )
+        if customer_ids is not None:
+            events = events.filter(customer_id__in=list(customer_ids))
+        for index, (key, wanted) in enumerate(sorted((metric.filters or {}).items())):
+            values = wanted if isinstance(wanted, list) else [wanted]
+            texts = [
+                "true" if v is True else "false" if v is False else v if isinstance(v, str) else json.dumps(v)
+                for v in values
+            ]
+            events = events.alias(**{f"filter_{index}": KT(f"properties__{key}")}).filter(
+                **{f"filter_{index}__in": texts}
+            )
+        if metric.field == "quantity":
+            measured = F("quantity")
+        else:
+            # Only numbers and numeric strings are cast (a cast of "lots" would fail the whole query).
+            events = events.alias(measured_text=KT(f"properties__{metric.field}"))
+            measured = Case(
+                When(
+                    measured_text__regex=self.sql._SQL_NUMERIC,
+                    then=Cast("measured_text", DecimalField(max_digits=24, decimal_places=6)),
+                ),
+                default=None,
+            )
+        amounts: dict[int, list[Decimal]] = defaultdict(list)
+        rows = events.annotate(measured=Coalesce(measured, ZERO, output_field=DecimalField())).order_by(
+            "customer_id", "timestamp", "id"
+        )
+        for customer_id, value in rows.values_list("customer_id", "measured"):
+            amounts[customer_id].append(Decimal(value))
+        return amounts
+
+    def event_counts(self, *, tenant, bounds, customer_ids=None):
+        params = {"tenant": tenant.pk, "bounds": list(bounds), "start": bounds[0], "end": bounds[-1]}
+        customers = ""
+        if customer_ids is not None:
+            customers, params["customers"] = " AND customer_id = ANY(%(customers)s)", list(customer_ids)
+        counts: dict[int, dict[int, int]] = defaultdict(dict)
+        with tenant_cursor(tenant) as cursor:
+            cursor.execute(BUCKETED_COUNTS_SQL.format(customers=customers), params)
+            for customer_id, bucket, count in cursor.fetchall():
+                counts[customer_id][bucket] = count
+        return counts
+
+    def savings_buckets(self, *, tenant, metric_codes, bounds, customer_ids):
+        params = {"tenant": tenant.pk, "bounds": list(bounds), "start": bounds[0], "end": bounds[-1],
+                  "customers": list(customer_ids), "codes": list(metric_codes), "amount": SAVINGS_AMOUNT}
+        with tenant_cursor(tenant) as cursor:
+            cursor.execute(SAVINGS_SQL, params)
+            return {(customer_id, code, bucket): figures for customer_id, code, bucket, *figures in cursor.fetchall()}
+
+    def customer_events(self, *, tenant, customer_id, metric_code, start, end):
+        return list(
+            UsageEvent.objects.for_tenant(tenant)
+            .filter(customer_id=customer_id, metric_code=metric_code, timestamp__gte=start, timestamp__lt=end)
+            .order_by("timestamp", "id")
+            .values_list("timestamp", "idempotency_key", "properties")
+        )
+
+    def first_event_at(self, *, tenant):
+        with tenant_cursor(tenant) as cursor:
+            cursor.execute(FIRST_EVENT_SQL, {"tenant": tenant.pk})
+            return cursor.fetchone()[0]
