@@ -10,6 +10,7 @@ from revenue.models.economics import (
     PricePlan,
     WhatIfRun,
 )
+from revenue.models.facts import CustomerMrrFact, RevenueFactsState
 from revenue.models.metrics import ExchangeRate, MetricSnapshot, QuarterTarget
 from revenue.models.pipeline import (
     BAND_RANGES,
@@ -31,6 +32,7 @@ __all__ = [
     "AnomalyRule",
     "Band",
     "CustomerCost",
+    "CustomerMrrFact",
     "ExchangeRate",
     "MetricSnapshot",
     "ModelPrice",
@@ -39,6 +41,7 @@ __all__ = [
     "PricePlan",
     "QuarterTarget",
     "ReportDelivery",
+    "RevenueFactsState",
     "WhatIfRun",
     "band_for",
 ]

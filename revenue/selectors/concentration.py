@@ -26,7 +26,7 @@ from decimal import Decimal
 
 from customers.models import Tenant
 from customers.periods import add_months, month_start
-from revenue.selectors import sql
+from revenue.selectors import facts, sql
 from revenue.selectors.common import Segment
 
 FLAG_ABOVE = Decimal("0.10")
@@ -88,10 +88,10 @@ ORDER BY 1
 """
 
 
-def _query(template: str, *, segment: Segment | None, convert: bool) -> str:
+def _query(template: str, *, tenant: Tenant, last: date, segment: Segment | None) -> str:
     segment_join, segment_where = sql.segment_sql(segment)
     return template.format(
-        cte=sql.customer_month_cte(segment=segment, from_history=False, convert=convert),
+        cte=facts.changes_cte(tenant=tenant, last=last, segment=segment, from_history=False).cte,
         months=sql.MONTHS_BETWEEN.format(
             a="c.month_start", b="COALESCE(c.next_month, (b.last_month + interval '1 month')::date)"
         ),
@@ -110,7 +110,7 @@ def recognized_revenue(
     *, tenant: Tenant, first: date, last: date, segment: Segment | None = None
 ) -> dict[int, Decimal]:
     """``{customer_id: revenue}`` recognized from contracts over months ``first``..``last`` (see module)."""
-    query = _query(CUSTOMERS_SQL, segment=segment, convert=sql.converts(tenant))
+    query = _query(CUSTOMERS_SQL, tenant=tenant, last=month_start(last), segment=segment)
     values = sql.params(tenant=tenant, first=month_start(first), last=month_start(last), segment=segment)
     rows = sql.fetch(query, values)
     result = {}
@@ -187,7 +187,7 @@ def largest_customers(revenue: dict[int, Decimal], *, limit: int) -> list[dict]:
 def revenue_concentration(*, tenant: Tenant, month: date, segment: Segment | None = None) -> dict:
     """Concentration of the twelve months ending with ``month`` (see module), in one SQL statement. Adds ``month``."""
     month = month_start(month)
-    query = _query(INDICES_SQL, segment=segment, convert=sql.converts(tenant))
+    query = _query(INDICES_SQL, tenant=tenant, last=month, segment=segment)
     rows = sql.fetch(query, sql.params(tenant=tenant, first=add_months(month, -11), last=month, segment=segment))
     _, _, n, total, squares, weighted, missing = rows[0]
     sql.raise_if_missing(tenant, missing)

@@ -21,7 +21,7 @@ from decimal import Decimal
 
 from customers.models import Tenant
 from customers.periods import add_months, month_start
-from revenue.selectors import sql
+from revenue.selectors import facts, sql
 from revenue.selectors.common import Segment
 from revenue.selectors.movements import mrr_movements, quick_ratio
 
@@ -79,7 +79,7 @@ def net_revenue_retention(*, tenant: Tenant, first: date, last: date, segment: S
     first, last = month_start(first), month_start(last)
     values = sql.params(tenant=tenant, first=add_months(first, -12), last=last, segment=segment)
     values.update(first_month=first, last_base=add_months(last, -12), after_last=add_months(last, 1))
-    cte = sql.customer_month_cte(segment=segment, from_history=False, convert=sql.converts(tenant))
+    cte = facts.changes_cte(tenant=tenant, last=last, segment=segment, from_history=False).cte
     rows = sql.fetch(NRR_SQL.format(cte=cte), values)
     result = {}
     for month, base, now, capped, missing in rows:

@@ -1,0 +1,111 @@
+"""Where the revenue selectors read each customer's MRR at its change months: the facts, or the reference.
+
+The reference (``revenue.selectors.sql``) recomputes every contract line of the tenant per call, which
+at 100 000 contracts costs seconds per page. The facts (``revenue.models.CustomerMrrFact``) are the
+same reference rows, computed per customer over its whole history up to the tenant's horizon and
+kept current by ``revenue.services.revenue_facts_refresh`` whenever a contract or a rate changes.
+
+``changes_cte`` gives the selectors a ``bounds``, ``months`` and ``changes`` CTE for the window they
+ask, with the columns of the reference's ``changes`` (plus ``had``), read from the facts when they
+answer exactly, else the reference text. From the facts:
+
+- a window starting at ``first`` folds history into its first month as the reference does: each
+  customer's fact in effect at ``first`` becomes a row at ``first`` with ``before`` = 0; later facts up
+  to ``last`` follow as stored, with a ``next_month`` after ``last`` read as "to the end";
+- with ``from_history`` (movements) the window starts at the tenant's first fact, so ``had`` (had MRR
+  at an earlier month end) is the stored one, judged over the customer's whole history.
+The reference may hold a few more rows whose MRR equals the previous one (a rate "change" at the
+window's first month): they move no figure, so every selector's result is the same.
+
+The facts answer when the tenant's facts are built (``RevenueFactsState``) for its current reporting
+currency and up to ``last``, and no fact up to ``last`` has an unpriced line (a missing exchange rate):
+the reference then raises ``MissingExchangeRate`` with its exact date and currency. Deciding costs
+one query, which also tells the reference path whether it converts, so the count is the same.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+from customers.models import Tenant
+from customers.tenancy import tenant_cursor
+from revenue.selectors import sql
+from revenue.selectors.common import Segment
+
+FACTS_CTE = """
+bounds AS (
+    SELECT {first_expr}::date AS first_month, %(last)s::date AS last_month
+),
+months AS (
+    SELECT g::date AS month_start
+    FROM bounds, generate_series(bounds.first_month, bounds.last_month, interval '1 month') g
+),
+changes AS (
+    SELECT f.customer_id, b.first_month AS month_start, f.mrr, 0::numeric AS before,
+           CASE WHEN f.next_month <= b.last_month THEN f.next_month END AS next_month,
+           NULL::text AS missing, f.unpriced, f.had
+    FROM revenue_customermrrfact f CROSS JOIN bounds b {segment_join}
+    WHERE f.tenant_id = %(tenant)s AND f.month_start <= b.first_month
+      AND (f.next_month IS NULL OR f.next_month > b.first_month) AND f.mrr > 0 {segment_where}
+    UNION ALL
+    SELECT f.customer_id, f.month_start, f.mrr, f.before,
+           CASE WHEN f.next_month <= b.last_month THEN f.next_month END,
+           NULL::text, f.unpriced, f.had
+    FROM revenue_customermrrfact f CROSS JOIN bounds b {segment_join}
+    WHERE f.tenant_id = %(tenant)s AND f.month_start > b.first_month AND f.month_start <= b.last_month {segment_where}
+)
+"""
+
+FIRST_FACT = (
+    "LEAST(%(first)s::date, COALESCE((SELECT MIN(month_start) FROM revenue_customermrrfact "
+    "WHERE tenant_id = %(tenant)s), %(first)s::date))"
+)
+
+# One query: may the facts answer up to %(last)s, and does the tenant convert (for the reference)?
+USABLE_SQL = """
+SELECT COALESCE((SELECT s.reporting_currency = %(reporting)s AND s.last_month >= %(last)s
+                 FROM revenue_revenuefactsstate s WHERE s.tenant_id = %(tenant)s), false)
+       AND NOT EXISTS (SELECT 1 FROM revenue_customermrrfact f
+                       WHERE f.tenant_id = %(tenant)s AND f.unpriced AND f.month_start <= %(last)s),
+       EXISTS (SELECT 1 FROM customers_contract
+               WHERE tenant_id = %(tenant)s AND currency <> %(reporting)s AND status <> 'draft')
+"""
+
+
+@dataclass(frozen=True)
+class Changes:
+    """The CTE text (without ``WITH``) and whether it reads the facts (its ``changes`` has ``had``)."""
+
+    cte: str
+    from_facts: bool
+
+
+def facts_usable(*, tenant: Tenant, last: date) -> tuple[bool, bool]:
+    """Whether the facts answer a window ending with month ``last``, and whether the tenant converts."""
+    with tenant_cursor(tenant) as cursor:
+        cursor.execute(USABLE_SQL, {"tenant": tenant.pk, "reporting": tenant.reporting_currency, "last": last})
+        usable, converts = cursor.fetchone()
+    return usable, converts
+
+
+def facts_cte(*, segment: Segment | None, from_history: bool) -> str:
+    """The facts' ``bounds``, ``months`` and ``changes`` (see the module) for the reference's parameters."""
+    segment_join, segment_where = "", ""
+    if segment:
+        segment_join = "JOIN customers_customer cu ON cu.id = f.customer_id"
+        segment_where = f"AND {segment.column} = %(segment_value)s"
+    return FACTS_CTE.format(
+        first_expr=FIRST_FACT if from_history else "%(first)s::date",
+        segment_join=segment_join,
+        segment_where=segment_where,
+    )
+
+
+def changes_cte(*, tenant: Tenant, last: date, segment: Segment | None, from_history: bool) -> Changes:
+    """The ``changes`` CTE for a window ending with month ``last``: the facts' when they answer
+    exactly (see the module), else the reference's. One query."""
+    usable, converts = facts_usable(tenant=tenant, last=last)
+    if usable:
+        return Changes(facts_cte(segment=segment, from_history=from_history), from_facts=True)
+    return Changes(sql.customer_month_cte(segment=segment, from_history=from_history, convert=converts), False)
