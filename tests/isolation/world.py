@@ -30,6 +30,7 @@ from billing.services.payments import payment_record
 from customers.models import Contract, ContractChange, ContractLine, Membership, Role, Tenant, TenantAPIKey
 from customers.money import Money
 from customers.tenancy import TenantOwned, platform_scope, tenant_scope
+from revenue.facts import revenue_facts_rebuild
 from revenue.models import (
     AlertDelivery,
     AnomalyAlert,
@@ -205,6 +206,8 @@ def _build_tenant(tenant: Tenant, word: str, amount: str) -> TenantWorld:
         ReportDelivery.objects.create(
             tenant=tenant, kind=ReportDelivery.Kind.MONTHLY, period="2026-11", recipient=f"owner@{low}.example.com"
         )
+        # The MRR facts (CustomerMrrFact) and their RevenueFactsState, so the revenue pages read them.
+        revenue_facts_rebuild(tenant=tenant)
     return TenantWorld(tenant=tenant, owner=owner, portal_user=portal_user, api_key=raw_key)
 
 

@@ -22,6 +22,7 @@ from revenue.selectors.movements import mrr_movements
 from revenue.selectors.mrr import customer_mrr_range, mrr_series
 from revenue.selectors.retention import retention_series
 from tests.customers.factories import CustomerFactory
+from tests.revenue.facts_reference import reference
 
 JAN, FEB, MAR, APR, MAY, JUN = (date(2025, m, 1) for m in range(1, 7))
 NOW = date(2025, 6, 15)
@@ -47,17 +48,6 @@ def fact_rows(tenant, customer):
         CustomerMrrFact.objects.for_tenant(tenant).filter(customer=customer).order_by("month_start")
         .values_list("month_start", "mrr", "before", "had", "next_month")
     )
-
-
-def reference(selector, **kwargs):
-    """The selector's result from the reference SQL (the facts switched off for the call)."""
-    tenant = kwargs["tenant"]
-    state = RevenueFactsState.objects.for_tenant(tenant).get()
-    RevenueFactsState.objects.for_tenant(tenant).filter(pk=state.pk).update(last_month=date(2000, 1, 1))
-    try:
-        return selector(**kwargs)
-    finally:
-        RevenueFactsState.objects.for_tenant(tenant).filter(pk=state.pk).update(last_month=state.last_month)
 
 
 @pytest.fixture
