@@ -37,7 +37,7 @@ from django.utils import timezone
 from customers.models import Contract, Tenant
 from customers.periods import add_months, tenant_today
 from customers.tenancy import database_tenant
-from revenue.models import RevenueFactsState
+from revenue.models import CustomerMrrFact, RevenueFactsState
 from revenue.selectors import sql
 
 HORIZON_MONTHS = 60
@@ -143,7 +143,7 @@ def revenue_facts_rebuild(*, tenant: Tenant, now: datetime | None = None) -> int
         state.last_month = last
         state.built_at = timezone.now()
         state.save()
-        cursor.execute("DELETE FROM revenue_customermrrfact WHERE tenant_id = %s", [tenant.pk])
+        CustomerMrrFact.objects.for_tenant(tenant).delete()
         return _insert(tenant=tenant, last=last, customer_ids=None)
 
 
