@@ -37,11 +37,82 @@ from django.utils import timezone
 from customers.models import Contract, Tenant
 from customers.periods import add_months, tenant_today
 from customers.tenancy import database_tenant
-from revenue.models import CustomerMrrFact, RevenueFactsState
+from revenue.models import CustomerMrrFact, RevenueFactsState, RevenueMonthFact
 from revenue.selectors import sql
 
 HORIZON_MONTHS = 60
 
+# What a set of fact rows ``{rows}(customer_id, month_start, mrr, before, had, next_month)`` adds to
+# the month totals (``RevenueMonthFact``), ``{sign}`` "" to add them or "-" to take them off: the
+# movements of ``revenue.selectors.movements`` and the edges of ``revenue.selectors.retention``'s NRR
+# (a span shifted twelve months is the base; its overlap with a span now is retained, and capped).
+MONTH_TOTALS = """
+spans AS (
+    SELECT customer_id, month_start AS starts, COALESCE(next_month, %(after_horizon)s::date) AS stops, mrr
+    FROM {rows} WHERE mrr > 0
+),
+base AS (
+    SELECT customer_id, (starts + interval '12 months')::date AS starts, (stops + interval '12 months')::date AS stops,
+           mrr
+    FROM spans
+),
+meetings AS (
+    SELECT a.mrr AS base_mrr, GREATEST(a.starts, n.starts) AS starts, LEAST(a.stops, n.stops) AS stops, n.mrr
+    FROM base a JOIN spans n ON n.customer_id = a.customer_id AND n.starts < a.stops AND n.stops > a.starts
+),
+contributions AS (
+    SELECT month_start, mrr - before AS mrr_change, (mrr > 0)::int - (before > 0)::int AS customer_change,
+           CASE WHEN before = 0 AND mrr > 0 AND NOT had THEN mrr ELSE 0 END AS new,
+           CASE WHEN before = 0 AND mrr > 0 AND had THEN mrr ELSE 0 END AS reactivation,
+           CASE WHEN before > 0 AND mrr > before THEN mrr - before ELSE 0 END AS expansion,
+           CASE WHEN mrr > 0 AND mrr < before THEN before - mrr ELSE 0 END AS contraction,
+           CASE WHEN before > 0 AND mrr = 0 THEN before ELSE 0 END AS churn,
+           (before = 0 AND mrr > 0 AND NOT had)::int AS new_customers,
+           (before = 0 AND mrr > 0 AND had)::int AS reactivated_customers,
+           (before > 0 AND mrr = 0)::int AS churned_customers,
+           0::numeric AS base_change, 0::numeric AS retained_change, 0::numeric AS capped_change,
+           0 AS base_customer_change
+    FROM {rows}
+    UNION ALL
+    SELECT starts, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, mrr, 0, 0, 1 FROM base
+    UNION ALL
+    SELECT stops, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, -mrr, 0, 0, -1 FROM base
+    UNION ALL
+    SELECT starts, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, mrr, LEAST(mrr, base_mrr), 0 FROM meetings
+    UNION ALL
+    SELECT stops, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, -mrr, -LEAST(mrr, base_mrr), 0 FROM meetings
+)
+INSERT INTO revenue_revenuemonthfact (tenant_id, {columns})
+SELECT %(tenant)s, month_start, {sums}
+FROM contributions WHERE month_start <= %(horizon)s GROUP BY month_start
+ON CONFLICT (tenant_id, month_start) DO UPDATE SET {updates}
+"""
+TOTAL_COLUMNS = [
+    "mrr_change", "customer_change", "new", "reactivation", "expansion", "contraction", "churn", "new_customers",
+    "reactivated_customers", "churned_customers", "base_change", "retained_change", "capped_change",
+    "base_customer_change",
+]
+FACT_COLUMNS = "customer_id, month_start, mrr, before, had, next_month"
+
+
+def month_totals_sql(*, rows: str, sign: str) -> str:
+    return MONTH_TOTALS.format(
+        rows=rows,
+        columns=", ".join(["month_start", *TOTAL_COLUMNS]),
+        sums=", ".join(f"{sign}SUM({c})" for c in TOTAL_COLUMNS),
+        updates=", ".join(f"{c} = revenue_revenuemonthfact.{c} + EXCLUDED.{c}" for c in TOTAL_COLUMNS),
+    )
+
+
+# Take the customers' facts off the month totals as they are deleted.
+DELETE_SQL = f"""
+WITH old AS (
+    DELETE FROM revenue_customermrrfact WHERE tenant_id = %(tenant)s AND customer_id = ANY(%(customer_ids)s)
+    RETURNING {FACT_COLUMNS}
+),
+""" + month_totals_sql(rows="old", sign="-")
+
+# Compute the facts with the reference, insert them, and add them to the month totals.
 REFRESH_SQL = """
 WITH {cte},
 flows AS (
@@ -49,12 +120,14 @@ flows AS (
            COALESCE(bool_or(mrr > 0 OR unpriced) OVER (w ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), false)
                AS had
     FROM changes WINDOW w AS (PARTITION BY customer_id ORDER BY month_start)
-)
-INSERT INTO revenue_customermrrfact (tenant_id, customer_id, month_start, mrr, before, had, next_month, unpriced)
-SELECT %(tenant)s, customer_id, month_start, mrr, before, had, next_month, unpriced
-FROM flows WHERE mrr > 0 OR before > 0 OR unpriced
-"""
-
+),
+new AS (
+    INSERT INTO revenue_customermrrfact (tenant_id, customer_id, month_start, mrr, before, had, next_month, unpriced)
+    SELECT %(tenant)s, customer_id, month_start, mrr, before, had, next_month, unpriced
+    FROM flows WHERE mrr > 0 OR before > 0 OR unpriced
+    RETURNING {columns}
+),
+""" + month_totals_sql(rows="new", sign="").replace("{", "{{").replace("}", "}}")
 
 EARLIEST_SQL = """
 SELECT date_trunc('month', MIN(l.starts_on)::timestamp)::date
@@ -63,8 +136,9 @@ WHERE l.tenant_id = %(tenant)s {customers}
 """
 
 
-def _insert(*, tenant: Tenant, last, customer_ids: list[int] | None) -> int:
-    """Compute and insert the facts of ``customer_ids`` (None: every customer) up to month ``last``.
+def _insert(*, tenant: Tenant, last, customer_ids: list[int] | None) -> None:
+    """Compute and insert the facts of ``customer_ids`` (None: every customer) up to month ``last``, and
+    add them to the month totals.
 
     The series starts at their earliest line, so no history is folded into its first month and
     "had MRR" is judged over everything (the reference's ``from_history``, for these customers)."""
@@ -76,20 +150,22 @@ def _insert(*, tenant: Tenant, last, customer_ids: list[int] | None) -> int:
         )
         first = cursor.fetchone()[0]
         if first is None or first > last:
-            return 0
+            return
         values.update(sql.params(tenant=tenant, first=first, last=last, segment=None))
+        values.update(horizon=last, after_horizon=add_months(last, 1))
         query = REFRESH_SQL.format(
             cte=sql.customer_month_cte(
                 segment=None, from_history=False, convert=True, customers=customer_ids is not None
-            )
+            ),
+            columns=FACT_COLUMNS,
         )
         cursor.execute(query, values)
-        return cursor.rowcount
 
 
 def revenue_facts_refresh(*, tenant: Tenant, customer_ids: Collection[int]) -> int:
     """Recompute the facts of ``customer_ids`` (every month of their history to the tenant's horizon)
-    with the reference SQL restricted to them, in one transaction; returns the rows written.
+    with the reference SQL restricted to them, and move the month totals by the difference, in one
+    transaction; returns how many customers were refreshed.
 
     Does nothing (returns 0) when the tenant's facts are not built. Concurrent refreshes of the same
     customer wait for each other (the customers' rows are locked); a rebuild waits for them all.
@@ -109,14 +185,16 @@ def revenue_facts_refresh(*, tenant: Tenant, customer_ids: Collection[int]) -> i
             [tenant.pk, ids],
         )
         cursor.execute(
-            "DELETE FROM revenue_customermrrfact WHERE tenant_id = %s AND customer_id = ANY(%s)", [tenant.pk, ids]
+            DELETE_SQL,
+            {"tenant": tenant.pk, "customer_ids": ids, "horizon": state[0], "after_horizon": add_months(state[0], 1)},
         )
-        return _insert(tenant=tenant, last=state[0], customer_ids=ids)
+        _insert(tenant=tenant, last=state[0], customer_ids=ids)
+        return len(ids)
 
 
 def revenue_facts_refresh_currency(*, tenant: Tenant, currencies: Collection[str]) -> int:
     """Refresh the customers with a started contract in any of ``currencies`` (an exchange rate of
-    them changed); the reporting currency converts at 1 and refreshes nobody. Returns the rows written."""
+    them changed); the reporting currency converts at 1 and refreshes nobody. Returns how many."""
     others = set(currencies) - {tenant.reporting_currency}
     if not others or not RevenueFactsState.objects.for_tenant(tenant).exists():
         return 0
@@ -133,7 +211,7 @@ def revenue_facts_refresh_currency(*, tenant: Tenant, currencies: Collection[str
 def revenue_facts_rebuild(*, tenant: Tenant, now: datetime | None = None) -> int:
     """Rebuild the tenant's facts from scratch up to ``HORIZON_MONTHS`` after its current month (at
     ``now``, default the present) in its current reporting currency, in one transaction; returns
-    the rows written. Turns the facts on for a tenant that had none."""
+    the customer fact rows written. Turns the facts on for a tenant that had none."""
     last = add_months(tenant_today(tenant, now), HORIZON_MONTHS)
     with transaction.atomic(), database_tenant(tenant.pk), connection.cursor() as cursor:
         state = RevenueFactsState.objects.for_tenant(tenant).select_for_update().first()
@@ -144,7 +222,9 @@ def revenue_facts_rebuild(*, tenant: Tenant, now: datetime | None = None) -> int
         state.built_at = timezone.now()
         state.save()
         CustomerMrrFact.objects.for_tenant(tenant).delete()
-        return _insert(tenant=tenant, last=last, customer_ids=None)
+        RevenueMonthFact.objects.for_tenant(tenant).delete()
+        _insert(tenant=tenant, last=last, customer_ids=None)
+        return CustomerMrrFact.objects.for_tenant(tenant).count()
 
 
 def contract_hook(*, tenant: Tenant, customer_ids: Collection[int]) -> None:

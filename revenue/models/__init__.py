@@ -10,7 +10,7 @@ from revenue.models.economics import (
     PricePlan,
     WhatIfRun,
 )
-from revenue.models.facts import CustomerMrrFact, RevenueFactsState
+from revenue.models.facts import CustomerMrrFact, RevenueFactsState, RevenueMonthFact
 from revenue.models.metrics import ExchangeRate, MetricSnapshot, QuarterTarget
 from revenue.models.pipeline import (
     BAND_RANGES,
@@ -42,6 +42,7 @@ __all__ = [
     "QuarterTarget",
     "ReportDelivery",
     "RevenueFactsState",
+    "RevenueMonthFact",
     "WhatIfRun",
     "band_for",
 ]

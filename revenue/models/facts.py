@@ -63,6 +63,43 @@ class CustomerMrrFact(TenantOwned):
         return f"{self.customer_id} {self.month_start:%Y-%m}: {self.mrr}"
 
 
+class RevenueMonthFact(TenantOwned):
+    """The tenant's totals of one month over every customer's facts, for the unsegmented figures.
+
+    Each column is a sum over the customers' facts of what the month adds: the MRR and customer-count
+    changes and the movements of the facts starting in it (``mrr − before`` and the movement rules of
+    ``revenue.selectors.movements``), and the 12-month retention's edges (a customer's MRR span shifted
+    twelve months starts or stops counting in the base; the overlap of that with its span now starts or
+    stops counting as retained, and capped). A month's levels are running sums from the first month.
+    ``revenue.facts`` adds a customer's contributions when it writes its facts and takes them off
+    when it deletes them, so the totals stay the sums of the rows (exact decimals).
+    """
+
+    month_start = models.DateField()
+    mrr_change = ExactDecimalField(default=0)
+    customer_change = models.IntegerField(default=0)
+    new = ExactDecimalField(default=0)
+    reactivation = ExactDecimalField(default=0)
+    expansion = ExactDecimalField(default=0)
+    contraction = ExactDecimalField(default=0)
+    churn = ExactDecimalField(default=0)
+    new_customers = models.IntegerField(default=0)
+    reactivated_customers = models.IntegerField(default=0)
+    churned_customers = models.IntegerField(default=0)
+    base_change = ExactDecimalField(default=0)
+    retained_change = ExactDecimalField(default=0)
+    capped_change = ExactDecimalField(default=0)
+    base_customer_change = models.IntegerField(default=0)
+
+    class Meta:
+        verbose_name = gettext_lazy("revenue month fact")
+        verbose_name_plural = gettext_lazy("revenue month facts")
+        constraints = [models.UniqueConstraint(fields=["tenant", "month_start"], name="revenue_month_fact_unique")]
+
+    def __str__(self):
+        return f"{self.month_start:%Y-%m}: {self.mrr_change:+}"
+
+
 class RevenueFactsState(TenantOwned):
     """That a tenant's facts are built, for which reporting currency and up to which month.
 

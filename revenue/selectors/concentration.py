@@ -91,7 +91,9 @@ ORDER BY 1
 def _query(template: str, *, tenant: Tenant, last: date, segment: Segment | None) -> str:
     segment_join, segment_where = sql.segment_sql(segment)
     return template.format(
-        cte=facts.changes_cte(tenant=tenant, last=last, segment=segment, from_history=False).cte,
+        cte=facts.changes_cte(
+            source=facts.facts_source(tenant=tenant, last=last), segment=segment, from_history=False
+        ).cte,
         months=sql.MONTHS_BETWEEN.format(
             a="c.month_start", b="COALESCE(c.next_month, (b.last_month + interval '1 month')::date)"
         ),

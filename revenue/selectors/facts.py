@@ -73,6 +73,51 @@ SELECT COALESCE((SELECT s.reporting_currency = %(reporting)s AND s.last_month >=
 """
 
 
+MONTH_TOTALS_SQL = """
+WITH totals AS (
+    SELECT * FROM revenue_revenuemonthfact WHERE tenant_id = %(tenant)s AND month_start <= %(last)s
+),
+months AS (
+    SELECT g::date AS month_start
+    FROM generate_series(LEAST(%(first)s::date, COALESCE((SELECT MIN(month_start) FROM totals), %(first)s::date)),
+                         %(last)s::date, interval '1 month') g
+),
+levels AS (
+    SELECT m.month_start,
+           SUM(COALESCE(t.mrr_change, 0)) OVER w AS mrr_end, COALESCE(t.mrr_change, 0) AS mrr_change,
+           SUM(COALESCE(t.customer_change, 0)) OVER w AS customers_end,
+           COALESCE(t.customer_change, 0) AS customer_change,
+           COALESCE(t.new, 0) AS new, COALESCE(t.reactivation, 0) AS reactivation,
+           COALESCE(t.expansion, 0) AS expansion, COALESCE(t.contraction, 0) AS contraction,
+           COALESCE(t.churn, 0) AS churn, COALESCE(t.new_customers, 0) AS new_customers,
+           COALESCE(t.reactivated_customers, 0) AS reactivated_customers,
+           COALESCE(t.churned_customers, 0) AS churned_customers,
+           SUM(COALESCE(t.base_change, 0)) OVER w AS base, SUM(COALESCE(t.retained_change, 0)) OVER w AS retained,
+           SUM(COALESCE(t.capped_change, 0)) OVER w AS capped,
+           SUM(COALESCE(t.base_customer_change, 0)) OVER w AS base_customers
+    FROM months m LEFT JOIN totals t ON t.month_start = m.month_start
+    WINDOW w AS (ORDER BY m.month_start)
+)
+SELECT month_start, mrr_end - mrr_change, new, reactivation, expansion, contraction, churn, mrr_end,
+       (customers_end - customer_change)::bigint, new_customers::bigint, reactivated_customers::bigint,
+       churned_customers::bigint, customers_end::bigint, base, retained, capped, base_customers
+FROM levels WHERE month_start >= %(first)s ORDER BY 1
+"""
+MONTH_FIELDS = [
+    "mrr_start", "new", "reactivation", "expansion", "contraction", "churn", "mrr_end",
+    "customers_start", "new_customers", "reactivated_customers", "churned_customers", "customers_end",
+    "base_mrr", "retained_mrr", "capped_mrr", "base_customers",
+]
+
+
+@dataclass(frozen=True)
+class Source:
+    """Whether the facts answer (``usable``) and, for the reference, whether the tenant converts."""
+
+    usable: bool
+    converts: bool
+
+
 @dataclass(frozen=True)
 class Changes:
     """The CTE text (without ``WITH``) and whether it reads the facts (its ``changes`` has ``had``)."""
@@ -81,18 +126,27 @@ class Changes:
     from_facts: bool
 
 
-def facts_usable(*, tenant: Tenant, last: date) -> tuple[bool, bool]:
-    """Whether the facts answer a window ending with month ``last``, and whether the tenant converts."""
+def facts_source(*, tenant: Tenant, last: date) -> Source:
+    """Whether the facts answer a window ending with month ``last`` (see the module), and whether the
+    tenant converts. One query."""
     with tenant_cursor(tenant) as cursor:
         cursor.execute(USABLE_SQL, {"tenant": tenant.pk, "reporting": tenant.reporting_currency, "last": last})
         usable, converts = cursor.fetchone()
-    return usable, converts
+    return Source(usable, converts)
+
+
+def facts_usable(*, tenant: Tenant, last: date) -> tuple[bool, bool]:
+    source = facts_source(tenant=tenant, last=last)
+    return source.usable, source.converts
 
 
 def facts_cte(*, segment: Segment | None, from_history: bool) -> str:
     """The facts' ``bounds``, ``months`` and ``changes`` (see the module) for the reference's parameters."""
     segment_join, segment_where = "", ""
-    if segment:
+    if segment and segment.dimension == "customer":
+        # One customer's page: its own facts by the (tenant, customer, month) index, no join.
+        segment_where = "AND f.customer_id = %(segment_value)s::bigint"
+    elif segment:
         segment_join = "JOIN customers_customer cu ON cu.id = f.customer_id"
         segment_where = f"AND {segment.column} = %(segment_value)s"
     return FACTS_CTE.format(
@@ -102,10 +156,18 @@ def facts_cte(*, segment: Segment | None, from_history: bool) -> str:
     )
 
 
-def changes_cte(*, tenant: Tenant, last: date, segment: Segment | None, from_history: bool) -> Changes:
-    """The ``changes`` CTE for a window ending with month ``last``: the facts' when they answer
-    exactly (see the module), else the reference's. One query."""
-    usable, converts = facts_usable(tenant=tenant, last=last)
-    if usable:
+def changes_cte(*, source: Source, segment: Segment | None, from_history: bool) -> Changes:
+    """The ``changes`` CTE: the facts' when ``source.usable``, else the reference's. No query."""
+    if source.usable:
         return Changes(facts_cte(segment=segment, from_history=from_history), from_facts=True)
-    return Changes(sql.customer_month_cte(segment=segment, from_history=from_history, convert=converts), False)
+    return Changes(sql.customer_month_cte(segment=segment, from_history=from_history, convert=source.converts), False)
+
+
+def month_totals(*, tenant: Tenant, first: date, last: date) -> list[dict]:
+    """The whole tenant's figures of each month ``first``..``last`` from the month totals
+    (``RevenueMonthFact``), in one query: the movement figures of ``revenue.selectors.movements``
+    (``mrr_start`` … ``customers_end``) and the 12-month retention sums ``base_mrr``, ``retained_mrr``,
+    ``capped_mrr``, ``base_customers``. Call only when ``facts_source(...).usable``."""
+    values = {"tenant": tenant.pk, "first": first, "last": last}
+    rows = sql.fetch(MONTH_TOTALS_SQL, values)
+    return [{"month": row[0], **dict(zip(MONTH_FIELDS, row[1:], strict=True))} for row in rows]

@@ -96,7 +96,13 @@ def mrr_movements(
     """
     first, last = month_start(first), month_start(last)
     group = group_column(group_by)
-    changes = facts.changes_cte(tenant=tenant, last=last, segment=segment, from_history=True)
+    source = facts.facts_source(tenant=tenant, last=last)
+    if source.usable and segment is None and group is None:
+        return [
+            {"month": t["month"], "segment": "", **{name: t[name] for name in AMOUNTS + COUNTS}}
+            for t in facts.month_totals(tenant=tenant, first=first, last=last)
+        ]
+    changes = facts.changes_cte(source=source, segment=segment, from_history=True)
     query = "WITH " + changes.cte + ", " + MOVES_SQL.format(
         had="had" if changes.from_facts else HAD,
         seg=group or "''",

@@ -41,7 +41,13 @@ def mrr_series(
     """
     first, last = month_start(first), month_start(last)
     group = group_column(group_by)
-    changes = facts.changes_cte(tenant=tenant, last=last, segment=segment, from_history=False)
+    source = facts.facts_source(tenant=tenant, last=last)
+    if source.usable and segment is None and group is None:
+        return [
+            _figures(t["month"], "", t["mrr_end"], t["customers_end"])
+            for t in facts.month_totals(tenant=tenant, first=first, last=last)
+        ]
+    changes = facts.changes_cte(source=source, segment=segment, from_history=False)
     query = f"""
         WITH {changes.cte},
         per_month AS MATERIALIZED (
@@ -96,7 +102,8 @@ def customer_mrr_range(
     *, tenant: Tenant, first: date, last: date, segment: Segment | None = None
 ) -> dict[date, dict[int, Decimal]]:
     """``{month: {customer_id: MRR}}`` for customers with MRR > 0 at each month end of ``first``..``last``."""
-    changes = facts.changes_cte(tenant=tenant, last=month_start(last), segment=segment, from_history=False)
+    source = facts.facts_source(tenant=tenant, last=month_start(last))
+    changes = facts.changes_cte(source=source, segment=segment, from_history=False)
     query = f"""
         WITH {changes.cte},
         {sql.POSITIVE_CTE}

@@ -32,7 +32,7 @@ def test_rebuilding_with_reuse_keeps_the_same_tenant(tenant_b):
 
 
 @pytest.mark.django_db
-def test_reads_from_the_facts_give_the_numbers_from_scratch_in_as_many_queries(tenant_b):
+def test_reads_from_the_facts_give_the_numbers_from_scratch_in_no_more_queries(tenant_b):
     tenant = build_tenant(contracts=200, months=18, first=FIRST)
 
     figures = measure_facts(tenant=tenant, first=FIRST, last=LAST, repeat=1, writes=2, write=lambda line: None)
@@ -41,5 +41,6 @@ def test_reads_from_the_facts_give_the_numbers_from_scratch_in_as_many_queries(t
         ["mrr_series", "movements", "retention", "concentration",
          "api_mrr", "api_movements", "api_retention", "api_concentration"], True
     )
-    assert all(row["facts_queries"] == row["scratch_queries"] for row in figures["reads"].values())
+    # Retention reads the month totals once instead of movements and retention each from the lines.
+    assert all(row["facts_queries"] <= row["scratch_queries"] for row in figures["reads"].values())
     assert figures["rows"] > 0 and figures["contract_change"]["writes"] == 2

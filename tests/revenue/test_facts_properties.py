@@ -21,10 +21,11 @@ from customers.money import Money
 from customers.services import ChangeAction, LineSpec, contract_change, contract_create
 from revenue.catalog import exchange_rate_create
 from revenue.facts import revenue_facts_rebuild
-from revenue.models import CustomerMrrFact
+from revenue.models import CustomerMrrFact, RevenueMonthFact
 from revenue.selectors import facts
 from revenue.selectors.movements import mrr_movements
 from revenue.selectors.mrr import customer_mrr_range, mrr_series
+from revenue.selectors.retention import retention_series
 from tests.customers.factories import CustomerFactory, TenantFactory
 from tests.revenue.facts_reference import reference
 
@@ -85,10 +86,20 @@ def apply(tenant, customers, contracts, change) -> None:
 
 
 def fact_rows(tenant):
-    return sorted(
+    """The customers' facts and the month totals (without months whose totals are all zero)."""
+    rows = sorted(
         CustomerMrrFact.objects.for_tenant(tenant)
         .values_list("customer_id", "month_start", "mrr", "before", "had", "next_month", "unpriced")
     )
+    totals = [
+        row for row in RevenueMonthFact.objects.for_tenant(tenant).order_by("month_start").values_list(
+            "month_start", "mrr_change", "customer_change", "new", "reactivation", "expansion", "contraction", "churn",
+            "new_customers", "reactivated_customers", "churned_customers", "base_change", "retained_change",
+            "capped_change", "base_customer_change",
+        )
+        if any(row[1:])
+    ]
+    return rows, totals
 
 
 def assert_facts_match_reference(tenant) -> None:
@@ -96,7 +107,9 @@ def assert_facts_match_reference(tenant) -> None:
     for selector, kwargs in [
         (customer_mrr_range, {"first": FIRST, "last": LAST}),
         (mrr_movements, {"first": date(2024, 4, 1), "last": LAST}),
+        (mrr_movements, {"first": date(2024, 4, 1), "last": LAST, "group_by": "tier"}),
         (mrr_series, {"first": date(2024, 9, 1), "last": LAST}),
+        (retention_series, {"first": date(2024, 11, 1), "last": LAST}),
     ]:
         assert selector(tenant=tenant, **kwargs) == reference(selector, tenant=tenant, **kwargs), selector.__name__
 
@@ -112,7 +125,7 @@ def test_facts_equal_the_reference_after_every_change(history, other):
             for each in (tenant, tenant_b):
                 exchange_rate_create(tenant=each, currency="SEK", rate=Decimal("0.1"), effective_on=date(2023, 12, 1))
                 revenue_facts_rebuild(tenant=each)
-            customers = [CustomerFactory(tenant=tenant, currency="USD") for _ in range(3)]
+            customers = [CustomerFactory(tenant=tenant, currency="USD", tier=tier) for tier in ("A", "B", "A")]
             customers_b = [CustomerFactory(tenant=tenant_b, currency="USD") for _ in range(3)]
             contracts, contracts_b = [], []
             for change in history:
