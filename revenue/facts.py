@@ -1,11 +1,17 @@
-"""Writes on the revenue facts (``revenue.models.CustomerMrrFact``): refresh some customers, rebuild a tenant.
+"""Writes on the revenue facts: refresh some customers, rebuild a tenant.
 
-A fact row is a row of the reference ``changes`` CTE (``revenue.selectors.sql``) for one customer,
-computed over its whole history (from its earliest line) to the tenant's horizon with the reference
-SQL itself, restricted to the customers refreshed: a customer's rows depend only on its own lines
-and the tenant's exchange rates, so the restricted result is the tenant-wide one for them, and the
-facts equal the reference by construction. ``had`` is the movements' "had MRR before" over the same
-rows. Rows where MRR is and was 0 (and nothing is unpriced) move no figure and are not stored.
+A customer fact (``revenue.models.CustomerMrrFact``) is a row of the reference ``changes`` CTE
+(``revenue.selectors.sql``) for one customer, computed over its whole history (from its earliest
+line) to the tenant's horizon with the reference SQL itself, restricted to the customers refreshed:
+a customer's rows depend only on its own lines and the tenant's exchange rates, so the restricted
+result is the tenant-wide one for them, and the facts equal the reference by construction. ``had``
+is the movements' "had MRR before" over the same rows. Rows where MRR is and was 0 (and nothing is
+unpriced) move no figure and are not stored.
+
+The month totals (``revenue.models.RevenueMonthFact``) are sums over the customer facts: a refresh
+takes the old facts' contributions off as it deletes them (``DELETE … RETURNING``) and adds the new
+ones' as it inserts them (``INSERT … RETURNING``), so the totals stay the exact sums of the rows
+without ever summing the tenant again. Two statements per refresh, whatever the tenant's size.
 
 When they are refreshed:
 - every contract service in ``customers.services`` (and the contract admin's save) calls

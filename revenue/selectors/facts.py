@@ -3,7 +3,12 @@
 The reference (``revenue.selectors.sql``) recomputes every contract line of the tenant per call, which
 at 100 000 contracts costs seconds per page. The facts (``revenue.models.CustomerMrrFact``) are the
 same reference rows, computed per customer over its whole history up to the tenant's horizon and
-kept current by ``revenue.services.revenue_facts_refresh`` whenever a contract or a rate changes.
+kept current by ``revenue.facts.revenue_facts_refresh`` whenever a contract or a rate changes; the
+month totals (``RevenueMonthFact``) are their sums per month.
+
+The whole tenant's MRR series, movements and 12-month retention read the month totals
+(``month_totals``: a row per month, running sums in SQL, exact). A segment, a grouping, one customer,
+the customers' MRR and concentration read the customer facts through ``changes_cte``.
 
 ``changes_cte`` gives the selectors a ``bounds``, ``months`` and ``changes`` CTE for the window they
 ask, with the columns of the reference's ``changes`` (plus ``had``), read from the facts when they
@@ -20,7 +25,8 @@ window's first month): they move no figure, so every selector's result is the sa
 The facts answer when the tenant's facts are built (``RevenueFactsState``) for its current reporting
 currency and up to ``last``, and no fact up to ``last`` has an unpriced line (a missing exchange rate):
 the reference then raises ``MissingExchangeRate`` with its exact date and currency. Deciding costs
-one query, which also tells the reference path whether it converts, so the count is the same.
+one query (``facts_source``), which also tells the reference path whether it converts, so a selector
+sends as many statements either way.
 """
 
 from __future__ import annotations
