@@ -35,7 +35,7 @@ use the reference.
 from __future__ import annotations
 
 from collections.abc import Collection
-from datetime import datetime
+from datetime import date, datetime
 
 from django.db import connection, transaction
 from django.utils import timezone
@@ -135,36 +135,27 @@ new AS (
 ),
 """ + month_totals_sql(rows="new", sign="").replace("{", "{{").replace("}", "}}")
 
-EARLIEST_SQL = """
-SELECT date_trunc('month', MIN(l.starts_on)::timestamp)::date
-FROM customers_contractline l JOIN customers_contract c ON c.id = l.contract_id AND c.tenant_id = %(tenant)s
-WHERE l.tenant_id = %(tenant)s {customers}
-"""
+# Long before any contract: the reference marks a rate "change" at ``first`` and ``check_from`` for
+# history folded into the series' first month; the facts' series starts at the earliest line and folds
+# nothing, so these parameters name a month no series reaches.
+NO_MONTH = date(1900, 1, 1)
 
 
-def _insert(*, tenant: Tenant, last, customer_ids: list[int] | None) -> None:
+def _insert(*, tenant: Tenant, last, customer_ids: list[int] | None, converts: bool = True) -> None:
     """Compute and insert the facts of ``customer_ids`` (None: every customer) up to month ``last``, and
-    add them to the month totals.
+    add them to the month totals, in one statement.
 
-    The series starts at their earliest line, so no history is folded into its first month and
-    "had MRR" is judged over everything (the reference's ``from_history``, for these customers)."""
-    values = {"tenant": tenant.pk, "customer_ids": customer_ids}
+    The series starts at their earliest line (``sql.EARLIEST_CUSTOMER_LINE``), so no history is folded into its first month and "had MRR" is judged over everything (the
+    reference's ``from_history``, for these customers). ``converts=False`` (none of their contracts is
+    in another currency) leaves the conversion out, as the reference does for such a tenant."""
+    values = sql.params(tenant=tenant, first=NO_MONTH, last=last, segment=None)
+    values.update(customer_ids=customer_ids, horizon=last, after_horizon=add_months(last, 1))
+    query = REFRESH_SQL.format(
+        cte=sql.customer_month_cte(segment=None, from_history=True, convert=converts, customers=True),
+        columns=FACT_COLUMNS,
+    )
     with connection.cursor() as cursor:
         cursor.execute(sql.SESSION_SETTINGS)
-        cursor.execute(
-            EARLIEST_SQL.format(customers="AND c.customer_id = ANY(%(customer_ids)s)" if customer_ids else ""), values
-        )
-        first = cursor.fetchone()[0]
-        if first is None or first > last:
-            return
-        values.update(sql.params(tenant=tenant, first=first, last=last, segment=None))
-        values.update(horizon=last, after_horizon=add_months(last, 1))
-        query = REFRESH_SQL.format(
-            cte=sql.customer_month_cte(
-                segment=None, from_history=False, convert=True, customers=customer_ids is not None
-            ),
-            columns=FACT_COLUMNS,
-        )
         cursor.execute(query, values)
 
 
@@ -186,15 +177,20 @@ def revenue_facts_refresh(*, tenant: Tenant, customer_ids: Collection[int]) -> i
         state = cursor.fetchone()
         if state is None:
             return 0
+        # Lock the customers, and learn whether any of their started contracts is in another currency.
         cursor.execute(
-            "SELECT id FROM customers_customer WHERE tenant_id = %s AND id = ANY(%s) ORDER BY id FOR NO KEY UPDATE",
-            [tenant.pk, ids],
+            "SELECT id, EXISTS (SELECT 1 FROM customers_contract k WHERE k.tenant_id = %(tenant)s "
+            "AND k.customer_id = cu.id AND k.currency <> %(reporting)s AND k.status <> 'draft') "
+            "FROM customers_customer cu WHERE cu.tenant_id = %(tenant)s AND cu.id = ANY(%(ids)s) "
+            "ORDER BY id FOR NO KEY UPDATE OF cu",
+            {"tenant": tenant.pk, "reporting": tenant.reporting_currency, "ids": ids},
         )
+        converts = any(foreign for _, foreign in cursor.fetchall())
         cursor.execute(
             DELETE_SQL,
             {"tenant": tenant.pk, "customer_ids": ids, "horizon": state[0], "after_horizon": add_months(state[0], 1)},
         )
-        _insert(tenant=tenant, last=state[0], customer_ids=ids)
+        _insert(tenant=tenant, last=state[0], customer_ids=ids, converts=converts)
         return len(ids)
 
 

@@ -68,16 +68,21 @@ FIRST_FACT = (
     "WHERE tenant_id = %(tenant)s), %(first)s::date))"
 )
 
-# One query: may the facts answer up to %(last)s, and does the tenant convert (for the reference)?
+# One query: may the facts answer up to %(last)s, and, only when they may not, does the tenant convert
+# (the reference's question; CASE spares the facts path that scan of the tenant's contracts).
 USABLE_SQL = """
-SELECT COALESCE((SELECT s.reporting_currency = %(reporting)s AND s.last_month >= %(last)s
-                 FROM revenue_revenuefactsstate s WHERE s.tenant_id = %(tenant)s), false)
-       AND NOT EXISTS (SELECT 1 FROM revenue_customermrrfact f
-                       WHERE f.tenant_id = %(tenant)s AND f.unpriced AND f.month_start <= %(last)s),
-       EXISTS (SELECT 1 FROM customers_contract
-               WHERE tenant_id = %(tenant)s AND currency <> %(reporting)s AND status <> 'draft')
+WITH facts AS (
+    SELECT COALESCE((SELECT s.reporting_currency = %(reporting)s AND s.last_month >= %(last)s
+                     FROM revenue_revenuefactsstate s WHERE s.tenant_id = %(tenant)s), false)
+           AND NOT EXISTS (SELECT 1 FROM revenue_customermrrfact f
+                           WHERE f.tenant_id = %(tenant)s AND f.unpriced AND f.month_start <= %(last)s) AS usable
+)
+SELECT usable,
+       CASE WHEN usable THEN false
+            ELSE EXISTS (SELECT 1 FROM customers_contract
+                         WHERE tenant_id = %(tenant)s AND currency <> %(reporting)s AND status <> 'draft') END
+FROM facts
 """
-
 
 MONTH_TOTALS_SQL = """
 WITH totals AS (
