@@ -23,6 +23,8 @@ from revenue.catalog import exchange_rate_create
 from revenue.facts import revenue_facts_rebuild
 from revenue.models import CustomerMrrFact, RevenueMonthFact
 from revenue.selectors import facts
+from revenue.selectors.common import Segment
+from revenue.selectors.concentration import revenue_concentration
 from revenue.selectors.movements import mrr_movements
 from revenue.selectors.mrr import customer_mrr_range, mrr_series
 from revenue.selectors.retention import retention_series
@@ -110,6 +112,8 @@ def assert_facts_match_reference(tenant) -> None:
         (mrr_movements, {"first": date(2024, 4, 1), "last": LAST, "group_by": "tier"}),
         (mrr_series, {"first": date(2024, 9, 1), "last": LAST}),
         (retention_series, {"first": date(2024, 11, 1), "last": LAST}),
+        (revenue_concentration, {"month": LAST}),
+        (revenue_concentration, {"month": date(2025, 1, 1), "segment": Segment("tier", "A")}),
     ]:
         assert selector(tenant=tenant, **kwargs) == reference(selector, tenant=tenant, **kwargs), selector.__name__
 
