@@ -18,6 +18,11 @@ BEAT_SCHEDULE = {
     },
     # Closed months' metric snapshots re-frozen daily, so late contract edits reach the dashboards.
     "revenue-snapshots": {"task": "revenue.tasks.refresh_all_recent_snapshots", "schedule": crontab(hour=2, minute=30)},
+    # The MRR facts rebuilt from the contract lines once a month, moving their horizon (revenue.facts).
+    "revenue-facts-rebuild": {
+        "task": "revenue.tasks.rebuild_all_revenue_facts",
+        "schedule": crontab(minute=45, hour=3, day_of_month=3),
+    },
     "revenue-weekly-digest": {
         "task": "revenue.tasks.send_weekly_digests",
         "schedule": crontab(minute=0, hour=7, day_of_week="mon"),

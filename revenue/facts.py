@@ -22,7 +22,8 @@ When they are refreshed:
   ``before``/``had``/``next_month`` tie a customer's rows together, so each is recomputed whole;
 - ``revenue_facts_rebuild`` (``manage.py revenue_facts_rebuild``) recomputes a tenant from scratch and
   sets its horizon, ``HORIZON_MONTHS`` after the current month; run it after changing a tenant's
-  reporting currency, and monthly so the horizon stays ahead (readers use the reference beyond it).
+  reporting currency; beat rebuilds the tenants with facts monthly (``revenue.tasks``), so the horizon
+  stays ahead (readers use the reference beyond it).
 
 Frozen months: closed months shown from ``MetricSnapshot`` stay frozen (``revenue.selectors.frozen``
 reads the snapshot first); the facts are the live figures, as the reference is, and the change

@@ -12,6 +12,7 @@ import pytest
 from customers.models import ContractLine, Tenant
 from customers.money import Money
 from customers.services import ChangeAction, LineSpec, contract_change, contract_create
+from revenue import tasks
 from revenue.catalog import exchange_rate_create, exchange_rate_update
 from revenue.facts import revenue_facts_rebuild, revenue_facts_refresh
 from revenue.models import CustomerMrrFact, RevenueFactsState
@@ -221,3 +222,20 @@ def test_a_refused_change_leaves_the_facts_as_they_were(acme, alpha):
 
 def test_refresh_of_no_customer_writes_nothing(acme):
     assert revenue_facts_refresh(tenant=acme, customer_ids=[]) == 0
+
+
+def test_the_monthly_rebuild_queues_only_tenants_whose_facts_are_on(acme, tenant_b, monkeypatch):
+    RevenueFactsState.objects.for_tenant(tenant_b).delete()
+    queued = []
+    monkeypatch.setattr(tasks.rebuild_revenue_facts, "delay", queued.append)
+
+    assert tasks.rebuild_all_revenue_facts() == 1
+    assert queued == [acme.pk]
+
+
+def test_the_rebuild_task_rebuilds_the_tenant(acme, alpha):
+    subscribe(alpha, start=JAN)
+    CustomerMrrFact.objects.for_tenant(acme).delete()
+
+    assert tasks.rebuild_revenue_facts(acme.pk) == 1
+    assert fact_rows(acme, alpha) == [(JAN, Decimal(100), Decimal(0), False, None)]
