@@ -5,27 +5,39 @@ average) whose lines change over ``months`` months (upgrades, downgrades, discou
 returns), then times each selector beside a hand-written bare SQL statement computing the same numbers
 (medians of ``repeat`` runs, after one warm-up; the numbers are compared), and the forecast (10 000
 runs over 2 000 open opportunities). Figures go to benchmarks/results/revenue.json.
+
+Then the MRR facts (``revenue.facts``), in the same run: the selectors and their API calls (MRR,
+movements, retention, concentration) from scratch (the tenant's facts switched off: the reference
+SQL over every line) and from the facts after a rebuild, with their query counts and whether both
+give the same numbers, the rebuild's time, and the cost of a contract change through the service
+(``contract_change``, a line added) with and without keeping the facts current.
 """
 
 from __future__ import annotations
 
 import random
+import statistics
 import time
 from datetime import date, timedelta
 from decimal import Decimal
 
 from django.db import connection, transaction
+from django.test import Client, override_settings
 
 from benchmarks.harness import results_file, results_write, tenant_drop, timed_median
-from customers.models import Contract, ContractLine, Customer, Tenant
+from benchmarks.pages import CRAWL_SETTINGS
+from customers.models import Contract, ContractLine, Customer, Tenant, TenantAPIKey
 from customers.money import Money
 from customers.periods import add_months, month_start
+from customers.services import ChangeAction, LineSpec, contract_change
 from customers.tenancy import database_tenant, platform_scope
-from revenue.models import Opportunity
+from revenue.facts import revenue_facts_rebuild, revenue_facts_refresh
+from revenue.models import Opportunity, RevenueFactsState
 from revenue.selectors.concentration import revenue_concentration
 from revenue.selectors.forecast import revenue_forecast
 from revenue.selectors.movements import mrr_movements
 from revenue.selectors.mrr import mrr_series
+from revenue.selectors.retention import retention_series
 from revenue.selectors.sql import SESSION_SETTINGS
 
 RESULTS = results_file("revenue")
@@ -284,6 +296,125 @@ def measure(*, tenant: Tenant, first: date, last: date, repeat: int = 3, write=p
     return figures
 
 
+class Rollback(Exception):
+    pass
+
+
+def _timed_with_queries(function, repeat: int) -> tuple[object, float, int]:
+    """(result, median seconds of ``repeat`` calls after a warm-up, statements of the warm-up call).
+
+    Statements are counted by an execute wrapper: the query log misses a test-client request's
+    statements once the connection was used (``request_started`` resets it)."""
+    statements = []
+
+    def count(execute, sql, params, many, context):
+        statements.append(sql)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(count):
+        function()
+    result, seconds = timed_median(function, repeat)
+    return result, seconds, len(statements)
+
+
+def _reads(tenant: Tenant, first: date, last: date) -> list[tuple[str, object]]:
+    """The selectors and API calls the facts serve, each as (name, callable)."""
+    _, raw_key = TenantAPIKey.objects.create_key(tenant=tenant, name="benchmark")
+    client = Client(headers={"authorization": f"Api-Key {raw_key}"})
+    window = f"from={first:%Y-%m}&to={last:%Y-%m}"
+
+    def api(path):
+        def call():
+            response = client.get(path)
+            assert response.status_code == 200, (path, response.status_code, response.content[:300])
+            return response.json()
+        return call
+
+    return [
+        ("mrr_series", lambda: mrr_series(tenant=tenant, first=first, last=last)),
+        ("movements", lambda: mrr_movements(tenant=tenant, first=first, last=last)),
+        ("retention", lambda: retention_series(tenant=tenant, first=first, last=last)),
+        ("concentration", lambda: revenue_concentration(tenant=tenant, month=last)),
+        ("api_mrr", api(f"/api/v1/metrics/mrr/?{window}")),
+        ("api_movements", api(f"/api/v1/metrics/movements/?{window}")),
+        ("api_retention", api(f"/api/v1/metrics/retention/?{window}")),
+        ("api_concentration", api(f"/api/v1/metrics/concentration/?month={last:%Y-%m}")),
+    ]
+
+
+def _contract_changes(tenant: Tenant, *, writes: int) -> tuple[list[float], list[float]]:
+    """Seconds of ``writes`` contract changes through the service (a per-seat line added last month to
+    an open contract) with the facts kept, and of the same changes with them switched off, alternating
+    so that the machine's load weighs on both alike. Each change runs in its own transaction, as a
+    request's would, and is rolled back."""
+    effective = add_months(month_start(date.today()), -1)
+    ids = list(
+        Contract.objects.for_tenant(tenant).filter(end_date__isnull=True, start_date__lt=effective)
+        .order_by("pk").values_list("pk", flat=True)[:writes]
+    )
+    seconds = {True: [], False: []}
+    for pk in ids:
+        for facts in (True, False):
+            try:
+                with transaction.atomic():
+                    if not facts:
+                        RevenueFactsState.objects.for_tenant(tenant).delete()
+                    contract = Contract.objects.for_tenant(tenant).get(pk=pk)
+                    started = time.perf_counter()
+                    contract_change(
+                        contract=contract, action=ChangeAction.ADD_LINE, effective_on=effective,
+                        new_line=LineSpec("Seats", ContractLine.Kind.PER_SEAT, Money("10.00", "USD"), Decimal(2)),
+                    )
+                    seconds[facts].append(time.perf_counter() - started)
+                    raise Rollback
+            except Rollback:
+                pass
+    return seconds[True], seconds[False]
+
+
+def measure_facts(*, tenant: Tenant, first: date, last: date, repeat: int = 3, writes: int = 30, write=print) -> dict:
+    """The reads from scratch and from the facts (see the module), the rebuild and the write cost."""
+    with override_settings(**CRAWL_SETTINGS):
+        RevenueFactsState.objects.for_tenant(tenant).delete()
+        reads = _reads(tenant, first, last)
+        scratch = {}
+        for name, call in reads:
+            scratch[name] = _timed_with_queries(call, repeat)
+        started = time.perf_counter()
+        rows = revenue_facts_rebuild(tenant=tenant)
+        rebuild_seconds = time.perf_counter() - started
+        write(f"facts rebuilt: {rows} rows in {rebuild_seconds:.2f} s")
+        figures = {"rows": rows, "rebuild_seconds": round(rebuild_seconds, 2), "target_ms": 200, "reads": {}}
+        for name, call in reads:
+            result, seconds, queries = _timed_with_queries(call, repeat)
+            before, before_seconds, before_queries = scratch[name]
+            figures["reads"][name] = {
+                "scratch_ms": round(before_seconds * 1000, 1), "facts_ms": round(seconds * 1000, 1),
+                "scratch_queries": before_queries, "facts_queries": queries, "same_numbers": result == before,
+            }
+            write(f"{name}: from scratch {before_seconds * 1000:.1f} ms ({before_queries} queries), "
+                  f"from facts {seconds * 1000:.1f} ms ({queries} queries), same numbers {result == before}")
+    with_facts, without = _contract_changes(tenant, writes=writes)
+    customers = list(Customer.objects.for_tenant(tenant).order_by("pk").values_list("pk", flat=True)[:writes])
+    refresh = []
+    for pk in customers:
+        started = time.perf_counter()
+        revenue_facts_refresh(tenant=tenant, customer_ids=[pk])
+        refresh.append(time.perf_counter() - started)
+    median = statistics.median
+    figures["contract_change"] = {
+        "writes": len(with_facts), "with_facts_ms": round(median(with_facts) * 1000, 1),
+        "without_facts_ms": round(median(without) * 1000, 1),
+        "extra_ms": round((median(with_facts) - median(without)) * 1000, 1),
+        "refresh_one_customer_ms": round(median(refresh) * 1000, 1), "target_extra_ms": 20,
+    }
+    write(f"contract change (median of {len(with_facts)}): {figures['contract_change']['with_facts_ms']} ms with "
+          f"facts, {figures['contract_change']['without_facts_ms']} ms without (extra "
+          f"{figures['contract_change']['extra_ms']} ms; one customer's refresh alone "
+          f"{figures['contract_change']['refresh_one_customer_ms']} ms; target < 20 ms extra)")
+    return figures
+
+
 def run(*, contracts: int, months: int, runs: int = 10_000, repeat: int = 3, reuse: bool = False, write=print) -> dict:
     """Build (or reuse) the tenant, ``measure`` the selectors over its ``months``, time the forecast,
     and write the figures to ``RESULTS``."""
@@ -297,7 +428,9 @@ def run(*, contracts: int, months: int, runs: int = 10_000, repeat: int = 3, reu
         "setup_seconds": round(time.perf_counter() - started, 2),
     }
     write(f"built {contracts} contracts, {lines} lines over {months} months in {figures['setup_seconds']} s")
+    RevenueFactsState.objects.for_tenant(tenant).delete()  # a reused tenant's facts: the baseline is from scratch
     figures.update(measure(tenant=tenant, first=first, last=last, repeat=repeat, write=write))
+    figures["facts"] = measure_facts(tenant=tenant, first=first, last=last, repeat=repeat, write=write)
     result, seconds = timed_median(lambda: revenue_forecast(tenant=tenant, runs=runs, seed=1), 1)
     figures["forecast"] = {"runs": runs, "opportunities": 2000, "seconds": round(seconds, 3), "target_seconds": 2}
     write(f"forecast: {runs} runs × 2000 opportunities in {seconds:.3f} s (target < 2 s)")

@@ -13,6 +13,7 @@ from django.http import Http404
 from django.utils.translation import gettext_lazy
 
 from customers import admin_contracts, services
+from customers.contract_hooks import contract_changed
 from customers.admin_base import (
     TenantAdmin,
     TenantInline,
@@ -405,6 +406,8 @@ class ContractAdmin(admin_contracts.ContractChangeActionsMixin, TenantAdmin):
         activated = change and "status" in form.changed_data and status == Contract.Status.ACTIVE
         if activated or (not change and status != Contract.Status.DRAFT):
             services.contract_record_start(contract=form.instance, created_by=request.user)
+        # Lines entered or edited here change MRR like the services' changes do.
+        contract_changed(tenant=form.instance.tenant, customer_ids=[form.instance.customer_id])
 
     @admin.action(description="Activate the selected draft contracts", permissions=["change"])
     def activate(self, request, queryset):

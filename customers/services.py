@@ -22,6 +22,7 @@ from django.db.models import Q, TextChoices
 from django.utils.translation import gettext_lazy as _
 
 from customers.change_guards import contract_change_check
+from customers.contract_hooks import contract_changed
 from customers.models import LANGUAGE_CHOICES, Contract, ContractChange, ContractLine, Customer, Membership, Tenant
 from customers.money import Money
 from customers.signals import contract_line_versioned, customer_churned, tenant_time_zone_changed
@@ -150,6 +151,7 @@ def contract_create(
         _add_line(contract, spec)
     if status != Contract.Status.DRAFT:
         contract_record_start(contract=contract, created_by=created_by)
+        _changed(contract)
     return contract
 
 
@@ -194,6 +196,11 @@ def _add_line(contract: Contract, spec: LineSpec) -> ContractLine:
             ends_on=spec.ends_on or contract.end_date,
         )
     )
+
+
+def _changed(contract: Contract) -> None:
+    """The contract's customer's contracts changed (``customers.contract_hooks``)."""
+    contract_changed(tenant=contract.tenant, customer_ids=[contract.customer_id])
 
 
 def _record(contract, kind, effective_on, note, created_by):
@@ -256,6 +263,7 @@ def contract_line_change(
     if new_price != line.unit_price:
         changes.append(f"unit price {line.unit_price} → {new_price}")
     _record(line.contract, kind, effective_on, f"{line.description}: {', '.join(changes)}", created_by)
+    _changed(line.contract)
     return new_line
 
 
@@ -283,6 +291,7 @@ def contract_cancel(*, contract: Contract, last_day: date, created_by=None) -> C
             save_validated(line)
     _record(contract, ContractChange.Kind.CANCELLATION, last_day + timedelta(days=1), "Cancelled", created_by)
     _announce_churn(contract, last_day)
+    _changed(contract)
     return contract
 
 
@@ -315,6 +324,7 @@ def contract_activate(*, contract: Contract, created_by=None) -> Contract:
     contract_change_check(contract=contract, effective_on=contract.start_date)
     save_validated(contract)
     contract_record_start(contract=contract, created_by=created_by)
+    _changed(contract)
     return contract
 
 
@@ -344,6 +354,7 @@ def contract_line_add(*, contract: Contract, spec: LineSpec, created_by=None) ->
     line = _add_line(contract, spec)
     kind = ContractChange.Kind.DOWNGRADE if line.kind == ContractLine.Kind.DISCOUNT else ContractChange.Kind.UPGRADE
     _record(contract, kind, line.starts_on, f"{line.description} added: {_line_terms(line)}", created_by)
+    _changed(contract)
     return line
 
 
@@ -394,6 +405,7 @@ def contract_reactivate(*, contract: Contract, effective_on: date, created_by=No
         contract_line_versioned.send(sender=ContractLine, previous=line, line=resumed)
     names = ", ".join(line.description for line in last_lines)
     _record(contract, ContractChange.Kind.REACTIVATION, effective_on, f"Reactivated: {names}", created_by)
+    _changed(contract)
     return contract
 
 

@@ -29,6 +29,11 @@ BEAT_SCHEDULE = {
     "billing-webhooks-requeue": {"task": "billing.tasks.webhook_requeue_lost", "schedule": crontab(minute="*/5")},
     # Usage batches a crash left between PostgreSQL and ClickHouse (a no-op on the PostgreSQL store).
     "billing-usage-store-flush": {"task": "billing.tasks.usage_store_flush", "schedule": crontab(minute="*")},
+    # The MRR facts rebuilt from the contract lines once a month, moving their horizon (revenue.facts).
+    "revenue-facts-rebuild": {
+        "task": "revenue.tasks.rebuild_all_revenue_facts",
+        "schedule": crontab(minute=45, hour=3, day_of_month=3),
+    },
     "revenue-weekly-digest": {
         "task": "revenue.tasks.send_weekly_digests",
         "schedule": crontab(minute=0, hour=7, day_of_week="mon"),

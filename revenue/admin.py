@@ -27,6 +27,7 @@ from customers.models import Role
 from billing.services import CatalogInUse
 from revenue import services
 from revenue.catalog import exchange_rate_delete, exchange_rate_refusal
+from revenue.facts import revenue_facts_refresh_currency
 from revenue.admin_board import PipelineBoardMixin
 from revenue.models import AccountPlan, Band, ExchangeRate, Opportunity, QuarterTarget
 
@@ -273,6 +274,15 @@ class ExchangeRateAdmin(TenantAdmin):
     def has_delete_permission(self, request, obj=None):
         return super().has_delete_permission(request, obj) and (obj is None or not exchange_rate_refusal(
             tenant=obj.tenant, currency=obj.currency, effective_on=obj.effective_on, what="converted"))
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        # The form's clean asked the frozen-month rule; the MRR facts convert with the new rate now.
+        currencies = {obj.currency, *([form.initial.get("currency")] if change else [])} - {None}
+        revenue_facts_refresh_currency(tenant=obj.tenant, currencies=currencies)
+
+    def delete_model(self, request, obj):
+        exchange_rate_delete(exchange_rate=obj)
 
     def delete_queryset(self, request, queryset):
         for rate in queryset:

@@ -15,6 +15,7 @@ from billing.services import CatalogInUse
 from customers.models import Tenant
 from customers.periods import month_start
 from customers.services import save_validated
+from revenue.facts import revenue_facts_refresh_currency
 from revenue.models import ExchangeRate, MetricSnapshot, PricePlan
 
 PRICE_PLAN_FIELDS = ("code", "name", "currency", "base_fee", "charge_model", "metric", "unit_price", "terms", "description")
@@ -90,6 +91,7 @@ def exchange_rate_create(*, tenant: Tenant, currency: str, rate, effective_on: d
     exchange_rate = ExchangeRate(tenant=tenant, currency=currency, rate=rate, effective_on=effective_on)
     save_validated(exchange_rate)
     _refuse_frozen(exchange_rate, "would change")
+    revenue_facts_refresh_currency(tenant=tenant, currencies=[currency])
     return exchange_rate
 
 
@@ -99,10 +101,12 @@ def exchange_rate_update(*, exchange_rate: ExchangeRate, **changes) -> ExchangeR
     converted a frozen month, or would once changed; ValidationError per field."""
     _fields(changes, EXCHANGE_RATE_FIELDS, "exchange_rate_update")
     _refuse_frozen(exchange_rate, "converted")
+    old_currency = exchange_rate.currency
     for name, value in changes.items():
         setattr(exchange_rate, name, value)
     save_validated(exchange_rate)
     _refuse_frozen(exchange_rate, "would change")
+    revenue_facts_refresh_currency(tenant=exchange_rate.tenant, currencies=[old_currency, exchange_rate.currency])
     return exchange_rate
 
 
@@ -111,3 +115,4 @@ def exchange_rate_delete(*, exchange_rate: ExchangeRate) -> None:
     """Delete a rate. Raises ``CatalogInUse`` when it converted a frozen month."""
     _refuse_frozen(exchange_rate, "converted")
     exchange_rate.delete()
+    revenue_facts_refresh_currency(tenant=exchange_rate.tenant, currencies=[exchange_rate.currency])

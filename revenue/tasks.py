@@ -43,6 +43,28 @@ def refresh_all_recent_snapshots() -> int:
 
 
 @shared_task(acks_late=True, autoretry_for=(ConnectionError,), retry_backoff=True, max_retries=5)
+def rebuild_revenue_facts(tenant_id: int) -> int:
+    """Rebuild the tenant's MRR facts and move their horizon (idempotent: a rebuild replaces them all)."""
+    from revenue.facts import revenue_facts_rebuild
+
+    return revenue_facts_rebuild(tenant=Tenant.objects.get(pk=tenant_id))
+
+
+@shared_task(acks_late=True)
+def rebuild_all_revenue_facts() -> int:
+    """Monthly fan-out: a rebuild per tenant whose facts are on (``revenue.facts``), so their horizon
+    stays 60 months ahead; tenants without facts are left to ``manage.py revenue_facts_rebuild``."""
+    from customers.tenancy import platform_scope
+    from revenue.models import RevenueFactsState
+
+    with platform_scope(reason="tenants whose revenue facts are on"):
+        tenant_ids = list(RevenueFactsState.objects.values_list("tenant_id", flat=True))
+    for tenant_id in tenant_ids:
+        rebuild_revenue_facts.delay(tenant_id)
+    return len(tenant_ids)
+
+
+@shared_task(acks_late=True, autoretry_for=(ConnectionError,), retry_backoff=True, max_retries=5)
 def send_monthly_report(tenant_id: int, month: str | None = None, wait_for_month_end: bool = False) -> int:
     """Email the tenant's monthly report for ``month`` (YYYY-MM; default its last closed month).
 

@@ -28,7 +28,8 @@ from portal.demo import jobapi, konsult, optimizer
 from portal.demo import pipeline as demo_pipeline
 from portal.demo.common import DemoContext
 from portal.demo.logins import Logins
-from revenue.models import AnomalyAlert, CustomerCost, Opportunity, PricePlan
+from revenue.facts import revenue_facts_rebuild
+from revenue.models import AnomalyAlert, CustomerCost, Opportunity, PricePlan, RevenueFactsState
 
 BUILDERS = [optimizer, jobapi, konsult]
 FAKER_LOCALES = {"en": "en_US", "sv": "sv_SE"}
@@ -139,5 +140,8 @@ def demo_load(
                 if not demo_economics.has_economics(tenant):
                     rng = random.Random(f"{seed}:{tenant.slug}:economics")
                     demo_economics.build(_context(tenant, rng, today=day, scale=scale, managers=managers), builder)
+                if not RevenueFactsState.objects.for_tenant(tenant).exists():
+                    # The dashboards read the MRR facts (revenue.facts) once they are built.
+                    revenue_facts_rebuild(tenant=tenant)
                 reports.append(TenantReport(tenant.slug, tenant.name, status, _counts(tenant)))
     return LoadReport(tenants=reports, logins=logins.rows)

@@ -11,6 +11,7 @@ from revenue.models.economics import (
     PricePlan,
     WhatIfRun,
 )
+from revenue.models.facts import CustomerMrrFact, RevenueFactsState, RevenueMonthFact
 from revenue.models.metrics import ExchangeRate, MetricSnapshot, QuarterTarget
 from revenue.models.pipeline import (
     BAND_RANGES,
@@ -33,6 +34,7 @@ __all__ = [
     "AnomalyRule",
     "Band",
     "CustomerCost",
+    "CustomerMrrFact",
     "ExchangeRate",
     "MetricSnapshot",
     "ModelPrice",
@@ -41,6 +43,8 @@ __all__ = [
     "PricePlan",
     "QuarterTarget",
     "ReportDelivery",
+    "RevenueFactsState",
+    "RevenueMonthFact",
     "WhatIfRun",
     "band_for",
 ]

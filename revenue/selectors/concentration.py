@@ -26,20 +26,34 @@ from decimal import Decimal
 
 from customers.models import Tenant
 from customers.periods import add_months, month_start
-from revenue.selectors import sql
+from revenue.selectors import facts, sql
 from revenue.selectors.common import Segment
 
 FLAG_ABOVE = Decimal("0.10")
 LORENZ_POINTS = 100
 
-REVENUE_SQL = """
-WITH {cte},
+RECURRING_SQL = """
+{cte},
 recurring AS (
     SELECT c.customer_id,
            c.mrr * {months} AS amount, c.missing
     FROM changes c CROSS JOIN bounds b
     WHERE c.mrr > 0 OR c.missing IS NOT NULL
-),
+)"""
+
+# From the facts (``revenue.selectors.facts``): each fact's MRR times the months of the window it
+# covers, read in one pass (no folding into the window's first month is needed for a sum).
+FACTS_RECURRING_SQL = """
+recurring AS (
+    SELECT f.customer_id,
+           f.mrr * {months} AS amount, NULL::text AS missing
+    FROM revenue_customermrrfact f {facts_join}
+    WHERE f.tenant_id = %(tenant)s AND f.mrr > 0 AND f.month_start <= %(last)s
+      AND (f.next_month IS NULL OR f.next_month > %(first)s) {facts_where}
+)"""
+
+REVENUE_SQL = """
+WITH {recurring},
 one_time AS (
     SELECT c.customer_id, l.quantity * l.unit_price * CASE WHEN c.currency = %(reporting)s THEN 1 ELSE r.rate END,
            CASE WHEN c.currency <> %(reporting)s AND r.rate IS NULL
@@ -88,13 +102,35 @@ ORDER BY 1
 """
 
 
-def _query(template: str, *, segment: Segment | None, convert: bool) -> str:
-    segment_join, segment_where = sql.segment_sql(segment)
-    return template.format(
-        cte=sql.customer_month_cte(segment=segment, from_history=False, convert=convert),
+def _recurring(*, tenant: Tenant, last: date, segment: Segment | None) -> str:
+    """The ``recurring`` CTE (customer_id, amount, missing): from the facts when they answer, else the reference."""
+    source = facts.facts_source(tenant=tenant, last=last)
+    if source.usable:
+        facts_join, facts_where = "", ""
+        if segment:
+            facts_join = "JOIN customers_customer cu ON cu.id = f.customer_id"
+            facts_where = f"AND {segment.column} = %(segment_value)s"
+        return FACTS_RECURRING_SQL.format(
+            months=sql.MONTHS_BETWEEN.format(
+                a="GREATEST(f.month_start, %(first)s::date)",
+                b="LEAST(COALESCE(f.next_month, (%(last)s::date + interval '1 month')::date), "
+                "(%(last)s::date + interval '1 month')::date)",
+            ),
+            facts_join=facts_join,
+            facts_where=facts_where,
+        )
+    return RECURRING_SQL.format(
+        cte=facts.changes_cte(source=source, segment=segment, from_history=False).cte,
         months=sql.MONTHS_BETWEEN.format(
             a="c.month_start", b="COALESCE(c.next_month, (b.last_month + interval '1 month')::date)"
         ),
+    )
+
+
+def _query(template: str, *, tenant: Tenant, last: date, segment: Segment | None) -> str:
+    segment_join, segment_where = sql.segment_sql(segment)
+    return template.format(
+        recurring=_recurring(tenant=tenant, last=last, segment=segment),
         segment_join=segment_join,
         segment_where=segment_where,
         points=LORENZ_POINTS,
@@ -110,7 +146,7 @@ def recognized_revenue(
     *, tenant: Tenant, first: date, last: date, segment: Segment | None = None
 ) -> dict[int, Decimal]:
     """``{customer_id: revenue}`` recognized from contracts over months ``first``..``last`` (see module)."""
-    query = _query(CUSTOMERS_SQL, segment=segment, convert=sql.converts(tenant))
+    query = _query(CUSTOMERS_SQL, tenant=tenant, last=month_start(last), segment=segment)
     values = sql.params(tenant=tenant, first=month_start(first), last=month_start(last), segment=segment)
     rows = sql.fetch(query, values)
     result = {}
@@ -187,7 +223,7 @@ def largest_customers(revenue: dict[int, Decimal], *, limit: int) -> list[dict]:
 def revenue_concentration(*, tenant: Tenant, month: date, segment: Segment | None = None) -> dict:
     """Concentration of the twelve months ending with ``month`` (see module), in one SQL statement. Adds ``month``."""
     month = month_start(month)
-    query = _query(INDICES_SQL, segment=segment, convert=sql.converts(tenant))
+    query = _query(INDICES_SQL, tenant=tenant, last=month, segment=segment)
     rows = sql.fetch(query, sql.params(tenant=tenant, first=add_months(month, -11), last=month, segment=segment))
     _, _, n, total, squares, weighted, missing = rows[0]
     sql.raise_if_missing(tenant, missing)

@@ -25,18 +25,21 @@ from decimal import Decimal
 
 from customers.models import Tenant
 from customers.periods import add_months, month_start, months_between
-from revenue.selectors import sql
+from revenue.selectors import facts, sql
 from revenue.selectors.common import Segment, group_column
 
 AMOUNTS = ["mrr_start", "new", "reactivation", "expansion", "contraction", "churn", "mrr_end"]
 COUNTS = ["customers_start", "new_customers", "reactivated_customers", "churned_customers", "customers_end"]
 
+# Had MRR (or an unpriced line) at an earlier month end; the facts store it (``CustomerMrrFact.had``).
+HAD = (
+    "COALESCE(bool_or(mrr > 0 OR unpriced) OVER "
+    "(PARTITION BY customer_id ORDER BY month_start ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), false)"
+)
+
 MOVES_SQL = """
 flows AS (
-    SELECT customer_id, month_start, mrr, missing, before,
-           COALESCE(bool_or(mrr > 0 OR unpriced) OVER (w ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), false)
-               AS had
-    FROM changes WINDOW w AS (PARTITION BY customer_id ORDER BY month_start)
+    SELECT customer_id, month_start, mrr, missing, before, {had} AS had FROM changes
 ),
 per_month AS MATERIALIZED (
     SELECT f.month_start, {seg} AS seg,
@@ -93,9 +96,15 @@ def mrr_movements(
     """
     first, last = month_start(first), month_start(last)
     group = group_column(group_by)
-    query = "WITH " + sql.customer_month_cte(
-        segment=segment, from_history=True, convert=sql.converts(tenant)
-    ) + ", " + MOVES_SQL.format(
+    source = facts.facts_source(tenant=tenant, last=last)
+    if source.usable and segment is None and group is None:
+        return [
+            {"month": t["month"], "segment": "", **{name: t[name] for name in AMOUNTS + COUNTS}}
+            for t in facts.month_totals(tenant=tenant, first=first, last=last)
+        ]
+    changes = facts.changes_cte(source=source, segment=segment, from_history=True)
+    query = "WITH " + changes.cte + ", " + MOVES_SQL.format(
+        had="had" if changes.from_facts else HAD,
         seg=group or "''",
         seg_join="JOIN customers_customer cu ON cu.id = f.customer_id" if group else "",
         all_seg="" if group else "UNION SELECT ''",

@@ -23,7 +23,7 @@ from decimal import Decimal
 
 from customers.models import Tenant
 from customers.periods import month_end, month_start, months_between
-from revenue.selectors import sql
+from revenue.selectors import facts, sql
 from revenue.selectors.common import RateBook, Segment, group_column
 
 ZERO = Decimal(0)
@@ -41,8 +41,15 @@ def mrr_series(
     """
     first, last = month_start(first), month_start(last)
     group = group_column(group_by)
+    source = facts.facts_source(tenant=tenant, last=last)
+    if source.usable and segment is None and group is None:
+        return [
+            _figures(t["month"], "", t["mrr_end"], t["customers_end"])
+            for t in facts.month_totals(tenant=tenant, first=first, last=last)
+        ]
+    changes = facts.changes_cte(source=source, segment=segment, from_history=False)
     query = f"""
-        WITH {sql.customer_month_cte(segment=segment, from_history=False, convert=sql.converts(tenant))},
+        WITH {changes.cte},
         per_month AS MATERIALIZED (
             SELECT s.month_start, {group or "''"} AS seg, SUM(s.mrr - s.before) AS mrr_change,
                    SUM((s.mrr > 0)::int - (s.before > 0)::int) AS customer_change, MIN(s.missing) AS missing
@@ -95,8 +102,10 @@ def customer_mrr_range(
     *, tenant: Tenant, first: date, last: date, segment: Segment | None = None
 ) -> dict[date, dict[int, Decimal]]:
     """``{month: {customer_id: MRR}}`` for customers with MRR > 0 at each month end of ``first``..``last``."""
+    source = facts.facts_source(tenant=tenant, last=month_start(last))
+    changes = facts.changes_cte(source=source, segment=segment, from_history=False)
     query = f"""
-        WITH {sql.customer_month_cte(segment=segment, from_history=False, convert=sql.converts(tenant))},
+        WITH {changes.cte},
         {sql.POSITIVE_CTE}
         SELECT month_start, customer_id, mrr, missing FROM positive ORDER BY 1, 2
     """

@@ -21,9 +21,9 @@ from decimal import Decimal
 
 from customers.models import Tenant
 from customers.periods import add_months, month_start
-from revenue.selectors import sql
+from revenue.selectors import facts, sql
 from revenue.selectors.common import Segment
-from revenue.selectors.movements import mrr_movements, quick_ratio
+from revenue.selectors.movements import AMOUNTS, COUNTS, mrr_movements, quick_ratio
 
 # Set-wise over spans of constant MRR (a customer's change month until its next one): a span at the
 # base date (shifted by twelve months) meets the customer's spans now; each meeting adds its MRR
@@ -79,7 +79,10 @@ def net_revenue_retention(*, tenant: Tenant, first: date, last: date, segment: S
     first, last = month_start(first), month_start(last)
     values = sql.params(tenant=tenant, first=add_months(first, -12), last=last, segment=segment)
     values.update(first_month=first, last_base=add_months(last, -12), after_last=add_months(last, 1))
-    cte = sql.customer_month_cte(segment=segment, from_history=False, convert=sql.converts(tenant))
+    source = facts.facts_source(tenant=tenant, last=last)
+    if source.usable and segment is None:
+        return _retention_from(facts.month_totals(tenant=tenant, first=first, last=last))
+    cte = facts.changes_cte(source=source, segment=segment, from_history=False).cte
     rows = sql.fetch(NRR_SQL.format(cte=cte), values)
     result = {}
     for month, base, now, capped, missing in rows:
@@ -90,11 +93,29 @@ def net_revenue_retention(*, tenant: Tenant, first: date, last: date, segment: S
     return result
 
 
+def _retention_from(totals: list[dict]) -> dict:
+    """``net_revenue_retention``'s result from the facts' month totals (``revenue.selectors.facts``)."""
+    return {
+        t["month"]: {"base_mrr": t["base_mrr"], "retained_mrr": t["retained_mrr"],
+                     "nrr": t["retained_mrr"] / t["base_mrr"], "grr": t["capped_mrr"] / t["base_mrr"]}
+        for t in totals if t["base_customers"] > 0
+    }
+
+
 def retention_series(*, tenant: Tenant, first: date, last: date, segment: Segment | None = None) -> list[dict]:
     """Per month ``first``..``last``: the movement figures plus ``customer_churn_rate``,
-    ``gross_mrr_churn``, ``net_mrr_churn``, ``quick_ratio``, ``arpa``, ``nrr``, ``grr`` (see module)."""
-    movements = mrr_movements(tenant=tenant, first=first, last=last, segment=segment)
-    retention = net_revenue_retention(tenant=tenant, first=first, last=last, segment=segment)
+    ``gross_mrr_churn``, ``net_mrr_churn``, ``quick_ratio``, ``arpa``, ``nrr``, ``grr`` (see module).
+
+    For the whole tenant, when the facts answer, movements and retention come from one read of the
+    month totals; otherwise from ``mrr_movements`` and ``net_revenue_retention``."""
+    first, last = month_start(first), month_start(last)
+    if segment is None and facts.facts_source(tenant=tenant, last=last).usable:
+        totals = facts.month_totals(tenant=tenant, first=first, last=last)
+        movements = [{"month": t["month"], "segment": "", **{name: t[name] for name in AMOUNTS + COUNTS}} for t in totals]
+        retention = _retention_from(totals)
+    else:
+        movements = mrr_movements(tenant=tenant, first=first, last=last, segment=segment)
+        retention = net_revenue_retention(tenant=tenant, first=first, last=last, segment=segment)
     result = []
     for figures in movements:
         start, churned = figures["mrr_start"], figures["contraction"] + figures["churn"]

@@ -60,7 +60,7 @@ lines AS MATERIALIZED (
                CASE WHEN l.kind = 'discount' THEN 0 ELSE l.quantity * l.unit_price / c.billing_interval END AS rec,
                CASE WHEN l.kind = 'discount' THEN COALESCE(l.discount_percent, 0) ELSE 0 END AS disc,
                c.id IN (SELECT d.contract_id FROM customers_contractline d
-                        WHERE d.tenant_id = %(tenant)s AND d.kind = 'discount') AS discounted
+                        WHERE d.tenant_id = %(tenant)s AND d.kind = 'discount' {discount_where}) AS discounted
         FROM customers_contractline l
         JOIN customers_contract c ON c.id = l.contract_id AND c.tenant_id = %(tenant)s
         {segment_join}
@@ -203,6 +203,19 @@ EARLIEST_LINE = (
     "FROM customers_contractline WHERE tenant_id = %(tenant)s), %(first)s::date))"
 )
 
+# The customers ``%(customer_ids)s`` (a list), or every customer when it is None; the statement is
+# planned with the value in it, so the test that does not apply folds away.
+CUSTOMER_IDS = "(%(customer_ids)s IS NULL OR {column} = ANY(%(customer_ids)s))"
+
+# The earliest line of those customers (``customers=True``), or the last month when they have none (an
+# empty series); unlike EARLIEST_LINE not bounded by ``%(first)s``.
+EARLIEST_CUSTOMER_LINE = (
+    "COALESCE((SELECT date_trunc('month', MIN(l.starts_on)::timestamp)::date "
+    "FROM customers_contractline l JOIN customers_contract c ON c.id = l.contract_id "
+    "WHERE l.tenant_id = %(tenant)s AND c.tenant_id = %(tenant)s AND "
+    + CUSTOMER_IDS.format(column="c.customer_id") + "), %(last)s::date)"
+)
+
 # Months between two month starts, as an integer (``b`` later than ``a``).
 MONTHS_BETWEEN = (
     "((date_part('year', {b}) - date_part('year', {a})) * 12 + date_part('month', {b}) - date_part('month', {a}))::int"
@@ -216,18 +229,34 @@ def segment_sql(segment: Segment | None) -> tuple[str, str]:
     return "JOIN customers_customer cu ON cu.id = c.customer_id", f"AND {segment.column} = %(segment_value)s"
 
 
-def customer_month_cte(*, segment: Segment | None, from_history: bool, convert: bool = True) -> str:
+def customer_month_cte(
+    *, segment: Segment | None, from_history: bool, convert: bool = True, customers: bool = False
+) -> str:
     """The CTE text (without ``WITH``) for the rules above, optionally limited to one segment.
 
     ``from_history`` starts the series at the tenant's earliest line, so "first time ever" and
     "had MRR before" are judged over the customer's whole history, not just the asked window.
     ``convert=False`` leaves out the conversion of other currencies (see ``converts``).
+    ``customers=True`` limits the lines to the customers ``%(customer_ids)s`` (a list, or None for
+    all) and, with ``from_history``, starts at their earliest line: a customer's rows depend on its
+    own lines and the rates only, so this is the tenant-wide result for them (``revenue.facts``).
     """
     segment_join, segment_where = segment_sql(segment)
+    earliest = EARLIEST_LINE
+    discount_where = ""
+    if customers:
+        segment_where += f" AND {CUSTOMER_IDS.format(column='c.customer_id')}"
+        # Only these customers' contracts: the tenant's other discount lines need not be read.
+        discount_where = (
+            "AND d.contract_id IN (SELECT k.id FROM customers_contract k "
+            f"WHERE k.tenant_id = %(tenant)s AND {CUSTOMER_IDS.format(column='k.customer_id')})"
+        )
+        earliest = EARLIEST_CUSTOMER_LINE
     return CHANGES_CTE.format(
-        first_expr=EARLIEST_LINE if from_history else "%(first)s::date",
+        first_expr=earliest if from_history else "%(first)s::date",
         segment_join=segment_join,
         segment_where=segment_where,
+        discount_where=discount_where,
         foreign=FOREIGN_CTE if convert else NO_FOREIGN_CTE,
         # Every row of a customer's month carries the month's missing rate, as they carry its total.
         peers="MIN(missing) OVER month AS missing, bool_or(unpriced) OVER month AS unpriced"

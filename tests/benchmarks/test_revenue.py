@@ -4,7 +4,7 @@ from datetime import date
 
 import pytest
 
-from benchmarks.revenue import build_tenant, measure
+from benchmarks.revenue import build_tenant, measure, measure_facts
 from customers.periods import add_months
 from revenue.selectors.mrr import mrr_series
 
@@ -29,3 +29,18 @@ def test_rebuilding_with_reuse_keeps_the_same_tenant(tenant_b):
 
     assert build_tenant(contracts=20, months=6, first=add_months(LAST, -5), reuse=True).pk == tenant.pk
     assert build_tenant(contracts=21, months=6, first=add_months(LAST, -5), reuse=True).pk != tenant.pk
+
+
+@pytest.mark.django_db
+def test_reads_from_the_facts_give_the_numbers_from_scratch_in_no_more_queries(tenant_b):
+    tenant = build_tenant(contracts=200, months=18, first=FIRST)
+
+    figures = measure_facts(tenant=tenant, first=FIRST, last=LAST, repeat=1, writes=2, write=lambda line: None)
+
+    assert {name: row["same_numbers"] for name, row in figures["reads"].items()} == dict.fromkeys(
+        ["mrr_series", "movements", "retention", "concentration",
+         "api_mrr", "api_movements", "api_retention", "api_concentration"], True
+    )
+    # Retention reads the month totals once instead of movements and retention each from the lines.
+    assert all(row["facts_queries"] <= row["scratch_queries"] for row in figures["reads"].values())
+    assert figures["rows"] > 0 and figures["contract_change"]["writes"] == 2

@@ -43,6 +43,7 @@ from billing.services.payments import payment_record, payment_refund
 from customers.models import Contract, ContractChange, ContractLine, Membership, Role, Tenant, TenantAPIKey
 from customers.money import Money
 from customers.tenancy import TenantOwned, platform_scope, tenant_scope
+from revenue.facts import revenue_facts_rebuild
 from revenue.models import (
     AccountPlan,
     AlertDelivery,
@@ -270,6 +271,8 @@ def _build_tenant(tenant: Tenant, word: str, amount: str) -> TenantWorld:
             tenant=tenant, endpoint=endpoint, disabled_at=datetime(2026, 12, 1, tzinfo=timezone.utc),
             recipient=f"owner@{low}.example.com",
         )
+        # The MRR facts (CustomerMrrFact) and their RevenueFactsState, so the revenue pages read them.
+        revenue_facts_rebuild(tenant=tenant)
     return TenantWorld(tenant=tenant, owner=owner, portal_user=portal_user, api_key=raw_key)
 
 
