@@ -4,6 +4,7 @@ Every selector takes ``tenant=`` explicitly and returns only that tenant's rows.
 """
 
 import zoneinfo
+from collections import defaultdict
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 
@@ -19,7 +20,6 @@ from billing.models import (
     Invoice,
     Payment,
     PendingCharge,
-    UsageEvent,
 )
 from customers.models import Customer, Tenant
 from customers.periods import tenant_today

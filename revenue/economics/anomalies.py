@@ -38,7 +38,7 @@ from django.utils import timezone
 
 from billing.metering import usage_totals
 from billing.metering import usage_store
-from billing.models import AiUsageDay, UsageEvent, WebhookEventType
+from billing.models import AiUsageDay, WebhookEventType
 from billing.outbox import outbox_send
 from billing.services.webhooks import customer_data, webhook_event_emit, webhook_subscribed
 from customers.models import Customer, Membership, Role, Tenant

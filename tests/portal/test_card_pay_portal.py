@@ -13,7 +13,7 @@ from django.core import mail, signing
 from django.test import override_settings
 
 from billing.delivery import invoice_send
-from billing.pay_links import SALT, pay_link_path, pay_link_read, pay_link_token
+from billing.pay_links import SALT, pay_link_path, pay_link_read
 from billing.payment_providers import stripe_provider
 from billing.services.payments import payment_record
 from customers.periods import tenant_today
