@@ -14,9 +14,8 @@ invoice that bills them (empty while they wait for the customer's next draft).
 from django import forms
 from django.contrib import admin
 from django.core.exceptions import ValidationError
-from django.http import HttpResponseRedirect
 from django.urls import reverse
-from django.utils.html import format_html_join
+from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
 from billing.admin_base import ReadOnlyMixin
@@ -50,10 +49,11 @@ class DunningStepInline(TenantInline):
 
     def get_formset(self, request, obj=None, **kwargs):
         formset = super().get_formset(request, obj, **kwargs)
-        placeholders = ", ".join("{" + name + "}" for name in REMINDER_PLACEHOLDERS)
+        # Literal text to type, so shown as code: {invoice_number}, {amount_due}, …
+        placeholders = format_html_join(", ", "<code>{}</code>", (("{" + name + "}",) for name in REMINDER_PLACEHOLDERS))
         for name in ("subject_en", "body_en", "subject_sv", "body_sv"):
             field = formset.form.base_fields[name]
-            field.help_text = _("Placeholders: %(names)s.") % {"names": placeholders}
+            field.help_text = format_html("{} {}.", _("Placeholders:"), placeholders)
             if name.startswith("body"):
                 field.widget = forms.Textarea(attrs={"rows": 9, "cols": 80})
         return formset
@@ -76,9 +76,11 @@ class DunningScheduleAdmin(TenantAdmin):
         tenant = request_tenant(request)
         if tenant is None or is_platform_admin(request):
             return super().changelist_view(request, extra_context)
+        # The tenant's one schedule, with its default steps on first use, listed like any other row
+        # (a redirect here would send bookmarks and crawlers somewhere they did not ask for).
         with tenant_scope(tenant):
-            schedule = dunning_schedule_for(tenant=tenant)
-        return HttpResponseRedirect(reverse("admin:billing_dunningschedule_change", args=[schedule.pk]))
+            dunning_schedule_for(tenant=tenant)
+        return super().changelist_view(request, extra_context)
 
 
 class DunningDeliveryInline(ReadOnlyMixin, TenantInline):

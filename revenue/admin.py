@@ -323,7 +323,10 @@ class AccountPlanAdmin(TenantAdmin):
     """The accounts the journal export posts to (BAS defaults) and its format; *Export journal*
     on the list downloads a month's journal. Finance and owners keep it and export."""
 
-    list_display = ["__str__", "journal_format", "receivables_account", "sales_account", "output_vat_account", "bank_account"]
+    list_display = [
+        "__str__", "journal_format", "organisation_number", "receivables_account", "sales_account", "output_vat_account",
+        "bank_account",
+    ]
     fields = [
         "journal_format", "organisation_number", "receivables_account", "sales_account", "sales_reverse_charge_account",
         "output_vat_account", "bank_account", "credits_granted_account",

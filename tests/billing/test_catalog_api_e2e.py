@@ -57,7 +57,8 @@ def test_an_integrator_builds_the_catalog_bills_a_month_and_reads_the_invoice(wo
     settings = api.put("/api/v1/billing-settings/", {"minimum_invoice_amount": "1.00", "usage_max_age_days": 400},
                        format="json")
     assert settings.status_code == 200 and settings.json() == {
-        "minimum_invoice_amount": "1.00", "usage_max_age_days": 400, "usage_max_future_hours": 24}
+        "minimum_invoice_amount": "1.00", "usage_max_age_days": 400, "usage_max_future_hours": 24,
+        "payment_method": "", "bankgiro": "", "iban": "", "bic": "", "bank_name": "", "payment_reference_text": ""}
     created(api.post("/api/v1/exchange-rates/", {"currency": "EUR", "rate": "1.08", "effective_on": f"{month}"}, format="json"))
 
     customer = created(api.post("/api/v1/customers/", {

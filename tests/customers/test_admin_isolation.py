@@ -26,6 +26,7 @@ from customers.models import (
 from customers.money import Money
 from customers.tenancy import TenantOwned, platform_scope, tenant_scope
 from revenue.models import (
+    AccountPlan,
     AnomalyAlert,
     AnomalyRule,
     CustomerCost,
@@ -98,11 +99,15 @@ def build_world(tenant, prefix):
             tenant=tenant, customer=customer, rule=rule, kind="threshold", measure="spend",
             period_start=date(2026, 10, 1), period_end=date(2026, 10, 1), observed=Decimal("9"), baseline=Decimal("5"),
         )
+        account_plan = AccountPlan.objects.create(
+            tenant=tenant, organisation_number="556611-7311" if alpha else "556622-7322", receivables_account="1511"
+        )
         plan = PricePlan.objects.create(
             tenant=tenant, code=f"{prefix.lower()}-plan", name=f"{prefix} Plan Secret", currency="USD",
             charge_model="flat",
         )
     objects = {
+        AccountPlan: account_plan,
         ExchangeRate: rate,
         QuarterTarget: target,
         ModelPrice: model_price,
@@ -120,7 +125,7 @@ def build_world(tenant, prefix):
     markers = [
         customer.name, f"{prefix} Contact Secret", contract.title, f"{prefix} Line Secret", owner.username,
         portal_user.username, opportunity.title, api_key.name, str(rate.rate), f"{target.year}-Q",
-        model_price.model, rule.name, plan.name,
+        model_price.model, rule.name, plan.name, account_plan.organisation_number,
     ]
     return objects, markers
 
@@ -140,6 +145,8 @@ def listed_name(obj):
         return obj.title
     if isinstance(obj, ExchangeRate):
         return str(obj.rate)
+    if isinstance(obj, AccountPlan):
+        return obj.organisation_number
     if isinstance(obj, QuarterTarget):
         return f"{obj.year}-Q{obj.quarter}"
     if isinstance(obj, ModelPrice):

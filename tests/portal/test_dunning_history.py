@@ -148,14 +148,18 @@ def schedule(tenant_a, tenant_b):
     return schedule, steps
 
 
-def test_the_schedule_menu_opens_the_tenants_own_schedule(schedule, member_factory):
+def test_the_schedule_list_shows_the_tenants_own_schedule_only(schedule, member_factory, tenant_b):
+    with tenant_scope(tenant_b):
+        other = dunning_schedule_for(tenant=tenant_b)
     client = Client()
     client.force_login(member_factory(schedule[0].tenant, Role.FINANCE))
 
     response = client.get("/admin/billing/dunningschedule/")
 
-    assert response.status_code == 302
-    assert response["Location"] == f"/admin/billing/dunningschedule/{schedule[0].pk}/change/"
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert f"/admin/billing/dunningschedule/{schedule[0].pk}/change/" in page
+    assert f"/admin/billing/dunningschedule/{other.pk}/change/" not in page
 
 
 def test_finance_sets_a_late_fee_on_a_step(schedule, member_factory):
