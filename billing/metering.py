@@ -3,9 +3,10 @@
 ``usage_ingest`` is built for batches of up to 10 000 events arriving over HTTP at tens of
 thousands of events per second, so it never builds an ORM object or a serializer per event:
 events are checked in plain Python, the valid ones are COPY-ed into a session-local staging table,
-and one ``INSERT … SELECT … ON CONFLICT (tenant_id, idempotency_key) DO NOTHING RETURNING`` moves
-them into ``billing_usageevent``. The unique constraint is what makes ingestion exactly-once: two
-concurrent requests carrying the same key each learn from RETURNING which keys were their own.
+and one statement claims their keys in ``billing_usageeventkey`` (``INSERT … ON CONFLICT DO NOTHING
+RETURNING``) and moves the claimed ones into ``billing_usageevent``, which is partitioned by month.
+The key table's primary key is what makes ingestion exactly-once across every month: two concurrent
+requests carrying the same key each learn from RETURNING which keys were their own.
 
 ``usage_totals`` aggregates set-wise in SQL, one query per billable metric, grouped by customer.
 """
@@ -28,7 +29,7 @@ from django.apps import apps
 from django.db import transaction
 from django.utils import timezone
 
-from billing.models import BillableMetric, BillingSettings, UsageEvent
+from billing.models import BillableMetric, BillingSettings, UsageEvent, UsageEventKey
 from customers.models import Contract, Customer, Tenant
 from customers.tenancy import tenant_cursor
 
@@ -488,7 +489,7 @@ def usage_ingest(*, tenant: Tenant, events: list[dict], now: datetime | None = N
         if late_rejections:
             with tenant_cursor(tenant) as cursor:
                 cursor.execute(
-                    f"SELECT idempotency_key FROM {UsageEvent._meta.db_table}"
+                    f"SELECT idempotency_key FROM {UsageEventKey._meta.db_table}"
                     " WHERE tenant_id = %s AND idempotency_key = ANY(%s)",
                     [tenant.pk, [results[p].idempotency_key for p in late_rejections]],
                 )
@@ -503,35 +504,46 @@ def usage_ingest(*, tenant: Tenant, events: list[dict], now: datetime | None = N
 def _insert_new(*, tenant: Tenant, copy_text: str, received_at: datetime) -> set[str]:
     """COPY the staged rows (COPY text format) and move the new ones into the event table.
 
-    Returns the idempotency keys this call inserted. Rows are inserted in key order so that two
-    transactions with overlapping keys always wait on each other in the same order (no deadlock).
+    Returns the idempotency keys this call inserted. One statement claims the keys in
+    ``UsageEventKey`` (``ON CONFLICT DO NOTHING``: the unique key across every month partition, see
+    ``UsageEvent``) and inserts the events of the keys it claimed; a key stored before, in any month,
+    or by a concurrent transaction (which this one waits for) is not claimed, so its event is not
+    stored twice even with another timestamp. ``billing.usage_keys_claimed`` tells the events' key
+    trigger that the keys are already claimed. Keys are claimed in key order so that two transactions
+    with overlapping keys always wait on each other in the same order (no deadlock).
     """
     if not copy_text:
         return set()
     table = UsageEvent._meta.db_table
+    keys = UsageEventKey._meta.db_table
     with tenant_cursor(tenant) as cursor:
         cursor.execute(
             f"CREATE TEMPORARY TABLE IF NOT EXISTS {_STAGE_TABLE} ("
             " customer_id bigint NOT NULL, metric_code varchar(64) NOT NULL, ts timestamptz NOT NULL,"
             " idempotency_key varchar(128) NOT NULL, quantity numeric(24, 6) NOT NULL, properties jsonb NOT NULL"
-            ") ON COMMIT DELETE ROWS"
+            ") ON COMMIT DELETE ROWS;"
+            " SELECT set_config('billing.usage_keys_claimed', 'on', true)"
         )
         with cursor.cursor.copy(
             f"COPY {_STAGE_TABLE} (customer_id, metric_code, ts, idempotency_key, quantity, properties) FROM STDIN"
         ) as copy:
             copy.write(copy_text)
         cursor.execute(
-            f"INSERT INTO {table} (tenant_id, customer_id, metric_code, timestamp, idempotency_key, quantity,"
-            " properties, received_at)"
-            f" SELECT %s, customer_id, metric_code, ts, idempotency_key, quantity, properties, %s FROM {_STAGE_TABLE}"
-            ' ORDER BY idempotency_key COLLATE "C"'
-            " ON CONFLICT (tenant_id, idempotency_key) DO NOTHING RETURNING idempotency_key",
-            [tenant.pk, received_at],
+            f"WITH claimed AS (INSERT INTO {keys} (tenant_id, idempotency_key)"
+            f' SELECT %s, idempotency_key FROM {_STAGE_TABLE} ORDER BY idempotency_key COLLATE "C"'
+            " ON CONFLICT DO NOTHING RETURNING idempotency_key),"
+            f" stored AS (INSERT INTO {table} (tenant_id, customer_id, metric_code, timestamp, idempotency_key,"
+            " quantity, properties, received_at)"
+            f" SELECT %s, s.customer_id, s.metric_code, s.ts, s.idempotency_key, s.quantity, s.properties, %s"
+            f" FROM {_STAGE_TABLE} s JOIN claimed c ON c.idempotency_key = s.idempotency_key)"
+            " SELECT idempotency_key FROM claimed",
+            [tenant.pk, tenant.pk, received_at],
         )
         inserted = {key for (key,) in cursor.fetchall()}
         # A caller's outer transaction may ingest again before the commit empties the staging table
-        # (ON COMMIT DELETE ROWS truncates it, so the dead rows of this DELETE never pile up).
-        cursor.execute(f"DELETE FROM {_STAGE_TABLE}")
+        # (ON COMMIT DELETE ROWS truncates it, so the dead rows of this DELETE never pile up), and may
+        # insert events otherwise, whose keys the trigger must claim again.
+        cursor.execute(f"SELECT set_config('billing.usage_keys_claimed', '', true); DELETE FROM {_STAGE_TABLE}")
     return inserted
 
 

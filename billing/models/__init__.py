@@ -21,6 +21,6 @@ from billing.models.invoicing import (  # noqa: F401
     parse_terms,
     percentage_metric_error,
 )
-from billing.models.metering import BillableMetric, UsageEvent  # noqa: F401
+from billing.models.metering import BillableMetric, UsageArchive, UsageEvent, UsageEventKey  # noqa: F401
 from billing.models.payments import Payment, PaymentAllocation  # noqa: F401
 from billing.models.runs import BillingRun, BillingRunItem, TransientItemFailures  # noqa: F401,E402

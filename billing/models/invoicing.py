@@ -66,6 +66,16 @@ class BillingSettings(TenantOwned):
         validators=[MaxValueValidator(USAGE_MAX_FUTURE_HOURS_LIMIT)],
         help_text="Refuse usage events dated more than this many hours after they arrive (clock drift). Default 24.",
     )
+    # Raw usage events of invoiced months older than this are moved to files (billing.usage_archive).
+    usage_archive_after_months = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(120)],
+        help_text=(
+            "Move the raw usage events of invoiced months older than this many months to archive files "
+            "(manage.py usage_archive). Empty: keep every event in the database."
+        ),
+    )
 
     class Meta:
         verbose_name = gettext_lazy("billing settings")

@@ -24,6 +24,7 @@ from billing.models import (
     BillingRunItem,
     CreditApplication,
     InvoiceDelivery,
+    UsageArchive,
 )
 from billing.services import credit_request_create
 from billing.services.payments import payment_record
@@ -145,6 +146,10 @@ def _build_tenant(tenant: Tenant, word: str, amount: str) -> TenantWorld:
             tenant=tenant, customer=customer, metric_code=metric.code, idempotency_key=f"{low}-evt-1",
             timestamp=datetime(2026, 11, 5, 12, tzinfo=timezone.utc),
             properties={"provider": "openai", "model": f"{low}-gpt", "input_tokens": 1000, "output_tokens": 10},
+        )
+        UsageArchive.objects.create(
+            tenant=tenant, month=date(2026, 9, 1), path=f"usage-archive/{low}/2026-09.csv.gz", sha256="0" * 64,
+            rows=1, totals={str(customer.pk): {metric.code: "1"}},
         )
         if not AiUsageDay.objects.for_tenant(tenant).exists():  # the triggers keep it; else one by hand
             AiUsageDay.objects.create(
