@@ -15,6 +15,7 @@ from django.db import OperationalError
 
 from billing.delivery import invoice_deliver, invoice_send
 from billing.models import BillingRun, Invoice, InvoiceDelivery
+from billing.partitions import usage_partitions_ensure
 from billing.month_end import (
     billing_run_advance,
     billing_run_retry_failed,
@@ -28,7 +29,7 @@ from customers.tenancy import tenant_scope
 
 __all__ = [
     "invoice_deliver", "invoice_resend", "month_end_advance", "month_end_chunk", "month_end_resume_stalled",
-    "month_end_retry_failed", "month_end_start", "month_end_tick",
+    "month_end_retry_failed", "month_end_start", "month_end_tick", "usage_partitions_maintain",
 ]
 
 
@@ -100,3 +101,15 @@ def invoice_resend(tenant_id: int, invoice_id: int) -> int:
         invoice = Invoice.objects.for_tenant(tenant).select_related("tenant", "customer").get(pk=invoice_id)
         rows = invoice_send(invoice=invoice, resend=True)
     return sum(row.status == InvoiceDelivery.Status.SENT for row in rows)
+
+
+# --- usage event partitions (billing.partitions) ----------------------------------------------
+
+
+@shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=5)
+def usage_partitions_maintain() -> str:
+    """Make this month's and the next two months' usage event partitions, and those of stragglers.
+
+    Platform-wide, so no tenant id: the partitions hold every tenant's rows. Idempotent."""
+    made = usage_partitions_ensure()
+    return f"made {', '.join(made)}" if made else "nothing to make"

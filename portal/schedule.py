@@ -18,6 +18,8 @@ BEAT_SCHEDULE = {
     },
     # Closed months' metric snapshots re-frozen daily, so late contract edits reach the dashboards.
     "revenue-snapshots": {"task": "revenue.tasks.refresh_all_recent_snapshots", "schedule": crontab(hour=2, minute=30)},
+    # Usage events' monthly partitions: this month and the next two exist before any event needs them.
+    "billing-usage-partitions": {"task": "billing.tasks.usage_partitions_maintain", "schedule": crontab(hour=1, minute=45)},
     "revenue-weekly-digest": {
         "task": "revenue.tasks.send_weekly_digests",
         "schedule": crontab(minute=0, hour=7, day_of_week="mon"),
