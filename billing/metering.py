@@ -26,6 +26,8 @@ from json.encoder import c_encode_basestring, c_make_encoder
 from typing import Any, Iterable, NamedTuple
 
 from django.apps import apps
+from orjson import OPT_PASSTHROUGH_DATACLASS, OPT_PASSTHROUGH_DATETIME, OPT_PASSTHROUGH_SUBCLASS
+from orjson import dumps as orjson_dumps
 from django.db import transaction
 from django.utils import timezone
 
@@ -146,6 +148,9 @@ def _properties_encoder():
 
 
 _dump_properties = _properties_encoder()
+# What json cannot write (datetimes, dataclasses, subclasses of dict and str) goes to ``default``,
+# which refuses it, and on to json's own verdict.
+_ORJSON_STRICT = OPT_PASSTHROUGH_DATACLASS | OPT_PASSTHROUGH_DATETIME | OPT_PASSTHROUGH_SUBCLASS
 
 
 def _contains_nul(value) -> bool:
@@ -183,6 +188,29 @@ def _storable_text(text: str) -> bool:
     except UnicodeEncodeError:
         return False
     return "\x00" not in text
+
+
+def _properties_text(properties: dict) -> tuple[str | None, str | None]:
+    """(properties as compact JSON text, None) or (None, the reason they are refused), by ``json``:
+    the exact judge of what orjson could not write (or wrote with a null that may have been a NaN)."""
+    try:
+        properties_json = _dump_properties(properties)
+    except (TypeError, ValueError, RecursionError):
+        properties_json = None
+    # Nine levels take nine brackets, so only then is the nesting walked (brackets inside strings
+    # count too: the walk decides). A value too deep to encode is walked as well.
+    if (
+        properties_json is None or properties_json.count("{") + properties_json.count("[") > PROPERTIES_MAX_DEPTH
+    ) and _nested_deeper_than(properties, PROPERTIES_MAX_DEPTH):
+        return None, PROPERTIES_TOO_DEEP
+    if properties_json is None or not _storable_text(properties_json) or (
+        "\\u0000" in properties_json and _contains_nul(properties)
+    ):
+        return None, PROPERTIES_NOT_STORABLE
+    size = len(properties_json) if properties_json.isascii() else len(properties_json.encode("utf-8"))
+    if size > PROPERTIES_MAX_BYTES:
+        return None, PROPERTIES_TOO_LARGE
+    return properties_json, None
 
 
 def _copy_field(text: str) -> str:
@@ -290,12 +318,18 @@ def _windows(
         )
         first_starts = cursor.fetchall()
     windows = {}
+    by_month: dict[date, _Window] = {}  # customers share start months: one window each
     for customer_id, first_start in first_starts:
-        month_start = datetime.combine(first_start.replace(day=1), time.min, tzinfo=tz).astimezone(dt_timezone.utc)
-        if default.earliest is not None and default.earliest > month_start:
-            windows[customer_id] = default
-        else:
-            windows[customer_id] = _Window(month_start, BEFORE_FIRST_CONTRACT, latest, too_late)
+        month = first_start.replace(day=1)
+        window = by_month.get(month)
+        if window is None:
+            month_start = datetime.combine(month, time.min, tzinfo=tz).astimezone(dt_timezone.utc)
+            if default.earliest is not None and default.earliest > month_start:
+                window = default
+            else:
+                window = _Window(month_start, BEFORE_FIRST_CONTRACT, latest, too_late)
+            by_month[month] = window
+        windows[customer_id] = window
     return windows, default
 
 
@@ -417,7 +451,8 @@ def usage_ingest(*, tenant: Tenant, events: list[dict], now: datetime | None = N
                 # In UTC, as stored; a time that leaves Python's years 1..9999 could not be read back,
                 # in UTC or in the tenant's time zone (its month closes invoices and is shown to staff).
                 moment = moment.astimezone(utc) if moment.tzinfo is not None else None
-                local_month = _month_start(moment, tz) if moment is not None else None
+                if moment is not None and (moment.year == 1 or moment.year == 9999):
+                    _month_start(moment, tz)  # only at the ends of the range can the local time overflow
             except (TypeError, ValueError, OverflowError):
                 moment = None
             if moment is None:
@@ -448,27 +483,31 @@ def usage_ingest(*, tenant: Tenant, events: list[dict], now: datetime | None = N
                 continue
             else:
                 try:
-                    properties_json = _dump_properties(properties)
-                except (TypeError, ValueError, RecursionError):
-                    properties_json = None
-                # Nine levels take nine brackets, so only then is the nesting walked (brackets inside
-                # strings count too: the walk decides). A value too deep to encode is walked as well.
-                if (
-                    properties_json is None
-                    or properties_json.count("{") + properties_json.count("[") > PROPERTIES_MAX_DEPTH
-                ) and _nested_deeper_than(properties, PROPERTIES_MAX_DEPTH):
-                    results[position] = EventResult(key, REJECTED, PROPERTIES_TOO_DEEP)
-                    continue
-                if properties_json is None or not _storable_text(properties_json) or (
-                    "\\u0000" in properties_json and _contains_nul(properties)
-                ):
-                    results[position] = EventResult(key, REJECTED, PROPERTIES_NOT_STORABLE)
-                    continue
-                size = len(properties_json) if properties_json.isascii() else len(properties_json.encode("utf-8"))
-                if size > PROPERTIES_MAX_BYTES:
-                    results[position] = EventResult(key, REJECTED, PROPERTIES_TOO_LARGE)
-                    continue
-            if customer_id in invoiced_customers and (customer_id, local_month) in invoiced:
+                    encoded = orjson_dumps(properties, default=_decimal_as_json_number, option=_ORJSON_STRICT)
+                except TypeError:  # orjson.JSONEncodeError: a value orjson cannot write; json decides
+                    encoded = None
+                # orjson writes NaN and infinities as null: json refuses them, so a null is looked at again.
+                if encoded is not None and b"null" not in encoded:
+                    if encoded.count(b"{") + encoded.count(b"[") > PROPERTIES_MAX_DEPTH and _nested_deeper_than(
+                        properties, PROPERTIES_MAX_DEPTH
+                    ):
+                        results[position] = EventResult(key, REJECTED, PROPERTIES_TOO_DEEP)
+                        continue
+                    # orjson writes valid UTF-8 only, and NUL as the escape \u0000.
+                    if b"\\u0000" in encoded and _contains_nul(properties):
+                        results[position] = EventResult(key, REJECTED, PROPERTIES_NOT_STORABLE)
+                        continue
+                    if len(encoded) > PROPERTIES_MAX_BYTES:
+                        results[position] = EventResult(key, REJECTED, PROPERTIES_TOO_LARGE)
+                        continue
+                    properties_json = encoded.decode()
+                    encoded = True
+                if encoded is not True:
+                    properties_json, refusal = _properties_text(properties)
+                    if refusal:
+                        results[position] = EventResult(key, REJECTED, refusal)
+                        continue
+            if customer_id in invoiced_customers and (customer_id, _month_start(moment, tz)) in invoiced:
                 results[position] = EventResult(key, REJECTED, PERIOD_INVOICED)
                 late_rejections.append(position)
                 continue
