@@ -207,7 +207,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='billingsettings',
             name='usage_archive_after_months',
-            field=models.PositiveIntegerField(blank=True, help_text='Move the raw usage events of invoiced months older than this many months to archive files (manage.py usage_archive). Empty: keep every event in the database.', null=True, validators=[django.core.validators.MinValueValidator(1), django.core.validators.MaxValueValidator(120)]),
+            field=models.PositiveIntegerField(blank=True, help_text='Keep this many months of raw usage events (the current month included); older invoiced months move to archive files (manage.py usage_archive). Empty: keep every event in the database.', null=True, validators=[django.core.validators.MinValueValidator(1), django.core.validators.MaxValueValidator(120)]),
         ),
         migrations.AddField(
             model_name='usagearchive',

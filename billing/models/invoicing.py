@@ -72,8 +72,8 @@ class BillingSettings(TenantOwned):
         blank=True,
         validators=[MinValueValidator(1), MaxValueValidator(120)],
         help_text=(
-            "Move the raw usage events of invoiced months older than this many months to archive files "
-            "(manage.py usage_archive). Empty: keep every event in the database."
+            "Keep this many months of raw usage events (the current month included); older invoiced months "
+            "move to archive files (manage.py usage_archive). Empty: keep every event in the database."
         ),
     )
 
