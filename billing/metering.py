@@ -561,7 +561,8 @@ def _insert_new(*, tenant: Tenant, copy_text: str, received_at: datetime) -> set
             " customer_id bigint NOT NULL, metric_code varchar(64) NOT NULL, ts timestamptz NOT NULL,"
             " idempotency_key varchar(128) NOT NULL, quantity numeric(24, 6) NOT NULL, properties jsonb NOT NULL"
             ") ON COMMIT DELETE ROWS;"
-            " SELECT set_config('billing.usage_keys_claimed', 'on', true)"
+            # Empty unless the caller's transaction ingested before (the commit empties it otherwise).
+            f" DELETE FROM {_STAGE_TABLE}; SELECT set_config('billing.usage_keys_claimed', 'on', true)"
         )
         with cursor.cursor.copy(
             f"COPY {_STAGE_TABLE} (customer_id, metric_code, ts, idempotency_key, quantity, properties) FROM STDIN"
@@ -579,10 +580,8 @@ def _insert_new(*, tenant: Tenant, copy_text: str, received_at: datetime) -> set
             [tenant.pk, tenant.pk, received_at],
         )
         inserted = {key for (key,) in cursor.fetchall()}
-        # A caller's outer transaction may ingest again before the commit empties the staging table
-        # (ON COMMIT DELETE ROWS truncates it, so the dead rows of this DELETE never pile up), and may
-        # insert events otherwise, whose keys the trigger must claim again.
-        cursor.execute(f"SELECT set_config('billing.usage_keys_claimed', '', true); DELETE FROM {_STAGE_TABLE}")
+        # The caller's transaction may insert events otherwise, whose keys the trigger must claim.
+        cursor.execute("SELECT set_config('billing.usage_keys_claimed', '', true)")
     return inserted
 
 

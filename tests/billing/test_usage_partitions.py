@@ -180,3 +180,15 @@ def test_the_application_role_cannot_write_another_tenants_row_into_a_partition(
             [world["bergen"].pk, tenant_b.pk],
             tenant=tenant_a,
         )
+
+
+def test_two_ingests_in_one_transaction_store_each_batch_once_and_the_orm_still_claims_keys(world, tenant_a):
+    with transaction.atomic():
+        first = usage_ingest(tenant=tenant_a, events=[event("k1"), event("k2")], now=NOW)
+        second = usage_ingest(tenant=tenant_a, events=[event("k3"), event("k1")], now=NOW)
+        with pytest.raises(IntegrityError), transaction.atomic():
+            UsageEventFactory(tenant=tenant_a, customer=world["northwind"], idempotency_key="k3",
+                              timestamp=datetime(2026, 11, 3, tzinfo=timezone.utc))
+
+    assert [r.status for r in first.results + second.results] == ["accepted", "accepted", "accepted", "duplicate"]
+    assert [key for key, _ in placed(tenant_a)] == ["k1", "k2", "k3"]
