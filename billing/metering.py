@@ -26,10 +26,10 @@ from json.encoder import c_encode_basestring, c_make_encoder
 from typing import Any, Iterable, NamedTuple
 
 from django.apps import apps
-from orjson import OPT_PASSTHROUGH_DATACLASS, OPT_PASSTHROUGH_DATETIME, OPT_PASSTHROUGH_SUBCLASS
-from orjson import dumps as orjson_dumps
 from django.db import transaction
 from django.utils import timezone
+from orjson import OPT_PASSTHROUGH_DATACLASS, OPT_PASSTHROUGH_DATETIME, OPT_PASSTHROUGH_SUBCLASS
+from orjson import dumps as orjson_dumps
 
 from billing.models import BillableMetric, BillingSettings, UsageEvent, UsageEventKey
 from customers.models import Contract, Customer, Tenant
@@ -486,6 +486,7 @@ def usage_ingest(*, tenant: Tenant, events: list[dict], now: datetime | None = N
                     encoded = orjson_dumps(properties, default=_decimal_as_json_number, option=_ORJSON_STRICT)
                 except TypeError:  # orjson.JSONEncodeError: a value orjson cannot write; json decides
                     encoded = None
+                properties_json = None
                 # orjson writes NaN and infinities as null: json refuses them, so a null is looked at again.
                 if encoded is not None and b"null" not in encoded:
                     if encoded.count(b"{") + encoded.count(b"[") > PROPERTIES_MAX_DEPTH and _nested_deeper_than(
@@ -501,8 +502,7 @@ def usage_ingest(*, tenant: Tenant, events: list[dict], now: datetime | None = N
                         results[position] = EventResult(key, REJECTED, PROPERTIES_TOO_LARGE)
                         continue
                     properties_json = encoded.decode()
-                    encoded = True
-                if encoded is not True:
+                if properties_json is None:
                     properties_json, refusal = _properties_text(properties)
                     if refusal:
                         results[position] = EventResult(key, REJECTED, refusal)
