@@ -14,7 +14,8 @@ plans with included-quota price terms on the ingestion benchmark's metric) and t
    events of the month over HTTP with the other months present, with a new COPY baseline.
 
 The ratios that matter are measured in the same run: ingestion as a share of raw COPY at 0 and at
-``stored``, and each read at ``stored`` against itself at 0. The tenant is purged afterwards unless
+``stored``, and each read at ``stored`` against itself at 0, also adjusted by a control query (a fixed
+CPU-bound statement timed beside the reads) for a machine whose load changes between the two. The tenant is purged afterwards unless
 ``keep``. Figures go to ``benchmarks/results/ingest_stored.json``.
 """
 
@@ -75,10 +76,20 @@ def stored_events_load(*, tenant: Tenant, customers: list[Customer], count: int,
     return time.perf_counter() - started
 
 
+def _control_seconds() -> float:
+    """A fixed CPU-bound query that reads no table: how fast the shared machine is right now."""
+    started = time.perf_counter()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT sum(g) FROM generate_series(1, 3000000) AS g")
+    return time.perf_counter() - started
+
+
 def _reads(tenant: Tenant, month: date, runs: int) -> dict:
-    """Median seconds of a draft re-run, of usage_totals and of the bare aggregate over ``month``."""
-    rerun, totals, bare = [], [], []
+    """Median seconds of a draft re-run, of usage_totals and of the bare aggregate over ``month``, and
+    of the control query (run beside them, so a ratio can be taken against the machine's speed)."""
+    rerun, totals, bare, control = [], [], [], []
     for _ in range(runs):
+        control.append(_control_seconds())
         started = time.perf_counter()
         counts = invoice_compute_drafts(tenant=tenant, period_start=month, period_end=_month_end(month))
         rerun.append(time.perf_counter() - started)
@@ -92,6 +103,7 @@ def _reads(tenant: Tenant, month: date, runs: int) -> dict:
         "draft_rerun_seconds": round(statistics.median(rerun), 3),
         "usage_totals_seconds": round(statistics.median(totals), 3),
         "bare_aggregate_seconds": round(statistics.median(bare), 3),
+        "control_query_seconds": round(statistics.median(control), 3),
     }
 
 
@@ -144,6 +156,13 @@ def run_stored_benchmark(
                 name: round(reads_stored[name] / reads_zero[name], 2) if reads_zero[name] else None
                 for name in reads_zero
             },
+        }
+        # The same ratios with each side divided by its control query: what is left is the other
+        # months' cost, not the shared machine's load changing between the two measurements.
+        speed = reads_stored["control_query_seconds"] / reads_zero["control_query_seconds"]
+        figures["month_reads"]["ratio_stored_to_0_machine_adjusted"] = {
+            name: round(reads_stored[name] / reads_zero[name] / speed, 2) if reads_zero[name] else None
+            for name in reads_zero if name != "control_query_seconds"
         }
         figures["ingest_details"] = {"at_0_stored": at_zero, f"at_{stored}_stored": at_stored}
     finally:
