@@ -192,3 +192,12 @@ def test_two_ingests_in_one_transaction_store_each_batch_once_and_the_orm_still_
 
     assert [r.status for r in first.results + second.results] == ["accepted", "accepted", "accepted", "duplicate"]
     assert [key for key, _ in placed(tenant_a)] == ["k1", "k2", "k3"]
+
+
+def test_the_beat_schedule_keeps_partitions_ahead_daily():
+    from portal.celery import app
+    from portal.schedule import BEAT_SCHEDULE
+
+    entry = BEAT_SCHEDULE["billing-usage-partitions"]
+    assert entry["task"] == "billing.tasks.usage_partitions_maintain" == usage_partitions_maintain.name
+    assert entry["task"] in app.tasks and len(entry["schedule"].hour) == 1
