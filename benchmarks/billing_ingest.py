@@ -36,7 +36,7 @@ from django.db import connection
 from django.test import Client
 
 from benchmarks.harness import database_url
-from billing.models import BillableMetric, UsageEvent
+from billing.models import BillableMetric, UsageEvent, UsageEventKey
 from customers.models import Customer, Tenant, TenantAPIKey
 from customers.tenancy import platform_scope, tenant_cursor
 
@@ -338,6 +338,10 @@ def run_ingest_benchmark(
         with tenant_cursor(tenant) as cursor:
             cursor.execute(
                 f"DELETE FROM {UsageEvent._meta.db_table} WHERE tenant_id = %s AND idempotency_key LIKE %s",
+                [tenant.pk, source.prefix + "%"],
+            )
+            cursor.execute(
+                f"DELETE FROM {UsageEventKey._meta.db_table} WHERE tenant_id = %s AND idempotency_key LIKE %s",
                 [tenant.pk, source.prefix + "%"],
             )
         if metric_created:

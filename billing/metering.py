@@ -3,9 +3,10 @@
 ``usage_ingest`` is built for batches of up to 10 000 events arriving over HTTP at tens of
 thousands of events per second, so it never builds an ORM object or a serializer per event:
 events are checked in plain Python, the valid ones are COPY-ed into a session-local staging table,
-and one ``INSERT … SELECT … ON CONFLICT (tenant_id, idempotency_key) DO NOTHING RETURNING`` moves
-them into ``billing_usageevent``. The unique constraint is what makes ingestion exactly-once: two
-concurrent requests carrying the same key each learn from RETURNING which keys were their own.
+and one statement claims their keys in ``billing_usageeventkey`` (``INSERT … ON CONFLICT DO NOTHING
+RETURNING``) and moves the claimed ones into ``billing_usageevent``, which is partitioned by month.
+The key table's primary key is what makes ingestion exactly-once across every month: two concurrent
+requests carrying the same key each learn from RETURNING which keys were their own.
 
 ``usage_totals`` aggregates set-wise in SQL, one query per billable metric, grouped by customer.
 
@@ -32,8 +33,10 @@ from typing import Any, Iterable, NamedTuple
 from django.apps import apps
 from django.db import transaction
 from django.utils import timezone
+from orjson import OPT_PASSTHROUGH_DATACLASS, OPT_PASSTHROUGH_DATETIME, OPT_PASSTHROUGH_SUBCLASS
+from orjson import dumps as orjson_dumps
 
-from billing.models import BillableMetric, BillingSettings, UsageEvent
+from billing.models import BillableMetric, BillingSettings, UsageEvent, UsageEventKey
 from billing.usage_store import usage_store_for
 from billing.usage_store.base import UsageEventStore
 from customers.models import Contract, Customer, Tenant
@@ -152,6 +155,9 @@ def _properties_encoder():
 
 
 _dump_properties = _properties_encoder()
+# What json cannot write (datetimes, dataclasses, subclasses of dict and str) goes to ``default``,
+# which refuses it, and on to json's own verdict.
+_ORJSON_STRICT = OPT_PASSTHROUGH_DATACLASS | OPT_PASSTHROUGH_DATETIME | OPT_PASSTHROUGH_SUBCLASS
 
 
 def _contains_nul(value) -> bool:
@@ -189,6 +195,29 @@ def _storable_text(text: str) -> bool:
     except UnicodeEncodeError:
         return False
     return "\x00" not in text
+
+
+def _properties_text(properties: dict) -> tuple[str | None, str | None]:
+    """(properties as compact JSON text, None) or (None, the reason they are refused), by ``json``:
+    the exact judge of what orjson could not write (or wrote with a null that may have been a NaN)."""
+    try:
+        properties_json = _dump_properties(properties)
+    except (TypeError, ValueError, RecursionError):
+        properties_json = None
+    # Nine levels take nine brackets, so only then is the nesting walked (brackets inside strings
+    # count too: the walk decides). A value too deep to encode is walked as well.
+    if (
+        properties_json is None or properties_json.count("{") + properties_json.count("[") > PROPERTIES_MAX_DEPTH
+    ) and _nested_deeper_than(properties, PROPERTIES_MAX_DEPTH):
+        return None, PROPERTIES_TOO_DEEP
+    if properties_json is None or not _storable_text(properties_json) or (
+        "\\u0000" in properties_json and _contains_nul(properties)
+    ):
+        return None, PROPERTIES_NOT_STORABLE
+    size = len(properties_json) if properties_json.isascii() else len(properties_json.encode("utf-8"))
+    if size > PROPERTIES_MAX_BYTES:
+        return None, PROPERTIES_TOO_LARGE
+    return properties_json, None
 
 
 def _copy_field(text: str) -> str:
@@ -296,12 +325,18 @@ def _windows(
         )
         first_starts = cursor.fetchall()
     windows = {}
+    by_month: dict[date, _Window] = {}  # customers share start months: one window each
     for customer_id, first_start in first_starts:
-        month_start = datetime.combine(first_start.replace(day=1), time.min, tzinfo=tz).astimezone(dt_timezone.utc)
-        if default.earliest is not None and default.earliest > month_start:
-            windows[customer_id] = default
-        else:
-            windows[customer_id] = _Window(month_start, BEFORE_FIRST_CONTRACT, latest, too_late)
+        month = first_start.replace(day=1)
+        window = by_month.get(month)
+        if window is None:
+            month_start = datetime.combine(month, time.min, tzinfo=tz).astimezone(dt_timezone.utc)
+            if default.earliest is not None and default.earliest > month_start:
+                window = default
+            else:
+                window = _Window(month_start, BEFORE_FIRST_CONTRACT, latest, too_late)
+            by_month[month] = window
+        windows[customer_id] = window
     return windows, default
 
 
@@ -431,7 +466,8 @@ def usage_ingest(*, tenant: Tenant, events: list[dict], now: datetime | None = N
                 # In UTC, as stored; a time that leaves Python's years 1..9999 could not be read back,
                 # in UTC or in the tenant's time zone (its month closes invoices and is shown to staff).
                 moment = moment.astimezone(utc) if moment.tzinfo is not None else None
-                local_month = _month_start(moment, tz) if moment is not None else None
+                if moment is not None and (moment.year == 1 or moment.year == 9999):
+                    _month_start(moment, tz)  # only at the ends of the range can the local time overflow
             except (TypeError, ValueError, OverflowError):
                 moment = None
             if moment is None:
@@ -462,27 +498,31 @@ def usage_ingest(*, tenant: Tenant, events: list[dict], now: datetime | None = N
                 continue
             else:
                 try:
-                    properties_json = _dump_properties(properties)
-                except (TypeError, ValueError, RecursionError):
-                    properties_json = None
-                # Nine levels take nine brackets, so only then is the nesting walked (brackets inside
-                # strings count too: the walk decides). A value too deep to encode is walked as well.
-                if (
-                    properties_json is None
-                    or properties_json.count("{") + properties_json.count("[") > PROPERTIES_MAX_DEPTH
-                ) and _nested_deeper_than(properties, PROPERTIES_MAX_DEPTH):
-                    results[position] = EventResult(key, REJECTED, PROPERTIES_TOO_DEEP)
-                    continue
-                if properties_json is None or not _storable_text(properties_json) or (
-                    "\\u0000" in properties_json and _contains_nul(properties)
-                ):
-                    results[position] = EventResult(key, REJECTED, PROPERTIES_NOT_STORABLE)
-                    continue
-                size = len(properties_json) if properties_json.isascii() else len(properties_json.encode("utf-8"))
-                if size > PROPERTIES_MAX_BYTES:
-                    results[position] = EventResult(key, REJECTED, PROPERTIES_TOO_LARGE)
-                    continue
-            if customer_id in invoiced_customers and (customer_id, local_month) in invoiced:
+                    encoded = orjson_dumps(properties, default=_decimal_as_json_number, option=_ORJSON_STRICT)
+                except TypeError:  # orjson.JSONEncodeError: a value orjson cannot write; json decides
+                    encoded = None
+                properties_json = None
+                # orjson writes NaN and infinities as null: json refuses them, so a null is looked at again.
+                if encoded is not None and b"null" not in encoded:
+                    if encoded.count(b"{") + encoded.count(b"[") > PROPERTIES_MAX_DEPTH and _nested_deeper_than(
+                        properties, PROPERTIES_MAX_DEPTH
+                    ):
+                        results[position] = EventResult(key, REJECTED, PROPERTIES_TOO_DEEP)
+                        continue
+                    # orjson writes valid UTF-8 only, and NUL as the escape \u0000.
+                    if b"\\u0000" in encoded and _contains_nul(properties):
+                        results[position] = EventResult(key, REJECTED, PROPERTIES_NOT_STORABLE)
+                        continue
+                    if len(encoded) > PROPERTIES_MAX_BYTES:
+                        results[position] = EventResult(key, REJECTED, PROPERTIES_TOO_LARGE)
+                        continue
+                    properties_json = encoded.decode()
+                if properties_json is None:
+                    properties_json, refusal = _properties_text(properties)
+                    if refusal:
+                        results[position] = EventResult(key, REJECTED, refusal)
+                        continue
+            if customer_id in invoiced_customers and (customer_id, _month_start(moment, tz)) in invoiced:
                 results[position] = EventResult(key, REJECTED, PERIOD_INVOICED)
                 late_rejections.append(position)
                 continue
@@ -513,35 +553,45 @@ def usage_ingest(*, tenant: Tenant, events: list[dict], now: datetime | None = N
 def _insert_new(*, tenant: Tenant, copy_text: str, received_at: datetime) -> set[str]:
     """COPY the staged rows (COPY text format) and move the new ones into the event table.
 
-    Returns the idempotency keys this call inserted. Rows are inserted in key order so that two
-    transactions with overlapping keys always wait on each other in the same order (no deadlock).
+    Returns the idempotency keys this call inserted. One statement claims the keys in
+    ``UsageEventKey`` (``ON CONFLICT DO NOTHING``: the unique key across every month partition, see
+    ``UsageEvent``) and inserts the events of the keys it claimed; a key stored before, in any month,
+    or by a concurrent transaction (which this one waits for) is not claimed, so its event is not
+    stored twice even with another timestamp. ``billing.usage_keys_claimed`` tells the events' key
+    trigger that the keys are already claimed. Keys are claimed in key order so that two transactions
+    with overlapping keys always wait on each other in the same order (no deadlock).
     """
     if not copy_text:
         return set()
     table = UsageEvent._meta.db_table
+    keys = UsageEventKey._meta.db_table
     with tenant_cursor(tenant) as cursor:
         cursor.execute(
             f"CREATE TEMPORARY TABLE IF NOT EXISTS {_STAGE_TABLE} ("
             " customer_id bigint NOT NULL, metric_code varchar(64) NOT NULL, ts timestamptz NOT NULL,"
             " idempotency_key varchar(128) NOT NULL, quantity numeric(24, 6) NOT NULL, properties jsonb NOT NULL"
-            ") ON COMMIT DELETE ROWS"
+            ") ON COMMIT DELETE ROWS;"
+            # Empty unless the caller's transaction ingested before (the commit empties it otherwise).
+            f" DELETE FROM {_STAGE_TABLE}; SELECT set_config('billing.usage_keys_claimed', 'on', true)"
         )
         with cursor.cursor.copy(
             f"COPY {_STAGE_TABLE} (customer_id, metric_code, ts, idempotency_key, quantity, properties) FROM STDIN"
         ) as copy:
             copy.write(copy_text)
         cursor.execute(
-            f"INSERT INTO {table} (tenant_id, customer_id, metric_code, timestamp, idempotency_key, quantity,"
-            " properties, received_at)"
-            f" SELECT %s, customer_id, metric_code, ts, idempotency_key, quantity, properties, %s FROM {_STAGE_TABLE}"
-            ' ORDER BY idempotency_key COLLATE "C"'
-            " ON CONFLICT (tenant_id, idempotency_key) DO NOTHING RETURNING idempotency_key",
-            [tenant.pk, received_at],
+            f"WITH claimed AS (INSERT INTO {keys} (tenant_id, idempotency_key)"
+            f' SELECT %s, idempotency_key FROM {_STAGE_TABLE} ORDER BY idempotency_key COLLATE "C"'
+            " ON CONFLICT DO NOTHING RETURNING idempotency_key),"
+            f" stored AS (INSERT INTO {table} (tenant_id, customer_id, metric_code, timestamp, idempotency_key,"
+            " quantity, properties, received_at)"
+            f" SELECT %s, s.customer_id, s.metric_code, s.ts, s.idempotency_key, s.quantity, s.properties, %s"
+            f" FROM {_STAGE_TABLE} s JOIN claimed c ON c.idempotency_key = s.idempotency_key)"
+            " SELECT idempotency_key FROM claimed",
+            [tenant.pk, tenant.pk, received_at],
         )
         inserted = {key for (key,) in cursor.fetchall()}
-        # A caller's outer transaction may ingest again before the commit empties the staging table
-        # (ON COMMIT DELETE ROWS truncates it, so the dead rows of this DELETE never pile up).
-        cursor.execute(f"DELETE FROM {_STAGE_TABLE}")
+        # The caller's transaction may insert events otherwise, whose keys the trigger must claim.
+        cursor.execute("SELECT set_config('billing.usage_keys_claimed', '', true)")
     return inserted
 
 
@@ -650,10 +700,11 @@ def usage_totals(
 
 
 def _stored_keys(*, tenant: Tenant, keys: list[str]) -> set[str]:
-    """Which of ``keys`` are in the event table (the PostgreSQL store's ``stored_keys``)."""
+    """Which of ``keys`` were stored (the PostgreSQL store's ``stored_keys``): the key table, which
+    keeps every key across month partitions and after archiving, not the event table."""
     with tenant_cursor(tenant) as cursor:
         cursor.execute(
-            f"SELECT idempotency_key FROM {UsageEvent._meta.db_table} WHERE tenant_id = %s AND idempotency_key = ANY(%s)",
+            f"SELECT idempotency_key FROM {UsageEventKey._meta.db_table} WHERE tenant_id = %s AND idempotency_key = ANY(%s)",
             [tenant.pk, keys],
         )
         return {key for (key,) in cursor.fetchall()}

@@ -16,6 +16,7 @@ from django.db import OperationalError
 from billing.delivery import invoice_deliver, invoice_send
 from billing.services.dunning import dunning_run, dunning_tenant_ids
 from billing.models import BillingRun, Invoice, InvoiceDelivery
+from billing.partitions import usage_partitions_ensure
 from billing.month_end import (
     billing_run_advance,
     billing_run_retry_failed,
@@ -32,8 +33,9 @@ from customers.tenancy import tenant_scope
 
 __all__ = [
     "dunning_run_tenant", "dunning_tick", "invoice_deliver", "invoice_resend", "month_end_advance", "month_end_chunk", "month_end_resume_stalled",
-    "month_end_retry_failed", "month_end_start", "month_end_tick", "usage_store_flush", "webhook_deliver",
-    "webhook_endpoint_disabled_notify", "webhook_overdue_sweep", "webhook_overdue_sweep_all_tenants", "webhook_requeue_lost",
+    "month_end_retry_failed", "month_end_start", "month_end_tick", "usage_partitions_maintain", "usage_store_flush",
+    "webhook_deliver", "webhook_endpoint_disabled_notify", "webhook_overdue_sweep", "webhook_overdue_sweep_all_tenants",
+    "webhook_requeue_lost",
 ]
 
 
@@ -166,3 +168,15 @@ def usage_store_flush(tenant_id: int | None = None) -> int:
     Idempotent: a written batch is deleted, and ClickHouse drops a batch it already holds."""
     tenant = Tenant.objects.get(pk=tenant_id) if tenant_id is not None else None
     return usage_store().pending_flush(tenant=tenant)
+
+
+# --- usage event partitions (billing.partitions) ----------------------------------------------
+
+
+@shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=5)
+def usage_partitions_maintain() -> str:
+    """Make this month's and the next two months' usage event partitions, and those of stragglers.
+
+    Platform-wide, so no tenant id: the partitions hold every tenant's rows. Idempotent."""
+    made = usage_partitions_ensure()
+    return f"made {', '.join(made)}" if made else "nothing to make"

@@ -123,13 +123,28 @@ def secure_all_tables(connection) -> list[str]:
     return changed
 
 
+def partitions_of(cursor, table: str) -> list[str]:
+    """The partitions of ``table`` (all levels), by name; none for a table that is not partitioned.
+
+    A query naming a partition directly is not fenced by its parent's policy, so each partition of a
+    tenant-owned table needs its own (``billing.partitions`` gives each one when it makes it)."""
+    cursor.execute(
+        "SELECT c.relname FROM pg_partition_tree(%s::regclass) t JOIN pg_class c ON c.oid = t.relid"
+        " WHERE t.level > 0 ORDER BY c.relname",
+        [table],
+    )
+    return [name for (name,) in cursor.fetchall()]
+
+
 def row_level_security_problems(connection) -> list[str]:
-    """What a tenant-owned table of the live registry lacks: RLS, FORCE, or exactly one policy."""
+    """What a tenant-owned table of the live registry, or a partition of one, lacks: RLS, FORCE, or
+    exactly one policy."""
     from django.apps import apps
 
     problems = []
     with connection.cursor() as cursor:
-        for table in sorted(tenant_owned_policies(list(apps.get_models(include_auto_created=True)))):
+        tables = sorted(tenant_owned_policies(list(apps.get_models(include_auto_created=True))))
+        for table in tables + [part for table in tables for part in partitions_of(cursor, table)]:
             enabled, forced, policies = _policy_state(cursor, table)
             if not enabled:
                 problems.append(f"{table}: row level security is not enabled")

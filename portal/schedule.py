@@ -34,6 +34,8 @@ BEAT_SCHEDULE = {
         "task": "revenue.tasks.rebuild_all_revenue_facts",
         "schedule": crontab(minute=45, hour=3, day_of_month=3),
     },
+    # Usage events' monthly partitions: this month and the next two exist before any event needs them.
+    "billing-usage-partitions": {"task": "billing.tasks.usage_partitions_maintain", "schedule": crontab(hour=1, minute=45)},
     "revenue-weekly-digest": {
         "task": "revenue.tasks.send_weekly_digests",
         "schedule": crontab(minute=0, hour=7, day_of_week="mon"),

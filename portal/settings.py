@@ -170,6 +170,9 @@ STORAGES = {
 }
 MEDIA_ROOT = Path(env("MEDIA_ROOT", default=str(BASE_DIR / "var" / "media")))
 MEDIA_URL = "/media/"
+# Archived usage events (billing.usage_archive): gzipped CSV files and their manifests, per tenant.
+# Never served over HTTP; back it up with the database.
+USAGE_ARCHIVE_ROOT = Path(env("USAGE_ARCHIVE_ROOT", default=str(BASE_DIR / "var" / "usage-archive")))
 
 # django-axes first: it refuses a locked-out login before any password is checked, and needs the request
 # that Django's login forms pass to authenticate(). API keys and DRF's session authentication never call

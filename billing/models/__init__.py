@@ -21,7 +21,13 @@ from billing.models.invoicing import (  # noqa: F401
     parse_terms,
     percentage_metric_error,
 )
-from billing.models.metering import BillableMetric, UsageEvent, UsageEventBatch, UsageEventKey  # noqa: F401
+from billing.models.metering import (  # noqa: F401
+    BillableMetric,
+    UsageArchive,
+    UsageEvent,
+    UsageEventBatch,
+    UsageEventKey,
+)
 from billing.models.payments import Payment, PaymentAllocation, Refund  # noqa: F401
 from billing.models.runs import BillingRun, BillingRunItem, TransientItemFailures  # noqa: F401,E402
 from billing.models.card_payments import PaymentProviderAccount, Provider, ProviderEvent  # noqa: F401,E402

@@ -70,6 +70,16 @@ class BillingSettings(TenantOwned):
         validators=[MaxValueValidator(USAGE_MAX_FUTURE_HOURS_LIMIT)],
         help_text="Refuse usage events dated more than this many hours after they arrive (clock drift). Default 24.",
     )
+    # Raw usage events of invoiced months older than this are moved to files (billing.usage_archive).
+    usage_archive_after_months = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(120)],
+        help_text=(
+            "Keep this many months of raw usage events (the current month included); older invoiced months "
+            "move to archive files (manage.py usage_archive). Empty: keep every event in the database."
+        ),
+    )
 
     class PaymentMethod(models.TextChoices):
         NONE = "", gettext_lazy("Not shown on invoices")

@@ -95,6 +95,13 @@ class BillableMetric(TenantOwned):
 class UsageEvent(TenantOwned):
     """One metered fact. ``idempotency_key`` is unique per tenant: a repeat is never counted twice.
 
+    The table is partitioned by calendar month (UTC) of ``timestamp`` (migration 0020, see
+    ``billing.partitions``), so a unique index on it would have to include ``timestamp``, and the same
+    key sent again with another timestamp would not collide. Uniqueness of the key is therefore held by
+    ``UsageEventKey``, an unpartitioned table of (tenant, key) claimed in the same statement as the
+    insert; a trigger claims the keys of rows inserted any other way (the ORM, factories), so a
+    duplicate there still raises IntegrityError.
+
     The highest-volume table, tuned for bulk inserts: ``tenant`` and ``metric_code`` lead the two
     composite indexes (a third, on tenant, timestamp and customer, serves reads by time), so
     they get no single-column index, and the foreign keys have no database constraint (PostgreSQL
@@ -120,10 +127,8 @@ class UsageEvent(TenantOwned):
     class Meta:
         verbose_name = gettext_lazy("usage event")
         verbose_name_plural = gettext_lazy("usage events")
-        constraints = [
-            # ``usage_ingest`` relies on exactly this constraint for ON CONFLICT (tenant_id, idempotency_key).
-            models.UniqueConstraint(fields=["tenant", "idempotency_key"], name="usage_event_unique_key"),
-        ]
+        # The primary key in the database is (id, timestamp): a partitioned table's keys must hold the
+        # partition key. ``id`` still comes from one sequence, so it stays unique.
         indexes = [
             models.Index(fields=["tenant", "metric_code", "timestamp", "customer"]),
             # The admin's newest-first list (without it, one page sorted the tenant's every event) and
@@ -137,22 +142,25 @@ class UsageEvent(TenantOwned):
 
 
 class UsageEventKey(TenantOwned):
-    """An idempotency key stored when usage events live outside PostgreSQL (the ClickHouse store).
+    """The idempotency keys of a tenant's usage events, one row each, forever (archiving keeps them).
 
-    The unique constraint is what makes ingestion exactly-once there, as ``usage_event_unique_key``
-    does for ``UsageEvent``: ``INSERT … ON CONFLICT DO NOTHING RETURNING`` tells each request which
-    keys were its own, and only those events are written to ClickHouse (see ``UsageEventBatch``).
+    The unique key of events across all month partitions and across stores: ``usage_ingest``
+    inserts the keys of a batch here with ``ON CONFLICT DO NOTHING`` and stores only the events whose
+    key it claimed, in one statement, so two concurrent requests carrying one key still store it
+    once. The ClickHouse store claims keys here the same way and writes only the claimed events there
+    (see ``UsageEventBatch``). Written only by those statements and the trigger on ``UsageEvent``
+    (migration 0020); no foreign key constraint, for the reason given on ``UsageEvent``.
     """
 
-    tenant = models.ForeignKey("customers.Tenant", on_delete=models.PROTECT, related_name="+", db_index=False)
+    pk = models.CompositePrimaryKey("tenant", "idempotency_key")
+    tenant = models.ForeignKey(
+        "customers.Tenant", on_delete=models.PROTECT, related_name="+", db_index=False, db_constraint=False
+    )
     idempotency_key = models.CharField(max_length=IDEMPOTENCY_KEY_MAX_LENGTH)
 
     class Meta:
         verbose_name = gettext_lazy("usage event key")
         verbose_name_plural = gettext_lazy("usage event keys")
-        constraints = [
-            models.UniqueConstraint(fields=["tenant", "idempotency_key"], name="usage_event_key_unique"),
-        ]
 
     def __str__(self):
         return self.idempotency_key
@@ -178,3 +186,30 @@ class UsageEventBatch(TenantOwned):
 
     def __str__(self):
         return f"usage batch {self.pk}"
+
+
+class UsageArchive(TenantOwned):
+    """One tenant's usage events of one closed month, moved to a gzipped CSV file (billing.usage_archive).
+
+    ``sha256`` and ``rows`` are the file's checksum and row count (also in its manifest beside it);
+    ``totals`` keeps each customer's per-metric quantities of the month as ``usage_totals`` computed
+    them before the rows were deleted, ``{"<customer_id>": {"<metric>": "<decimal>"}}``.
+    ``restored_at`` is set when the rows were loaded back.
+    """
+
+    month = models.DateField(help_text="First day of the archived month (UTC months, as the partitions).")
+    path = models.CharField(max_length=500)
+    sha256 = models.CharField(max_length=64)
+    rows = models.BigIntegerField()
+    totals = models.JSONField(default=dict, blank=True)
+    archived_at = models.DateTimeField(default=timezone.now)
+    restored_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = gettext_lazy("usage archive")
+        verbose_name_plural = gettext_lazy("usage archives")
+        ordering = ["-month"]
+        constraints = [models.UniqueConstraint(fields=["tenant", "month"], name="usage_archive_one_per_month")]
+
+    def __str__(self):
+        return f"Usage of {self.month:%Y-%m} ({self.rows} events)"

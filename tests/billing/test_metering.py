@@ -749,3 +749,25 @@ def test_values_of_every_wrong_type_reject_their_own_event_only(world, tenant_a)
         None,
     ]
     assert [key for key, *_ in stored(tenant_a)] == ["good"]
+
+
+# --- properties written by orjson, judged by json where orjson would differ -------------------------
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), Decimal("NaN")])
+def test_a_non_finite_property_is_refused_though_orjson_would_write_null(world, tenant_a, value):
+    result = usage_ingest(tenant=tenant_a, events=[event("k1", properties={"x": value})], now=NOW)
+
+    assert statuses(result) == [("k1", "rejected", "properties contain values that cannot be stored")]
+
+
+def test_a_null_property_is_stored_as_null(world, tenant_a):
+    usage_ingest(tenant=tenant_a, events=[event("k1", properties={"x": None, "y": "null"})], now=NOW)
+
+    assert UsageEvent.objects.for_tenant(tenant_a).get().properties == {"x": None, "y": "null"}
+
+
+def test_a_datetime_property_is_refused_as_json_refuses_it(world, tenant_a):
+    result = usage_ingest(tenant=tenant_a, events=[event("k1", properties={"at": NOW})], now=NOW)
+
+    assert statuses(result) == [("k1", "rejected", "properties contain values that cannot be stored")]

@@ -17,7 +17,7 @@ from django.test.utils import isolate_apps
 
 from billing.models import AiUsageDay, Invoice, UsageEvent
 from customers.models import Contact, Customer
-from customers.rls import POLICY_NAME, TENANT_RULE, row_level_security_problems, tenant_owned_policies
+from customers.rls import POLICY_NAME, TENANT_RULE, partitions_of, row_level_security_problems, tenant_owned_policies
 from customers.tenancy import platform_scope, tenant_scope
 from tests.billing.document_builders import build_invoice
 from tests.billing.factories import UsageEventFactory
@@ -68,7 +68,9 @@ def test_every_tenant_owned_table_has_rls_forced_and_one_fail_closed_policy(db):
             "SELECT tablename, cmd, qual, with_check FROM pg_policies WHERE policyname = %s", [POLICY_NAME]
         )
         policies = {table: (cmd, qual, check) for table, cmd, qual, check in cursor.fetchall()}
-    assert set(policies) == set(tables)
+        partitions = set(partitions_of(cursor, "billing_usageevent"))
+    assert "billing_usageevent_default" in partitions
+    assert set(policies) == set(tables) | partitions
     for cmd, qual, check in policies.values():
         assert cmd == "ALL" and qual == check
         assert "current_setting('app.tenant_id'::text, true)" in qual

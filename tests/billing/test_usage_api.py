@@ -436,3 +436,44 @@ def test_errors_of_the_api_docs_and_schema_views_are_json_too(client, setup, met
     assert (response.status_code, response["Content-Type"]) == (405, "application/json")
     assert response.json() == {"detail": "Method Not Allowed.", "code": "method_not_allowed"}
     assert "GET" in response["Allow"]
+
+
+# --- parsing: orjson for the common body, json where only it reads numbers exactly ----------------
+
+
+def test_a_float_quantity_with_more_digits_than_a_double_keeps_is_judged_as_written(client, setup, tenant_a):
+    body = '{"events": [%s]}' % json.dumps(event("k1")).replace("}", ', "quantity": 0.30000000000000001}')
+
+    response = post(client, body, setup["key_a"], raw=True)
+
+    assert response.json()["results"] == [
+        {"idempotency_key": "k1", "status": "rejected", "reason": "quantity has more than 6 decimal places"}
+    ]
+
+
+def test_a_long_integer_in_properties_is_stored_exactly(client, setup, tenant_a):
+    body = json.dumps({"events": [event("k1", properties={"bytes": 123456789012345678901234})]})
+
+    response = post(client, body, setup["key_a"], raw=True)
+
+    assert response.json()["accepted"] == 1
+    stored = UsageEvent.objects.for_tenant(tenant_a).get().properties
+    assert stored == {"bytes": 123456789012345678901234}
+
+
+def test_a_float_key_is_echoed_as_its_decimal_text(client, setup, tenant_a):
+    response = post(client, '{"events": [{"idempotency_key": 1.50}]}', setup["key_a"], raw=True)
+
+    assert response.json()["results"] == [
+        {"idempotency_key": "1.50", "status": "rejected", "reason": "idempotency key must be a string"}
+    ]
+
+
+def test_integer_quantities_and_float_properties_take_the_fast_parser_and_store_the_same(client, setup, tenant_a):
+    body = json.dumps({"events": [event("k1", quantity=3, properties={"ratio": 0.1, "tags": ["a", {"b": None}]})]})
+
+    response = post(client, body, setup["key_a"], raw=True)
+
+    assert response.json()["accepted"] == 1
+    stored = UsageEvent.objects.for_tenant(tenant_a).get()
+    assert (stored.quantity, stored.properties) == (Decimal(3), {"ratio": 0.1, "tags": ["a", {"b": None}]})

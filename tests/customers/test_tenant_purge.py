@@ -44,12 +44,13 @@ def _populate(tenant: Tenant) -> Invoice:
 
 def _counts(tenant_id: int) -> dict[str, int]:
     """Rows of the tenant in every table of the schema with a tenant_id column (found by the
-    database, not by the app registry the purge walks)."""
+    database, not by the app registry the purge walks); a partition's rows count with its parent's."""
     counts = {}
     with platform_scope(), connection.cursor() as cursor:  # every tenant's rows: past row-level security
         cursor.execute(
             "SELECT table_name FROM information_schema.columns"
-            " WHERE table_schema = current_schema() AND column_name = 'tenant_id' ORDER BY 1"
+            " WHERE table_schema = current_schema() AND column_name = 'tenant_id'"
+            " AND table_name NOT IN (SELECT relname FROM pg_class WHERE relispartition) ORDER BY 1"
         )
         for (table,) in cursor.fetchall():
             cursor.execute(f'SELECT COUNT(*) FROM "{table}" WHERE tenant_id = %s', [tenant_id])

@@ -37,6 +37,7 @@ from billing.models import (
     WebhookEvent,
     UsageEventBatch,
     UsageEventKey,
+    UsageArchive,
 )
 from billing.services import credit_request_create, dunning_schedule_for
 from billing.services.payments import payment_record, payment_refund
@@ -168,6 +169,10 @@ def _build_tenant(tenant: Tenant, word: str, amount: str) -> TenantWorld:
         # The ClickHouse usage store's key and pending batch (events themselves are outside PostgreSQL).
         UsageEventKey.objects.create(tenant=tenant, idempotency_key=f"{low}-evt-1")
         UsageEventBatch.objects.create(tenant=tenant, rows=f"{tenant.pk}\t{customer.pk}\t{metric.code}\t{low}-evt-1\n")
+        UsageArchive.objects.create(
+            tenant=tenant, month=date(2026, 9, 1), path=f"usage-archive/{low}/2026-09.csv.gz", sha256="0" * 64,
+            rows=1, totals={str(customer.pk): {metric.code: "1"}},
+        )
         if not AiUsageDay.objects.for_tenant(tenant).exists():  # the triggers keep it; else one by hand
             AiUsageDay.objects.create(
                 tenant=tenant, customer=customer, day=date(2026, 11, 5), provider="openai", model=f"{low}-gpt",

@@ -11,7 +11,7 @@ from customers.rls import secure_tables_migration
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('billing', '0019_payment_details_ocr_and_bank_reference'),
+        ('billing', '0020_usage_events_partitioned_by_month'),
         ('customers', '0007_tenant_base_manager'),
     ]
 
@@ -28,23 +28,6 @@ class Migration(migrations.Migration):
                 'verbose_name': 'pending usage batch',
                 'verbose_name_plural': 'pending usage batches',
                 'indexes': [models.Index(fields=['tenant', 'created_at'], name='usage_batch_tenant_created')],
-            },
-            managers=[
-                ('objects', django.db.models.manager.Manager()),
-                ('tenant_base_objects', django.db.models.manager.Manager()),
-            ],
-        ),
-        migrations.CreateModel(
-            name='UsageEventKey',
-            fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('idempotency_key', models.CharField(max_length=128)),
-                ('tenant', models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='customers.tenant')),
-            ],
-            options={
-                'verbose_name': 'usage event key',
-                'verbose_name_plural': 'usage event keys',
-                'constraints': [models.UniqueConstraint(fields=('tenant', 'idempotency_key'), name='usage_event_key_unique')],
             },
             managers=[
                 ('objects', django.db.models.manager.Manager()),

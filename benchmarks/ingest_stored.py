@@ -1,0 +1,181 @@
+"""Ingestion and a month's draft with and without many stored events of other months (issue 15).
+
+``run_stored_benchmark`` builds one benchmark tenant (the invoicing benchmark's: customers on four
+plans with included-quota price terms on the ingestion benchmark's metric) and then, in one run:
+
+1. ingests ``events`` events of ``month`` over HTTP (``run_ingest_benchmark``: 30 % duplicates, its
+   own raw-COPY baseline measured right after), with no other events stored;
+2. computes the month's drafts once, then times a re-run (it reads and prices every customer's usage
+   and writes nothing), ``usage_totals`` for the month and the bare aggregate of its events;
+3. loads ``stored`` events spread evenly over the ``months_back`` months before ``month``, straight in
+   SQL (``INSERT … SELECT`` from ``generate_series`` in chunks, through the partitioned table, so
+   keys and triggers apply as for any insert);
+4. times the same three reads of the month again (its events unchanged), and ingests ``events`` more
+   events of the month over HTTP with the other months present, with a new COPY baseline.
+
+The ratios that matter are measured in the same run: ingestion as a share of raw COPY at 0 and at
+``stored``, and each read at ``stored`` against itself at 0, also adjusted by a control query (a fixed
+CPU-bound statement timed beside the reads) for a machine whose load changes between the two. The tenant is purged afterwards unless
+``keep``. Figures go to ``benchmarks/results/ingest_stored.json``.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from datetime import date, datetime, timedelta
+from datetime import timezone as dt_timezone
+from pathlib import Path
+
+from django.db import connection, transaction
+
+from benchmarks.billing_ingest import run_ingest_benchmark
+from benchmarks.harness import results_file, results_write, tenant_drop
+from benchmarks.invoicing import METRIC, _bare_aggregate_seconds, _build_tenant
+from billing.metering import usage_totals
+from billing.models import UsageEvent
+from billing.partitions import usage_partitions, usage_partitions_ensure
+from billing.services.drafts import invoice_compute_drafts
+from customers.models import Customer, Tenant
+from customers.tenancy import tenant_cursor
+
+RESULTS_PATH = results_file("ingest_stored")
+LOAD_CHUNK = 1_000_000
+
+
+def _add_months(month: date, count: int) -> date:
+    index = month.year * 12 + month.month - 1 + count
+    return date(index // 12, index % 12 + 1, 1)
+
+
+def _month_end(month: date) -> date:
+    return _add_months(month, 1) - timedelta(days=1)
+
+
+def stored_events_load(*, tenant: Tenant, customers: list[Customer], count: int, first_month: date, end_month: date,
+                       chunk: int = LOAD_CHUNK) -> float:
+    """Insert ``count`` events of ``tenant`` evenly over [first_month, end_month) (UTC), keys
+    ``stored-<n>``, in statements of ``chunk`` rows (each its own transaction); returns seconds."""
+    start = datetime(first_month.year, first_month.month, 1, tzinfo=dt_timezone.utc)
+    end = datetime(end_month.year, end_month.month, 1, tzinfo=dt_timezone.utc)
+    step = (end - start).total_seconds() / max(count, 1)
+    ids = [customer.pk for customer in customers]
+    started = time.perf_counter()
+    for offset in range(0, count, chunk):
+        with transaction.atomic(), tenant_cursor(tenant) as cursor:
+            cursor.execute(
+                f"INSERT INTO {UsageEvent._meta.db_table} (tenant_id, customer_id, metric_code, timestamp,"
+                " idempotency_key, quantity, properties, received_at)"
+                " SELECT %s, (%s::bigint[])[1 + g %% %s], %s, %s + (g * %s) * interval '1 second',"
+                " 'stored-' || lpad(g::text, 10, '0'), 1 + g %% 5000,"
+                " jsonb_build_object('status', CASE WHEN g %% 10 = 0 THEN 'failed' ELSE 'succeeded' END,"
+                " 'region', 'eu-west-1', 'job_id', 'job-' || g), %s"
+                " FROM generate_series(%s, %s) AS g",
+                [tenant.pk, ids, len(ids), METRIC, start, step, end, offset, min(count, offset + chunk) - 1],
+            )
+    return time.perf_counter() - started
+
+
+def _control_seconds() -> float:
+    """A fixed CPU-bound query that reads no table: how fast the shared machine is right now."""
+    started = time.perf_counter()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT sum(g) FROM generate_series(1, 3000000) AS g")
+    return time.perf_counter() - started
+
+
+def _reads(tenant: Tenant, month: date, runs: int) -> dict:
+    """Median seconds of a draft re-run, of usage_totals and of the bare aggregate over ``month``, and
+    of the control query (run beside them, so a ratio can be taken against the machine's speed)."""
+    rerun, totals, bare, control = [], [], [], []
+    for _ in range(runs):
+        control.append(_control_seconds())
+        started = time.perf_counter()
+        counts = invoice_compute_drafts(tenant=tenant, period_start=month, period_end=_month_end(month))
+        rerun.append(time.perf_counter() - started)
+        if counts["created"] or counts["updated"] or counts["lines"]:
+            raise RuntimeError(f"The draft re-run wrote something: {counts}")
+        started = time.perf_counter()
+        usage_totals(tenant=tenant, period_start=month, period_end=_month_end(month))
+        totals.append(time.perf_counter() - started)
+        bare.append(_bare_aggregate_seconds(tenant)[0])
+    return {
+        "draft_rerun_seconds": round(statistics.median(rerun), 3),
+        "usage_totals_seconds": round(statistics.median(totals), 3),
+        "bare_aggregate_seconds": round(statistics.median(bare), 3),
+        "control_query_seconds": round(statistics.median(control), 3),
+    }
+
+
+def _analyze() -> None:
+    # Only the table's owner may ANALYZE; as the application role autovacuum's statistics serve.
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_has_role(current_user, relowner, 'USAGE') FROM pg_class WHERE oid = %s::regclass",
+                       [UsageEvent._meta.db_table])
+        if cursor.fetchone()[0]:
+            cursor.execute(f"ANALYZE {UsageEvent._meta.db_table}")
+
+
+def run_stored_benchmark(
+    *, stored: int, customers: int = 2_000, events: int = 200_000, client: str = "gunicorn",
+    month: date = date(2026, 11, 1), months_back: int = 12, runs: int = 3, keep: bool = False,
+    results_path: Path = RESULTS_PATH,
+) -> dict:
+    """Steps 1-4 of the module docstring; returns the figures and writes them to ``results_path``."""
+    if stored < 0 or events < 1 or customers < 1 or months_back < 1:
+        raise ValueError("stored must not be negative; events, customers and months_back must be at least 1.")
+    first_month = _add_months(month, -months_back)
+    figures: dict = {"stored_events": stored, "customers": customers, "events_per_ingest_run": events,
+                     "month": f"{month:%Y-%m}", "stored_over": f"{first_month:%Y-%m}..{_add_months(month, -1):%Y-%m}"}
+    usage_partitions_ensure(today=first_month, months_ahead=months_back + 1)
+    started = time.perf_counter()
+    tenant, rows = _build_tenant(customers)
+    figures["setup_seconds"] = round(time.perf_counter() - started, 2)
+    try:
+        at_zero = run_ingest_benchmark(tenant=tenant, customers=rows, events_total=events, client=client,
+                                       month=month, seed=20261101, cleanup=False)
+        _analyze()
+        invoice_compute_drafts(tenant=tenant, period_start=month, period_end=_month_end(month))
+        reads_zero = _reads(tenant, month, runs)
+
+        figures["load_seconds"] = round(stored_events_load(
+            tenant=tenant, customers=rows, count=stored, first_month=first_month, end_month=month), 1)
+        _analyze()
+        reads_stored = _reads(tenant, month, runs)
+        at_stored = run_ingest_benchmark(tenant=tenant, customers=rows, events_total=events, client=client,
+                                         month=month, seed=20261102, cleanup=False)
+        figures["partitions"] = len(usage_partitions())
+        figures["ingest"] = {
+            "at_0_stored": _ingest_summary(at_zero),
+            f"at_{stored}_stored": _ingest_summary(at_stored),
+        }
+        figures["month_reads"] = {
+            "at_0_stored": reads_zero,
+            f"at_{stored}_stored": reads_stored,
+            "ratio_stored_to_0": {
+                name: round(reads_stored[name] / reads_zero[name], 2) if reads_zero[name] else None
+                for name in reads_zero
+            },
+        }
+        # The same ratios with each side divided by its control query: what is left is the other
+        # months' cost, not the shared machine's load changing between the two measurements.
+        speed = reads_stored["control_query_seconds"] / reads_zero["control_query_seconds"]
+        figures["month_reads"]["ratio_stored_to_0_machine_adjusted"] = {
+            name: round(reads_stored[name] / reads_zero[name] / speed, 2) if reads_zero[name] else None
+            for name in reads_zero if name != "control_query_seconds"
+        }
+        figures["ingest_details"] = {"at_0_stored": at_zero, f"at_{stored}_stored": at_stored}
+    finally:
+        if not keep:
+            started = time.perf_counter()
+            tenant_drop(tenant)
+            figures["purge_seconds"] = round(time.perf_counter() - started, 1)
+    results_write(results_path, figures)
+    return figures
+
+
+def _ingest_summary(figures: dict) -> dict:
+    return {name: figures[name] for name in (
+        "events_per_second", "copy_baseline_events_per_second", "ingest_share_of_copy_speed", "batch_ms_median",
+        "accepted", "duplicates",
+    )}

@@ -1,0 +1,45 @@
+"""The stored-events benchmark loads its events, measures at 0 and N stored, and leaves nothing behind."""
+
+import json
+from collections import Counter
+from datetime import date
+
+import pytest
+
+from benchmarks.ingest_stored import run_stored_benchmark, stored_events_load
+from billing.models import UsageEvent, UsageEventKey
+from customers.models import Tenant
+from customers.tenancy import platform_scope
+from tests.customers.factories import CustomerFactory
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_stored_benchmark_measures_both_sides_and_purges_its_tenant(tenant_a, tmp_path):
+    results = tmp_path / "ingest_stored.json"
+
+    figures = run_stored_benchmark(stored=3_000, customers=4, events=400, client="django", months_back=3,
+                                   runs=1, results_path=results)
+
+    assert figures["ingest"]["at_0_stored"]["accepted"] == figures["ingest"]["at_3000_stored"]["accepted"] == 280
+    assert set(figures["month_reads"]["ratio_stored_to_0_machine_adjusted"]) == {
+        "draft_rerun_seconds", "usage_totals_seconds", "bare_aggregate_seconds"
+    }
+    assert json.loads(results.read_text())["stored_events"] == 3_000
+    with platform_scope():
+        assert list(Tenant.objects.values_list("pk", flat=True)) == [tenant_a.pk]
+        assert not UsageEvent.objects.exists() and not UsageEventKey.objects.exists()
+
+
+@pytest.mark.django_db
+def test_stored_events_spread_evenly_over_the_months_before_the_measured_one(tenant_a):
+    customers = [CustomerFactory(tenant=tenant_a, external_ref=f"c{i}") for i in range(3)]
+
+    stored_events_load(tenant=tenant_a, customers=customers, count=3_000, first_month=date(2026, 8, 1),
+                       end_month=date(2026, 11, 1), chunk=1_000)
+
+    with platform_scope():
+        per_month = sorted(Counter(when.month for when in UsageEvent.objects.values_list("timestamp", flat=True)).items())
+        keys = UsageEventKey.objects.filter(tenant=tenant_a).count()
+    assert [month for month, _ in per_month] == [8, 9, 10]
+    assert all(950 <= n <= 1030 for _, n in per_month) and sum(n for _, n in per_month) == 3_000
+    assert keys == 3_000
