@@ -36,7 +36,6 @@ from billing.models import (
     WebhookEndpointNotice,
     WebhookEvent,
     UsageEventBatch,
-    UsageEventKey,
     UsageArchive,
 )
 from billing.services import credit_request_create, dunning_schedule_for
@@ -167,7 +166,7 @@ def _build_tenant(tenant: Tenant, word: str, amount: str) -> TenantWorld:
             properties={"provider": "openai", "model": f"{low}-gpt", "input_tokens": 1000, "output_tokens": 10},
         )
         # The ClickHouse usage store's key and pending batch (events themselves are outside PostgreSQL).
-        UsageEventKey.objects.create(tenant=tenant, idempotency_key=f"{low}-evt-1")
+        # The event's key is in UsageEventKey already: the trigger on UsageEvent claims it.
         UsageEventBatch.objects.create(tenant=tenant, rows=f"{tenant.pk}\t{customer.pk}\t{metric.code}\t{low}-evt-1\n")
         UsageArchive.objects.create(
             tenant=tenant, month=date(2026, 9, 1), path=f"usage-archive/{low}/2026-09.csv.gz", sha256="0" * 64,
