@@ -6,8 +6,9 @@ import, not finalization), then writes the same payments twice: a CSV statement 
 import that existed before camt.053) and a camt.053.001.08 statement with a debit after every tenth
 credit. Half of the credits quote the OCR number in a structured reference, half the invoice number
 in free text. It times, each the median of ``runs``: reading the camt.053 alone, the CSV preview and
-the camt.053 preview (read and match); then once the confirm that records every payment, and the
-preview of the same file again (every row a duplicate). Figures go to
+the camt.053 preview (read and match); then once the confirm that records every payment (with the
+SQL statements it sends, counted by an execute wrapper), and the preview of the same file again
+(every row a duplicate). Figures go to
 ``benchmarks/results/bank_statements.json``.
 """
 
@@ -20,7 +21,7 @@ from decimal import Decimal
 from pathlib import Path
 from xml.sax.saxutils import escape
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from benchmarks.harness import results_file, results_write, tenant_drop_slug, timed_median
@@ -122,8 +123,14 @@ def run_bank_statement_benchmark(*, entries: int = 1000, runs: int = 3, keep: bo
             _, read_seconds = timed_median(lambda: camt053_read(camt_text.encode(), max_rows=MAX_ROWS), runs)
             csv_rows, csv_seconds = timed_median(lambda: bank_statement_preview(tenant=tenant, text=csv_text), runs)
             camt_rows, camt_seconds = timed_median(lambda: bank_statement_preview(tenant=tenant, text=camt_text), runs)
+            statements = [0]
+
+            def count(execute, sql, params, many, context):
+                statements[0] += 1
+                return execute(sql, params, many, context)
+
             began = time.perf_counter()
-            with transaction.atomic():
+            with connection.execute_wrapper(count), transaction.atomic():
                 written = bank_statement_import(tenant=tenant, text=camt_text)
             import_seconds = time.perf_counter() - began
             again, again_seconds = timed_median(lambda: bank_statement_preview(tenant=tenant, text=camt_text), 1)
@@ -135,6 +142,9 @@ def run_bank_statement_benchmark(*, entries: int = 1000, runs: int = 3, keep: bo
             baseline_csv_preview_seconds=round(csv_seconds, 3),
             camt_preview_seconds=round(camt_seconds, 3),
             camt_confirm_seconds=round(import_seconds, 3),
+            camt_confirm_ms_per_payment=round(import_seconds * 1000 / max(1, payments), 1),
+            camt_confirm_statements=statements[0],
+            camt_confirm_statements_per_payment=round(statements[0] / max(1, payments), 1),
             camt_preview_again_seconds=round(again_seconds, 3),
             csv_matched=_count(csv_rows, "matched"),
             camt_matched=_count(camt_rows, "matched"),

@@ -72,8 +72,13 @@ class PaymentQuerySet(TenantQuerySet):
         )
 
 
+BANK_REFERENCE_TAKEN = "A payment with this bank reference is already recorded."
+
+
 class Payment(TenantOwned):
     """Money received from ``customer``: ``amount`` in ``currency`` (two places), never negative."""
+
+    BANK_REFERENCE_TAKEN = BANK_REFERENCE_TAKEN
 
     class Method(models.TextChoices):
         BANK_TRANSFER = "bank_transfer", gettext_lazy("Bank transfer")
@@ -114,7 +119,7 @@ class Payment(TenantOwned):
             models.CheckConstraint(condition=Q(amount__gt=0), name="payment_amount_positive"),
             models.UniqueConstraint(
                 fields=["tenant", "bank_reference"], condition=~Q(bank_reference=""), name="payment_unique_bank_reference",
-                violation_error_message="A payment with this bank reference is already recorded.",
+                violation_error_message=BANK_REFERENCE_TAKEN,
             ),
         ]
 

@@ -301,20 +301,21 @@ def bank_statement_import(*, tenant: Tenant, text: str, created_by=None) -> list
         if not still_open:
             row.message = f"{row.invoice.number} was paid by an earlier row; kept as {row.invoice.customer.name}'s credit."
         try:
-            with transaction.atomic():  # a concurrent import of the same bank reference loses here, as a refusal
-                payment_record(
-                    tenant=tenant,
-                    customer=row.invoice.customer,
-                    amount=row.amount,
-                    currency=row.currency,
-                    received_on=row.received_on,
-                    method=Payment.Method.BANK_TRANSFER,
-                    reference=row.reference,
-                    bank_reference=row.bank_reference,
-                    note=_note(row),
-                    allocations=[(row.invoice, None)] if still_open else [],
-                    created_by=created_by,
-                )
+            # payment_record is atomic (a savepoint here): a concurrent import of the same bank
+            # reference loses inside it, and the IntegrityError is a refusal below.
+            payment_record(
+                tenant=tenant,
+                customer=row.invoice.customer,
+                amount=row.amount,
+                currency=row.currency,
+                received_on=row.received_on,
+                method=Payment.Method.BANK_TRANSFER,
+                reference=row.reference,
+                bank_reference=row.bank_reference,
+                note=_note(row),
+                allocations=[(row.invoice, None)] if still_open else [],
+                created_by=created_by,
+            )
         except ValidationError as exc:
             raise ValidationError(f"Row {row.label}: {' '.join(exc.messages)}") from None
         except IntegrityError:

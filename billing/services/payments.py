@@ -33,7 +33,7 @@ from datetime import date, datetime, time
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from django.core.exceptions import ValidationError
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import transaction
 from django.utils import timezone
 
@@ -44,22 +44,28 @@ from billing.services.webhooks import webhook_invoice_emit, webhook_payment_emit
 from customers.models import Customer, Tenant
 from customers.money import MoneyError, minor_unit
 from customers.periods import tenant_today
+from customers.tenancy import tenant_scope
 
 AUTO = "auto"
 
 
 def _owed(invoice: Invoice) -> Decimal:
     """What ``invoice`` still owes from its payments' point of view, whatever its stored status:
-    amount due as issued, less credit notes (never below 0), less live allocations."""
-    fresh = Invoice.objects.for_tenant(invoice.tenant).with_balance_due().get(pk=invoice.pk)
-    return max(ZERO, fresh.amount_due - fresh.credited_total) - fresh.allocated_total
+    amount due as issued, less credit notes (never below 0), less live allocations. Read after the
+    invoice is locked (a query of its own: the lock's query would see the sums as they were before
+    it waited for the lock)."""
+    amount_due, credited, allocated = (
+        Invoice.objects.for_tenant(invoice.tenant).with_balance_due()
+        .values_list("amount_due", "credited_total", "allocated_total").get(pk=invoice.pk)
+    )
+    return max(ZERO, amount_due - credited) - allocated
 
 
 def _locked_invoices(tenant: Tenant, invoice_ids: Iterable[int]) -> dict[int, Invoice]:
     rows = (
         Invoice.objects.for_tenant(tenant)
         .filter(pk__in=set(invoice_ids))
-        .select_related("tenant")
+        .select_related("tenant", "customer")  # the customer for messages and webhooks; only the invoice is locked
         .order_by("pk")  # one lock order everywhere
         .select_for_update(of=("self",))
     )
@@ -104,9 +110,19 @@ def _paid_moment(tenant: Tenant, received_on: date) -> datetime:
     return datetime.combine(received_on, time(12), tzinfo=ZoneInfo(tenant.time_zone))
 
 
-def _allocate(payment: Payment, invoice: Invoice, amount: Decimal, *, paid_at: datetime | None = None) -> PaymentAllocation:
+_LOOK_UP = object()
+
+
+def _allocate(
+    payment: Payment, invoice: Invoice, amount: Decimal, *, paid_at: datetime | None = None,
+    owed: Decimal | None = None, existing=_LOOK_UP,
+) -> PaymentAllocation:
     """Allocate ``amount`` of a locked, live ``payment`` to a locked ``invoice`` after every check.
-    The caller has checked the payment's unallocated amount."""
+    The caller has checked the payment's unallocated amount and that ``amount`` is positive with
+    at most two places (``_check_amount``, or the least of such amounts). ``owed`` is what the
+    invoice owes when the caller has just read it (``_owed``) with the invoice locked; ``existing``
+    the payment's allocation to the invoice (or None) when the caller knows it (a payment it has
+    just recorded); else both are read here."""
     number = invoice.number or str(invoice)
     if invoice.customer_id != payment.customer_id:
         raise ValidationError(f"Invoice {number} belongs to another customer than this payment.")
@@ -122,21 +138,32 @@ def _allocate(payment: Payment, invoice: Invoice, amount: Decimal, *, paid_at: d
             f"Invoice {number} is in {invoice.currency}; this payment is in {payment.currency} "
             "(no conversion is guessed)."
         )
-    owed = _owed(invoice)
+    if owed is None:
+        owed = _owed(invoice)
     if amount > owed:
         raise ValidationError(f"Invoice {number} owes {owed} {invoice.currency}; {amount} is more than that.")
-    existing = PaymentAllocation.objects.for_tenant(payment.tenant).filter(payment=payment, invoice=invoice).first()
+    allocations = PaymentAllocation.objects.for_tenant(payment.tenant)
+    if existing is _LOOK_UP:
+        existing = allocations.filter(payment=payment, invoice=invoice).first()
     if existing is not None:
         # One row per payment and invoice: a second allocation adds to the first.
-        PaymentAllocation.objects.for_tenant(payment.tenant).filter(pk=existing.pk).update(amount=existing.amount + amount)
+        allocations.filter(pk=existing.pk).update(amount=existing.amount + amount)
         existing.amount += amount
         allocation = existing
     else:
-        allocation = _save(PaymentAllocation(tenant=payment.tenant, payment=payment, invoice=invoice, amount=amount))
+        # Every rule full_clean would check is checked above, without its queries: the tenant's
+        # payment and invoice (both locked), no allocation of this pair yet, a positive amount with
+        # two places. The database's constraints stay the last word.
+        allocation = PaymentAllocation(tenant=payment.tenant, payment=payment, invoice=invoice, amount=amount)
+        allocation.save(force_insert=True)
     if amount == owed:
         invoice.status = Invoice.Status.PAID
         invoice.paid_at = paid_at or _paid_moment(payment.tenant, payment.received_on)
-        _save(invoice)
+        # finalized → paid, nothing else: the one move Invoice.save's guard would allow, written
+        # without reading the row back (it is locked) or validating columns that did not change.
+        Invoice.objects.for_tenant(invoice.tenant).filter(pk=invoice.pk).update(
+            status=invoice.status, paid_at=invoice.paid_at
+        )
         webhook_invoice_emit(invoice=invoice, type=WebhookEventType.INVOICE_PAID)
     invoice_pdf_refresh_on_commit(invoice=invoice)
     return allocation
@@ -152,6 +179,21 @@ def payment_open_invoices(*, customer: Customer, currency: str) -> list[Invoice]
         .order_by("due_date", "sequence_number", "pk")
     )
     return list(invoices)
+
+
+def _payment_save(payment: Payment) -> Payment:
+    """Validate and insert a new payment as ``_save`` would, without the queries that re-check what
+    ``payment_record`` has checked already: that its tenant and customer exist (the caller's
+    objects, the customer the tenant's), and that the amount is positive (``_check_amount``). The
+    fields, ``Payment.clean`` and the one bank reference per payment are still checked."""
+    with tenant_scope(payment.tenant):
+        payment.full_clean(exclude=["tenant", "customer", "created_by"], validate_constraints=False)
+    if payment.bank_reference and (
+        Payment.objects.for_tenant(payment.tenant).filter(bank_reference=payment.bank_reference).exists()
+    ):
+        raise ValidationError({NON_FIELD_ERRORS: [Payment.BANK_REFERENCE_TAKEN]})
+    payment.save(force_insert=True)
+    return payment
 
 
 @transaction.atomic
@@ -195,7 +237,7 @@ def payment_record(
     today = tenant_today(tenant)
     if received_on > today:
         raise ValidationError({"received_on": f"A payment cannot be received in the future (today is {today})."})
-    payment = _save(
+    payment = _payment_save(
         Payment(
             tenant=tenant,
             customer=customer,
@@ -210,6 +252,13 @@ def payment_record(
         )
     )
     made: list[tuple[Invoice, Decimal]] = []
+    # The payment is new: its only allocations are the ones made below.
+    mine: dict[int, PaymentAllocation] = {}
+
+    def allocate(invoice: Invoice, share: Decimal, owed: Decimal | None = None) -> None:
+        mine[invoice.pk] = _allocate(payment, invoice, share, paid_at=paid_at, owed=owed, existing=mine.get(invoice.pk))
+        made.append((invoice, share))
+
     if allocations == AUTO:
         left = amount
         open_ids = [invoice.pk for invoice in payment_open_invoices(customer=customer, currency=currency)]
@@ -218,10 +267,10 @@ def payment_record(
             if left <= 0:
                 break
             invoice = locked[invoice_id]
-            share = min(left, _owed(invoice))
+            owed = _owed(invoice)
+            share = min(left, owed)
             if share > 0:
-                _allocate(payment, invoice, share, paid_at=paid_at)
-                made.append((invoice, share))
+                allocate(invoice, share, owed)
                 left -= share
         webhook_payment_emit(payment=payment, allocations=made)
         return payment
@@ -238,8 +287,7 @@ def payment_record(
     locked = _locked_invoices(tenant, [invoice.pk for invoice, _ in wanted])
     for invoice, share in wanted:
         if share is not None:
-            _allocate(payment, locked[invoice.pk], share, paid_at=paid_at)
-            made.append((locked[invoice.pk], share))
+            allocate(locked[invoice.pk], share)
     # Invoices named without an amount share what is left, oldest due first, each as far as it goes.
     left = amount - named
     for invoice, _share in sorted(
@@ -247,10 +295,12 @@ def payment_record(
     ):
         if left <= 0:
             raise ValidationError({"allocations": f"Nothing of the payment is left for invoice {invoice.number or invoice}."})
-        share = min(left, _owed(invoice)) if invoice.status == Invoice.Status.FINALIZED else left
-        _allocate(payment, invoice, share, paid_at=paid_at)  # refuses drafts, void and paid invoices
-        made.append((invoice, share))
-        left -= share
+        if invoice.status == Invoice.Status.FINALIZED:
+            owed = _owed(invoice)
+            allocate(invoice, min(left, owed), owed)
+        else:
+            allocate(invoice, left)  # refuses drafts, void and paid invoices
+        left -= made[-1][1]
     webhook_payment_emit(payment=payment, allocations=made)
     return payment
 
@@ -337,7 +387,7 @@ def payment_credit_apply(*, invoice: Invoice) -> Decimal:
             break
         share = min(owed, unallocated[payment.pk])
         if share > 0:
-            _allocate(payment, invoice, share, paid_at=timezone.now())
+            _allocate(payment, invoice, share, paid_at=timezone.now(), owed=owed)
             applied += share
     return applied
 

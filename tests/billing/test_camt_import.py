@@ -173,6 +173,31 @@ def test_importing_the_same_statement_again_records_nothing_twice(sek, tenant_b)
     assert Payment.objects.for_tenant(tenant_b).count() == 2
 
 
+def test_a_bank_reference_recorded_meanwhile_refuses_the_whole_import(sek, tenant_b, monkeypatch):
+    # Another import records the second entry's bank transaction between this import's duplicate
+    # checks and its insert: the unique constraint refuses it, and nothing of this import is kept.
+    from billing.services import payments
+
+    def insert_behind_the_checks(payment):
+        if payment.bank_reference == "BG-20261202-000102":
+            Payment.objects.for_tenant(tenant_b).bulk_create([Payment(
+                tenant=tenant_b, customer=payment.customer, amount=D("1.00"), currency="SEK",
+                received_on=payment.received_on, bank_reference=payment.bank_reference)])
+        payment.save(force_insert=True)
+        return payment
+
+    monkeypatch.setattr(payments, "_payment_save", insert_behind_the_checks)
+
+    with pytest.raises(ValidationError) as refused:
+        bank_statement_import(tenant=tenant_b, text=camt("camt053_v02.xml", sek))
+
+    assert refused.value.messages == [
+        "Row 2: a payment with bank reference BG-20261202-000102 was recorded meanwhile; preview the statement again."
+    ]
+    assert not Payment.objects.for_tenant(tenant_b).exists()
+    assert set(Invoice.objects.for_tenant(tenant_b).values_list("status", flat=True)) == {"finalized"}
+
+
 def test_a_bank_reference_recorded_on_a_void_payment_is_still_a_duplicate(sek, tenant_b):
     from billing.services import payment_void
 
