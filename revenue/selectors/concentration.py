@@ -100,7 +100,8 @@ SELECT 0, NULL::bigint, s.n, s.total, s.squares, s.weighted, s.missing FROM summ
 UNION ALL
 SELECT r.i, r.customer_id, NULL, r.amount, r.running, NULL, NULL
 FROM ranked r CROSS JOIN summary s
-WHERE r.i %% GREATEST(1, s.n / {points}) = 0 OR r.i = s.n OR r.i > s.n - 5 OR r.amount * 10 >= s.total
+WHERE r.i %% GREATEST(1, s.n / {points}) = 0 OR r.i = s.n OR r.i > s.n - 5
+   OR (r.i > s.n - 10 AND r.amount * 10 >= s.total)  -- at most ten customers can hold a tenth each
 ORDER BY 1
 """
 
