@@ -330,7 +330,14 @@ class ContractLine(TenantOwned):
             ),
             models.CheckConstraint(condition=Q(quantity__gte=0), name="contract_line_quantity_not_negative"),
         ]
-        indexes = [models.Index(fields=["tenant", "contract", "starts_on"])]
+        indexes = [
+            models.Index(fields=["tenant", "contract", "starts_on"]),
+            # Revenue concentration's one-time fees of a window (revenue.selectors.concentration):
+            # few lines of many, found without reading the tenant's recurring lines.
+            models.Index(
+                fields=["tenant", "starts_on"], condition=Q(kind="one_time"), name="contract_line_one_time"
+            ),
+        ]
 
     def __str__(self):
         return self.description

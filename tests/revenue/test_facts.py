@@ -18,7 +18,7 @@ from revenue.facts import revenue_facts_rebuild, revenue_facts_refresh
 from revenue.models import CustomerMrrFact, RevenueFactsState
 from revenue.selectors import facts
 from revenue.selectors.common import MissingExchangeRate
-from revenue.selectors.concentration import revenue_concentration
+from revenue.selectors.concentration import concentration_indices, revenue_concentration
 from revenue.selectors.movements import mrr_movements
 from revenue.selectors.mrr import customer_mrr_range, mrr_series
 from revenue.selectors.retention import retention_series
@@ -163,6 +163,32 @@ def test_the_selectors_read_the_facts_and_match_the_reference(acme, alpha):
         assert selector(tenant=acme, **kwargs) == reference(selector, tenant=acme, **kwargs), selector.__name__
     # June 2024: alpha 50 and beta 400 / 3 less 10 % = 120 (to 16 places); June 2025: alpha alone.
     assert round(retention_series(tenant=acme, first=JUN, last=JUN)[0]["nrr"], 6) == Decimal("0.294118")
+
+
+def one_time_fee(customer, *, on, price):
+    return contract_create(
+        customer=customer, title="Setup", start_date=on, currency=customer.currency,
+        lines=[LineSpec("Setup fee", ContractLine.Kind.ONE_TIME, Money(price, customer.currency), starts_on=on)],
+    )
+
+
+def test_concentration_from_the_facts_adds_the_windows_one_time_fees(acme, alpha, tenant_b):
+    beta, gamma, delta = (CustomerFactory(tenant=acme, currency="USD") for _ in range(3))
+    subscribe(alpha, start=JAN, price="100.00")
+    one_time_fee(beta, on=MAR, price="500.00")
+    subscribe(gamma, start=JAN, price="50.00")
+    one_time_fee(gamma, on=FEB, price="300.00")
+    subscribe(delta, start=APR, price="10.00")
+    one_time_fee(delta, on=date(2024, 5, 1), price="999.00")  # a month before the window
+    one_time_fee(CustomerFactory(tenant=tenant_b, currency="USD"), on=MAR, price="7000.00")
+
+    result = revenue_concentration(tenant=acme, month=MAY)
+
+    # Twelve months to May 2025: alpha 5 × 100, beta 500 (a tie, ranked by id), gamma 5 × 50 + 300, delta 2 × 10.
+    expected = {alpha.pk: Decimal(500), beta.pk: Decimal(500), gamma.pk: Decimal(550), delta.pk: Decimal(20)}
+    assert result == {"month": MAY, **concentration_indices(expected)}
+    assert result == reference(revenue_concentration, tenant=acme, month=MAY)
+    assert result["total_revenue"] == Decimal("1570")
 
 
 def test_a_refresh_equals_a_rebuild(acme, alpha):
