@@ -16,7 +16,6 @@ from billing.services import invoice_compute_drafts, price_terms_set
 from billing.metering import usage_store as configured_store
 from customers.models import ContractLine
 from customers.money import Money
-from customers.tenancy import tenant_cursor
 from tests.billing.factories import BillableMetricFactory, BillingSettingsFactory, job_api_subscription
 from tests.customers.factories import ContractFactory, ContractLineFactory, CustomerFactory, TenantFactory
 
@@ -120,8 +119,7 @@ def test_random_usage_drafts_the_same_invoice_lines_from_either_store(db, usage_
 
         # Both stores claim keys in the one key table (a deployment uses one store): forget the keys
         # the PostgreSQL ingest claimed, so ClickHouse receives the same events as new.
-        with tenant_cursor(tenant) as cursor:
-            cursor.execute(f"DELETE FROM {UsageEventKey._meta.db_table} WHERE tenant_id = %s", [tenant.pk])
+        UsageEventKey.objects.for_tenant(tenant).delete()
         settings.USAGE_EVENT_STORE = "clickhouse"
         assert configured_store() is clickhouse
         usage_ingest(tenant=tenant, events=events, now=NOW)
