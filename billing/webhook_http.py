@@ -168,7 +168,9 @@ def webhook_post(*, url: str, body: bytes, headers: dict[str, str], timeout: flo
             raise TimeoutError(f"no complete answer within {timeout:g} s")
         return PostResult(response.status, elapsed(), "", excerpt)
     except (OSError, http.client.HTTPException) as exc:
-        if expired.is_set():
+        # The socket's own timeout and the watchdog have the same length; whichever fires first,
+        # the receiver did not answer in time (one message, not a race between two).
+        if expired.is_set() or isinstance(exc, TimeoutError):
             exc = TimeoutError(f"no complete answer within {timeout:g} s")
         return PostResult(None, elapsed(), (f"{type(exc).__name__}: {exc}")[:500], "")
     finally:
