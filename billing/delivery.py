@@ -33,10 +33,9 @@ from billing.documents import invoice_render_pdf
 from billing.einvoice import EInvoiceError, XML_CONTENT_TYPE, invoice_facturx, invoice_ubl
 from billing.models import Invoice, InvoiceDelivery
 from billing.outbox import outbox_send
-from billing.pay_links import pay_link_url
 from billing.payment_details import invoice_payment_details
 from billing.selectors import invoice_with_balance_due
-from billing.services.card_payments import card_payment_account, invoice_payable_by_card
+from billing.services.card_payments import card_pay_url
 from customers.models import EInvoiceFormat, Tenant
 from customers.tenancy import tenant_scope
 
@@ -88,8 +87,7 @@ def _message(invoice: Invoice, recipient: str, attachments: list[tuple[str, byte
         "period_end": formatting.format_day(invoice.period_end, language),
     }
     # "Pay now" by card only when the tenant has it set up and the invoice still owes something.
-    if invoice_payable_by_card(invoice) and card_payment_account(tenant=tenant) is not None:
-        context["pay_url"] = pay_link_url(invoice=invoice)
+    context["pay_url"] = card_pay_url(invoice)
     with translation.override(language):
         context["payment_details"] = invoice_payment_details(invoice=invoice)
         subject = translation.gettext("Invoice %(number)s from %(tenant)s") % {

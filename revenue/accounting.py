@@ -105,6 +105,11 @@ def _voucher(day, kind, document, customer, currency, text, postings) -> Voucher
     return voucher
 
 
+def _reference(row, kind: str) -> str:
+    """A payment's or refund's name in the journal: the bank's reference, else its kind and id."""
+    return row.reference or f"{kind} {row.pk}"
+
+
 def _invoice_postings(invoice: Invoice, plan: AccountPlan, sign: int) -> list[tuple[str, Decimal]]:
     net = invoice.total - invoice.vat_amount
     sales = plan.sales_reverse_charge_account if invoice.reverse_charge else plan.sales_account
@@ -147,7 +152,7 @@ def journal_entries(*, tenant: Tenant, month: date) -> list[Voucher]:
         ))
     payments = Payment.objects.for_tenant(tenant).select_related("customer")
     for payment in payments.filter(received_on__gte=first, received_on__lt=after):
-        reference = payment.reference or f"payment {payment.pk}"
+        reference = _reference(payment, "payment")
         vouchers.append(_voucher(
             payment.received_on, "payment", reference, payment.customer.name, payment.currency,
             f"Payment {payment.customer.name} {reference}",
@@ -156,14 +161,14 @@ def journal_entries(*, tenant: Tenant, month: date) -> list[Voucher]:
     for payment in payments.filter(voided_at__isnull=False):
         day = _local_day(payment.voided_at, tenant)
         if first <= day < after:
-            reference = payment.reference or f"payment {payment.pk}"
+            reference = _reference(payment, "payment")
             vouchers.append(_voucher(
                 day, "payment_void", reference, payment.customer.name, payment.currency,
                 f"Void payment {payment.customer.name} {reference}",
                 [(plan.bank_account, -payment.amount), (plan.receivables_account, payment.amount)],
             ))
     for refund in Refund.objects.for_tenant(tenant).select_related("customer").filter(refunded_on__gte=first, refunded_on__lt=after):
-        reference = refund.reference or f"refund {refund.pk}"
+        reference = _reference(refund, "refund")
         vouchers.append(_voucher(
             refund.refunded_on, "refund", reference, refund.customer.name, refund.currency,
             f"Refund {refund.customer.name} {reference}",
