@@ -45,8 +45,11 @@ def _month_bounds(month: date) -> tuple[datetime, datetime]:
     return start, datetime(following.year, following.month, 1, tzinfo=dt_timezone.utc)
 
 
+MICRO = Decimal("0.000001")  # quantities have 6 decimal places in both stores
+
+
 def _sums(figures: dict[date, tuple[int, Decimal]]) -> tuple[int, Decimal]:
-    return sum(n for n, _ in figures.values()), sum((q for _, q in figures.values()), Decimal(0))
+    return sum(n for n, _ in figures.values()), sum((q for _, q in figures.values()), Decimal(0)).quantize(MICRO)
 
 
 def usage_copy_months(*, tenant: Tenant, source: UsageEventStore) -> list[date]:

@@ -154,7 +154,7 @@ def test_a_tenant_copied_to_clickhouse_bills_the_same_and_a_second_copy_copies_n
     second = _copy("--tenant", "acme", "--from", "postgres", "--to", "clickhouse")
 
     assert first.splitlines() == [
-        "2026-10: copied 2 events; postgres 2 events, Σ quantity 9.500000; clickhouse 2 events, Σ quantity 9.5: verified",
+        "2026-10: copied 2 events; postgres 2 events, Σ quantity 9.500000; clickhouse 2 events, Σ quantity 9.500000: verified",
         "2026-11: copied 3 events; postgres 3 events, Σ quantity 4.500001; clickhouse 3 events, Σ quantity 4.500001: verified",
     ]
     assert [line.split(";")[0] for line in second.splitlines()] == ["2026-10: copied 0 events", "2026-11: copied 0 events"]
