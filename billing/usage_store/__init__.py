@@ -26,7 +26,10 @@ def usage_store_named(kind: str, sql: MeteringSQL) -> UsageEventStore:
     """The store ``kind`` whatever ``USAGE_EVENT_STORE`` says (copies between stores, purges).
 
     Raises ValueError for an unknown kind, or ClickHouse without ``CLICKHOUSE_URL``."""
-    return _store(kind, getattr(settings, "CLICKHOUSE_URL", ""), sql)
+    url = getattr(settings, "CLICKHOUSE_URL", "")
+    if kind == CLICKHOUSE and not url:
+        raise ValueError("The ClickHouse store is not configured: set CLICKHOUSE_URL.")
+    return _store(kind, url, sql)
 
 
 def usage_stores_configured(sql: MeteringSQL) -> list[UsageEventStore]:

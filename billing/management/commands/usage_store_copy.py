@@ -49,7 +49,7 @@ class Command(BaseCommand):
         try:
             source_store, target_store = usage_store_of(source), usage_store_of(target)
         except ValueError as refusal:
-            raise CommandError(f"The {CLICKHOUSE} store is not configured: {refusal}") from None
+            raise CommandError(str(refusal)) from None
 
         unverified = 0
         with tenant_scope(found):
