@@ -9,12 +9,15 @@ class BillingConfig(AppConfig):
 
     def ready(self):
         from billing import ai_usage, change_guards, roles
+        from billing.metering import usage_events_purge
+        from customers.purge import register_purge_hook
         from billing.services.price_terms import price_terms_carry
         from customers.change_guards import register_change_guard
         from billing.services.webhooks import webhook_customer_churned
         from customers.signals import contract_line_versioned, customer_churned, tenant_time_zone_changed
 
         roles.register()
+        register_purge_hook("billing.usage_events", usage_events_purge)
         # History is never rewritten: contract changes dated into a finalized period are refused.
         register_change_guard("billing.finalized_period", change_guards.finalized_period_refusal)
         tenant_time_zone_changed.connect(ai_usage.rebuild_on_new_time_zone, dispatch_uid="billing_ai_usage_rebuild")

@@ -37,7 +37,7 @@ from orjson import OPT_PASSTHROUGH_DATACLASS, OPT_PASSTHROUGH_DATETIME, OPT_PASS
 from orjson import dumps as orjson_dumps
 
 from billing.models import BillableMetric, BillingSettings, UsageEvent, UsageEventKey
-from billing.usage_store import usage_store_for
+from billing.usage_store import usage_store_for, usage_store_named, usage_stores_configured
 from billing.usage_store.base import UsageEventStore
 from customers.models import Contract, Customer, Tenant
 from customers.tenancy import tenant_cursor
@@ -381,6 +381,20 @@ def usage_store() -> UsageEventStore:
     Every read and write of usage events goes through it: billing and revenue never know which
     store is in use (``billing.usage_store``, docs/scaling.md)."""
     return usage_store_for(sys.modules[__name__])
+
+
+def usage_store_of(kind: str) -> UsageEventStore:
+    """The store ``kind`` ("postgres" or "clickhouse") whatever is in use: for operations that move
+    events between stores (``manage.py usage_store_copy``). Raises ValueError for an unknown kind or
+    ClickHouse without ``CLICKHOUSE_URL``."""
+    return usage_store_named(kind, sys.modules[__name__])
+
+
+def usage_events_purge(*, tenant_id: int) -> None:
+    """``customers.purge.tenant_purge``'s hook, after its commit: delete the purged tenant's events in
+    every configured store (``usage_stores_configured``). Idempotent."""
+    for store in usage_stores_configured(sys.modules[__name__]):
+        store.purge_tenant(tenant_id=tenant_id)
 
 
 def usage_ingest(*, tenant: Tenant, events: list[dict], now: datetime | None = None) -> IngestResult:

@@ -36,7 +36,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from billing.metering import CLOSING_INVOICE_STATUSES
+from billing.metering import CLOSING_INVOICE_STATUSES, usage_store
 from billing.models import BillingSettings, Invoice, UsageArchive, UsageEvent
 from billing.partitions import usage_partition_drop_empty, usage_partitions_ensure
 from customers.models import Tenant
@@ -86,6 +86,14 @@ def _uninvoiced(tenant: Tenant, start: datetime, end: datetime) -> int:
         return cursor.fetchone()[0]
 
 
+def _refuse_other_store() -> None:
+    """Archiving moves rows of PostgreSQL's month partitions; with events in another store there are
+    none to move (and a restore would put them where nothing reads them)."""
+    refusal = usage_store().archive_refusal
+    if refusal:
+        raise ArchiveRefused(refusal)
+
+
 def usage_archive_month(*, tenant: Tenant, month: date) -> UsageArchive:
     """Move ``tenant``'s usage events of the UTC month starting ``month`` to a gzipped CSV file.
 
@@ -93,9 +101,11 @@ def usage_archive_month(*, tenant: Tenant, month: date) -> UsageArchive:
     then deletes the rows and records a ``UsageArchive`` in one transaction; the AI-usage roll-up and
     the idempotency keys are kept. Afterwards the month's partition is dropped if no tenant has rows
     left in it. Raises ArchiveRefused (nothing changed) for a month that is not over, one with a
-    customer month not closed by a finalized or paid invoice, or one already archived.
+    customer month not closed by a finalized or paid invoice, or one already archived, and when the
+    usage-event store in use is not PostgreSQL (``UsageEventStore.archive_refusal``).
     """
     start, end = _month_bounds(month)
+    _refuse_other_store()
     if end > timezone.now():
         raise ArchiveRefused(f"{month:%Y-%m} is not over yet; only closed months can be archived.")
     path, manifest_path = archive_paths(tenant, month)
@@ -167,9 +177,11 @@ def usage_archive_restore(*, tenant: Tenant, month: date) -> int:
 
     The file must match the SHA-256 and row count recorded when it was written. One transaction; the
     month's partition is made again if it was dropped. Raises ArchiveRefused (nothing changed) when
-    the month is not archived, already restored, or its file is missing or altered.
+    the month is not archived, already restored, or its file is missing or altered, and when the
+    usage-event store in use is not PostgreSQL.
     """
     start, end = _month_bounds(month)
+    _refuse_other_store()
     table = UsageEvent._meta.db_table
     usage_partitions_ensure(today=month, months_ahead=0)
     with transaction.atomic():
@@ -215,7 +227,10 @@ def _add_months(month: date, count: int) -> date:
 def usage_archive_due(*, tenant: Tenant, today: date | None = None) -> list[date]:
     """The months of ``tenant`` to archive now: with events, before the last
     ``usage_archive_after_months`` months (the current one included; none when unset), never archived (a restored month is archived
-    again only by name); fully invoiced or not (the archiving itself refuses those that are not)."""
+    again only by name); fully invoiced or not (the archiving itself refuses those that are not). None
+    when the store in use does not archive (``UsageEventStore.archive_refusal``)."""
+    if usage_store().archive_refusal:
+        return []
     months_kept = (
         BillingSettings.objects.for_tenant(tenant).values_list("usage_archive_after_months", flat=True).first()
     )

@@ -4,10 +4,20 @@
 tenant-owned tables in the app registry (every concrete field on the column ``tenant_id``, which
 covers ``TenantOwned`` models, simple-history's ``Historical*`` copies and anything else carrying the
 tenant) and orders them from the foreign keys ``_meta`` describes.
+
+What a higher app keeps outside PostgreSQL (billing's usage events in ClickHouse) it deletes in a
+purge hook it registers from its ``AppConfig.ready`` (``register_purge_hook``, the dependency
+inversion of ``customers.contract_hooks``). A hook is ``hook(*, tenant_id)``, idempotent, and runs
+after the purge commits: run before, a rolled-back purge would leave a live tenant without that
+data; run after, a failure leaves only rows of a tenant that no longer exists (ids are never
+reused), which the hook's own retry (``manage.py usage_store_purge``) removes.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
+from functools import partial
 from graphlib import CycleError, TopologicalSorter
 
 from django.apps import apps
@@ -15,6 +25,23 @@ from django.db import connection, models, transaction
 
 from customers.models import Tenant
 from customers.tenancy import database_tenant
+
+logger = logging.getLogger(__name__)
+_PURGE_HOOKS: dict[str, Callable[..., None]] = {}
+
+
+def register_purge_hook(name: str, hook: Callable[..., None]) -> None:
+    """Register ``hook(*, tenant_id)`` under ``name`` (again: replaces it), run after every purge commits."""
+    _PURGE_HOOKS[name] = hook
+
+
+def _purge_hooks_run(tenant_id: int) -> None:
+    for name, hook in _PURGE_HOOKS.items():
+        try:
+            hook(tenant_id=tenant_id)
+        except Exception:
+            logger.exception("Purge hook %s failed for the purged tenant %s.", name, tenant_id)
+            raise
 
 
 def _tenant_owned_models() -> list[type[models.Model]]:
@@ -64,7 +91,9 @@ def tenant_purge(*, tenant: Tenant) -> dict[str, int]:
     be deleted; then one ``DELETE ... WHERE tenant_id = %s`` per tenant-owned table (no Python loop
     over rows, so a tenant with millions of usage events goes in a few statements), children before
     parents; then the tenant row. The counts are keyed by table name, ``customers_tenant`` last
-    (always 1). Tables with no rows of the tenant are counted as 0.
+    (always 1). Tables with no rows of the tenant are counted as 0. After the commit (the outermost
+    one, when called inside a transaction) the purge hooks run; a hook's failure is logged and raised
+    to the caller, the database purge stays committed.
 
     Raises ValueError when ``tenant`` is None or unsaved, and ``Tenant.DoesNotExist`` when no tenant
     row has its id (already purged). Anything the database refuses rolls the whole purge back.
@@ -85,4 +114,5 @@ def tenant_purge(*, tenant: Tenant) -> dict[str, int]:
             counts[model._meta.db_table] = cursor.rowcount
         cursor.execute(f"DELETE FROM {Tenant._meta.db_table} WHERE id = %s", [tenant.pk])
         counts[Tenant._meta.db_table] = cursor.rowcount
+        transaction.on_commit(partial(_purge_hooks_run, tenant.pk))
     return counts

@@ -22,6 +22,23 @@ def usage_store_for(sql: MeteringSQL) -> UsageEventStore:
     return _store(getattr(settings, "USAGE_EVENT_STORE", POSTGRES), getattr(settings, "CLICKHOUSE_URL", ""), sql)
 
 
+def usage_store_named(kind: str, sql: MeteringSQL) -> UsageEventStore:
+    """The store ``kind`` whatever ``USAGE_EVENT_STORE`` says (copies between stores, purges).
+
+    Raises ValueError for an unknown kind, or ClickHouse without ``CLICKHOUSE_URL``."""
+    url = getattr(settings, "CLICKHOUSE_URL", "")
+    if kind == CLICKHOUSE and not url:
+        raise ValueError("The ClickHouse store is not configured: set CLICKHOUSE_URL.")
+    return _store(kind, url, sql)
+
+
+def usage_stores_configured(sql: MeteringSQL) -> list[UsageEventStore]:
+    """Every store that may hold events: PostgreSQL always, ClickHouse when ``CLICKHOUSE_URL`` is set
+    (in use or not: a tenant may have been copied there)."""
+    kinds = [POSTGRES, CLICKHOUSE] if getattr(settings, "CLICKHOUSE_URL", "") else [POSTGRES]
+    return [usage_store_named(kind, sql) for kind in kinds]
+
+
 @cache
 def _store(kind: str, url: str, sql: MeteringSQL) -> UsageEventStore:
     if kind == POSTGRES:

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from billing.models import BillableMetric
 from customers.models import Tenant
@@ -27,6 +27,18 @@ SAVINGS_AMOUNT = r"^\s*[+-]?([0-9]{1,18}(\.[0-9]{0,12})?|\.[0-9]{1,12})\s*$"
 
 # The columns of ``insert_new``'s rows, in order (COPY text format, one event a line).
 ROW_COLUMNS = ("customer_id", "metric_code", "timestamp", "idempotency_key", "quantity", "properties")
+
+
+class StoredEvent(NamedTuple):
+    """One stored usage event as the copy between stores moves it (``manage.py usage_store_copy``)."""
+
+    customer_id: int
+    metric_code: str
+    timestamp: datetime
+    idempotency_key: str
+    quantity: Decimal
+    properties: str  # JSON text
+    received_at: datetime
 
 
 class MeteringSQL(Protocol):
@@ -53,6 +65,8 @@ class UsageEventStore(ABC):
     """Where usage events are kept. Stateless apart from connections; one instance per process."""
 
     name: str
+    # Why ``billing.usage_archive`` (PostgreSQL month partitions to files) does not apply, or None.
+    archive_refusal: str | None = None
 
     @abstractmethod
     def insert_new(self, *, tenant: Tenant, copy_text: str, received_at: datetime) -> set[str]:
@@ -131,5 +145,35 @@ class UsageEventStore(ABC):
     def pending_flush(self, *, tenant: Tenant | None = None) -> int:
         """Write what a crash left between the relational database and the store; how many batches.
 
-        A no-op for a store that keeps events in the relational database itself."""
+        Called inside a transaction, it also writes that transaction's own batches, so what it
+        ingested is visible to reads before the commit (a bulk loader that bills what it loaded, as
+        the demo does); should that transaction roll back, the events stay in the store under keys
+        that no longer exist. A no-op for a store that keeps events in the relational database itself."""
         return 0
+
+    # --- operations: tenant purge and copies between stores ---------------------------------------
+
+    @abstractmethod
+    def purge_tenant(self, *, tenant_id: int) -> None:
+        """Delete every event of the tenant ``tenant_id`` (``customers.purge.tenant_purge``, after its
+        commit: the tenant row is gone, so this takes the id). Idempotent."""
+
+    @abstractmethod
+    def day_figures(self, *, tenant: Tenant, start: datetime, end: datetime) -> dict[date, tuple[int, Decimal]]:
+        """``{UTC day: (events, Σ quantity)}`` over ``start <= timestamp < end``; days without events absent."""
+
+    @abstractmethod
+    def keys_between(self, *, tenant: Tenant, start: datetime, end: datetime) -> set[str]:
+        """The idempotency keys of the tenant's events over ``start <= timestamp < end``."""
+
+    @abstractmethod
+    def events_between(self, *, tenant: Tenant, start: datetime, end: datetime) -> list[StoredEvent]:
+        """The tenant's events over ``start <= timestamp < end`` (a day at a time: all in memory)."""
+
+    @abstractmethod
+    def events_import(self, *, tenant: Tenant, events: list[StoredEvent]) -> int:
+        """Store ``events`` moved from another store, as they were (received_at included); returns how many.
+
+        Not new usage: their keys are claimed in ``UsageEventKey`` if missing (ON CONFLICT DO NOTHING),
+        the caller has left out events the store holds already (``keys_between``), and nothing derived
+        from ingestion (the AI-usage roll-up) changes. Written before this returns."""

@@ -25,9 +25,10 @@ import json
 import logging
 import re
 import threading
+import uuid
 from collections import defaultdict
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import date, datetime
 from datetime import timezone as dt_timezone
 from decimal import Decimal
 from functools import partial
@@ -36,7 +37,7 @@ from clickhouse_connect.driver.binding import finalize_query
 from django.db import transaction
 
 from billing.models import BillableMetric, UsageEventBatch, UsageEventKey
-from billing.usage_store.base import SAVINGS_AMOUNT, MeteringSQL, UsageEventStore
+from billing.usage_store.base import SAVINGS_AMOUNT, MeteringSQL, StoredEvent, UsageEventStore
 from customers.models import Tenant
 from customers.tenancy import platform_scope, tenant_cursor
 
@@ -76,6 +77,11 @@ def _tsv_field(text: str) -> str | None:
     if "\\" not in text:
         return text
     return _TSV_ESCAPE.sub(lambda m: _TSV_UNESCAPES.get(m.group(1), m.group(1)), text)
+
+
+def _tsv_text(text: str) -> str:
+    """``text`` as a TabSeparated field (the escapes ``_tsv_field`` reads)."""
+    return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
 
 
 def _micros(moment: datetime) -> int:
@@ -150,6 +156,10 @@ def _value_sql(field: str, scale: int = PROPERTY_SCALE) -> str:
 
 class ClickHouseUsageStore(UsageEventStore):
     name = "clickhouse"
+    archive_refusal = (
+        "Usage events are kept in ClickHouse, whose month partitions hold every tenant's events: there is no "
+        "tenant's month to detach, and compressed columns keep closed months cheap (docs/scaling.md)."
+    )
     # What the reads name in FROM (the benchmark reads a ReplacingMergeTree copy with FINAL).
     source = TABLE
 
@@ -395,6 +405,75 @@ class ClickHouseUsageStore(UsageEventStore):
             {"tenant": tenant.pk},
         )
         return None if not rows or rows[0][0] is None else _instant(int(rows[0][0]))
+
+    # --- operations -------------------------------------------------------------------------------
+
+    def purge_tenant(self, *, tenant_id):
+        """A lightweight DELETE: the rows are masked at once (``lightweight_deletes_sync`` = 2 waits
+        until every replica masks them, so no read after this returns sees them) and dropped from disk
+        by the next merges of their parts. Safe to run after the purge's commit: the tenant's keys and
+        pending batches went in that transaction, and a flush already writing a batch held its row
+        lock, so the purge waited for it: no write of this tenant can reach ClickHouse afterwards.
+        Not DROP PARTITION: a month's partition holds every tenant's events."""
+        if not isinstance(tenant_id, int):
+            raise ValueError("purge_tenant needs the tenant's id.")
+        self.backend.query(
+            finalize_query(
+                f"DELETE FROM {TABLE} WHERE tenant_id = %(tenant)s SETTINGS lightweight_deletes_sync = 2",
+                {"tenant": tenant_id},
+            )
+        )
+
+    def _between(self, tenant: Tenant, start: datetime, end: datetime) -> tuple[str, dict]:
+        return self._where(tenant, start, end, None)
+
+    def day_figures(self, *, tenant, start, end):
+        where, params = self._between(tenant, start, end)
+        rows = self._select(f"SELECT toDate(timestamp), count(), sum(quantity) FROM {self.source} WHERE {where} GROUP BY 1", params)
+        return {date.fromisoformat(day): (int(count), Decimal(quantity)) for day, count, quantity in rows}
+
+    def keys_between(self, *, tenant, start, end):
+        where, params = self._between(tenant, start, end)
+        return {key for (key,) in self._select(f"SELECT idempotency_key FROM {self.source} WHERE {where}", params)}
+
+    def events_between(self, *, tenant, start, end):
+        where, params = self._between(tenant, start, end)
+        sql = (
+            "SELECT customer_id, metric_code, toUnixTimestamp64Micro(timestamp), idempotency_key, quantity, properties,"
+            f" toUnixTimestamp64Micro(received_at) FROM {self.source} WHERE {where}"
+            " ORDER BY timestamp, received_at, idempotency_key"
+        )
+        return [
+            StoredEvent(int(customer), code, _instant(int(at)), key, Decimal(quantity), properties, _instant(int(received)))
+            for customer, code, at, key, quantity, properties, received in self._select(sql, params)
+        ]
+
+    # Rows per INSERT of a copy: a block ClickHouse writes as one part, well below a part's useful size.
+    IMPORT_BLOCK = 100_000
+
+    def events_import(self, *, tenant, events):
+        if not events:
+            return 0
+        with tenant_cursor(tenant) as cursor:
+            cursor.execute(
+                f"INSERT INTO {UsageEventKey._meta.db_table} (tenant_id, idempotency_key)"
+                " SELECT %s, unnest(%s::varchar[]) ON CONFLICT DO NOTHING",
+                [tenant.pk, [e.idempotency_key for e in events]],
+            )
+        # A token of its own per copy: a block copied again after a purge or a failed copy must not be
+        # taken for a duplicate of the earlier one (the caller already left out what the table holds).
+        run = uuid.uuid4().hex
+        for offset in range(0, len(events), self.IMPORT_BLOCK):
+            block = "".join(
+                "\t".join((
+                    str(tenant.pk), str(e.customer_id), _tsv_text(e.metric_code),
+                    e.timestamp.astimezone(dt_timezone.utc).isoformat(), _tsv_text(e.idempotency_key),
+                    str(e.quantity), _tsv_text(e.properties), e.received_at.astimezone(dt_timezone.utc).isoformat(),
+                )) + "\n"
+                for e in events[offset : offset + self.IMPORT_BLOCK]
+            )
+            self.backend.insert(block, token=f"usage-copy-{tenant.pk}-{run}-{offset}")
+        return len(events)
 
     def truncate(self) -> None:
         """Empty the event table (tests and benchmarks only)."""

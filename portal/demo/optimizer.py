@@ -7,13 +7,12 @@ negotiated; their platform fee grows at some renewals.
 """
 
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import timedelta
 from decimal import Decimal
-from zoneinfo import ZoneInfo
 
 from django.utils.text import slugify
 
-from billing.models import UsageEvent
+from billing.metering import usage_totals
 from billing.pricing import savings as savings_of
 from customers.models import BillingInterval, ContractLine
 from customers.periods import add_months, month_start
@@ -399,15 +398,12 @@ COST_NOTE = "Compute for the analysis, from the cloud bill"
 
 def customer_costs(ctx, first, last) -> dict[int, Decimal]:
     """Each customer's cost to serve in the month ``first``..``last``: the fixed part plus the share
-    of the AI spend its savings reports analysed."""
+    of the AI spend its savings reports analysed (the metric ``baseline_spend``, read through the
+    usage-event store in use)."""
     fixed, share = ANALYSIS_COST
-    zone = ZoneInfo(ctx.tenant.time_zone)
-    reports = UsageEvent.objects.for_tenant(ctx.tenant).filter(
-        metric_code="savings_report", timestamp__gte=datetime.combine(first, time.min, tzinfo=zone),
-        timestamp__lt=datetime.combine(last + timedelta(days=1), time.min, tzinfo=zone),
-    )
-    costs: dict[int, Decimal] = {}
-    for customer_id, properties in reports.values_list("customer_id", "properties"):
-        analysed = Decimal(properties["baseline"]) * share
-        costs[customer_id] = costs.get(customer_id, fixed) + analysed
-    return {customer_id: cost.quantize(Decimal("0.01")) for customer_id, cost in costs.items()}
+    totals = usage_totals(tenant=ctx.tenant, period_start=first, period_end=last)
+    return {
+        customer_id: (fixed + analysed * share).quantize(Decimal("0.01"))
+        for (customer_id, code), analysed in sorted(totals.items())
+        if code == "baseline_spend"
+    }
