@@ -128,6 +128,11 @@ class UsageEventStore(ABC):
     def first_event_at(self, *, tenant: Tenant) -> datetime | None:
         """The instant of the tenant's first usage event, or None without any."""
 
+    @abstractmethod
+    def ai_usage_rebuild(self, *, tenant: Tenant) -> int:
+        """Make the tenant's AI-usage roll-up (``billing.models.AiUsageDay``) again from its events, in
+        the caller's transaction (its time zone changed: events move across days); the rows made."""
+
     def pending_flush(self, *, tenant: Tenant | None = None) -> int:
         """Write what a crash left between the relational database and the store; how many batches.
 

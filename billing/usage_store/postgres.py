@@ -144,6 +144,12 @@ class PostgresUsageStore(UsageEventStore):
             .values_list("timestamp", "idempotency_key", "properties")
         )
 
+    def ai_usage_rebuild(self, *, tenant):
+        # One statement in the database (``billing_ai_usage_rebuild``, migration 0005), set-wise.
+        with tenant_cursor(tenant) as cursor:
+            cursor.execute("SELECT billing_ai_usage_rebuild(%s)", [tenant.pk])
+            return cursor.fetchone()[0]
+
     def first_event_at(self, *, tenant):
         with tenant_cursor(tenant) as cursor:
             cursor.execute(FIRST_EVENT_SQL, {"tenant": tenant.pk})
