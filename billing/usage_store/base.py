@@ -16,7 +16,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from billing.models import BillableMetric
 from customers.models import Tenant
@@ -27,6 +27,18 @@ SAVINGS_AMOUNT = r"^\s*[+-]?([0-9]{1,18}(\.[0-9]{0,12})?|\.[0-9]{1,12})\s*$"
 
 # The columns of ``insert_new``'s rows, in order (COPY text format, one event a line).
 ROW_COLUMNS = ("customer_id", "metric_code", "timestamp", "idempotency_key", "quantity", "properties")
+
+
+class StoredEvent(NamedTuple):
+    """One usage event as a store keeps it."""
+
+    customer_id: int
+    metric_code: str
+    timestamp: datetime
+    idempotency_key: str
+    quantity: Decimal
+    properties: dict
+    received_at: datetime
 
 
 class MeteringSQL(Protocol):
@@ -123,6 +135,28 @@ class UsageEventStore(ABC):
     ) -> list[tuple[datetime, str, dict]]:
         """One customer's events of one metric code, in time order: ``(timestamp, idempotency_key,
         properties)``. For evidence pages listing the events behind an invoice line."""
+
+    @abstractmethod
+    def event_list(
+        self,
+        *,
+        tenant: Tenant,
+        customer_id: int | None = None,
+        metric_code: str | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        idempotency_key: str | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[StoredEvent]:
+        """The tenant's events, newest first (by timestamp, then arrival), of one customer, metric code,
+        ``start <= timestamp < end`` or key when given; ``limit`` of them after ``offset`` (None: all).
+        For the admin's list of events and for checks of what was stored."""
+
+    @abstractmethod
+    def customer_has_events(self, *, tenant: Tenant, customer_id: int) -> bool:
+        """Whether the customer has any usage event stored (committed; a store with an outbox writes
+        it first), so that it cannot be deleted."""
 
     @abstractmethod
     def first_event_at(self, *, tenant: Tenant) -> datetime | None:

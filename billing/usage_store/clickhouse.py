@@ -36,7 +36,7 @@ from clickhouse_connect.driver.binding import finalize_query
 from django.db import transaction
 
 from billing.models import AiUsageDay, BillableMetric, UsageEventBatch, UsageEventKey
-from billing.usage_store.base import SAVINGS_AMOUNT, MeteringSQL, UsageEventStore
+from billing.usage_store.base import SAVINGS_AMOUNT, MeteringSQL, StoredEvent, UsageEventStore
 from customers.models import Tenant
 from customers.tenancy import platform_scope, tenant_cursor
 
@@ -78,6 +78,13 @@ def _tsv_field(text: str) -> str | None:
     if "\\" not in text:
         return text
     return _TSV_ESCAPE.sub(lambda m: _TSV_UNESCAPES.get(m.group(1), m.group(1)), text)
+
+
+def _tsv_lines(text: str) -> list[str]:
+    """The lines of COPY or TabSeparated text: split at newlines only (``str.splitlines`` also splits at
+    form feeds, U+2028 and other characters that neither format escapes)."""
+    lines = text.split("\n")
+    return lines[:-1] if lines and lines[-1] == "" else lines
 
 
 def _micros(moment: datetime) -> int:
@@ -217,7 +224,7 @@ class ClickHouseUsageStore(UsageEventStore):
         if "tenant_id = %(tenant)s" not in sql or not isinstance(params.get("tenant"), int):
             raise ValueError("Every ClickHouse query filters by tenant_id: there is no row-level security there.")
         body = self.backend.query(finalize_query(sql, params)).decode("utf-8")
-        return [[_tsv_field(f) for f in line.split("\t")] for line in body.splitlines()]
+        return [[_tsv_field(f) for f in line.split("\t")] for line in _tsv_lines(body)]
 
     def _where(self, tenant: Tenant, start: datetime, end: datetime, customer_ids, metric=None) -> tuple[str, dict]:
         where = (
@@ -242,7 +249,7 @@ class ClickHouseUsageStore(UsageEventStore):
     def insert_new(self, *, tenant: Tenant, copy_text: str, received_at: datetime) -> set[str]:
         if not copy_text:
             return set()
-        lines = copy_text.splitlines()
+        lines = _tsv_lines(copy_text)
         escaped_keys = [line.split("\t", 4)[3] for line in lines]
         # A superset of the AI calls (the SQL checks the key itself): most batches have none.
         ai_lines = [line for line in lines if '"model"' in line]
@@ -481,6 +488,39 @@ class ClickHouseUsageStore(UsageEventStore):
             f" WHERE {where} AND metric_code = %(metric)s ORDER BY timestamp, received_at, idempotency_key"
         )
         return [(_instant(int(micros)), key, json.loads(properties)) for micros, key, properties in self._select(sql, params)]
+
+    def event_list(self, *, tenant, customer_id=None, metric_code=None, start=None, end=None, idempotency_key=None,
+                   limit=None, offset=0):
+        where, params = "tenant_id = %(tenant)s", {"tenant": tenant.pk}
+        for column, value, condition in (
+            ("customer", customer_id, "customer_id = %(customer)s"),
+            ("metric", metric_code, "metric_code = %(metric)s"),
+            ("start", start, "timestamp >= fromUnixTimestamp64Micro(%(start)s, 'UTC')"),
+            ("end", end, "timestamp < fromUnixTimestamp64Micro(%(end)s, 'UTC')"),
+            ("key", idempotency_key, "idempotency_key = %(key)s"),
+        ):
+            if value is not None:
+                where += f" AND {condition}"
+                params[column] = _micros(value) if column in ("start", "end") else value
+        sql = (
+            "SELECT customer_id, metric_code, toUnixTimestamp64Micro(timestamp), idempotency_key, quantity, properties,"
+            f" toUnixTimestamp64Micro(received_at) FROM {self.source} WHERE {where}"
+            " ORDER BY timestamp DESC, received_at DESC, idempotency_key DESC"
+        )
+        if limit is not None:
+            sql += f" LIMIT {int(limit)} OFFSET {int(offset)}"
+        elif offset:
+            sql += f" OFFSET {int(offset)}"
+        return [
+            StoredEvent(int(customer), code, _instant(int(at)), key, Decimal(quantity), json.loads(properties),
+                        _instant(int(received)))
+            for customer, code, at, key, quantity, properties, received in self._select(sql, params)
+        ]
+
+    def customer_has_events(self, *, tenant, customer_id):
+        self.pending_flush(tenant=tenant)
+        sql = f"SELECT 1 FROM {self.source} WHERE tenant_id = %(tenant)s AND customer_id = %(customer)s LIMIT 1"
+        return bool(self._select(sql, {"tenant": tenant.pk, "customer": customer_id}))
 
     def first_event_at(self, *, tenant):
         rows = self._select(

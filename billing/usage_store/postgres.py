@@ -17,7 +17,7 @@ from django.db.models.fields.json import KT
 from django.db.models.functions import Cast, Coalesce
 
 from billing.models import BillableMetric, UsageEvent
-from billing.usage_store.base import SAVINGS_AMOUNT, MeteringSQL, UsageEventStore
+from billing.usage_store.base import SAVINGS_AMOUNT, MeteringSQL, StoredEvent, UsageEventStore
 from customers.models import Tenant
 from customers.tenancy import tenant_cursor
 
@@ -149,6 +149,19 @@ class PostgresUsageStore(UsageEventStore):
         with tenant_cursor(tenant) as cursor:
             cursor.execute("SELECT billing_ai_usage_rebuild(%s)", [tenant.pk])
             return cursor.fetchone()[0]
+
+    def event_list(self, *, tenant, customer_id=None, metric_code=None, start=None, end=None, idempotency_key=None,
+                   limit=None, offset=0):
+        events = UsageEvent.objects.for_tenant(tenant)
+        for name, value in (("customer_id", customer_id), ("metric_code", metric_code), ("timestamp__gte", start),
+                            ("timestamp__lt", end), ("idempotency_key", idempotency_key)):
+            if value is not None:
+                events = events.filter(**{name: value})
+        rows = events.order_by("-timestamp", "-id").values_list(*StoredEvent._fields)
+        return [StoredEvent(*row) for row in (rows[offset:] if limit is None else rows[offset:offset + limit])]
+
+    def customer_has_events(self, *, tenant, customer_id):
+        return UsageEvent.objects.for_tenant(tenant).filter(customer_id=customer_id).exists()
 
     def first_event_at(self, *, tenant):
         with tenant_cursor(tenant) as cursor:

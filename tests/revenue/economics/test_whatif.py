@@ -13,7 +13,7 @@ from customers.tenancy import tenant_scope
 from revenue.economics.whatif import movers, pricing_whatif
 from revenue.models import PricePlan
 from revenue.selectors.common import MetricError
-from tests.billing.factories import PriceTermsFactory
+from tests.billing.factories import PriceTermsFactory, usage_events_write
 from tests.customers.factories import ContractFactory, ContractLineFactory, CustomerFactory
 
 JAN, FEB = date(2026, 1, 1), date(2026, 2, 1)
@@ -21,7 +21,7 @@ _keys = iter(range(10**9))
 
 
 def jobs(customer, count, day):
-    UsageEvent.objects.bulk_create([
+    usage_events_write([
         UsageEvent(tenant=customer.tenant, customer=customer, metric_code="jobs", idempotency_key=f"j-{next(_keys)}",
                    timestamp=datetime(day.year, day.month, day.day, 12, tzinfo=timezone.utc))
         for _ in range(count)
