@@ -69,15 +69,14 @@ def pytest_addoption(parser):
 
 
 def pytest_generate_tests(metafunc):
-    """A test marked ``usage_events`` takes the ``usage_store`` fixture: once per store by default, on
-    ClickHouse alone under ``--usage-store=clickhouse`` (a test naming the fixture runs on both anyway)."""
+    """A test marked ``usage_events`` runs once per store by default, on ClickHouse alone under
+    ``--usage-store=clickhouse`` (``usage_store_kind``); a test naming ``usage_store`` runs on both anyway."""
     if metafunc.definition.get_closest_marker("usage_events") is None or "usage_store" in metafunc.fixturenames:
         return
     if metafunc.definition.get_closest_marker("postgres_store_only") is not None:
         return
     stores = USAGE_STORES if metafunc.config.getoption("usage_store") == "postgres" else ("clickhouse",)
-    metafunc.fixturenames.append("usage_store")
-    metafunc.parametrize("usage_store", stores, indirect=True)
+    metafunc.parametrize("usage_store_kind", stores, indirect=True)
 
 
 def pytest_collection_modifyitems(config, items):
@@ -165,15 +164,19 @@ def usage_store(request, settings, chdb_url):
 
 
 @pytest.fixture(autouse=True)
-def session_usage_store(request):
-    """Under ``--usage-store=clickhouse`` every test runs with the ClickHouse store (a test taking the
-    ``usage_store`` fixture chooses its own), and its table is emptied after each test."""
-    if request.config.getoption("usage_store") == "postgres" or "usage_store" in request.fixturenames:
-        yield
-        return
-    store = _use_store("clickhouse", request.getfixturevalue("settings"), request.getfixturevalue("chdb_url"))
-    yield
-    store.truncate()
+def usage_store_kind(request):
+    """The usage-event store of a test that does not take ``usage_store``: its ``usage_events``
+    parameter, else the session's (``--usage-store``). On ClickHouse the table is emptied afterwards."""
+    kind = getattr(request, "param", None)
+    if kind is None:
+        kind = request.config.getoption("usage_store")
+        if kind == "postgres" or "usage_store" in request.fixturenames:
+            yield None  # the default store, or the test's own choice
+            return
+    store = _use_store(kind, request.getfixturevalue("settings"), request.getfixturevalue("chdb_url"))
+    yield kind
+    if kind == "clickhouse":
+        store.truncate()
 
 
 @pytest.fixture

@@ -15,6 +15,8 @@ from customers.tenancy import platform_scope, tenant_scope
 from tests.billing.factories import BillableMetricFactory, BillingSettingsFactory, UsageEventFactory, stored_events
 from tests.customers.factories import ContractFactory, CustomerFactory
 
+pytestmark = pytest.mark.usage_events  # every test here stores or reads usage events
+
 NOW = datetime(2026, 11, 20, 9, 0, tzinfo=timezone.utc)
 
 

@@ -14,6 +14,8 @@ from customers.tenancy import platform_scope
 from tests.billing.factories import BillableMetricFactory, UsageEventFactory, stored_events
 from tests.customers.factories import CustomerFactory
 
+pytestmark = pytest.mark.usage_events  # every test here stores or reads usage events
+
 INGEST_URL = "/api/v1/usage-events/"
 SUMMARY_URL = "/api/v1/usage-summary/"
 

@@ -19,6 +19,7 @@ def run(tenant, **options):
     return out.getvalue()
 
 
+@pytest.mark.usage_events
 def test_a_rerun_with_the_same_seed_adds_nothing(tenant_a, tenant_b):
     CustomerFactory(tenant=tenant_a, external_ref="alpha")
     CustomerFactory(tenant=tenant_a, external_ref="beta")
@@ -34,6 +35,7 @@ def test_a_rerun_with_the_same_seed_adds_nothing(tenant_a, tenant_b):
     assert stored_events(tenant_b) == []
 
 
+@pytest.mark.usage_events
 def test_events_carry_provider_model_tokens_task_and_status_and_are_priced(tenant_a):
     CustomerFactory(tenant=tenant_a, external_ref="alpha")
 
@@ -45,6 +47,7 @@ def test_events_carry_provider_model_tokens_task_and_status_and_are_priced(tenan
     assert ModelPrice.objects.for_tenant(tenant_a).count() == 6
 
 
+@pytest.mark.usage_events
 def test_missing_customers_are_created_for_the_requested_count(tenant_a):
     run(tenant_a, customers=3)
 
