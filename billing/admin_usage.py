@@ -63,6 +63,9 @@ class UsageEventFilterForm(forms.Form):
 class UsageEventAdmin(ReadOnlyMixin, TenantAdmin):
     """Metered events as ingested: read-only (only ``usage_ingest`` writes them, exactly once)."""
 
+    def get_queryset(self, request):
+        return super().get_queryset(request).none()  # the events are read through the store, never here
+
     def change_view(self, request, object_id, form_url="", extra_context=None):
         raise PermissionDenied  # no page per event (not every store gives one an id): the list shows it all
 

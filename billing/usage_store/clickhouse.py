@@ -367,7 +367,7 @@ class ClickHouseUsageStore(UsageEventStore):
                  "input_tokens": "input_tokens", "output_tokens": "output_tokens"},
             )
             columns = list(zip(*rows)) or [()] * 8
-            cursor.execute(f"DELETE FROM {table} WHERE tenant_id = %s", [tenant.pk])
+            AiUsageDay.objects.for_tenant(tenant).delete()
             cursor.execute(
                 f"INSERT INTO {table} ({AI_USAGE_DAY_COLUMNS}) SELECT %s, * FROM unnest(%s::bigint[], %s::date[],"
                 " %s::text[], %s::text[], %s::text[], %s::bigint[], %s::numeric[], %s::numeric[])",
