@@ -1,4 +1,10 @@
-"""Shared fixtures. Every test world has two tenants, so a missing tenant filter fails a test."""
+"""Shared fixtures. Every test world has two tenants, so a missing tenant filter fails a test.
+
+Usage-event stores (``billing.usage_store``): a test marked ``usage_events`` runs on PostgreSQL and on
+ClickHouse (chdb, in-process, one directory per xdist worker); ``--usage-store=clickhouse`` runs the
+whole session on ClickHouse and skips the tests marked ``postgres_store_only``. The full ClickHouse
+pass of the billing tests: ``./bin/test --usage-store=clickhouse tests/billing tests/revenue/economics``.
+"""
 
 import os
 
@@ -85,7 +91,8 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         marker = item.get_closest_marker("postgres_store_only")
         if marker is not None:
-            item.add_marker(pytest.mark.skip(reason=f"PostgreSQL store only: {marker.kwargs.get('reason', marker.args)}"))
+            why = marker.kwargs.get("reason") or " ".join(marker.args)
+            item.add_marker(pytest.mark.skip(reason=f"PostgreSQL store only: {why}"))
 
 
 @pytest.fixture(scope="session")
@@ -105,7 +112,7 @@ def _after_commit_in_tests(self, write) -> None:
     connection = transaction.get_connection()
     own = [block for block in connection.atomic_blocks if not block._from_testcase]
     if own and len(own) == len(connection.atomic_blocks):
-        transaction.on_commit(write, robust=True)
+        transaction.on_commit(write, robust=True)  # a transactional test: the code's block commits
     elif not own:
         write()
     else:
