@@ -8,7 +8,7 @@ import pytest
 from django.urls import reverse
 
 from billing.models import BillableMetric, ChargeModel
-from customers.models import ContractLine, Role
+from customers.models import ContractLine, Customer, Role
 from customers.money import Money
 from customers.tenancy import platform_scope
 from revenue.models import ExchangeRate, QuarterTarget
@@ -222,3 +222,17 @@ def test_account_manager_sets_a_quarter_target_and_a_duplicate_is_a_form_error(a
     assert created.status_code == 302
     assert duplicate.status_code == 200 and duplicate.context["adminform"].form.errors
     assert QuarterTarget.objects.for_tenant(tenant_a).filter(year=2027).count() == 1
+
+
+@pytest.mark.usage_events
+def test_a_customer_with_usage_events_is_not_deleted_from_the_admin_in_either_store(as_role, world, tenant_a):
+    client = as_role(Role.OWNER)
+    customer = world["alpha"]["events"][2].customer  # events, and nothing else that holds on to it
+
+    one = client.post(reverse("admin:customers_customer_delete", args=[customer.pk]), {"post": "yes"})
+    selected = client.post(url("customers_customer", "changelist"),
+                           {"action": "delete_selected", "_selected_action": [customer.pk], "post": "yes"})
+
+    assert one.status_code in (200, 302) and selected.status_code in (200, 302)  # refused, never a 500
+    with platform_scope():
+        assert Customer.objects.filter(pk=customer.pk).exists()
