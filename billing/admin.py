@@ -34,7 +34,6 @@ from billing.models import (
     InvoiceLine,
     PaymentStatus,
     PriceTerms,
-    UsageEvent,
 )
 from billing.models.invoicing import TERMS_COMMON_KEYS, TERMS_EXAMPLES
 from customers.admin_base import TenantAdmin, TenantInline, TenantModelForm, request_role
@@ -382,20 +381,8 @@ class BillableMetricAdmin(CatalogGuardMixin, TenantAdmin):
         return services.billable_metric_delete_refusal(metric=obj)
 
 
-@admin.register(UsageEvent)
-class UsageEventAdmin(ReadOnlyMixin, TenantAdmin):
-    """Metered events as ingested: read-only (only ``usage_ingest`` writes them, exactly once)."""
-
-    list_display = ["timestamp", "customer", "metric_code", "quantity", "idempotency_key", "properties"]
-    list_filter = ["metric_code", "customer", "timestamp"]
-    search_fields = ["idempotency_key"]
-    list_select_related = ["customer"]
-    ordering = ["-timestamp", "-id"]
-    list_per_page = 100
-    show_full_result_count = False  # the biggest table: no second COUNT(*) per page
-
-
 from billing import admin_month_end  # noqa: E402,F401  (runs, items and deliveries)
+from billing import admin_usage  # noqa: E402,F401  (usage events, read through the store)
 from billing import admin_card_payments  # noqa: E402,F401  (card payment providers and their events)
 from billing import admin_dunning  # noqa: E402,F401  (reminder schedule, reminders, pending charges)
 from billing import admin_webhooks  # noqa: E402,F401  (webhook endpoints, deliveries and events)

@@ -8,12 +8,15 @@ class BillingConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
-        from billing import ai_usage, change_guards, roles
+        from django.db.models.signals import pre_delete
+
+        from billing import ai_usage, change_guards, metering, roles
         from billing.metering import usage_events_purge
         from customers.purge import register_purge_hook
         from billing.services.price_terms import price_terms_carry
         from customers.change_guards import register_change_guard
         from billing.services.webhooks import webhook_customer_churned
+        from customers.models import Customer
         from customers.signals import contract_line_versioned, customer_churned, tenant_time_zone_changed
 
         roles.register()
@@ -23,3 +26,6 @@ class BillingConfig(AppConfig):
         tenant_time_zone_changed.connect(ai_usage.rebuild_on_new_time_zone, dispatch_uid="billing_ai_usage_rebuild")
         contract_line_versioned.connect(price_terms_carry, dispatch_uid="billing_price_terms_carry")
         customer_churned.connect(webhook_customer_churned, dispatch_uid="billing_webhook_customer_churned")
+        pre_delete.connect(
+            metering.refuse_customer_delete_with_usage, sender=Customer, dispatch_uid="billing_customer_usage_protect"
+        )

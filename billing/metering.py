@@ -32,6 +32,7 @@ from typing import Any, Iterable, NamedTuple
 
 from django.apps import apps
 from django.db import transaction
+from django.db.models import ProtectedError
 from django.utils import timezone
 from orjson import OPT_PASSTHROUGH_DATACLASS, OPT_PASSTHROUGH_DATETIME, OPT_PASSTHROUGH_SUBCLASS
 from orjson import dumps as orjson_dumps
@@ -562,6 +563,17 @@ def usage_ingest(*, tenant: Tenant, events: list[dict], now: datetime | None = N
                     results[position] = EventResult(results[position].idempotency_key, DUPLICATE)
 
     return IngestResult(results=results)
+
+
+def refuse_customer_delete_with_usage(sender, *, instance: Customer, **kwargs) -> None:
+    """``pre_delete`` receiver for customers: one with usage events cannot be deleted, in any store.
+
+    The PostgreSQL table's PROTECT foreign key refuses it before this runs; events kept elsewhere have
+    no foreign key, so the store is asked. Raises ``ProtectedError`` as PROTECT does."""
+    if usage_store().customer_has_events(tenant=Tenant(pk=instance.tenant_id), customer_id=instance.pk):
+        raise ProtectedError(
+            f"Cannot delete customer {instance.pk}: it has usage events.", {instance}
+        )
 
 
 def _insert_new(*, tenant: Tenant, copy_text: str, received_at: datetime) -> set[str]:

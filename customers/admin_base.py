@@ -14,11 +14,14 @@ Other apps' admins import ``TenantAdmin`` and ``TenantInline`` from here.
 """
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.contrib.auth import get_user_model
 from django.core.exceptions import NON_FIELD_ERRORS, FieldDoesNotExist, PermissionDenied, ValidationError
+from django.db.models import ProtectedError
 from django.http import Http404
+from django.shortcuts import redirect
+from django.urls import reverse
 from django.utils.translation import gettext as _
 from django_countries.fields import CountryField
 from simple_history.admin import SimpleHistoryAdmin
@@ -352,6 +355,29 @@ class TenantScopedMixin:
 
 class TenantAdmin(MoneyFieldsMixin, TenantScopedMixin, SimpleHistoryAdmin):
     """The ModelAdmin for a tenant-owned model. See the module docstring for the rules."""
+
+    # A delete refused outside the ORM's relations (a guard raising ProtectedError, e.g. billing's for a
+    # customer whose usage events live in another store) rolls back and says why, never a 500.
+    def _delete_refused(self, request) -> None:
+        self.message_user(
+            request, _("Not deleted: other records depend on this %(name)s.") % {"name": self.opts.verbose_name},
+            messages.ERROR,
+        )
+
+    def delete_view(self, request, object_id, extra_context=None):
+        try:
+            return super().delete_view(request, object_id, extra_context)
+        except ProtectedError:
+            self._delete_refused(request)
+            info = self.opts.app_label, self.opts.model_name
+            return redirect(reverse("admin:%s_%s_change" % info, args=[object_id]))
+
+    def response_action(self, request, queryset):
+        try:
+            return super().response_action(request, queryset)
+        except ProtectedError:
+            self._delete_refused(request)
+            return redirect(request.get_full_path())
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         form = super().get_form(request, obj, change=change, **kwargs)

@@ -1,11 +1,17 @@
-"""Shared fixtures. Every test world has two tenants, so a missing tenant filter fails a test."""
+"""Shared fixtures. Every test world has two tenants, so a missing tenant filter fails a test.
+
+Usage-event stores (``billing.usage_store``): a test marked ``usage_events`` runs on PostgreSQL and on
+ClickHouse (chdb, in-process, one directory per xdist worker); ``--usage-store=clickhouse`` runs the
+whole session on ClickHouse and skips the tests marked ``postgres_store_only``. The full ClickHouse
+pass of the billing tests: ``./bin/test --usage-store=clickhouse tests/billing tests/revenue/economics``.
+"""
 
 import os
 
 import pytest
 from django.conf import settings
 from django.core.management import call_command
-from django.db import connections
+from django.db import connections, transaction
 from hypothesis import settings as hypothesis_settings
 
 from customers.models import Role
@@ -55,28 +61,128 @@ def tenant_b(db):
     )
 
 
+USAGE_STORES = ("postgres", "clickhouse")
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--usage-store",
+        choices=USAGE_STORES,
+        default="postgres",
+        help="The usage-event store (USAGE_EVENT_STORE) of the whole session; tests marked usage_events run"
+        " on both stores when it is postgres (the default), on ClickHouse only when it is clickhouse.",
+    )
+
+
+def pytest_generate_tests(metafunc):
+    """A test marked ``usage_events`` runs once per store by default, on ClickHouse alone under
+    ``--usage-store=clickhouse`` (``usage_store_kind``); a test naming ``usage_store`` runs on both anyway."""
+    if metafunc.definition.get_closest_marker("usage_events") is None or "usage_store" in metafunc.fixturenames:
+        return
+    if metafunc.definition.get_closest_marker("postgres_store_only") is not None:
+        return
+    stores = USAGE_STORES if metafunc.config.getoption("usage_store") == "postgres" else ("clickhouse",)
+    metafunc.parametrize("usage_store_kind", stores, indirect=True)
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("usage_store") == "postgres":
+        return
+    for item in items:
+        marker = item.get_closest_marker("postgres_store_only")
+        if marker is not None:
+            why = marker.kwargs.get("reason") or " ".join(marker.args)
+            item.add_marker(pytest.mark.skip(reason=f"PostgreSQL store only: {why}"))
+
+
 @pytest.fixture(scope="session")
 def chdb_url(tmp_path_factory):
-    """ClickHouse in this process (chdb), one directory per test process."""
+    """ClickHouse in this process (chdb), one directory per test process (each xdist worker its own)."""
     return f"chdb://{tmp_path_factory.mktemp('chdb')}"
 
 
-@pytest.fixture(params=["postgres", "clickhouse"])
-def usage_store(request, settings, chdb_url, monkeypatch):
-    """Run the test once per usage-event store (``billing.usage_store``); the store in use.
+def _after_commit_in_tests(self, write) -> None:
+    """``ClickHouseUsageStore._after_commit`` as if the test case's transaction were autocommit.
 
-    The test's transaction never commits, so the ClickHouse store writes each batch at once, as it
-    does right after a commit. Its table is emptied afterwards (tenant ids are never reused anyway).
-    """
+    A test that is not transactional runs inside the test case's atomic blocks, which never commit,
+    so the batch would never be written. Here it is written when it would have been committed: at
+    once when the store runs in no atomic block of the code's own, else when the code's outermost
+    block exits without error (``_atomic_exit_in_tests``; a rolled-back block drops it, as Django
+    drops its on_commit callbacks). A transactional test commits for real: plain ``on_commit``."""
+    connection = transaction.get_connection()
+    own = [block for block in connection.atomic_blocks if not block._from_testcase]
+    if own and len(own) == len(connection.atomic_blocks):
+        transaction.on_commit(write, robust=True)  # a transactional test: the code's block commits
+    elif not own:
+        write()
+    else:
+        write.usage_batch_in_test = True
+        transaction.on_commit(write, robust=True)
+
+
+def _atomic_exit_in_tests(original):
+    def exit_(self, exc_type, exc_value, traceback):
+        result = original(self, exc_type, exc_value, traceback)
+        connection = transaction.get_connection(self.using)
+        blocks = connection.atomic_blocks
+        if exc_type is None and blocks and all(block._from_testcase for block in blocks):
+            pending = [entry for entry in connection.run_on_commit if getattr(entry[1], "usage_batch_in_test", False)]
+            if pending:
+                connection.run_on_commit = [e for e in connection.run_on_commit if e not in pending]
+                for _, write, _ in pending:
+                    write()
+        return result
+
+    return exit_
+
+
+@pytest.fixture(scope="session", autouse=True)
+def usage_batches_written_at_test_commit():
+    """ClickHouse batches are written when the code under test would have committed (see
+    ``_after_commit_in_tests``): the store behaves as after a commit, and not before it."""
+    from billing.usage_store.clickhouse import ClickHouseUsageStore
+
+    patch = pytest.MonkeyPatch()
+    patch.setattr(ClickHouseUsageStore, "_after_commit", _after_commit_in_tests)
+    patch.setattr(transaction.Atomic, "__exit__", _atomic_exit_in_tests(transaction.Atomic.__exit__))
+    yield
+    patch.undo()
+
+
+def _use_store(kind, settings, chdb_url):
     from billing.metering import usage_store as configured_store
 
-    settings.USAGE_EVENT_STORE = request.param
+    settings.USAGE_EVENT_STORE = kind
     settings.CLICKHOUSE_URL = chdb_url
-    store = configured_store()
-    if request.param == "clickhouse":
-        monkeypatch.setattr(store, "_after_commit", lambda write: write())
+    return configured_store()
+
+
+@pytest.fixture(params=USAGE_STORES)
+def usage_store(request, settings, chdb_url):
+    """Run the test once per usage-event store (``billing.usage_store``); the store in use.
+
+    ClickHouse batches are written as after a commit (``usage_batches_written_at_test_commit``). The
+    ClickHouse table is emptied afterwards (tenant ids are never reused anyway).
+    """
+    store = _use_store(request.param, settings, chdb_url)
     yield store
     if request.param == "clickhouse":
+        store.truncate()
+
+
+@pytest.fixture(autouse=True)
+def usage_store_kind(request):
+    """The usage-event store of a test that does not take ``usage_store``: its ``usage_events``
+    parameter, else the session's (``--usage-store``). On ClickHouse the table is emptied afterwards."""
+    kind = getattr(request, "param", None)
+    if kind is None:
+        kind = request.config.getoption("usage_store")
+        if kind == "postgres" or "usage_store" in request.fixturenames:
+            yield None  # the default store, or the test's own choice
+            return
+    store = _use_store(kind, request.getfixturevalue("settings"), request.getfixturevalue("chdb_url"))
+    yield kind
+    if kind == "clickhouse":
         store.truncate()
 
 

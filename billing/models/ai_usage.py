@@ -20,6 +20,10 @@ class AiUsageDay(TenantOwned):
     - ``billing_ai_usage_rebuild(tenant_id)``: makes a tenant's rows again from its events
       (``billing.ai_usage.ai_usage_rebuild``), run when the tenant's time zone changes.
 
+    Events kept in ClickHouse (``USAGE_EVENT_STORE = "clickhouse"``) never reach those triggers: that
+    store adds their calls by the same rule in the statement that claims their keys, and rebuilds
+    from ClickHouse (``billing.usage_store.clickhouse``).
+
     The application only reads it (revenue's cost to serve and spend anomalies).
     """
 

@@ -30,7 +30,20 @@ ROW_COLUMNS = ("customer_id", "metric_code", "timestamp", "idempotency_key", "qu
 
 
 class StoredEvent(NamedTuple):
-    """One stored usage event as the copy between stores moves it (``manage.py usage_store_copy``)."""
+    """One usage event as a store keeps it."""
+
+    customer_id: int
+    metric_code: str
+    timestamp: datetime
+    idempotency_key: str
+    quantity: Decimal
+    properties: dict
+    received_at: datetime
+
+
+class CopiedEvent(NamedTuple):
+    """One stored usage event as the copy between stores moves it (``manage.py usage_store_copy``):
+    its properties as the JSON text the source keeps, so nothing is decoded and encoded again."""
 
     customer_id: int
     metric_code: str
@@ -139,8 +152,35 @@ class UsageEventStore(ABC):
         properties)``. For evidence pages listing the events behind an invoice line."""
 
     @abstractmethod
+    def event_list(
+        self,
+        *,
+        tenant: Tenant,
+        customer_id: int | None = None,
+        metric_code: str | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        idempotency_key: str | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[StoredEvent]:
+        """The tenant's events, newest first (by timestamp, then arrival), of one customer, metric code,
+        ``start <= timestamp < end`` or key when given; ``limit`` of them after ``offset`` (None: all).
+        For the admin's list of events and for checks of what was stored."""
+
+    @abstractmethod
+    def customer_has_events(self, *, tenant: Tenant, customer_id: int) -> bool:
+        """Whether the customer has any usage event stored (committed; a store with an outbox writes
+        it first), so that it cannot be deleted."""
+
+    @abstractmethod
     def first_event_at(self, *, tenant: Tenant) -> datetime | None:
         """The instant of the tenant's first usage event, or None without any."""
+
+    @abstractmethod
+    def ai_usage_rebuild(self, *, tenant: Tenant) -> int:
+        """Make the tenant's AI-usage roll-up (``billing.models.AiUsageDay``) again from its events, in
+        the caller's transaction (its time zone changed: events move across days); the rows made."""
 
     def pending_flush(self, *, tenant: Tenant | None = None) -> int:
         """Write what a crash left between the relational database and the store; how many batches.
@@ -167,11 +207,11 @@ class UsageEventStore(ABC):
         """The idempotency keys of the tenant's events over ``start <= timestamp < end``."""
 
     @abstractmethod
-    def events_between(self, *, tenant: Tenant, start: datetime, end: datetime) -> list[StoredEvent]:
+    def events_between(self, *, tenant: Tenant, start: datetime, end: datetime) -> list[CopiedEvent]:
         """The tenant's events over ``start <= timestamp < end`` (a day at a time: all in memory)."""
 
     @abstractmethod
-    def events_import(self, *, tenant: Tenant, events: list[StoredEvent]) -> int:
+    def events_import(self, *, tenant: Tenant, events: list[CopiedEvent]) -> int:
         """Store ``events`` moved from another store, as they were (received_at included); returns how many.
 
         Not new usage: their keys are claimed in ``UsageEventKey`` if missing (ON CONFLICT DO NOTHING),

@@ -36,8 +36,8 @@ from functools import partial
 from clickhouse_connect.driver.binding import finalize_query
 from django.db import transaction
 
-from billing.models import BillableMetric, UsageEventBatch, UsageEventKey
-from billing.usage_store.base import SAVINGS_AMOUNT, MeteringSQL, StoredEvent, UsageEventStore
+from billing.models import AiUsageDay, BillableMetric, UsageEventBatch, UsageEventKey
+from billing.usage_store.base import SAVINGS_AMOUNT, CopiedEvent, MeteringSQL, StoredEvent, UsageEventStore
 from customers.models import Tenant
 from customers.tenancy import platform_scope, tenant_cursor
 
@@ -65,6 +65,8 @@ SETTINGS non_replicated_deduplication_window = 100000
 # ISO-8601 timestamps with an offset, as usage_ingest writes them.
 INSERT_SETTINGS = {"date_time_input_format": "best_effort"}
 KEY_STAGE = "billing_usage_key_stage"
+# The batch's AI calls (events whose properties carry "model"), for the AI-usage roll-up.
+AI_STAGE = "billing_usage_ai_stage"
 # Property values are read as Decimal(38, 12): 26 digits before the point, 12 after.
 PROPERTY_SCALE = 12
 _TSV_UNESCAPES = {"t": "\t", "n": "\n", "r": "\r", "\\": "\\", "'": "'", "0": "\x00", "b": "\b", "f": "\f"}
@@ -82,6 +84,13 @@ def _tsv_field(text: str) -> str | None:
 def _tsv_text(text: str) -> str:
     """``text`` as a TabSeparated field (the escapes ``_tsv_field`` reads)."""
     return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+
+
+def _tsv_lines(text: str) -> list[str]:
+    """The lines of COPY or TabSeparated text: split at newlines only (``str.splitlines`` also splits at
+    form feeds, U+2028 and other characters that neither format escapes)."""
+    lines = text.split("\n")
+    return lines[:-1] if lines and lines[-1] == "" else lines
 
 
 def _micros(moment: datetime) -> int:
@@ -154,6 +163,54 @@ def _value_sql(field: str, scale: int = PROPERTY_SCALE) -> str:
     )
 
 
+# The AI-usage roll-up (``billing.models.AiUsageDay``) of the events this store keeps: the rule of the
+# triggers on billing_usageevent (migration billing/0005), which never see these events. ``_ai_calls_added``
+# adds a batch's new calls in PostgreSQL, in the transaction that claims their keys (so exactly once);
+# ``AI_CALLS_BY_DAY`` reads a tenant's calls back from ClickHouse for a rebuild.
+AI_USAGE_DAY_COLUMNS = "tenant_id, customer_id, day, provider, model, feature, calls, input_tokens, output_tokens"
+AI_USAGE_DAY_KEY = "tenant_id, customer_id, day, provider, model, feature"
+TOKENS = r"^\s*[0-9]{1,15}\s*$"
+
+
+def _ai_calls_added(table: str) -> str:
+    """SQL adding the calls of the staged events whose keys are in ``claimed`` to ``table``, per customer,
+    day of the tenant's calendar, provider, model and feature. Parameters: tenant id, tokens regex twice."""
+    return f"""
+INSERT INTO {table} ({AI_USAGE_DAY_COLUMNS})
+SELECT t.id, s.customer_id, (s.ts AT TIME ZONE t.time_zone)::date,
+       LEFT(COALESCE(s.properties ->> 'provider', ''), 200),
+       LEFT(COALESCE(s.properties ->> 'model', ''), 200),
+       LEFT(COALESCE(NULLIF(s.properties ->> 'feature', ''), s.properties ->> 'task_type', ''), 200),
+       COUNT(*),
+       SUM(CASE WHEN s.properties ->> 'input_tokens' ~ %s THEN (s.properties ->> 'input_tokens')::numeric ELSE 0 END),
+       SUM(CASE WHEN s.properties ->> 'output_tokens' ~ %s THEN (s.properties ->> 'output_tokens')::numeric ELSE 0 END)
+FROM {AI_STAGE} s JOIN claimed c ON c.idempotency_key = s.idempotency_key JOIN customers_tenant t ON t.id = %s
+WHERE s.properties ? 'model'
+GROUP BY 1, 2, 3, 4, 5, 6
+ORDER BY 1, 2, 3, 4, 5, 6
+ON CONFLICT ({AI_USAGE_DAY_KEY}) DO UPDATE SET calls = {table}.calls + EXCLUDED.calls,
+    input_tokens = {table}.input_tokens + EXCLUDED.input_tokens,
+    output_tokens = {table}.output_tokens + EXCLUDED.output_tokens
+"""
+
+
+def _tokens_sql(param: str) -> str:
+    text = f"ifNull({_property_text(param)}, '')"
+    return f"sum(if(match({text}, %(tokens)s), toDecimal128OrZero(extract({text}, '[0-9]+'), 0), toDecimal128(0, 0)))"
+
+
+AI_CALLS_BY_DAY = f"""
+SELECT customer_id, toString(toDate(timestamp, %(time_zone)s)) AS day,
+       leftUTF8(ifNull({_property_text('provider')}, ''), 200) AS provider,
+       leftUTF8(ifNull({_property_text('model')}, ''), 200) AS model,
+       leftUTF8(ifNull(nullIf({_property_text('feature')}, ''), ifNull({_property_text('task_type')}, '')), 200) AS feature,
+       count(), {_tokens_sql('input_tokens')}, {_tokens_sql('output_tokens')}
+FROM {{source}}
+WHERE tenant_id = %(tenant)s AND JSONHas(properties, 'model')
+GROUP BY customer_id, day, provider, model, feature
+"""
+
+
 class ClickHouseUsageStore(UsageEventStore):
     name = "clickhouse"
     archive_refusal = (
@@ -177,7 +234,7 @@ class ClickHouseUsageStore(UsageEventStore):
         if "tenant_id = %(tenant)s" not in sql or not isinstance(params.get("tenant"), int):
             raise ValueError("Every ClickHouse query filters by tenant_id: there is no row-level security there.")
         body = self.backend.query(finalize_query(sql, params)).decode("utf-8")
-        return [[_tsv_field(f) for f in line.split("\t")] for line in body.splitlines()]
+        return [[_tsv_field(f) for f in line.split("\t")] for line in _tsv_lines(body)]
 
     def _where(self, tenant: Tenant, start: datetime, end: datetime, customer_ids, metric=None) -> tuple[str, dict]:
         where = (
@@ -202,8 +259,10 @@ class ClickHouseUsageStore(UsageEventStore):
     def insert_new(self, *, tenant: Tenant, copy_text: str, received_at: datetime) -> set[str]:
         if not copy_text:
             return set()
-        lines = copy_text.splitlines()
+        lines = _tsv_lines(copy_text)
         escaped_keys = [line.split("\t", 4)[3] for line in lines]
+        # A superset of the AI calls (the SQL checks the key itself): most batches have none.
+        ai_lines = [line for line in lines if '"model"' in line]
         with tenant_cursor(tenant) as cursor:
             cursor.execute(
                 f"CREATE TEMPORARY TABLE IF NOT EXISTS {KEY_STAGE} (idempotency_key varchar(128) NOT NULL)"
@@ -212,12 +271,30 @@ class ClickHouseUsageStore(UsageEventStore):
             with cursor.cursor.copy(f"COPY {KEY_STAGE} (idempotency_key) FROM STDIN") as copy:
                 copy.write("\n".join(escaped_keys) + "\n")
             # Key order: two transactions with overlapping keys wait on each other in the same order.
-            cursor.execute(
+            claim = (
                 f"INSERT INTO {UsageEventKey._meta.db_table} (tenant_id, idempotency_key)"
                 f' SELECT %s, idempotency_key FROM {KEY_STAGE} ORDER BY idempotency_key COLLATE "C"'
-                " ON CONFLICT (tenant_id, idempotency_key) DO NOTHING RETURNING idempotency_key",
-                [tenant.pk],
+                " ON CONFLICT (tenant_id, idempotency_key) DO NOTHING RETURNING idempotency_key"
             )
+            if ai_lines:
+                cursor.execute(
+                    f"CREATE TEMPORARY TABLE IF NOT EXISTS {AI_STAGE} (customer_id bigint NOT NULL,"
+                    " metric_code varchar(64) NOT NULL, ts timestamptz NOT NULL, idempotency_key varchar(128) NOT NULL,"
+                    " quantity numeric(24, 6) NOT NULL, properties jsonb NOT NULL) ON COMMIT DELETE ROWS;"
+                    f" DELETE FROM {AI_STAGE}"
+                )
+                with cursor.cursor.copy(
+                    f"COPY {AI_STAGE} (customer_id, metric_code, ts, idempotency_key, quantity, properties) FROM STDIN"
+                ) as copy:
+                    copy.write("\n".join(ai_lines) + "\n")
+                # The new calls join the roll-up in the statement that claims their keys: exactly once.
+                cursor.execute(
+                    f"WITH claimed AS ({claim}), rolled AS ({_ai_calls_added(AiUsageDay._meta.db_table)})"
+                    " SELECT idempotency_key FROM claimed",
+                    [tenant.pk, TOKENS, TOKENS, tenant.pk],
+                )
+            else:
+                cursor.execute(claim, [tenant.pk])
             inserted = {key for (key,) in cursor.fetchall()}
             cursor.execute(f"DELETE FROM {KEY_STAGE}")
             if not inserted:
@@ -284,6 +361,29 @@ class ClickHouseUsageStore(UsageEventStore):
         with platform_scope(reason="usage batches pending for ClickHouse, every tenant"):
             tenant_ids = list(UsageEventBatch.objects.values_list("tenant_id", flat=True).distinct())
         return sum(self._flush_batches(tenant_id=tenant_id, batch_ids=None) for tenant_id in tenant_ids)
+
+    def ai_usage_rebuild(self, *, tenant: Tenant) -> int:
+        """The tenant's AI-usage roll-up made again from its events in ClickHouse (batches still
+        pending are written first), in the caller's transaction; returns the rows made."""
+        self.pending_flush(tenant=tenant)
+        table = AiUsageDay._meta.db_table
+        with tenant_cursor(tenant) as cursor:
+            cursor.execute(f"SELECT time_zone FROM {Tenant._meta.db_table} WHERE id = %s", [tenant.pk])
+            (time_zone,) = cursor.fetchone()
+            rows = self._select(
+                AI_CALLS_BY_DAY.format(source=self.source),
+                {"tenant": tenant.pk, "time_zone": time_zone, "tokens": TOKENS, "provider": "provider",
+                 "model": "model", "feature": "feature", "task_type": "task_type",
+                 "input_tokens": "input_tokens", "output_tokens": "output_tokens"},
+            )
+            columns = list(zip(*rows)) or [()] * 8
+            AiUsageDay.objects.for_tenant(tenant).delete()
+            cursor.execute(
+                f"INSERT INTO {table} ({AI_USAGE_DAY_COLUMNS}) SELECT %s, * FROM unnest(%s::bigint[], %s::date[],"
+                " %s::text[], %s::text[], %s::text[], %s::bigint[], %s::numeric[], %s::numeric[])",
+                [tenant.pk, *(list(column) for column in columns)],
+            )
+            return cursor.rowcount
 
     def stored_keys(self, *, tenant: Tenant, keys: list[str]) -> set[str]:
         with tenant_cursor(tenant) as cursor:
@@ -399,6 +499,39 @@ class ClickHouseUsageStore(UsageEventStore):
         )
         return [(_instant(int(micros)), key, json.loads(properties)) for micros, key, properties in self._select(sql, params)]
 
+    def event_list(self, *, tenant, customer_id=None, metric_code=None, start=None, end=None, idempotency_key=None,
+                   limit=None, offset=0):
+        where, params = "tenant_id = %(tenant)s", {"tenant": tenant.pk}
+        for column, value, condition in (
+            ("customer", customer_id, "customer_id = %(customer)s"),
+            ("metric", metric_code, "metric_code = %(metric)s"),
+            ("start", start, "timestamp >= fromUnixTimestamp64Micro(%(start)s, 'UTC')"),
+            ("end", end, "timestamp < fromUnixTimestamp64Micro(%(end)s, 'UTC')"),
+            ("key", idempotency_key, "idempotency_key = %(key)s"),
+        ):
+            if value is not None:
+                where += f" AND {condition}"
+                params[column] = _micros(value) if column in ("start", "end") else value
+        sql = (
+            "SELECT customer_id, metric_code, toUnixTimestamp64Micro(timestamp), idempotency_key, quantity, properties,"
+            f" toUnixTimestamp64Micro(received_at) FROM {self.source} WHERE {where}"
+            " ORDER BY timestamp DESC, received_at DESC, idempotency_key DESC"
+        )
+        if limit is not None:
+            sql += f" LIMIT {int(limit)} OFFSET {int(offset)}"
+        elif offset:
+            sql += f" OFFSET {int(offset)}"
+        return [
+            StoredEvent(int(customer), code, _instant(int(at)), key, Decimal(quantity), json.loads(properties),
+                        _instant(int(received)))
+            for customer, code, at, key, quantity, properties, received in self._select(sql, params)
+        ]
+
+    def customer_has_events(self, *, tenant, customer_id):
+        self.pending_flush(tenant=tenant)
+        sql = f"SELECT 1 FROM {self.source} WHERE tenant_id = %(tenant)s AND customer_id = %(customer)s LIMIT 1"
+        return bool(self._select(sql, {"tenant": tenant.pk, "customer": customer_id}))
+
     def first_event_at(self, *, tenant):
         rows = self._select(
             f"SELECT toUnixTimestamp64Micro(minOrNull(timestamp)) FROM {self.source} WHERE tenant_id = %(tenant)s",
@@ -444,7 +577,7 @@ class ClickHouseUsageStore(UsageEventStore):
             " ORDER BY timestamp, received_at, idempotency_key"
         )
         return [
-            StoredEvent(int(customer), code, _instant(int(at)), key, Decimal(quantity), properties, _instant(int(received)))
+            CopiedEvent(int(customer), code, _instant(int(at)), key, Decimal(quantity), properties, _instant(int(received)))
             for customer, code, at, key, quantity, properties, received in self._select(sql, params)
         ]
 

@@ -20,7 +20,7 @@ from django.db.models.functions import Cast, Coalesce
 
 from billing.models import BillableMetric, UsageEvent, UsageEventKey
 from billing.partitions import usage_partitions_ensure
-from billing.usage_store.base import SAVINGS_AMOUNT, MeteringSQL, StoredEvent, UsageEventStore
+from billing.usage_store.base import SAVINGS_AMOUNT, CopiedEvent, MeteringSQL, StoredEvent, UsageEventStore
 from customers.models import Tenant
 from customers.tenancy import tenant_cursor
 
@@ -149,6 +149,25 @@ class PostgresUsageStore(UsageEventStore):
             .values_list("timestamp", "idempotency_key", "properties")
         )
 
+    def ai_usage_rebuild(self, *, tenant):
+        # One statement in the database (``billing_ai_usage_rebuild``, migration 0005), set-wise.
+        with tenant_cursor(tenant) as cursor:
+            cursor.execute("SELECT billing_ai_usage_rebuild(%s)", [tenant.pk])
+            return cursor.fetchone()[0]
+
+    def event_list(self, *, tenant, customer_id=None, metric_code=None, start=None, end=None, idempotency_key=None,
+                   limit=None, offset=0):
+        events = UsageEvent.objects.for_tenant(tenant)
+        for name, value in (("customer_id", customer_id), ("metric_code", metric_code), ("timestamp__gte", start),
+                            ("timestamp__lt", end), ("idempotency_key", idempotency_key)):
+            if value is not None:
+                events = events.filter(**{name: value})
+        rows = events.order_by("-timestamp", "-id").values_list(*StoredEvent._fields)
+        return [StoredEvent(*row) for row in (rows[offset:] if limit is None else rows[offset:offset + limit])]
+
+    def customer_has_events(self, *, tenant, customer_id):
+        return UsageEvent.objects.for_tenant(tenant).filter(customer_id=customer_id).exists()
+
     def first_event_at(self, *, tenant):
         with tenant_cursor(tenant) as cursor:
             cursor.execute(FIRST_EVENT_SQL, {"tenant": tenant.pk})
@@ -187,7 +206,7 @@ class PostgresUsageStore(UsageEventStore):
                 [tenant.pk, start, end],
             )
             return [
-                StoredEvent(customer, code, EPOCH + timedelta(microseconds=at), key, quantity, properties,
+                CopiedEvent(customer, code, EPOCH + timedelta(microseconds=at), key, quantity, properties,
                             EPOCH + timedelta(microseconds=received))
                 for customer, code, at, key, quantity, properties, received in cursor.fetchall()
             ]

@@ -48,6 +48,12 @@ class UsageEventFactory(factory.django.DjangoModelFactory):
         return event
 
 
+def stored_events(tenant, **filters) -> list:
+    """The tenant's events as the configured store keeps them (``UsageEventStore.event_list``: customer_id,
+    metric_code, timestamp, idempotency_key, quantity, properties, received_at), newest first."""
+    return usage_store().event_list(tenant=tenant, **filters)
+
+
 def usage_events_write(events: list[UsageEvent]) -> set[str]:
     """Store unsaved ``UsageEvent`` instances (one tenant's) in the configured store, as
     ``usage_ingest`` would after validating them; the keys that were new."""

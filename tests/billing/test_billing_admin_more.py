@@ -8,7 +8,7 @@ import pytest
 from django.urls import reverse
 
 from billing.models import BillableMetric, ChargeModel
-from customers.models import ContractLine, Role
+from customers.models import ContractLine, Customer, Role
 from customers.money import Money
 from customers.tenancy import platform_scope
 from revenue.models import ExchangeRate, QuarterTarget
@@ -69,7 +69,6 @@ def as_role(client, member_factory, tenant_a):
     "app_model, key, shown",
     [
         ("billing_billablemetric", "metric", "Alpha jobs"),
-        ("billing_usageevent", "events", "alpha-0-alpha_jobs"),
         ("billing_priceterms", "terms", "alpha usage ALPHA-1"),
         ("revenue_exchangerate", "rate", "1.0875"),
         ("revenue_quartertarget", "target", "2026-Q4"),
@@ -89,35 +88,86 @@ def test_lists_show_only_the_own_tenant_and_another_tenants_id_is_404(as_role, w
     assert client.get(url(app_model, "change", mine.pk)).status_code == 200
 
 
-def test_usage_events_filter_by_metric_and_customer(as_role, world):
+@pytest.mark.usage_events
+def test_the_usage_event_list_shows_only_the_own_tenants_events_newest_first(as_role, world):
+    listing = as_role(Role.VIEWER).get(url("billing_usageevent", "changelist"))
+
+    assert listing.status_code == 200
+    assert [e["row"].idempotency_key for e in listing.context["events"]] == [  # same time: the later arrival first
+        "alpha-1-data_gb", "alpha-1-alpha_jobs", "alpha-0-data_gb", "alpha-0-alpha_jobs"
+    ]
+    assert [e["customer"] for e in listing.context["events"]] == ["Alpha Customer 2"] * 2 + ["Alpha Customer 1"] * 2
+    assert "beta" not in listing.content.decode().lower()
+
+
+@pytest.mark.usage_events
+def test_usage_events_filter_by_metric_customer_period_and_key(as_role, world):
     client = as_role(Role.VIEWER)
     customer = world["alpha"]["events"][2].customer
 
-    by_metric = client.get(url("billing_usageevent", "changelist") + "?metric_code=alpha_jobs").context["cl"]
-    by_customer = client.get(url("billing_usageevent", "changelist"), {"customer__id__exact": customer.pk}).context["cl"]
-    by_date = client.get(url("billing_usageevent", "changelist"),
-                         {"timestamp__gte": "2026-11-06 00:00:00+00:00", "timestamp__lt": "2026-11-07 00:00:00+00:00"}).context["cl"]
+    def keys(**query):
+        response = client.get(url("billing_usageevent", "changelist"), query)
+        assert response.status_code == 200
+        return sorted(e["row"].idempotency_key for e in response.context["events"])
 
-    assert sorted(e.idempotency_key for e in by_metric.result_list) == ["alpha-0-alpha_jobs", "alpha-1-alpha_jobs"]
-    assert sorted(e.idempotency_key for e in by_customer.result_list) == ["alpha-1-alpha_jobs", "alpha-1-data_gb"]
-    assert sorted(e.idempotency_key for e in by_date.result_list) == ["alpha-1-alpha_jobs", "alpha-1-data_gb"]
+    assert keys(metric_code="alpha_jobs") == ["alpha-0-alpha_jobs", "alpha-1-alpha_jobs"]
+    assert keys(customer=customer.pk) == ["alpha-1-alpha_jobs", "alpha-1-data_gb"]
+    assert keys(start="2026-11-06 00:00:00", end="2026-11-07 00:00:00") == ["alpha-1-alpha_jobs", "alpha-1-data_gb"]
+    assert keys(q="alpha-0-data_gb") == ["alpha-0-data_gb"]
+    theirs = client.get(url("billing_usageevent", "changelist"), {"customer": world["beta"]["events"][0].customer_id})
+    assert (theirs.status_code, theirs.context["events"]) == (400, [])  # another tenant's customer is no choice
 
 
-def test_usage_events_cannot_be_added_or_changed_even_by_the_owner(as_role, world):
+@pytest.mark.usage_events
+def test_a_bad_filter_is_400_with_its_reason_and_lists_nothing(as_role, world):
+    client = as_role(Role.VIEWER)
+
+    bad_date = client.get(url("billing_usageevent", "changelist"), {"start": "yesterday"})
+    backwards = client.get(url("billing_usageevent", "changelist"), {"start": "2026-11-07", "end": "2026-11-06"})
+    bad_page = client.get(url("billing_usageevent", "changelist"), {"p": "0"})
+
+    assert (bad_date.status_code, backwards.status_code, bad_page.status_code) == (400, 400, 400)
+    assert bad_date.context["events"] == [] and "Enter a valid date/time." in bad_date.content.decode()
+    assert "The end must be after the start." in backwards.content.decode()
+
+
+@pytest.mark.usage_events
+def test_the_usage_event_list_pages_newest_first(as_role, world, tenant_a, monkeypatch):
+    monkeypatch.setattr("billing.admin_usage.PER_PAGE", 3)
+    client = as_role(Role.VIEWER)
+
+    first = client.get(url("billing_usageevent", "changelist"), {"customer": "", "metric_code": ""})
+    second = client.get(url("billing_usageevent", "changelist"), {"p": first.context["older"]})
+
+    assert (len(first.context["events"]), first.context["older"], first.context["newer"]) == (3, 2, None)
+    assert (len(second.context["events"]), second.context["older"], second.context["newer"]) == (1, None, 1)
+
+
+def test_usage_events_have_no_page_to_add_or_change_one(as_role, world):
     client = as_role(Role.OWNER)
     event = world["alpha"]["events"][0]
 
     assert client.get(url("billing_usageevent", "add")).status_code == 403
-    client.post(url("billing_usageevent", "change", event.pk), {"quantity": "99"})
-
-    event.refresh_from_db()
-    assert event.quantity == 1
+    assert client.post(url("billing_usageevent", "change", event.pk), {"quantity": "99"}).status_code == 403
+    assert client.get(url("billing_usageevent", "history", event.pk)).status_code == 403
+    assert client.get(url("billing_usageevent", "changelist")).status_code == 200
 
 
 def test_customer_filter_of_usage_events_offers_only_own_customers(as_role, world):
     page = as_role(Role.VIEWER).get(url("billing_usageevent", "changelist")).content.decode()
 
     assert "Alpha Customer 1" in page and "Beta Customer" not in page
+
+
+def test_a_platform_admin_chooses_the_tenant_whose_events_are_listed(admin_client, world, tenant_b):
+    unchosen = admin_client.get(url("billing_usageevent", "changelist"))
+    chosen = admin_client.get(url("billing_usageevent", "changelist"), {"tenant": tenant_b.pk})
+
+    assert unchosen.status_code == 200 and unchosen.context["events"] == []
+    assert "Choose a tenant to list its usage events." in unchosen.content.decode()
+    assert sorted(e["row"].idempotency_key for e in chosen.context["events"]) == [
+        "beta-0-beta_jobs", "beta-0-data_gb", "beta-1-beta_jobs", "beta-1-data_gb"
+    ]
 
 
 def test_price_terms_filter_by_contract(as_role, world):
@@ -172,3 +222,17 @@ def test_account_manager_sets_a_quarter_target_and_a_duplicate_is_a_form_error(a
     assert created.status_code == 302
     assert duplicate.status_code == 200 and duplicate.context["adminform"].form.errors
     assert QuarterTarget.objects.for_tenant(tenant_a).filter(year=2027).count() == 1
+
+
+@pytest.mark.usage_events
+def test_a_customer_with_usage_events_is_not_deleted_from_the_admin_in_either_store(as_role, world, tenant_a):
+    client = as_role(Role.OWNER)
+    customer = world["alpha"]["events"][2].customer  # events, and nothing else that holds on to it
+
+    one = client.post(reverse("admin:customers_customer_delete", args=[customer.pk]), {"post": "yes"})
+    selected = client.post(url("customers_customer", "changelist"),
+                           {"action": "delete_selected", "_selected_action": [customer.pk], "post": "yes"})
+
+    assert one.status_code in (200, 302) and selected.status_code in (200, 302)  # refused, never a 500
+    with platform_scope():
+        assert Customer.objects.filter(pk=customer.pk).exists()

@@ -40,6 +40,7 @@ def invoiced(tenant_a):
     return {"metric": metric, "terms": terms}
 
 
+@pytest.mark.usage_events
 def test_the_admin_keeps_what_an_issued_invoice_was_priced_with(finance, tenant_a, invoiced):
     metric, terms = invoiced["metric"], invoiced["terms"]
     change_metric = reverse("admin:billing_billablemetric_change", args=[metric.pk])

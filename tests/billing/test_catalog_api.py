@@ -100,6 +100,7 @@ def test_finance_and_owners_write_the_catalog_other_roles_read_it(tenant_a, memb
     )
 
 
+@pytest.mark.usage_events
 def test_a_metric_that_priced_an_issued_invoice_keeps_what_it_measures(tenant_a, invoiced):
     client = key_client(tenant_a)
     url = f"/api/v1/billable-metrics/{invoiced['metric'].pk}/"
@@ -224,6 +225,7 @@ def test_another_tenants_line_and_terms_are_not_found(tenant_a, tenant_b):
     assert client.get("/api/v1/price-terms/").json()["count"] == 0
 
 
+@pytest.mark.usage_events
 def test_terms_of_an_invoiced_line_are_history(tenant_a, invoiced):
     client = key_client(tenant_a)
     url = f"/api/v1/price-terms/{invoiced['terms'].pk}/"

@@ -34,6 +34,7 @@ def created(response):
     return response.json()
 
 
+@pytest.mark.usage_events
 @pytest.mark.slow  # about 3-5 s on a shared machine
 def test_an_integrator_builds_the_catalog_bills_a_month_and_reads_the_invoice(world, django_capture_on_commit_callbacks):
     api, finance, month = world["machine"], world["finance"], world["month"]

@@ -9,7 +9,6 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from django.core.exceptions import ValidationError
-from django.db import transaction
 from django.urls import reverse
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -308,6 +307,7 @@ def test_weighted_sum_counts_the_seconds_of_a_month_with_a_daylight_saving_chang
 PERIOD_SECONDS = 30 * 86_400
 
 
+@pytest.mark.usage_events
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     deltas=st.lists(
@@ -328,17 +328,17 @@ def test_weighted_sum_is_the_running_total_times_the_seconds_held_over_the_perio
     expected = held / PERIOD_SECONDS * 1_000_000
     expected = D(int(abs(expected) + Fraction(1, 2)) * (1 if expected >= 0 else -1)).scaleb(-6)
 
-    with transaction.atomic():
-        BillableMetricFactory(tenant=tenant_a, code="seats",
-                                       aggregation=BillableMetric.Aggregation.WEIGHTED_SUM, field="delta")
-        customer = CustomerFactory(tenant=tenant_a)
-        UsageEvent.objects.for_tenant(tenant_a).bulk_create(
-            UsageEvent(tenant=tenant_a, customer=customer, metric_code="seats", idempotency_key=f"k{index}",
-                       timestamp=start + timedelta(seconds=offset), properties={"delta": str(delta)})
-            for index, (offset, delta) in enumerate(deltas)
-        )
-        totals = usage_totals(tenant=tenant_a, period_start=NOV_START, period_end=NOV_END)
-        transaction.set_rollback(True)
+    # Each example its own customer (examples share the test's transaction and the store).
+    if not BillableMetric.objects.for_tenant(tenant_a).filter(code="seats").exists():
+        BillableMetricFactory(tenant=tenant_a, code="seats", aggregation=BillableMetric.Aggregation.WEIGHTED_SUM,
+                              field="delta")
+    customer = CustomerFactory(tenant=tenant_a)
+    usage_events_write([
+        UsageEvent(tenant=tenant_a, customer=customer, metric_code="seats", idempotency_key=f"{customer.pk}-k{index}",
+                   timestamp=start + timedelta(seconds=offset), properties={"delta": str(delta)})
+        for index, (offset, delta) in enumerate(deltas)
+    ])
+    totals = usage_totals(tenant=tenant_a, period_start=NOV_START, period_end=NOV_END, customer_ids=[customer.pk])
 
     assert totals.get((customer.pk, "seats"), D(0)) == (expected if deltas else D(0))
 

@@ -408,6 +408,7 @@ def test_a_tenant_read_back_from_the_database_does_not_look_like_a_change(job_ap
     assert (counts["updated"], counts["unchanged"]) == (0, 1)
 
 
+@pytest.mark.usage_events
 def test_percentage_of_savings_prices_event_by_event_with_a_minimum(tenant_a):
     BillableMetricFactory(
         tenant=tenant_a, code="savings", unit="USD", aggregation=BillableMetric.Aggregation.SUM, field="saved"

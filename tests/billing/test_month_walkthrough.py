@@ -121,6 +121,7 @@ def job_events(tenant, ref, jobs, failed):
     ]
 
 
+@pytest.mark.usage_events
 def test_job_api_starter_month_with_overage_and_failed_jobs(mailoutbox):
     tenant = demo_tenant(jobapi)
     other = demo_tenant(optimizer)  # a second tenant with a customer of the same reference
@@ -169,6 +170,7 @@ def test_job_api_starter_month_with_overage_and_failed_jobs(mailoutbox):
     assert note.number == f"JS-CN-{timezone.localdate().year}-00001"  # its own sequence, not the invoices'
 
 
+@pytest.mark.usage_events
 def test_optimizer_mid_tier_month_bills_a_fifth_of_savings_plus_the_platform_fee(mailoutbox):
     tenant = demo_tenant(optimizer)
     demo_tenant(konsult)
@@ -204,6 +206,7 @@ def test_optimizer_mid_tier_month_bills_a_fifth_of_savings_plus_the_platform_fee
     assert (note.total, note.number) == (D("50.00"), f"NA-CN-{timezone.localdate().year}-00001")
 
 
+@pytest.mark.usage_events
 def test_consultancy_month_in_swedish_with_hours_retainer_and_moms(mailoutbox):
     tenant = demo_tenant(konsult)
     demo_tenant(jobapi)

@@ -94,6 +94,7 @@ def as_rows(projection):
     return [(line.description, line.kind, line.quantity, line.unit_price, line.amount) for line in projection.lines]
 
 
+@pytest.mark.usage_events
 def test_projection_equals_the_draft_the_run_then_produces(professional):
     tenant = professional.tenant
 
@@ -117,6 +118,7 @@ def test_projection_equals_the_draft_the_run_then_produces(professional):
     assert (projection.total, projection.credit_applied, projection.amount_due) == (D("96.03"), D("20.00"), D("76.03"))
 
 
+@pytest.mark.usage_events
 def test_projection_writes_nothing(professional, tenant_b):
     before = row_counts(professional.tenant, tenant_b)
 
@@ -128,6 +130,7 @@ def test_projection_writes_nothing(professional, tenant_b):
     assert row_counts(professional.tenant, tenant_b) == before
 
 
+@pytest.mark.usage_events
 def test_projection_of_a_starter_over_its_quota_counts_overage_and_failed_jobs(job_api):
     with platform_scope():
         customer = CustomerFactory(tenant=job_api, external_ref="quillon")
@@ -146,6 +149,7 @@ def test_projection_of_a_starter_over_its_quota_counts_overage_and_failed_jobs(j
     assert (projection.subtotal, projection.discount_total, projection.total) == (D("34.00"), D("2.00"), D("32.00"))
 
 
+@pytest.mark.usage_events
 def test_projection_of_a_swedish_customer_adds_moms_like_the_draft(tenant_a, tenant_b):
     tenant_b.vat_rate = D("25")
     tenant_b.save()
@@ -189,6 +193,7 @@ def test_a_period_ending_before_it_starts_is_refused(tenant_a, tenant_b):
         invoice_project(customer=customer, period_start=NOV_END, period_end=NOV_START)
 
 
+@pytest.mark.usage_events
 def test_usage_page_shows_the_invoice_this_usage_projects(client, job_api, tenant_b):
     today = timezone.localdate()
     first = today.replace(day=1)

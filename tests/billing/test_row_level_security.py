@@ -111,6 +111,10 @@ def test_the_application_role_is_neither_superuser_nor_owner_nor_bypassing(db):
 def test_a_raw_query_and_a_history_query_see_only_the_tenant_set(two_worlds, tenant_a, tenant_b):
     assert raw("SELECT name FROM customers_customer ORDER BY id", tenant=tenant_a) == [("acme customer",)]
     assert raw("SELECT DISTINCT tenant_id FROM customers_historicalcustomer", tenant=tenant_a) == [(tenant_a.pk,)]
+
+
+@pytest.mark.postgres_store_only(reason="row-level security of the PostgreSQL event table")
+def test_a_raw_query_of_usage_events_sees_only_the_tenant_set(two_worlds, tenant_a, tenant_b):
     assert raw("SELECT DISTINCT tenant_id FROM billing_usageevent", tenant=tenant_b) == [(tenant_b.pk,)]
 
 
@@ -153,6 +157,7 @@ def test_writing_another_tenants_row_is_refused(two_worlds, tenant_a, tenant_b):
         assert Customer.objects.get(pk=customer_b.pk).name == "bergstrom customer"
 
 
+@pytest.mark.postgres_store_only(reason="the AI-usage triggers on the PostgreSQL event table, under its row-level security")
 def test_the_ai_usage_triggers_see_only_the_tenant_set(two_worlds, tenant_a, tenant_b):
     def roll_up():
         with platform_scope():

@@ -21,6 +21,8 @@ from tests.billing.document_builders import build_invoice
 from tests.billing.factories import BillableMetricFactory, BillingSettingsFactory
 from tests.customers.factories import CustomerFactory
 
+pytestmark = pytest.mark.postgres_store_only(reason="archives and restores months of the PostgreSQL event table's partitions")
+
 SEPTEMBER = date(2026, 9, 1)
 IN_SEPTEMBER = datetime(2026, 10, 1, 12, tzinfo=timezone.utc)  # when the events arrive
 AI_CALL = {"provider": "openai", "model": "gpt-x", "input_tokens": 100, "output_tokens": 20}

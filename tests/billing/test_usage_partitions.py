@@ -16,6 +16,8 @@ from tests.billing.factories import BillableMetricFactory, UsageEventFactory
 from tests.billing.test_row_level_security import raw
 from tests.customers.factories import CustomerFactory
 
+pytestmark = pytest.mark.postgres_store_only(reason="the monthly partitions of the PostgreSQL event table")
+
 NOW = datetime(2026, 11, 20, 9, 0, tzinfo=timezone.utc)
 NOVEMBER = partition_name(date(2026, 11, 1))
 

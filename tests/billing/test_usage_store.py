@@ -6,6 +6,7 @@ from decimal import Decimal
 
 import pytest
 
+from billing import metering
 from billing.metering import usage_ingest, usage_totals
 from billing.models import BillableMetric, UsageEventBatch, UsageEventKey
 from billing.selectors import metric_event_amounts
@@ -286,3 +287,9 @@ def test_savings_are_summed_per_customer_code_and_bucket_in_either_store(usage_s
         (n, "savings", 1): [D("1100"), D("850.5"), D("299.5"), 2],
         (n, "savings", 2): [D(0), D(0), D(0), 1],
     }
+
+
+@pytest.mark.usage_events
+def test_a_test_marked_usage_events_runs_on_each_store_in_turn(request, tenant_a):
+    """The marker's parameter is the store the code under test gets (tests/conftest.py)."""
+    assert metering.usage_store().name == request.node.callspec.params["usage_store_kind"]

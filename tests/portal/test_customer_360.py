@@ -157,6 +157,7 @@ def test_invoices_and_credit_notes_with_status_and_amount_due(world):
     assert f'href="/admin/billing/creditnote/{note.pk}/change/"' in invoices and "$150.00" in invoices
 
 
+@pytest.mark.usage_events
 def test_usage_this_period_and_the_invoice_it_projects(world):
     response, body = _page(world)
 

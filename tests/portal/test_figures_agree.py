@@ -83,6 +83,7 @@ def csv_row(response, first_cell: str) -> list[str]:
     return next(line.split(",") for line in response.content.decode().splitlines() if line.startswith(first_cell + ","))
 
 
+@pytest.mark.usage_events
 def test_every_page_api_and_the_report_show_the_same_figures(owner_client, world, tenant_a):
     show = Display(tenant_a)
     api = key_client(tenant_a)
@@ -139,6 +140,7 @@ def test_every_page_api_and_the_report_show_the_same_figures(owner_client, world
     assert "contracted revenue $15,700.00 over twelve months" in message.body
 
 
+@pytest.mark.usage_events
 def test_each_figure_states_its_definition_the_same_on_the_page_and_in_the_api(owner_client, world, tenant_a):
     definitions = key_client(tenant_a).get("/api/v1/metrics/definitions/" + WINDOW).json()["figures"]
 
@@ -163,6 +165,7 @@ def test_each_figure_states_its_definition_the_same_on_the_page_and_in_the_api(o
             assert definitions[key]["definition"].replace("'", "&#x27;") in html, (path, key)
 
 
+@pytest.mark.usage_events
 def test_a_frozen_month_shows_its_frozen_figures_everywhere_after_a_backdated_change(owner_client, world, tenant_a):
     for month in months_between(add_months(MARCH, -11), MARCH):
         snapshot_month(tenant=tenant_a, month=month)

@@ -214,6 +214,7 @@ def test_swedish_customer_reads_the_portal_in_swedish(client, world):
     assert f"15{NBSP}431,25{NBSP}kr" in detail and "Moms" in detail and "Ladda ner PDF" in detail
 
 
+@pytest.mark.usage_events
 def test_usage_page_shows_this_months_usage_per_metric(portal, world, tenant_a):
     with platform_scope():
         BillableMetricFactory(tenant=tenant_a, code="processed_jobs", name="Processed jobs", unit="jobs")

@@ -5,7 +5,7 @@ from decimal import Decimal
 
 from billing.models import Invoice, UsageEvent
 from revenue.models import CustomerCost, ModelPrice
-from tests.billing.factories import usage_events_write
+from tests.billing.factories import UsageEventFactory, usage_events_write
 
 _keys = iter(range(10**9))
 
@@ -18,7 +18,8 @@ def price(tenant, model, input_price, output_price, *, provider="openai", on=dat
 
 
 def call(customer, when, model, tokens_in, tokens_out, *, provider="openai", task="chat", metric="ai_call"):
-    return UsageEvent.objects.create(
+    """One AI call, stored in the configured usage-event store."""
+    return UsageEventFactory(
         tenant=customer.tenant, customer=customer, metric_code=metric,
         timestamp=when if isinstance(when, datetime) else datetime(when.year, when.month, when.day, 12, tzinfo=timezone.utc),
         idempotency_key=f"k-{next(_keys)}", quantity=Decimal(1),

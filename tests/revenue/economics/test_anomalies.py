@@ -55,6 +55,7 @@ def alerts(tenant):
     )
 
 
+@pytest.mark.usage_events
 def test_spike_drop_and_threshold_with_their_figures(world):
     result = detect_anomalies(tenant=world, day=DAY)
 
@@ -82,6 +83,7 @@ def test_event_spikes_and_drops_are_found_in_either_usage_store(usage_store, ten
     ]
 
 
+@pytest.mark.usage_events
 def test_a_second_run_raises_nothing_new(world):
     detect_anomalies(tenant=world, day=DAY)
 
@@ -89,6 +91,7 @@ def test_a_second_run_raises_nothing_new(world):
     assert AnomalyAlert.objects.for_tenant(world).count() == 3
 
 
+@pytest.mark.usage_events
 def test_each_alert_is_emailed_once_to_the_account_manager_or_the_owners(world):
     detect_anomalies(tenant=world, day=DAY)
 
@@ -103,6 +106,7 @@ def test_each_alert_is_emailed_once_to_the_account_manager_or_the_owners(world):
     assert AnomalyAlert.objects.for_tenant(world).filter(emailed_at__isnull=True).count() == 0
 
 
+@pytest.mark.usage_events
 def test_a_failed_alert_email_is_recorded_and_sent_by_the_next_run(world, monkeypatch):
     detect_anomalies(tenant=world, day=DAY)
     real_send = mail.EmailMessage.send
@@ -134,6 +138,7 @@ def test_a_failed_alert_email_is_recorded_and_sent_by_the_next_run(world, monkey
     assert set(AlertDelivery.objects.for_tenant(world).values_list("status", "attempts")) == {("sent", 1), ("sent", 2)}
 
 
+@pytest.mark.usage_events
 def test_the_task_detects_and_emails(world):
     result = detect_anomalies_for_tenant.delay(world.pk, DAY.isoformat()).get()
 
@@ -141,6 +146,7 @@ def test_the_task_detects_and_emails(world):
     assert len(mail.outbox) == 2
 
 
+@pytest.mark.usage_events
 def test_weekly_metric_rule_alerts_once_per_week(tenant_a):
     from billing.models import BillableMetric
 
@@ -174,6 +180,7 @@ def test_finance_edits_rules_account_managers_only_read_them(tenant_a, member_fa
     assert manager.get("/admin/revenue/anomalyrule/").status_code == 200
 
 
+@pytest.mark.usage_events
 def test_alerts_are_read_only_in_the_admin(world, member_factory):
     detect_anomalies(tenant=world, day=DAY)
     alert = AnomalyAlert.objects.for_tenant(world).first()

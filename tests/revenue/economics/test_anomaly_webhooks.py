@@ -3,6 +3,8 @@
 from datetime import date
 from decimal import Decimal
 
+import pytest
+
 from billing.models import WebhookEvent
 from billing.services.webhooks import webhook_endpoint_create
 from revenue.economics.anomalies import detect_anomalies
@@ -10,6 +12,8 @@ from revenue.models import AnomalyAlert, AnomalyRule
 from tests.billing.webhook_receiver import Receiver
 from tests.customers.factories import CustomerFactory
 from tests.revenue.economics.helpers import call, price
+
+pytestmark = pytest.mark.usage_events  # the figures here are read from usage events
 
 DAY = date(2026, 3, 11)
 

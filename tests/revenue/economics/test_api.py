@@ -2,12 +2,15 @@
 
 from datetime import date
 
+import pytest
 
 from billing.models import InvoiceLine
 from tests.api_clients import key_client
 from tests.customers.factories import CustomerFactory
 from tests.revenue.economics.helpers import billed, calls, price
 from tests.revenue.economics.test_roi import mid  # noqa: F401  (fixture)
+
+pytestmark = pytest.mark.usage_events  # the figures here are read from usage events
 
 JAN = date(2026, 1, 1)
 

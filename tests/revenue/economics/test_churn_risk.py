@@ -59,6 +59,7 @@ def fading(tenant_a, tenant_b, member_factory):
     return customer
 
 
+@pytest.mark.usage_events
 def test_each_signal_has_its_raw_figure_and_points(fading, tenant_a):
     score = churn_risk_scores(tenant=tenant_a, as_of=AS_OF)[fading.pk]
 
@@ -77,6 +78,7 @@ def test_each_signal_has_its_raw_figure_and_points(fading, tenant_a):
     assert score.mrr == Decimal("60")
 
 
+@pytest.mark.usage_events
 def test_only_customers_with_mrr_of_the_tenant_are_scored(fading, tenant_a):
     scores = churn_risk_scores(tenant=tenant_a, as_of=AS_OF)
 
@@ -85,6 +87,7 @@ def test_only_customers_with_mrr_of_the_tenant_are_scored(fading, tenant_a):
     assert (newcomer.score, [s.code for s in newcomer.signals if s.points]) == (Decimal("10.0"), ["tenure"])
 
 
+@pytest.mark.usage_events
 def test_at_risk_list_holds_only_customers_at_or_above_the_threshold(fading, tenant_a):
     rows = at_risk_customers(tenant=tenant_a, as_of=AS_OF, limit=10)
 
@@ -147,6 +150,7 @@ def test_usage_trend_of_a_young_customer_reads_its_days_not_ninety(usage_store, 
     assert signal.points == Decimal("25.0")
 
 
+@pytest.mark.usage_events
 def test_usage_trend_of_a_returning_customer_starts_at_its_return(tenant_a):
     back = CustomerFactory(tenant=tenant_a, name="Back again")
     ContractLineFactory(contract=ContractFactory(customer=back, start_date=date(2024, 1, 1), end_date=date(2025, 6, 30)),
@@ -180,6 +184,7 @@ def test_usage_trend_starts_with_the_tenants_usage_history(usage_store, tenant_a
     assert signal.points == Decimal("17.2")
 
 
+@pytest.mark.usage_events
 def test_thirty_days_of_history_or_less_has_no_trend(tenant_a):
     new = CustomerFactory(tenant=tenant_a, name="Brand new")
     ContractLineFactory(contract=ContractFactory(customer=new, start_date=date(2026, 3, 5)))

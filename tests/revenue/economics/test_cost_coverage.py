@@ -38,6 +38,7 @@ def book(tenant_a, tenant_b):
     return {"heavy": heavy, "light": light, "quiet": quiet}
 
 
+@pytest.mark.usage_events
 def test_the_margin_covers_only_the_months_with_cost_data(book, tenant_a):
     result = margins(tenant=tenant_a, first=JAN, last=MAR)
 
@@ -55,6 +56,7 @@ def test_the_margin_covers_only_the_months_with_cost_data(book, tenant_a):
         ("Pro", 2, Decimal("105.00")), ("Starter", 1, None)]
 
 
+@pytest.mark.usage_events
 def test_a_customer_without_cost_data_has_no_margin_and_is_not_advised(book, tenant_a):
     rows = {r["customer"]: r for r in margins(tenant=tenant_a, first=JAN, last=MAR)["customers"]}
 
@@ -68,6 +70,7 @@ def test_a_customer_without_cost_data_has_no_margin_and_is_not_advised(book, ten
     assert [(r["customer"], r["status"]) for r in listed] == [("Heavy", "thin")]
 
 
+@pytest.mark.usage_events
 def test_a_window_without_cost_data_has_no_margin(book, tenant_a):
     result = margins(tenant=tenant_a, first=JAN, last=JAN)
 
@@ -79,6 +82,7 @@ def test_a_window_without_cost_data_has_no_margin(book, tenant_a):
     assert cost_coverage_note(tenant=tenant_a, window=(FEB, MAR), cost_months=[FEB, MAR]) == ""
 
 
+@pytest.mark.usage_events
 def test_the_profitability_page_says_what_the_margin_covers(client, book, tenant_a, member_factory):
     client.force_login(member_factory(tenant_a, Role.FINANCE))
 

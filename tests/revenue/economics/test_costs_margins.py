@@ -35,6 +35,7 @@ def world(tenant_a, tenant_b):
     return acme
 
 
+@pytest.mark.usage_events
 def test_token_cost_uses_the_price_in_effect_on_the_call_day_and_adds_entered_cost(world, tenant_a):
     row = cost_to_serve(tenant=tenant_a, first=JAN, last=JAN)[(world.pk, JAN)]
 
@@ -43,6 +44,7 @@ def test_token_cost_uses_the_price_in_effect_on_the_call_day_and_adds_entered_co
     assert {f: s["cost"] for f, s in row.features.items()} == {"chat": Decimal("8"), "code": Decimal("2.1")}
 
 
+@pytest.mark.usage_events
 def test_revenue_is_net_of_vat_and_credit_notes_of_billed_invoices_only(world, tenant_a):
     billed(world, FEB, "99.00", status="draft")
     credit_note(billed(world, date(2026, 3, 1), "50.00"), "20.00")
@@ -79,6 +81,7 @@ def test_a_fee_billed_for_a_year_is_earned_a_twelfth_a_month_in_cents(tenant_a, 
     }
 
 
+@pytest.mark.usage_events
 def test_margin_per_customer_tier_feature_and_month(world, tenant_a):
     result = margins(tenant=tenant_a, first=JAN, last=FEB)
 
@@ -102,6 +105,7 @@ def test_a_window_backwards_is_refused(tenant_a):
         margins(tenant=tenant_a, first=FEB, last=JAN)
 
 
+@pytest.mark.usage_events
 def test_cost_to_serve_reads_the_ai_usage_roll_up(tenant_a):
     acme = CustomerFactory(tenant=tenant_a, name="Acme", external_ref="acme")
     price(tenant_a, "gpt-4", "30", "60")

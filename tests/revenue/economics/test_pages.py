@@ -21,6 +21,7 @@ def now_in_march(monkeypatch):
     monkeypatch.setattr(timezone, "now", lambda: fixed)
 
 
+@pytest.mark.usage_events
 def test_profitability_page_shows_the_tenants_loser_and_its_advice(tenant_a, tenant_b, member_factory):
     for tenant in (tenant_a, tenant_b):
         price(tenant, "m", "1000000", "0")
@@ -46,6 +47,7 @@ def test_profitability_page_bad_month_is_400(tenant_a, member_factory):
     assert client.get("/staff/economics/?from=2026-13").status_code == 400
 
 
+@pytest.mark.usage_events
 def test_staff_roi_detail_of_another_tenants_customer_is_404(mid, tenant_b, member_factory):  # noqa: F811
     client = Client()
     client.force_login(member_factory(tenant_b))
@@ -53,6 +55,7 @@ def test_staff_roi_detail_of_another_tenants_customer_is_404(mid, tenant_b, memb
     assert client.get(f"/staff/economics/roi/{mid.pk}/").status_code == 404
 
 
+@pytest.mark.usage_events
 def test_staff_roi_list_shows_cumulative_savings(mid, tenant_a, member_factory):  # noqa: F811
     client = Client()
     client.force_login(member_factory(tenant_a))
@@ -62,6 +65,7 @@ def test_staff_roi_list_shows_cumulative_savings(mid, tenant_a, member_factory):
     assert "Kestrel" in body and "$3,100.00" in body and "$1,620.00" in body
 
 
+@pytest.mark.usage_events
 def test_portal_roi_page_in_the_customers_language(mid, now_in_march):  # noqa: F811
     mid.language = "sv"
     mid.save()

@@ -33,6 +33,7 @@ def book(tenant_a, tenant_b):
     return made
 
 
+@pytest.mark.usage_events
 def test_lists_unprofitable_and_thin_customers_with_revenue_at_risk_by_tier(book, tenant_a):
     result = profitability(tenant=tenant_a, first=JAN, last=JAN)
 
@@ -45,6 +46,7 @@ def test_lists_unprofitable_and_thin_customers_with_revenue_at_risk_by_tier(book
     ]
 
 
+@pytest.mark.usage_events
 def test_heavy_user_gets_a_usage_cap_with_its_figures(book, tenant_a):
     rows = {r["customer"]: r for r in profitability(tenant=tenant_a, first=JAN, last=JAN)["customers"]}
 
@@ -55,6 +57,7 @@ def test_heavy_user_gets_a_usage_cap_with_its_figures(book, tenant_a):
     assert (figures["cost_at_cap"], figures["margin_rate_at_cap"]) == (Decimal(12), Decimal(17) / Decimal(29))
 
 
+@pytest.mark.usage_events
 def test_customer_a_richer_tier_covers_gets_a_tier_upgrade(book, tenant_a):
     rows = {r["customer"]: r for r in profitability(tenant=tenant_a, first=JAN, last=JAN)["customers"]}
 
@@ -64,6 +67,7 @@ def test_customer_a_richer_tier_covers_gets_a_tier_upgrade(book, tenant_a):
     assert (advice["figures"]["target_tier"], advice["figures"]["target_tier_average_revenue"]) == ("Business", 299)
 
 
+@pytest.mark.usage_events
 def test_customer_no_tier_covers_gets_a_price_change(book, tenant_a):
     rows = {r["customer"]: r for r in profitability(tenant=tenant_a, first=JAN, last=JAN)["customers"]}
 

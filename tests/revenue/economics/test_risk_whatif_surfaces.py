@@ -37,6 +37,7 @@ def staff(tenant, member_factory, role=Role.ACCOUNT_MANAGER):
     return client
 
 
+@pytest.mark.usage_events
 def test_churn_risk_page_lists_the_at_risk_customer_with_signals(fading, tenant_a, tenant_b, member_factory, now_in_april):  # noqa: F811
     body = staff(tenant_a, member_factory).get("/staff/economics/churn-risk/?as_of=2026-03-31").content.decode()
 
@@ -76,6 +77,7 @@ def test_churn_risk_page_bad_day_is_400(tenant_a, member_factory):
     assert staff(tenant_a, member_factory).get("/staff/economics/churn-risk/?as_of=31-03-2026").status_code == 400
 
 
+@pytest.mark.usage_events
 def test_churn_risk_api_with_points_rounded(fading, tenant_a, now_in_april):  # noqa: F811
     body = key_client(tenant_a).get("/api/v1/economics/churn-risk/?as_of=2026-03-31").json()
 
@@ -86,11 +88,13 @@ def test_churn_risk_api_with_points_rounded(fading, tenant_a, now_in_april):  # 
     assert (usage["points"], usage["raw"]["ratio"]) == ("12.50", "0.7500")
 
 
+@pytest.mark.usage_events
 def test_churn_risk_api_refuses_a_future_day_and_another_tenant_sees_nothing(fading, tenant_a, tenant_b, now_in_april):  # noqa: F811
     assert key_client(tenant_a).get("/api/v1/economics/churn-risk/?as_of=2027-01-01").status_code == 400
     assert key_client(tenant_b).get("/api/v1/economics/churn-risk/?as_of=2026-03-31").json()["customers"] == []
 
 
+@pytest.mark.usage_events
 def test_churn_validation_api(fading, tenant_a):  # noqa: F811
     response = key_client(tenant_a).get("/api/v1/economics/churn-risk/validation/?months=3")
 
@@ -101,6 +105,7 @@ def test_churn_validation_api(fading, tenant_a):  # noqa: F811
     assert key_client(tenant_a).get("/api/v1/economics/churn-risk/validation/?months=99").status_code == 400
 
 
+@pytest.mark.usage_events
 def test_anomalies_page_and_api(anomaly_world, tenant_b, member_factory):  # noqa: F811
     detect_anomalies(tenant=anomaly_world, day=DAY)
 
@@ -114,6 +119,7 @@ def test_anomalies_page_and_api(anomaly_world, tenant_b, member_factory):  # noq
     assert key_client(tenant_b).get(f"/api/v1/economics/anomalies/?since={DAY.isoformat()}").json()["alerts"] == []
 
 
+@pytest.mark.usage_events
 def test_whatif_page_and_api(book, member_factory, monkeypatch, django_capture_on_commit_callbacks):  # noqa: F811
     monkeypatch.setattr(timezone, "now", lambda: timezone.datetime(2026, 3, 5, tzinfo=timezone.get_current_timezone()))
     client = staff(book, member_factory, Role.FINANCE)
@@ -144,6 +150,7 @@ def test_price_plan_admin_for_finance(tenant_a, member_factory):
 WHATIF = "/staff/economics/what-if/"
 
 
+@pytest.mark.usage_events
 def test_whatif_page_before_any_run_offers_to_compute(book, member_factory):  # noqa: F811
     body = staff(book, member_factory).get(WHATIF + "?months=4").content.decode()
 
@@ -151,6 +158,7 @@ def test_whatif_page_before_any_run_offers_to_compute(book, member_factory):  # 
     assert '<input type="hidden" name="months" value="4">' in body and "<table>" not in body
 
 
+@pytest.mark.usage_events
 def test_whatif_page_while_computing_reloads_itself_and_a_lost_run_can_be_asked_again(book, member_factory):  # noqa: F811
     run = WhatIfRun.objects.for_tenant(book).create(tenant=book, months=3, status=WhatIfRun.Status.RUNNING)
     working = staff(book, member_factory).get(WHATIF).content.decode()
@@ -161,6 +169,7 @@ def test_whatif_page_while_computing_reloads_itself_and_a_lost_run_can_be_asked_
     assert "did not finish: its worker stopped" in lost and 'http-equiv="refresh"' not in lost
 
 
+@pytest.mark.usage_events
 def test_whatif_run_that_cannot_be_computed_says_why(book, member_factory, monkeypatch):  # noqa: F811
     run = WhatIfRun.objects.for_tenant(book).create(tenant=book, months=2)
 
@@ -177,6 +186,7 @@ def test_whatif_run_that_cannot_be_computed_says_why(book, member_factory, monke
     assert "The computation failed: No closed month yet." in body and "Compute again" in body
 
 
+@pytest.mark.usage_events
 def test_whatif_bad_months_is_400_and_queues_nothing(book, member_factory):  # noqa: F811
     response = staff(book, member_factory).post(WHATIF, {"months": "25"})
 
@@ -185,6 +195,7 @@ def test_whatif_bad_months_is_400_and_queues_nothing(book, member_factory):  # n
     assert not WhatIfRun.objects.for_tenant(book).exists()
 
 
+@pytest.mark.usage_events
 def test_another_tenant_never_sees_the_run(book, tenant_b, member_factory, django_capture_on_commit_callbacks):  # noqa: F811
     with django_capture_on_commit_callbacks(execute=True):
         staff(book, member_factory).post(WHATIF, {"months": "2"})
@@ -201,6 +212,7 @@ def test_stored_figures_come_back_as_decimals_and_dates():
     assert json.loads(json.dumps(figures, cls=FiguresEncoder), cls=FiguresDecoder) == figures
 
 
+@pytest.mark.usage_events
 def test_whatif_computed_before_a_month_closed_says_so(book, member_factory, monkeypatch,  # noqa: F811
                                                        django_capture_on_commit_callbacks):
     march, april = (timezone.datetime(2026, m, 5, tzinfo=timezone.get_current_timezone()) for m in (3, 4))

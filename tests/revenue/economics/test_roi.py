@@ -84,6 +84,7 @@ def test_evidence_behind_an_invoice_line_sums_to_its_quantity(usage_store, mid, 
     assert evidence["savings"] == line.quantity == Decimal(1100)
 
 
+@pytest.mark.usage_events
 def test_evidence_of_a_platform_fee_line_is_refused(mid, tenant_a):
     line = InvoiceLine.objects.for_tenant(tenant_a).filter(invoice__customer=mid, contract_line__kind="recurring").first()
 
@@ -91,12 +92,14 @@ def test_evidence_of_a_platform_fee_line_is_refused(mid, tenant_a):
         savings_evidence(tenant=tenant_a, invoice_line=line)
 
 
+@pytest.mark.usage_events
 def test_customers_billed_on_savings_are_the_tenants_own(mid, tenant_a):
     CustomerFactory(tenant=tenant_a, name="Flat only")
 
     assert [c.name for c in savings_customers(tenant=tenant_a)] == ["Kestrel"]
 
 
+@pytest.mark.usage_events
 def test_roi_of_another_tenants_customer_is_refused(mid, tenant_b):
     with pytest.raises(MetricError):
         customer_roi(tenant=tenant_b, customer=mid, first=JAN, last=FEB)

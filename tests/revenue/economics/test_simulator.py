@@ -6,9 +6,10 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 
-from billing.models import UsageEvent
+from customers.models import Customer
 from revenue.economics.simulator import archetype_of, day_events
 from revenue.models import ModelPrice
+from tests.billing.factories import stored_events
 from tests.customers.factories import CustomerFactory
 
 
@@ -18,36 +19,40 @@ def run(tenant, **options):
     return out.getvalue()
 
 
+@pytest.mark.usage_events
 def test_a_rerun_with_the_same_seed_adds_nothing(tenant_a, tenant_b):
     CustomerFactory(tenant=tenant_a, external_ref="alpha")
     CustomerFactory(tenant=tenant_a, external_ref="beta")
 
     first = run(tenant_a)
-    stored = UsageEvent.objects.for_tenant(tenant_a).count()
+    stored = len(stored_events(tenant_a))
     second = run(tenant_a)
 
     assert stored == 1051  # seed 7: alpha and beta, 9 to 11 March 2026
     assert "1051 events, 1051 accepted, 0 duplicates, 0 rejected" in first
     assert "1051 events, 0 accepted, 1051 duplicates, 0 rejected" in second
-    assert UsageEvent.objects.for_tenant(tenant_a).count() == 1051
-    assert UsageEvent.objects.for_tenant(tenant_b).count() == 0
+    assert len(stored_events(tenant_a)) == 1051
+    assert stored_events(tenant_b) == []
 
 
+@pytest.mark.usage_events
 def test_events_carry_provider_model_tokens_task_and_status_and_are_priced(tenant_a):
     CustomerFactory(tenant=tenant_a, external_ref="alpha")
 
     run(tenant_a)
 
-    event = UsageEvent.objects.for_tenant(tenant_a).order_by("idempotency_key").first()
+    event = min(stored_events(tenant_a), key=lambda e: e.idempotency_key)
     assert set(event.properties) == {"provider", "model", "input_tokens", "output_tokens", "task_type", "status"}
     assert event.idempotency_key.startswith("sim-7-alpha-20260309-")
     assert ModelPrice.objects.for_tenant(tenant_a).count() == 6
 
 
+@pytest.mark.usage_events
 def test_missing_customers_are_created_for_the_requested_count(tenant_a):
     run(tenant_a, customers=3)
 
-    assert sorted(UsageEvent.objects.for_tenant(tenant_a).values_list("customer__external_ref", flat=True).distinct()) == [
+    refs = dict(Customer.objects.for_tenant(tenant_a).values_list("pk", "external_ref"))
+    assert sorted({refs[e.customer_id] for e in stored_events(tenant_a)}) == [
         "sim-00001", "sim-00002", "sim-00003"
     ]
 

@@ -13,7 +13,7 @@ from customers.tenancy import tenant_scope
 from revenue.economics.whatif import movers, pricing_whatif
 from revenue.models import PricePlan
 from revenue.selectors.common import MetricError
-from tests.billing.factories import PriceTermsFactory
+from tests.billing.factories import PriceTermsFactory, usage_events_write
 from tests.customers.factories import ContractFactory, ContractLineFactory, CustomerFactory
 
 JAN, FEB = date(2026, 1, 1), date(2026, 2, 1)
@@ -21,7 +21,7 @@ _keys = iter(range(10**9))
 
 
 def jobs(customer, count, day):
-    UsageEvent.objects.bulk_create([
+    usage_events_write([
         UsageEvent(tenant=customer.tenant, customer=customer, metric_code="jobs", idempotency_key=f"j-{next(_keys)}",
                    timestamp=datetime(day.year, day.month, day.day, 12, tzinfo=timezone.utc))
         for _ in range(count)
@@ -73,6 +73,7 @@ def book(tenant_a, tenant_b):
     return tenant_a
 
 
+@pytest.mark.usage_events
 def test_each_plan_reprices_the_actual_usage(book):
     result = pricing_whatif(tenant=book, months=2, last=FEB)
 
@@ -88,6 +89,7 @@ def test_each_plan_reprices_the_actual_usage(book):
     assert (totals["usage-030"]["pay_more"], totals["usage-030"]["pay_less"]) == (0, 2)
 
 
+@pytest.mark.usage_events
 def test_per_customer_figures_and_movers(book):
     result = pricing_whatif(tenant=book, months=2, last=FEB)
 
@@ -98,6 +100,7 @@ def test_per_customer_figures_and_movers(book):
     assert [m["customer"] for m in movers(result, "tiered")["pay_less"]] == ["Yara"]
 
 
+@pytest.mark.usage_events
 def test_the_actual_plan_reconciles_with_finalized_invoices_to_the_cent(book):
     result = pricing_whatif(tenant=book, months=2, last=FEB)
 
@@ -106,12 +109,14 @@ def test_the_actual_plan_reconciles_with_finalized_invoices_to_the_cent(book):
         assert row["actual"] == row["billed"]
 
 
+@pytest.mark.usage_events
 def test_a_plan_in_another_currency_does_not_apply(book):
     totals = pricing_whatif(tenant=book, months=2, last=FEB)["totals"]["euro"]
 
     assert (totals["customers"], totals["not_applicable"], totals["revenue"]) == (0, 2, Decimal(0))
 
 
+@pytest.mark.usage_events
 def test_nothing_is_written(book):
     before = Invoice.objects.for_tenant(book).count()
 
@@ -120,6 +125,7 @@ def test_nothing_is_written(book):
     assert Invoice.objects.for_tenant(book).count() == before == 3
 
 
+@pytest.mark.usage_events
 def test_unknown_plan_and_bad_months_are_refused(book):
     with pytest.raises(MetricError, match="No price plan nope"):
         pricing_whatif(tenant=book, plan_codes=["nope"])
