@@ -55,7 +55,9 @@ def read_facts(captured) -> bool:
     """Whether the request read the facts and never the reference's per-line MRR pipeline."""
     statements = [q["sql"] for q in captured.captured_queries]
     return any(
-        "FROM revenue_revenuemonthfact" in s or ("revenue_customermrrfact" in s and "f.mrr" in s) for s in statements
+        "FROM revenue_revenuemonthfact" in s or ("revenue_customermrrfact" in s and "f.mrr" in s)
+        or "FROM revenue_customertrailingrevenuefact" in s
+        for s in statements
     ) and not any("line_events" in s for s in statements)
 
 
