@@ -171,6 +171,9 @@ new_trailing AS (
     SELECT %(tenant)s, customer_id, month_start, COALESCE(SUM(amount), 0), MIN(missing)
     FROM trailing_parts GROUP BY customer_id, month_start
     HAVING SUM(amount) > 0 OR MIN(missing) IS NOT NULL
+    -- A rebuild writes each month's rows together, in rank order: a month's concentration then reads a
+    -- few hundred heap pages instead of a page per customer.
+    ORDER BY month_start, 4, customer_id DESC
 ),
 """.format(
     overlap=sql.MONTHS_BETWEEN.format(
