@@ -17,6 +17,10 @@ between its change months, so its recurring revenue is Σ MRR × months until th
 The sums (Σ x, Σ x², Σ i·x, the Lorenz points, the top five and the flag candidates) are exact in
 SQL; the few divisions are Python Decimals. Shares are fractions, not percents, except HHI.
 Raises MissingExchangeRate.
+
+Where the revenue per customer comes from (``revenue.selectors.facts``): the trailing revenue facts
+(``CustomerTrailingRevenueFact``, a row per customer and month, read in rank order) when they cover
+the month; else the change-month facts summed over the window; else the reference over the lines.
 """
 
 from __future__ import annotations
@@ -122,7 +126,8 @@ WITH ranked AS (
 ),
 summary AS (""" + SUMS_SQL.replace("{missing}", """(
         SELECT MIN(t.missing) FROM revenue_customertrailingrevenuefact t {segment_join}
-        WHERE t.tenant_id = %(tenant)s AND t.month_start = %(last)s AND t.missing IS NOT NULL {segment_where})""") + ")" + RANKED_ROWS_SQL
+        WHERE t.tenant_id = %(tenant)s AND t.month_start = %(last)s AND t.missing IS NOT NULL {segment_where})""")
+TRAILING_INDICES_SQL += ")" + RANKED_ROWS_SQL
 
 
 def _recurring(*, source: facts.Source, segment: Segment | None) -> str:

@@ -51,7 +51,8 @@ def grow(tenant, count):
     at once (what each contract service does per customer, without its cost per customer)."""
     customers = [CustomerFactory(tenant=tenant, name=f"Grown {i}") for i in range(count)]
     for customer in customers:
-        ContractLineFactory(contract=ContractFactory(customer=customer, reference=f"G-{customer.pk}"), unit_price=Money("50.00", customer.currency))
+        contract = ContractFactory(customer=customer, reference=f"G-{customer.pk}")
+        ContractLineFactory(contract=contract, unit_price=Money("50.00", customer.currency))
     revenue_facts_refresh(tenant=tenant, customer_ids=[c.pk for c in customers])
 
 
