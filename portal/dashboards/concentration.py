@@ -13,16 +13,14 @@ from customers.periods import last_closed_month
 from portal.dashboards.common import month_param
 from portal.dashboards.panels import CENT, COUNT, LINK, MONEY, PERCENT, RATIO, Column, Display, Panel, series
 from revenue.figures import FIGURES, figure_definitions, trailing_window
-from revenue.selectors.concentration import concentration_indices, largest_customers, trailing_revenue
+from revenue.selectors.concentration import revenue_concentration_with_largest
 
 TOP_CUSTOMERS = 10
 
 
 def concentration_page(request, tenant, show: Display) -> dict:
     month = month_param(request, "month", last_closed_month(tenant))
-    revenue = trailing_revenue(tenant=tenant, month=month)
-    figures = concentration_indices(revenue)
-    largest = largest_customers(revenue, limit=TOP_CUSTOMERS)
+    figures, largest = revenue_concentration_with_largest(tenant=tenant, month=month, limit=TOP_CUSTOMERS)
     names = dict(Customer.objects.for_tenant(tenant).filter(pk__in=[c["customer_id"] for c in largest]).values_list("pk", "name"))
     total = figures["total_revenue"]
     band_names = {"unconcentrated": _("unconcentrated"), "moderate": _("moderately concentrated"), "high": _("highly concentrated")}

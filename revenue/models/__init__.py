@@ -11,7 +11,7 @@ from revenue.models.economics import (
     PricePlan,
     WhatIfRun,
 )
-from revenue.models.facts import CustomerMrrFact, RevenueFactsState, RevenueMonthFact
+from revenue.models.facts import CustomerMrrFact, CustomerTrailingRevenueFact, RevenueFactsState, RevenueMonthFact
 from revenue.models.metrics import ExchangeRate, MetricSnapshot, QuarterTarget
 from revenue.models.pipeline import (
     BAND_RANGES,
@@ -35,6 +35,7 @@ __all__ = [
     "Band",
     "CustomerCost",
     "CustomerMrrFact",
+    "CustomerTrailingRevenueFact",
     "ExchangeRate",
     "MetricSnapshot",
     "ModelPrice",

@@ -63,6 +63,51 @@ class CustomerMrrFact(TenantOwned):
         return f"{self.customer_id} {self.month_start:%Y-%m}: {self.mrr}"
 
 
+class CustomerTrailingRevenueFact(TenantOwned):
+    """One customer's recognized contract revenue over the twelve months ending with ``month_start``,
+    as concentration counts it (``revenue.selectors.concentration``): its MRR at each of the twelve
+    month ends plus its one-time lines starting in them, in the reporting currency, exact. A row per
+    customer and month up to the state's ``trailing_last_month``, only where that revenue is above 0
+    or a one-time line could not be converted (``missing``: the reference's ``"SEK 2025-01-31"``).
+
+    The facts of ``CustomerMrrFact`` are change months, so a month's concentration from them sums
+    every fact overlapping the window per customer and sorts the sums; these rows are that sum, ready
+    in rank order by the (tenant, month, revenue, customer) index.
+    ``revenue.facts`` writes them with the customer's MRR facts, from the same rows.
+    """
+
+    # A row per customer and month: no index of their own beside the (tenant, customer, month) one.
+    tenant = models.ForeignKey("customers.Tenant", on_delete=models.PROTECT, related_name="+", db_index=False)
+    customer = models.ForeignKey("customers.Customer", on_delete=models.CASCADE, related_name="+", db_index=False)
+    month_start = models.DateField()
+    revenue = ExactDecimalField()
+    missing = models.CharField(max_length=20, null=True, blank=True)
+
+    class Meta:
+        verbose_name = gettext_lazy("customer trailing revenue fact")
+        verbose_name_plural = gettext_lazy("customer trailing revenue facts")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "customer", "month_start"], name="customer_trailing_revenue_unique"
+            ),
+        ]
+        indexes = [
+            # A month's customers in the concentration's rank order (ascending, ties by the higher id first),
+            # read from the index alone once the table is vacuumed.
+            models.Index(
+                fields=["tenant", "month_start", "revenue", "-customer"], condition=models.Q(missing__isnull=True),
+                name="customer_trailing_rank",
+            ),
+            models.Index(
+                fields=["tenant", "month_start"], condition=models.Q(missing__isnull=False),
+                name="customer_trailing_missing",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.customer_id} 12 months to {self.month_start:%Y-%m}: {self.revenue}"
+
+
 class RevenueMonthFact(TenantOwned):
     """The tenant's totals of one month over every customer's facts, for the unsegmented figures.
 
@@ -105,10 +150,16 @@ class RevenueFactsState(TenantOwned):
 
     Without this row (or with another reporting currency, or for months after ``last_month``) the
     revenue selectors read the reference SQL over contract lines, as before the facts existed.
+    Concentration reads ``CustomerTrailingRevenueFact`` for months up to ``trailing_last_month``
+    (closer than ``last_month``: a row per customer and month), the change-month facts after it.
     """
 
     reporting_currency = models.CharField(max_length=3, choices=CURRENCY_CHOICES)
     last_month = models.DateField(help_text="The last month the facts cover (its first day).")
+    trailing_last_month = models.DateField(
+        null=True, blank=True,
+        help_text="The last month the trailing revenue facts cover (its first day); empty: none are built.",
+    )
     built_at = models.DateTimeField()
 
     class Meta:

@@ -17,6 +17,10 @@ between its change months, so its recurring revenue is Σ MRR × months until th
 The sums (Σ x, Σ x², Σ i·x, the Lorenz points, the top five and the flag candidates) are exact in
 SQL; the few divisions are Python Decimals. Shares are fractions, not percents, except HHI.
 Raises MissingExchangeRate.
+
+Where the revenue per customer comes from (``revenue.selectors.facts``): the trailing revenue facts
+(``CustomerTrailingRevenueFact``, a row per customer and month, read in rank order) when they cover
+the month; else the change-month facts summed over the window; else the reference over the lines.
 """
 
 from __future__ import annotations
@@ -80,35 +84,54 @@ revenue AS (
 
 CUSTOMERS_SQL = REVENUE_SQL + "SELECT customer_id, amount, missing FROM revenue"
 
+# The ranked rows returned beside the sums always include the ten largest customers: the top five,
+# every customer that may hold a tenth of the total (no more than ten can) and the page's table.
+LARGEST_ROWS = 10
+
 # Ranks ascending (ties: the higher id first, as the reverse of largest-first by id); returns the
-# summary row (rank 0) and the ranked rows any index needs: Lorenz points, the top five, and
-# every customer with at least a tenth of the total (the flag test itself is the Python one).
+# summary row (rank 0) and the ranked rows any index needs: Lorenz points and the LARGEST_ROWS
+# largest customers (the flag test itself is the Python one).
 # One window (both functions share its frame, so one sort and one pass); Σ i·xᵢ is taken from the
 # running sums, Σ i·xᵢ = (n + 1) Σ x − Σ runningᵢ (exact in numeric), sparing a multiplication per customer.
+RANKED_ROWS_SQL = """
+SELECT 0, NULL::bigint, s.n, s.total, s.squares, s.weighted, s.missing FROM summary s
+UNION ALL
+SELECT r.i, r.customer_id, NULL, r.amount, r.running, NULL, NULL
+FROM ranked r CROSS JOIN summary s
+WHERE r.i %% GREATEST(1, s.n / {points}) = 0 OR r.i > s.n - {largest}
+ORDER BY 1
+"""
+SUMS_SQL = """
+    SELECT COUNT(*) AS n, SUM(amount) AS total, SUM(amount * amount) AS squares,
+           (COUNT(*) + 1) * SUM(amount) - SUM(running) AS weighted,
+           {missing} AS missing
+    FROM ranked
+"""
 INDICES_SQL = REVENUE_SQL + """,
 ranked AS (
     SELECT customer_id, amount, ROW_NUMBER() OVER w AS i, SUM(amount) OVER w AS running
     FROM revenue WHERE missing IS NULL WINDOW w AS (ORDER BY amount, customer_id DESC ROWS UNBOUNDED PRECEDING)
 ),
-summary AS (
-    SELECT COUNT(*) AS n, SUM(amount) AS total, SUM(amount * amount) AS squares,
-           (COUNT(*) + 1) * SUM(amount) - SUM(running) AS weighted,
-           (SELECT MIN(missing) FROM revenue) AS missing
-    FROM ranked
-)
-SELECT 0, NULL::bigint, s.n, s.total, s.squares, s.weighted, s.missing FROM summary s
-UNION ALL
-SELECT r.i, r.customer_id, NULL, r.amount, r.running, NULL, NULL
-FROM ranked r CROSS JOIN summary s
-WHERE r.i %% GREATEST(1, s.n / {points}) = 0 OR r.i = s.n OR r.i > s.n - 5
-   OR (r.i > s.n - 10 AND r.amount * 10 >= s.total)  -- at most ten customers can hold a tenth each
-ORDER BY 1
-"""
+summary AS (""" + SUMS_SQL.replace("{missing}", "(SELECT MIN(missing) FROM revenue)") + ")" + RANKED_ROWS_SQL
+
+# From the trailing revenue facts (``CustomerTrailingRevenueFact``): the month's rows are each
+# customer's revenue of the window, read in rank order by the (tenant, month, revenue, customer)
+# index, so neither a sum per customer nor a sort; a one-time line without a rate is a row's ``missing``.
+TRAILING_INDICES_SQL = """
+WITH ranked AS (
+    SELECT t.customer_id, t.revenue AS amount, ROW_NUMBER() OVER w AS i, SUM(t.revenue) OVER w AS running
+    FROM revenue_customertrailingrevenuefact t {segment_join}
+    WHERE t.tenant_id = %(tenant)s AND t.month_start = %(last)s AND t.missing IS NULL {segment_where}
+    WINDOW w AS (ORDER BY t.revenue, t.customer_id DESC ROWS UNBOUNDED PRECEDING)
+),
+summary AS (""" + SUMS_SQL.replace("{missing}", """(
+        SELECT MIN(t.missing) FROM revenue_customertrailingrevenuefact t {segment_join}
+        WHERE t.tenant_id = %(tenant)s AND t.month_start = %(last)s AND t.missing IS NOT NULL {segment_where})""")
+TRAILING_INDICES_SQL += ")" + RANKED_ROWS_SQL
 
 
-def _recurring(*, tenant: Tenant, last: date, segment: Segment | None) -> str:
+def _recurring(*, source: facts.Source, segment: Segment | None) -> str:
     """The ``recurring`` CTE (customer_id, amount, missing): from the facts when they answer, else the reference."""
-    source = facts.facts_source(tenant=tenant, last=last)
     if source.usable:
         facts_join, facts_where = "", ""
         if segment:
@@ -132,12 +155,33 @@ def _recurring(*, tenant: Tenant, last: date, segment: Segment | None) -> str:
 
 
 def _query(template: str, *, tenant: Tenant, last: date, segment: Segment | None) -> str:
+    """``template`` with its ``recurring`` CTE for a window ending with ``last``. One query (``facts_source``)."""
+    return _query_from(template, source=facts.facts_source(tenant=tenant, last=last), segment=segment)
+
+
+def _query_from(template: str, *, source: facts.Source, segment: Segment | None) -> str:
     segment_join, segment_where = sql.segment_sql(segment)
     return template.format(
-        recurring=_recurring(tenant=tenant, last=last, segment=segment),
+        recurring=_recurring(source=source, segment=segment),
         segment_join=segment_join,
         segment_where=segment_where,
         points=LORENZ_POINTS,
+        largest=LARGEST_ROWS,
+    )
+
+
+def _indices_query(*, tenant: Tenant, last: date, segment: Segment | None) -> str:
+    """The indices' statement: from the trailing revenue facts when they answer for ``last``, else
+    from the change-month facts or the reference (``_recurring``). One query to decide."""
+    source = facts.facts_source(tenant=tenant, last=last)
+    if not source.trailing:
+        return _query_from(INDICES_SQL, source=source, segment=segment)
+    segment_join, segment_where = "", ""
+    if segment:
+        segment_join = "JOIN customers_customer cu ON cu.id = t.customer_id"
+        segment_where = f"AND {segment.column} = %(segment_value)s"
+    return TRAILING_INDICES_SQL.format(
+        segment_join=segment_join, segment_where=segment_where, points=LORENZ_POINTS, largest=LARGEST_ROWS
     )
 
 
@@ -224,12 +268,36 @@ def largest_customers(revenue: dict[int, Decimal], *, limit: int) -> list[dict]:
     ]
 
 
-def revenue_concentration(*, tenant: Tenant, month: date, segment: Segment | None = None) -> dict:
-    """Concentration of the twelve months ending with ``month`` (see module), in one SQL statement. Adds ``month``."""
+def _concentration(*, tenant: Tenant, month: date, segment: Segment | None) -> tuple[dict, list[tuple]]:
+    """``revenue_concentration``'s result and the ranked rows ``(i, customer_id, amount, running)`` it
+    came from (the Lorenz points and the LARGEST_ROWS largest customers)."""
     month = month_start(month)
-    query = _query(INDICES_SQL, tenant=tenant, last=month, segment=segment)
+    query = _indices_query(tenant=tenant, last=month, segment=segment)
     rows = sql.fetch(query, sql.params(tenant=tenant, first=add_months(month, -11), last=month, segment=segment))
     _, _, n, total, squares, weighted, missing = rows[0]
     sql.raise_if_missing(tenant, missing)
     ranked = [(i, customer_id, amount, running) for i, customer_id, _, amount, running, _, _ in rows[1:]]
-    return {"month": month, **_indices(n, total or Decimal(0), squares, weighted, ranked)}
+    return {"month": month, **_indices(n, total or Decimal(0), squares, weighted, ranked)}, ranked
+
+
+def revenue_concentration(*, tenant: Tenant, month: date, segment: Segment | None = None) -> dict:
+    """Concentration of the twelve months ending with ``month`` (see module), in one SQL statement
+    (and the one query choosing its source). Adds ``month``."""
+    return _concentration(tenant=tenant, month=month, segment=segment)[0]
+
+
+def revenue_concentration_with_largest(
+    *, tenant: Tenant, month: date, limit: int, segment: Segment | None = None
+) -> tuple[dict, list[dict]]:
+    """``revenue_concentration`` and its ``limit`` (at most LARGEST_ROWS) largest customers as
+    ``largest_customers`` gives them, from the same statement: the page's figures without every
+    customer's revenue in Python."""
+    if limit > LARGEST_ROWS:
+        raise ValueError(f"At most {LARGEST_ROWS} largest customers (asked {limit}).")
+    result, ranked = _concentration(tenant=tenant, month=month, segment=segment)
+    total = result["total_revenue"]
+    largest = sorted(ranked, key=lambda row: (-row[2], row[1]))[:limit]
+    return result, [
+        {"customer_id": customer_id, "revenue": amount, "share": amount / total, "flagged": amount / total > FLAG_ABOVE}
+        for _, customer_id, amount, _ in largest
+    ]

@@ -22,6 +22,9 @@ answer exactly, else the reference text. From the facts:
 The reference may hold a few more rows whose MRR equals the previous one (a rate "change" at the
 window's first month): they move no figure, so every selector's result is the same.
 
+Concentration reads each customer's trailing-twelve-month revenue (``CustomerTrailingRevenueFact``)
+when the facts answer and its month is within the state's ``trailing_last_month`` (``Source.trailing``).
+
 The facts answer when the tenant's facts are built (``RevenueFactsState``) for its current reporting
 currency and up to ``last``, and no fact up to ``last`` has an unpriced line (a missing exchange rate):
 the reference then raises ``MissingExchangeRate`` with its exact date and currency. Deciding costs
@@ -80,7 +83,9 @@ WITH facts AS (
 SELECT usable,
        CASE WHEN usable THEN false
             ELSE EXISTS (SELECT 1 FROM customers_contract
-                         WHERE tenant_id = %(tenant)s AND currency <> %(reporting)s AND status <> 'draft') END
+                         WHERE tenant_id = %(tenant)s AND currency <> %(reporting)s AND status <> 'draft') END,
+       usable AND COALESCE((SELECT s.trailing_last_month >= %(last)s
+                            FROM revenue_revenuefactsstate s WHERE s.tenant_id = %(tenant)s), false)
 FROM facts
 """
 
@@ -123,10 +128,12 @@ MONTH_FIELDS = [
 
 @dataclass(frozen=True)
 class Source:
-    """Whether the facts answer (``usable``) and, for the reference, whether the tenant converts."""
+    """Whether the facts answer (``usable``) and, for the reference, whether the tenant converts;
+    ``trailing``: the trailing revenue facts (``CustomerTrailingRevenueFact``) answer too."""
 
     usable: bool
     converts: bool
+    trailing: bool = False
 
 
 @dataclass(frozen=True)
@@ -142,8 +149,8 @@ def facts_source(*, tenant: Tenant, last: date) -> Source:
     tenant converts. One query."""
     with tenant_cursor(tenant) as cursor:
         cursor.execute(USABLE_SQL, {"tenant": tenant.pk, "reporting": tenant.reporting_currency, "last": last})
-        usable, converts = cursor.fetchone()
-    return Source(usable, converts)
+        usable, converts, trailing = cursor.fetchone()
+    return Source(usable, converts, trailing)
 
 
 def facts_usable(*, tenant: Tenant, last: date) -> tuple[bool, bool]:

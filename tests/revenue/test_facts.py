@@ -11,13 +11,14 @@ import pytest
 
 from customers.models import ContractLine, Tenant
 from customers.money import Money
+from customers.periods import add_months
 from customers.services import ChangeAction, LineSpec, contract_change, contract_create
 from revenue import tasks
 from revenue.catalog import exchange_rate_create, exchange_rate_update
 from revenue.facts import revenue_facts_rebuild, revenue_facts_refresh
-from revenue.models import CustomerMrrFact, RevenueFactsState
+from revenue.models import CustomerMrrFact, CustomerTrailingRevenueFact, RevenueFactsState
 from revenue.selectors import facts
-from revenue.selectors.common import MissingExchangeRate
+from revenue.selectors.common import MissingExchangeRate, Segment
 from revenue.selectors.concentration import concentration_indices, revenue_concentration
 from revenue.selectors.movements import mrr_movements
 from revenue.selectors.mrr import customer_mrr_range, mrr_series
@@ -189,6 +190,64 @@ def test_concentration_from_the_facts_adds_the_windows_one_time_fees(acme, alpha
     assert result == {"month": MAY, **concentration_indices(expected)}
     assert result == reference(revenue_concentration, tenant=acme, month=MAY)
     assert result["total_revenue"] == Decimal("1570")
+
+
+def trailing_rows(tenant, customer, *, to):
+    return list(
+        CustomerTrailingRevenueFact.objects.for_tenant(tenant).filter(customer=customer, month_start__lte=to)
+        .order_by("month_start").values_list("month_start", "revenue", "missing")
+    )
+
+
+def test_a_customers_trailing_revenue_is_kept_per_month(acme, alpha, tenant_b):
+    contract = subscribe(alpha, start=JAN, price="100.00")
+    one_time_fee(alpha, on=MAR, price="40.00")
+    contract_change(contract=contract, action=ChangeAction.CANCEL, effective_on=date(2025, 3, 31))
+    subscribe(CustomerFactory(tenant=tenant_b, currency="USD"), start=JAN, price="777.00")
+
+    # MRR 100 at the ends of January and February (none at March's, the contract's last day) and the
+    # March fee: each month's row is the sum over the twelve months to it, until the fee leaves.
+    rows = trailing_rows(acme, alpha, to=date(2026, 6, 1))
+    assert rows[:4] == [(JAN, 100, None), (FEB, 200, None), (MAR, 240, None), (APR, 240, None)]
+    assert rows[-2:] == [(date(2026, 1, 1), 140, None), (date(2026, 2, 1), 40, None)]
+    assert len(rows) == 14
+    assert not CustomerTrailingRevenueFact.objects.for_tenant(tenant_b).filter(customer=alpha).exists()
+
+
+def test_concentration_reads_the_trailing_revenue_facts_and_matches_the_reference(acme, alpha):
+    beta, gamma = (CustomerFactory(tenant=acme, currency="USD", tier="Business") for _ in range(2))
+    subscribe(alpha, start=date(2024, 3, 1), price="50.00")
+    late = subscribe(beta, start=date(2024, 6, 1), price="400.00", interval=3, discount="10")
+    contract_change(contract=late, action=ChangeAction.CANCEL, effective_on=date(2025, 2, 1))
+    subscribe(gamma, start=FEB, price="1000.00", currency="SEK")
+    exchange_rate_create(tenant=acme, currency="SEK", rate=Decimal("0.1"), effective_on=date(2024, 1, 1))
+    one_time_fee(gamma, on=APR, price="70.00")
+
+    state = RevenueFactsState.objects.for_tenant(acme).get()
+    assert facts.facts_source(tenant=acme, last=state.trailing_last_month).trailing
+    for month in (date(2024, 6, 1), MAR, MAY, date(2026, 1, 1)):
+        for segment in (None, Segment("tier", "Business")):
+            expected = reference(revenue_concentration, tenant=acme, month=month, segment=segment)
+            assert revenue_concentration(tenant=acme, month=month, segment=segment) == expected, (month, segment)
+    # After the trailing facts' last month the change-month facts answer, as before.
+    after = add_months(state.trailing_last_month, 1)
+    assert not facts.facts_source(tenant=acme, last=after).trailing
+    assert facts.facts_source(tenant=acme, last=after).usable
+    assert revenue_concentration(tenant=acme, month=after) == reference(revenue_concentration, tenant=acme, month=after)
+
+
+def test_a_one_time_fee_without_a_rate_raises_from_the_trailing_revenue_facts(acme, alpha):
+    subscribe(alpha, start=JAN, price="100.00")
+    sek = CustomerFactory(tenant=acme, currency="SEK")
+    one_time_fee(sek, on=FEB, price="500.00")
+
+    assert facts.facts_source(tenant=acme, last=MAR).trailing  # recurring lines are all priced
+    with pytest.raises(MissingExchangeRate, match="SEK to USD on or before 2025-02-28"):
+        revenue_concentration(tenant=acme, month=MAR)
+    with pytest.raises(MissingExchangeRate, match="SEK to USD on or before 2025-02-28"):
+        reference(revenue_concentration, tenant=acme, month=MAR)
+    # The fee's window over, nothing is missing.
+    assert revenue_concentration(tenant=acme, month=date(2026, 2, 1))["customers"] == 1
 
 
 def test_a_refresh_equals_a_rebuild(acme, alpha):

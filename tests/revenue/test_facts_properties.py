@@ -2,9 +2,10 @@
 
 Each history is a list of changes made through the real services in a tenant whose facts are built:
 new contracts (in the reporting currency or in SEK), upgrades, downgrades, cancellations,
-reactivations and new SEK rates. After each change every customer's MRR at every month end, the
-movements and a series starting mid-history (its first month folds the history) read from the facts
-equal the reference; at the end a rebuild from scratch writes the same rows the refreshes left.
+reactivations, one-time fees and new SEK rates. After each change every customer's MRR at every month end, the
+movements, a series starting mid-history (its first month folds the history) and concentration
+(from the trailing revenue facts, for windows before, across and after the changes) read from the
+facts equal the reference; at the end a rebuild from scratch writes the same rows the refreshes left.
 """
 
 from datetime import date, timedelta
@@ -21,7 +22,7 @@ from customers.money import Money
 from customers.services import ChangeAction, LineSpec, contract_change, contract_create
 from revenue.catalog import exchange_rate_create
 from revenue.facts import revenue_facts_rebuild
-from revenue.models import CustomerMrrFact, RevenueMonthFact
+from revenue.models import CustomerMrrFact, CustomerTrailingRevenueFact, RevenueMonthFact
 from revenue.selectors import facts
 from revenue.selectors.common import Segment
 from revenue.selectors.concentration import revenue_concentration
@@ -39,6 +40,7 @@ prices = st.decimals(min_value=1, max_value=900, places=2)
 new = st.tuples(
     st.just("new"), st.integers(0, 2), days, prices, st.integers(1, 5), st.sampled_from([1, 3, 12]),
     st.sampled_from(["USD", "SEK"]), st.one_of(st.none(), st.decimals(min_value=0, max_value=100, places=1)),
+    st.one_of(st.none(), prices),  # a one-time setup fee on the start date
 )
 line_change = st.tuples(st.sampled_from(["upgrade", "downgrade"]), st.integers(0, 5), days, st.integers(1, 4))
 cancel = st.tuples(st.just("cancel"), st.integers(0, 5), days)
@@ -56,10 +58,14 @@ def apply(tenant, customers, contracts, change) -> None:
     kind, *args = change
     try:
         if kind == "new":
-            who, day, price, quantity, interval, currency, discount = args
+            who, day, price, quantity, interval, currency, discount, setup = args
             lines = [LineSpec("Fee", ContractLine.Kind.RECURRING, Money(price, currency), Decimal(quantity))]
             if discount is not None:
                 lines.append(LineSpec("Off", ContractLine.Kind.DISCOUNT, Money("0", currency), discount_percent=discount))
+            if setup is not None:
+                lines.append(LineSpec(
+                    "Setup", ContractLine.Kind.ONE_TIME, Money(setup, currency), starts_on=DAY0 + timedelta(days=day)
+                ))
             contracts.append(contract_create(
                 customer=customers[who], title="Plan", start_date=DAY0 + timedelta(days=day), lines=lines,
                 currency=currency, billing_interval=interval,
@@ -88,7 +94,8 @@ def apply(tenant, customers, contracts, change) -> None:
 
 
 def fact_rows(tenant):
-    """The customers' facts and the month totals (without months whose totals are all zero)."""
+    """The customers' facts, their trailing revenue and the month totals (without months whose totals
+    are all zero)."""
     rows = sorted(
         CustomerMrrFact.objects.for_tenant(tenant)
         .values_list("customer_id", "month_start", "mrr", "before", "had", "next_month", "unpriced")
@@ -101,18 +108,24 @@ def fact_rows(tenant):
         )
         if any(row[1:])
     ]
-    return rows, totals
+    trailing = sorted(
+        CustomerTrailingRevenueFact.objects.for_tenant(tenant).values_list("customer_id", "month_start", "revenue", "missing")
+    )
+    return rows, trailing, totals
 
 
 def assert_facts_match_reference(tenant) -> None:
-    assert facts.facts_usable(tenant=tenant, last=LAST)[0]
+    assert facts.facts_source(tenant=tenant, last=LAST).trailing
     for selector, kwargs in [
         (customer_mrr_range, {"first": FIRST, "last": LAST}),
         (mrr_movements, {"first": date(2024, 4, 1), "last": LAST}),
         (mrr_movements, {"first": date(2024, 4, 1), "last": LAST, "group_by": "tier"}),
         (mrr_series, {"first": date(2024, 9, 1), "last": LAST}),
         (retention_series, {"first": date(2024, 11, 1), "last": LAST}),
+        # Concentration from the trailing revenue facts: windows before, across and after the changes.
         (revenue_concentration, {"month": LAST}),
+        (revenue_concentration, {"month": date(2024, 5, 1)}),
+        (revenue_concentration, {"month": date(2026, 3, 1)}),
         (revenue_concentration, {"month": date(2025, 1, 1), "segment": Segment("tier", "A")}),
     ]:
         assert selector(tenant=tenant, **kwargs) == reference(selector, tenant=tenant, **kwargs), selector.__name__
