@@ -612,7 +612,9 @@ def usage_ingest(*, tenant: Tenant, events: list[dict], now: datetime | None = N
     return IngestResult(results=results)
 
 
-def usage_ingest_typed(*, tenant: Tenant, events: list[UsageEventIn], now: datetime | None = None) -> IngestResult | None:
+def usage_ingest_typed(
+    *, tenant: Tenant, events: list[UsageEventIn], now: datetime | None = None
+) -> IngestResult | None:
     """``usage_ingest`` for a batch in which every event is accepted or a duplicate; else None.
 
     The fast path for decoded events (``UsageEventIn``): the same checks, the same rows and the same
@@ -687,7 +689,7 @@ def usage_ingest_typed(*, tenant: Tenant, events: list[UsageEventIn], now: datet
                     if refusal:
                         return None
                     properties_json = _copy_field(properties_json)
-            if invoiced_customers and customer_id in invoiced_customers and (customer_id, _month_start(moment, tz)) in invoiced:
+            if customer_id in invoiced_customers and (customer_id, _month_start(moment, tz)) in invoiced:
                 return None
             if key in claimed_keys:
                 results[position] = (key, DUPLICATE, None)

@@ -174,7 +174,9 @@ def test_a_posting_batch_holds_no_lock_on_the_throttle_counter(tenant_a, setting
     """With the database cache (the default), the throttle's counter row is written before the
     batch is ingested; were it inside the request's transaction, the caller's next batch would wait
     for this one to commit."""
-    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "django_cache"}}
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "django_cache"}
+    }
     CustomerFactory(tenant=tenant_a, external_ref="northwind")
     BillableMetricFactory(tenant=tenant_a, code="processed_jobs")
     key = make_key(tenant_a)
