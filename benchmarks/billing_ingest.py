@@ -30,6 +30,7 @@ import time
 import uuid
 from datetime import date, datetime, timedelta
 from datetime import timezone as dt_timezone
+from pathlib import Path
 
 from django.conf import settings
 from django.db import connection
@@ -204,7 +205,8 @@ def _copy_baseline(source: _EventSource, plan: list[int], batch_size: int) -> fl
 
 
 def _post_all(bodies: list[bytes], *, api_key: str, client: str, workers: int, threads: int):
-    """Post every body from ``threads`` threads; (seconds, summed counts, per-request seconds)."""
+    """Post every body from ``threads`` threads; (seconds, summed counts, per-request seconds, the
+    server side's CPU seconds while posting, see ``_cpu_spent``, or None in-process)."""
     server = None
     totals = {"accepted": 0, "duplicates": 0, "rejected": 0}
     latencies: list[float] = []
@@ -262,6 +264,7 @@ def _post_all(bodies: list[bytes], *, api_key: str, client: str, workers: int, t
             status_code, content = send(b'{"events": []}')
             if status_code != 200:
                 raise RuntimeError(f"warm-up: HTTP {status_code}: {content[:300]!r}")
+        cpu_before = _server_cpu(server) if server is not None else None
         started = time.perf_counter()
         pool = [threading.Thread(target=worker) for _ in range(threads)]
         for thread in pool:
@@ -269,12 +272,54 @@ def _post_all(bodies: list[bytes], *, api_key: str, client: str, workers: int, t
         for thread in pool:
             thread.join()
         seconds = time.perf_counter() - started
+        cpu = _cpu_spent(cpu_before, _server_cpu(server)) if server is not None else None
     finally:
         if server is not None:
             server.stop()
     if errors:
         raise RuntimeError(f"{len(errors)} request(s) failed, first: {errors[0]}")
-    return seconds, totals, latencies
+    return seconds, totals, latencies, cpu
+
+
+def _cpu_seconds(pid: int) -> float | None:
+    """utime + stime of process ``pid`` from /proc, or None where /proc does not show it."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _server_cpu(server: _Gunicorn) -> dict:
+    """CPU seconds so far of each gunicorn worker and of each other session of this role on this
+    database (the workers' backends), by pid; None where a backend is on another host."""
+    try:
+        children = Path(f"/proc/{server.process.pid}/task/{server.process.pid}/children").read_text().split()
+    except OSError:
+        children = []
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND usename = current_user"
+            " AND backend_type = 'client backend' AND pid <> pg_backend_pid()"
+        )
+        backends = [pid for (pid,) in cursor.fetchall()]
+    return {
+        "python": {int(pid): _cpu_seconds(int(pid)) for pid in children},
+        "postgres": {pid: _cpu_seconds(pid) for pid in backends},
+    }
+
+
+def _cpu_spent(before: dict, after: dict) -> dict:
+    """CPU seconds spent between two ``_server_cpu`` readings, per side (a process that started
+    in between counts from its start); a side is None when a process could not be read."""
+    spent = {}
+    for side in ("python", "postgres"):
+        readings = [(before[side].get(pid, 0.0), used) for pid, used in after[side].items()]
+        if not readings or any(used is None or start is None for start, used in readings):
+            spent[side] = None
+        else:
+            spent[side] = sum(used - start for start, used in readings)
+    return spent
 
 
 def run_ingest_benchmark(
@@ -322,7 +367,9 @@ def run_ingest_benchmark(
     with platform_scope():
         api_key_row, api_key = TenantAPIKey.objects.create_key(name=f"ingest benchmark {run_id}", tenant=tenant)
     try:
-        seconds, totals, latencies = _post_all(bodies, api_key=api_key, client=client, workers=workers, threads=threads)
+        seconds, totals, latencies, cpu = _post_all(
+            bodies, api_key=api_key, client=client, workers=workers, threads=threads
+        )
     finally:
         with platform_scope():
             api_key_row.delete()  # a credential never outlives its run
@@ -373,7 +420,15 @@ def run_ingest_benchmark(
         "copy_baseline_seconds": round(copy_seconds, 3),
         "copy_baseline_events_per_second": round(events_total / copy_seconds),
         "ingest_share_of_copy_speed": round(copy_seconds / seconds, 3),
+        # CPU per posted event from /proc (gunicorn only, and only with the database on this host):
+        # the workers' Python and their PostgreSQL backends, whatever the machine's load.
+        "gunicorn_workers_cpu_us_per_event": _per_event(cpu and cpu["python"], events_total),
+        "postgres_backends_cpu_us_per_event": _per_event(cpu and cpu["postgres"], events_total),
     }
+
+
+def _per_event(seconds: float | None, events: int) -> float | None:
+    return None if seconds is None else round(seconds / events * 1e6, 2)
 
 
 def print_figures(figures: dict, stdout=None) -> None:

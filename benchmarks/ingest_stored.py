@@ -177,5 +177,5 @@ def run_stored_benchmark(
 def _ingest_summary(figures: dict) -> dict:
     return {name: figures[name] for name in (
         "events_per_second", "copy_baseline_events_per_second", "ingest_share_of_copy_speed", "batch_ms_median",
-        "accepted", "duplicates",
+        "accepted", "duplicates", "gunicorn_workers_cpu_us_per_event", "postgres_backends_cpu_us_per_event",
     )}
