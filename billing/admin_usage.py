@@ -63,6 +63,9 @@ class UsageEventFilterForm(forms.Form):
 class UsageEventAdmin(ReadOnlyMixin, TenantAdmin):
     """Metered events as ingested: read-only (only ``usage_ingest`` writes them, exactly once)."""
 
+    # No page per event (not every store gives one an id): its change, history and delete pages answer 403.
+    object_pages = False
+
     def get_queryset(self, request):
         return super().get_queryset(request).none()  # the events are read through the store, never here
 

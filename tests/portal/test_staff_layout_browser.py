@@ -54,7 +54,7 @@ def tenant_admin_urls(tenant) -> list[tuple[str, str]]:
             rows = model._default_manager.filter(pk=tenant.pk) if model is Tenant else (
                 model._default_manager.filter(tenant=tenant))
             first = rows.order_by("pk").first()
-            if first is not None:
+            if first is not None and getattr(model_admin, "object_pages", True):
                 try:
                     urls.append(("change", reverse("admin:%s_%s_change" % info, args=(first.pk,))))
                 except NoReverseMatch:
