@@ -227,6 +227,13 @@ def test_the_copy_refuses_when_clickhouse_is_not_configured(settings, world):
         _copy("--tenant", "acme", "--from", "postgres", "--to", "clickhouse")
 
 
+def test_the_copy_says_so_when_the_clickhouse_server_does_not_answer(settings, world):
+    settings.CLICKHOUSE_URL = "http://127.0.0.1:9/usage"  # the discard port: nothing listens
+
+    with pytest.raises(CommandError, match="^The ClickHouse server did not answer: "):
+        _copy("--tenant", "acme", "--from", "postgres", "--to", "clickhouse")
+
+
 # --- the demo's loader ----------------------------------------------------------------------------
 
 

@@ -9,6 +9,7 @@ tenant, a malformed month, the same store twice or a store that is not configure
 import re
 from datetime import date
 
+from clickhouse_connect.driver.exceptions import ClickHouseError
 from django.core.management.base import BaseCommand, CommandError
 
 from billing.metering import usage_store_of
@@ -50,7 +51,17 @@ class Command(BaseCommand):
             source_store, target_store = usage_store_of(source), usage_store_of(target)
         except ValueError as refusal:
             raise CommandError(str(refusal)) from None
+        except ClickHouseError as error:
+            raise CommandError(f"The ClickHouse server did not answer: {error}") from None
+        try:
+            self._copy(found, source, target, source_store, target_store, months)
+        except ClickHouseError as error:
+            raise CommandError(
+                f"The ClickHouse server failed during the copy: {error}. The months printed above are copied and"
+                " verified; run the command again to copy the rest (nothing is copied twice)."
+            ) from None
 
+    def _copy(self, found, source, target, source_store, target_store, months):
         unverified = 0
         with tenant_scope(found):
             # Batches a crash left unwritten are events of the source too.
