@@ -24,36 +24,24 @@ from datetime import timezone as dt_timezone
 from pathlib import Path
 
 from django.conf import settings
-from django.db import transaction
 from django.test.utils import override_settings
 
 from benchmarks.harness import results_file, results_write, tenant_drop, tenant_drop_slug
-from benchmarks.usage_store import MONTH, METRICS, SOURCE, _batches
+from benchmarks.usage_store import MONTH, _batches, usage_tenant_build
 from billing import metering
 from billing.metering import usage_ingest
-from billing.models import BillableMetric, UsageEvent
+from billing.models import UsageEvent
 from billing.usage_copy import usage_month_copy
 from billing.usage_store import _store
-from customers.models import Customer, Tenant
-from customers.tenancy import platform_scope, tenant_cursor, tenant_scope
+from customers.models import Tenant
+from customers.tenancy import tenant_cursor, tenant_scope
 
 SLUGS = ("bench-usage-copy", "bench-usage-replay")
 RESULTS_PATH = results_file("usage_copy")
 
 
 def _build(slug: str, customers: int) -> tuple[Tenant, list[str]]:
-    with platform_scope(), transaction.atomic():
-        tenant = Tenant.objects.create(name=f"Usage copy benchmark {slug}", slug=slug, reporting_currency="USD",
-                                       invoice_number_prefix=f"{slug[-3:].upper()}-")
-        for code, aggregation, field, filters in METRICS:
-            BillableMetric.objects.create(tenant=tenant, code=code, event_code="" if code == SOURCE else SOURCE,
-                                          name=code, aggregation=aggregation, field=field, filters=filters)
-        refs = [f"bus-{n:05d}" for n in range(customers)]
-        Customer.objects.bulk_create(
-            Customer(tenant=tenant, name=f"Usage customer {n:05d}", external_ref=ref, currency="USD", country="US")
-            for n, ref in enumerate(refs)
-        )
-    return tenant, refs
+    return usage_tenant_build(customers, slug=slug, name=f"Usage copy benchmark {slug}", prefix=f"{slug[-3:].upper()}-")
 
 
 def _ingest(tenant: Tenant, batches: list, now: datetime) -> tuple[int, float]:

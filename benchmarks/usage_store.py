@@ -80,10 +80,11 @@ def _batches(events: int, refs: list[str]):
         yield [_event(j, refs, seconds, start) for j in range(first, min(events, first + MAX_BATCH_EVENTS))]
 
 
-def _build(customers: int) -> tuple[Tenant, list[str]]:
+def usage_tenant_build(customers: int, *, slug: str = SLUG, name: str = "Usage store benchmark",
+                       prefix: str = "BUS-") -> tuple[Tenant, list[str]]:
+    """A benchmark tenant with the metrics of every aggregation and ``customers`` customers; their refs."""
     with platform_scope(), transaction.atomic():
-        tenant = Tenant.objects.create(name="Usage store benchmark", slug=SLUG, reporting_currency="USD",
-                                       invoice_number_prefix="BUS-")
+        tenant = Tenant.objects.create(name=name, slug=slug, reporting_currency="USD", invoice_number_prefix=prefix)
         for code, aggregation, field, filters in METRICS:
             BillableMetric.objects.create(tenant=tenant, code=code, event_code="" if code == SOURCE else SOURCE,
                                           name=code, aggregation=aggregation, field=field, filters=filters)
@@ -174,7 +175,7 @@ class _ReplacingStore(ClickHouseUsageStore):
 def run_usage_store_benchmark(*, customers: int, events: int, runs: int = 3, keep: bool = False) -> dict:
     tenant_drop_slug(SLUG)
     before = _as_owner(f"VACUUM FULL {UsageEvent._meta.db_table}, {UsageEventKey._meta.db_table}")
-    tenant, refs = _build(customers)
+    tenant, refs = usage_tenant_build(customers)
     (Path(settings.BASE_DIR) / "var").mkdir(exist_ok=True)
     chdb_dir = Path(tempfile.mkdtemp(prefix="bench-chdb-", dir=Path(settings.BASE_DIR) / "var"))
     url = f"chdb://{chdb_dir}"
