@@ -64,11 +64,15 @@ def _copy(tenant: Tenant, source: str, target: str) -> dict:
             "events_per_second": round(result.copied / seconds) if result.copied else None}
 
 
-def run_usage_copy_benchmark(*, customers: int, events: int, keep: bool = False) -> dict:
+def run_usage_copy_benchmark(*, customers: int, events: int, keep: bool = False, chdb_dir: Path | None = None) -> dict:
+    """``chdb_dir``: ClickHouse's directory (default: a new one, removed after). chdb runs one embedded
+    server per process, so a process that has opened one already must name that one."""
     for slug in SLUGS:
         tenant_drop_slug(slug)
-    (Path(settings.BASE_DIR) / "var").mkdir(exist_ok=True)
-    chdb_dir = Path(tempfile.mkdtemp(prefix="bench-chdb-", dir=Path(settings.BASE_DIR) / "var"))
+    own_dir = chdb_dir is None
+    if own_dir:
+        (Path(settings.BASE_DIR) / "var").mkdir(exist_ok=True)
+        chdb_dir = Path(tempfile.mkdtemp(prefix="bench-chdb-", dir=Path(settings.BASE_DIR) / "var"))
     now = datetime(MONTH.year, MONTH.month, 1, tzinfo=dt_timezone.utc) + timedelta(days=40)
     figures: dict = {"customers": customers, "events": events, "month": MONTH,
                      "clickhouse": f"chdb (in-process), {chdb_dir.name}"}
@@ -105,6 +109,7 @@ def run_usage_copy_benchmark(*, customers: int, events: int, keep: bool = False)
         if not keep:
             for tenant in tenants:
                 tenant_drop(tenant)
-            shutil.rmtree(chdb_dir, ignore_errors=True)
+            if own_dir:
+                shutil.rmtree(chdb_dir, ignore_errors=True)
     results_write(RESULTS_PATH, figures)
     return figures
