@@ -151,6 +151,44 @@ def test_a_clean_batch_takes_the_fast_path_and_a_batch_with_a_rejection_the_othe
     ]
 
 
+def typed(events):
+    return decode_typed_batch(json.dumps({"events": events}).encode()).events
+
+
+@pytest.mark.usage_events
+def test_the_fast_path_stores_each_instant_as_sent_in_whatever_form(world, tenant_a):
+    sent = {
+        "z": "2026-11-05T14:03:00Z",
+        "fraction": "2026-11-05T14:03:00.25Z",
+        "micros": "2026-11-05T14:03:00.123456Z",
+        "offset": "2026-11-05T15:03:00.5+01:00",
+        "plus_zero": "2026-11-05T14:03:00+00:00",
+        "basic": "20261105T140300Z",
+    }
+    events = [event(key, timestamp=timestamp) for key, timestamp in sent.items()]
+
+    result = usage_ingest_typed(tenant=tenant_a, events=typed(events), now=NOW)
+
+    assert [status for _, status, _ in result._rows] == ["accepted"] * 6
+    at = {e.idempotency_key: e.timestamp for e in stored_events(tenant_a)}
+    base = datetime(2026, 11, 5, 14, 3, tzinfo=timezone.utc)
+    assert at == {
+        "z": base, "fraction": base.replace(microsecond=250000), "micros": base.replace(microsecond=123456),
+        "offset": base.replace(microsecond=500000), "plus_zero": base, "basic": base,
+    }
+
+
+@pytest.mark.postgres_store_only(reason="reads the order of the PostgreSQL table's ids")
+def test_a_batch_is_stored_in_time_order_and_events_at_one_instant_in_the_order_sent(world, tenant_a):
+    times = ["2026-11-09T00:00:00Z", "2026-11-02T00:00:00Z", "2026-11-05T00:00:00Z", "2026-11-02T00:00:00Z"]
+    events = [event(f"k{n}", timestamp=when) for n, when in enumerate(times)]
+
+    usage_ingest_typed(tenant=tenant_a, events=typed(events), now=NOW)
+
+    by_id = UsageEvent.objects.for_tenant(tenant_a).order_by("id").values_list("idempotency_key", flat=True)
+    assert list(by_id) == ["k1", "k3", "k2", "k0"]
+
+
 @pytest.mark.parametrize(
     "body, status_code, answer",
     [
