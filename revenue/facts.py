@@ -131,7 +131,7 @@ old_trailing AS (
 # ``revenue.selectors.concentration`` sums per customer for one window, for every window at once. A
 # fact's MRR counts in the months from its own to ten after its end (its span overlaps their window),
 # times the months of the overlap; a one-time line in its month and the eleven after, converted at the
-# rate of its month's end (the concentration's rule; ``missing`` names the rate it lacks).
+# rate of its month's end (the concentration's rule, ``sql.ONE_TIME_RATE_JOIN``).
 TRAILING_SQL = """
 trailing_parts AS (
     SELECT f.customer_id, m.m::date AS month_start,
@@ -146,18 +146,10 @@ trailing_parts AS (
     SELECT o.customer_id, m.m::date, o.amount, o.missing
     FROM (
         SELECT c.customer_id, date_trunc('month', l.starts_on::timestamp) AS month_start,
-               l.quantity * l.unit_price * CASE WHEN c.currency = %(reporting)s THEN 1 ELSE r.rate END AS amount,
-               CASE WHEN c.currency <> %(reporting)s AND r.rate IS NULL
-                    THEN c.currency || ' ' || (date_trunc('month', l.starts_on) + interval '1 month - 1 day')::date
-               END AS missing
+           {one_time_columns}
         FROM customers_contractline l
         JOIN customers_contract c ON c.id = l.contract_id AND c.tenant_id = %(tenant)s
-        LEFT JOIN LATERAL (
-            SELECT x.rate FROM revenue_exchangerate x
-            WHERE x.tenant_id = %(tenant)s AND x.currency = c.currency
-              AND x.effective_on <= (date_trunc('month', l.starts_on) + interval '1 month - 1 day')::date
-            ORDER BY x.effective_on DESC LIMIT 1
-        ) r ON c.currency <> %(reporting)s
+        {one_time_rate_join}
         WHERE l.tenant_id = %(tenant)s AND c.status <> 'draft' AND l.kind = 'one_time'
           AND (c.end_date IS NULL OR l.starts_on <= c.end_date) AND {customers}
     ) o
@@ -181,6 +173,8 @@ new_trailing AS (
         b="LEAST(COALESCE(f.next_month, %(after_horizon)s::date), (m.m + interval '1 month')::date)",
     ),
     customers=sql.CUSTOMER_IDS.format(column="c.customer_id"),
+    one_time_columns=sql.ONE_TIME_COLUMNS,
+    one_time_rate_join=sql.ONE_TIME_RATE_JOIN,
 )
 
 # Compute the facts with the reference, insert them, and add them to the month totals.

@@ -59,18 +59,11 @@ recurring AS (
 REVENUE_SQL = """
 WITH {recurring},
 one_time AS (
-    SELECT c.customer_id, l.quantity * l.unit_price * CASE WHEN c.currency = %(reporting)s THEN 1 ELSE r.rate END,
-           CASE WHEN c.currency <> %(reporting)s AND r.rate IS NULL
-                THEN c.currency || ' ' || (date_trunc('month', l.starts_on) + interval '1 month - 1 day')::date END
+    SELECT c.customer_id, {one_time_columns}
     FROM customers_contractline l
     JOIN customers_contract c ON c.id = l.contract_id AND c.tenant_id = %(tenant)s
     {segment_join}
-    LEFT JOIN LATERAL (
-        SELECT x.rate FROM revenue_exchangerate x
-        WHERE x.tenant_id = %(tenant)s AND x.currency = c.currency
-          AND x.effective_on <= (date_trunc('month', l.starts_on) + interval '1 month - 1 day')::date
-        ORDER BY x.effective_on DESC LIMIT 1
-    ) r ON c.currency <> %(reporting)s
+    {one_time_rate_join}
     WHERE l.tenant_id = %(tenant)s AND c.status <> 'draft' AND l.kind = 'one_time'
       AND l.starts_on >= %(first)s AND l.starts_on < (%(last)s::date + interval '1 month')
       AND (c.end_date IS NULL OR l.starts_on <= c.end_date) {segment_where}
@@ -165,6 +158,8 @@ def _query_from(template: str, *, source: facts.Source, segment: Segment | None)
         recurring=_recurring(source=source, segment=segment),
         segment_join=segment_join,
         segment_where=segment_where,
+        one_time_columns=sql.ONE_TIME_COLUMNS,
+        one_time_rate_join=sql.ONE_TIME_RATE_JOIN,
         points=LORENZ_POINTS,
         largest=LARGEST_ROWS,
     )

@@ -216,6 +216,22 @@ EARLIEST_CUSTOMER_LINE = (
     + CUSTOMER_IDS.format(column="c.customer_id") + "), %(last)s::date)"
 )
 
+# A one-time line ``l`` of a contract ``c`` is converted at the rate of its month's end (its currency's
+# latest rate on or before that day; none needed in the reporting currency): ONE_TIME_RATE_JOIN joins
+# that rate as ``r``, ONE_TIME_COLUMNS are the line's ``amount`` in the reporting currency (NULL without
+# a rate) and the rate it lacks as ``missing`` (``CUR YYYY-MM-DD``, as ``changes`` names it).
+# Shared by the concentration's reference and the trailing revenue facts, which must agree.
+ONE_TIME_RATE_JOIN = """LEFT JOIN LATERAL (
+        SELECT x.rate FROM revenue_exchangerate x
+        WHERE x.tenant_id = %(tenant)s AND x.currency = c.currency
+          AND x.effective_on <= (date_trunc('month', l.starts_on) + interval '1 month - 1 day')::date
+        ORDER BY x.effective_on DESC LIMIT 1
+    ) r ON c.currency <> %(reporting)s"""
+ONE_TIME_COLUMNS = """l.quantity * l.unit_price * CASE WHEN c.currency = %(reporting)s THEN 1 ELSE r.rate END AS amount,
+           CASE WHEN c.currency <> %(reporting)s AND r.rate IS NULL
+                THEN c.currency || ' ' || (date_trunc('month', l.starts_on) + interval '1 month - 1 day')::date
+           END AS missing"""
+
 # Months between two month starts, as an integer (``b`` later than ``a``).
 MONTHS_BETWEEN = (
     "((date_part('year', {b}) - date_part('year', {a})) * 12 + date_part('month', {b}) - date_part('month', {a}))::int"

@@ -1,25 +1,22 @@
 """A month-end run in a real browser, worked by real Celery workers: finance starts it from the admin,
 watches it on its page, the worker is killed mid-run, "Resume now" finishes it on a new worker.
 
-The workers are ``celery worker`` subprocesses on the machine's Redis (CELERY_BROKER_URL when it is a
-Redis URL, else a database of this pytest process's own) and on this test's PostgreSQL, as in
-``test_month_end_worker``; the live server publishes to the same Redis.
+The workers are ``celery worker`` subprocesses on a Redis database of this pytest process's own
+(``tests.billing.redis_broker``) and on this test's PostgreSQL, as in ``test_month_end_worker``; the
+live server publishes to the same Redis database.
 """
-
-import os
 
 import pytest
 
 from billing.models import BillingRun, BillingRunItem
 from customers.models import Role
 from customers.periods import last_closed_month, month_key
-from tests.billing import test_month_end_worker as real
+from tests.billing.redis_broker import process_broker_url, publishing_to
 from tests.billing.test_month_end_worker import (
     CUSTOMERS,
     PERIOD,
     Workers,
     assert_one_of_everything,
-    publishing_to,
     subscribers,  # noqa: F401 (a fixture: six customers of tenant A, one of tenant B)
 )
 from tests.browser import BROWSER_MARKS, admin_login, chromium_page
@@ -29,14 +26,9 @@ pytestmark = [*BROWSER_MARKS, pytest.mark.slow, pytest.mark.django_db(transactio
 WAIT_MS = 60_000  # a bound so a broken worker fails the test instead of hanging it; the run takes seconds
 
 
-def _redis_url() -> str:
-    configured = os.environ.get("CELERY_BROKER_URL", "")
-    return configured if configured.startswith("redis://") else real._redis_url()
-
-
 @pytest.fixture
 def broker():
-    with publishing_to(_redis_url()) as url:
+    with publishing_to(process_broker_url()) as url:
         yield url
 
 

@@ -1,7 +1,7 @@
 """Month-end runs against real processes: Celery workers on the machine's Redis and the test PostgreSQL.
 
 Each test starts ``celery worker`` subprocesses pointed at this test database (DATABASE_URL) and at
-a Redis database of this pytest process's own (5, or 5 + the xdist worker's index), with mail
+a Redis database of this pytest process's own (``tests.billing.redis_broker``), with mail
 written to files and PDFs to a temporary MEDIA_ROOT, then checks what they left behind: one
 invoice per customer, numbered without gaps, one PDF file and one email each.
 """
@@ -12,7 +12,6 @@ import signal
 import subprocess
 import sys
 import time
-from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 from urllib.parse import quote
@@ -25,7 +24,7 @@ from billing.models import BillingRun, BillingRunItem, Invoice
 from billing.tasks import month_end_start
 from customers.money import Money
 from customers.tenancy import platform_scope
-from portal.celery import app as celery_app
+from tests.billing.redis_broker import BROKER_VARIABLES, process_broker_url, publishing_to
 from tests.customers.factories import ContractFactory, ContractLineFactory, CustomerFactory
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -36,39 +35,9 @@ CHUNK = 2  # three chunks, so two workers share the run
 WAIT_SECONDS = 60  # a bound so a broken worker fails the test instead of hanging it; runs take seconds
 
 
-def _redis_url() -> str:
-    index = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
-    return f"redis://127.0.0.1:6379/{5 + index}"
-
-
-@contextmanager
-def publishing_to(url: str):
-    """This process publishes to the real Redis at ``url`` (not in-process) inside the block."""
-    import redis
-
-    client = redis.Redis.from_url(url)
-    try:
-        client.ping()
-    except redis.exceptions.ConnectionError:
-        if os.environ.get("CELERY_BROKER_URL"):
-            raise
-        pytest.skip("Redis is not running on 127.0.0.1:6379 (and CELERY_BROKER_URL is not set)")
-    client.flushdb()
-    saved = celery_app.conf.task_always_eager, celery_app.conf.broker_url
-    celery_app.conf.task_always_eager, celery_app.conf.broker_url = False, url
-    # Connection pools made earlier for the default (database) broker are made anew for this one.
-    celery_app._pool = celery_app.amqp._producer_pool = None
-    try:
-        yield url
-    finally:
-        celery_app.conf.task_always_eager, celery_app.conf.broker_url = saved
-        celery_app._pool = celery_app.amqp._producer_pool = None
-        client.flushdb()
-
-
 @pytest.fixture
 def broker():
-    with publishing_to(_redis_url()) as url:
+    with publishing_to(process_broker_url()) as url:
         yield url
 
 
@@ -89,9 +58,12 @@ class Workers:
             return f"postgres://{auth}@{quote(db['HOST'], safe='')}/{db['NAME']}"
         return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
 
-    def start(self, *, app: str = "portal", render_delay: float = 0) -> subprocess.Popen:
-        env = {
-            **os.environ,
+    def environment(self, *, render_delay: float = 0) -> dict[str, str]:
+        """A worker's environment: this process's, on this test's database and broker (no other broker
+        variable, as Celery would prefer it to CELERY_BROKER_URL)."""
+        inherited = {name: value for name, value in os.environ.items() if name not in BROKER_VARIABLES}
+        return {
+            **inherited,
             "DJANGO_SETTINGS_MODULE": "portal.settings",
             "DJANGO_SECRET_KEY": "worker-test-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
             "DATABASE_URL": self.database_url(),
@@ -103,12 +75,15 @@ class Workers:
             "DJANGO_DEBUG": "false",
             "MONTH_END_TEST_RENDER_DELAY": str(render_delay),
         }
+
+    def start(self, *, app: str = "portal", render_delay: float = 0) -> subprocess.Popen:
         name = f"month-end-{len(self.processes)}"
         log = open(self.root / f"{name}.log", "wb")  # noqa: SIM115 (the process owns it)
         process = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", app, "worker", "--pool=solo", "--without-gossip",
              "--without-mingle", "--without-heartbeat", "-l", "WARNING", "-n", f"{name}@%h"],
-            cwd=settings.BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=settings.BASE_DIR, env=self.environment(render_delay=render_delay), stdout=log,
+            stderr=subprocess.STDOUT, start_new_session=True,
         )
         self.processes.append(process)
         return process
@@ -167,10 +142,9 @@ def subscribers(tenant_a, tenant_b):
     return customers
 
 
-def start_run(tenant, workers: "Workers"):
-    # An explicit connection: the app's own pool may have been made for another broker by earlier tests.
-    with celery_app.connection_for_write(workers.broker_url) as broker_connection:
-        month_end_start.apply_async((tenant.pk, PERIOD.isoformat(), True, None, CHUNK), connection=broker_connection)
+def start_run(tenant):
+    """Queue the run as the app does, on the broker ``publishing_to`` gave this process (the workers')."""
+    month_end_start.apply_async((tenant.pk, PERIOD.isoformat(), True, None, CHUNK))
 
 
 def wait_until(predicate, workers: Workers, what: str):
@@ -208,9 +182,9 @@ def assert_one_of_everything(tenant, tenant_b, workers):
 def test_running_twice_gives_one_invoice_pdf_and_email_per_customer(workers, subscribers, tenant_a, tenant_b):
     workers.start()
 
-    start_run(tenant_a, workers)
+    start_run(tenant_a)
     wait_until(lambda: run_status(tenant_a) == "done", workers, "the first run")
-    start_run(tenant_a, workers)
+    start_run(tenant_a)
     wait_until(lambda: workers.queue_idle(), workers, "the second start to be done")
 
     assert_one_of_everything(tenant_a, tenant_b, workers)
@@ -221,8 +195,8 @@ def test_two_workers_starting_the_same_run_at_once_share_it(workers, subscribers
     workers.start()
     workers.start()
 
-    start_run(tenant_a, workers)
-    start_run(tenant_a, workers)
+    start_run(tenant_a)
+    start_run(tenant_a)
     wait_until(lambda: run_status(tenant_a) == "done", workers, "the run")
 
     assert_one_of_everything(tenant_a, tenant_b, workers)
@@ -230,13 +204,13 @@ def test_two_workers_starting_the_same_run_at_once_share_it(workers, subscribers
 
 def test_a_worker_killed_mid_run_and_a_rerun_finish_with_one_of_everything(workers, subscribers, tenant_a, tenant_b):
     slow = workers.start(app="tests.billing.month_end_worker_app", render_delay=0.5)
-    start_run(tenant_a, workers)
+    start_run(tenant_a)
     wait_until(lambda: delivered(tenant_a) >= 2, workers, "the first deliveries")
 
     workers.kill(slow)  # SIGKILL, in the middle of the next invoice
     left_behind = delivered(tenant_a)
     workers.start()
-    start_run(tenant_a, workers)
+    start_run(tenant_a)
     wait_until(lambda: run_status(tenant_a) == "done", workers, "the re-run")
 
     assert 2 <= left_behind < CUSTOMERS

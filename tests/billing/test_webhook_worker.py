@@ -1,8 +1,8 @@
 """A webhook delivery whose worker is SIGKILLed mid-request is delivered again by the next worker, under
 the same ``webhook-id``: at least once, never under two ids.
 
-A real ``celery worker`` subprocess (solo pool) on this test's database and a Redis broker (the
-``CELERY_BROKER_URL`` database, else 4) posts to a loopback receiver that holds the request open; the
+A real ``celery worker`` subprocess (solo pool) on this test's database and a Redis database of this
+pytest process's own (``tests.billing.redis_broker``) posts to a loopback receiver that holds the request open; the
 test kills the worker while it waits, starts another, and the broker hands the unacknowledged task
 to it (``acks_late``; ``tests.billing.webhook_worker_app`` shortens Redis' visibility timeout).
 """
@@ -14,7 +14,8 @@ import pytest
 
 from billing.models import WebhookAttempt, WebhookDelivery
 from billing.services.webhooks import webhook_endpoint_create, webhook_event_emit
-from tests.billing.test_month_end_worker import Workers, publishing_to, wait_until
+from tests.billing.redis_broker import process_broker_url, publishing_to
+from tests.billing.test_month_end_worker import Workers, wait_until
 from tests.billing.webhook_receiver import Receiver
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -31,7 +32,7 @@ class WebhookWorkers(Workers):
 
 @pytest.fixture
 def workers(transactional_db, tmp_path):
-    with publishing_to(os.environ.get("CELERY_BROKER_URL") or "redis://127.0.0.1:6379/4") as url:
+    with publishing_to(process_broker_url()) as url:
         pool = WebhookWorkers(url, tmp_path)
         yield pool
         pool.stop_all()

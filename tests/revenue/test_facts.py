@@ -250,6 +250,20 @@ def test_a_one_time_fee_without_a_rate_raises_from_the_trailing_revenue_facts(ac
     assert revenue_concentration(tenant=acme, month=date(2026, 2, 1))["customers"] == 1
 
 
+def test_a_one_time_fee_converts_at_the_rate_of_its_months_end(acme, alpha):
+    subscribe(alpha, start=JAN, price="100.00")
+    sek = CustomerFactory(tenant=acme, currency="SEK")
+    one_time_fee(sek, on=date(2025, 4, 10), price="500.00")
+    for rate, effective_on in (("0.1", date(2024, 1, 1)), ("0.2", date(2025, 4, 30)), ("0.3", MAY)):
+        exchange_rate_create(tenant=acme, currency="SEK", rate=Decimal(rate), effective_on=effective_on)
+
+    # April's last day's rate, neither the earlier one nor May's: 500 × 0.2 = 100, in every window with April.
+    assert trailing_rows(acme, sek, to=JUN) == [(APR, 100, None), (MAY, 100, None), (JUN, 100, None)]
+    assert facts.facts_source(tenant=acme, last=MAY).trailing
+    assert revenue_concentration(tenant=acme, month=MAY)["total_revenue"] == Decimal(600)  # alpha 5 × 100
+    assert reference(revenue_concentration, tenant=acme, month=MAY)["total_revenue"] == Decimal(600)
+
+
 def test_a_refresh_equals_a_rebuild(acme, alpha):
     contract = subscribe(alpha, start=JAN, price="90.00", discount="50")
     contract_change(
