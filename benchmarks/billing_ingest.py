@@ -33,10 +33,12 @@ from datetime import timezone as dt_timezone
 from pathlib import Path
 
 from django.conf import settings
-from django.db import connection
+from django.db import connection, transaction
 from django.test import Client
+from django.utils.timezone import now as django_now
 
 from benchmarks.harness import database_url
+from billing.metering import usage_store
 from billing.models import BillableMetric, UsageEvent, UsageEventKey
 from customers.models import Customer, Tenant, TenantAPIKey
 from customers.tenancy import platform_scope, tenant_cursor
@@ -204,6 +206,58 @@ def _copy_baseline(source: _EventSource, plan: list[int], batch_size: int) -> fl
             cursor.execute(f"DROP TABLE {table}")
 
 
+def _store_only(tenant: Tenant, source: _EventSource, plan: list[int], batch_size: int, customer_ids: dict[str, int],
+                threads: int) -> tuple[float, int]:
+    """Seconds for the store's own insert of the same batches, from ``threads`` threads, each batch in
+    its own transaction, and the events it stored: what the database costs with nothing else of
+    ingestion (no HTTP, no JSON, no checks), so the ceiling any HTTP path on this store can reach.
+
+    The batches are what the fast path hands the store (COPY text, the batch's repeats already
+    dropped), built before the clock starts; ``source`` must have keys of its own."""
+    texts = []
+    for offset in range(0, len(plan), batch_size):
+        lines, seen = [], set()
+        for j in plan[offset : offset + batch_size]:
+            ref, when, key, quantity, properties = source.fields(j)
+            if key in seen:
+                continue
+            seen.add(key)
+            lines.append(f"{customer_ids[ref]}\t{source.metric}\t{when.strftime('%Y-%m-%dT%H:%M:%SZ')}\t{key}\t"
+                         f"{quantity}\t{json.dumps(properties, separators=(',', ':'))}\n")
+        texts.append("".join(lines))
+    store, stored, errors = usage_store(), [], []
+    lock = threading.Lock()
+    next_text = iter(texts)
+
+    def worker():
+        try:
+            while True:
+                with lock:
+                    text = next(next_text, None)
+                if text is None:
+                    return
+                with transaction.atomic():
+                    inserted = store.insert_new(tenant=tenant, copy_text=text, received_at=django_now())
+                with lock:
+                    stored.append(len(inserted))
+        except Exception as exc:  # reported after the run
+            with lock:
+                errors.append(str(exc))
+        finally:
+            connection.close()
+
+    pool = [threading.Thread(target=worker) for _ in range(threads)]
+    started = time.perf_counter()
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join()
+    seconds = time.perf_counter() - started
+    if errors:
+        raise RuntimeError(f"{len(errors)} store-only batch(es) failed, first: {errors[0]}")
+    return seconds, sum(stored)
+
+
 def _post_all(bodies: list[bytes], *, api_key: str, client: str, workers: int, threads: int):
     """Post every body from ``threads`` threads; (seconds, summed counts, per-request seconds, the
     server side's CPU seconds while posting, see ``_cpu_spent``, or None in-process)."""
@@ -335,13 +389,16 @@ def run_ingest_benchmark(
     month: date = date(2026, 11, 1),
     seed: int = 20261101,
     cleanup: bool = True,
+    store_ceiling: bool = True,
 ) -> dict:
     """Post ``events_total`` usage events for ``customers`` of ``tenant`` and measure events/s.
 
     ``duplicate_ratio`` of the events re-send an earlier event (same key and content), mostly from
     earlier batches. ``client`` is ``"gunicorn"`` (real server, ``workers`` sync workers, ``threads``
     posting threads) or ``"django"`` (in-process test Client, ``threads`` threads). Then COPYs the
-    same rows into a scratch table as the baseline. Returns a dict of figures (see print_figures).
+    same rows into a scratch table as the baseline and, with ``store_ceiling``, times the store's own
+    insert of the same batches under new keys (the ceiling of any HTTP path on this store; its events
+    are deleted again). Returns a dict of figures (see print_figures).
     Raises RuntimeError when a request fails or the counts do not add up.
     """
     if client not in {"gunicorn", "django"}:
@@ -381,16 +438,18 @@ def run_ingest_benchmark(
 
     copy_seconds = _copy_baseline(source, plan, batch_size)
 
+    store_only = None
+    if store_ceiling:
+        store_source = _EventSource(run_id=f"{run_id}s", refs=refs, metric=metric.code, month=month, seed=seed)
+        ids = {customer.external_ref: customer.pk for customer in customers}
+        store_seconds, store_stored = _store_only(tenant, store_source, plan, batch_size, ids, threads)
+        if store_stored != distinct:
+            raise RuntimeError(f"The store-only run stored {store_stored} events of {distinct} distinct.")
+        _delete_run(tenant, store_source.prefix)
+        store_only = store_seconds
+
     if cleanup:
-        with tenant_cursor(tenant) as cursor:
-            cursor.execute(
-                f"DELETE FROM {UsageEvent._meta.db_table} WHERE tenant_id = %s AND idempotency_key LIKE %s",
-                [tenant.pk, source.prefix + "%"],
-            )
-            cursor.execute(
-                f"DELETE FROM {UsageEventKey._meta.db_table} WHERE tenant_id = %s AND idempotency_key LIKE %s",
-                [tenant.pk, source.prefix + "%"],
-            )
+        _delete_run(tenant, source.prefix)
         if metric_created:
             with platform_scope():
                 metric.delete()
@@ -420,11 +479,22 @@ def run_ingest_benchmark(
         "copy_baseline_seconds": round(copy_seconds, 3),
         "copy_baseline_events_per_second": round(events_total / copy_seconds),
         "ingest_share_of_copy_speed": round(copy_seconds / seconds, 3),
+        # The store's insert of the same batches alone (no HTTP, no JSON, no checks), same threads.
+        "store_only_events_per_second": store_only and round(events_total / store_only),
+        "store_only_share_of_copy_speed": store_only and round(copy_seconds / store_only, 3),
         # CPU per posted event from /proc (gunicorn only, and only with the database on this host):
         # the workers' Python and their PostgreSQL backends, whatever the machine's load.
         "gunicorn_workers_cpu_us_per_event": _per_event(cpu and cpu["python"], events_total),
         "postgres_backends_cpu_us_per_event": _per_event(cpu and cpu["postgres"], events_total),
     }
+
+
+def _delete_run(tenant: Tenant, prefix: str) -> None:
+    """Delete the events and keys of one run (its keys start with ``prefix``)."""
+    with tenant_cursor(tenant) as cursor:
+        for table in (UsageEvent._meta.db_table, UsageEventKey._meta.db_table):
+            cursor.execute(f"DELETE FROM {table} WHERE tenant_id = %s AND idempotency_key LIKE %s",
+                           [tenant.pk, prefix + "%"])
 
 
 def _per_event(seconds: float | None, events: int) -> float | None:

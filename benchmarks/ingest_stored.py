@@ -118,10 +118,14 @@ def _analyze() -> None:
 
 def run_stored_benchmark(
     *, stored: int, customers: int = 2_000, events: int = 200_000, client: str = "gunicorn",
-    month: date = date(2026, 11, 1), months_back: int = 12, runs: int = 3, keep: bool = False,
+    month: date = date(2026, 11, 1), months_back: int = 12, runs: int = 3, ingest_runs: int = 2, keep: bool = False,
     results_path: Path = RESULTS_PATH,
 ) -> dict:
-    """Steps 1-4 of the module docstring; returns the figures and writes them to ``results_path``."""
+    """Steps 1-4 of the module docstring; returns the figures and writes them to ``results_path``.
+
+    Ingestion runs ``ingest_runs`` times on each side. The first run at 0 keeps its events (the
+    month the reads measure); every later run deletes its own, so each of them starts from the same
+    month partition, and the ratio of the median shares compares like with like."""
     if stored < 0 or events < 1 or customers < 1 or months_back < 1:
         raise ValueError("stored must not be negative; events, customers and months_back must be at least 1.")
     first_month = _add_months(month, -months_back)
@@ -132,8 +136,11 @@ def run_stored_benchmark(
     tenant, rows = _build_tenant(customers)
     figures["setup_seconds"] = round(time.perf_counter() - started, 2)
     try:
-        at_zero = run_ingest_benchmark(tenant=tenant, customers=rows, events_total=events, client=client,
-                                       month=month, seed=20261101, cleanup=False)
+        def ingest(seed: int, *, cleanup: bool = True) -> dict:
+            return run_ingest_benchmark(tenant=tenant, customers=rows, events_total=events, client=client,
+                                        month=month, seed=seed, cleanup=cleanup)
+
+        at_zero = [ingest(20261101, cleanup=False)] + [ingest(20261110 + n) for n in range(1, ingest_runs)]
         _analyze()
         invoice_compute_drafts(tenant=tenant, period_start=month, period_end=_month_end(month))
         reads_zero = _reads(tenant, month, runs)
@@ -142,12 +149,16 @@ def run_stored_benchmark(
             tenant=tenant, customers=rows, count=stored, first_month=first_month, end_month=month), 1)
         _analyze()
         reads_stored = _reads(tenant, month, runs)
-        at_stored = run_ingest_benchmark(tenant=tenant, customers=rows, events_total=events, client=client,
-                                         month=month, seed=20261102, cleanup=False)
+        at_stored = [ingest(20261120 + n) for n in range(ingest_runs)]
         figures["partitions"] = len(usage_partitions())
+        share = "ingest_share_of_copy_speed"
         figures["ingest"] = {
-            "at_0_stored": _ingest_summary(at_zero),
-            f"at_{stored}_stored": _ingest_summary(at_stored),
+            "at_0_stored": [_ingest_summary(run) for run in at_zero],
+            f"at_{stored}_stored": [_ingest_summary(run) for run in at_stored],
+            # Each side's median share of COPY, the stored side's over the empty side's (1.0: unaffected).
+            "share_ratio_stored_to_0": round(
+                statistics.median(run[share] for run in at_stored) / statistics.median(run[share] for run in at_zero), 3
+            ),
         }
         figures["month_reads"] = {
             "at_0_stored": reads_zero,
@@ -178,4 +189,5 @@ def _ingest_summary(figures: dict) -> dict:
     return {name: figures[name] for name in (
         "events_per_second", "copy_baseline_events_per_second", "ingest_share_of_copy_speed", "batch_ms_median",
         "accepted", "duplicates", "gunicorn_workers_cpu_us_per_event", "postgres_backends_cpu_us_per_event",
+        "store_only_events_per_second", "store_only_share_of_copy_speed",
     )}

@@ -5,7 +5,7 @@ import io
 import pytest
 
 from benchmarks.billing_ingest import print_figures, run_ingest_benchmark
-from billing.models import BillableMetric, UsageEvent
+from billing.models import BillableMetric, UsageEvent, UsageEventKey
 from customers.models import TenantAPIKey
 from tests.customers.factories import CustomerFactory
 
@@ -24,6 +24,9 @@ def test_ingest_benchmark_posts_every_event_and_cleans_up(tenant_a, tenant_b):
     assert counted == (4, 1400, 1400, 600)
     assert figures["stored_rows"] == 1400 and figures["rejected"] == 0
     assert "events_per_second" in out.getvalue()
+    assert figures["store_only_events_per_second"] > 0 < figures["store_only_share_of_copy_speed"]
+    assert "store_only_events_per_second" in out.getvalue()
     assert UsageEvent.objects.for_tenant(tenant_a).count() == 0
+    assert UsageEventKey.objects.for_tenant(tenant_a).count() == 0  # the store-only run's keys too
     assert not TenantAPIKey.objects.for_tenant(tenant_a).exists()
     assert not BillableMetric.objects.for_tenant(tenant_a).exists()
