@@ -206,6 +206,40 @@ def _copy_baseline(source: _EventSource, plan: list[int], batch_size: int) -> fl
             cursor.execute(f"DROP TABLE {table}")
 
 
+def _in_threads(items: list, threads: int, handle) -> list[str]:
+    """Call ``handle(item)`` for every item from ``threads`` threads, each taking the next item left.
+
+    Returns the errors: an item that raises stops its thread and the others go on, so a run reports
+    every failure at its end. Each thread closes its own database connection."""
+    lock = threading.Lock()
+    pending = iter(items)
+    errors: list[str] = []
+
+    def worker():
+        try:
+            while True:
+                with lock:
+                    item = next(pending, _DONE)
+                if item is _DONE:
+                    return
+                handle(item)
+        except Exception as exc:  # reported by the caller after the run
+            with lock:
+                errors.append(str(exc))
+        finally:
+            connection.close()
+
+    pool = [threading.Thread(target=worker) for _ in range(threads)]
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join()
+    return errors
+
+
+_DONE = object()
+
+
 def _store_only(tenant: Tenant, source: _EventSource, plan: list[int], batch_size: int, customer_ids: dict[str, int],
                 threads: int) -> tuple[float, int]:
     """Seconds for the store's own insert of the same batches, from ``threads`` threads, each batch in
@@ -225,33 +259,14 @@ def _store_only(tenant: Tenant, source: _EventSource, plan: list[int], batch_siz
             lines.append(f"{customer_ids[ref]}\t{source.metric}\t{when.strftime('%Y-%m-%dT%H:%M:%SZ')}\t{key}\t"
                          f"{quantity}\t{json.dumps(properties, separators=(',', ':'))}\n")
         texts.append("".join(lines))
-    store, stored, errors = usage_store(), [], []
-    lock = threading.Lock()
-    next_text = iter(texts)
+    store, stored = usage_store(), []
 
-    def worker():
-        try:
-            while True:
-                with lock:
-                    text = next(next_text, None)
-                if text is None:
-                    return
-                with transaction.atomic():
-                    inserted = store.insert_new(tenant=tenant, copy_text=text, received_at=django_now())
-                with lock:
-                    stored.append(len(inserted))
-        except Exception as exc:  # reported after the run
-            with lock:
-                errors.append(str(exc))
-        finally:
-            connection.close()
+    def insert(text: str) -> None:
+        with transaction.atomic():
+            stored.append(len(store.insert_new(tenant=tenant, copy_text=text, received_at=django_now())))
 
-    pool = [threading.Thread(target=worker) for _ in range(threads)]
     started = time.perf_counter()
-    for thread in pool:
-        thread.start()
-    for thread in pool:
-        thread.join()
+    errors = _in_threads(texts, threads, insert)
     seconds = time.perf_counter() - started
     if errors:
         raise RuntimeError(f"{len(errors)} store-only batch(es) failed, first: {errors[0]}")
@@ -264,9 +279,7 @@ def _post_all(bodies: list[bytes], *, api_key: str, client: str, workers: int, t
     server = None
     totals = {"accepted": 0, "duplicates": 0, "rejected": 0}
     latencies: list[float] = []
-    errors: list[str] = []
     lock = threading.Lock()
-    next_batch = iter(range(len(bodies)))
 
     if client == "gunicorn":
         server = _Gunicorn(workers)
@@ -287,29 +300,18 @@ def _post_all(bodies: list[bytes], *, api_key: str, client: str, workers: int, t
             )
             return response.status_code, response.content
 
-    def worker():
-        try:
-            while True:
-                with lock:
-                    index = next(next_batch, None)
-                if index is None:
-                    return
-                started = time.perf_counter()
-                status_code, content = send(bodies[index])
-                elapsed = time.perf_counter() - started
-                if status_code != 200:
-                    raise RuntimeError(f"batch {index}: HTTP {status_code}: {content[:300]!r}")
-                answer = json.loads(content)
-                with lock:
-                    latencies.append(elapsed)
-                    for name in totals:
-                        totals[name] += answer[name]
-        except Exception as exc:  # reported after the run; the other thread keeps going
-            with lock:
-                errors.append(str(exc))
-        finally:
-            if client == "django":
-                connection.close()
+    def post(numbered: tuple[int, bytes]) -> None:
+        index, body = numbered
+        started = time.perf_counter()
+        status_code, content = send(body)
+        elapsed = time.perf_counter() - started
+        if status_code != 200:
+            raise RuntimeError(f"batch {index}: HTTP {status_code}: {content[:300]!r}")
+        answer = json.loads(content)
+        with lock:
+            latencies.append(elapsed)
+            for name in totals:
+                totals[name] += answer[name]
 
     try:
         if server is not None:
@@ -320,11 +322,7 @@ def _post_all(bodies: list[bytes], *, api_key: str, client: str, workers: int, t
                 raise RuntimeError(f"warm-up: HTTP {status_code}: {content[:300]!r}")
         cpu_before = _server_cpu(server) if server is not None else None
         started = time.perf_counter()
-        pool = [threading.Thread(target=worker) for _ in range(threads)]
-        for thread in pool:
-            thread.start()
-        for thread in pool:
-            thread.join()
+        errors = _in_threads(list(enumerate(bodies)), threads, post)
         seconds = time.perf_counter() - started
         cpu = _cpu_spent(cpu_before, _server_cpu(server)) if server is not None else None
     finally:

@@ -3,15 +3,16 @@
 ``run_stored_benchmark`` builds one benchmark tenant (the invoicing benchmark's: customers on four
 plans with included-quota price terms on the ingestion benchmark's metric) and then, in one run:
 
-1. ingests ``events`` events of ``month`` over HTTP (``run_ingest_benchmark``: 30 % duplicates, its
-   own raw-COPY baseline measured right after), with no other events stored;
+1. ingests ``events`` events of ``month`` over HTTP, ``ingest_runs`` times (``run_ingest_benchmark``:
+   30 % duplicates, its own raw-COPY baseline and the store's own insert measured right after), with
+   no other events stored;
 2. computes the month's drafts once, then times a re-run (it reads and prices every customer's usage
    and writes nothing), ``usage_totals`` for the month and the bare aggregate of its events;
 3. loads ``stored`` events spread evenly over the ``months_back`` months before ``month``, straight in
    SQL (``INSERT … SELECT`` from ``generate_series`` in chunks, through the partitioned table, so
    keys and triggers apply as for any insert);
 4. times the same three reads of the month again (its events unchanged), and ingests ``events`` more
-   events of the month over HTTP with the other months present, with a new COPY baseline.
+   events of the month over HTTP, ``ingest_runs`` times, with the other months present and new baselines.
 
 The ratios that matter are measured in the same run: ingestion as a share of raw COPY at 0 and at
 ``stored``, and each read at ``stored`` against itself at 0, also adjusted by a control query (a fixed
