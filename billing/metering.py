@@ -324,6 +324,14 @@ def _month_start(moment: datetime, tz) -> date:
     return date(local.year, local.month, 1)
 
 
+def _array_literal(values: Iterable[int | str]) -> str:
+    """``values`` as one PostgreSQL array literal, to send as a single parameter cast in the SQL
+    (``%s::bigint[]``, ``%s::text[]``). Django binds parameters on the client, and psycopg quotes a
+    list element by element in Python: for a batch's 2 000 customers that was about a tenth of the
+    request's CPU. Every element is double-quoted, so a text element may hold anything but NUL."""
+    return "{" + ",".join('"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"' for value in values) + "}"
+
+
 def _invoiced_periods(tenant: Tenant, customer_ids: Iterable[int]) -> set[tuple[int, date]]:
     """(customer_id, first day of month) pairs already closed by a finalized or paid invoice.
 
@@ -339,12 +347,12 @@ def _invoiced_periods(tenant: Tenant, customer_ids: Iterable[int]) -> set[tuple[
         return set()
     with tenant_cursor(tenant) as cursor:
         # One array parameter: `customer_id__in` would send thousands of placeholders per batch. As
-        # bigint[] (psycopg sends Python ints as integer[]): bigint = integer is not hashed, and each
-        # row was compared with every id in turn (12 ms for 2 000 customers; 0.8 ms as bigint[]).
+        # bigint[]: bigint = integer is not hashed, and each row was compared with every id in turn
+        # (12 ms for 2 000 customers; 0.8 ms as bigint[]).
         cursor.execute(
             f"SELECT customer_id, period_start FROM {invoice_model._meta.db_table}"
             " WHERE tenant_id = %s AND customer_id = ANY(%s::bigint[]) AND status = ANY(%s)",
-            [tenant.pk, ids, list(CLOSING_INVOICE_STATUSES)],
+            [tenant.pk, _array_literal(ids), list(CLOSING_INVOICE_STATUSES)],
         )
         return set(cursor.fetchall())
 
@@ -384,7 +392,7 @@ def _windows(
         cursor.execute(
             f"SELECT customer_id, MIN(start_date) FROM {Contract._meta.db_table}"
             " WHERE tenant_id = %s AND customer_id = ANY(%s::bigint[]) GROUP BY customer_id",  # see _invoiced_periods
-            [tenant.pk, ids],
+            [tenant.pk, _array_literal(ids)],
         )
         first_starts = cursor.fetchall()
     windows = {}
@@ -436,8 +444,8 @@ def _customer_ids_locked(tenant: Tenant, refs: list[str]) -> dict[str, int]:
         # Django's select_for_update has no KEY SHARE mode; explicit tenant filter, as for_tenant would.
         cursor.execute(
             f"SELECT external_ref, id FROM {Customer._meta.db_table}"
-            " WHERE tenant_id = %s AND external_ref = ANY(%s) FOR KEY SHARE",
-            [tenant.pk, refs],
+            " WHERE tenant_id = %s AND external_ref = ANY(%s::text[]) FOR KEY SHARE",
+            [tenant.pk, _array_literal(refs)],
         )
         return dict(cursor.fetchall())
 
@@ -766,7 +774,8 @@ def _insert_new(*, tenant: Tenant, copy_text: str, received_at: datetime) -> set
         cursor.execute(
             f"CREATE TEMPORARY TABLE IF NOT EXISTS {_STAGE_TABLE} ("
             " customer_id bigint NOT NULL, metric_code varchar(64) NOT NULL, ts timestamptz NOT NULL,"
-            " idempotency_key varchar(128) NOT NULL, quantity numeric(24, 6) NOT NULL, properties jsonb NOT NULL"
+            ' idempotency_key varchar(128) COLLATE "C" NOT NULL, quantity numeric(24, 6) NOT NULL,'
+            " properties jsonb NOT NULL"
             ") ON COMMIT DELETE ROWS;"
             # Empty unless the caller's transaction ingested before (the commit empties it otherwise).
             f" DELETE FROM {_STAGE_TABLE}; SELECT set_config('billing.usage_keys_claimed', 'on', true)"

@@ -156,7 +156,10 @@ class UsageEventKey(TenantOwned):
     tenant = models.ForeignKey(
         "customers.Tenant", on_delete=models.PROTECT, related_name="+", db_index=False, db_constraint=False
     )
-    idempotency_key = models.CharField(max_length=IDEMPOTENCY_KEY_MAX_LENGTH)
+    # Compared byte by byte: a key is only ever matched for equality, which "C" decides exactly as the
+    # database's default collation does, and every claim walks the key index down, comparing strings
+    # at each step; in "C" that is memcmp instead of the locale's strcoll.
+    idempotency_key = models.CharField(max_length=IDEMPOTENCY_KEY_MAX_LENGTH, db_collation="C")
 
     class Meta:
         verbose_name = gettext_lazy("usage event key")

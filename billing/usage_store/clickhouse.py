@@ -265,7 +265,7 @@ class ClickHouseUsageStore(UsageEventStore):
         ai_lines = [line for line in lines if '"model"' in line]
         with tenant_cursor(tenant) as cursor:
             cursor.execute(
-                f"CREATE TEMPORARY TABLE IF NOT EXISTS {KEY_STAGE} (idempotency_key varchar(128) NOT NULL)"
+                f'CREATE TEMPORARY TABLE IF NOT EXISTS {KEY_STAGE} (idempotency_key varchar(128) COLLATE "C" NOT NULL)'
                 " ON COMMIT DELETE ROWS"
             )
             with cursor.cursor.copy(f"COPY {KEY_STAGE} (idempotency_key) FROM STDIN") as copy:
@@ -279,7 +279,8 @@ class ClickHouseUsageStore(UsageEventStore):
             if ai_lines:
                 cursor.execute(
                     f"CREATE TEMPORARY TABLE IF NOT EXISTS {AI_STAGE} (customer_id bigint NOT NULL,"
-                    " metric_code varchar(64) NOT NULL, ts timestamptz NOT NULL, idempotency_key varchar(128) NOT NULL,"
+                    " metric_code varchar(64) NOT NULL, ts timestamptz NOT NULL,"
+                    ' idempotency_key varchar(128) COLLATE "C" NOT NULL,'
                     " quantity numeric(24, 6) NOT NULL, properties jsonb NOT NULL) ON COMMIT DELETE ROWS;"
                     f" DELETE FROM {AI_STAGE}"
                 )

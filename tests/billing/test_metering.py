@@ -4,10 +4,11 @@ from decimal import Decimal
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.db import connection
 from django.db.models import ProtectedError
 
 from billing import metering
-from billing.metering import IngestRefused, usage_ingest, usage_totals
+from billing.metering import IngestRefused, _array_literal, usage_ingest, usage_totals
 from billing.models import BillableMetric, BillingSettings, Invoice
 from customers.api_base import TenantModelSerializer
 from customers.models import Customer
@@ -773,3 +774,12 @@ def test_a_datetime_property_is_refused_as_json_refuses_it(world, tenant_a):
     result = usage_ingest(tenant=tenant_a, events=[event("k1", properties={"at": NOW})], now=NOW)
 
     assert statuses(result) == [("k1", "rejected", "properties contain values that cannot be stored")]
+
+
+@pytest.mark.django_db
+def test_an_array_literal_reads_back_as_exactly_the_values_it_was_built_from():
+    texts = ["northwind", 'quote"d', "back\\slash", "a,b", "{braced}", " padded ", "NULL", "", "it's", "tab\tnew\nline"]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT %s::text[], %s::bigint[], %s::bigint[]",
+                       [_array_literal(texts), _array_literal([1, 22, 9_007_199_254_740_993]), _array_literal([])])
+        assert cursor.fetchone() == (texts, [1, 22, 9_007_199_254_740_993], [])
