@@ -29,6 +29,7 @@ from datetime import timezone as dt_timezone
 from pathlib import Path
 
 from django.db import connection, transaction
+from django.utils.timezone import now as django_now
 
 from benchmarks.billing_ingest import run_ingest_benchmark
 from benchmarks.harness import results_file, results_write, tenant_drop
@@ -77,6 +78,48 @@ def stored_events_load(*, tenant: Tenant, customers: list[Customer], count: int,
     return time.perf_counter() - started
 
 
+def _settle(*, timeout: float = 1800.0, quiet: float = 20.0, poll: float = 5.0) -> dict:
+    """Wait until the database is done with the load: no autovacuum worker on this database and no
+    checkpoint writing buffers (``pg_stat_bgwriter.buffers_checkpoint`` unchanged) for ``quiet``
+    seconds, or ``timeout``. Returns the seconds waited, how many polls saw autovacuum at work or a
+    checkpoint writing, the tables autovacuum vacuumed or analyzed meanwhile, and whether it timed out.
+
+    Right after a load of tens of gigabytes PostgreSQL vacuums every partition it filled (the insert
+    threshold of autovacuum) and spreads the checkpoint of its dirty pages over minutes, on the same
+    two cores the ingestion then competes for. A table holding months of events in production was
+    vacuumed and checkpointed long ago, so the stored side is measured after both, as that table."""
+    started, since = time.monotonic(), django_now()
+    polls = {"autovacuum": 0, "checkpoint_writing": 0}
+    calm_since, last_written = None, None
+    while True:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'autovacuum worker'"
+                " AND datname = current_database()"
+            )
+            vacuuming = cursor.fetchone()[0]
+            cursor.execute("SELECT buffers_checkpoint FROM pg_stat_bgwriter")
+            written = cursor.fetchone()[0]
+        now = time.monotonic()
+        writing = last_written is not None and written != last_written
+        polls["autovacuum"] += bool(vacuuming)
+        polls["checkpoint_writing"] += writing
+        calm_since = None if (vacuuming or writing) else (calm_since or now)
+        last_written = written
+        timed_out = now - started >= timeout
+        if timed_out or (calm_since is not None and now - calm_since >= quiet):
+            break
+        time.sleep(poll)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT relname FROM pg_stat_all_tables WHERE greatest(last_autovacuum, last_autoanalyze) >= %s"
+            " ORDER BY relname", [since]
+        )
+        tables = [name for (name,) in cursor.fetchall()]
+    return {"seconds": round(time.monotonic() - started, 1), "timed_out": timed_out, "polls": polls,
+            "autovacuumed_tables": tables}
+
+
 def _control_seconds() -> float:
     """A fixed CPU-bound query that reads no table: how fast the shared machine is right now."""
     started = time.perf_counter()
@@ -120,7 +163,7 @@ def _analyze() -> None:
 def run_stored_benchmark(
     *, stored: int, customers: int = 2_000, events: int = 200_000, client: str = "gunicorn",
     month: date = date(2026, 11, 1), months_back: int = 12, runs: int = 3, ingest_runs: int = 2, keep: bool = False,
-    results_path: Path = RESULTS_PATH,
+    results_path: Path = RESULTS_PATH, settle_timeout: float = 1800.0,
 ) -> dict:
     """Steps 1-4 of the module docstring; returns the figures and writes them to ``results_path``.
 
@@ -149,6 +192,7 @@ def run_stored_benchmark(
         figures["load_seconds"] = round(stored_events_load(
             tenant=tenant, customers=rows, count=stored, first_month=first_month, end_month=month), 1)
         _analyze()
+        figures["settle"] = _settle(timeout=settle_timeout)
         reads_stored = _reads(tenant, month, runs)
         at_stored = [ingest(20261120 + n) for n in range(ingest_runs)]
         figures["partitions"] = len(usage_partitions())

@@ -18,7 +18,7 @@ def test_the_stored_benchmark_measures_both_sides_and_purges_its_tenant(tenant_a
     results = tmp_path / "ingest_stored.json"
 
     figures = run_stored_benchmark(stored=3_000, customers=4, events=400, client="django", months_back=3,
-                                   runs=1, results_path=results)
+                                   runs=1, results_path=results, settle_timeout=0)
 
     runs = figures["ingest"]["at_0_stored"] + figures["ingest"]["at_3000_stored"]
     assert [run["accepted"] for run in runs] == [280] * 4  # two runs a side, each on keys of its own
@@ -27,6 +27,8 @@ def test_the_stored_benchmark_measures_both_sides_and_purges_its_tenant(tenant_a
         "draft_rerun_seconds", "usage_totals_seconds", "bare_aggregate_seconds"
     }
     assert json.loads(results.read_text())["stored_events"] == 3_000
+    # No waiting allowed: the settle step gives up at once and says so.
+    assert figures["settle"]["timed_out"] is True and set(figures["settle"]["polls"]) == {"autovacuum", "checkpoint_writing"}
     with platform_scope():
         assert list(Tenant.objects.values_list("pk", flat=True)) == [tenant_a.pk]
         assert not UsageEvent.objects.exists() and not UsageEventKey.objects.exists()
