@@ -164,17 +164,20 @@ def test_the_fast_path_stores_each_instant_as_sent_in_whatever_form(world, tenan
         "offset": "2026-11-05T15:03:00.5+01:00",
         "plus_zero": "2026-11-05T14:03:00+00:00",
         "basic": "20261105T140300Z",
+        # Twenty characters ending in Z, as the plain form, but not it.
+        "week": "2026-W45-4T14:03:00Z",
+        "space": "2026-11-05 14:03:00Z",
     }
     events = [event(key, timestamp=timestamp) for key, timestamp in sent.items()]
 
     result = usage_ingest_typed(tenant=tenant_a, events=typed(events), now=NOW)
 
-    assert [status for _, status, _ in result._rows] == ["accepted"] * 6
+    assert [status for _, status, _ in result._rows] == ["accepted"] * 8
     at = {e.idempotency_key: e.timestamp for e in stored_events(tenant_a)}
     base = datetime(2026, 11, 5, 14, 3, tzinfo=timezone.utc)
     assert at == {
         "z": base, "fraction": base.replace(microsecond=250000), "micros": base.replace(microsecond=123456),
-        "offset": base.replace(microsecond=500000), "plus_zero": base, "basic": base,
+        "offset": base.replace(microsecond=500000), "plus_zero": base, "basic": base, "week": base, "space": base,
     }
 
 
