@@ -122,3 +122,16 @@ def database_url(settings_dict: dict) -> str:
     port = settings_dict.get("PORT") or ""
     host_part = quote(host, safe="") + (f":{port}" if port else "")
     return f"postgres://{credentials}{host_part}/{quote(settings_dict['NAME'], safe='')}"
+
+
+def as_owner(statement: str) -> str:
+    """Run ``statement`` as the tables' owner (``settings.DATABASE_OWNER``: the application role may not
+    VACUUM, ANALYZE or CHECKPOINT); what happened, for the figures, or why it was not run."""
+    import psycopg
+
+    try:
+        with psycopg.connect(database_url(settings.DATABASE_OWNER), autocommit=True) as owner:
+            owner.execute(statement)
+        return f"{statement} (as the owner)"
+    except psycopg.Error as error:
+        return f"not run: {statement}: {error}".strip()

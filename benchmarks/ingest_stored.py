@@ -11,11 +11,15 @@ plans with included-quota price terms on the ingestion benchmark's metric) and t
 3. loads ``stored`` events spread evenly over the ``months_back`` months before ``month``, straight in
    SQL (``INSERT … SELECT`` from ``generate_series`` in chunks, through the partitioned table, so
    keys and triggers apply as for any insert);
-4. times the same three reads of the month again (its events unchanged), and ingests ``events`` more
-   events of the month over HTTP, ``ingest_runs`` times, with the other months present and new baselines.
+4. lets the database finish writing what the load left (``_settle``: a CHECKPOINT as the owner, then
+   the kernel's writeback), times the same three reads of the month again (its events unchanged), and
+   ingests ``events`` more events of the month over HTTP, ``ingest_runs`` times, with the other months
+   present and new baselines;
+5. deletes the stored events again (``stored_events_unload``), settles, and ingests ``ingest_runs``
+   more times on the empty side, so the stored side is measured between two empty ones.
 
-The ratios that matter are measured in the same run: ingestion as a share of raw COPY at 0 and at
-``stored``, and each read at ``stored`` against itself at 0, also adjusted by a control query (a fixed
+The ratios that matter are measured in the same run: ingestion as a share of raw COPY at ``stored``
+against both empty sides, and each read at ``stored`` against itself at 0, also adjusted by a control query (a fixed
 CPU-bound statement timed beside the reads) for a machine whose load changes between the two. The tenant is purged afterwards unless
 ``keep``. Figures go to ``benchmarks/results/ingest_stored.json``.
 """
@@ -29,13 +33,12 @@ from datetime import timezone as dt_timezone
 from pathlib import Path
 
 from django.db import connection, transaction
-from django.utils.timezone import now as django_now
 
 from benchmarks.billing_ingest import run_ingest_benchmark
-from benchmarks.harness import results_file, results_write, tenant_drop
+from benchmarks.harness import as_owner, results_file, results_write, tenant_drop
 from benchmarks.invoicing import METRIC, _bare_aggregate_seconds, _build_tenant
 from billing.metering import usage_totals
-from billing.models import UsageEvent
+from billing.models import UsageEvent, UsageEventKey
 from billing.partitions import usage_partitions, usage_partitions_ensure
 from billing.services.drafts import invoice_compute_drafts
 from customers.models import Customer, Tenant
@@ -78,46 +81,53 @@ def stored_events_load(*, tenant: Tenant, customers: list[Customer], count: int,
     return time.perf_counter() - started
 
 
-def _settle(*, timeout: float = 1800.0, quiet: float = 20.0, poll: float = 5.0) -> dict:
-    """Wait until the database is done with the load: no autovacuum worker on this database and no
-    checkpoint writing buffers (``pg_stat_bgwriter.buffers_checkpoint`` unchanged) for ``quiet``
-    seconds, or ``timeout``. Returns the seconds waited, how many polls saw autovacuum at work or a
-    checkpoint writing, the tables autovacuum vacuumed or analyzed meanwhile, and whether it timed out.
-
-    Right after a load of tens of gigabytes PostgreSQL vacuums every partition it filled (the insert
-    threshold of autovacuum) and spreads the checkpoint of its dirty pages over minutes, on the same
-    two cores the ingestion then competes for. A table holding months of events in production was
-    vacuumed and checkpointed long ago, so the stored side is measured after both, as that table."""
-    started, since = time.monotonic(), django_now()
-    polls = {"autovacuum": 0, "checkpoint_writing": 0}
-    calm_since, last_written = None, None
-    while True:
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'autovacuum worker'"
-                " AND datname = current_database()"
-            )
-            vacuuming = cursor.fetchone()[0]
-            cursor.execute("SELECT buffers_checkpoint FROM pg_stat_bgwriter")
-            written = cursor.fetchone()[0]
-        now = time.monotonic()
-        writing = last_written is not None and written != last_written
-        polls["autovacuum"] += bool(vacuuming)
-        polls["checkpoint_writing"] += writing
-        calm_since = None if (vacuuming or writing) else (calm_since or now)
-        last_written = written
-        timed_out = now - started >= timeout
-        if timed_out or (calm_since is not None and now - calm_since >= quiet):
-            break
-        time.sleep(poll)
-    with connection.cursor() as cursor:
+def stored_events_unload(*, tenant: Tenant, first_month: date, end_month: date) -> float:
+    """Delete what ``stored_events_load`` inserted: ``tenant``'s events of [first_month, end_month)
+    and their keys (``stored-…``); returns seconds."""
+    start = datetime(first_month.year, first_month.month, 1, tzinfo=dt_timezone.utc)
+    end = datetime(end_month.year, end_month.month, 1, tzinfo=dt_timezone.utc)
+    started = time.perf_counter()
+    with transaction.atomic(), tenant_cursor(tenant) as cursor:
         cursor.execute(
-            "SELECT relname FROM pg_stat_all_tables WHERE greatest(last_autovacuum, last_autoanalyze) >= %s"
-            " ORDER BY relname", [since]
+            f"DELETE FROM {UsageEvent._meta.db_table} WHERE tenant_id = %s AND timestamp >= %s AND timestamp < %s",
+            [tenant.pk, start, end],
         )
-        tables = [name for (name,) in cursor.fetchall()]
-    return {"seconds": round(time.monotonic() - started, 1), "timed_out": timed_out, "polls": polls,
-            "autovacuumed_tables": tables}
+        cursor.execute(
+            f"DELETE FROM {UsageEventKey._meta.db_table} WHERE tenant_id = %s AND idempotency_key LIKE 'stored-%%'",
+            [tenant.pk],
+        )
+    return time.perf_counter() - started
+
+
+def _kernel_dirty_kb() -> int | None:
+    """Dirty + Writeback of this machine's page cache (/proc/meminfo), in kB; None where unreadable."""
+    try:
+        fields = dict(line.split(":", 1) for line in Path("/proc/meminfo").read_text().splitlines())
+        return int(fields["Dirty"].split()[0]) + int(fields["Writeback"].split()[0])
+    except (OSError, KeyError, ValueError):
+        return None
+
+
+def _settle(*, timeout: float = 900.0, dirty_limit_kb: int = 65_536, poll: float = 1.0) -> dict:
+    """Let the database finish writing what a bulk change left behind, before the next measurement:
+    a CHECKPOINT as the tables' owner (which writes every dirty shared buffer), then wait until the
+    kernel has written its dirty pages back (Dirty + Writeback under ``dirty_limit_kb``; only
+    readable when the database runs on this machine), or ``timeout``. Returns what was done and
+    how long each took.
+
+    A load of 20 GB leaves minutes of writes behind it (a spread checkpoint, then the kernel's
+    writeback), on the same machine as the ingestion measured next. A table that has held its months
+    for a while has none, which is the state the stored side is meant to measure."""
+    started = time.monotonic()
+    checkpoint = as_owner("CHECKPOINT")
+    checkpoint_seconds = time.monotonic() - started
+    dirty = _kernel_dirty_kb()
+    while dirty is not None and dirty > dirty_limit_kb and time.monotonic() - started < timeout:
+        time.sleep(poll)
+        dirty = _kernel_dirty_kb()
+    return {"checkpoint": checkpoint, "checkpoint_seconds": round(checkpoint_seconds, 1),
+            "seconds": round(time.monotonic() - started, 1), "kernel_dirty_kb_after": dirty,
+            "timed_out": dirty is not None and dirty > dirty_limit_kb}
 
 
 def _control_seconds() -> float:
@@ -192,17 +202,25 @@ def run_stored_benchmark(
         figures["load_seconds"] = round(stored_events_load(
             tenant=tenant, customers=rows, count=stored, first_month=first_month, end_month=month), 1)
         _analyze()
-        figures["settle"] = _settle(timeout=settle_timeout)
+        figures["settle_after_load"] = _settle(timeout=settle_timeout)
         reads_stored = _reads(tenant, month, runs)
         at_stored = [ingest(20261120 + n) for n in range(ingest_runs)]
         figures["partitions"] = len(usage_partitions())
+        # Empty again, and the empty side measured again: a machine whose speed drifted during the
+        # run moves both empty sides, the stored side in between them shows what the events cost.
+        figures["unload_seconds"] = round(
+            stored_events_unload(tenant=tenant, first_month=first_month, end_month=month), 1)
+        figures["settle_after_unload"] = _settle(timeout=settle_timeout)
+        at_zero_after = [ingest(20261130 + n) for n in range(ingest_runs)]
         share = "ingest_share_of_copy_speed"
+        empty_shares = [run[share] for run in at_zero + at_zero_after]
         figures["ingest"] = {
             "at_0_stored": [_ingest_summary(run) for run in at_zero],
             f"at_{stored}_stored": [_ingest_summary(run) for run in at_stored],
-            # Each side's median share of COPY, the stored side's over the empty side's (1.0: unaffected).
+            "at_0_stored_again": [_ingest_summary(run) for run in at_zero_after],
+            # The stored side's median share of COPY over the median of both empty sides (1.0: unaffected).
             "share_ratio_stored_to_0": round(
-                statistics.median(run[share] for run in at_stored) / statistics.median(run[share] for run in at_zero), 3
+                statistics.median(run[share] for run in at_stored) / statistics.median(empty_shares), 3
             ),
         }
         figures["month_reads"] = {
@@ -220,7 +238,8 @@ def run_stored_benchmark(
             name: round(reads_stored[name] / reads_zero[name] / speed, 2) if reads_zero[name] else None
             for name in reads_zero if name != "control_query_seconds"
         }
-        figures["ingest_details"] = {"at_0_stored": at_zero, f"at_{stored}_stored": at_stored}
+        figures["ingest_details"] = {"at_0_stored": at_zero, f"at_{stored}_stored": at_stored,
+                                     "at_0_stored_again": at_zero_after}
     finally:
         if not keep:
             started = time.perf_counter()

@@ -34,7 +34,7 @@ from django.conf import settings
 from django.db import transaction
 from django.test.utils import override_settings
 
-from benchmarks.harness import database_url, results_file, results_write, tenant_drop, tenant_drop_slug, timed_median
+from benchmarks.harness import as_owner, results_file, results_write, tenant_drop, tenant_drop_slug, timed_median
 from billing import metering
 from billing.metering import MAX_BATCH_EVENTS, usage_ingest, usage_totals
 from billing.models import BillableMetric, UsageEvent, UsageEventKey
@@ -124,21 +124,6 @@ def _month_totals(tenant: Tenant, runs: int) -> tuple[dict, float]:
         return timed_median(lambda: usage_totals(tenant=tenant, period_start=MONTH, period_end=end), runs)
 
 
-def _as_owner(statement: str) -> str:
-    """Run ``statement`` as the tables' owner (the application role may not VACUUM or ANALYZE); what
-    happened, for the figures. Before the run, VACUUM FULL gives back what earlier runs' purges left
-    (a seq scan otherwise reads their dead pages); after ingesting, VACUUM ANALYZE gives the planner
-    statistics and the visibility map that index-only scans need."""
-    import psycopg
-
-    try:
-        with psycopg.connect(database_url(settings.DATABASE_OWNER), autocommit=True) as owner:
-            owner.execute(statement)
-        return f"{statement} (as the owner)"
-    except psycopg.Error as error:
-        return f"not run: {statement}: {error}".strip()
-
-
 def _per_metric_seconds(tenant: Tenant) -> dict[str, float]:
     """One run of the month's totals per metric alone: which aggregation costs what."""
     end = date(MONTH.year + MONTH.month // 12, MONTH.month % 12 + 1, 1) - timedelta(days=1)
@@ -174,7 +159,8 @@ class _ReplacingStore(ClickHouseUsageStore):
 
 def run_usage_store_benchmark(*, customers: int, events: int, runs: int = 3, keep: bool = False) -> dict:
     tenant_drop_slug(SLUG)
-    before = _as_owner(f"VACUUM FULL {UsageEvent._meta.db_table}, {UsageEventKey._meta.db_table}")
+    # Gives back what earlier runs' purges left (a seq scan otherwise reads their dead pages).
+    before = as_owner(f"VACUUM FULL {UsageEvent._meta.db_table}, {UsageEventKey._meta.db_table}")
     tenant, refs = usage_tenant_build(customers)
     (Path(settings.BASE_DIR) / "var").mkdir(exist_ok=True)
     chdb_dir = Path(tempfile.mkdtemp(prefix="bench-chdb-", dir=Path(settings.BASE_DIR) / "var"))
@@ -185,7 +171,8 @@ def run_usage_store_benchmark(*, customers: int, events: int, runs: int = 3, kee
     try:
         with override_settings(USAGE_EVENT_STORE="postgres"):
             figures["postgres"] = {"ingest": _ingest(tenant, refs, events, now)}
-            figures["postgres"]["before_reading"] = _as_owner(f"VACUUM ANALYZE {UsageEvent._meta.db_table}")
+            # The planner's statistics and the visibility map that index-only scans need.
+            figures["postgres"]["before_reading"] = as_owner(f"VACUUM ANALYZE {UsageEvent._meta.db_table}")
             expected, seconds = _month_totals(tenant, runs)
             figures["postgres"]["month_totals_seconds"] = round(seconds, 3)
             figures["postgres"]["per_metric_seconds"] = _per_metric_seconds(tenant)
