@@ -33,7 +33,7 @@ from datetime import timezone as dt_timezone
 from pathlib import Path
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.test import Client
 from django.utils.timezone import now as django_now
 
@@ -421,6 +421,7 @@ def run_ingest_benchmark(
 
     with platform_scope():
         api_key_row, api_key = TenantAPIKey.objects.create_key(name=f"ingest benchmark {run_id}", tenant=tenant)
+    work_before = _database_work()
     try:
         seconds, totals, latencies, cpu = _post_all(
             bodies, api_key=api_key, client=client, workers=workers, threads=threads
@@ -428,6 +429,7 @@ def run_ingest_benchmark(
     finally:
         with platform_scope():
             api_key_row.delete()  # a credential never outlives its run
+    work = _work_spent(work_before, _database_work(after_backends_exit=True), events_total)
 
     with platform_scope():
         stored = UsageEvent.objects.filter(tenant=tenant, idempotency_key__startswith=source.prefix).count()
@@ -484,6 +486,51 @@ def run_ingest_benchmark(
         # the workers' Python and their PostgreSQL backends, whatever the machine's load.
         "gunicorn_workers_cpu_us_per_event": _per_event(cpu and cpu["python"], events_total),
         "postgres_backends_cpu_us_per_event": _per_event(cpu and cpu["postgres"], events_total),
+        # What the database did per posted event, counted rather than timed, so the machine's speed
+        # does not move it (see _database_work).
+        **work,
+    }
+
+
+def _database_work(*, after_backends_exit: bool = False) -> dict | None:
+    """Counters of the work the database has done: this database's shared-buffer hits and reads
+    (``pg_stat_database``) and the server's WAL records, full-page images and bytes (``pg_stat_wal``;
+    other databases of the server count too). None where they cannot be read.
+
+    Backends report their counters when a transaction ends, at most once a second, and when they exit:
+    with ``after_backends_exit`` it first waits (up to 10 s) for the server's backends to exit, so
+    the run's last batches are counted."""
+    deadline = time.monotonic() + 10
+    try:
+        with connection.cursor() as cursor:
+            while after_backends_exit and time.monotonic() < deadline:
+                cursor.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND usename = current_user"
+                    " AND backend_type = 'client backend' AND pid <> pg_backend_pid()"
+                )
+                if cursor.fetchone()[0] == 0:
+                    break
+                time.sleep(0.1)
+            cursor.execute("SELECT blks_hit, blks_read FROM pg_stat_database WHERE datname = current_database()")
+            hits, reads = cursor.fetchone()
+            cursor.execute("SELECT wal_records, wal_fpi, wal_bytes FROM pg_stat_wal")
+            records, full_pages, wal_bytes = cursor.fetchone()
+    except DatabaseError:
+        return None
+    return {"hits": hits, "reads": reads, "records": records, "full_pages": full_pages, "bytes": int(wal_bytes)}
+
+
+def _work_spent(before: dict | None, after: dict | None, events: int) -> dict:
+    if before is None or after is None:
+        return {"buffer_hits_per_event": None, "buffer_reads_per_event": None, "wal_records_per_event": None,
+                "wal_full_page_images_per_1000_events": None, "wal_bytes_per_event": None}
+    spent = {name: after[name] - before[name] for name in before}
+    return {
+        "buffer_hits_per_event": round(spent["hits"] / events, 2),
+        "buffer_reads_per_event": round(spent["reads"] / events, 3),
+        "wal_records_per_event": round(spent["records"] / events, 2),
+        "wal_full_page_images_per_1000_events": round(spent["full_pages"] / events * 1000, 1),
+        "wal_bytes_per_event": round(spent["bytes"] / events),
     }
 
 

@@ -254,4 +254,6 @@ def _ingest_summary(figures: dict) -> dict:
         "events_per_second", "copy_baseline_events_per_second", "ingest_share_of_copy_speed", "batch_ms_median",
         "accepted", "duplicates", "gunicorn_workers_cpu_us_per_event", "postgres_backends_cpu_us_per_event",
         "store_only_events_per_second", "store_only_share_of_copy_speed",
+        "buffer_hits_per_event", "buffer_reads_per_event", "wal_records_per_event", "wal_bytes_per_event",
+        "wal_full_page_images_per_1000_events",
     )}
