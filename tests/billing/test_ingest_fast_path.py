@@ -120,6 +120,41 @@ def test_the_fast_path_answers_and_stores_what_the_event_by_event_path_does(worl
         assert fast_rows == []
 
 
+def nested(depth):
+    value = 1
+    for _ in range(depth - 1):
+        value = [value]
+    return {"a": value}
+
+
+@pytest.mark.django_db
+@pytest.mark.postgres_store_only(reason="compares the rows each path stored inside a rolled-back transaction")
+@pytest.mark.parametrize(
+    "properties, accepted",
+    [
+        ({"status": "ok", "region": "eu"}, True),  # flat: the nesting is not counted
+        ({"note": "a{b[c", "tab": "x\ty", "back": "c:\\temp"}, True),  # brackets in text are counted, and pass
+        ({"é": "ü", "emoji": "🙂"}, True),
+        (nested(8), True),  # nested to the limit
+        ({"gone": None}, True),  # a null: judged by the careful encoder, and stored
+        (nested(9), False),  # one level deeper: refused on both paths (the fast one declines the batch)
+        ({"nul": "a\x00b"}, False),
+    ],
+)
+def test_properties_are_judged_on_the_fast_path_as_on_the_other(world, tenant_a, properties, accepted):
+    body = json.dumps({"events": [event("p1", properties=properties)]}).encode()
+
+    fast_answer, fast_rows = judged(tenant_a, body, "fast")
+    slow_answer, slow_rows = judged(tenant_a, body, "slow")
+
+    if accepted:
+        assert fast_answer == slow_answer and fast_answer["accepted"] == 1
+        assert fast_rows == slow_rows and fast_rows[0][5] == properties
+    else:
+        assert (fast_answer, fast_rows, slow_rows) == (None, [], [])
+        assert slow_answer["rejected"] == 1
+
+
 @pytest.mark.usage_events
 def test_a_clean_batch_takes_the_fast_path_and_a_batch_with_a_rejection_the_other(client, world, tenant_a, monkeypatch):
     calls = []
