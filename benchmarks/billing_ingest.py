@@ -503,8 +503,9 @@ def run_ingest_benchmark(
 
 def _database_work(*, after_backends_exit: bool = False) -> dict | None:
     """Counters of the work the database has done: this database's shared-buffer hits and reads
-    (``pg_stat_database``) and the server's WAL records, full-page images and bytes (``pg_stat_wal``;
-    other databases of the server count too). None where they cannot be read.
+    (``pg_stat_database``) and the server's WAL records, full-page images and bytes (``pg_stat_wal``).
+    Whatever else runs on the database (for ``pg_stat_wal``, on the server) meanwhile counts too, so
+    the figures are the run's own on a database nothing else uses. None where they cannot be read.
 
     Backends report their counters when a transaction ends, at most once a second, and when they exit:
     with ``after_backends_exit`` it first waits (up to 10 s) for the server's backends to exit, so
