@@ -355,16 +355,21 @@ def _server_cpu(server: _Gunicorn) -> dict:
         children = Path(f"/proc/{server.process.pid}/task/{server.process.pid}/children").read_text().split()
     except OSError:
         children = []
+    backends = _other_backends()
+    return {
+        "python": {int(pid): _cpu_seconds(int(pid)) for pid in children},
+        "postgres": {pid: _cpu_seconds(pid) for pid in backends},
+    }
+
+
+def _other_backends() -> list[int]:
+    """The pids of the other sessions of this role on this database (the server's workers' backends)."""
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND usename = current_user"
             " AND backend_type = 'client backend' AND pid <> pg_backend_pid()"
         )
-        backends = [pid for (pid,) in cursor.fetchall()]
-    return {
-        "python": {int(pid): _cpu_seconds(int(pid)) for pid in children},
-        "postgres": {pid: _cpu_seconds(pid) for pid in backends},
-    }
+        return [pid for (pid,) in cursor.fetchall()]
 
 
 def _cpu_spent(before: dict, after: dict) -> dict:
@@ -452,11 +457,11 @@ def run_ingest_benchmark(
         store_seconds, store_stored = _store_only(tenant, store_source, plan, batch_size, ids, threads)
         if store_stored != distinct:
             raise RuntimeError(f"The store-only run stored {store_stored} events of {distinct} distinct.")
-        _delete_run(tenant, store_source.prefix)
+        run_events_delete(tenant, store_source.prefix)
         store_only = store_seconds
 
     if cleanup:
-        _delete_run(tenant, source.prefix)
+        run_events_delete(tenant, source.prefix)
         if metric_created:
             with platform_scope():
                 metric.delete()
@@ -512,15 +517,9 @@ def _database_work(*, after_backends_exit: bool = False) -> dict | None:
     the run's last batches are counted."""
     deadline = time.monotonic() + 10
     try:
+        while after_backends_exit and _other_backends() and time.monotonic() < deadline:
+            time.sleep(0.1)
         with connection.cursor() as cursor:
-            while after_backends_exit and time.monotonic() < deadline:
-                cursor.execute(
-                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND usename = current_user"
-                    " AND backend_type = 'client backend' AND pid <> pg_backend_pid()"
-                )
-                if cursor.fetchone()[0] == 0:
-                    break
-                time.sleep(0.1)
             cursor.execute("SELECT blks_hit, blks_read FROM pg_stat_database WHERE datname = current_database()")
             hits, reads = cursor.fetchone()
             cursor.execute("SELECT wal_records, wal_fpi, wal_bytes FROM pg_stat_wal")
@@ -544,8 +543,9 @@ def _work_spent(before: dict | None, after: dict | None, events: int) -> dict:
     }
 
 
-def _delete_run(tenant: Tenant, prefix: str) -> None:
-    """Delete the events and keys of one run (its keys start with ``prefix``)."""
+def run_events_delete(tenant: Tenant, prefix: str) -> None:
+    """Delete the events and keys of one run (its keys start with ``prefix``), in the caller's transaction
+    if there is one."""
     with tenant_cursor(tenant) as cursor:
         for table in (UsageEvent._meta.db_table, UsageEventKey._meta.db_table):
             cursor.execute(f"DELETE FROM {table} WHERE tenant_id = %s AND idempotency_key LIKE %s",

@@ -34,11 +34,11 @@ from pathlib import Path
 
 from django.db import connection, transaction
 
-from benchmarks.billing_ingest import run_ingest_benchmark
+from benchmarks.billing_ingest import run_events_delete, run_ingest_benchmark
 from benchmarks.harness import as_owner, results_file, results_write, tenant_drop
 from benchmarks.invoicing import METRIC, _bare_aggregate_seconds, _build_tenant
 from billing.metering import usage_totals
-from billing.models import UsageEvent, UsageEventKey
+from billing.models import UsageEvent
 from billing.partitions import usage_partitions, usage_partitions_ensure
 from billing.services.drafts import invoice_compute_drafts
 from customers.models import Customer, Tenant
@@ -81,21 +81,12 @@ def stored_events_load(*, tenant: Tenant, customers: list[Customer], count: int,
     return time.perf_counter() - started
 
 
-def stored_events_unload(*, tenant: Tenant, first_month: date, end_month: date) -> float:
-    """Delete what ``stored_events_load`` inserted: ``tenant``'s events of [first_month, end_month)
-    and their keys (``stored-…``); returns seconds."""
-    start = datetime(first_month.year, first_month.month, 1, tzinfo=dt_timezone.utc)
-    end = datetime(end_month.year, end_month.month, 1, tzinfo=dt_timezone.utc)
+def stored_events_unload(*, tenant: Tenant) -> float:
+    """Delete what ``stored_events_load`` inserted: ``tenant``'s events and keys ``stored-…``, in one
+    transaction; returns seconds."""
     started = time.perf_counter()
-    with transaction.atomic(), tenant_cursor(tenant) as cursor:
-        cursor.execute(
-            f"DELETE FROM {UsageEvent._meta.db_table} WHERE tenant_id = %s AND timestamp >= %s AND timestamp < %s",
-            [tenant.pk, start, end],
-        )
-        cursor.execute(
-            f"DELETE FROM {UsageEventKey._meta.db_table} WHERE tenant_id = %s AND idempotency_key LIKE 'stored-%%'",
-            [tenant.pk],
-        )
+    with transaction.atomic():
+        run_events_delete(tenant, "stored-")
     return time.perf_counter() - started
 
 
@@ -108,7 +99,7 @@ def _kernel_dirty_kb() -> int | None:
         return None
 
 
-def _settle(*, timeout: float = 900.0, dirty_limit_kb: int = 65_536, poll: float = 1.0) -> dict:
+def _settle(*, timeout: float, dirty_limit_kb: int = 65_536, poll: float = 1.0) -> dict:
     """Let the database finish writing what a bulk change left behind, before the next measurement:
     a CHECKPOINT as the tables' owner (which writes every dirty shared buffer), then wait until the
     kernel has written its dirty pages back (Dirty + Writeback under ``dirty_limit_kb``; only
@@ -175,7 +166,7 @@ def run_stored_benchmark(
     month: date = date(2026, 11, 1), months_back: int = 12, runs: int = 3, ingest_runs: int = 2, keep: bool = False,
     results_path: Path = RESULTS_PATH, settle_timeout: float = 1800.0,
 ) -> dict:
-    """Steps 1-4 of the module docstring; returns the figures and writes them to ``results_path``.
+    """Steps 1-5 of the module docstring; returns the figures and writes them to ``results_path``.
 
     Ingestion runs ``ingest_runs`` times on each side. The first run at 0 keeps its events (the
     month the reads measure); every later run deletes its own, so each of them starts from the same
@@ -209,7 +200,7 @@ def run_stored_benchmark(
         # Empty again, and the empty side measured again: a machine whose speed drifted during the
         # run moves both empty sides, the stored side in between them shows what the events cost.
         figures["unload_seconds"] = round(
-            stored_events_unload(tenant=tenant, first_month=first_month, end_month=month), 1)
+            stored_events_unload(tenant=tenant), 1)
         figures["settle_after_unload"] = _settle(timeout=settle_timeout)
         at_zero_after = [ingest(20261130 + n) for n in range(ingest_runs)]
         share = "ingest_share_of_copy_speed"
