@@ -252,27 +252,25 @@ def _store_only(tenant: Tenant, source: _EventSource, plan: list[int], batch_siz
     its own transaction, and the events it stored: what the database costs with nothing else of
     ingestion (no HTTP, no JSON, no checks), so the ceiling any HTTP path on this store can reach.
 
-    The batches are what the fast path hands the store (COPY text, the batch's repeats already
+    The batches are what the fast path hands the store (key -> COPY line, the batch's repeats already
     dropped), built before the clock starts; ``source`` must have keys of its own."""
-    texts = []
+    batches = []
     for offset in range(0, len(plan), batch_size):
-        lines, seen = [], set()
+        rows: dict[str, str] = {}
         for j in plan[offset : offset + batch_size]:
             ref, when, key, quantity, properties = source.fields(j)
-            if key in seen:
-                continue
-            seen.add(key)
-            lines.append(f"{customer_ids[ref]}\t{source.metric}\t{when.strftime('%Y-%m-%dT%H:%M:%SZ')}\t{key}\t"
-                         f"{quantity}\t{json.dumps(properties, separators=(',', ':'))}\n")
-        texts.append("".join(lines))
+            if key not in rows:
+                rows[key] = (f"{customer_ids[ref]}\t{source.metric}\t{when.strftime('%Y-%m-%dT%H:%M:%SZ')}\t{key}\t"
+                             f"{quantity}\t{json.dumps(properties, separators=(',', ':'))}\n")
+        batches.append(rows)
     store, stored = usage_store(), []
 
-    def insert(text: str) -> None:
+    def insert(rows: dict[str, str]) -> None:
         with transaction.atomic():
-            stored.append(len(store.insert_new(tenant=tenant, copy_text=text, received_at=django_now())))
+            stored.append(len(store.insert_new(tenant=tenant, rows=rows, received_at=django_now())))
 
     started = time.perf_counter()
-    errors = _in_threads(texts, threads, insert)
+    errors = _in_threads(batches, threads, insert)
     seconds = time.perf_counter() - started
     if errors:
         raise RuntimeError(f"{len(errors)} store-only batch(es) failed, first: {errors[0]}")

@@ -39,7 +39,7 @@ from billing import metering
 from billing.metering import MAX_BATCH_EVENTS, usage_ingest, usage_totals
 from billing.models import BillableMetric, UsageEvent, UsageEventKey
 from billing.usage_store import _store
-from billing.usage_store.clickhouse import COLUMNS, DDL, TABLE, ClickHouseUsageStore, _tsv_field
+from billing.usage_store.clickhouse import COLUMNS, DDL, TABLE, ClickHouseUsageStore
 from customers.models import Customer, Tenant
 from customers.tenancy import platform_scope, tenant_scope
 
@@ -143,15 +143,14 @@ class _ReplacingStore(ClickHouseUsageStore):
 
     source = f"{REPLACING} FINAL"
 
-    def insert_new(self, *, tenant, copy_text, received_at):
-        if not copy_text:
+    def insert_new(self, *, tenant, rows, received_at):
+        if not rows:
             return set()
         received = received_at.astimezone(dt_timezone.utc).isoformat()
-        lines = copy_text.splitlines()
-        self.backend.insert("".join(f"{tenant.pk}\t{line}\t{received}\n" for line in lines),
+        self.backend.insert("".join(f"{tenant.pk}\t{line[:-1]}\t{received}\n" for line in rows.values()),
                             token=uuid.uuid4().hex, table=REPLACING)
         # It cannot tell a new key from a stored one: every event is reported accepted.
-        return {_tsv_field(line.split("\t", 4)[3]) for line in lines}
+        return set(rows)
 
     def stored_keys(self, *, tenant, keys):
         return set()

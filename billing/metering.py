@@ -328,8 +328,21 @@ def _array_literal(values: Iterable[int | str]) -> str:
     """``values`` as one PostgreSQL array literal, to send as a single parameter cast in the SQL
     (``%s::bigint[]``, ``%s::text[]``). Django binds parameters on the client, and psycopg quotes a
     list element by element in Python: a batch's 2 000 refs and twice 2 000 ids took 4.8 ms that way,
-    1.2 ms as literals. Every element is double-quoted, so a text element may hold anything but NUL."""
-    return "{" + ",".join('"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"' for value in values) + "}"
+    1.2 ms as literals. Every element is double-quoted, so a text element may hold anything but NUL.
+    When no element holds a quote or a backslash (keys and refs almost never do), joins make it: a
+    batch's 10 000 keys in 0.3 ms instead of 2.5."""
+    if not isinstance(values, (list, tuple, dict)):
+        values = list(values)  # read twice below
+    try:
+        plain = ",".join(values)  # str elements only; also tells whether any needs escaping
+    except TypeError:
+        values = [str(value) for value in values]
+        plain = ",".join(values)
+    if not plain and not values:
+        return "{}"
+    if "\\" in plain or '"' in plain:
+        return '{"' + '","'.join(str(v).replace("\\", "\\\\").replace('"', '\\"') for v in values) + '"}'
+    return '{"' + '","'.join(values) + '"}'
 
 
 def _invoiced_periods(tenant: Tenant, customer_ids: Iterable[int]) -> set[tuple[int, date]]:
@@ -536,9 +549,8 @@ def usage_ingest(*, tenant: Tenant, events: list[dict], now: datetime | None = N
         )
         invoiced_customers = {customer_id for customer_id, _ in invoiced}
 
-        copy_lines: list[str] = []
-        staged: list[tuple[int, str]] = []  # (position, key) of each COPY line
-        claimed_keys: set[str] = set()
+        rows: dict[str, str] = {}  # key -> COPY line, the batch's first event of each key, in batch order
+        staged: list[tuple[int, str]] = []  # (position, key) of each row
         late_rejections: list[int] = []  # positions whose keys may already be stored (a retry)
         for position, event in enumerate(events):
             if type(event) is not dict:
@@ -613,18 +625,17 @@ def usage_ingest(*, tenant: Tenant, events: list[dict], now: datetime | None = N
                 results[position] = EventResult(key, REJECTED, PERIOD_INVOICED)
                 late_rejections.append(position)
                 continue
-            if key in claimed_keys:
+            if key in rows:
                 results[position] = EventResult(key, DUPLICATE)
                 continue
-            claimed_keys.add(key)
-            copy_lines.append(
+            rows[key] = (
                 f"{customer_id}\t{metric}\t{moment.isoformat()}\t{_copy_field(key)}\t{quantity}\t"
                 f"{_copy_field(properties_json)}\n"
             )
             staged.append((position, key))
 
         store = usage_store()
-        inserted = store.insert_new(tenant=tenant, copy_text="".join(copy_lines), received_at=received_at)
+        inserted = store.insert_new(tenant=tenant, rows=rows, received_at=received_at)
         for position, key in staged:
             results[position] = EventResult(key, ACCEPTED if key in inserted else DUPLICATE)
 
@@ -674,9 +685,8 @@ def usage_ingest_typed(
             tenant, _usable({event.customer for event in events}), tz, received_at
         )
         invoiced_customers = {customer_id for customer_id, _ in invoiced}
-        copy_lines: list[str] = []
+        rows: dict[str, str] = {}
         staged: list[tuple[int, str]] = []
-        claimed_keys: set[str] = set()
         for position, event in enumerate(events):
             key = event.idempotency_key
             # The decoder refuses lone surrogates, so of what text cannot store only NUL is left.
@@ -735,10 +745,9 @@ def usage_ingest_typed(
                     properties_json = _copy_field(properties_json)
             if customer_id in invoiced_customers and (customer_id, _month_start(moment, tz)) in invoiced:
                 return None
-            if key in claimed_keys:
+            if key in rows:
                 results[position] = (key, DUPLICATE, None)
                 continue
-            claimed_keys.add(key)
             quantity = event.quantity
             # The text as sent when it is UTC in the plain form (the usual case), which the database
             # reads as the instant Python just checked; formatting the datetime again costs more than
@@ -749,43 +758,54 @@ def usage_ingest_typed(
                 (len(timestamp) == 20 and timestamp[4::3] == "--T::Z") or _PLAIN_UTC(timestamp)
             ):
                 timestamp = moment.isoformat()
-            copy_lines.append(
+            rows[key] = (
                 f"{customer_id}\t{event.metric}\t{timestamp}\t{_copy_field(key)}\t"
                 f"{1 if quantity is None else quantity}\t{properties_json}\n"
             )
             staged.append((position, key))
 
-        inserted = usage_store().insert_new(tenant=tenant, copy_text="".join(copy_lines), received_at=received_at)
+        inserted = usage_store().insert_new(tenant=tenant, rows=rows, received_at=received_at)
         for position, key in staged:
             results[position] = (key, ACCEPTED, None) if key in inserted else (key, DUPLICATE, None)
     return IngestResult(results=results)
 
 
-def _insert_new(*, tenant: Tenant, copy_text: str, received_at: datetime) -> set[str]:
-    """COPY the staged rows (COPY text format) and move the new ones into the event table.
+def _insert_new(*, tenant: Tenant, rows: dict[str, str], received_at: datetime) -> set[str]:
+    """Claim the keys of ``rows`` (key -> COPY text line, in batch order) and store the events of the
+    keys claimed; returns those keys.
 
-    Returns the idempotency keys this call inserted. One statement claims the keys in
-    ``UsageEventKey`` (``ON CONFLICT DO NOTHING``: the unique key across every month partition, see
-    ``UsageEvent``) and inserts the events of the keys it claimed; a key stored before, in any month,
+    First one statement claims every key in ``UsageEventKey`` (``ON CONFLICT DO NOTHING``: the
+    unique key across every month partition, see ``UsageEvent``); a key stored before, in any month,
     or by a concurrent transaction (which this one waits for) is not claimed, so its event is not
-    stored twice even with another timestamp. ``billing.usage_keys_claimed`` tells the events' key
-    trigger that the keys are already claimed. Keys are claimed in key order so that two transactions
-    with overlapping keys always wait on each other in the same order (no deadlock). Events go in
-    in time order: the time-keyed indexes then take them page by page instead of at random, which
-    cost 20 % more on a 10 000-event batch (more as the month grows past the buffer cache). Events
-    at the same instant keep the batch's order (the stage's ``ctid``: it is only ever appended to in
-    a transaction), so ids still tell which came last (the ``latest`` aggregation).
+    stored twice even with another timestamp. Keys are claimed in key order so that two transactions
+    with overlapping keys always wait on each other in the same order (no deadlock). Then only the
+    claimed events are COPY-ed into the staging table and moved into the event table: a duplicate
+    costs the database a key lookup and nothing else (staging every event and joining the claimed
+    keys back cost a sixth more of the database's time per event, with 30 % duplicates).
+    ``billing.usage_keys_claimed`` tells the events' key trigger that the keys are already claimed.
+    Events go in in time order: the time-keyed indexes then take them page by page instead of at
+    random, which cost 20 % more on a 10 000-event batch (more as the month grows past the buffer
+    cache). Events at the same instant keep the batch's order (the stage's ``ctid``: it is only ever
+    appended to in a transaction), so ids still tell which came last (the ``latest`` aggregation).
     """
-    if not copy_text:
+    if not rows:
         return set()
     table = UsageEvent._meta.db_table
     keys = UsageEventKey._meta.db_table
     with tenant_cursor(tenant) as cursor:
         cursor.execute(
+            f"INSERT INTO {keys} (tenant_id, idempotency_key)"
+            ' SELECT %s, key FROM unnest(%s::text[]) AS key ORDER BY key COLLATE "C"'
+            " ON CONFLICT DO NOTHING RETURNING idempotency_key",
+            [tenant.pk, _array_literal(rows)],
+        )
+        claimed = {key for (key,) in cursor.fetchall()}
+        if not claimed:
+            return claimed
+        cursor.execute(
             f"CREATE TEMPORARY TABLE IF NOT EXISTS {_STAGE_TABLE} ("
             " customer_id bigint NOT NULL, metric_code varchar(64) NOT NULL, ts timestamptz NOT NULL,"
-            ' idempotency_key varchar(128) COLLATE "C" NOT NULL, quantity numeric(24, 6) NOT NULL,'
-            " properties jsonb NOT NULL"
+            " idempotency_key varchar(128) NOT NULL, quantity numeric(24, 6) NOT NULL, properties jsonb NOT NULL"
             ") ON COMMIT DELETE ROWS;"
             # Empty unless the caller's transaction ingested before (the commit empties it otherwise).
             f" DELETE FROM {_STAGE_TABLE}; SELECT set_config('billing.usage_keys_claimed', 'on', true)"
@@ -793,22 +813,17 @@ def _insert_new(*, tenant: Tenant, copy_text: str, received_at: datetime) -> set
         with cursor.cursor.copy(
             f"COPY {_STAGE_TABLE} (customer_id, metric_code, ts, idempotency_key, quantity, properties) FROM STDIN"
         ) as copy:
-            copy.write(copy_text)
+            copy.write("".join([line for key, line in rows.items() if key in claimed]))
         cursor.execute(
-            f"WITH claimed AS (INSERT INTO {keys} (tenant_id, idempotency_key)"
-            f' SELECT %s, idempotency_key FROM {_STAGE_TABLE} ORDER BY idempotency_key COLLATE "C"'
-            " ON CONFLICT DO NOTHING RETURNING idempotency_key),"
-            f" stored AS (INSERT INTO {table} (tenant_id, customer_id, metric_code, timestamp, idempotency_key,"
+            f"INSERT INTO {table} (tenant_id, customer_id, metric_code, timestamp, idempotency_key,"
             " quantity, properties, received_at)"
-            f" SELECT %s, s.customer_id, s.metric_code, s.ts, s.idempotency_key, s.quantity, s.properties, %s"
-            f" FROM {_STAGE_TABLE} s JOIN claimed c ON c.idempotency_key = s.idempotency_key ORDER BY s.ts, s.ctid)"
-            " SELECT idempotency_key FROM claimed",
-            [tenant.pk, tenant.pk, received_at],
+            f" SELECT %s, customer_id, metric_code, ts, idempotency_key, quantity, properties, %s"
+            f" FROM {_STAGE_TABLE} ORDER BY ts, ctid;"
+            # The caller's transaction may insert events otherwise, whose keys the trigger must claim.
+            " SELECT set_config('billing.usage_keys_claimed', '', true)",
+            [tenant.pk, received_at],
         )
-        inserted = {key for (key,) in cursor.fetchall()}
-        # The caller's transaction may insert events otherwise, whose keys the trigger must claim.
-        cursor.execute("SELECT set_config('billing.usage_keys_claimed', '', true)")
-    return inserted
+    return claimed
 
 
 # --- Totals -------------------------------------------------------------------------------------

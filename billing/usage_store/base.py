@@ -63,7 +63,7 @@ class MeteringSQL(Protocol):
 
     _SQL_NUMERIC: str
 
-    def _insert_new(self, *, tenant: Tenant, copy_text: str, received_at: datetime) -> set[str]: ...
+    def _insert_new(self, *, tenant: Tenant, rows: dict[str, str], received_at: datetime) -> set[str]: ...
 
     def _stored_keys(self, *, tenant: Tenant, keys: list[str]) -> set[str]: ...
 
@@ -82,14 +82,15 @@ class UsageEventStore(ABC):
     archive_refusal: str | None = None
 
     @abstractmethod
-    def insert_new(self, *, tenant: Tenant, copy_text: str, received_at: datetime) -> set[str]:
-        """Store the validated events in ``copy_text`` whose keys the tenant has not stored yet.
+    def insert_new(self, *, tenant: Tenant, rows: dict[str, str], received_at: datetime) -> set[str]:
+        """Store the validated events of ``rows`` whose keys the tenant has not stored yet.
 
-        ``copy_text``: one event a line in PostgreSQL COPY text format, the columns of
-        ``ROW_COLUMNS`` (timestamp ISO-8601 with offset, quantity numeric text, properties compact
-        JSON), keys unique within the text. Returns the keys this call stored; the others are
-        duplicates. Exactly-once under concurrency: two calls with a common key never both get it.
-        Runs in the caller's transaction; nothing is visible to totals before it commits.
+        ``rows``: each event's idempotency key (as sent) to its line in PostgreSQL COPY text format
+        (ending in a newline), the columns of ``ROW_COLUMNS`` (timestamp ISO-8601 with offset, quantity
+        numeric text, properties compact JSON), in the batch's order. Returns the keys this call
+        stored; the others are duplicates. Exactly-once under concurrency: two calls with a common key
+        never both get it. Runs in the caller's transaction; nothing is visible to totals before it
+        commits.
         """
 
     @abstractmethod

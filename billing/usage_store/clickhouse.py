@@ -256,10 +256,10 @@ class ClickHouseUsageStore(UsageEventStore):
 
     # --- writes -----------------------------------------------------------------------------------
 
-    def insert_new(self, *, tenant: Tenant, copy_text: str, received_at: datetime) -> set[str]:
-        if not copy_text:
+    def insert_new(self, *, tenant: Tenant, rows: dict[str, str], received_at: datetime) -> set[str]:
+        if not rows:
             return set()
-        lines = _tsv_lines(copy_text)
+        lines = [line[:-1] for line in rows.values()]
         escaped_keys = [line.split("\t", 4)[3] for line in lines]
         # A superset of the AI calls (the SQL checks the key itself): most batches have none.
         ai_lines = [line for line in lines if '"model"' in line]

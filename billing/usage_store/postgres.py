@@ -1,7 +1,8 @@
 """The default usage-event store: the ``billing_usageevent`` table, through the SQL in ``billing.metering``.
 
-Nothing here rewrites that SQL (metering hands it over, see ``base.MeteringSQL``): ingestion is ``metering._insert_new`` (COPY, then INSERT … ON CONFLICT
-on the table's unique key), totals are ``metering._totals_sql`` (one aggregate query per metric).
+Nothing here rewrites that SQL (metering hands it over, see ``base.MeteringSQL``): ingestion is
+``metering._insert_new`` (INSERT … ON CONFLICT on the key table, then COPY of the claimed events),
+totals are ``metering._totals_sql`` (one aggregate query per metric).
 """
 
 from __future__ import annotations
@@ -29,17 +30,9 @@ TABLE = UsageEvent._meta.db_table
 IMPORT_STAGE = "billing_usage_import_stage"
 EPOCH = datetime(1970, 1, 1, tzinfo=dt_timezone.utc)
 
-# A skip scan over the (tenant, metric code, timestamp) index: one lookup per metric code.
-FIRST_EVENT_SQL = f"""
-WITH RECURSIVE codes AS (
-    SELECT MIN(metric_code) AS code FROM {TABLE} WHERE tenant_id = %(tenant)s
-    UNION ALL
-    SELECT (SELECT MIN(metric_code) FROM {TABLE} WHERE tenant_id = %(tenant)s AND metric_code > code)
-    FROM codes WHERE code IS NOT NULL
-)
-SELECT MIN((SELECT MIN(timestamp) FROM {TABLE} WHERE tenant_id = %(tenant)s AND metric_code = code))
-FROM codes WHERE code IS NOT NULL
-"""
+# The first entry of the tenant in the (tenant, timestamp, …) index of the oldest month partition
+# that has one.
+FIRST_EVENT_SQL = f"SELECT MIN(timestamp) FROM {TABLE} WHERE tenant_id = %(tenant)s"
 
 BUCKETED_COUNTS_SQL = f"""
 SELECT customer_id, width_bucket(timestamp, %(bounds)s::timestamptz[]), COUNT(*)
@@ -70,8 +63,8 @@ class PostgresUsageStore(UsageEventStore):
     def __init__(self, sql: MeteringSQL):
         self.sql = sql
 
-    def insert_new(self, *, tenant: Tenant, copy_text: str, received_at: datetime) -> set[str]:
-        return self.sql._insert_new(tenant=tenant, copy_text=copy_text, received_at=received_at)
+    def insert_new(self, *, tenant: Tenant, rows: dict[str, str], received_at: datetime) -> set[str]:
+        return self.sql._insert_new(tenant=tenant, rows=rows, received_at=received_at)
 
     def stored_keys(self, *, tenant: Tenant, keys: list[str]) -> set[str]:
         return self.sql._stored_keys(tenant=tenant, keys=keys)

@@ -6,6 +6,7 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.db import connection
 from django.db.models import ProtectedError
+from django.test.utils import CaptureQueriesContext
 
 from billing import metering
 from billing.metering import IngestRefused, _array_literal, usage_ingest, usage_totals
@@ -187,6 +188,31 @@ def test_repeating_a_batch_reports_every_event_duplicate_and_stores_nothing_new(
 
     assert statuses(again) == [("k1", "duplicate", None), ("k2", "duplicate", None), ("k3", "duplicate", None)]
     assert (again.accepted, again.duplicates, again.rejected) == (0, 3, 0)
+    assert stored(tenant_a) == [
+        ("k1", "northwind", "processed_jobs", Decimal("1")),
+        ("k2", "northwind", "processed_jobs", Decimal("3")),
+        ("k3", "contoso", "processed_jobs", Decimal("1")),
+    ]
+
+
+@pytest.mark.postgres_store_only(reason="reads the statements the PostgreSQL store sends")
+def test_a_batch_of_stored_keys_costs_the_database_only_the_key_claim(world, tenant_a):
+    batch = [event("k1"), event("k2", quantity=3)]
+    usage_ingest(tenant=tenant_a, events=batch)
+
+    with CaptureQueriesContext(connection) as queries:
+        again = usage_ingest(tenant=tenant_a, events=batch + [event("k3", customer="contoso")])
+
+    assert statuses(again) == [("k1", "duplicate", None), ("k2", "duplicate", None), ("k3", "accepted", None)]
+    claims = [q["sql"] for q in queries if q["sql"].startswith("INSERT INTO billing_usageeventkey")]
+    inserts = [q["sql"] for q in queries if q["sql"].startswith("INSERT INTO billing_usageevent ")]
+    assert len(claims) == 1 and "k1" in claims[0] and "k3" in claims[0]
+    assert len(inserts) == 1  # the one claimed event; the duplicates were never staged
+
+    with CaptureQueriesContext(connection) as queries:
+        usage_ingest(tenant=tenant_a, events=batch)
+
+    assert [q["sql"] for q in queries if "billing_usageevent " in q["sql"] or "billing_usage_ingest_stage" in q["sql"]] == []
     assert stored(tenant_a) == [
         ("k1", "northwind", "processed_jobs", Decimal("1")),
         ("k2", "northwind", "processed_jobs", Decimal("3")),
@@ -777,9 +803,22 @@ def test_a_datetime_property_is_refused_as_json_refuses_it(world, tenant_a):
 
 
 @pytest.mark.django_db
-def test_an_array_literal_reads_back_as_exactly_the_values_it_was_built_from():
-    texts = ["northwind", 'quote"d', "back\\slash", "a,b", "{braced}", " padded ", "NULL", "", "it's", "tab\tnew\nline"]
+@pytest.mark.parametrize(
+    "texts",
+    [
+        # A quote or a backslash anywhere: every element is escaped.
+        ["northwind", 'quote"d', "back\\slash", "a,b", "{braced}", " padded ", "NULL", "", "it's", "tab\tnew\nline"],
+        # Neither: the elements go in as they are, between quotes (the path of almost every batch).
+        ["northwind", "a,b", "{braced}", " padded ", "NULL", "", "it's", "tab\tnew\nline", "ünïcode", "\u2028"],
+        [""],
+    ],
+)
+def test_an_array_literal_reads_back_as_exactly_the_values_it_was_built_from(texts):
+    keyed = dict.fromkeys(texts)  # the ingestion's rows: key -> line
     with connection.cursor() as cursor:
-        cursor.execute("SELECT %s::text[], %s::bigint[], %s::bigint[]",
-                       [_array_literal(texts), _array_literal([1, 22, 9_007_199_254_740_993]), _array_literal([])])
-        assert cursor.fetchone() == (texts, [1, 22, 9_007_199_254_740_993], [])
+        cursor.execute(
+            "SELECT %s::text[], %s::text[], %s::text[], %s::bigint[], %s::bigint[]",
+            [_array_literal(texts), _array_literal(keyed), _array_literal(text for text in texts),
+             _array_literal([1, 22, 9_007_199_254_740_993]), _array_literal([])],
+        )
+        assert cursor.fetchone() == (texts, list(keyed), texts, [1, 22, 9_007_199_254_740_993], [])
