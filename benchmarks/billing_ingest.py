@@ -32,6 +32,7 @@ from datetime import date, datetime, timedelta
 from datetime import timezone as dt_timezone
 from pathlib import Path
 
+import orjson
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 from django.test import Client
@@ -311,7 +312,9 @@ def _post_all(bodies: list[bytes], *, api_key: str, client: str, workers: int, t
         elapsed = time.perf_counter() - started
         if status_code != 200:
             raise RuntimeError(f"batch {index}: HTTP {status_code}: {content[:300]!r}")
-        answer = json.loads(content)
+        # The answer lists all 10 000 events; a real producer reads it on its own machine, this one on
+        # the server's two cores, where json.loads took 4.5 ms an answer and orjson 2.7 ms.
+        answer = orjson.loads(content)
         with lock:
             latencies.append(elapsed)
             for name in totals:
