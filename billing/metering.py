@@ -781,7 +781,7 @@ def _insert_new(*, tenant: Tenant, rows: dict[str, str], received_at: datetime) 
     with overlapping keys always wait on each other in the same order (no deadlock). Then only the
     claimed events are COPY-ed into the staging table and moved into the event table: a duplicate
     costs the database a key lookup and nothing else (staging every event and joining the claimed
-    keys back cost a sixth more of the database's time per event, with 30 % duplicates).
+    keys back took a sixth of the database's time per event with 30 % duplicates, docs/scaling.md).
     ``billing.usage_keys_claimed`` tells the events' key trigger that the keys are already claimed.
     Events go in in time order: the time-keyed indexes then take them page by page instead of at
     random, which cost 20 % more on a 10 000-event batch (more as the month grows past the buffer
@@ -818,11 +818,11 @@ def _insert_new(*, tenant: Tenant, rows: dict[str, str], received_at: datetime) 
             f"INSERT INTO {table} (tenant_id, customer_id, metric_code, timestamp, idempotency_key,"
             " quantity, properties, received_at)"
             f" SELECT %s, customer_id, metric_code, ts, idempotency_key, quantity, properties, %s"
-            f" FROM {_STAGE_TABLE} ORDER BY ts, ctid;"
-            # The caller's transaction may insert events otherwise, whose keys the trigger must claim.
-            " SELECT set_config('billing.usage_keys_claimed', '', true)",
+            f" FROM {_STAGE_TABLE} ORDER BY ts, ctid",
             [tenant.pk, received_at],
         )
+        # The caller's transaction may insert events otherwise, whose keys the trigger must claim.
+        cursor.execute("SELECT set_config('billing.usage_keys_claimed', '', true)")
     return claimed
 
 

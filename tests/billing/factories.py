@@ -59,12 +59,13 @@ def usage_events_write(events: list[UsageEvent]) -> set[str]:
     ``usage_ingest`` would after validating them; the keys that were new."""
     if not events:
         return set()
-    rows = {
-        e.idempotency_key: f"{e.customer_id}\t{e.metric_code}\t{e.timestamp.isoformat()}\t"
-        f"{metering._copy_field(e.idempotency_key)}\t{e.quantity}\t"
-        f"{metering._copy_field(metering._dump_properties(e.properties))}\n"
-        for e in events
-    }
+    rows: dict[str, str] = {}
+    for e in events:  # a repeated key keeps its first event, as ingestion does
+        rows.setdefault(
+            e.idempotency_key,
+            f"{e.customer_id}\t{e.metric_code}\t{e.timestamp.isoformat()}\t{metering._copy_field(e.idempotency_key)}\t"
+            f"{e.quantity}\t{metering._copy_field(metering._dump_properties(e.properties))}\n",
+        )
     return usage_store().insert_new(tenant=events[0].tenant, rows=rows, received_at=events[0].received_at)
 
 
