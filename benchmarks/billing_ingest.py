@@ -531,16 +531,17 @@ def _database_work(*, after_backends_exit: bool = False) -> dict | None:
 
 
 def _work_spent(before: dict | None, after: dict | None, events: int) -> dict:
-    if before is None or after is None:
-        return {"buffer_hits_per_event": None, "buffer_reads_per_event": None, "wal_records_per_event": None,
-                "wal_full_page_images_per_1000_events": None, "wal_bytes_per_event": None}
-    spent = {name: after[name] - before[name] for name in before}
+    spent = None if before is None or after is None else {name: after[name] - before[name] for name in before}
+
+    def per_event(name: str, digits: int, scale: int = 1) -> float | None:
+        return None if spent is None else round(spent[name] / events * scale, digits)
+
     return {
-        "buffer_hits_per_event": round(spent["hits"] / events, 2),
-        "buffer_reads_per_event": round(spent["reads"] / events, 3),
-        "wal_records_per_event": round(spent["records"] / events, 2),
-        "wal_full_page_images_per_1000_events": round(spent["full_pages"] / events * 1000, 1),
-        "wal_bytes_per_event": round(spent["bytes"] / events),
+        "buffer_hits_per_event": per_event("hits", 2),
+        "buffer_reads_per_event": per_event("reads", 3),
+        "wal_records_per_event": per_event("records", 2),
+        "wal_full_page_images_per_1000_events": per_event("full_pages", 1, scale=1000),
+        "wal_bytes_per_event": None if spent is None else round(spent["bytes"] / events),
     }
 
 

@@ -199,8 +199,7 @@ def run_stored_benchmark(
         figures["partitions"] = len(usage_partitions())
         # Empty again, and the empty side measured again: a machine whose speed drifted during the
         # run moves both empty sides, the stored side in between them shows what the events cost.
-        figures["unload_seconds"] = round(
-            stored_events_unload(tenant=tenant), 1)
+        figures["unload_seconds"] = round(stored_events_unload(tenant=tenant), 1)
         figures["settle_after_unload"] = _settle(timeout=settle_timeout)
         at_zero_after = [ingest(20261130 + n) for n in range(ingest_runs)]
         share = "ingest_share_of_copy_speed"

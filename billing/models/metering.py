@@ -98,8 +98,8 @@ class UsageEvent(TenantOwned):
     The table is partitioned by calendar month (UTC) of ``timestamp`` (migration 0020, see
     ``billing.partitions``), so a unique index on it would have to include ``timestamp``, and the same
     key sent again with another timestamp would not collide. Uniqueness of the key is therefore held by
-    ``UsageEventKey``, an unpartitioned table of (tenant, key) claimed in the same statement as the
-    insert; a trigger claims the keys of rows inserted any other way (the ORM, factories), so a
+    ``UsageEventKey``, an unpartitioned table of (tenant, key) claimed in the same transaction, just
+    before the insert; a trigger claims the keys of rows inserted any other way (the ORM, factories), so a
     duplicate there still raises IntegrityError.
 
     The highest-volume table, tuned for bulk inserts: ``tenant`` and ``metric_code`` lead the two
@@ -145,9 +145,9 @@ class UsageEventKey(TenantOwned):
     """The idempotency keys of a tenant's usage events, one row each, forever (archiving keeps them).
 
     The unique key of events across all month partitions and across stores: ``usage_ingest``
-    inserts the keys of a batch here with ``ON CONFLICT DO NOTHING`` and stores only the events whose
-    key it claimed, in one statement, so two concurrent requests carrying one key still store it
-    once. The ClickHouse store claims keys here the same way and writes only the claimed events there
+    inserts the keys of a batch here with ``ON CONFLICT DO NOTHING RETURNING`` and then stores only the
+    events whose key that statement claimed, in the same transaction, so two concurrent requests
+    carrying one key still store it once. The ClickHouse store claims keys here with the same statement and writes only the claimed events there
     (see ``UsageEventBatch``). Written only by those statements and the trigger on ``UsageEvent``
     (migration 0020); no foreign key constraint, for the reason given on ``UsageEvent``.
     """

@@ -62,6 +62,9 @@ class MeteringSQL(Protocol):
     SQL; the ClickHouse store reads properties and filters by metering's rules."""
 
     _SQL_NUMERIC: str
+    _KEYS_CLAIM_SQL: str
+
+    def _array_literal(self, values) -> str: ...
 
     def _insert_new(self, *, tenant: Tenant, rows: dict[str, str], received_at: datetime) -> set[str]: ...
 

@@ -64,7 +64,6 @@ SETTINGS non_replicated_deduplication_window = 100000
 """
 # ISO-8601 timestamps with an offset, as usage_ingest writes them.
 INSERT_SETTINGS = {"date_time_input_format": "best_effort"}
-KEY_STAGE = "billing_usage_key_stage"
 # The batch's AI calls (events whose properties carry "model"), for the AI-usage roll-up.
 AI_STAGE = "billing_usage_ai_stage"
 # Property values are read as Decimal(38, 12): 26 digits before the point, 12 after.
@@ -259,23 +258,10 @@ class ClickHouseUsageStore(UsageEventStore):
     def insert_new(self, *, tenant: Tenant, rows: dict[str, str], received_at: datetime) -> set[str]:
         if not rows:
             return set()
-        lines = [line[:-1] for line in rows.values()]
-        escaped_keys = [line.split("\t", 4)[3] for line in lines]
         # A superset of the AI calls (the SQL checks the key itself): most batches have none.
-        ai_lines = [line for line in lines if '"model"' in line]
+        ai_lines = [line for line in rows.values() if '"model"' in line]
+        claim, claim_params = self.sql._KEYS_CLAIM_SQL, [tenant.pk, self.sql._array_literal(rows)]
         with tenant_cursor(tenant) as cursor:
-            cursor.execute(
-                f'CREATE TEMPORARY TABLE IF NOT EXISTS {KEY_STAGE} (idempotency_key varchar(128) COLLATE "C" NOT NULL)'
-                " ON COMMIT DELETE ROWS"
-            )
-            with cursor.cursor.copy(f"COPY {KEY_STAGE} (idempotency_key) FROM STDIN") as copy:
-                copy.write("\n".join(escaped_keys) + "\n")
-            # Key order: two transactions with overlapping keys wait on each other in the same order.
-            claim = (
-                f"INSERT INTO {UsageEventKey._meta.db_table} (tenant_id, idempotency_key)"
-                f' SELECT %s, idempotency_key FROM {KEY_STAGE} ORDER BY idempotency_key COLLATE "C"'
-                " ON CONFLICT (tenant_id, idempotency_key) DO NOTHING RETURNING idempotency_key"
-            )
             if ai_lines:
                 cursor.execute(
                     f"CREATE TEMPORARY TABLE IF NOT EXISTS {AI_STAGE} (customer_id bigint NOT NULL,"
@@ -287,30 +273,27 @@ class ClickHouseUsageStore(UsageEventStore):
                 with cursor.cursor.copy(
                     f"COPY {AI_STAGE} (customer_id, metric_code, ts, idempotency_key, quantity, properties) FROM STDIN"
                 ) as copy:
-                    copy.write("\n".join(ai_lines) + "\n")
+                    copy.write("".join(ai_lines))
                 # The new calls join the roll-up in the statement that claims their keys: exactly once.
                 cursor.execute(
                     f"WITH claimed AS ({claim}), rolled AS ({_ai_calls_added(AiUsageDay._meta.db_table)})"
                     " SELECT idempotency_key FROM claimed",
-                    [tenant.pk, TOKENS, TOKENS, tenant.pk],
+                    claim_params + [TOKENS, TOKENS, tenant.pk],
                 )
             else:
-                cursor.execute(claim, [tenant.pk])
+                cursor.execute(claim, claim_params)
             inserted = {key for (key,) in cursor.fetchall()}
-            cursor.execute(f"DELETE FROM {KEY_STAGE}")
             if not inserted:
                 return inserted
             received = received_at.astimezone(dt_timezone.utc).isoformat()
             prefix = f"{tenant.pk}\t"
-            rows = "".join(
-                f"{prefix}{line}\t{received}\n"
-                for line, key in zip(lines, escaped_keys, strict=True)
-                if _tsv_field(key) in inserted
+            batch_rows = "".join(
+                f"{prefix}{line[:-1]}\t{received}\n" for key, line in rows.items() if key in inserted
             )
             cursor.execute(
                 f"INSERT INTO {UsageEventBatch._meta.db_table} (tenant_id, rows, created_at)"
                 " VALUES (%s, %s, %s) RETURNING id",
-                [tenant.pk, rows, received_at],
+                [tenant.pk, batch_rows, received_at],
             )
             batch_id = cursor.fetchone()[0]
         self._after_commit(partial(self._flush_batches, tenant_id=tenant.pk, batch_ids=[batch_id]))
