@@ -102,9 +102,10 @@ class UsageEvent(TenantOwned):
     before the insert; a trigger claims the keys of rows inserted any other way (the ORM, factories), so a
     duplicate there still raises IntegrityError.
 
-    The highest-volume table, tuned for bulk inserts: ``tenant`` and ``metric_code`` lead the two
-    composite indexes (a third, on tenant, timestamp and customer, serves reads by time), so
-    they get no single-column index, and the foreign keys have no database constraint (PostgreSQL
+    The highest-volume table, tuned for bulk inserts: one index, the primary key (tenant, metric_code,
+    timestamp, customer, id), so a new event writes one index entry. Reads of one metric read it
+    directly; reads by time alone first find the tenant's metric codes and then read it once per code
+    (``billing.usage_store.postgres``). The foreign keys have no database constraint (PostgreSQL
     checks a deferred FK row by row at commit, which tripled the cost of an insert). Integrity
     holds because ``usage_ingest`` resolves customers in the same transaction and locks them FOR
     KEY SHARE, once per batch, and PROTECT still refuses deletes through the ORM.
@@ -127,14 +128,10 @@ class UsageEvent(TenantOwned):
     class Meta:
         verbose_name = gettext_lazy("usage event")
         verbose_name_plural = gettext_lazy("usage events")
-        # The primary key in the database is (id, timestamp): a partitioned table's keys must hold the
-        # partition key. ``id`` still comes from one sequence, so it stays unique.
-        indexes = [
-            models.Index(fields=["tenant", "metric_code", "timestamp", "customer"]),
-            # The admin's newest-first list (without it, one page sorted the tenant's every event) and
-            # the churn-risk counts per customer over a span of days, read from the index alone.
-            models.Index(fields=["tenant", "timestamp", "customer"], name="usage_event_tenant_time"),
-        ]
+        # No index here: the table's one index is its primary key in the database, (tenant, metric_code,
+        # timestamp, customer, id) (migration 0023). A partitioned table's keys must hold the partition
+        # key (timestamp); ``id`` still comes from one sequence, so it stays unique, and Django keeps
+        # using it alone as the key (no store looks an event up by it).
 
     def __str__(self):
         when = f" @ {self.timestamp:%Y-%m-%d %H:%M}" if self.timestamp else ""

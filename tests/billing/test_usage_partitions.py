@@ -1,12 +1,13 @@
 """Usage events partitioned by UTC month: placement, pruning, idempotency across months, maintenance, RLS."""
 
+import re
 from datetime import date, datetime, timezone
 
 import pytest
 from django.db import IntegrityError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 
-from billing.metering import usage_ingest, usage_totals
+from billing.metering import usage_ingest, usage_store, usage_totals
 from billing.models import UsageEvent, UsageEventKey
 from billing.partitions import DEFAULT_PARTITION, partition_name, usage_partitions, usage_partitions_ensure
 from billing.tasks import usage_partitions_maintain
@@ -139,6 +140,45 @@ def test_a_month_in_a_time_zone_east_of_utc_reads_its_month_and_the_last_hours_b
     plans = _plans(tenant_a, date(2026, 11, 1), date(2026, 11, 30))
 
     assert _partitions_named(plans[0]) == [partition_name(date(2026, 10, 1)), NOVEMBER]
+
+
+def test_every_partition_has_one_index_its_tenant_first_primary_key(world):
+    usage_partitions_ensure(today=date(2027, 4, 1))
+    tables = sorted({"billing_usageevent", DEFAULT_PARTITION, *usage_partitions()})
+    assert partition_name(date(2027, 6, 1)) in tables
+
+    with platform_scope(), connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT c.relname, ix.indisprimary, array_agg(a.attname::text ORDER BY k.ord)"
+            " FROM pg_index ix JOIN pg_class c ON c.oid = ix.indrelid"
+            " CROSS JOIN LATERAL unnest(ix.indkey) WITH ORDINALITY AS k (attnum, ord)"
+            " JOIN pg_attribute a ON a.attrelid = ix.indrelid AND a.attnum = k.attnum"
+            " WHERE c.relname = ANY(%s) GROUP BY ix.indexrelid, c.relname, ix.indisprimary",
+            [tables],
+        )
+        indexes = sorted(cursor.fetchall())
+
+    key = ["tenant_id", "metric_code", "timestamp", "customer_id", "id"]
+    assert indexes == [(name, True, key) for name in tables]
+
+
+def test_a_read_by_time_alone_is_one_range_of_the_primary_key_per_code(world, tenant_a):
+    usage_ingest(tenant=tenant_a, events=[event("nov")], now=NOW)
+    with CaptureQueriesContext(connection) as queries:
+        usage_store().event_counts(tenant=tenant_a, bounds=[datetime(2026, 11, 1, tzinfo=timezone.utc), NOW])
+    counts = [query["sql"] for query in queries.captured_queries if "width_bucket" in query["sql"]]
+
+    with platform_scope(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")  # a table this small would otherwise be read whole
+        cursor.execute("EXPLAIN " + counts[0])
+        plan = "\n".join(line for (line,) in cursor.fetchall())
+
+    assert len(counts) == 1
+    assert "Nested Loop" in plan and f"Index Only Scan using {NOVEMBER}_pkey" in plan
+    # Each of the tenant's codes is a range of the key: tenant, code, then the span.
+    assert re.search(r"Index Cond: \(\(tenant_id = \d+\) AND \(\(?metric_code\)?(::text)? = \(?c\.code\)?(::text)?\) AND"
+                     r" \(\"timestamp\" >= ", plan)
+    assert _partitions_named(plan) == [NOVEMBER]
 
 
 def test_maintenance_makes_this_month_and_two_ahead_once(world):

@@ -8,10 +8,10 @@ import pytest
 
 from billing import metering
 from billing.metering import usage_ingest, usage_totals
-from billing.models import BillableMetric, UsageEventBatch, UsageEventKey
+from billing.models import BillableMetric, UsageEvent, UsageEventBatch, UsageEventKey
 from billing.selectors import metric_event_amounts
 from billing.usage_store.clickhouse import TABLE
-from tests.billing.factories import BillableMetricFactory
+from tests.billing.factories import BillableMetricFactory, usage_events_write
 from tests.customers.factories import CustomerFactory
 
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=timezone.utc)
@@ -174,6 +174,54 @@ def test_event_counts_fall_in_the_buckets_between_bounds_in_either_store(usage_s
 def test_the_first_event_is_the_tenants_own_in_either_store(usage_store, every_aggregation, tenant_a, tenant_b):
     assert usage_store.first_event_at(tenant=tenant_a) == datetime(2026, 10, 31, 23, 59, 59, tzinfo=timezone.utc)
     assert usage_store.first_event_at(tenant=tenant_b) == datetime(2026, 11, 5, 14, 3, tzinfo=timezone.utc)
+
+
+def test_reads_by_time_alone_find_every_metric_code_in_either_store(usage_store, tenant_a, tenant_b):
+    """PostgreSQL's one event index leads with the metric code, so its reads by time go through the
+    tenant's codes: events of three codes (one that no metric defines) over two months are all read,
+    and another tenant's are not."""
+    northwind = CustomerFactory(tenant=tenant_a, external_ref="northwind")
+    bergen = CustomerFactory(tenant=tenant_b, external_ref="bergen")
+
+    def at(month, day, hour=12):
+        return datetime(2026, month, day, hour, tzinfo=timezone.utc)
+
+    def stored(tenant, customer, rows):
+        usage_events_write([
+            UsageEvent(tenant=tenant, customer=customer, metric_code=code, timestamp=when, idempotency_key=key,
+                       quantity=quantity, properties={"region": "eu-north-1"} if key == "a2" else {}, received_at=NOW)
+            for key, code, when, quantity in rows
+        ])
+
+    stored(tenant_a, northwind, [
+        ("r1", "retired", at(10, 31, 23), 1), ("a1", "api_calls", at(11, 2), 2), ("j1", "jobs", at(11, 2, 13), 3),
+        ("r2", "retired", at(11, 15), 4), ("a2", "api_calls", at(11, 30, 23), 5), ("j2", "jobs", at(12, 1, 0), 6),
+    ])
+    stored(tenant_b, bergen, [("b1", "bergen_only", at(10, 1), 7), ("b2", "api_calls", at(11, 2), 8)])
+    nov, dec = at(11, 1, 0), at(12, 1, 0)
+
+    assert usage_store.first_event_at(tenant=tenant_a) == at(10, 31, 23)
+    assert usage_store.event_counts(tenant=tenant_a, bounds=[nov, at(11, 15, 0), dec]) == {
+        northwind.pk: {1: 2, 2: 2}
+    }
+    newest = usage_store.event_list(tenant=tenant_a, limit=3, offset=1)
+    assert [(e.idempotency_key, e.metric_code, e.quantity, e.properties) for e in newest] == [
+        ("a2", "api_calls", D(5), {"region": "eu-north-1"}), ("r2", "retired", D(4), {}), ("j1", "jobs", D(3), {})
+    ]
+    assert [e.idempotency_key for e in usage_store.event_list(tenant=tenant_a, start=nov, end=dec)] == [
+        "a2", "r2", "j1", "a1"
+    ]
+    assert [e.idempotency_key for e in usage_store.event_list(tenant=tenant_a, metric_code="retired")] == ["r2", "r1"]
+    assert usage_store.day_figures(tenant=tenant_a, start=at(10, 1, 0), end=dec) == {
+        date(2026, 10, 31): (1, D(1)), date(2026, 11, 2): (2, D(5)), date(2026, 11, 15): (1, D(4)),
+        date(2026, 11, 30): (1, D(5)),
+    }
+    assert usage_store.keys_between(tenant=tenant_a, start=at(11, 2, 0), end=at(11, 3, 0)) == {"a1", "j1"}
+    assert [(e.idempotency_key, e.timestamp) for e in usage_store.events_between(tenant=tenant_a, start=at(11, 30, 0),
+                                                                                 end=at(12, 2, 0))] == [
+        ("a2", at(11, 30, 23)), ("j2", at(12, 1, 0))
+    ]
+    assert usage_store.first_event_at(tenant=tenant_b) == at(10, 1)
 
 
 # --- ClickHouse only --------------------------------------------------------------------------------

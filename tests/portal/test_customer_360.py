@@ -262,9 +262,10 @@ def test_queries_do_not_grow_with_contracts_and_invoices(tenant_a, tenant_b, mem
         counts.append(len(queries))
 
     assert counts[0] == counts[1]
-    assert counts[1] <= 60  # 60 measured: session, tenancy, the two-factor device check, the view's savepoint
+    assert counts[1] <= 62  # 62 measured: session, tenancy, the two-factor device check, the view's savepoint
     # and its release (one transaction per request), each selector's own queries (the payment reminders and
-    # the projection's pending late fees are one each)
+    # the projection's pending late fees are one each; the churn risk's first event and event counts are two
+    # each: the tenant's metric codes, then the read, see billing.usage_store.postgres)
 
 
 def _link(customer):
