@@ -17,6 +17,7 @@ from typing import TypeVar
 from urllib.parse import quote
 
 from django.conf import settings
+from django.db import connection
 
 from customers.models import Contract, ContractLine, Customer, Tenant
 from customers.money import Money
@@ -126,11 +127,13 @@ def database_url(settings_dict: dict) -> str:
 
 def as_owner(statement: str) -> str:
     """Run ``statement`` as the tables' owner (``settings.DATABASE_OWNER``: the application role may not
-    VACUUM, ANALYZE or CHECKPOINT); what happened, for the figures, or why it was not run."""
+    VACUUM, ANALYZE or CHECKPOINT), in the database the default connection uses (under the tests, the
+    test database); what happened, for the figures, or why it was not run."""
     import psycopg
 
+    target = {**settings.DATABASE_OWNER, "NAME": connection.settings_dict["NAME"]}
     try:
-        with psycopg.connect(database_url(settings.DATABASE_OWNER), autocommit=True) as owner:
+        with psycopg.connect(database_url(target), autocommit=True) as owner:
             owner.execute(statement)
         return f"{statement} (as the owner)"
     except psycopg.Error as error:

@@ -29,8 +29,9 @@ def test_the_stored_benchmark_measures_both_sides_and_purges_its_tenant(tenant_a
     }
     assert json.loads(results.read_text())["stored_events"] == 3_000
     assert set(figures["settle_after_load"]) == set(figures["settle_after_unload"]) == {
-        "checkpoint", "checkpoint_seconds", "seconds", "kernel_dirty_kb_after", "timed_out"
+        "vacuum", "vacuum_seconds", "checkpoint", "checkpoint_seconds", "seconds", "kernel_dirty_kb_after", "timed_out"
     }
+    assert figures["settle_after_unload"]["vacuum"] == "VACUUM (ANALYZE) billing_usageevent, billing_usageeventkey (as the owner)"
     with platform_scope():
         assert list(Tenant.objects.values_list("pk", flat=True)) == [tenant_a.pk]
         assert not UsageEvent.objects.exists() and not UsageEventKey.objects.exists()
