@@ -159,8 +159,9 @@ class _Gunicorn:
         raise RuntimeError(f"gunicorn did not listen within {timeout:.0f}s; see {self.log.name}")
 
     def worker_pids(self) -> set[int]:
+        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
         try:
-            return {int(pid) for pid in Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children").read_text().split()}
+            return {int(pid) for pid in children.read_text().split()}
         except OSError:
             return set()
 
@@ -169,19 +170,22 @@ class _Gunicorn:
         one. A worker imports Django when it starts and the URL configuration on its first request,
         and opens its database connection then: 1.4 s of one CPU here. Posted one after another, the
         warm-up requests all went to the first worker that was ready, so another one did all that
-        inside the timed run (py-spy found 21 % of the workers' samples there)."""
+        inside the timed run (py-spy found 21 % of the request handling's samples there)."""
         deadline = time.monotonic() + timeout
         with ThreadPoolExecutor(self.workers) as pool:
             while True:
                 for status_code, content in pool.map(send, [b'{"events": []}'] * self.workers):
                     if status_code != 200:
                         raise RuntimeError(f"warm-up: HTTP {status_code}: {content[:300]!r}")
-                answered = {int(pid.strip("<>")) for pid in self.access_log.read_text().split()} if self.access_log.exists() else set()
+                logged = self.access_log.read_text().split() if self.access_log.exists() else []
+                answered = {int(pid.strip("<>")) for pid in logged}
                 workers = self.worker_pids()
                 if len(workers) == self.workers and workers <= answered:
                     return
                 if time.monotonic() > deadline:
-                    raise RuntimeError(f"warm-up: workers {sorted(workers - answered)} never answered; see {self.log.name}")
+                    raise RuntimeError(
+                        f"warm-up: workers {sorted(workers - answered)} never answered; see {self.log.name}"
+                    )
 
     def stop(self):
         self.process.terminate()

@@ -85,7 +85,9 @@ CROSS JOIN LATERAL (
 ORDER BY timestamp DESC, id DESC{{page}}
 """
 
-DAY_FIGURES_SQL = f"SELECT (e.timestamp AT TIME ZONE 'UTC')::date, COUNT(*), SUM(e.quantity) FROM {PER_CODE.format(where='')} GROUP BY 1"
+DAY_FIGURES_SQL = (
+    f"SELECT (e.timestamp AT TIME ZONE 'UTC')::date, COUNT(*), SUM(e.quantity) FROM {PER_CODE.format(where='')} GROUP BY 1"
+)
 KEYS_BETWEEN_SQL = f"SELECT e.idempotency_key FROM {PER_CODE.format(where='')}"
 # Instants as microseconds since the epoch: 3× cheaper to turn into datetimes than ISO text.
 EVENTS_BETWEEN_SQL = f"""
