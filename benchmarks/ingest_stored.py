@@ -6,13 +6,13 @@ plans with included-quota price terms on the ingestion benchmark's metric) and t
 1. ingests ``events`` events of ``month`` over HTTP, ``ingest_runs`` times (``run_ingest_benchmark``:
    30 % duplicates, its own raw-COPY baseline and the store's own insert measured right after), with
    no other events stored;
-2. computes the month's drafts once, then times a re-run (it reads and prices every customer's usage
+2. settles the database as in step 4, computes the month's drafts once, then times a re-run (it reads and prices every customer's usage
    and writes nothing), ``usage_totals`` for the month and the bare aggregate of its events;
 3. loads ``stored`` events spread evenly over the ``months_back`` months before ``month``, straight in
    SQL (``INSERT … SELECT`` from ``generate_series`` in chunks, through the partitioned table, so
    keys and triggers apply as for any insert);
-4. lets the database finish writing what the load left (``_settle``: a CHECKPOINT as the owner, then
-   the kernel's writeback), times the same three reads of the month again (its events unchanged), and
+4. lets the database finish what the load left (``_settle``: a VACUUM (ANALYZE) of the event and key
+   tables and a CHECKPOINT as the owner, then the kernel's writeback), times the same three reads of the month again (its events unchanged), and
    ingests ``events`` more events of the month over HTTP, ``ingest_runs`` times, with the other months
    present and new baselines;
 5. deletes the stored events again (``stored_events_unload``), settles, and ingests ``ingest_runs``
@@ -160,15 +160,6 @@ def _reads(tenant: Tenant, month: date, runs: int) -> dict:
     }
 
 
-def _analyze() -> None:
-    # Only the table's owner may ANALYZE; as the application role autovacuum's statistics serve.
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_has_role(current_user, relowner, 'USAGE') FROM pg_class WHERE oid = %s::regclass",
-                       [UsageEvent._meta.db_table])
-        if cursor.fetchone()[0]:
-            cursor.execute(f"ANALYZE {UsageEvent._meta.db_table}")
-
-
 def run_stored_benchmark(
     *, stored: int, customers: int = 2_000, events: int = 200_000, client: str = "gunicorn",
     month: date = date(2026, 11, 1), months_back: int = 12, runs: int = 3, ingest_runs: int = 2, keep: bool = False,
@@ -194,13 +185,13 @@ def run_stored_benchmark(
                                         month=month, seed=seed, cleanup=cleanup)
 
         at_zero = [ingest(20261101, cleanup=False)] + [ingest(20261110 + n) for n in range(1, ingest_runs)]
-        _analyze()
+        # The reads at 0 from the same vacuumed state as the reads after the load (visibility map set).
+        figures["settle_before_reads"] = _settle(timeout=settle_timeout)
         invoice_compute_drafts(tenant=tenant, period_start=month, period_end=_month_end(month))
         reads_zero = _reads(tenant, month, runs)
 
         figures["load_seconds"] = round(stored_events_load(
             tenant=tenant, customers=rows, count=stored, first_month=first_month, end_month=month), 1)
-        _analyze()
         figures["settle_after_load"] = _settle(timeout=settle_timeout)
         reads_stored = _reads(tenant, month, runs)
         at_stored = [ingest(20261120 + n) for n in range(ingest_runs)]
