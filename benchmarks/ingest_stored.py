@@ -6,15 +6,16 @@ plans with included-quota price terms on the ingestion benchmark's metric) and t
 1. ingests ``events`` events of ``month`` over HTTP, ``ingest_runs`` times (``run_ingest_benchmark``:
    30 % duplicates, its own raw-COPY baseline and the store's own insert measured right after), with
    no other events stored;
-2. settles the database as in step 4, computes the month's drafts once, then times a re-run (it reads and prices every customer's usage
-   and writes nothing), ``usage_totals`` for the month and the bare aggregate of its events;
+2. settles the database as in step 4, computes the month's drafts once, then times a re-run (it
+   reads and prices every customer's usage and writes nothing), ``usage_totals`` for the month and
+   the bare aggregate of its events;
 3. loads ``stored`` events spread evenly over the ``months_back`` months before ``month``, straight in
    SQL (``INSERT … SELECT`` from ``generate_series`` in chunks, through the partitioned table, so
    keys and triggers apply as for any insert);
 4. lets the database finish what the load left (``_settle``: a VACUUM (ANALYZE) of the event and key
-   tables and a CHECKPOINT as the owner, then the kernel's writeback), times the same three reads of the month again (its events unchanged), and
-   ingests ``events`` more events of the month over HTTP, ``ingest_runs`` times, with the other months
-   present and new baselines;
+   tables and a CHECKPOINT as the owner, then the kernel's writeback), times the same three reads of
+   the month again (its events unchanged), and ingests ``events`` more events of the month over
+   HTTP, ``ingest_runs`` times, with the other months present and new baselines;
 5. deletes the stored events again (``stored_events_unload``), settles, and ingests ``ingest_runs``
    more times on the empty side, so the stored side is measured between two empty ones.
 
@@ -111,8 +112,9 @@ def _settle(*, timeout: float, dirty_limit_kb: int = 65_536, poll: float = 1.0) 
     for a while has none, which is the state the stored side is meant to measure. The VACUUM is what
     autovacuum does on a production server after a bulk insert or delete; this machine's server runs
     without it, and the 50 M rows the unload deleted then stayed in the tables and their indexes: the
-    empty side after the unload ran 12.2 buffer hits an event instead of 9.0, as slow as the stored
-    side, and 9.0 again once vacuumed (docs/scaling.md, sixth round)."""
+    empty side after the unload ran as slow as the stored side, and another tenant of that database
+    went from 12.8 buffer hits an event to 9.04 once the tables were vacuumed (docs/scaling.md, sixth
+    round; the benchmark's own sides after the load still count 12.1 with the VACUUM)."""
     started = time.monotonic()
     vacuum = as_owner(f"VACUUM (ANALYZE) {UsageEvent._meta.db_table}, {UsageEventKey._meta.db_table}")
     vacuum_seconds = time.monotonic() - started

@@ -141,8 +141,8 @@ def _trend(last30: Decimal, last90: Decimal, days: int, what: str, unit: str) ->
 def usage_history_start(tenant: Tenant) -> date | None:
     """The first day of the month of the tenant's first usage event (its local calendar), or None.
 
-    From the usage-event store (on PostgreSQL the tenant's first entry in the (tenant, timestamp, …)
-    index, partition by partition from the oldest month: not a read of every event)."""
+    From the usage-event store (on PostgreSQL the tenant's metric codes, then the first entry of each
+    in the table's key (tenant, metric code, timestamp, …): not a read of every event)."""
     first = usage_store().first_event_at(tenant=tenant)
     return month_start(first.astimezone(zoneinfo.ZoneInfo(tenant.time_zone)).date()) if first else None
 
