@@ -558,13 +558,34 @@ def _database_work(*, after_backends_exit: bool = False) -> dict | None:
             hits, reads = cursor.fetchone()
             cursor.execute("SELECT wal_records, wal_fpi, wal_bytes FROM pg_stat_wal")
             records, full_pages, wal_bytes = cursor.fetchone()
+            # The same hits by relation: each table's heap, and each index under its own name.
+            cursor.execute(
+                "SELECT relname, heap_blks_hit FROM pg_statio_user_tables"
+                " WHERE heap_blks_hit > 0 AND schemaname = current_schema()"
+                " UNION ALL SELECT indexrelname, idx_blks_hit FROM pg_statio_user_indexes"
+                " WHERE idx_blks_hit > 0 AND schemaname = current_schema()"
+            )
+            relations = dict(cursor.fetchall())
     except DatabaseError:
         return None
-    return {"hits": hits, "reads": reads, "records": records, "full_pages": full_pages, "bytes": int(wal_bytes)}
+    return {"hits": hits, "reads": reads, "records": records, "full_pages": full_pages, "bytes": int(wal_bytes),
+            "relations": relations}
 
 
-def _work_spent(before: dict | None, after: dict | None, events: int) -> dict:
-    spent = None if before is None or after is None else {name: after[name] - before[name] for name in before}
+def _work_spent(before: dict | None, after: dict | None, events: int, *, relation_floor: float = 0.05) -> dict:
+    """Per posted event: the counters of ``_database_work`` spent between ``before`` and ``after``, and
+    the buffer hits split by relation (those of at least ``relation_floor`` an event, most first)."""
+    spent = None
+    if before is not None and after is not None:
+        spent = {name: after[name] - before[name] for name in before if name != "relations"}
+        by_relation = {
+            name: round((hits - before["relations"].get(name, 0)) / events, 2)
+            for name, hits in after["relations"].items()
+        }
+        spent["relations"] = dict(sorted(
+            ((name, hits) for name, hits in by_relation.items() if hits >= relation_floor),
+            key=lambda item: (-item[1], item[0]),
+        ))
 
     def per_event(name: str, digits: int, scale: int = 1) -> float | None:
         return None if spent is None else round(spent[name] / events * scale, digits)
@@ -575,6 +596,7 @@ def _work_spent(before: dict | None, after: dict | None, events: int) -> dict:
         "wal_records_per_event": per_event("records", 2),
         "wal_full_page_images_per_1000_events": per_event("full_pages", 1, scale=1000),
         "wal_bytes_per_event": None if spent is None else round(spent["bytes"] / events),
+        "buffer_hits_per_event_by_relation": None if spent is None else spent["relations"],
     }
 
 

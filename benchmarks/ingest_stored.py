@@ -114,7 +114,11 @@ def _settle(*, timeout: float, dirty_limit_kb: int = 65_536, poll: float = 1.0) 
     without it, and the 50 M rows the unload deleted then stayed in the tables and their indexes: the
     empty side after the unload ran as slow as the stored side, and another tenant of that database
     went from 12.8 buffer hits an event to 9.04 once the tables were vacuumed (docs/scaling.md, sixth
-    round; the benchmark's own sides after the load still count 12.1 with the VACUUM)."""
+    round). What the VACUUM cannot undo is the key index's height: 50 M keys make it four levels
+    instead of two, and a B-tree keeps its levels once grown. Each new key walks it down twice, which
+    is the stored side's three more hits an event (``buffer_hits_per_event_by_relation``; seventh
+    round). After the unload the VACUUM deletes the emptied pages, and the descent starts lower (the
+    index's fast root) only where what is left fits under one page of a level."""
     started = time.monotonic()
     vacuum = as_owner(f"VACUUM (ANALYZE) {UsageEvent._meta.db_table}, {UsageEventKey._meta.db_table}")
     vacuum_seconds = time.monotonic() - started
@@ -246,5 +250,5 @@ def _ingest_summary(figures: dict) -> dict:
         "accepted", "duplicates", "gunicorn_workers_cpu_us_per_event", "postgres_backends_cpu_us_per_event",
         "store_only_events_per_second", "store_only_share_of_copy_speed",
         "buffer_hits_per_event", "buffer_reads_per_event", "wal_records_per_event", "wal_bytes_per_event",
-        "wal_full_page_images_per_1000_events",
+        "wal_full_page_images_per_1000_events", "buffer_hits_per_event_by_relation",
     )}

@@ -30,6 +30,17 @@ def test_ingest_benchmark_posts_every_event_and_cleans_up(tenant_a, tenant_b):
     # and index entry, its own row and its one index entry), 2.8 per posted event; other databases of
     # the server only add to it.
     assert figures["wal_records_per_event"] >= 2.8 and figures["buffer_hits_per_event"] > 0
+    # The hits split by relation: each of the 1 400 claimed keys walks the key index down twice (the
+    # conflict check, then the insert), at least one page each, 1.4 per posted event; the split's
+    # parts add up to no more than the database's whole count.
+    by_relation = figures["buffer_hits_per_event_by_relation"]
+    assert by_relation["billing_usageeventkey_pkey"] >= 1.4
+    assert "billing_usageeventkey" in by_relation
+    # The events' one partition (the month's, or the default one where the month has none) and its key.
+    partition = next(name for name in by_relation if name.startswith("billing_usageevent_") and name.endswith("_pkey"))
+    assert partition.removesuffix("_pkey") in by_relation
+    assert sum(by_relation.values()) <= figures["buffer_hits_per_event"] + 0.01 * len(by_relation)
+    assert list(by_relation.values()) == sorted(by_relation.values(), reverse=True)
     # The baseline is the fastest of three COPYs.
     assert len(figures["copy_baseline_runs_seconds"]) == 3
     assert figures["copy_baseline_seconds"] == min(figures["copy_baseline_runs_seconds"])
