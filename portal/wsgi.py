@@ -12,10 +12,10 @@ get_resolver().url_patterns
 
 # Everything loaded so far (Django, the apps, their views and libraries: about 187 000 objects the
 # collector tracks) lives as long as the process, so the cyclic garbage collector is told to leave it
-# alone (the permanent generation).
-# Otherwise every full collection walks all of it again: a usage batch of 10 000 events leaves
-# tens of thousands of objects behind it for the collector, and py-spy on the gunicorn workers put a
-# third of their samples in gc_collect_main. With the freeze, 7 % of them; the workers' CPU an
-# ingested event went from 5.05–5.9 to 4.7–4.95 µs in six alternating runs (docs/scaling.md, seventh
-# round).
+# alone: gc.freeze() moves it to the permanent generation, which collections skip. Otherwise every
+# full collection walks all of it again, and a usage batch of 10 000 events leaves tens of thousands
+# of objects behind it that bring the next full collection closer: py-spy on the gunicorn workers put
+# a third of their samples in gc_collect_main during ingestion, 7 % with the freeze. The workers' CPU
+# an ingested event went from 5.05–5.9 to 4.7–4.95 µs in six alternating runs (docs/scaling.md,
+# seventh round).
 gc.freeze()
