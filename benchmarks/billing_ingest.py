@@ -167,10 +167,11 @@ class _Gunicorn:
 
     def warm_every_worker(self, send, timeout: float = 120.0) -> None:
         """Post empty batches, as many at once as there are workers, until every worker has answered
-        one. A worker imports Django when it starts and the URL configuration on its first request,
-        and opens its database connection then: 1.4 s of one CPU here. Posted one after another, the
-        warm-up requests all went to the first worker that was ready, so another one did all that
-        inside the timed run (py-spy found 21 % of the request handling's samples there)."""
+        one. A worker loads Django and the views when it starts (``portal/wsgi.py``) and opens its
+        database connection on its first request. Posted one after another, the warm-up requests all
+        went to the first worker that was ready, so another one did its first request's work inside
+        the timed run (py-spy found 21 % of the request handling's samples there, when the views were
+        still imported by the first request)."""
         deadline = time.monotonic() + timeout
         with ThreadPoolExecutor(self.workers) as pool:
             while True:

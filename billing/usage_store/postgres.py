@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from datetime import timezone as dt_timezone
 from decimal import Decimal
 
@@ -23,6 +23,7 @@ from billing.models import BillableMetric, UsageEvent, UsageEventKey
 from billing.partitions import usage_partitions_ensure
 from billing.usage_store.base import SAVINGS_AMOUNT, CopiedEvent, MeteringSQL, StoredEvent, UsageEventStore
 from customers.models import Tenant
+from customers.periods import add_months
 from customers.tenancy import tenant_cursor
 
 ZERO = Decimal(0)
@@ -118,19 +119,20 @@ def _codes(cursor, params: dict, start: datetime | None = None, end: datetime | 
     where a bound is None), through ``CODES_SQL``; also put in ``params["codes"]``."""
     span, found = "", {"tenant": params["tenant"]}
     if start is not None:
-        span, found["months_start"] = " AND timestamp >= %(months_start)s", _month_start(start)
+        span, found["months_start"] = " AND timestamp >= %(months_start)s", _utc_month_start(start)
     if end is not None:
-        last = _month_start(end - timedelta(microseconds=1))  # ``end`` is not in the span
+        last = (end - timedelta(microseconds=1)).astimezone(dt_timezone.utc)  # ``end`` is not in the span
         if (last.year, last.month) < (9999, 12):
-            following = last.replace(year=last.year + last.month // 12, month=last.month % 12 + 1)
-            span, found["months_end"] = span + " AND timestamp < %(months_end)s", following
+            span, found["months_end"] = span + " AND timestamp < %(months_end)s", _utc_month_start(last, months=1)
     cursor.execute(CODES_SQL.format(span=span), found)
     params["codes"] = [code for (code,) in cursor.fetchall()]
     return params["codes"]
 
 
-def _month_start(moment: datetime) -> datetime:
-    return moment.astimezone(dt_timezone.utc).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+def _utc_month_start(moment: datetime, *, months: int = 0) -> datetime:
+    """Midnight UTC on the first day of the UTC month holding ``moment``, ``months`` months later."""
+    return datetime.combine(add_months(moment.astimezone(dt_timezone.utc).date(), months), time.min,
+                            tzinfo=dt_timezone.utc)
 
 
 class PostgresUsageStore(UsageEventStore):
